@@ -1,0 +1,9 @@
+#pragma once
+// Everything a model needs from the engine.
+
+#include "autodiff/error.hpp"
+#include "autodiff/gradcheck.hpp"
+#include "autodiff/matrix.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/tape.hpp"
+#include "autodiff/value_and_grad.hpp"

@@ -1,0 +1,56 @@
+#pragma once
+// The few loops and BLAS calls the ops are written in. Plain loops over contiguous
+// row-major storage: at the notebook's sizes, per-call overhead is what costs, so the
+// kernels write into preallocated outputs and never build lazy expressions.
+
+#include <cstddef>
+
+#include "autodiff/matrix.hpp"
+
+namespace autodiff::kernels {
+
+enum class Transpose { no, yes };
+
+// C = alpha * op(A) * op(B) + beta * C, through CBLAS (row-major). C must be sized.
+template <class T>
+void gemm(const Matrix<T>& A, Transpose ta, const Matrix<T>& B, Transpose tb, Matrix<T>& C,
+          T alpha = T(1), T beta = T(0));
+
+// A read-only view of a matrix broadcast to a larger shape: a dimension of size 1 is
+// read with stride 0, so the same element serves the whole row or column.
+template <class T>
+struct Broadcast {
+    const T* data;
+    std::size_t row_stride;
+    std::size_t col_stride;
+    Broadcast(const Matrix<T>& m)
+        : data(m.data()), row_stride(m.shape()[0] == 1 ? 0 : m.shape()[1]), col_stride(m.shape()[1] == 1 ? 0 : 1) {}
+    T operator()(std::size_t i, std::size_t j) const { return data[i * row_stride + j * col_stride]; }
+};
+
+// out(i, j) = f(i, j) over out's shape.
+template <class T, class F>
+void fill(Matrix<T>& out, F&& f) {
+    const std::size_t rows = out.shape()[0], cols = out.shape()[1];
+    T* o = out.data();
+    for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < cols; ++j) o[i * cols + j] = f(i, j);
+}
+
+// Adds g, summed over the dimensions in which `target` was broadcast, into target
+// (or writes it when overwrite): the backward of every broadcast.
+template <class T>
+void sum_to(const Matrix<T>& g, Matrix<T>& target, bool overwrite, T factor = T(1));
+
+// Column-wise (axis 0) reductions of a k x m matrix into a 1 x m row.
+template <class T>
+void column_max(const Matrix<T>& x, Matrix<T>& out);
+template <class T>
+void column_sum(const Matrix<T>& x, Matrix<T>& out);
+
+// Stable softmax over each column; also leaves log(sum(exp(z - max))) + max per column
+// in log_norm (1 x m), which log_softmax and the cross-entropy need. sums is a 1 x m workspace.
+template <class T>
+void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& log_norm, Matrix<T>& sums);
+
+}  // namespace autodiff::kernels

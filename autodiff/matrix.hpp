@@ -1,0 +1,42 @@
+#pragma once
+// The engine's array type and the shape vocabulary every op and error message shares.
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+namespace autodiff {
+
+// Rank is fixed at 2: activations are features x examples, weights are n_out x n_in.
+template <class T>
+using Matrix = xt::xtensor<T, 2>;
+
+// Class-index targets: one class per example (column).
+using Labels = std::vector<std::size_t>;
+
+struct Shape {
+    std::size_t rows = 0;
+    std::size_t cols = 0;
+    std::size_t size() const { return rows * cols; }
+    friend bool operator==(Shape a, Shape b) { return a.rows == b.rows && a.cols == b.cols; }
+    friend bool operator!=(Shape a, Shape b) { return !(a == b); }
+};
+
+template <class T>
+Shape shape_of(const Matrix<T>& m) {
+    return {m.shape()[0], m.shape()[1]};
+}
+
+inline std::string to_string(Shape s) {
+    return std::to_string(s.rows) + "x" + std::to_string(s.cols);
+}
+
+// Resizes only when the shape changes, so a buffer reused with the same shape never reallocates.
+template <class T>
+void ensure_shape(Matrix<T>& m, Shape s) {
+    if (shape_of(m) != s) m.resize({s.rows, s.cols});
+}
+
+}  // namespace autodiff

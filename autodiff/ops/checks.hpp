@@ -1,0 +1,60 @@
+#pragma once
+// Shape checks shared by the ops: one wording for one kind of mistake.
+
+#include <cmath>
+#include <string>
+
+#include "autodiff/error.hpp"
+#include "autodiff/tape.hpp"
+
+namespace autodiff::ops {
+
+[[noreturn]] inline void fail(const char* op, const std::string& what) { throw Error(std::string(op) + ": " + what); }
+
+// The tape every input lives on; throws if they live on different ones or are stale.
+template <class T>
+Tape<T>& common_tape(const char* op, std::initializer_list<Var<T>> inputs) {
+    Tape<T>& tape = inputs.begin()->tape();
+    for (const Var<T>& v : inputs) tape.check(v, op);
+    return tape;
+}
+
+// NumPy's rule in 2-D: per dimension equal, or one side is 1.
+template <class T>
+Shape broadcast_shape(const char* op, const char* symbol, Var<T> a, Var<T> b) {
+    const Shape sa = a.shape(), sb = b.shape();
+    auto dim = [&](std::size_t x, std::size_t y) {
+        if (x != y && x != 1 && y != 1)
+            fail(op, "(" + to_string(sa) + ") " + symbol + " (" + to_string(sb) +
+                         "): shapes do not broadcast (each dimension must be equal or 1)");
+        return x == 1 ? y : x;
+    };
+    return {dim(sa.rows, sb.rows), dim(sa.cols, sb.cols)};
+}
+
+template <class T>
+void require_same_shape(const char* op, const char* what_a, Var<T> a, const char* what_b, Shape sb) {
+    if (a.shape() != sb)
+        fail(op, std::string(what_a) + " is " + to_string(a.shape()) + " but " + what_b + " is " + to_string(sb) +
+                     " (they must have the same shape)");
+}
+
+inline int require_axis(const char* op, int axis) {
+    if (axis != 0 && axis != 1) fail(op, "axis must be 0 (over rows) or 1 (over columns), got " + std::to_string(axis));
+    return axis;
+}
+
+}  // namespace autodiff::ops
+
+namespace autodiff::ops {
+
+template <class T>
+void require_finite(const char* op, const char* what, const Matrix<T>& m) {
+    const std::size_t cols = m.shape()[1];
+    for (std::size_t k = 0; k < m.size(); ++k)
+        if (!std::isfinite(m.data()[k]))
+            fail(op, std::string(what) + " (" + to_string(shape_of(m)) + ") holds " + std::to_string(m.data()[k]) +
+                         " at row " + std::to_string(k / cols) + ", column " + std::to_string(k % cols));
+}
+
+}  // namespace autodiff::ops

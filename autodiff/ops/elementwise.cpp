@@ -1,0 +1,105 @@
+// add, sub, mul, div with 2-D broadcasting. One rule per op gives the value and the two
+// partial derivatives; broadcasting forward and its reduction backward are shared.
+
+#include "autodiff/kernels.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/ops/checks.hpp"
+
+namespace autodiff {
+
+namespace {
+
+// y = f(a, b); dy/da and dy/db, given a, b and y.
+struct AddRule {
+    static constexpr const char* name = "add";
+    static constexpr const char* symbol = "+";
+    template <class T> static T f(T a, T b) { return a + b; }
+    template <class T> static T da(T, T, T) { return T(1); }
+    template <class T> static T db(T, T, T) { return T(1); }
+};
+struct SubRule {
+    static constexpr const char* name = "sub";
+    static constexpr const char* symbol = "-";
+    template <class T> static T f(T a, T b) { return a - b; }
+    template <class T> static T da(T, T, T) { return T(1); }
+    template <class T> static T db(T, T, T) { return T(-1); }
+};
+struct MulRule {
+    static constexpr const char* name = "mul";
+    static constexpr const char* symbol = "*";
+    template <class T> static T f(T a, T b) { return a * b; }
+    template <class T> static T da(T, T b, T) { return b; }
+    template <class T> static T db(T a, T, T) { return a; }
+};
+struct DivRule {
+    static constexpr const char* name = "div";
+    static constexpr const char* symbol = "/";
+    template <class T> static T f(T a, T b) { return a / b; }
+    template <class T> static T da(T, T b, T) { return T(1) / b; }
+    template <class T> static T db(T, T b, T y) { return -y / b; }
+};
+
+template <class T, class Rule, int side>
+void backward_side(Tape<T>& tape, Node<T>& y) {
+    if (!tape.needs_grad(y, side)) return;
+    const kernels::Broadcast<T> a(tape.input(y, 0)), b(tape.input(y, 1));
+    const T* out = y.value.data();
+    const T* g = y.grad.data();
+    const std::size_t cols = y.value.shape()[1];
+    auto partial = [&](std::size_t i, std::size_t j) {
+        const std::size_t k = i * cols + j;
+        const T d = side == 0 ? Rule::da(a(i, j), b(i, j), out[k]) : Rule::db(a(i, j), b(i, j), out[k]);
+        return g[k] * d;
+    };
+    auto sink = tape.grad_of(y, side);
+    if (shape_of(sink.grad) == shape_of(y.value)) {
+        sink.accumulate_2d(partial);
+    } else {  // this input was broadcast: sum the full-shape partials back to its shape
+        ensure_shape(y.work[0], shape_of(y.value));
+        kernels::fill(y.work[0], partial);
+        kernels::sum_to(y.work[0], sink.grad, sink.overwrite);
+    }
+}
+
+template <class T, class Rule>
+void binary_backward(Tape<T>& tape, Node<T>& y) {
+    backward_side<T, Rule, 0>(tape, y);
+    backward_side<T, Rule, 1>(tape, y);
+}
+
+template <class T, class Rule>
+Var<T> binary(Var<T> a, Var<T> b) {
+    Tape<T>& tape = ops::common_tape(Rule::name, {a, b});
+    const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, a, b);
+    return tape.record(Rule::name, {a, b}, shape, binary_backward<T, Rule>, [&](Node<T>& y) {
+        const kernels::Broadcast<T> av(a.value()), bv(b.value());
+        kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(av(i, j), bv(i, j)); });
+    });
+}
+
+}  // namespace
+
+template <class T> Var<T> add(Var<T> a, Var<T> b) { return binary<T, AddRule>(a, b); }
+template <class T> Var<T> sub(Var<T> a, Var<T> b) { return binary<T, SubRule>(a, b); }
+template <class T> Var<T> mul(Var<T> a, Var<T> b) { return binary<T, MulRule>(a, b); }
+
+template <class T>
+Var<T> div(Var<T> a, Var<T> b) {
+    const Matrix<T>& divisor = b.value();
+    for (std::size_t k = 0; k < divisor.size(); ++k)
+        if (divisor.data()[k] == T(0))
+            ops::fail("div", "the divisor (" + to_string(b.shape()) + ") holds 0 at row " +
+                                 std::to_string(k / b.cols()) + ", column " + std::to_string(k % b.cols()));
+    return binary<T, DivRule>(a, b);
+}
+
+#define TAPEGRAD_INSTANTIATE(T)               \
+    template Var<T> add<T>(Var<T>, Var<T>); \
+    template Var<T> sub<T>(Var<T>, Var<T>); \
+    template Var<T> mul<T>(Var<T>, Var<T>); \
+    template Var<T> div<T>(Var<T>, Var<T>);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace autodiff

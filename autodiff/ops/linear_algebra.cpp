@@ -1,0 +1,94 @@
+// matmul, linear (W @ A + b, fused) and transpose. Each backward is two GEMMs at most:
+// dW = dZ @ A^T, dA = W^T @ dZ, db = sum of dZ over the examples.
+
+#include "autodiff/kernels.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/ops/checks.hpp"
+
+namespace autodiff {
+
+using kernels::gemm;
+using kernels::Transpose;
+
+namespace {
+
+template <class T>
+void check_inner(const char* op, Var<T> W, Var<T> A) {
+    if (W.cols() != A.rows())
+        ops::fail(op, "(" + to_string(W.shape()) + ") @ (" + to_string(A.shape()) + "): inner dimensions " +
+                          std::to_string(W.cols()) + " and " + std::to_string(A.rows()) +
+                          " differ (W is n_out x n_in, activations are features x examples)");
+}
+
+// dW = dZ @ A^T and dA = W^T @ dZ for Z = W @ A (+ b): shared by matmul and linear.
+template <class T>
+void matmul_backward(Tape<T>& tape, Node<T>& Z) {
+    const Matrix<T>& W = tape.input(Z, 0);
+    const Matrix<T>& A = tape.input(Z, 1);
+    if (tape.needs_grad(Z, 0)) {
+        auto dW = tape.grad_of(Z, 0);
+        gemm(Z.grad, Transpose::no, A, Transpose::yes, dW.grad, T(1), dW.beta());
+    }
+    if (tape.needs_grad(Z, 1)) {
+        auto dA = tape.grad_of(Z, 1);
+        gemm(W, Transpose::yes, Z.grad, Transpose::no, dA.grad, T(1), dA.beta());
+    }
+}
+
+}  // namespace
+
+template <class T>
+Var<T> matmul(Var<T> W, Var<T> A) {
+    Tape<T>& tape = ops::common_tape("matmul", {W, A});
+    check_inner("matmul", W, A);
+    return tape.record("matmul", {W, A}, {W.rows(), A.cols()}, matmul_backward<T>,
+                       [&](Node<T>& Z) { gemm(W.value(), Transpose::no, A.value(), Transpose::no, Z.value); });
+}
+
+template <class T>
+Var<T> linear(Var<T> W, Var<T> A, Var<T> b) {
+    Tape<T>& tape = ops::common_tape("linear", {W, A, b});
+    check_inner("linear", W, A);
+    if (b.shape() != Shape{W.rows(), 1})
+        ops::fail("linear", "b is " + to_string(b.shape()) + " but W is " + to_string(W.shape()) +
+                                ": b must be " + std::to_string(W.rows()) + "x1 (one bias per output)");
+    auto backward = [](Tape<T>& tape, Node<T>& Z) {
+        matmul_backward(tape, Z);
+        if (tape.needs_grad(Z, 2)) {
+            auto db = tape.grad_of(Z, 2);
+            kernels::sum_to(Z.grad, db.grad, db.overwrite);
+        }
+    };
+    return tape.record("linear", {W, A, b}, {W.rows(), A.cols()}, backward, [&](Node<T>& Z) {
+        // Start from b broadcast over the examples, then let GEMM add W @ A in place.
+        const kernels::Broadcast<T> bias(b.value());
+        kernels::fill(Z.value, [&](std::size_t i, std::size_t j) { return bias(i, j); });
+        gemm(W.value(), Transpose::no, A.value(), Transpose::no, Z.value, T(1), T(1));
+    });
+}
+
+template <class T>
+Var<T> transpose(Var<T> x) {
+    Tape<T>& tape = ops::common_tape("transpose", {x});
+    auto backward = [](Tape<T>& tape, Node<T>& y) {
+        auto dx = tape.grad_of(y, 0);  // dx(i, j) = dy(j, i)
+        const std::size_t rows = dx.grad.shape()[0], cols = dx.grad.shape()[1];
+        const T* g = y.grad.data();
+        dx.accumulate([&](std::size_t k) { return g[(k % cols) * rows + k / cols]; });
+    };
+    return tape.record("transpose", {x}, {x.cols(), x.rows()}, backward, [&](Node<T>& y) {
+        const T* v = x.value().data();
+        const std::size_t x_cols = x.cols();  // y(i, j) = x(j, i)
+        kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return v[j * x_cols + i]; });
+    });
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                      \
+    template Var<T> matmul<T>(Var<T>, Var<T>);         \
+    template Var<T> linear<T>(Var<T>, Var<T>, Var<T>); \
+    template Var<T> transpose<T>(Var<T>);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace autodiff

@@ -1,0 +1,72 @@
+// sum and mean (over everything or one axis) and the mean squared error. A reduction is
+// sum_to with a factor (1 or 1/count); its backward broadcasts the gradient back.
+
+#include "autodiff/kernels.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/ops/checks.hpp"
+
+namespace autodiff {
+
+namespace {
+
+Shape reduced_shape(Shape s, int axis) {  // axis -1: everything
+    if (axis == 0) return {1, s.cols};
+    if (axis == 1) return {s.rows, 1};
+    return {1, 1};
+}
+
+template <class T>
+Var<T> reduce(const char* op, Var<T> x, int axis, bool average) {
+    Tape<T>& tape = ops::common_tape(op, {x});
+    const Shape out_shape = reduced_shape(x.shape(), axis);
+    auto backward = [](Tape<T>& tape, Node<T>& y) {
+        const kernels::Broadcast<T> g(y.grad);
+        const T factor = y.scalar;
+        tape.grad_of(y, 0).accumulate_2d([&](std::size_t i, std::size_t j) { return factor * g(i, j); });
+    };
+    return tape.record(op, {x}, out_shape, backward, [&](Node<T>& y) {
+        y.scalar = average ? T(out_shape.size()) / T(x.shape().size()) : T(1);
+        kernels::sum_to(x.value(), y.value, /*overwrite=*/true, y.scalar);
+    });
+}
+
+}  // namespace
+
+template <class T> Var<T> sum(Var<T> x) { return reduce("sum", x, -1, false); }
+template <class T> Var<T> mean(Var<T> x) { return reduce("mean", x, -1, true); }
+template <class T> Var<T> sum(Var<T> x, int axis) { return reduce("sum", x, ops::require_axis("sum", axis), false); }
+template <class T> Var<T> mean(Var<T> x, int axis) { return reduce("mean", x, ops::require_axis("mean", axis), true); }
+
+template <class T>
+Var<T> mse(Var<T> prediction, Var<T> target) {
+    Tape<T>& tape = ops::common_tape("mse", {prediction, target});
+    ops::require_same_shape("mse", "prediction", prediction, "target", target.shape());
+    // d/dp mean((p - t)^2) = 2 (p - t) / N, and the negative of it for t.
+    auto backward = [](Tape<T>& tape, Node<T>& loss) {
+        const T* p = tape.input(loss, 0).data();
+        const T* t = tape.input(loss, 1).data();
+        const T factor = T(2) * loss.scalar * loss.grad(0, 0);
+        if (tape.needs_grad(loss, 0)) tape.grad_of(loss, 0).accumulate([&](std::size_t k) { return factor * (p[k] - t[k]); });
+        if (tape.needs_grad(loss, 1)) tape.grad_of(loss, 1).accumulate([&](std::size_t k) { return factor * (t[k] - p[k]); });
+    };
+    return tape.record("mse", {prediction, target}, {1, 1}, backward, [&](Node<T>& loss) {
+        const Matrix<T>& p = prediction.value();
+        const Matrix<T>& t = target.value();
+        loss.scalar = T(1) / static_cast<T>(p.size());
+        T total = T(0);
+        for (std::size_t k = 0; k < p.size(); ++k) total += (p.data()[k] - t.data()[k]) * (p.data()[k] - t.data()[k]);
+        loss.value(0, 0) = total * loss.scalar;
+    });
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                 \
+    template Var<T> sum<T>(Var<T>);             \
+    template Var<T> mean<T>(Var<T>);            \
+    template Var<T> sum<T>(Var<T>, int);        \
+    template Var<T> mean<T>(Var<T>, int);       \
+    template Var<T> mse<T>(Var<T>, Var<T>);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace autodiff

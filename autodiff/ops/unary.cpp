@@ -1,0 +1,103 @@
+// Elementwise functions of one input. Each rule is its value and its derivative, the
+// derivative given the input x, the output y and the op's constant s (whichever is cheaper).
+
+#include <cmath>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/ops/checks.hpp"
+
+namespace autodiff {
+
+namespace {
+
+struct NegRule {
+    static constexpr const char* name = "neg";
+    template <class T> static T f(T x, T) { return -x; }
+    template <class T> static T df(T, T, T) { return T(-1); }
+};
+struct ScaleRule {
+    static constexpr const char* name = "scale";
+    template <class T> static T f(T x, T s) { return s * x; }
+    template <class T> static T df(T, T, T s) { return s; }
+};
+struct ExpRule {
+    static constexpr const char* name = "exp";
+    template <class T> static T f(T x, T) { return std::exp(x); }
+    template <class T> static T df(T, T y, T) { return y; }
+};
+struct LogRule {
+    static constexpr const char* name = "log";
+    template <class T> static T f(T x, T) { return std::log(x); }
+    template <class T> static T df(T x, T, T) { return T(1) / x; }
+};
+struct ReluRule {
+    static constexpr const char* name = "relu";
+    template <class T> static T f(T x, T) { return x > T(0) ? x : T(0); }
+    template <class T> static T df(T x, T, T) { return x > T(0) ? T(1) : T(0); }
+};
+struct SigmoidRule {
+    static constexpr const char* name = "sigmoid";
+    template <class T> static T f(T x, T) {  // never exp() of a large positive number
+        return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+    }
+    template <class T> static T df(T, T y, T) { return y * (T(1) - y); }
+};
+struct TanhRule {
+    static constexpr const char* name = "tanh";
+    template <class T> static T f(T x, T) { return std::tanh(x); }
+    template <class T> static T df(T, T y, T) { return T(1) - y * y; }
+};
+
+template <class T, class Rule>
+void unary_backward(Tape<T>& tape, Node<T>& y) {
+    const T* x = tape.input(y, 0).data();
+    const T* out = y.value.data();
+    const T* g = y.grad.data();
+    const T s = y.scalar;
+    tape.grad_of(y, 0).accumulate([&](std::size_t k) { return g[k] * Rule::df(x[k], out[k], s); });
+}
+
+template <class T, class Rule>
+Var<T> unary(Var<T> x, T s = T(0)) {
+    Tape<T>& tape = ops::common_tape(Rule::name, {x});
+    return tape.record(Rule::name, {x}, x.shape(), unary_backward<T, Rule>, [&](Node<T>& y) {
+        y.scalar = s;
+        const T* in = x.value().data();
+        T* out = y.value.data();
+        for (std::size_t k = 0; k < y.value.size(); ++k) out[k] = Rule::f(in[k], s);
+    });
+}
+
+}  // namespace
+
+template <class T> Var<T> neg(Var<T> x) { return unary<T, NegRule>(x); }
+template <class T> Var<T> scale(Var<T> x, T factor) { return unary<T, ScaleRule>(x, factor); }
+template <class T> Var<T> exp(Var<T> x) { return unary<T, ExpRule>(x); }
+template <class T> Var<T> relu(Var<T> x) { return unary<T, ReluRule>(x); }
+template <class T> Var<T> sigmoid(Var<T> x) { return unary<T, SigmoidRule>(x); }
+template <class T> Var<T> tanh(Var<T> x) { return unary<T, TanhRule>(x); }
+
+template <class T>
+Var<T> log(Var<T> x) {
+    const Matrix<T>& v = x.value();
+    for (std::size_t k = 0; k < v.size(); ++k)
+        if (!(v.data()[k] >= T(0)))  // also catches NaN
+            ops::fail("log", "input (" + to_string(x.shape()) + ") holds " + std::to_string(v.data()[k]) +
+                                 " at row " + std::to_string(k / x.cols()) + ", column " +
+                                 std::to_string(k % x.cols()) + " (log needs x >= 0)");
+    return unary<T, LogRule>(x);
+}
+
+#define TAPEGRAD_INSTANTIATE(T)            \
+    template Var<T> neg<T>(Var<T>);        \
+    template Var<T> scale<T>(Var<T>, T);   \
+    template Var<T> exp<T>(Var<T>);        \
+    template Var<T> log<T>(Var<T>);        \
+    template Var<T> relu<T>(Var<T>);       \
+    template Var<T> sigmoid<T>(Var<T>);    \
+    template Var<T> tanh<T>(Var<T>);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace autodiff

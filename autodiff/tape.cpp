@@ -1,0 +1,267 @@
+#include "autodiff/tape.hpp"
+
+#include <atomic>
+#include <cmath>
+
+namespace autodiff {
+
+namespace {
+
+// Generations are unique across all tapes, so a handle can never pass for one of another
+// tape's, nor for one recorded on the same tape before a reset.
+std::uint64_t next_generation() {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+}
+
+template <class T>
+bool all_finite(const Matrix<T>& m) {
+    const T* p = m.data();
+    for (std::size_t k = 0; k < m.size(); ++k)
+        if (!std::isfinite(p[k])) return false;
+    return true;
+}
+
+template <class T>
+void check_not_empty(const Matrix<T>& m, const char* op) {
+    if (m.size() == 0)
+        throw Error(std::string(op) + ": empty " + to_string(shape_of(m)) +
+                    " matrix (every dimension must be at least 1)");
+}
+
+}  // namespace
+
+// ---- Parameter ----
+
+template <class T>
+Parameter<T>::Parameter(Matrix<T> initial, std::string name_)
+    : value(std::move(initial)), grad(xt::zeros<T>(value.shape())), name(std::move(name_)) {
+    check_not_empty(value, ("parameter " + name).c_str());
+}
+
+template <class T>
+void Parameter<T>::zero_grad() {
+    ensure_shape(grad, shape());
+    std::fill(grad.begin(), grad.end(), T(0));
+}
+
+// ---- Var ----
+
+template <class T>
+Tape<T>& Var<T>::tape() const {
+    if (tape_ == nullptr) throw Error("Var: this handle was never recorded on a tape");
+    return *tape_;
+}
+
+template <class T>
+const Matrix<T>& Var<T>::value() const {
+    tape().check(*this, "Var::value");
+    return tape_->value(index_);
+}
+
+template <class T>
+bool Var<T>::requires_grad() const {
+    return tape().node(*this).requires_grad;
+}
+
+template <class T>
+const Matrix<T>& Var<T>::grad() const {
+    const Node<T>& n = tape().node(*this);
+    if (n.parameter != nullptr && tape_->accumulate_into_parameters_) return n.parameter->grad;
+    if (!n.grad_ready)
+        throw Error(std::string("Var::grad: no gradient for this ") + n.op +
+                    " entry (it is a constant, does not lead to the loss, or backward() was not called)");
+    return n.grad;
+}
+
+// ---- Tape ----
+
+template <class T>
+Tape<T>::Tape() : generation_(next_generation()) {}
+
+template <class T>
+void Tape<T>::check(Var<T> v, const char* op) const {
+    if (v.tape_ != this)
+        throw Error(std::string(op) + ": the handle belongs to " +
+                    (v.tape_ ? "another tape" : "no tape (default-constructed Var)"));
+    if (v.generation_ != generation_ || v.index_ >= size_)
+        throw Error(std::string(op) + ": stale handle: its tape was reset after it was recorded");
+}
+
+template <class T>
+const Node<T>& Tape<T>::node(Var<T> v) const {
+    check(v, "Tape::node");
+    return nodes_[v.index_];
+}
+
+template <class T>
+const Matrix<T>& Tape<T>::value(std::uint32_t index) const {
+    const Node<T>& n = nodes_[index];
+    return n.parameter ? n.parameter->value : n.value;
+}
+
+template <class T>
+Node<T>& Tape<T>::push(const char* op) {
+    if (swept_) throw Error(std::string(op) + ": recording on a tape after backward(); call reset() first");
+    if (size_ == nodes_.size()) nodes_.emplace_back();
+    Node<T>& n = nodes_[size_++];
+    n.op = op;
+    n.arity = 0;
+    n.backward = nullptr;
+    n.scalar = T(0);
+    n.parameter = nullptr;
+    n.requires_grad = false;
+    n.grad_ready = false;
+    return n;
+}
+
+template <class T>
+Var<T> Tape<T>::constant(const Matrix<T>& value) {
+    check_not_empty(value, "constant");
+    Node<T>& n = push("constant");
+    ensure_shape(n.value, shape_of(value));
+    std::copy(value.begin(), value.end(), n.value.begin());
+    if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
+    return handle(static_cast<std::uint32_t>(size_ - 1));
+}
+
+template <class T>
+Var<T> Tape<T>::leaf(const Matrix<T>& value) {
+    Var<T> v = constant(value);
+    Node<T>& n = nodes_[v.index_];
+    n.op = "leaf";
+    n.requires_grad = grad_enabled_;
+    return v;
+}
+
+template <class T>
+Var<T> Tape<T>::parameter(Parameter<T>& p) {
+    check_not_empty(p.value, "parameter");
+    if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
+    Node<T>& n = push("parameter");
+    n.parameter = &p;
+    n.requires_grad = grad_enabled_;
+    if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
+    return handle(static_cast<std::uint32_t>(size_ - 1));
+}
+
+template <class T>
+void Tape<T>::reset() {
+    size_ = 0;
+    swept_ = false;
+    generation_ = next_generation();
+}
+
+template <class T>
+Matrix<T>& Tape<T>::grad_buffer(Node<T>& n) {
+    return (n.parameter && accumulate_into_parameters_) ? n.parameter->grad : n.grad;
+}
+
+template <class T>
+GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
+    Node<T>& in = nodes_[n.inputs[i]];
+    // Parameter::grad accumulates across sweeps, so it is always added to.
+    const bool overwrite = !in.grad_ready && !(in.parameter && accumulate_into_parameters_);
+    Matrix<T>& g = grad_buffer(in);
+    if (overwrite) ensure_shape(g, shape_of(value(n.inputs[i])));
+    in.grad_ready = true;
+    return {g, overwrite};
+}
+
+template <class T>
+void Tape<T>::backward(Var<T> output) {
+    check(output, "backward");
+    const Shape s = shape_of(value(output.index_));
+    if (s != Shape{1, 1})
+        throw Error("backward: the output is " + to_string(s) +
+                    ", not 1x1: pass a seed of that shape (backward(output, seed))");
+    start_backward(output).accumulate([](std::size_t) { return T(1); });
+    sweep(output);
+}
+
+template <class T>
+void Tape<T>::backward(Var<T> output, const Matrix<T>& seed) {
+    check(output, "backward");
+    if (shape_of(seed) != shape_of(value(output.index_)))
+        throw Error("backward: seed is " + to_string(shape_of(seed)) + " but the output is " +
+                    to_string(shape_of(value(output.index_))));
+    const T* s = seed.data();
+    start_backward(output).accumulate([s](std::size_t k) { return s[k]; });
+    sweep(output);
+}
+
+template <class T>
+GradientSink<T> Tape<T>::start_backward(Var<T> output) {
+    if (swept_) throw Error("backward: this tape was already swept; reset() it and record again");
+    Node<T>& out = nodes_[output.index_];
+    if (!out.requires_grad)
+        throw Error(std::string("backward: the output (") + out.op +
+                    ") depends on no parameter or leaf that needs a gradient (recorded under NoGrad?)");
+    for (std::size_t i = 0; i <= output.index_; ++i) nodes_[i].grad_ready = false;
+    const bool overwrite = !(out.parameter && accumulate_into_parameters_);
+    Matrix<T>& g = grad_buffer(out);
+    if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
+    out.grad_ready = true;
+    return {g, overwrite};
+}
+
+template <class T>
+void Tape<T>::sweep(Var<T> output) {
+    // Recording order is a topological order: walking it backwards visits every entry
+    // after all the entries that consume it.
+    for (std::size_t i = output.index_ + 1; i-- > 0;) {
+        Node<T>& n = nodes_[i];
+        if (n.backward == nullptr || !n.grad_ready) continue;
+        n.backward(*this, n);
+        if (detect_anomaly_) check_finite_input_grads(n, static_cast<std::uint32_t>(i));
+    }
+    swept_ = true;
+}
+
+template <class T>
+Matrix<T> Tape<T>::gradient_of(const Parameter<T>& p) const {
+    Matrix<T> total = xt::zeros<T>(p.value.shape());
+    for (std::size_t i = 0; i < size_; ++i) {
+        const Node<T>& n = nodes_[i];
+        if (n.parameter != &p || !n.grad_ready) continue;
+        const Matrix<T>& g = (accumulate_into_parameters_) ? p.grad : n.grad;
+        total += g;
+        if (accumulate_into_parameters_) break;  // p.grad already holds the sum
+    }
+    return total;
+}
+
+template <class T>
+void Tape<T>::check_finite_value(std::uint32_t index) const {
+    if (all_finite(value(index))) return;
+    const Node<T>& n = nodes_[index];
+    std::string inputs;
+    for (int i = 0; i < n.arity; ++i)
+        inputs += (i ? ", " : "") + to_string(shape_of(value(n.inputs[i])));
+    throw AnomalyError("anomaly: " + std::string(n.op) + " (tape entry " + std::to_string(index) +
+                       ", inputs " + (inputs.empty() ? "none" : inputs) + ") produced a NaN or Inf value of shape " +
+                       to_string(shape_of(value(index))));
+}
+
+template <class T>
+void Tape<T>::check_finite_input_grads(const Node<T>& n, std::uint32_t index) const {
+    for (int i = 0; i < n.arity; ++i) {
+        const Node<T>& in = nodes_[n.inputs[i]];
+        if (!in.requires_grad) continue;
+        const Matrix<T>& g = (in.parameter && accumulate_into_parameters_) ? in.parameter->grad : in.grad;
+        if (!all_finite(g))
+            throw AnomalyError("anomaly: the backward of " + std::string(n.op) + " (tape entry " +
+                               std::to_string(index) + ") produced a NaN or Inf gradient for its input " +
+                               std::to_string(i) + " (" + in.op + ", " +
+                               to_string(shape_of(value(n.inputs[i]))) + ")");
+    }
+}
+
+template class Parameter<float>;
+template class Parameter<double>;
+template class Var<float>;
+template class Var<double>;
+template class Tape<float>;
+template class Tape<double>;
+
+}  // namespace autodiff

@@ -1,0 +1,237 @@
+#pragma once
+// The tape: ops are recorded in the order they run, so one reverse loop over the entries
+// is a valid order for the backward pass (no graph search, no recursion).
+//
+// Memory: the tape owns every recorded value and gradient. reset() keeps the buffers, so
+// recording the same computation again with the same shapes allocates nothing.
+// A Var is a small handle (tape, index, generation); one used after reset() throws.
+// One Tape belongs to one thread at a time.
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "autodiff/error.hpp"
+#include "autodiff/matrix.hpp"
+
+namespace autodiff {
+
+template <class T>
+class Tape;
+
+// A trainable array that outlives any one tape: recorded as a leaf without being copied;
+// its gradient accumulates across backward() calls until zero_grad(), as in PyTorch.
+template <class T>
+class Parameter {
+public:
+    explicit Parameter(Matrix<T> initial, std::string name = "");
+    Matrix<T> value;
+    Matrix<T> grad;
+    std::string name;
+    void zero_grad();
+    Shape shape() const { return shape_of(value); }
+};
+
+template <class T>
+struct Node;
+
+// Reads the node's gradient (node.grad) and adds each input's share into that input.
+template <class T>
+using BackwardFn = void (*)(Tape<T>&, Node<T>&);
+
+// One tape entry. Everything an op's backward reads lives here, so the entry is
+// self-contained and its buffers are reused from one iteration to the next.
+template <class T>
+struct Node {
+    const char* op = "";
+    std::array<std::uint32_t, 3> inputs{};
+    std::uint8_t arity = 0;
+    BackwardFn<T> backward = nullptr;
+    T scalar{};                       // an op's constant (a scale factor, 1/m, ...)
+    Matrix<T> value;                  // unused for parameter leaves (they are read in place)
+    Matrix<T> grad;                   // dLoss/dvalue, valid once grad_ready
+    Matrix<T> saved;                  // what backward needs beyond inputs and output
+    Matrix<T> targets;                // a loss's one-hot targets (copied: the caller's may go away)
+    Labels labels;                    // a loss's class-index targets
+    std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
+    Parameter<T>* parameter = nullptr;
+    bool requires_grad = false;
+    bool grad_ready = false;
+};
+
+// Handle to a value recorded on a tape.
+template <class T>
+class Var {
+public:
+    Var() = default;
+    const Matrix<T>& value() const;
+    // dLoss/dvalue after backward(); for a parameter leaf, the parameter's accumulated grad.
+    const Matrix<T>& grad() const;
+    Shape shape() const { return shape_of(value()); }
+    std::size_t rows() const { return shape().rows; }
+    std::size_t cols() const { return shape().cols; }
+    bool requires_grad() const;
+    Tape<T>& tape() const;
+    std::uint32_t index() const { return index_; }
+
+private:
+    friend class Tape<T>;
+    Var(Tape<T>* tape, std::uint32_t index, std::uint64_t generation)
+        : tape_(tape), index_(index), generation_(generation) {}
+    Tape<T>* tape_ = nullptr;
+    std::uint32_t index_ = 0;
+    std::uint64_t generation_ = 0;
+};
+
+// Where an input's gradient goes: written on the first contribution, added on later ones,
+// so gradients are never zero-filled first and a reused input (a + a) still sums correctly.
+template <class T>
+struct GradientSink {
+    Matrix<T>& grad;
+    bool overwrite;
+    T beta() const { return overwrite ? T(0) : T(1); }  // for BLAS calls: C = alpha*AB + beta*C
+    // grad[k] (=|+=) contribution(k) over the flat index, branching once outside the loop.
+    template <class F>
+    void accumulate(F&& contribution) {
+        T* out = grad.data();
+        const std::size_t n = grad.size();
+        if (overwrite) {
+            for (std::size_t k = 0; k < n; ++k) out[k] = contribution(k);
+        } else {
+            for (std::size_t k = 0; k < n; ++k) out[k] += contribution(k);
+        }
+    }
+    // The same over (row, column) of the gradient's shape.
+    template <class F>
+    void accumulate_2d(F&& contribution) {
+        T* out = grad.data();
+        const std::size_t rows = grad.shape()[0], cols = grad.shape()[1];
+        for (std::size_t i = 0; i < rows; ++i, out += cols) {
+            if (overwrite) {
+                for (std::size_t j = 0; j < cols; ++j) out[j] = contribution(i, j);
+            } else {
+                for (std::size_t j = 0; j < cols; ++j) out[j] += contribution(i, j);
+            }
+        }
+    }
+};
+
+template <class T>
+class Tape {
+public:
+    Tape();
+    Tape(const Tape&) = delete;
+    Tape& operator=(const Tape&) = delete;
+
+    // Leaves. constant() copies into a reused buffer and gets no gradient; parameter()
+    // reads the Parameter in place; leaf() copies and gets a gradient (gradcheck, inputs).
+    Var<T> constant(const Matrix<T>& value);
+    Var<T> parameter(Parameter<T>& p);
+    Var<T> leaf(const Matrix<T>& value);
+
+    // From a 1x1 output the sweep is seeded with 1; anything else needs a seed of its shape.
+    void backward(Var<T> output);
+    void backward(Var<T> output, const Matrix<T>& seed);
+
+    // Forget every entry but keep their buffers. Handles from before become stale.
+    void reset();
+    std::size_t size() const { return size_; }
+
+    // Off by default: then no op looks at its values. On: the first non-finite forward
+    // value or backward gradient throws AnomalyError naming the op and its place.
+    void set_detect_anomaly(bool on) { detect_anomaly_ = on; }
+    bool detect_anomaly() const { return detect_anomaly_; }
+
+    // false: parameter gradients stay on the tape (value_and_grad) instead of accumulating
+    // into Parameter::grad.
+    void set_accumulate_into_parameters(bool on) { accumulate_into_parameters_ = on; }
+    // Sum of the gradients this tape computed for p over every place p was recorded.
+    Matrix<T> gradient_of(const Parameter<T>& p) const;
+
+    bool grad_enabled() const { return grad_enabled_; }
+    void set_grad_enabled(bool on) { grad_enabled_ = on; }
+
+    // ---- Recording API: built-in ops and user-defined ops use the same calls. ----
+    //
+    // record() appends an entry of the given shape, lets `forward(node)` fill node.value
+    // (and node.saved, node.scalar...), then returns the handle. The backward function
+    // runs only if some input needs a gradient.
+    template <class Forward>
+    Var<T> record(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+                  BackwardFn<T> backward, Forward&& forward);
+
+    const Node<T>& node(Var<T> v) const;
+    const Matrix<T>& value(std::uint32_t index) const;
+    // For use inside a backward function: the value of the node's i-th input,
+    // whether it needs a gradient, and where to put it.
+    const Matrix<T>& input(const Node<T>& n, int i) const { return value(n.inputs[i]); }
+    bool needs_grad(const Node<T>& n, int i) const { return nodes_[n.inputs[i]].requires_grad; }
+    GradientSink<T> grad_of(const Node<T>& n, int i);
+
+    // Throws unless v is a live handle of this tape; `op` names the caller in the message.
+    void check(Var<T> v, const char* op) const;
+
+private:
+    friend class Var<T>;
+    Node<T>& push(const char* op);
+    GradientSink<T> start_backward(Var<T> output);  // checks, then the output's seed sink
+    void sweep(Var<T> output);
+    Var<T> handle(std::uint32_t index) const { return Var<T>(const_cast<Tape*>(this), index, generation_); }
+    void check_finite_value(std::uint32_t index) const;
+    void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
+    Matrix<T>& grad_buffer(Node<T>& n);
+
+    // A deque, so recording never moves existing entries: references to values stay valid.
+    // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
+    std::deque<Node<T>> nodes_;
+    std::size_t size_ = 0;
+    std::uint64_t generation_ = 0;
+    bool swept_ = false;
+    bool grad_enabled_ = true;
+    bool detect_anomaly_ = false;
+    bool accumulate_into_parameters_ = true;
+};
+
+// Records values without gradients inside its scope (inference), like torch::NoGradGuard.
+template <class T>
+class NoGrad {
+public:
+    explicit NoGrad(Tape<T>& tape) : tape_(tape), previous_(tape.grad_enabled()) { tape.set_grad_enabled(false); }
+    ~NoGrad() { tape_.set_grad_enabled(previous_); }
+    NoGrad(const NoGrad&) = delete;
+    NoGrad& operator=(const NoGrad&) = delete;
+
+private:
+    Tape<T>& tape_;
+    bool previous_;
+};
+
+// ---- inline template members ----
+
+template <class T>
+template <class Forward>
+Var<T> Tape<T>::record(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+                       BackwardFn<T> backward, Forward&& forward) {
+    if (inputs.size() > 3) throw Error(std::string(op) + ": an op takes at most 3 inputs");
+    bool any_input_needs_grad = false;
+    for (const Var<T>& in : inputs) {
+        check(in, op);
+        any_input_needs_grad = any_input_needs_grad || nodes_[in.index_].requires_grad;
+    }
+    Node<T>& n = push(op);
+    n.arity = static_cast<std::uint8_t>(inputs.size());
+    std::size_t i = 0;
+    for (const Var<T>& in : inputs) n.inputs[i++] = in.index_;
+    n.requires_grad = grad_enabled_ && any_input_needs_grad && backward != nullptr;
+    n.backward = n.requires_grad ? backward : nullptr;
+    ensure_shape(n.value, shape);
+    forward(n);
+    const auto index = static_cast<std::uint32_t>(size_ - 1);
+    if (detect_anomaly_) check_finite_value(index);
+    return handle(index);
+}
+
+}  // namespace autodiff

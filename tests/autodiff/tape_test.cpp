@@ -1,0 +1,138 @@
+// The tape's semantics: seeding, accumulation, reuse, stale handles, NoGrad, value_and_grad.
+
+#include <catch2/catch.hpp>
+
+#include "autodiff/autodiff.hpp"
+
+using namespace autodiff;
+using Catch::Matchers::Contains;
+
+namespace {
+Matrix<double> M(std::initializer_list<std::initializer_list<double>> rows) { return Matrix<double>(rows); }
+}  // namespace
+
+TEST_CASE("backward from a 1x1 output seeds 1", "[tape]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(M({{1, 2}, {3, 4}}));
+    Var<double> y = x * x;
+    tape.backward(sum(y));
+    REQUIRE((x.grad() == M({{2, 4}, {6, 8}})));
+    REQUIRE((y.grad() == M({{1, 1}, {1, 1}})));
+}
+
+TEST_CASE("backward from a non-scalar output needs a seed of its shape", "[tape]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(M({{1, 2}, {3, 4}}));
+    Var<double> y = 3.0 * x;
+    REQUIRE_THROWS_WITH(tape.backward(y), Contains("2x2, not 1x1"));
+    REQUIRE_THROWS_WITH(tape.backward(y, M({{1, 1}})), Contains("seed is 1x2 but the output is 2x2"));
+    tape.backward(y, M({{1, 0}, {0, 2}}));
+    REQUIRE((x.grad() == M({{3, 0}, {0, 6}})));
+}
+
+TEST_CASE("parameter gradients accumulate across backward calls until zero_grad", "[tape]") {
+    Parameter<double> w(M({{2.0}}), "w");
+    Tape<double> tape;
+    for (int step = 0; step < 3; ++step) {
+        tape.reset();
+        Var<double> x = tape.constant(M({{5.0}}));
+        tape.backward(tape.parameter(w) * x);
+    }
+    REQUIRE(w.grad(0, 0) == 15.0);
+    w.zero_grad();
+    REQUIRE(w.grad(0, 0) == 0.0);
+}
+
+TEST_CASE("a parameter used twice gets the sum of both uses", "[tape]") {
+    Parameter<double> w(M({{3.0}}));
+    Tape<double> tape;
+    Var<double> a = tape.parameter(w);
+    Var<double> b = tape.parameter(w);
+    tape.backward(a * b + a);  // d/dw (w^2 + w) = 2w + 1
+    REQUIRE(w.grad(0, 0) == 7.0);
+}
+
+TEST_CASE("misuse of the tape throws instead of reading freed memory", "[tape][errors]") {
+    Tape<double> tape, other;
+    Var<double> x = tape.leaf(M({{1, 2}}));
+    Var<double> loss = sum(x);
+
+    SECTION("a second backward on the same recording") {
+        tape.backward(loss);
+        REQUIRE_THROWS_WITH(tape.backward(loss), Contains("already swept"));
+        REQUIRE_THROWS_WITH(exp(x), Contains("after backward()"));
+    }
+    SECTION("a handle used after reset") {
+        tape.reset();
+        REQUIRE_THROWS_WITH(x.value(), Contains("stale handle"));
+        REQUIRE_THROWS_WITH(exp(x), Contains("exp: stale handle"));
+        REQUIRE_THROWS_WITH(tape.backward(loss), Contains("backward: stale handle"));
+    }
+    SECTION("handles of two tapes mixed in one op") {
+        Var<double> y = other.leaf(M({{1, 2}}));
+        REQUIRE_THROWS_WITH(x + y, Contains("add: the handle belongs to another tape"));
+        REQUIRE_THROWS_WITH(other.backward(loss), Contains("another tape"));
+    }
+    SECTION("a default-constructed handle") {
+        Var<double> none;
+        REQUIRE_THROWS_WITH(exp(none), Contains("never recorded"));
+    }
+    SECTION("empty matrices") {
+        REQUIRE_THROWS_WITH(tape.constant(Matrix<double>({0, 5})), Contains("constant: empty 0x5"));
+        REQUIRE_THROWS_WITH(tape.leaf(Matrix<double>({3, 0})), Contains("empty 3x0"));
+        REQUIRE_THROWS_WITH(Parameter<double>(Matrix<double>({0, 0}), "W9"), Contains("W9: empty 0x0"));
+    }
+}
+
+TEST_CASE("constants get no gradient", "[tape]") {
+    Tape<double> tape;
+    Var<double> c = tape.constant(M({{1, 2}}));
+    Var<double> x = tape.leaf(M({{3, 4}}));
+    tape.backward(sum(c * x));
+    REQUIRE_FALSE(c.requires_grad());
+    REQUIRE_THROWS_WITH(c.grad(), Contains("no gradient"));
+    REQUIRE((x.grad() == M({{1, 2}})));
+}
+
+TEST_CASE("NoGrad records values only", "[tape]") {
+    Parameter<double> w(M({{2.0}}));
+    Tape<double> tape;
+    Var<double> y;
+    {
+        NoGrad<double> guard(tape);
+        y = exp(tape.parameter(w));
+        REQUIRE_FALSE(y.requires_grad());
+    }
+    REQUIRE(y.value()(0, 0) == Approx(std::exp(2.0)));
+    REQUIRE_THROWS_WITH(tape.backward(y), Contains("NoGrad"));
+    REQUIRE(tape.grad_enabled());
+}
+
+TEST_CASE("value_and_grad returns the gradients without touching Parameter::grad", "[tape]") {
+    Parameter<double> W(M({{1, 2}, {3, 4}})), b(M({{0.5}, {-0.5}}));
+    const Matrix<double> x = M({{1, -1, 2}, {0, 3, 1}});
+    auto loss = [&](Tape<double>& tape) { return mean(tanh(linear(tape.parameter(W), tape.constant(x), tape.parameter(b)))); };
+    Tape<double> tape;
+    const ValueAndGrad<double> vg = value_and_grad(tape, loss, {&W, &b});
+    REQUIRE((W.grad == xt::zeros<double>({2, 2})));
+
+    tape.reset();
+    Var<double> l = loss(tape);
+    tape.backward(l);
+    REQUIRE(vg.value == l.value()(0, 0));
+    REQUIRE((vg.grads[0] == W.grad));
+    REQUIRE((vg.grads[1] == b.grad));
+}
+
+TEST_CASE("reset keeps the recording reusable with identical results", "[tape]") {
+    Parameter<double> w(M({{0.5, -1.0}}));
+    Tape<double> tape;
+    double first = 0;
+    for (int i = 0; i < 3; ++i) {
+        tape.reset();
+        Var<double> loss = sum(sigmoid(tape.parameter(w) * tape.constant(M({{2.0, 3.0}}))));
+        if (i == 0) first = loss.value()(0, 0);
+        REQUIRE(loss.value()(0, 0) == first);
+        REQUIRE(tape.size() == 5);
+    }
+}
