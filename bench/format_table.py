@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""bench/format_table.py: one markdown table from Google Benchmark JSON files and
+numpy_step.py's JSON lines.
+
+  format_table.py [--variants] FILE...    (.json: Google Benchmark; .jsonl: numpy_step.py)
+
+Rows: workload x dtype x threads. Columns: median wall time per step of each
+implementation (µs), then each one's ratio to the hand-written step (`/hw`), and the
+hand-written step's and the engine's ratio to the matmul floor (`/floor`).
+Benchmark names are impl/workload/dtype/t<threads> (bench/harness.hpp).
+"""
+import json
+import sys
+
+ORDER = ["handwritten", "floor", "tapegrad", "libtorch", "numpy"]
+WORKLOAD_ORDER = {"S": 0, "M": 1, "L": 2}
+DTYPE_ORDER = {"f64": 0, "f32": 1}
+
+
+def read(paths):
+    """{(workload, dtype, threads): {impl: (median_us, cv)}}"""
+    rows = {}
+    for path in paths:
+        if path.endswith(".jsonl"):
+            with open(path) as f:
+                for line in f:
+                    line = line.strip()
+                    if not line.startswith("{"):
+                        continue
+                    r = json.loads(line)
+                    key = (r["workload"], r["dtype"], int(r["threads"]))
+                    rows.setdefault(key, {})[r["impl"]] = (r["median_us"], None)
+            continue
+        with open(path) as f:
+            data = json.load(f)
+        stats = {}
+        for b in data.get("benchmarks", []):
+            if b.get("run_type") != "aggregate":
+                continue
+            parts = b["run_name"].split("/")
+            if len(parts) < 4:
+                continue
+            impl, workload, dtype, t = parts[:4]
+            scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b.get("time_unit", "ns")]
+            stats.setdefault((impl, workload, dtype, int(t.lstrip("t"))), {})[b["aggregate_name"]] = \
+                b["real_time"] * scale
+        for (impl, workload, dtype, t), s in stats.items():
+            if "median" in s:
+                cv = s.get("stddev", 0.0) / s["mean"] if s.get("mean") else None
+                rows.setdefault((workload, dtype, t), {})[impl] = (s["median"], cv)
+    return rows
+
+
+def fmt_time(us):
+    if us >= 1000:
+        return f"{us / 1000:.3g} ms"
+    return f"{us:.3g} µs"
+
+
+def table(rows, impls, ratio_to_floor):
+    head = ["workload", "dtype", "threads"] + impls
+    head += [f"{i}/hw" for i in impls if i != "handwritten"]
+    if "floor" in impls:
+        head += [f"{i}/floor" for i in ratio_to_floor if i in impls]
+    head.append("max cv")
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    key = lambda k: (WORKLOAD_ORDER.get(k[0], 9), k[0], DTYPE_ORDER.get(k[1], 9), k[2])
+    for k in sorted(rows, key=key):
+        r = rows[k]
+        cells = [k[0], k[1], str(k[2])]
+        cells += [fmt_time(r[i][0]) if i in r else "–" for i in impls]
+        hw = r.get("handwritten", (None,))[0]
+        for i in impls:
+            if i == "handwritten":
+                continue
+            cells.append(f"{r[i][0] / hw:.2f}" if i in r and hw else "–")
+        if "floor" in impls:
+            fl = r.get("floor", (None,))[0]
+            for i in ratio_to_floor:
+                if i in impls:
+                    cells.append(f"{r[i][0] / fl:.2f}" if i in r and fl else "–")
+        cvs = [r[i][1] for i in impls if i in r and r[i][1] is not None]
+        cells.append(f"{100 * max(cvs):.0f}%" if cvs else "–")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main():
+    args = sys.argv[1:]
+    variants = "--variants" in args
+    paths = [a for a in args if not a.startswith("--")]
+    if not paths:
+        sys.exit(__doc__)
+    rows = read(paths)
+    present = {i for r in rows.values() for i in r}
+    main_impls = [i for i in ORDER if i in present]
+    main_impls += sorted(i for i in present if i not in ORDER and not i.startswith("variant_"))
+    print(table(rows, main_impls, ["handwritten", "tapegrad"]))
+    var = sorted(i for i in present if i.startswith("variant_"))
+    if variants and var:
+        print()
+        vrows = {k: v for k, v in rows.items() if any(i in v for i in var)}
+        print(table(vrows, ["handwritten", "floor"] + var, ["handwritten"] + var))
+
+
+if __name__ == "__main__":
+    main()
