@@ -2,7 +2,10 @@
 """bench/format_table.py: one markdown table from Google Benchmark JSON files and
 numpy_step.py's JSON lines.
 
-  format_table.py [--variants] FILE...    (.json: Google Benchmark; .jsonl: numpy_step.py)
+  format_table.py [--variants] [--min] FILE...   (.json: Google Benchmark; .jsonl: numpy_step.py)
+
+--min tabulates the fastest repetition instead of the median (the least disturbed one on
+a shared machine); `max cv` is the largest coefficient of variation in the row.
 
 Rows: workload x dtype x threads. Columns: median wall time per step of each
 implementation (µs), then each one's ratio to the hand-written step (`/hw`), and the
@@ -12,6 +15,7 @@ Benchmark names are impl/workload/dtype/t<threads> (bench/harness.hpp).
 import json
 import sys
 
+STAT = "median"  # or "min" with --min: the fastest repetition
 ORDER = ["handwritten", "floor", "tapegrad", "libtorch", "numpy"]
 WORKLOAD_ORDER = {"S": 0, "M": 1, "L": 2}
 DTYPE_ORDER = {"f64": 0, "f32": 1}
@@ -29,7 +33,7 @@ def read(paths):
                         continue
                     r = json.loads(line)
                     key = (r["workload"], r["dtype"], int(r["threads"]))
-                    rows.setdefault(key, {})[r["impl"]] = (r["median_us"], None)
+                    rows.setdefault(key, {})[r["impl"]] = (r[STAT + "_us"], None)
             continue
         with open(path) as f:
             data = json.load(f)
@@ -45,9 +49,9 @@ def read(paths):
             stats.setdefault((impl, workload, dtype, int(t.lstrip("t"))), {})[b["aggregate_name"]] = \
                 b["real_time"] * scale
         for (impl, workload, dtype, t), s in stats.items():
-            if "median" in s:
+            if STAT in s:
                 cv = s.get("stddev", 0.0) / s["mean"] if s.get("mean") else None
-                rows.setdefault((workload, dtype, t), {})[impl] = (s["median"], cv)
+                rows.setdefault((workload, dtype, t), {})[impl] = (s[STAT], cv)
     return rows
 
 
@@ -88,6 +92,9 @@ def table(rows, impls, ratio_to_floor):
 def main():
     args = sys.argv[1:]
     variants = "--variants" in args
+    global STAT
+    if "--min" in args:
+        STAT = "min"
     paths = [a for a in args if not a.startswith("--")]
     if not paths:
         sys.exit(__doc__)

@@ -106,5 +106,13 @@ fmt_args=()
 [ "$variants" = 1 ] && fmt_args+=(--variants)
 files=("$out"/*.json)
 [ -f "$out/numpy.jsonl" ] && files+=("$out/numpy.jsonl")
-"$py" "$root/bench/format_table.py" "${fmt_args[@]}" "${files[@]}" | tee "$out/table.md"
+{
+  echo "Median of $reps repetitions (wall time per step):"
+  echo
+  "$py" "$root/bench/format_table.py" "${fmt_args[@]}" "${files[@]}"
+  echo
+  echo "Fastest repetition (the least disturbed on a shared machine):"
+  echo
+  "$py" "$root/bench/format_table.py" --min "${fmt_args[@]}" "${files[@]}"
+} | tee "$out/table.md"
 echo "(results in $out)" >&2
