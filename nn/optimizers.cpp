@@ -1,0 +1,221 @@
+#include "nn/optimizers.hpp"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace nn {
+
+using autodiff::Matrix;
+using autodiff::Parameter;
+
+namespace {
+
+// Rates must be finite and positive; momentum and betas lie in [0, 1).
+template <class T>
+T require_rate(const char* optimizer, const char* what, T value) {
+    if (!std::isfinite(value) || value <= T(0)) {
+        std::ostringstream msg;
+        msg << optimizer << ": " << what << " must be a positive finite number, got " << value;
+        throw std::invalid_argument(msg.str());
+    }
+    return value;
+}
+
+template <class T>
+T require_fraction(const char* optimizer, const char* what, T value) {
+    if (!(value >= T(0) && value < T(1))) {
+        std::ostringstream msg;
+        msg << optimizer << ": " << what << " must be in [0, 1), got " << value;
+        throw std::invalid_argument(msg.str());
+    }
+    return value;
+}
+
+template <class T>
+std::string text(T value) {
+    std::ostringstream out;
+    out.precision(17);
+    out << value;
+    return out.str();
+}
+
+template <class T>
+std::vector<Matrix<T>> zeros_like(const std::vector<Parameter<T>*>& parameters) {
+    std::vector<Matrix<T>> out;
+    for (const Parameter<T>* p : parameters) out.push_back(xt::zeros<T>(p->value.shape()));
+    return out;
+}
+
+template <class T>
+void save(std::map<std::string, Matrix<T>>& state, const std::string& key, const std::vector<Matrix<T>>& arrays) {
+    for (std::size_t i = 0; i < arrays.size(); ++i) state[key + "." + std::to_string(i)] = arrays[i];
+}
+
+template <class T>
+void restore(const std::string& optimizer, const std::map<std::string, Matrix<T>>& state, const std::string& key,
+             std::vector<Matrix<T>>& arrays) {
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+        const std::string name = key + "." + std::to_string(i);
+        auto it = state.find(name);
+        if (it == state.end()) throw std::invalid_argument(optimizer + ": state has no '" + name + "'");
+        if (it->second.shape() != arrays[i].shape())
+            throw std::invalid_argument(optimizer + ": state '" + name + "' is " +
+                                        autodiff::to_string(autodiff::shape_of(it->second)) + " but its parameter is " +
+                                        autodiff::to_string(autodiff::shape_of(arrays[i])));
+        arrays[i] = it->second;
+    }
+}
+
+// p[k] = update(k) over a parameter's flat storage.
+template <class T, class F>
+void update(Parameter<T>& p, F&& delta) {
+    T* w = p.value.data();
+    for (std::size_t k = 0; k < p.value.size(); ++k) w[k] -= delta(k);
+}
+
+}  // namespace
+
+template <class T>
+void Optimizer<T>::zero_grad() {
+    for (Parameter<T>* p : parameters_) p->zero_grad();
+}
+
+template <class T>
+void Optimizer<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
+    if (!state.empty()) throw std::invalid_argument(name() + ": this optimizer keeps no state, but some was given");
+}
+
+// ---- SGD ----
+
+template <class T>
+SGD<T>::SGD(std::vector<Parameter<T>*> parameters, T learning_rate)
+    : Optimizer<T>(std::move(parameters)), learning_rate_(require_rate("SGD", "learning rate", learning_rate)) {}
+
+template <class T>
+void SGD<T>::step() {
+    for (Parameter<T>* p : this->parameters_) {
+        const T* g = p->grad.data();
+        update(*p, [&](std::size_t k) { return learning_rate_ * g[k]; });
+    }
+}
+
+template <class T>
+std::map<std::string, std::string> SGD<T>::hyperparameters() const {
+    return {{"learning_rate", text(learning_rate_)}};
+}
+
+// ---- Momentum ----
+
+template <class T>
+Momentum<T>::Momentum(std::vector<Parameter<T>*> parameters, T learning_rate, T momentum)
+    : Optimizer<T>(std::move(parameters)),
+      learning_rate_(require_rate("Momentum", "learning rate", learning_rate)),
+      momentum_(require_fraction("Momentum", "momentum", momentum)),
+      velocity_(zeros_like(this->parameters_)) {}
+
+template <class T>
+void Momentum<T>::step() {
+    for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
+        const T* g = this->parameters_[i]->grad.data();
+        T* v = velocity_[i].data();
+        update(*this->parameters_[i], [&](std::size_t k) {
+            v[k] = momentum_ * v[k] + g[k];
+            return learning_rate_ * v[k];
+        });
+    }
+}
+
+template <class T>
+std::map<std::string, std::string> Momentum<T>::hyperparameters() const {
+    return {{"learning_rate", text(learning_rate_)}, {"momentum", text(momentum_)}};
+}
+
+template <class T>
+std::map<std::string, Matrix<T>> Momentum<T>::state() const {
+    std::map<std::string, Matrix<T>> s;
+    save(s, "velocity", velocity_);
+    return s;
+}
+
+template <class T>
+void Momentum<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
+    restore(name(), state, "velocity", velocity_);
+}
+
+// ---- Adam ----
+
+template <class T>
+Adam<T>::Adam(std::vector<Parameter<T>*> parameters, T learning_rate, T beta1, T beta2, T epsilon)
+    : Optimizer<T>(std::move(parameters)),
+      learning_rate_(require_rate("Adam", "learning rate", learning_rate)),
+      beta1_(require_fraction("Adam", "beta1", beta1)),
+      beta2_(require_fraction("Adam", "beta2", beta2)),
+      epsilon_(require_rate("Adam", "epsilon", epsilon)),
+      m_(zeros_like(this->parameters_)),
+      v_(zeros_like(this->parameters_)) {}
+
+template <class T>
+void Adam<T>::step() {
+    ++steps_;
+    const T correction1 = T(1) - std::pow(beta1_, T(steps_));
+    const T correction2 = T(1) - std::pow(beta2_, T(steps_));
+    const T step_size = learning_rate_ / correction1;
+    const T root_correction2 = std::sqrt(correction2);
+    for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
+        const T* g = this->parameters_[i]->grad.data();
+        T* m = m_[i].data();
+        T* v = v_[i].data();
+        update(*this->parameters_[i], [&](std::size_t k) {
+            m[k] = beta1_ * m[k] + (T(1) - beta1_) * g[k];
+            v[k] = beta2_ * v[k] + (T(1) - beta2_) * g[k] * g[k];
+            return step_size * m[k] / (std::sqrt(v[k]) / root_correction2 + epsilon_);
+        });
+    }
+}
+
+template <class T>
+std::map<std::string, std::string> Adam<T>::hyperparameters() const {
+    return {{"learning_rate", text(learning_rate_)}, {"beta1", text(beta1_)}, {"beta2", text(beta2_)},
+            {"epsilon", text(epsilon_)}};
+}
+
+template <class T>
+std::map<std::string, Matrix<T>> Adam<T>::state() const {
+    std::map<std::string, Matrix<T>> s;
+    save(s, "m", m_);
+    save(s, "v", v_);
+    s["steps"] = Matrix<T>({{T(steps_)}});
+    return s;
+}
+
+template <class T>
+void Adam<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
+    restore(name(), state, "m", m_);
+    restore(name(), state, "v", v_);
+    auto it = state.find("steps");
+    if (it == state.end() || it->second.size() != 1) throw std::invalid_argument("adam: state has no 'steps'");
+    steps_ = static_cast<std::uint64_t>(it->second(0, 0));
+}
+
+template <class T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, std::vector<Parameter<T>*> parameters,
+                                             T learning_rate, T momentum) {
+    if (name == "sgd") return std::make_unique<SGD<T>>(std::move(parameters), learning_rate);
+    if (name == "momentum") return std::make_unique<Momentum<T>>(std::move(parameters), learning_rate, momentum);
+    if (name == "adam") return std::make_unique<Adam<T>>(std::move(parameters), learning_rate);
+    throw std::invalid_argument("unknown optimizer '" + name + "' (sgd, momentum or adam)");
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                              \
+    template class Optimizer<T>;                                                                             \
+    template class SGD<T>;                                                                                   \
+    template class Momentum<T>;                                                                              \
+    template class Adam<T>;                                                                                  \
+    template std::unique_ptr<Optimizer<T>> make_optimizer<T>(const std::string&, std::vector<Parameter<T>*>, \
+                                                             T, T);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace nn
