@@ -1,0 +1,106 @@
+#include "nn/atomic_file.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace nn {
+namespace fs = std::filesystem;
+namespace {
+
+std::runtime_error system_error(const std::string& what, const fs::path& path) {
+    return std::runtime_error(what + " '" + path.string() + "': " + std::strerror(errno));
+}
+
+// ".name.tmp-XXXXXX" beside `target`, as a mutable buffer for mkstemp/mkdtemp.
+std::vector<char> temp_template(const fs::path& target) {
+    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    const std::string pattern = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+    return std::vector<char>(pattern.c_str(), pattern.c_str() + pattern.size() + 1);
+}
+
+fs::path parent_or_dot(const fs::path& p) {
+    return p.has_parent_path() ? p.parent_path() : fs::path(".");
+}
+
+// Closes and removes the temporary file unless release() was called, so every early exit
+// (exception from the writer, failed flush, failed rename) cleans up.
+class TempFile {
+public:
+    explicit TempFile(const fs::path& target) {
+        std::vector<char> name = temp_template(target);
+        fd_ = ::mkstemp(name.data());
+        if (fd_ < 0) throw system_error("cannot create a temporary file beside", target);
+        path_ = name.data();
+    }
+    ~TempFile() {
+        if (fd_ >= 0) ::close(fd_);
+        if (!path_.empty()) {
+            std::error_code ignored;
+            fs::remove(path_, ignored);
+        }
+    }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+
+    const fs::path& path() const { return path_; }
+    int fd() const { return fd_; }
+    void close() {
+        const int fd = fd_;
+        fd_ = -1;
+        if (::close(fd) != 0) throw system_error("cannot close", path_);
+    }
+    void release() { path_.clear(); }
+
+private:
+    int fd_ = -1;
+    fs::path path_;
+};
+
+}  // namespace
+
+void fsync_path(const fs::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw system_error("cannot open for fsync", path);
+    const int rc = ::fsync(fd);
+    const int saved = errno;
+    ::close(fd);
+    errno = saved;
+    if (rc != 0) throw system_error("cannot fsync", path);
+}
+
+fs::path make_temp_dir_beside(const fs::path& target) {
+    std::vector<char> name = temp_template(target);
+    if (::mkdtemp(name.data()) == nullptr) {
+        throw system_error("cannot create a temporary directory beside", target);
+    }
+    return fs::path(name.data());
+}
+
+void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
+    TempFile temp(path);
+    {
+        // Written through a second descriptor (the stream's own); fsync on mkstemp's
+        // descriptor then reaches the same file.
+        std::ofstream out(temp.path(), std::ios::binary | std::ios::trunc);
+        if (!out) throw system_error("cannot open temporary file for", path);
+        write(out);
+        out.close();  // not left to the destructor, which would swallow a failed flush
+        if (!out) throw std::runtime_error("cannot write '" + path.string() + "' (disk full?)");
+    }
+    if (::fsync(temp.fd()) != 0) throw system_error("cannot fsync temporary file for", path);
+    temp.close();
+    if (::rename(temp.path().c_str(), path.c_str()) != 0) {
+        throw system_error("cannot rename temporary file over", path);
+    }
+    temp.release();
+    // The rename is durable only once the directory entry is on disk.
+    fsync_path(parent_or_dot(path));
+}
+
+}  // namespace nn

@@ -1,0 +1,58 @@
+#pragma once
+// A checkpoint is a directory that NumPy can read without us:
+//   manifest.json   format version, the caller's metadata (strings), and for every array
+//                   its file, dtype, shape, byte count and CRC32
+//   <name>.npy      one array per file, in its own dtype (float32 or float64), so a float
+//                   model round-trips bit for bit
+// Saving is atomic as a whole: everything is written and fsynced in a fresh directory
+// beside the target, which is then exchanged with the old checkpoint in one rename; a
+// crash at any moment leaves the old or the new checkpoint, never a mix. Loading verifies
+// every file against the manifest and throws nn::DataError naming the file at fault.
+#include <filesystem>
+#include <map>
+#include <string>
+#include <variant>
+
+#include <xtensor/xtensor.hpp>
+
+#include "nn/data_error.hpp"
+
+namespace nn {
+
+inline constexpr int checkpoint_format_version = 1;
+
+using CheckpointArray = std::variant<xt::xtensor<float, 2>, xt::xtensor<double, 2>>;
+
+struct Checkpoint {
+    // Free-form: layer sizes, activations, epoch, optimizer, hyper-parameters... The caller
+    // chooses keys and formats values; they come back exactly as given.
+    std::map<std::string, std::string> meta;
+    // Names become file names: letters, digits, '_', '-', '.', not starting with '.'.
+    std::map<std::string, CheckpointArray> arrays;
+
+    // The array `name` as T; DataError if it is absent or stored in the other dtype.
+    template <class T>
+    const xt::xtensor<T, 2>& array(const std::string& name) const {
+        const auto it = arrays.find(name);
+        if (it == arrays.end()) throw DataError("checkpoint has no array named '" + name + "'");
+        if (const auto* a = std::get_if<xt::xtensor<T, 2>>(&it->second)) return *a;
+        throw DataError("checkpoint array '" + name + "' is stored as " +
+                        (std::holds_alternative<xt::xtensor<float, 2>>(it->second) ? "float32"
+                                                                                    : "float64") +
+                        ", not the type requested");
+    }
+};
+
+// Writes `checkpoint` to the directory `dir`, replacing any checkpoint already there
+// atomically. Refuses (std::runtime_error) to replace a `dir` that exists but is neither
+// empty nor a checkpoint, so a typo cannot wipe an unrelated directory. Throws
+// std::invalid_argument for an array name unfit for a file name.
+void save_checkpoint(const std::filesystem::path& dir, const Checkpoint& checkpoint);
+
+// Reads and verifies the checkpoint in `dir`. DataError naming the file for: a missing
+// directory, manifest or array file; a malformed manifest or an unsupported version; an
+// array file whose size or CRC32 differs from the manifest (truncated or corrupted); an
+// .npy whose dtype or shape disagrees with the manifest.
+Checkpoint load_checkpoint(const std::filesystem::path& dir);
+
+}  // namespace nn

@@ -1,0 +1,167 @@
+#include "nn/csv.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <vector>
+
+#include "nn/data_error.hpp"
+
+namespace nn {
+namespace {
+
+std::string_view trim(std::string_view s) {
+    const auto first = s.find_first_not_of(" \t");
+    if (first == std::string_view::npos) return {};
+    const auto last = s.find_last_not_of(" \t");
+    return s.substr(first, last - first + 1);
+}
+
+std::vector<std::string_view> split_fields(std::string_view line) {
+    std::vector<std::string_view> fields;
+    for (;;) {
+        const auto comma = line.find(',');
+        fields.push_back(trim(line.substr(0, comma)));
+        if (comma == std::string_view::npos) return fields;
+        line.remove_prefix(comma + 1);
+    }
+}
+
+// from_chars, unlike strtod, ignores the C locale: "3.5" parses the same everywhere.
+std::optional<double> parse_number(std::string_view s) {
+    // from_chars rejects the leading '+' that other CSV writers emit.
+    if (s.size() > 1 && s[0] == '+' && s[1] != '-') s.remove_prefix(1);
+    double v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || end != s.data() + s.size()) return std::nullopt;
+    if (ec == std::errc::result_out_of_range) return std::numeric_limits<double>::infinity();
+    if (ec != std::errc()) return std::nullopt;
+    return v;
+}
+
+std::optional<std::size_t> parse_index(std::string_view s) {
+    std::size_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+bool looks_like_header(const std::vector<std::string_view>& fields) {
+    for (std::size_t c = 0; c + 1 < fields.size(); ++c) {
+        if (parse_number(fields[c])) return false;
+    }
+    return true;
+}
+
+// Turns the class column into indices once all rows are read: integers only if every
+// label is one, so a file mixing "1" and "cat" is read as names throughout.
+void assign_classes(const std::vector<std::string>& raw, std::size_t& classes,
+                    std::vector<std::string>& class_names, std::vector<std::size_t>& labels) {
+    labels.resize(raw.size());
+    bool all_integers = true;
+    for (std::size_t i = 0; i < raw.size() && all_integers; ++i) {
+        if (const auto k = parse_index(raw[i])) {
+            labels[i] = *k;
+        } else {
+            all_integers = false;
+        }
+    }
+    if (all_integers) {
+        classes = 0;
+        for (std::size_t k : labels) classes = std::max(classes, k + 1);
+        class_names.clear();
+        for (std::size_t k = 0; k < classes; ++k) class_names.push_back(std::to_string(k));
+        return;
+    }
+    std::map<std::string, std::size_t> index;
+    class_names.clear();
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        const auto [it, fresh] = index.emplace(raw[i], class_names.size());
+        if (fresh) class_names.push_back(raw[i]);
+        labels[i] = it->second;
+    }
+    classes = class_names.size();
+}
+
+}  // namespace
+
+template <class T>
+Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
+    std::vector<T> values;  // examples × features, row by row as read
+    std::vector<std::string> raw_labels;
+    std::size_t columns = 0;  // fixed by the first non-blank line
+    std::string line;
+    for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (trim(line).empty()) continue;
+        const auto where = name + ":" + std::to_string(line_no) + ": ";
+        const auto fields = split_fields(line);
+        if (columns == 0) {
+            columns = fields.size();
+            if (columns < 2) {
+                throw DataError(where + "found " + std::to_string(columns) +
+                                " column; need at least one feature column and a class column");
+            }
+            if (looks_like_header(fields)) continue;
+        }
+        if (fields.size() != columns) {
+            throw DataError(where + "expected " + std::to_string(columns) + " columns (" +
+                            std::to_string(columns - 1) + " features and the class), found " +
+                            std::to_string(fields.size()));
+        }
+        for (std::size_t c = 0; c + 1 < columns; ++c) {
+            const auto v = parse_number(fields[c]);
+            const auto column = "column " + std::to_string(c + 1) + ": '" + std::string(fields[c]) + "'";
+            if (!v) throw DataError(where + column + " is not a number");
+            const T value = static_cast<T>(*v);
+            if (!std::isfinite(value)) {
+                throw DataError(where + column + " is not a finite number (NaN and Inf are not data)");
+            }
+            values.push_back(value);
+        }
+        if (fields.back().empty()) throw DataError(where + "the class (last column) is empty");
+        raw_labels.emplace_back(fields.back());
+    }
+    if (in.bad()) throw DataError(name + ": read error");
+    if (raw_labels.empty()) {
+        throw DataError(name + ": empty file: no data rows" +
+                        (columns ? std::string(" after the header") : std::string()));
+    }
+
+    Dataset<T> data;
+    const std::size_t features = columns - 1;
+    const std::size_t n = raw_labels.size();
+    data.features.resize({features, n});
+    for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t f = 0; f < features; ++f) data.features(f, i) = values[i * features + f];
+    }
+    assign_classes(raw_labels, data.classes, data.class_names, data.labels);
+    return data;
+}
+
+template <class T>
+Dataset<T> load_csv_dataset(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw DataError(path + ": cannot open (no such file, or not readable)");
+    return parse_csv_dataset<T>(in, path);
+}
+
+template <class T>
+Dataset<T> iris() {
+    std::istringstream in{std::string(detail::iris_csv_text())};
+    return parse_csv_dataset<T>(in, "nn/data/iris.csv (embedded)");
+}
+
+#define NN_CSV_INSTANTIATE(T)                                                       \
+    template Dataset<T> parse_csv_dataset<T>(std::istream&, const std::string&);   \
+    template Dataset<T> load_csv_dataset<T>(const std::string&);                   \
+    template Dataset<T> iris<T>();
+NN_CSV_INSTANTIATE(float)
+NN_CSV_INSTANTIATE(double)
+#undef NN_CSV_INSTANTIATE
+
+}  // namespace nn

@@ -1,0 +1,63 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "nn/atomic_file.hpp"
+#include "temp_dir.hpp"
+
+using Catch::Matchers::Contains;
+using test_support::read_file;
+using test_support::TempDir;
+
+namespace {
+
+std::size_t entries_in(const std::filesystem::path& dir) {
+    std::size_t n = 0;
+    for (auto it = std::filesystem::directory_iterator(dir); it != std::filesystem::directory_iterator(); ++it) ++n;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("write_file_atomically creates, then replaces, a file", "[atomic_file]") {
+    TempDir tmp("atomic");
+    const auto path = tmp.path / "out.txt";
+    nn::write_file_atomically(path, [](std::ostream& out) { out << "first"; });
+    CHECK(read_file(path) == "first");
+    nn::write_file_atomically(path, [](std::ostream& out) { out << "second, longer"; });
+    CHECK(read_file(path) == "second, longer");
+    CHECK(entries_in(tmp.path) == 1);  // no temporary file left behind
+}
+
+TEST_CASE("write_file_atomically keeps the old file when the writer fails", "[atomic_file]") {
+    TempDir tmp("atomic");
+    const auto path = tmp.path / "out.txt";
+    nn::write_file_atomically(path, [](std::ostream& out) { out << "precious"; });
+    CHECK_THROWS_WITH(nn::write_file_atomically(path,
+                                                [](std::ostream& out) {
+                                                    out << "half of the new";
+                                                    throw std::runtime_error("writer died");
+                                                }),
+                      "writer died");
+    CHECK(read_file(path) == "precious");
+    CHECK(entries_in(tmp.path) == 1);
+}
+
+TEST_CASE("write_file_atomically names the path when it cannot write", "[atomic_file]") {
+    TempDir tmp("atomic");
+    const auto path = tmp.path / "no-such-dir" / "out.txt";
+    CHECK_THROWS_WITH(nn::write_file_atomically(path, [](std::ostream& out) { out << "x"; }),
+                      Contains(path.string()));
+    CHECK_FALSE(std::filesystem::exists(path));
+}
+
+TEST_CASE("write_file_atomically onto a directory fails and leaves it alone", "[atomic_file]") {
+    TempDir tmp("atomic");
+    const auto path = tmp.path / "a-dir";
+    std::filesystem::create_directory(path);
+    CHECK_THROWS_WITH(nn::write_file_atomically(path, [](std::ostream& out) { out << "x"; }),
+                      Contains(path.string()));
+    CHECK(std::filesystem::is_directory(path));
+    CHECK(entries_in(tmp.path) == 1);
+}
