@@ -77,6 +77,15 @@ void update(Parameter<T>& p, F&& delta) {
 }  // namespace
 
 template <class T>
+Optimizer<T>::Optimizer(std::vector<Parameter<T>*> parameters, T learning_rate)
+    : parameters_(std::move(parameters)), learning_rate_(learning_rate) {}
+
+template <class T>
+void Optimizer<T>::set_learning_rate(T rate) {
+    learning_rate_ = require_rate(name().c_str(), "learning rate", rate);
+}
+
+template <class T>
 void Optimizer<T>::zero_grad() {
     for (Parameter<T>* p : parameters_) p->zero_grad();
 }
@@ -90,27 +99,26 @@ void Optimizer<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
 
 template <class T>
 SGD<T>::SGD(std::vector<Parameter<T>*> parameters, T learning_rate)
-    : Optimizer<T>(std::move(parameters)), learning_rate_(require_rate("SGD", "learning rate", learning_rate)) {}
+    : Optimizer<T>(std::move(parameters), require_rate("SGD", "learning rate", learning_rate)) {}
 
 template <class T>
 void SGD<T>::step() {
     for (Parameter<T>* p : this->parameters_) {
         const T* g = p->grad.data();
-        update(*p, [&](std::size_t k) { return learning_rate_ * g[k]; });
+        update(*p, [&](std::size_t k) { return this->learning_rate_ * g[k]; });
     }
 }
 
 template <class T>
 std::map<std::string, std::string> SGD<T>::hyperparameters() const {
-    return {{"learning_rate", text(learning_rate_)}};
+    return {{"learning_rate", text(this->learning_rate_)}};
 }
 
 // ---- Momentum ----
 
 template <class T>
 Momentum<T>::Momentum(std::vector<Parameter<T>*> parameters, T learning_rate, T momentum)
-    : Optimizer<T>(std::move(parameters)),
-      learning_rate_(require_rate("Momentum", "learning rate", learning_rate)),
+    : Optimizer<T>(std::move(parameters), require_rate("Momentum", "learning rate", learning_rate)),
       momentum_(require_fraction("Momentum", "momentum", momentum)),
       velocity_(zeros_like(this->parameters_)) {}
 
@@ -121,14 +129,14 @@ void Momentum<T>::step() {
         T* v = velocity_[i].data();
         update(*this->parameters_[i], [&](std::size_t k) {
             v[k] = momentum_ * v[k] + g[k];
-            return learning_rate_ * v[k];
+            return this->learning_rate_ * v[k];
         });
     }
 }
 
 template <class T>
 std::map<std::string, std::string> Momentum<T>::hyperparameters() const {
-    return {{"learning_rate", text(learning_rate_)}, {"momentum", text(momentum_)}};
+    return {{"learning_rate", text(this->learning_rate_)}, {"momentum", text(momentum_)}};
 }
 
 template <class T>
@@ -147,8 +155,7 @@ void Momentum<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
 
 template <class T>
 Adam<T>::Adam(std::vector<Parameter<T>*> parameters, T learning_rate, T beta1, T beta2, T epsilon)
-    : Optimizer<T>(std::move(parameters)),
-      learning_rate_(require_rate("Adam", "learning rate", learning_rate)),
+    : Optimizer<T>(std::move(parameters), require_rate("Adam", "learning rate", learning_rate)),
       beta1_(require_fraction("Adam", "beta1", beta1)),
       beta2_(require_fraction("Adam", "beta2", beta2)),
       epsilon_(require_rate("Adam", "epsilon", epsilon)),
@@ -160,7 +167,7 @@ void Adam<T>::step() {
     ++steps_;
     const T correction1 = T(1) - std::pow(beta1_, T(steps_));
     const T correction2 = T(1) - std::pow(beta2_, T(steps_));
-    const T step_size = learning_rate_ / correction1;
+    const T step_size = this->learning_rate_ / correction1;
     const T root_correction2 = std::sqrt(correction2);
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
         const T* g = this->parameters_[i]->grad.data();
@@ -176,7 +183,7 @@ void Adam<T>::step() {
 
 template <class T>
 std::map<std::string, std::string> Adam<T>::hyperparameters() const {
-    return {{"learning_rate", text(learning_rate_)}, {"beta1", text(beta1_)}, {"beta2", text(beta2_)},
+    return {{"learning_rate", text(this->learning_rate_)}, {"beta1", text(beta1_)}, {"beta2", text(beta2_)},
             {"epsilon", text(epsilon_)}};
 }
 

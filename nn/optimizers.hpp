@@ -15,10 +15,13 @@ namespace nn {
 template <class T>
 class Optimizer {
 public:
-    explicit Optimizer(std::vector<autodiff::Parameter<T>*> parameters) : parameters_(std::move(parameters)) {}
+    Optimizer(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate);
     virtual ~Optimizer() = default;
     virtual void step() = 0;
     void zero_grad();
+
+    T learning_rate() const { return learning_rate_; }
+    void set_learning_rate(T rate);  // for schedules; checked like the constructor's
 
     virtual std::string name() const = 0;
     // What a checkpoint keeps: hyper-parameters as text, and the per-parameter state arrays
@@ -29,6 +32,7 @@ public:
 
 protected:
     std::vector<autodiff::Parameter<T>*> parameters_;
+    T learning_rate_;
 };
 
 // W = W - learning_rate * dW: the notebook's update_parameters.
@@ -39,9 +43,6 @@ public:
     void step() override;
     std::string name() const override { return "sgd"; }
     std::map<std::string, std::string> hyperparameters() const override;
-
-private:
-    T learning_rate_;
 };
 
 // v = momentum * v + dW; W = W - learning_rate * v (PyTorch's convention).
@@ -56,7 +57,7 @@ public:
     void load_state(const std::map<std::string, autodiff::Matrix<T>>& state) override;
 
 private:
-    T learning_rate_, momentum_;
+    T momentum_;
     std::vector<autodiff::Matrix<T>> velocity_;
 };
 
@@ -73,7 +74,7 @@ public:
     void load_state(const std::map<std::string, autodiff::Matrix<T>>& state) override;
 
 private:
-    T learning_rate_, beta1_, beta2_, epsilon_;
+    T beta1_, beta2_, epsilon_;
     std::vector<autodiff::Matrix<T>> m_, v_;
     std::uint64_t steps_ = 0;
 };

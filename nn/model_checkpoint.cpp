@@ -1,0 +1,107 @@
+#include "nn/model_checkpoint.hpp"
+
+#include <sstream>
+
+namespace nn {
+
+namespace {
+
+const std::string optimizer_prefix = "optimizer.";
+
+std::string join(const std::vector<std::size_t>& sizes) {
+    std::string s;
+    for (std::size_t n : sizes) s += (s.empty() ? "" : ",") + std::to_string(n);
+    return s;
+}
+
+std::vector<std::size_t> parse_sizes(const std::string& text, const std::filesystem::path& dir) {
+    std::vector<std::size_t> sizes;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        try {
+            sizes.push_back(std::stoul(item));
+        } catch (const std::exception&) {
+            throw DataError((dir / "manifest.json").string() + ": layer_sizes '" + text + "' is not a list of sizes");
+        }
+    }
+    return sizes;
+}
+
+const std::string& meta(const Checkpoint& c, const std::string& key, const std::filesystem::path& dir) {
+    auto it = c.meta.find(key);
+    if (it == c.meta.end()) throw DataError((dir / "manifest.json").string() + ": no '" + key + "' entry");
+    return it->second;
+}
+
+}  // namespace
+
+template <class T>
+void save_model(const std::filesystem::path& dir, const MLP<T>& net, const Optimizer<T>& optimizer, std::size_t epoch) {
+    Checkpoint c;
+    c.meta["model"] = "mlp";
+    c.meta["layer_sizes"] = join(net.sizes());
+    c.meta["activation"] = to_string(net.hidden_activation());
+    c.meta["dtype"] = sizeof(T) == 4 ? "float32" : "float64";
+    c.meta["epoch"] = std::to_string(epoch);
+    c.meta["optimizer"] = optimizer.name();
+    for (const auto& [key, value] : optimizer.hyperparameters()) c.meta[optimizer_prefix + key] = value;
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
+        c.arrays["W" + std::to_string(l + 1)] = net.layers[l].W.value;
+        c.arrays["b" + std::to_string(l + 1)] = net.layers[l].b.value;
+    }
+    for (const auto& [key, value] : optimizer.state()) c.arrays[optimizer_prefix + key] = value;
+    save_checkpoint(dir, c);
+}
+
+template <class T>
+void load_weights(const Checkpoint& c, MLP<T>& net) {
+    for (std::size_t l = 0; l < net.layers.size(); ++l) {
+        for (autodiff::Parameter<T>* p : {&net.layers[l].W, &net.layers[l].b}) {
+            const std::string name = (p == &net.layers[l].W ? "W" : "b") + std::to_string(l + 1);
+            const autodiff::Matrix<T>& saved = c.array<T>(name);
+            if (saved.shape() != p->value.shape())
+                throw DataError("checkpoint: " + name + " is " + autodiff::to_string(autodiff::shape_of(saved)) +
+                                " but " + net.layers[l].name() + " of the model has " + autodiff::to_string(p->shape()));
+            p->value = saved;
+            p->zero_grad();
+        }
+    }
+    if (c.arrays.count("W" + std::to_string(net.layers.size() + 1)))
+        throw DataError("checkpoint: it has more layers than the model's " + std::to_string(net.layers.size()));
+}
+
+template <class T>
+void restore_optimizer(const Checkpoint& c, Optimizer<T>& optimizer) {
+    auto saved = c.meta.find("optimizer");
+    if (saved != c.meta.end() && saved->second != optimizer.name())
+        throw DataError("checkpoint: it was saved with optimizer '" + saved->second + "', not '" + optimizer.name() + "'");
+    std::map<std::string, autodiff::Matrix<T>> state;
+    for (const auto& [name, array] : c.arrays)
+        if (name.rfind(optimizer_prefix, 0) == 0) state[name.substr(optimizer_prefix.size())] = c.array<T>(name);
+    optimizer.load_state(state);
+}
+
+template <class T>
+LoadedModel<T> load_model(const std::filesystem::path& dir) {
+    LoadedModel<T> m;
+    m.checkpoint = load_checkpoint(dir);
+    const std::vector<std::size_t> sizes = parse_sizes(meta(m.checkpoint, "layer_sizes", dir), dir);
+    const Activation activation = activation_from_string(meta(m.checkpoint, "activation", dir));
+    m.net = std::make_unique<MLP<T>>(sizes, activation, Init::he, 0);
+    load_weights(m.checkpoint, *m.net);
+    m.epoch = std::stoul(meta(m.checkpoint, "epoch", dir));
+    m.optimizer = meta(m.checkpoint, "optimizer", dir);
+    return m;
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                                \
+    template void save_model<T>(const std::filesystem::path&, const MLP<T>&, const Optimizer<T>&, std::size_t); \
+    template LoadedModel<T> load_model<T>(const std::filesystem::path&);                                       \
+    template void load_weights<T>(const Checkpoint&, MLP<T>&);                                                 \
+    template void restore_optimizer<T>(const Checkpoint&, Optimizer<T>&);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace nn
