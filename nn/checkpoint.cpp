@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include <fcntl.h>  // renameat2, RENAME_EXCHANGE (glibc >= 2.28)
-#include <stdio.h>
+#include <fcntl.h>  // AT_FDCWD
+#include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc >= 2.28, _GNU_SOURCE)
 #include <zlib.h>
 
 #include <xtensor/xnpy.hpp>
