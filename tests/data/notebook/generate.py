@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Regenerates the NumPy fixtures in this folder: run `/usr/bin/python3 generate.py`.
+
+Two kinds of files:
+  * the notebook's one training step (seed/000_9df856a9e0b77cb9.txt, cell "Execution"), with the
+    notebook's own functions below, kept as the notebook wrote them; the C++ port in
+    nn/notebook_backprop.* is tested against these;
+  * streams of NumPy's legacy np.random (RandomState / MT19937) for nn::NumpyRandom, one
+    RandomState per seed, drawn in the order listed in RNG_STREAM so later pieces also check
+    that earlier ones consumed exactly as many words as NumPy did.
+
+Only numpy is used. File names are what the tests load; changing them means changing the tests.
+"""
+import os
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ---- the notebook, verbatim in spirit -------------------------------------------------------
+def relu(z):
+    return np.maximum(0, z)
+
+
+def softmax(Z):
+    z_exp = np.exp(Z - np.max(Z, axis=0, keepdims=True))
+    softmax = z_exp / np.sum(z_exp, axis=0, keepdims=True)
+    return softmax
+
+
+def init_parameters():
+    np.random.seed(1)
+    W1 = np.random.randn(10, 5) * 0.01
+    b1 = np.random.randn(10, 1) * 0.01
+    W2 = np.random.randn(10, 10) * 0.01
+    b2 = np.random.randn(10, 1) * 0.01
+    W3 = np.random.randn(4, 10) * 0.01
+    b3 = np.random.randn(4, 1) * 0.01
+    return (W1, b1, W2, b2, W3, b3)
+
+
+def forward_prop(X, parameters):
+    W1, b1, W2, b2, W3, b3 = parameters
+    Z1 = W1 @ X + b1
+    A1 = relu(Z1)
+    Z2 = W2 @ A1 + b2
+    A2 = relu(Z2)
+    Z3 = W3 @ A2 + b3
+    A3 = softmax(Z3)
+    return A3, (Z1, A1, Z2, A2, Z3, A3)
+
+
+def relu_derivative(Z):
+    return Z > 0
+
+
+def backward_prop(X, Y, parameters, forwardpass_activations):
+    m = X.shape[1]
+    W1, b1, W2, b2, W3, b3 = parameters
+    Z1, A1, Z2, A2, Z3, A3 = forwardpass_activations
+
+    dL_dZ3 = A3 - Y
+    dL_dW3 = (1 / m) * np.dot(dL_dZ3, A2.T)
+    dL_db3 = (1 / m) * np.sum(dL_dZ3, axis=1, keepdims=True)
+
+    dL_dA2 = np.dot(W3.T, dL_dZ3)
+    dL_dZ2 = dL_dA2 * relu_derivative(Z2)
+    dL_dW2 = (1 / m) * np.dot(dL_dZ2, A1.T)
+    dL_db2 = (1 / m) * np.sum(dL_dZ2, axis=1, keepdims=True)
+
+    dL_dA1 = np.dot(W2.T, dL_dZ2)
+    dL_dZ1 = dL_dA1 * relu_derivative(Z1)
+    dL_dW1 = (1 / m) * np.dot(dL_dZ1, X.T)
+    dL_db1 = (1 / m) * np.sum(dL_dZ1, axis=1, keepdims=True)
+
+    return (dL_dW1, dL_db1, dL_dW2, dL_db2, dL_dW3, dL_db3)
+
+
+def update_parameters(parameters, pass_gradients, learning_rate):
+    return tuple(p - learning_rate * g for p, g in zip(parameters, pass_gradients))
+
+
+# ---- fixtures --------------------------------------------------------------------------------
+PARAMETER_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
+
+
+def save(name, array):
+    np.save(os.path.join(HERE, name + ".npy"), np.ascontiguousarray(array))
+
+
+def notebook_fixtures():
+    # The notebook's "Execution" cell, step by step (init_parameters reseeds with 1 itself).
+    np.random.seed(1)
+    X = np.random.rand(5, 10)
+    Y = np.eye(4)[np.random.choice(4, 10)].T
+    parameters = init_parameters()
+    learning_rate = 0.01
+    A3, forwardpass_predictions = forward_prop(X, parameters)
+    gradients = backward_prop(X, Y, parameters, forwardpass_predictions)
+    updated_parameters = update_parameters(parameters, gradients, learning_rate)
+
+    save("X", X)
+    save("Y", Y)
+    save("A3", A3)
+    for name, p, g, u in zip(PARAMETER_NAMES, parameters, gradients, updated_parameters):
+        save(name, p)
+        save("dL_d" + name, g)
+        save(name + "_updated", u)
+
+
+# Each entry: (file suffix, draw). Order matters: they share one RandomState per seed.
+RNG_STREAM = (
+    ("rand_1000", lambda r: r.rand(1000)),
+    ("randn_1001", lambda r: r.randn(1001)),         # odd: leaves a cached gauss behind
+    ("randn_3", lambda r: r.randn(3)),               # starts with that cached value
+    ("choice_4_10", lambda r: r.choice(4, 10)),
+    ("choice_1000_50", lambda r: r.choice(1000, 50)),
+    ("choice_7_13", lambda r: r.choice(7, 13)),
+    ("choice_1_5", lambda r: r.choice(1, 5)),        # one-value range: draws nothing
+    ("randint_wide_5", lambda r: r.randint(-5, 2**40, 5)),  # 64-bit masked path
+    ("permutation_10", lambda r: r.permutation(10)),
+    ("permutation_1000", lambda r: r.permutation(1000)),
+    ("rand_tail_3", lambda r: r.rand(3)),            # still in step after all of the above
+)
+RNG_SEEDS = (0, 1, 42, 2**32 - 1)
+
+
+def rng_fixtures():
+    for seed in RNG_SEEDS:
+        r = np.random.RandomState(seed)
+        for suffix, draw in RNG_STREAM:
+            save("rng_seed%d_%s" % (seed, suffix), draw(r))
+
+
+if __name__ == "__main__":
+    notebook_fixtures()
+    rng_fixtures()
+    print("numpy", np.__version__, "fixtures written to", HERE)
