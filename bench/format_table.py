@@ -16,7 +16,7 @@ import json
 import sys
 
 STAT = "median"  # or "min" with --min: the fastest repetition
-ORDER = ["handwritten", "floor", "tapegrad", "libtorch", "numpy"]
+ORDER = ["handwritten", "floor", "tapegrad", "libtorch", "libtorch_passive", "numpy"]
 WORKLOAD_ORDER = {"S": 0, "M": 1, "L": 2}
 DTYPE_ORDER = {"f64": 0, "f32": 1}
 

@@ -5,6 +5,9 @@
 // under NoGradGuard and the gradients zeroed. Layout as in the notebook.
 #include <torch/torch.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "harness.hpp"
 
 namespace {
@@ -70,7 +73,15 @@ void torch_threads(int n) {
     torch::set_num_threads(n);
 }
 
+// With OMP_WAIT_POLICY=passive (libgomp's workers sleep instead of spinning) the results
+// are named libtorch_passive: run.sh runs this executable both ways.
+bool omp_passive() {
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    return policy && (std::string(policy) == "passive" || std::string(policy) == "PASSIVE");
+}
+
 }  // namespace
 
 static const bool libtorch_threads_hooked = bench::add_thread_hook(&torch_threads);
-TAPEGRAD_BENCH_STEP(libtorch, LibtorchStep);
+static const bool libtorch_registered =
+    omp_passive() ? bench::register_impl<LibtorchStep>("libtorch_passive") : bench::register_impl<LibtorchStep>("libtorch");

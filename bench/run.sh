@@ -93,6 +93,9 @@ if [ -x "$bindir/libtorch_bench" ]; then
   echo "== libtorch_bench" >&2
   "$bindir/libtorch_bench" "${gbench_args[@]}" --benchmark_out="$out/libtorch_bench.json" \
     >"$out/libtorch_bench.txt" 2>&1
+  echo "== libtorch_bench with OMP_WAIT_POLICY=passive" >&2
+  OMP_WAIT_POLICY=passive "$bindir/libtorch_bench" "${gbench_args[@]}" \
+    --benchmark_out="$out/libtorch_passive_bench.json" >"$out/libtorch_passive_bench.txt" 2>&1
 else
   echo "== libtorch_bench not built (no LibTorch found): column omitted" >&2
 fi
