@@ -7,3 +7,4 @@
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
 #include "autodiff/value_and_grad.hpp"
+#include "autodiff/blas_threads.hpp"

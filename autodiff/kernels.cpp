@@ -23,6 +23,19 @@ void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, doub
 }  // namespace
 
 template <class T>
+T row_sum(const T* x, std::size_t n) {
+    // Eight independent partial sums: the compiler may not reorder a floating-point sum
+    // by itself, but it vectorises eight separate ones.
+    T part[8] = {};
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (std::size_t l = 0; l < 8; ++l) part[l] += x[j + l];
+    T total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; j < n; ++j) total += x[j];
+    return total;
+}
+
+template <class T>
 void gemm(const Matrix<T>& A, Transpose ta, const Matrix<T>& B, Transpose tb, Matrix<T>& C, T alpha, T beta) {
     const int m = static_cast<int>(C.shape()[0]);
     const int n = static_cast<int>(C.shape()[1]);
@@ -43,9 +56,7 @@ void sum_to(const Matrix<T>& g, Matrix<T>& target, bool overwrite, T factor) {
         T* out_row = out + (t_rows == 1 ? 0 : i * t_cols);
         const T* g_row = in + i * cols;
         if (t_cols == 1) {
-            T s = T(0);
-            for (std::size_t j = 0; j < cols; ++j) s += g_row[j];
-            out_row[0] += factor * s;
+            out_row[0] += factor * row_sum(g_row, cols);
         } else {
             for (std::size_t j = 0; j < cols; ++j) out_row[j] += factor * g_row[j];
         }
@@ -100,6 +111,7 @@ void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& lo
 #define TAPEGRAD_INSTANTIATE(T)                                                                   \
     template void gemm<T>(const Matrix<T>&, Transpose, const Matrix<T>&, Transpose, Matrix<T>&, T, T); \
     template void sum_to<T>(const Matrix<T>&, Matrix<T>&, bool, T);                               \
+    template T row_sum<T>(const T*, std::size_t);                                                 \
     template void column_max<T>(const Matrix<T>&, Matrix<T>&);                                    \
     template void column_sum<T>(const Matrix<T>&, Matrix<T>&);                                    \
     template void softmax_columns<T>(const Matrix<T>&, Matrix<T>&, Matrix<T>&, Matrix<T>&);

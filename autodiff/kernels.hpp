@@ -42,6 +42,10 @@ void fill(Matrix<T>& out, F&& f) {
 template <class T>
 void sum_to(const Matrix<T>& g, Matrix<T>& target, bool overwrite, T factor = T(1));
 
+// The sum of x[0..n), vectorised (so its rounding differs from a left-to-right sum).
+template <class T>
+T row_sum(const T* x, std::size_t n);
+
 // Column-wise (axis 0) reductions of a k x m matrix into a 1 x m row.
 template <class T>
 void column_max(const Matrix<T>& x, Matrix<T>& out);

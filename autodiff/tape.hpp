@@ -94,9 +94,11 @@ struct GradientSink {
     bool overwrite;
     T beta() const { return overwrite ? T(0) : T(1); }  // for BLAS calls: C = alpha*AB + beta*C
     // grad[k] (=|+=) contribution(k) over the flat index, branching once outside the loop.
+    // __restrict: the gradient never aliases what the contribution reads, and saying so
+    // lets the compiler vectorise (without it, relu's backward ran as a mispredicted branch).
     template <class F>
     void accumulate(F&& contribution) {
-        T* out = grad.data();
+        T* __restrict out = grad.data();
         const std::size_t n = grad.size();
         if (overwrite) {
             for (std::size_t k = 0; k < n; ++k) out[k] = contribution(k);
@@ -107,7 +109,7 @@ struct GradientSink {
     // The same over (row, column) of the gradient's shape.
     template <class F>
     void accumulate_2d(F&& contribution) {
-        T* out = grad.data();
+        T* __restrict out = grad.data();
         const std::size_t rows = grad.shape()[0], cols = grad.shape()[1];
         for (std::size_t i = 0; i < rows; ++i, out += cols) {
             if (overwrite) {

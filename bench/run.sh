@@ -47,7 +47,7 @@ bindir=""
 if [ "$build" = 1 ]; then
   echo "== build (top-level, -DTAPEGRAD_BUILD_BENCH=ON, $top)" >&2
   mkdir -p "$top" "$standalone"
-  if cmake -S "$root" -B "$top" -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BUILD_BENCH=ON \
+  if cmake -S "$root" -B "$top" -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BUILD_BENCH=ON -DTAPEGRAD_NATIVE=ON \
        -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_EXAMPLES=OFF >"$top/configure.log" 2>&1 \
      && cmake --build "$top" -j"$jobs" --target $(targets_of "$top") >"$top/build.log" 2>&1; then
     bindir=$top/bench

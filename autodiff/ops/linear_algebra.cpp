@@ -61,8 +61,9 @@ Var<T> linear(Var<T> W, Var<T> A, Var<T> b) {
     };
     return tape.record("linear", {W, A, b}, {W.rows(), A.cols()}, backward, [&](Node<T>& Z) {
         // Start from b broadcast over the examples, then let GEMM add W @ A in place.
-        const kernels::Broadcast<T> bias(b.value());
-        kernels::fill(Z.value, [&](std::size_t i, std::size_t j) { return bias(i, j); });
+        const std::size_t cols = Z.value.shape()[1];
+        for (std::size_t i = 0; i < Z.value.shape()[0]; ++i)
+            std::fill_n(Z.value.data() + i * cols, cols, b.value()(i, 0));
         gemm(W.value(), Transpose::no, A.value(), Transpose::no, Z.value, T(1), T(1));
     });
 }

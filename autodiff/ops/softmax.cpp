@@ -57,17 +57,18 @@ void cross_entropy_backward(Tape<T>& tape, Node<T>& loss) {
     const std::size_t cols = P.shape()[1];
     const T factor = loss.grad(0, 0) * loss.scalar;  // scalar holds 1/m
     auto dZ = tape.grad_of(loss, 0);
+    const T* p = P.data();
     if (loss.labels.empty()) {
-        const T* p = P.data();
         const T* y = loss.targets.data();
         const T* mass = loss.work[1].data();
-        dZ.accumulate([&](std::size_t k) { return factor * (p[k] * mass[k % cols] - y[k]); });
+        dZ.accumulate_2d([&](std::size_t i, std::size_t j) {
+            const std::size_t k = i * cols + j;
+            return factor * (p[k] * mass[j] - y[k]);
+        });
     } else {
-        const T* p = P.data();
         const std::size_t* label = loss.labels.data();
-        dZ.accumulate([&](std::size_t k) {
-            const std::size_t i = k / cols, j = k % cols;
-            return factor * (p[k] - (label[j] == i ? T(1) : T(0)));
+        dZ.accumulate_2d([&](std::size_t i, std::size_t j) {
+            return factor * (p[i * cols + j] - (label[j] == i ? T(1) : T(0)));
         });
     }
 }
@@ -95,11 +96,15 @@ Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y) {
         loss.labels.clear();
         ensure_shape(loss.targets, shape_of(Y));
         std::copy(Y.begin(), Y.end(), loss.targets.begin());
-        const std::size_t cols = Z.shape()[1];
+        const std::size_t rows = Z.shape()[0], cols = Z.shape()[1];
         const T* log_norm = loss.work[0].data();
         T total = T(0);
-        for (std::size_t k = 0; k < Z.size(); ++k)
-            if (Y.data()[k] != T(0)) total += Y.data()[k] * (log_norm[k % cols] - Z.data()[k]);
+        for (std::size_t i = 0; i < rows; ++i) {
+            const T* y = Y.data() + i * cols;
+            const T* z = Z.data() + i * cols;
+            for (std::size_t j = 0; j < cols; ++j)
+                if (y[j] != T(0)) total += y[j] * (log_norm[j] - z[j]);  // skip: 0 * inf would be NaN
+        }
         kernels::column_sum(Y, loss.work[1]);  // each example's target mass, for backward
         return total;
     });
