@@ -145,11 +145,11 @@ int main(int argc, char** argv) {
     app.add_option("--schedule", o.schedule, "learning rate per epoch: constant, or cosine decay to 0")
         ->check(CLI::IsMember({"constant", "cosine"}))->capture_default_str();
     app.add_option("--momentum", o.momentum, "momentum (with --optimizer momentum)")->capture_default_str();
-    app.add_option("--batch-size", o.batch_size, "examples per minibatch")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--epochs", o.epochs, "epochs to train (in all, when resuming)")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--batch-size", o.batch_size, "examples per minibatch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+    app.add_option("--epochs", o.epochs, "epochs to train (in all, when resuming)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
     app.add_option("--seed", o.seed, "seed of the initial weights and the shuffling")->capture_default_str();
     app.add_option("--dtype", o.dtype, "float or double")->check(CLI::IsMember({"float", "double"}))->capture_default_str();
-    app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
     app.add_option("--resume", o.resume, "continue training from this checkpoint");
     app.add_option("--eval", o.eval, "only evaluate this checkpoint on the test set");
