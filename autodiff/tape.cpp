@@ -95,6 +95,14 @@ const Node<T>& Tape<T>::node(Var<T> v) const {
 }
 
 template <class T>
+const Node<T>& Tape<T>::entry(std::size_t index) const {
+    if (index >= size_)
+        throw Error("Tape::entry: index " + std::to_string(index) + " but the tape holds " + std::to_string(size_) +
+                    " entries");
+    return nodes_[index];
+}
+
+template <class T>
 const Matrix<T>& Tape<T>::value(std::uint32_t index) const {
     const Node<T>& n = nodes_[index];
     return n.parameter ? n.parameter->value : n.value;

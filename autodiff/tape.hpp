@@ -166,6 +166,9 @@ public:
                   BackwardFn<T> backward, Forward&& forward);
 
     const Node<T>& node(Var<T> v) const;
+    // The index-th entry in recording order (an input's index is in Node::inputs), for
+    // tools that walk the tape, such as to_dot. Throws unless index < size().
+    const Node<T>& entry(std::size_t index) const;
     const Matrix<T>& value(std::uint32_t index) const;
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.

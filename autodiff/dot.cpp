@@ -1,0 +1,102 @@
+// to_dot: one reverse pass marks what the output depends on, one forward pass prints it.
+
+#include "autodiff/dot.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace autodiff {
+
+namespace {
+
+std::string escaped(const std::string& text) {  // for a "quoted" DOT string
+    std::string out;
+    for (char c : text) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+std::string number(double x) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.6g", x);
+    return buffer;
+}
+
+}  // namespace
+
+template <class T>
+std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options) {
+    tape.check(output, "to_dot");
+    const std::size_t last = output.index();
+    // Recording order is topological: walking back from the output reaches every input.
+    std::vector<bool> used(last + 1, false);
+    used[last] = true;
+    for (std::size_t i = last + 1; i-- > 0;) {
+        if (!used[i]) continue;
+        const Node<T>& n = tape.entry(i);
+        for (int k = 0; k < n.arity; ++k) used[n.inputs[k]] = true;
+    }
+
+    std::ostringstream dot;
+    dot << "digraph tape {\n";
+    if (options.left_to_right) dot << "  rankdir=LR;\n";
+    if (!options.title.empty()) dot << "  label=\"" << escaped(options.title) << "\";\n  labelloc=b;\n";
+    dot << "  node [shape=box, style=\"rounded,filled\", fillcolor=white, fontname=\"Helvetica\", fontsize=11];\n";
+    dot << "  edge [fontname=\"Helvetica\", fontsize=9, color=\"#555555\"];\n";
+    for (std::size_t i = 0; i <= last; ++i) {
+        if (!used[i]) continue;
+        const Node<T>& n = tape.entry(i);
+        const Shape shape = shape_of(tape.value(static_cast<std::uint32_t>(i)));
+        const std::string name = n.parameter == nullptr   ? std::string(n.op)
+                                 : n.parameter->name.empty() ? std::string("parameter")
+                                                             : n.parameter->name;
+        std::string label = escaped(name) + "\\n" + to_string(shape);
+        std::string fill = "white", style = "rounded,filled";
+        if (n.parameter != nullptr)
+            fill = "\"#9ecae1\"";
+        else if (n.arity == 0)
+            fill = n.requires_grad ? "\"#deebf7\"" : "\"#eeeeee\"";
+        if (n.grad_ready) label += "\\ngrad " + to_string(shape);
+        if (i == last && shape == Shape{1, 1})
+            label += "\\n" + escaped(options.output_label) + " = " + number(double(tape.value(output.index())(0, 0)));
+        if (i == last) fill = "\"#fdd835\"";
+        if (!n.requires_grad) style += ",dashed";
+        dot << "  n" << i << " [label=\"" << label << "\", style=\"" << style << "\", fillcolor=" << fill;
+        if (n.requires_grad) dot << ", penwidth=2";
+        if (i == last) dot << ", peripheries=2";
+        dot << "];\n";
+    }
+    for (std::size_t i = 0; i <= last; ++i) {
+        if (!used[i]) continue;
+        const Node<T>& n = tape.entry(i);
+        for (int k = 0; k < n.arity; ++k) {
+            dot << "  n" << n.inputs[k] << " -> n" << i;
+            if (n.arity > 1) dot << " [label=\"" << k << "\"]";
+            dot << ";\n";
+        }
+    }
+    dot << "}\n";
+    return dot.str();
+}
+
+template <class T>
+void save_dot(const std::filesystem::path& path, const Tape<T>& tape, Var<T> output, const DotOptions& options) {
+    const std::string text = to_dot(tape, output, options);
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+    out.flush();
+    if (!out) throw Error("save_dot: cannot write " + path.string());
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                \
+    template std::string to_dot<T>(const Tape<T>&, Var<T>, const DotOptions&);               \
+    template void save_dot<T>(const std::filesystem::path&, const Tape<T>&, Var<T>, const DotOptions&);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace autodiff

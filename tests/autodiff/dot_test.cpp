@@ -1,0 +1,125 @@
+// to_dot: the graph's structure (which entries, which arrows, what each box says), and a
+// render through Graphviz's `dot` when it is installed.
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include <unistd.h>
+
+#include "autodiff/autodiff.hpp"
+#include "autodiff/dot.hpp"
+
+using namespace autodiff;
+
+namespace {
+
+// "nA -> nB" arrows, as pairs of tape indices.
+std::set<std::pair<int, int>> arrows(const std::string& dot) {
+    std::set<std::pair<int, int>> out;
+    const std::regex arrow(R"(n(\d+) -> n(\d+))");
+    for (auto it = std::sregex_iterator(dot.begin(), dot.end(), arrow); it != std::sregex_iterator(); ++it)
+        out.insert({std::stoi((*it)[1]), std::stoi((*it)[2])});
+    return out;
+}
+
+// The attribute list of box n.
+std::string box(const std::string& dot, int n) {
+    const std::string start = "  n" + std::to_string(n) + " [";
+    const auto at = dot.find(start);
+    if (at == std::string::npos) return "";
+    return dot.substr(at, dot.find("];\n", at) - at);
+}
+
+bool dot_installed() { return std::system("dot -V > /dev/null 2>&1") == 0; }
+
+}  // namespace
+
+TEST_CASE("to_dot draws the entries the output depends on, with an arrow per input", "[dot]") {
+    Tape<double> tape;
+    Parameter<double> W(Matrix<double>{{0.5, -0.2, 0.1}, {0.3, 0.8, -0.5}}, "W1");
+    Parameter<double> b(Matrix<double>{{0.1}, {-0.1}}, "b1");
+    Var<double> X = tape.constant(Matrix<double>{{1, 2}, {3, 4}, {5, 6}});  // 0
+    Var<double> w = tape.parameter(W);                                        // 1
+    Var<double> bias = tape.parameter(b);                                     // 2
+    Var<double> unused = tape.constant(Matrix<double>{{7}});                  // 3: not drawn
+    Var<double> Z = linear(w, X, bias);                                       // 4
+    Var<double> A = relu(Z);                                                  // 5
+    Var<double> loss = softmax_cross_entropy(A, Labels{0, 1});                // 6
+    (void)unused;
+
+    const std::string before = to_dot(tape, loss);
+    CHECK(before.rfind("digraph tape {", 0) == 0);
+    CHECK(before.substr(before.size() - 2) == "}\n");
+    CHECK(arrows(before) == std::set<std::pair<int, int>>{{1, 4}, {0, 4}, {2, 4}, {4, 5}, {5, 6}});
+    CHECK(box(before, 3).empty());
+    // Operand order on the arrows of a multi-input op: linear(W, A, b).
+    CHECK(before.find("n1 -> n4 [label=\"0\"]") != std::string::npos);
+    CHECK(before.find("n0 -> n4 [label=\"1\"]") != std::string::npos);
+    CHECK(before.find("n2 -> n4 [label=\"2\"]") != std::string::npos);
+
+    CHECK_THAT(box(before, 0), Catch::Contains("constant\\n3x2") && Catch::Contains("dashed"));
+    CHECK_THAT(box(before, 1), Catch::Contains("W1\\n2x3") && Catch::Contains("penwidth=2"));
+    CHECK_THAT(box(before, 2), Catch::Contains("b1\\n2x1"));
+    CHECK_THAT(box(before, 4), Catch::Contains("linear\\n2x2") && Catch::Contains("penwidth=2"));
+    CHECK_THAT(box(before, 5), Catch::Contains("relu\\n2x2"));
+    CHECK_THAT(box(before, 6), Catch::Contains("softmax_cross_entropy\\n1x1") && Catch::Contains("loss = ") &&
+                                   Catch::Contains("peripheries=2"));
+    CHECK(before.find("grad ") == std::string::npos);  // no gradients before backward()
+
+    tape.backward(loss);
+    const std::string after = to_dot(tape, loss);
+    CHECK_THAT(box(after, 1), Catch::Contains("grad 2x3"));
+    CHECK_THAT(box(after, 4), Catch::Contains("grad 2x2"));
+    CHECK_THAT(box(after, 0), !Catch::Contains("grad"));  // constants get no gradient
+}
+
+TEST_CASE("to_dot: options, escaping, a reused input, stale handles", "[dot]") {
+    Tape<double> tape;
+    Parameter<double> p(Matrix<double>{{2.0}}, "weight \"w\"");
+    Var<double> x = tape.parameter(p);
+    Var<double> y = x * x;  // one entry read twice: two arrows into the product
+    DotOptions options;
+    options.title = "a \"title\"";
+    options.output_label = "y";
+    options.left_to_right = true;
+    const std::string dot = to_dot(tape, y, options);
+    CHECK(dot.find("rankdir=LR;") != std::string::npos);
+    CHECK(dot.find("label=\"a \\\"title\\\"\"") != std::string::npos);
+    CHECK(dot.find("weight \\\"w\\\"") != std::string::npos);
+    CHECK(dot.find("n0 -> n1 [label=\"0\"]") != std::string::npos);
+    CHECK(dot.find("n0 -> n1 [label=\"1\"]") != std::string::npos);
+    CHECK_THAT(box(dot, 1), Catch::Contains("y = 4"));
+
+    // Only what the given output depends on: drawing x alone shows one box.
+    CHECK(arrows(to_dot(tape, x)).empty());
+
+    tape.reset();
+    CHECK_THROWS_WITH(to_dot(tape, y), Catch::Contains("to_dot") && Catch::Contains("stale"));
+    CHECK_THROWS_WITH(tape.entry(0), Catch::Contains("Tape::entry"));
+}
+
+TEST_CASE("to_dot's graph renders with Graphviz", "[dot]") {
+    if (!dot_installed()) {
+        WARN("Graphviz's dot is not installed: render skipped");
+        return;
+    }
+    Tape<float> tape;
+    Parameter<float> W(Matrix<float>{{0.5f, -0.2f}, {0.3f, 0.8f}}, "W");
+    Var<float> y = sum(tanh(matmul(tape.parameter(W), tape.constant(Matrix<float>{{1.f}, {2.f}}))));
+    tape.backward(y);
+    const auto dir = std::filesystem::temp_directory_path() / ("tapegrad_dot_test_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    save_dot(dir / "tape.dot", tape, y);
+    const std::string command = "dot -Tsvg \"" + (dir / "tape.dot").string() + "\" -o \"" + (dir / "tape.svg").string() + "\"";
+    CHECK(std::system(command.c_str()) == 0);
+    std::ifstream svg(dir / "tape.svg");
+    const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+    CHECK_THAT(text, Catch::Contains("<svg") && Catch::Contains("matmul") && Catch::Contains("tanh"));
+    std::filesystem::remove_all(dir);
+}
