@@ -32,8 +32,9 @@ struct LogRule {
 };
 struct ReluRule {
     static constexpr const char* name = "relu";
-    template <class T> static T f(T x, T) { return x > T(0) ? x : T(0); }
-    template <class T> static T df(T x, T, T) { return x > T(0) ? T(1) : T(0); }
+    // Written as selects, not branches, so the loops vectorise; a NaN input stays NaN.
+    template <class T> static T f(T x, T) { return x < T(0) ? T(0) : x; }
+    template <class T> static T df(T x, T, T) { return T(x > T(0)); }
 };
 struct SigmoidRule {
     static constexpr const char* name = "sigmoid";
