@@ -44,7 +44,8 @@ std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options
     std::ostringstream dot;
     dot << "digraph tape {\n";
     if (options.left_to_right) dot << "  rankdir=LR;\n";
-    if (!options.title.empty()) dot << "  label=\"" << escaped(options.title) << "\";\n  labelloc=b;\n";
+    if (!options.title.empty())
+        dot << "  label=\"" << escaped(options.title) << "\";\n  labelloc=b;\n  fontname=\"Helvetica\";\n";
     dot << "  node [shape=box, style=\"rounded,filled\", fillcolor=white, fontname=\"Helvetica\", fontsize=11];\n";
     dot << "  edge [fontname=\"Helvetica\", fontsize=9, color=\"#555555\"];\n";
     for (std::size_t i = 0; i <= last; ++i) {
