@@ -1,5 +1,6 @@
 #pragma once
-// Everything a model needs from the engine.
+/// @file
+/// Everything a model needs from the engine.
 
 #include "autodiff/error.hpp"
 #include "autodiff/gradcheck.hpp"

@@ -1,5 +1,6 @@
 #pragma once
-// Every failure the engine reports is an autodiff::Error whose message starts with the op's name.
+/// @file
+/// Every failure the engine reports is an autodiff::Error whose message starts with the op's name.
 
 #include <stdexcept>
 #include <string>
@@ -11,7 +12,7 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// Thrown by anomaly detection: a NaN or Inf appeared in a forward value or a backward gradient.
+/// Thrown by anomaly detection: a NaN or Inf appeared in a forward value or a backward gradient.
 class AnomalyError : public Error {
 public:
     using Error::Error;

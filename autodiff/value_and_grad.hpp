@@ -1,6 +1,7 @@
 #pragma once
-// The functional entry point, as JAX's value_and_grad or Stan's gradient(): the loss and
-// d loss / d parameter for each parameter, leaving Parameter::grad untouched.
+/// @file
+/// The functional entry point, as JAX's value_and_grad or Stan's gradient(): the loss and
+/// d loss / d parameter for each parameter, leaving Parameter::grad untouched.
 
 #include <vector>
 
@@ -11,11 +12,11 @@ namespace autodiff {
 template <class T>
 struct ValueAndGrad {
     T value;
-    std::vector<Matrix<T>> grads;  // in the order of the parameters asked for
+    std::vector<Matrix<T>> grads;  ///< in the order of the parameters asked for
 };
 
-// f(tape) records a 1x1 loss on the tape it is given. The tape is reset first and can be
-// reused across calls, so repeated calls reuse its buffers.
+/// f(tape) records a 1x1 loss on the tape it is given. The tape is reset first and can be
+/// reused across calls, so repeated calls reuse its buffers.
 template <class T, class F>
 ValueAndGrad<T> value_and_grad(Tape<T>& tape, F&& f, const std::vector<Parameter<T>*>& parameters) {
     struct RestoreAccumulation {

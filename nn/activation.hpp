@@ -1,5 +1,6 @@
 #pragma once
-// The hidden-layer activations an MLP can use, by name (for checkpoints and the command line).
+/// @file
+/// The hidden-layer activations an MLP can use, by name (for checkpoints and the command line).
 
 #include <string>
 
@@ -10,7 +11,7 @@ namespace nn {
 enum class Activation { relu, sigmoid, tanh, identity };
 
 std::string to_string(Activation a);
-Activation activation_from_string(const std::string& name);  // throws std::invalid_argument
+Activation activation_from_string(const std::string& name);  ///< throws std::invalid_argument
 
 template <class T>
 autodiff::Var<T> activate(autodiff::Var<T> Z, Activation a) {

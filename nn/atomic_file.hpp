@@ -1,7 +1,8 @@
 #pragma once
-// Writing files so that a crash, a full disk or an exception never destroys what was
-// saved before: the new content goes to a temporary file in the same directory, is
-// flushed to disk, and only then renamed over the target (rename is atomic on POSIX).
+/// @file
+/// Writing files so that a crash, a full disk or an exception never destroys what was
+/// saved before: the new content goes to a temporary file in the same directory, is
+/// flushed to disk, and only then renamed over the target (rename is atomic on POSIX).
 #include <filesystem>
 #include <functional>
 #include <ostream>
@@ -9,18 +10,18 @@
 
 namespace nn {
 
-// Calls `write` on a stream to a fresh temporary file beside `path`, then flushes,
-// fsyncs, renames it over `path` and fsyncs the directory. If `write` throws or any step
-// fails, the temporary file is removed, `path` is left exactly as it was, and a
-// std::runtime_error naming `path` is thrown (the exception from `write` propagates as is).
+/// Calls `write` on a stream to a fresh temporary file beside `path`, then flushes,
+/// fsyncs, renames it over `path` and fsyncs the directory. If `write` throws or any step
+/// fails, the temporary file is removed, `path` is left exactly as it was, and a
+/// std::runtime_error naming `path` is thrown (the exception from `write` propagates as is).
 void write_file_atomically(const std::filesystem::path& path,
                            const std::function<void(std::ostream&)>& write);
 
-// The building blocks, shared with checkpoint saving. All throw std::runtime_error
-// naming the path and the system's reason.
-void fsync_path(const std::filesystem::path& path);  // a file or a directory
-// A new empty directory beside `target` (same file system, so a rename can move it there),
-// named ".<target name>.tmp-XXXXXX".
+/// The building blocks, shared with checkpoint saving. All throw std::runtime_error
+/// naming the path and the system's reason.
+void fsync_path(const std::filesystem::path& path);  ///< a file or a directory
+/// A new empty directory beside `target` (same file system, so a rename can move it there),
+/// named ".<target name>.tmp-XXXXXX".
 std::filesystem::path make_temp_dir_beside(const std::filesystem::path& target);
 
 }  // namespace nn

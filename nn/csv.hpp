@@ -1,7 +1,8 @@
 #pragma once
-// Classification data from CSV text: numeric feature columns, the class in the last column
-// (a name, or an integer class index), an optional header line. One parser serves files,
-// streams and the Iris data embedded in the library.
+/// @file
+/// Classification data from CSV text: numeric feature columns, the class in the last column
+/// (a name, or an integer class index), an optional header line. One parser serves files,
+/// streams and the Iris data embedded in the library.
 #include <istream>
 #include <string>
 #include <string_view>
@@ -10,28 +11,28 @@
 
 namespace nn {
 
-// Parses CSV text from `in`. `name` only labels error messages ("name:line: ...").
-// - The first non-blank line is a header when none of its feature fields is a number.
-// - Classes: if every class field is a non-negative integer, it is the class index
-//   (classes = largest + 1, class_names "0", "1", ...); otherwise each distinct name gets
-//   the next index in order of first appearance and is kept in class_names.
-// - Blank lines are skipped; fields are trimmed of spaces; "\r\n" endings are accepted.
-// Throws DataError naming the source and line for a bad or non-finite number, a wrong
-// column count, or no data at all.
+/// Parses CSV text from `in`. `name` only labels error messages ("name:line: ...").
+/// - The first non-blank line is a header when none of its feature fields is a number.
+/// - Classes: if every class field is a non-negative integer, it is the class index
+///   (classes = largest + 1, class_names "0", "1", ...); otherwise each distinct name gets
+///   the next index in order of first appearance and is kept in class_names.
+/// - Blank lines are skipped; fields are trimmed of spaces; "\r\n" endings are accepted.
+/// Throws DataError naming the source and line for a bad or non-finite number, a wrong
+/// column count, or no data at all.
 template <class T>
 Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name);
 
-// parse_csv_dataset on the file at `path`; a missing file is a DataError too.
+/// parse_csv_dataset on the file at `path`; a missing file is a DataError too.
 template <class T>
 Dataset<T> load_csv_dataset(const std::string& path);
 
-// Fisher's Iris (150 examples, 4 features, 3 classes), compiled into the library:
-// needs no file. See nn/data/README.md for its source.
+/// Fisher's Iris (150 examples, 4 features, 3 classes), compiled into the library:
+/// needs no file. See nn/data/README.md for its source.
 template <class T>
 Dataset<T> iris();
 
 namespace detail {
-std::string_view iris_csv_text();  // defined in the generated nn/iris_data.cpp
+std::string_view iris_csv_text();  ///< defined in the generated nn/iris_data.cpp
 }
 
 }  // namespace nn

@@ -1,6 +1,7 @@
 #pragma once
-// Weight initialisers. All draw from nn::NumpyRandom, so a seed fixes the whole model;
-// each layer draws W first, then b, as the notebook's init_parameters does.
+/// @file
+/// Weight initialisers. All draw from nn::NumpyRandom, so a seed fixes the whole model;
+/// each layer draws W first, then b, as the notebook's init_parameters does.
 
 #include <cstddef>
 #include <string>
@@ -17,14 +18,14 @@ enum class Init {
 };
 
 std::string to_string(Init init);
-Init init_from_string(const std::string& name);  // throws std::invalid_argument
+Init init_from_string(const std::string& name);  ///< throws std::invalid_argument
 
 template <class T>
 struct LayerInit {
     autodiff::Matrix<T> W, b;
 };
 
-// W is n_out x n_in, b is n_out x 1.
+/// W is n_out x n_in, b is n_out x 1.
 template <class T>
 LayerInit<T> initialise_layer(Init init, std::size_t n_in, std::size_t n_out, NumpyRandom& rng);
 

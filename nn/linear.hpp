@@ -1,6 +1,7 @@
 #pragma once
-// A fully connected layer with the notebook's conventions: W is n_out x n_in, b is
-// n_out x 1, activations are features x examples, Z = W A + b.
+/// @file
+/// A fully connected layer with the notebook's conventions: W is n_out x n_in, b is
+/// n_out x 1, activations are features x examples, Z = W A + b.
 
 #include <string>
 
@@ -15,7 +16,7 @@ public:
     Linear(std::size_t n_in, std::size_t n_out, Init init, NumpyRandom& rng, std::string name);
     Linear(autodiff::Matrix<T> W, autodiff::Matrix<T> b, std::string name);
 
-    // Z = W A + b, recorded on A's tape as one fused entry.
+    /// Z = W A + b, recorded on A's tape as one fused entry.
     autodiff::Var<T> operator()(autodiff::Var<T> A);
 
     std::size_t n_in() const { return W.value.shape()[1]; }

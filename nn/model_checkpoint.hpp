@@ -1,6 +1,7 @@
 #pragma once
-// An MLP and its optimizer as a checkpoint (nn/checkpoint.hpp): W1.npy, b1.npy, ... load
-// with numpy.load; the manifest records layer sizes, activation, epoch and optimizer.
+/// @file
+/// An MLP and its optimizer as a checkpoint (nn/checkpoint.hpp): W1.npy, b1.npy, ... load
+/// with numpy.load; the manifest records layer sizes, activation, epoch and optimizer.
 
 #include <filesystem>
 #include <memory>
@@ -17,21 +18,21 @@ void save_model(const std::filesystem::path& dir, const MLP<T>& net, const Optim
 template <class T>
 struct LoadedModel {
     std::unique_ptr<MLP<T>> net;
-    std::size_t epoch = 0;        // epochs completed when it was saved
-    std::string optimizer;        // its name; its state is restored by restore_optimizer
+    std::size_t epoch = 0;        ///< epochs completed when it was saved
+    std::string optimizer;        ///< its name; its state is restored by restore_optimizer
     Checkpoint checkpoint;
 };
 
-// Builds the network the manifest describes, with the saved weights.
+/// Builds the network the manifest describes, with the saved weights.
 template <class T>
 LoadedModel<T> load_model(const std::filesystem::path& dir);
 
-// Copies the saved weights into an existing network: throws DataError naming the layer
-// and both shapes if the checkpoint does not fit it.
+/// Copies the saved weights into an existing network: throws DataError naming the layer
+/// and both shapes if the checkpoint does not fit it.
 template <class T>
 void load_weights(const Checkpoint& checkpoint, MLP<T>& net);
 
-// Restores the optimizer's state (velocities, moments) saved with the model.
+/// Restores the optimizer's state (velocities, moments) saved with the model.
 template <class T>
 void restore_optimizer(const Checkpoint& checkpoint, Optimizer<T>& optimizer);
 

@@ -1,7 +1,8 @@
 #pragma once
-// Optimizers over a list of parameters. Each step reads Parameter::grad as backward()
-// accumulated it; zero_grad() clears the gradients for the next step.
-// Hyper-parameters are checked on construction: a NaN or negative rate throws.
+/// @file
+/// Optimizers over a list of parameters. Each step reads Parameter::grad as backward()
+/// accumulated it; zero_grad() clears the gradients for the next step.
+/// Hyper-parameters are checked on construction: a NaN or negative rate throws.
 
 #include <map>
 #include <memory>
@@ -21,11 +22,11 @@ public:
     void zero_grad();
 
     T learning_rate() const { return learning_rate_; }
-    void set_learning_rate(T rate);  // for schedules; checked like the constructor's
+    void set_learning_rate(T rate);  ///< for schedules; checked like the constructor's
 
     virtual std::string name() const = 0;
-    // What a checkpoint keeps: hyper-parameters as text, and the per-parameter state arrays
-    // (velocities, moments) keyed by name, so that a resumed run continues exactly.
+    /// What a checkpoint keeps: hyper-parameters as text, and the per-parameter state arrays
+    /// (velocities, moments) keyed by name, so that a resumed run continues exactly.
     virtual std::map<std::string, std::string> hyperparameters() const = 0;
     virtual std::map<std::string, autodiff::Matrix<T>> state() const { return {}; }
     virtual void load_state(const std::map<std::string, autodiff::Matrix<T>>& state);
@@ -35,7 +36,7 @@ protected:
     T learning_rate_;
 };
 
-// W = W - learning_rate * dW: the notebook's update_parameters.
+/// W = W - learning_rate * dW: the notebook's update_parameters.
 template <class T>
 class SGD : public Optimizer<T> {
 public:
@@ -45,7 +46,7 @@ public:
     std::map<std::string, std::string> hyperparameters() const override;
 };
 
-// v = momentum * v + dW; W = W - learning_rate * v (PyTorch's convention).
+/// v = momentum * v + dW; W = W - learning_rate * v (PyTorch's convention).
 template <class T>
 class Momentum : public Optimizer<T> {
 public:
@@ -61,7 +62,7 @@ private:
     std::vector<autodiff::Matrix<T>> velocity_;
 };
 
-// Adam (Kingma & Ba 2015) with bias correction, as torch.optim.Adam.
+/// Adam (Kingma & Ba 2015) with bias correction, as torch.optim.Adam.
 template <class T>
 class Adam : public Optimizer<T> {
 public:
@@ -79,7 +80,7 @@ private:
     std::uint64_t steps_ = 0;
 };
 
-// "sgd" (momentum 0) / "momentum" / "adam" by name, for the command line and checkpoints.
+/// "sgd" (momentum 0) / "momentum" / "adam" by name, for the command line and checkpoints.
 template <class T>
 std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, std::vector<autodiff::Parameter<T>*> parameters,
                                              T learning_rate, T momentum = T(0.9));

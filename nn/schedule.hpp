@@ -1,6 +1,7 @@
 #pragma once
-// Learning-rate schedules as pure functions of the epoch, so a resumed run picks up the
-// same rate it would have had.
+/// @file
+/// Learning-rate schedules as pure functions of the epoch, so a resumed run picks up the
+/// same rate it would have had.
 
 #include <cmath>
 #include <cstddef>
@@ -17,7 +18,7 @@ inline Schedule schedule_from_string(const std::string& name) {
     throw std::invalid_argument("unknown schedule '" + name + "' (constant or cosine)");
 }
 
-// Cosine annealing (Loshchilov & Hutter 2017) from base at epoch 0 towards 0 after the last epoch.
+/// Cosine annealing (Loshchilov & Hutter 2017) from base at epoch 0 towards 0 after the last epoch.
 inline double learning_rate_at(Schedule s, double base, std::size_t epoch, std::size_t epochs) {
     if (s == Schedule::constant || epochs == 0) return base;
     const double pi = 3.14159265358979323846;

@@ -1,5 +1,6 @@
 #pragma once
-// A seeded train/test split, for data sets that come without one (Iris, a user's CSV).
+/// @file
+/// A seeded train/test split, for data sets that come without one (Iris, a user's CSV).
 
 #include <cstdint>
 #include <numeric>
@@ -11,8 +12,8 @@
 
 namespace nn {
 
-// Shuffles the examples with NumpyRandom(seed) and puts round(test_fraction * n) of them,
-// at least one, in the test set.
+/// Shuffles the examples with NumpyRandom(seed) and puts round(test_fraction * n) of them,
+/// at least one, in the test set.
 template <class T>
 std::pair<Dataset<T>, Dataset<T>> train_test_split(const Dataset<T>& data, double test_fraction, std::uint32_t seed) {
     if (!(test_fraction > 0 && test_fraction < 1))

@@ -1,7 +1,8 @@
 #pragma once
-// Minibatch training and evaluation of an MLP classifier with the mean softmax
-// cross-entropy. The order of examples in epoch e depends only on (seed, e), so a run
-// resumed from a checkpoint after epoch e continues exactly as if it had not stopped.
+/// @file
+/// Minibatch training and evaluation of an MLP classifier with the mean softmax
+/// cross-entropy. The order of examples in epoch e depends only on (seed, e), so a run
+/// resumed from a checkpoint after epoch e continues exactly as if it had not stopped.
 
 #include <cstdint>
 #include <functional>
@@ -15,17 +16,17 @@
 namespace nn {
 
 struct EpochStats {
-    double loss = 0;      // mean over the examples
-    double accuracy = 0;  // fraction classified right (in training: as the batches went by)
+    double loss = 0;      ///< mean over the examples
+    double accuracy = 0;  ///< fraction classified right (in training: as the batches went by)
     double seconds = 0;
     std::size_t examples = 0;
 };
 
 struct Progress {
-    std::size_t batch = 0, batches = 0;  // batches done, of how many
-    std::size_t examples = 0;            // examples done
-    double running_loss = 0;             // mean loss so far this epoch
-    double seconds = 0;                  // since the epoch began
+    std::size_t batch = 0, batches = 0;  ///< batches done, of how many
+    std::size_t examples = 0;            ///< examples done
+    double running_loss = 0;             ///< mean loss so far this epoch
+    double seconds = 0;                  ///< since the epoch began
 };
 
 template <class T>
@@ -33,10 +34,10 @@ class Trainer {
 public:
     Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed);
 
-    // One pass over data in a shuffled order; calls progress after every batch if given.
+    /// One pass over data in a shuffled order; calls progress after every batch if given.
     EpochStats train_epoch(const Dataset<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
-    // Loss and accuracy without recording gradients.
+    /// Loss and accuracy without recording gradients.
     EpochStats evaluate(const Dataset<T>& data);
 
 private:
@@ -44,17 +45,17 @@ private:
     Optimizer<T>& optimizer_;
     std::size_t batch_size_;
     std::uint32_t seed_;
-    autodiff::Tape<T> tape_;  // reused every step: no allocation after the first
+    autodiff::Tape<T> tape_;  ///< reused every step: no allocation after the first
     autodiff::Matrix<T> X_;
     autodiff::Labels y_;
 };
 
-// Examples whose argmax over the logits' column equals the label.
+/// Examples whose argmax over the logits' column equals the label.
 template <class T>
 std::size_t count_correct(const autodiff::Matrix<T>& logits, const autodiff::Labels& labels);
 
-// Throws DataError naming the data set, the example (column) and the feature (row) of the
-// first NaN or Inf, and a label out of range.
+/// Throws DataError naming the data set, the example (column) and the feature (row) of the
+/// first NaN or Inf, and a label out of range.
 template <class T>
 void check_dataset(const Dataset<T>& data, const std::string& name);
 
