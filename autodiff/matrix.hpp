@@ -35,8 +35,8 @@ inline std::string to_string(Shape s) {
 
 // Resizes only when the shape changes, so a buffer reused with the same shape never reallocates.
 template <class T>
-void ensure_shape(Matrix<T>& m, Shape s) {
-    if (shape_of(m) != s) m.resize({s.rows, s.cols});
+inline void ensure_shape(Matrix<T>& m, Shape s) {
+    if (m.shape()[0] != s.rows || m.shape()[1] != s.cols) m.resize({s.rows, s.cols});
 }
 
 }  // namespace autodiff

@@ -48,18 +48,6 @@ void Parameter<T>::zero_grad() {
 // ---- Var ----
 
 template <class T>
-Tape<T>& Var<T>::tape() const {
-    if (tape_ == nullptr) throw Error("Var: this handle was never recorded on a tape");
-    return *tape_;
-}
-
-template <class T>
-const Matrix<T>& Var<T>::value() const {
-    tape().check(*this, "Var::value");
-    return tape_->value(index_);
-}
-
-template <class T>
 bool Var<T>::requires_grad() const {
     return tape().node(*this).requires_grad;
 }
@@ -80,12 +68,11 @@ template <class T>
 Tape<T>::Tape() : generation_(next_generation()) {}
 
 template <class T>
-void Tape<T>::check(Var<T> v, const char* op) const {
+void Tape<T>::reject(Var<T> v, const char* op) const {
     if (v.tape_ != this)
         throw Error(std::string(op) + ": the handle belongs to " +
                     (v.tape_ ? "another tape" : "no tape (default-constructed Var)"));
-    if (v.generation_ != generation_ || v.index_ >= size_)
-        throw Error(std::string(op) + ": stale handle: its tape was reset after it was recorded");
+    throw Error(std::string(op) + ": stale handle: its tape was reset after it was recorded");
 }
 
 template <class T>
@@ -100,12 +87,6 @@ const Node<T>& Tape<T>::entry(std::size_t index) const {
         throw Error("Tape::entry: index " + std::to_string(index) + " but the tape holds " + std::to_string(size_) +
                     " entries");
     return nodes_[index];
-}
-
-template <class T>
-const Matrix<T>& Tape<T>::value(std::uint32_t index) const {
-    const Node<T>& n = nodes_[index];
-    return n.parameter ? n.parameter->value : n.value;
 }
 
 template <class T>

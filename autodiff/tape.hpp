@@ -169,7 +169,10 @@ public:
     // The index-th entry in recording order (an input's index is in Node::inputs), for
     // tools that walk the tape, such as to_dot. Throws unless index < size().
     const Node<T>& entry(std::size_t index) const;
-    const Matrix<T>& value(std::uint32_t index) const;
+    const Matrix<T>& value(std::uint32_t index) const {
+        const Node<T>& n = nodes_[index];
+        return n.parameter ? n.parameter->value : n.value;
+    }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
     const Matrix<T>& input(const Node<T>& n, int i) const { return value(n.inputs[i]); }
@@ -177,11 +180,14 @@ public:
     GradientSink<T> grad_of(const Node<T>& n, int i);
 
     // Throws unless v is a live handle of this tape; `op` names the caller in the message.
-    void check(Var<T> v, const char* op) const;
+    void check(Var<T> v, const char* op) const {
+        if (v.tape_ != this || v.generation_ != generation_ || v.index_ >= size_) reject(v, op);
+    }
 
 private:
     friend class Var<T>;
     Node<T>& push(const char* op);
+    [[noreturn]] void reject(Var<T> v, const char* op) const;  // check()'s error, out of the hot path
     GradientSink<T> start_backward(Var<T> output);  // checks, then the output's seed sink
     void sweep(Var<T> output);
     Var<T> handle(std::uint32_t index) const { return Var<T>(const_cast<Tape*>(this), index, generation_); }
@@ -215,6 +221,18 @@ private:
 };
 
 // ---- inline template members ----
+
+template <class T>
+Tape<T>& Var<T>::tape() const {
+    if (tape_ == nullptr) throw Error("Var: this handle was never recorded on a tape");
+    return *tape_;
+}
+
+template <class T>
+const Matrix<T>& Var<T>::value() const {
+    tape().check(*this, "Var::value");
+    return tape_->value(index_);
+}
 
 template <class T>
 template <class Forward>
