@@ -78,7 +78,8 @@ int run(const Options& o) {
         nn::LoadedModel<T> saved = nn::load_model<T>(o.eval);
         require_fits(*saved.net, data.test, o.eval);
         auto unused = nn::make_optimizer<T>("sgd", saved.net->parameters(), T(1));
-        const nn::EpochStats test = nn::Trainer<T>(*saved.net, *unused, o.batch_size, o.seed).evaluate(data.test);
+        const nn::EpochStats test =
+            nn::Trainer<T>(*saved.net, *unused, o.batch_size, o.seed).evaluate(nn::DataLoader<T>(data.test));
         std::printf("test loss: %.4f\ntest accuracy: %.4f\n", test.loss, test.accuracy);
         return 0;
     }
@@ -106,6 +107,7 @@ int run(const Options& o) {
     std::printf("training %s on %zu examples (%zu test), %s, batch %zu, %s\n",
                 [&] { std::string s; for (auto n : net->sizes()) s += (s.empty() ? "" : "-") + std::to_string(n); return s; }().c_str(),
                 data.train.size(), data.test.size(), o.optimizer.c_str(), o.batch_size, o.dtype.c_str());
+    const nn::DataLoader<T> train_batches(data.train), test_batches(data.test);
     example::ProgressReporter progress(o.epochs);
     example::MetricsLog log(o.metrics);
     nn::EpochStats test;
@@ -113,15 +115,15 @@ int run(const Options& o) {
     for (std::size_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
         optimizer->set_learning_rate(T(nn::learning_rate_at(schedule, o.learning_rate, epoch, o.epochs)));
         const nn::EpochStats train =
-            trainer.train_epoch(data.train, epoch, [&](const nn::Progress& p) { progress(epoch, p); });
-        test = trainer.evaluate(data.test);
+            trainer.train_epoch(train_batches, epoch, [&](const nn::Progress& p) { progress(epoch, p); });
+        test = trainer.evaluate(test_batches);
         std::printf("epoch %zu/%zu: loss %.4f, train accuracy %.4f, test accuracy %.4f, %.2f s\n", epoch + 1,
                     o.epochs, train.loss, train.accuracy, test.accuracy, train.seconds);
         std::fflush(stdout);
         log.add({epoch + 1, train, test});
         if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch + 1);
     }
-    if (first_epoch >= o.epochs) test = trainer.evaluate(data.test);
+    if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
     if (!o.plot.empty() && !log.plot(o.plot)) std::printf("no plot: gnuplot is not installed or failed\n");
     std::printf("test accuracy: %.4f\n", test.accuracy);
     return 0;

@@ -55,7 +55,7 @@ Trainer<T>::Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size
 }
 
 template <class T>
-EpochStats Trainer<T>::train_epoch(const Dataset<T>& data, std::size_t epoch,
+EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
                                    const std::function<void(const Progress&)>& progress) {
     const auto start = std::chrono::steady_clock::now();
     const std::size_t n = data.size();
@@ -70,7 +70,7 @@ EpochStats Trainer<T>::train_epoch(const Dataset<T>& data, std::size_t epoch,
     const std::size_t batches = (n + batch_size_ - 1) / batch_size_;
     for (std::size_t b = 0; b < batches; ++b) {
         const std::size_t first = b * batch_size_, count = std::min(batch_size_, n - first);
-        gather_batch(data, order.data() + first, count, X_, y_);
+        data.gather(order.data() + first, count, X_, y_);
         tape_.reset();
         autodiff::Var<T> logits = net_(tape_, X_);
         autodiff::Var<T> loss = autodiff::softmax_cross_entropy(logits, y_);
@@ -90,7 +90,7 @@ EpochStats Trainer<T>::train_epoch(const Dataset<T>& data, std::size_t epoch,
 }
 
 template <class T>
-EpochStats Trainer<T>::evaluate(const Dataset<T>& data) {
+EpochStats Trainer<T>::evaluate(const DataLoader<T>& data) {
     const auto start = std::chrono::steady_clock::now();
     const std::size_t n = data.size();
     std::vector<std::size_t> order(n);
@@ -100,7 +100,7 @@ EpochStats Trainer<T>::evaluate(const Dataset<T>& data) {
     std::size_t correct = 0;
     for (std::size_t first = 0; first < n; first += batch_size_) {
         const std::size_t count = std::min(batch_size_, n - first);
-        gather_batch(data, order.data() + first, count, X_, y_);
+        data.gather(order.data() + first, count, X_, y_);
         tape_.reset();
         autodiff::NoGrad<T> no_grad(tape_);
         autodiff::Var<T> logits = net_(tape_, X_);

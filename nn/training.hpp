@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "autodiff/autodiff.hpp"
+#include "nn/data_loader.hpp"
 #include "nn/dataset.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
@@ -35,10 +36,10 @@ public:
     Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed);
 
     /// One pass over data in a shuffled order; calls progress after every batch if given.
-    EpochStats train_epoch(const Dataset<T>& data, std::size_t epoch,
+    EpochStats train_epoch(const DataLoader<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
     /// Loss and accuracy without recording gradients.
-    EpochStats evaluate(const Dataset<T>& data);
+    EpochStats evaluate(const DataLoader<T>& data);
 
 private:
     MLP<T>& net_;

@@ -30,8 +30,9 @@ bool same_weights(const nn::MLP<T>& a, const nn::MLP<T>& b) {
 }  // namespace
 
 TEST_CASE("an MLP learns Iris to at least 93% held-out accuracy", "[training]") {
-    const auto [train, test] = nn::train_test_split(nn::iris<double>(), 0.2, 0);
-    REQUIRE(train.size() == 120);
+    const auto [train_set, test_set] = nn::train_test_split(nn::iris<double>(), 0.2, 0);
+    REQUIRE(train_set.size() == 120);
+    const nn::DataLoader<double> train(train_set), test(test_set);
     Run<double> run("adam");
     nn::Trainer<double> trainer(run.net, *run.optimizer, 16, 1);
     const double initial = trainer.evaluate(train).loss;
@@ -47,7 +48,7 @@ TEMPLATE_TEST_CASE("a saved model loads back bit for bit", "[training][checkpoin
     test_support::TempDir dir("training");
     Run<TestType> run("momentum");
     nn::Trainer<TestType> trainer(run.net, *run.optimizer, 32, 3);
-    trainer.train_epoch(nn::iris<TestType>(), 0);
+    trainer.train_epoch(nn::DataLoader<TestType>(nn::iris<TestType>()), 0);
     nn::save_model(dir.path / "model", run.net, *run.optimizer, 1);
     const nn::LoadedModel<TestType> loaded = nn::load_model<TestType>(dir.path / "model");
     REQUIRE(loaded.epoch == 1);
@@ -57,7 +58,7 @@ TEMPLATE_TEST_CASE("a saved model loads back bit for bit", "[training][checkpoin
 }
 
 TEST_CASE("resuming after N epochs gives the same weights as training straight through", "[training][checkpoint]") {
-    const auto data = nn::iris<double>();
+    const nn::DataLoader<double> data(nn::iris<double>());
     for (const std::string optimizer : {"sgd", "momentum", "adam"}) {
         test_support::TempDir dir("training");
         Run<double> straight(optimizer);

@@ -1,0 +1,54 @@
+#pragma once
+// Minibatches from a data set, fast. A Dataset keeps the engine's layout (features x
+// examples), where the features of one example lie a whole row apart: gathering a
+// shuffled batch from it touches one cache line per number. The loader keeps its own
+// copy with each example contiguous, so a batch is 'count' sequential reads, transposed
+// into the features x count matrix the network takes.
+
+#include <algorithm>
+#include <vector>
+
+#include "autodiff/matrix.hpp"
+#include "nn/dataset.hpp"
+
+namespace nn {
+
+template <class T>
+class DataLoader {
+public:
+    explicit DataLoader(const Dataset<T>& data) : features_(data.feature_count()), classes_(data.classes), labels_(data.labels) {
+        const std::size_t n = data.size();
+        by_example_.resize(n * features_);
+        // Transposed in 32 x 32 tiles, so reads and writes both stay within a few cache lines.
+        constexpr std::size_t tile = 32;
+        for (std::size_t i0 = 0; i0 < features_; i0 += tile)
+            for (std::size_t j0 = 0; j0 < n; j0 += tile)
+                for (std::size_t i = i0; i < std::min(i0 + tile, features_); ++i)
+                    for (std::size_t j = j0; j < std::min(j0 + tile, n); ++j)
+                        by_example_[j * features_ + i] = data.features.data()[i * n + j];
+    }
+
+    std::size_t size() const { return labels_.size(); }
+    std::size_t feature_count() const { return features_; }
+    std::size_t classes() const { return classes_; }
+
+    // X (features x count) and y get the examples indices[0..count); no allocation when
+    // they already have that shape.
+    void gather(const std::size_t* indices, std::size_t count, autodiff::Matrix<T>& X, autodiff::Labels& y) const {
+        autodiff::ensure_shape(X, {features_, count});
+        y.resize(count);
+        T* out = X.data();
+        for (std::size_t j = 0; j < count; ++j) {
+            const T* example = by_example_.data() + indices[j] * features_;
+            for (std::size_t i = 0; i < features_; ++i) out[i * count + j] = example[i];
+            y[j] = labels_[indices[j]];
+        }
+    }
+
+private:
+    std::size_t features_, classes_;
+    std::vector<std::size_t> labels_;
+    std::vector<T> by_example_;  // example j's features at [j * features_, (j + 1) * features_)
+};
+
+}  // namespace nn
