@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "autodiff/autodiff.hpp"
+#include "autodiff/dot.hpp"
 #include "nn/mlp.hpp"
 #include "nn/notebook_backprop.hpp"
 #include "nn/numpy_format.hpp"
@@ -53,9 +54,11 @@ double largest_gradient_difference(const nn::MLP<double>& net, const std::vector
 int main(int argc, char** argv) {
     int steps = 1;
     double learning_rate = 0.01;
+    std::string dot_file;
     CLI::App app{"The notebook's 5-10-10-4 network, its run reproduced on tapegrad."};
     app.add_option("--steps", steps, "SGD steps to take (the notebook takes 1)")->check(CLI::Range(1, 1 << 30))->capture_default_str();
     app.add_option("--lr", learning_rate, "learning rate")->capture_default_str();
+    app.add_option("--dot", dot_file, "write the first step's tape as a Graphviz DOT graph (dot -Tsvg FILE)");
     CLI11_PARSE(app, argc, argv);
     if (!(std::isfinite(learning_rate) && learning_rate > 0)) {
         std::cerr << "notebook_mlp: --lr must be a positive finite number, got " << learning_rate << "\n";
@@ -75,7 +78,10 @@ int main(int argc, char** argv) {
     autodiff::Tape<double> tape;
     auto Z3 = net(tape, X);                                          // forward_prop
     const Matrix<double> A3 = autodiff::softmax(Z3).value();
-    tape.backward(autodiff::softmax_cross_entropy(Z3, Y));          // backward_prop, by the tape
+    auto loss = autodiff::softmax_cross_entropy(Z3, Y);
+    tape.backward(loss);                                             // backward_prop, by the tape
+    if (!dot_file.empty())
+        autodiff::save_dot(dot_file, tape, loss, {"The notebook's 5-10-10-4 network on the tape (one training step)"});
     const double gradient_gap = largest_gradient_difference(net, parameters, X, Y);
     sgd.step();                                                      // update_parameters
 
