@@ -13,6 +13,7 @@ import argparse
 import ctypes
 import ctypes.util
 import json
+import os
 import statistics
 import sys
 import timeit
@@ -41,56 +42,9 @@ def openblas():
     return None
 
 
-# ---- the notebook's code (generalised only in dtype) ---------------------------------
-def relu(z):
-    return np.maximum(0, z)
-
-
-def softmax(Z):
-    z_exp = np.exp(Z - np.max(Z, axis=0, keepdims=True))
-    return z_exp / np.sum(z_exp, axis=0, keepdims=True)
-
-
-def relu_derivative(Z):
-    return Z > 0
-
-
-def forward_prop(X, parameters):
-    W1, b1, W2, b2, W3, b3 = parameters
-    Z1 = W1 @ X + b1
-    A1 = relu(Z1)
-    Z2 = W2 @ A1 + b2
-    A2 = relu(Z2)
-    Z3 = W3 @ A2 + b3
-    A3 = softmax(Z3)
-    return A3, (Z1, A1, Z2, A2, Z3, A3)
-
-
-def backward_prop(X, Y, parameters, forwardpass_activations):
-    m = X.shape[1]
-    W1, b1, W2, b2, W3, b3 = parameters
-    Z1, A1, Z2, A2, Z3, A3 = forwardpass_activations
-    dL_dZ3 = A3 - Y
-    dL_dW3 = (1 / m) * np.dot(dL_dZ3, A2.T)
-    dL_db3 = (1 / m) * np.sum(dL_dZ3, axis=1, keepdims=True)
-    dL_dA2 = np.dot(W3.T, dL_dZ3)
-    dL_dZ2 = dL_dA2 * relu_derivative(Z2)
-    dL_dW2 = (1 / m) * np.dot(dL_dZ2, A1.T)
-    dL_db2 = (1 / m) * np.sum(dL_dZ2, axis=1, keepdims=True)
-    dL_dA1 = np.dot(W2.T, dL_dZ2)
-    dL_dZ1 = dL_dA1 * relu_derivative(Z1)
-    dL_dW1 = (1 / m) * np.dot(dL_dZ1, X.T)
-    dL_db1 = (1 / m) * np.sum(dL_dZ1, axis=1, keepdims=True)
-    return (dL_dW1, dL_db1, dL_dW2, dL_db2, dL_dW3, dL_db3)
-
-
-def update_parameters(parameters, pass_gradients, learning_rate):
-    W1, b1, W2, b2, W3, b3 = parameters
-    dL_dW1, dL_db1, dL_dW2, dL_db2, dL_dW3, dL_db3 = pass_gradients
-    return (W1 - learning_rate * dL_dW1, b1 - learning_rate * dL_db1,
-            W2 - learning_rate * dL_dW2, b2 - learning_rate * dL_db2,
-            W3 - learning_rate * dL_dW3, b3 - learning_rate * dL_db3)
-# ---------------------------------------------------------------------------------------
+# The notebook's code, from the project's one copy of it (tests/data/notebook/notebook.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "notebook"))
+from notebook import backward_prop, forward_prop, update_parameters  # noqa: E402
 
 
 def make_problem(sizes, m, dtype, seed=1):

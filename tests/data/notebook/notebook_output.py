@@ -4,64 +4,9 @@
 Regenerate the fixture the demo is compared with:
     /usr/bin/python3 tests/data/notebook/notebook_output.py > tests/data/notebook/notebook_output.txt
 """
-import numpy as np
+from notebook import backward_prop, forward_prop, update_parameters, execution
 
-
-def relu(z):
-    return np.maximum(0, z)
-
-
-def softmax(Z):
-    z_exp = np.exp(Z - np.max(Z, axis=0, keepdims=True))
-    return z_exp / np.sum(z_exp, axis=0, keepdims=True)
-
-
-def init_parameters():
-    np.random.seed(1)
-    W1 = np.random.randn(10, 5) * 0.01
-    b1 = np.random.randn(10, 1) * 0.01
-    W2 = np.random.randn(10, 10) * 0.01
-    b2 = np.random.randn(10, 1) * 0.01
-    W3 = np.random.randn(4, 10) * 0.01
-    b3 = np.random.randn(4, 1) * 0.01
-    return (W1, b1, W2, b2, W3, b3)
-
-
-def forward_prop(X, parameters):
-    W1, b1, W2, b2, W3, b3 = parameters
-    Z1 = W1 @ X + b1
-    A1 = relu(Z1)
-    Z2 = W2 @ A1 + b2
-    A2 = relu(Z2)
-    Z3 = W3 @ A2 + b3
-    A3 = softmax(Z3)
-    return A3, (Z1, A1, Z2, A2, Z3, A3)
-
-
-def backward_prop(X, Y, parameters, forwardpass_activations):
-    m = X.shape[1]
-    W1, b1, W2, b2, W3, b3 = parameters
-    Z1, A1, Z2, A2, Z3, A3 = forwardpass_activations
-    dL_dZ3 = A3 - Y
-    dL_dW3 = (1 / m) * np.dot(dL_dZ3, A2.T)
-    dL_db3 = (1 / m) * np.sum(dL_dZ3, axis=1, keepdims=True)
-    dL_dZ2 = np.dot(W3.T, dL_dZ3) * (Z2 > 0)
-    dL_dW2 = (1 / m) * np.dot(dL_dZ2, A1.T)
-    dL_db2 = (1 / m) * np.sum(dL_dZ2, axis=1, keepdims=True)
-    dL_dZ1 = np.dot(W2.T, dL_dZ2) * (Z1 > 0)
-    dL_dW1 = (1 / m) * np.dot(dL_dZ1, X.T)
-    dL_db1 = (1 / m) * np.sum(dL_dZ1, axis=1, keepdims=True)
-    return (dL_dW1, dL_db1, dL_dW2, dL_db2, dL_dW3, dL_db3)
-
-
-def update_parameters(parameters, pass_gradients, learning_rate):
-    return tuple(p - learning_rate * g for p, g in zip(parameters, pass_gradients))
-
-
-np.random.seed(1)
-X = np.random.rand(5, 10)
-Y = np.eye(4)[np.random.choice(4, 10)].T
-parameters = init_parameters()
+X, Y, parameters = execution()
 print("Intial parameters - ", parameters)
 learning_rate = 0.01
 A3, forwardpass_predictions = forward_prop(X, parameters)

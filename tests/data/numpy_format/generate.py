@@ -40,22 +40,13 @@ def add_tuple(name, arrays):
 
 
 # --- The notebook the demo ports (init_parameters, forward_prop, printed in cell 33). ---
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "notebook"))
+from notebook import execution, forward_prop  # noqa: E402
+
+
 def notebook():
-    np.random.seed(1)
-    X = np.random.rand(5, 10)
-    np.random.seed(1)  # init_parameters reseeds
-    W1 = np.random.randn(10, 5) * 0.01
-    b1 = np.random.randn(10, 1) * 0.01
-    W2 = np.random.randn(10, 10) * 0.01
-    b2 = np.random.randn(10, 1) * 0.01
-    W3 = np.random.randn(4, 10) * 0.01
-    b3 = np.random.randn(4, 1) * 0.01
-    params = (W1, b1, W2, b2, W3, b3)
-    A1 = np.maximum(0, W1 @ X + b1)
-    A2 = np.maximum(0, W2 @ A1 + b2)
-    Z3 = W3 @ A2 + b3
-    e = np.exp(Z3 - np.max(Z3, axis=0, keepdims=True))
-    A3 = e / np.sum(e, axis=0, keepdims=True)
+    X, _, params = execution()
+    A3, _ = forward_prop(X, params)
     add_tuple("notebook parameters", params)
     for name, a in zip(["W1", "b1", "W2", "b2", "W3", "b3"], params):
         add("notebook " + name, a)
