@@ -19,12 +19,13 @@
 
 namespace autodiff {
 
-template <class T>
+// double by default (the notebook is float64); float works everywhere too.
+template <class T = double>
 class Tape;
 
 // A trainable array that outlives any one tape: recorded as a leaf without being copied;
 // its gradient accumulates across backward() calls until zero_grad(), as in PyTorch.
-template <class T>
+template <class T = double>
 class Parameter {
 public:
     explicit Parameter(Matrix<T> initial, std::string name = "");
@@ -63,7 +64,7 @@ struct Node {
 };
 
 // Handle to a value recorded on a tape.
-template <class T>
+template <class T = double>
 class Var {
 public:
     Var() = default;
@@ -207,7 +208,7 @@ private:
 };
 
 // Records values without gradients inside its scope (inference), like torch::NoGradGuard.
-template <class T>
+template <class T = double>
 class NoGrad {
 public:
     explicit NoGrad(Tape<T>& tape) : tape_(tape), previous_(tape.grad_enabled()) { tape.set_grad_enabled(false); }

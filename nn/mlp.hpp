@@ -11,7 +11,7 @@
 
 namespace nn {
 
-template <class T>
+template <class T = double>
 class MLP {
 public:
     /// Layers draw W, then b, in order from rng: with Init::notebook and rng seeded 1 the

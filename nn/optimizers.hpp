@@ -37,7 +37,7 @@ protected:
 };
 
 /// W = W - learning_rate * dW: the notebook's update_parameters.
-template <class T>
+template <class T = double>
 class SGD : public Optimizer<T> {
 public:
     SGD(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate);
@@ -47,7 +47,7 @@ public:
 };
 
 /// v = momentum * v + dW; W = W - learning_rate * v (PyTorch's convention).
-template <class T>
+template <class T = double>
 class Momentum : public Optimizer<T> {
 public:
     Momentum(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate, T momentum = T(0.9));
@@ -63,7 +63,7 @@ private:
 };
 
 /// Adam (Kingma & Ba 2015) with bias correction, as torch.optim.Adam.
-template <class T>
+template <class T = double>
 class Adam : public Optimizer<T> {
 public:
     Adam(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate = T(1e-3), T beta1 = T(0.9),

@@ -17,12 +17,12 @@
 namespace {
 std::atomic<long> allocations{0};
 
-long resident_kib() {  // VmRSS of this process
+long resident_kib() {  // RssAnon: resident heap and stack, without code pages faulted in late
     std::ifstream status("/proc/self/status");
     std::string key;
     long value = 0;
     while (status >> key) {
-        if (key == "VmRSS:") {
+        if (key == "RssAnon:") {
             status >> value;
             return value;
         }
@@ -37,8 +37,15 @@ void* operator new(std::size_t size) {
     if (void* p = std::malloc(size ? size : 1)) return p;
     throw std::bad_alloc();
 }
+// The nothrow form too (Catch2 uses it): otherwise it comes from the runtime, and
+// AddressSanitizer reports our delete's free() of its memory as a mismatch.
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+    ++allocations;
+    return std::malloc(size ? size : 1);
+}
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 using autodiff::Matrix;
 
@@ -78,7 +85,14 @@ TEMPLATE_TEST_CASE("a steady-state training step allocates nothing, for 10,000 s
                         << rss_before << " -> " << rss_after << " KiB");
     REQUIRE(first > 0);
     REQUIRE(after - before == 0);
-    // Flat memory: the kernel may fault in a few pages of stack or BLAS workspace late
-    // (seen: 12 KiB once), but a leak of 7 bytes a step would already exceed 64 KiB.
+    // Flat memory, counted without code pages (VmRSS grew by up to 124 KiB as OpenBLAS's
+    // code was faulted in late). A page of stack may still come late (seen: 12 KiB), but a
+    // leak of 7 bytes a step would already exceed 64 KiB.
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer's runtime grows RSS by itself (seen: 80-200 KiB over the loop with
+    // 0 allocations counted above): its lazily mapped shadow memory is not our leak.
+    WARN("RSS bound not checked under AddressSanitizer");
+#else
     REQUIRE(rss_after - rss_before <= 64);
+#endif
 }
