@@ -1,0 +1,144 @@
+// Misuse of the engine that the tape and ops tests do not already cover: every op given a
+// shape it cannot take, empty (0 x m, n x 0) matrices at each entry point, handles that
+// outlived a reset or belong to another tape, and backward from a non-scalar without a seed.
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autodiff/autodiff.hpp"
+#include "nn/linear.hpp"
+#include "nn/mlp.hpp"
+
+using namespace autodiff;
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+namespace {
+
+Matrix<double> filled(std::size_t rows, std::size_t cols, double v = 0.5) {
+    Matrix<double> m({rows, cols});
+    m.fill(v);
+    return m;
+}
+
+struct BadCall {
+    const char* op;  // the name the message must start with
+    std::function<void(Tape<double>&)> call;
+};
+
+// Every op, each called with operands whose shapes it cannot take.
+std::vector<BadCall> bad_shape_calls() {
+    auto c = [](Tape<double>& t, std::size_t r, std::size_t k) { return t.leaf(filled(r, k)); };
+    return {
+        {"matmul", [=](Tape<double>& t) { matmul(c(t, 3, 4), c(t, 5, 2)); }},
+        {"linear", [=](Tape<double>& t) { linear(c(t, 3, 4), c(t, 5, 2), c(t, 3, 1)); }},
+        {"linear", [=](Tape<double>& t) { linear(c(t, 3, 4), c(t, 4, 2), c(t, 4, 1)); }},
+        {"linear", [=](Tape<double>& t) { linear(c(t, 3, 4), c(t, 4, 2), c(t, 3, 2)); }},
+        {"add", [=](Tape<double>& t) { add(c(t, 3, 4), c(t, 2, 4)); }},
+        {"add", [=](Tape<double>& t) { add(c(t, 3, 4), c(t, 3, 2)); }},
+        {"sub", [=](Tape<double>& t) { sub(c(t, 3, 4), c(t, 4, 3)); }},
+        {"mul", [=](Tape<double>& t) { mul(c(t, 3, 1), c(t, 2, 4)); }},
+        {"div", [=](Tape<double>& t) { div(c(t, 1, 3), c(t, 2, 2)); }},
+        {"softmax_cross_entropy",
+         [=](Tape<double>& t) { softmax_cross_entropy(c(t, 3, 4), Matrix<double>(filled(3, 5))); }},
+        {"softmax_cross_entropy",
+         [=](Tape<double>& t) { softmax_cross_entropy(c(t, 3, 4), Matrix<double>(filled(4, 4))); }},
+        {"softmax_cross_entropy", [=](Tape<double>& t) { softmax_cross_entropy(c(t, 3, 4), Labels{0, 1, 2}); }},
+        {"softmax_cross_entropy", [=](Tape<double>& t) { softmax_cross_entropy(c(t, 3, 2), Labels{0, 3}); }},
+        {"mse", [=](Tape<double>& t) { mse(c(t, 3, 4), c(t, 3, 1)); }},
+        {"sum", [=](Tape<double>& t) { sum(c(t, 3, 4), -1); }},
+        {"mean", [=](Tape<double>& t) { mean(c(t, 3, 4), 2); }},
+        {"backward", [=](Tape<double>& t) { t.backward(c(t, 3, 4), filled(4, 3)); }},
+        {"backward", [=](Tape<double>& t) { t.backward(c(t, 3, 4)); }},
+    };
+}
+
+}  // namespace
+
+TEST_CASE("every op refuses a shape it cannot take, naming itself", "[hardening][errors]") {
+    for (const BadCall& bad : bad_shape_calls()) {
+        INFO("op: " << bad.op);
+        Tape<double> tape;
+        try {
+            bad.call(tape);
+            FAIL("no exception from " << bad.op);
+        } catch (const Error& e) {
+            CHECK_THAT(e.what(), StartsWith(std::string(bad.op) + ":"));
+        }
+    }
+}
+
+TEST_CASE("empty matrices are refused at every entry point", "[hardening][errors]") {
+    for (const auto& shape : std::vector<std::pair<std::size_t, std::size_t>>{{0, 4}, {4, 0}, {0, 0}}) {
+        const Matrix<double> empty({shape.first, shape.second});
+        INFO("shape " << shape.first << "x" << shape.second);
+        Tape<double> tape;
+        CHECK_THROWS_AS(tape.constant(empty), Error);
+        CHECK_THROWS_AS(tape.leaf(empty), Error);
+        CHECK_THROWS_AS(Parameter<double>(empty, "W"), Error);
+        // An empty seed, empty one-hot targets, no labels: each is a shape mismatch.
+        Var<double> x = tape.leaf(filled(2, 3));
+        CHECK_THROWS_WITH(tape.backward(x, empty), StartsWith("backward:"));
+        CHECK_THROWS_WITH(softmax_cross_entropy(x, empty), StartsWith("softmax_cross_entropy:"));
+        // nn: a layer of zero units is refused before any tape sees it.
+        CHECK_THROWS_AS(nn::Linear<double>(empty, Matrix<double>({shape.first, 1}), "L1"), std::exception);
+    }
+    Tape<double> tape;
+    CHECK_THROWS_AS(softmax_cross_entropy(tape.leaf(filled(2, 3)), Labels{}), Error);
+    CHECK_THROWS_AS(nn::MLP<double>({4, 0, 3}), std::invalid_argument);
+    CHECK_THROWS_AS(nn::MLP<double>({0, 3}), std::invalid_argument);
+}
+
+TEST_CASE("a handle from before reset throws even where a new entry took its index", "[hardening][errors]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(filled(2, 2));
+    Var<double> loss = sum(x * x);
+    tape.reset();
+    Var<double> x2 = tape.leaf(filled(2, 2, 1.0));
+    Var<double> loss2 = sum(x2 * x2);
+    REQUIRE(x2.index() == x.index());
+    REQUIRE(loss2.index() == loss.index());
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("backward: stale handle"));
+    CHECK_THROWS_WITH(x.grad(), Contains("stale handle"));
+    CHECK_THROWS_WITH(x2 + x, Contains("add: stale handle"));
+    // The refusals left the new recording intact.
+    tape.backward(loss2);
+    CHECK((x2.grad() == filled(2, 2, 2.0)));
+}
+
+TEST_CASE("backward on a reset tape with nothing recorded throws", "[hardening][errors]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(filled(1, 1));
+    tape.backward(x);
+    tape.reset();
+    CHECK(tape.size() == 0);
+    CHECK_THROWS_AS(tape.backward(x), Error);
+    CHECK_THROWS_AS(tape.backward(Var<double>()), Error);
+}
+
+TEST_CASE("every op refuses a handle from another tape, naming itself", "[hardening][errors]") {
+    Tape<double> tape, other;
+    Var<double> a = tape.leaf(filled(2, 2)), b = tape.leaf(filled(2, 2)), b1 = tape.leaf(filled(2, 1));
+    Var<double> f = other.leaf(filled(2, 2)), f1 = other.leaf(filled(2, 1));
+    const std::vector<std::pair<const char*, std::function<void()>>> calls = {
+        {"matmul", [&] { matmul(a, f); }},        {"linear", [&] { linear(a, b, f1); }},
+        {"linear", [&] { linear(f, b, b1); }},    {"add", [&] { add(f, a); }},
+        {"sub", [&] { sub(a, f); }},              {"mul", [&] { mul(a, f); }},
+        {"div", [&] { div(f, a); }},              {"mse", [&] { mse(a, f); }},
+        {"backward", [&] { tape.backward(sum(f)); }},
+        {"backward", [&] { tape.backward(f, filled(2, 2)); }},
+    };
+    for (const auto& [op, call] : calls) {
+        INFO("op: " << op);
+        CHECK_THROWS_WITH(call(), StartsWith(std::string(op) + ":") && Contains("another tape"));
+    }
+}
+
+TEST_CASE("backward from a row or column output without a seed throws", "[hardening][errors]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(filled(3, 4));
+    CHECK_THROWS_WITH(tape.backward(sum(x, 0)), Contains("1x4, not 1x1"));
+    CHECK_THROWS_WITH(tape.backward(sum(x, 1)), Contains("3x1, not 1x1"));
+}
