@@ -332,8 +332,11 @@ void write_manifest(std::ostream& out, const Checkpoint& ckpt,
     }
     out << "\n  },\n  \"arrays\": {";
     sep = "\n    ";
-    for (const auto& [name, array] : ckpt.arrays) {
-        const auto& [bytes, crc] = files.at(name);
+    for (const auto& entry : ckpt.arrays) {
+        // Plain references, not structured bindings: clang 14 cannot capture those in a lambda.
+        const std::string& name = entry.first;
+        const std::size_t bytes = files.at(name).first;
+        const std::string& crc = files.at(name).second;
         std::visit([&](const auto& a) {
             using T = typename std::decay_t<decltype(a)>::value_type;
             out << sep;
@@ -341,7 +344,7 @@ void write_manifest(std::ostream& out, const Checkpoint& ckpt,
             out << ": {\"file\": \"" << name << ".npy\", \"dtype\": \"" << dtype_name<T>()
                 << "\", \"shape\": [" << a.shape(0) << ", " << a.shape(1) << "], \"bytes\": "
                 << bytes << ", \"crc32\": \"" << crc << "\"}";
-        }, array);
+        }, entry.second);
         sep = ",\n    ";
     }
     out << "\n  }\n}\n";
