@@ -347,7 +347,19 @@ void write_manifest(std::ostream& out, const Checkpoint& ckpt,
         }, entry.second);
         sep = ",\n    ";
     }
-    out << "\n  }\n}\n";
+    out << "\n  },\n";
+}
+
+// The manifest checks itself: its last member is the CRC32 of every byte before that member,
+// so a flipped byte in the metadata, a shape or a checksum is caught too.
+constexpr const char* manifest_crc_key = "\"manifest_crc32\"";
+
+std::string manifest_text(const Checkpoint& ckpt,
+                          const std::map<std::string, std::pair<std::size_t, std::string>>& files) {
+    std::ostringstream body;
+    write_manifest(body, ckpt, files);
+    std::string text = body.str() + "  ";
+    return text + manifest_crc_key + ": \"" + crc32_hex(text) + "\"\n}\n";
 }
 
 }  // namespace
@@ -374,8 +386,9 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
         files[name] = {bytes.size(), crc32_hex(bytes)};
     }
     // The manifest last: a directory without one is never mistaken for a checkpoint.
+    const std::string manifest = manifest_text(ckpt, files);
     write_file_atomically(fresh.path / manifest_name,
-                          [&](std::ostream& out) { write_manifest(out, ckpt, files); });
+                          [&](std::ostream& out) { out.write(manifest.data(), std::streamsize(manifest.size())); });
     fsync_path(fresh.path);
 
     // A crash in the fallback's window leaves the old checkpoint at .previous; recover it.
@@ -442,6 +455,13 @@ Checkpoint load_checkpoint(const fs::path& dir_in) {
         } else {
             m.fail("array '" + name + "' has dtype '" + dtype + "' (supported: <f4, <f8)");
         }
+    }
+    // Last, so that the errors above still say what is wrong with a hand-edited manifest.
+    const std::string expected_manifest_crc = m.string(root, "manifest_crc32");
+    const std::string manifest_crc = crc32_hex(text.substr(0, text.rfind(manifest_crc_key)));
+    if (manifest_crc != expected_manifest_crc) {
+        throw DataError(manifest_path.string() + ": corrupted: CRC32 of its content is " + manifest_crc +
+                        " but its manifest_crc32 says " + expected_manifest_crc);
     }
     return ckpt;
 }

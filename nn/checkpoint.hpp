@@ -1,7 +1,8 @@
 #pragma once
 // A checkpoint is a directory that NumPy can read without us:
 //   manifest.json   format version, the caller's metadata (strings), and for every array
-//                   its file, dtype, shape, byte count and CRC32
+//                   its file, dtype, shape, byte count and CRC32; last, manifest_crc32:
+//                   the CRC32 of every manifest byte before that member
 //   <name>.npy      one array per file, in its own dtype (float32 or float64), so a float
 //                   model round-trips bit for bit
 // Saving is atomic as a whole: everything is written and fsynced in a fresh directory
@@ -51,8 +52,9 @@ void save_checkpoint(const std::filesystem::path& dir, const Checkpoint& checkpo
 
 // Reads and verifies the checkpoint in `dir`. DataError naming the file for: a missing
 // directory, manifest or array file; a malformed manifest or an unsupported version; an
-// array file whose size or CRC32 differs from the manifest (truncated or corrupted); an
-// .npy whose dtype or shape disagrees with the manifest.
+// array file whose size or CRC32 differs from the manifest (truncated or corrupted); a
+// manifest whose own content differs from its manifest_crc32; an .npy whose dtype or shape
+// disagrees with the manifest.
 Checkpoint load_checkpoint(const std::filesystem::path& dir);
 
 }  // namespace nn
