@@ -1,9 +1,11 @@
 #include "nn/checkpoint.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -232,11 +234,47 @@ std::string crc32_hex(const std::string& bytes) {
     return buf;
 }
 
+// What xt::load_npy (xtensor 0.24) trusts without checking, checked here first: it reads
+// the header length from signed chars (undefined behaviour, and a wrong length, for a byte
+// >= 0x80), allocates that length before reading, indexes empty strings on a malformed
+// header dict, and allocates whatever shape the header announces. Accepted: the header
+// NumPy writes for a 2-d array of this dtype and the manifest's shape, then exactly its data.
+template <class T>
+void check_npy_header(const std::string& bytes, const std::vector<std::size_t>& shape) {
+    if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) throw std::runtime_error("no .npy magic");
+    const auto major = static_cast<unsigned char>(bytes[6]);
+    if (major < 1 || major > 3) throw std::runtime_error("unsupported .npy version " + std::to_string(major));
+    const std::size_t width = major == 1 ? 2 : 4;
+    if (bytes.size() < 8 + width) throw std::runtime_error("truncated header");
+    std::size_t length = 0;
+    for (std::size_t i = 0; i < width; ++i) {
+        const auto b = static_cast<unsigned char>(bytes[8 + i]);
+        if (b >= 0x80) throw std::runtime_error("header of 128 bytes or more: not supported");
+        length |= std::size_t(b) << (8 * i);
+    }
+    const std::size_t data_start = 8 + width + length;
+    if (data_start > bytes.size()) throw std::runtime_error("header longer than the file");
+    std::string header = bytes.substr(8 + width, length);
+    header.erase(std::remove(header.begin(), header.end(), ' '), header.end());
+    static const std::regex numpy_2d(R"(\{'descr':'([<|]f[48])','fortran_order':(True|False),'shape':\((\d{1,15}),(\d{1,15}),?\),?\}\n)");
+    std::smatch m;
+    if (!std::regex_match(header, m, numpy_2d)) throw std::runtime_error("not the header of a 2-d float array");
+    if (m[1].str().substr(1) != std::string(dtype_name<T>()).substr(1)) throw std::runtime_error("dtype " + m[1].str());
+    const std::size_t rows = std::stoull(m[3].str()), cols = std::stoull(m[4].str());
+    if (rows != shape[0] || cols != shape[1]) {
+        throw std::runtime_error("holds a " + std::to_string(rows) + "x" + std::to_string(cols) +
+                                 " array but the manifest says " + std::to_string(shape[0]) + "x" +
+                                 std::to_string(shape[1]));
+    }
+    if (bytes.size() - data_start != rows * cols * sizeof(T)) throw std::runtime_error("data size does not match the shape");
+}
+
 template <class T>
 xt::xtensor<T, 2> parse_npy(const std::string& bytes, const std::string& file,
                             const std::vector<std::size_t>& shape) {
     xt::xtensor<T, 2> result;
     try {
+        check_npy_header<T>(bytes, shape);
         std::istringstream in(bytes);
         auto loaded = xt::load_npy<T>(in);
         if (loaded.dimension() != 2) throw std::runtime_error("not a 2-d array");
