@@ -99,8 +99,18 @@ IdxContents read_idx(const std::string& path, std::uint32_t expected_magic, cons
         }
         total *= idx.dims.back();
     }
-    idx.bytes.resize(total);
-    read_exact(f.get(), idx.bytes.data(), total, path, std::string(kind) + " data");
+    // Grow with the data that actually arrives: a corrupted header announcing gigabytes in
+    // a short file is reported as truncated instead of allocating the gigabytes first.
+    constexpr std::size_t chunk = std::size_t(1) << 24;
+    while (idx.bytes.size() < total) {
+        const std::size_t at = idx.bytes.size(), n = std::min(chunk, total - at);
+        idx.bytes.resize(at + n);
+        const std::size_t got = read_some(f.get(), idx.bytes.data() + at, n, path);
+        if (got != n) {
+            throw DataError(path + ": truncated file: expected " + std::to_string(total) + " bytes of " + kind +
+                            " data, got " + std::to_string(at + got) + eof_reason(f.get()));
+        }
+    }
     unsigned char extra;
     if (read_some(f.get(), &extra, 1, path) != 0) {
         throw DataError(path + ": unexpected data after the " + std::to_string(total) +
