@@ -126,6 +126,11 @@ xt::xtensor<T, 2> load_idx_images(const std::string& path) {
     const IdxContents idx = read_idx(path, images_magic, "images");
     const std::size_t count = idx.dims[0];
     const std::size_t pixels = idx.dims[1] * idx.dims[2];
+    // Else a header of 0-pixel images could announce billions of them with no data at all.
+    if (pixels == 0) {
+        throw DataError(path + ": images of " + std::to_string(idx.dims[1]) + "x" + std::to_string(idx.dims[2]) +
+                        " pixels: the header is corrupted");
+    }
     // 256 possible values: scale each once, in double, like NumPy's X / 255.
     std::array<T, 256> scaled;
     for (int p = 0; p < 256; ++p) scaled[p] = static_cast<T>(p / 255.0);
