@@ -59,7 +59,7 @@ bool looks_like_header(const std::vector<std::string_view>& fields) {
 
 // Turns the class column into indices once all rows are read: integers only if every
 // label is one, so a file mixing "1" and "cat" is read as names throughout.
-void assign_classes(const std::vector<std::string>& raw, std::size_t& classes,
+void assign_classes(const std::string& name, const std::vector<std::string>& raw, std::size_t& classes,
                     std::vector<std::string>& class_names, std::vector<std::size_t>& labels) {
     labels.resize(raw.size());
     bool all_integers = true;
@@ -71,6 +71,15 @@ void assign_classes(const std::vector<std::string>& raw, std::size_t& classes,
         }
     }
     if (all_integers) {
+        // Every index below the largest becomes a class: a corrupted "4000000000" must not
+        // allocate four billion class names (nor SIZE_MAX wrap classes around to 0).
+        constexpr std::size_t max_class_index = 65535;
+        for (std::size_t i = 0; i < labels.size(); ++i) {
+            if (labels[i] > max_class_index) {
+                throw DataError(name + ": class index " + std::to_string(labels[i]) + " of example " +
+                                std::to_string(i) + " is larger than " + std::to_string(max_class_index));
+            }
+        }
         classes = 0;
         for (std::size_t k : labels) classes = std::max(classes, k + 1);
         class_names.clear();
@@ -139,7 +148,7 @@ Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
     for (std::size_t i = 0; i < n; ++i) {
         for (std::size_t f = 0; f < features; ++f) data.features(f, i) = values[i * features + f];
     }
-    assign_classes(raw_labels, data.classes, data.class_names, data.labels);
+    assign_classes(name, raw_labels, data.classes, data.class_names, data.labels);
     return data;
 }
 
