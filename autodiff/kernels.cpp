@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include <cblas.h>
 
@@ -86,7 +87,10 @@ void exp_nonpositive(T* x, std::size_t n) {
         const T r = (v - q * C::ln2_hi) - q * C::ln2_lo;
         Bits q_bits;
         std::memcpy(&q_bits, &shifted, sizeof q_bits);
-        const Bits scale_bits = (q_bits - C::shifter_bits + C::bias) << C::mantissa;
+        // Shifted as unsigned: for a NaN input the exponent is garbage (the result is NaN
+        // anyway) and a signed shift of it would be undefined behaviour.
+        using UBits = std::make_unsigned_t<Bits>;
+        const Bits scale_bits = static_cast<Bits>(static_cast<UBits>(q_bits - C::shifter_bits + C::bias) << C::mantissa);
         T scale;
         std::memcpy(&scale, &scale_bits, sizeof scale);
         x[k] = x[k] < C::lowest ? T(0) : exp_reduced(r) * scale;
