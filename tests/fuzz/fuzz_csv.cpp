@@ -1,0 +1,31 @@
+// nn::parse_csv_dataset on arbitrary text: a DataError naming the source, or a data set
+// whose parts agree (one label per example, every label a class, every feature finite).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <sstream>
+
+#include "fuzz_support.hpp"
+#include "nn/csv.hpp"
+#include "nn/data_error.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    std::istringstream in(std::string(reinterpret_cast<const char*>(data), size));
+    nn::Dataset<double> d;
+    try {
+        d = nn::parse_csv_dataset<double>(in, "fuzz.csv");
+    } catch (const nn::DataError& e) {
+        FUZZ_CHECK(std::strstr(e.what(), "fuzz.csv") != nullptr);
+        return 0;
+    }
+    FUZZ_CHECK(d.size() > 0);
+    FUZZ_CHECK(d.features.shape(1) == d.labels.size());
+    FUZZ_CHECK(d.features.shape(0) > 0);
+    FUZZ_CHECK(d.class_names.size() == d.classes);
+    for (std::size_t label : d.labels) FUZZ_CHECK(label < d.classes);
+    for (double v : d.features) FUZZ_CHECK(std::isfinite(v));
+    // Each example came from a line of the input: there are at most as many as newlines + 1.
+    FUZZ_CHECK(d.size() <= std::size_t(std::count(data, data + size, '\n')) + 1);
+    return 0;
+}

@@ -1,0 +1,470 @@
+// Random op sequences on one tape: random shapes (often mismatched), values drawn from
+// NaN, +-Inf, huge, denormal, signed zeros and ordinary numbers. Every op either throws
+// autodiff::Error when an independent rule says it must (shape mismatch, log of a negative,
+// division by zero, ...), or returns a value matching an independent reference computed
+// here with plain loops. Backward never crashes, and where every value is well-conditioned
+// the gradients pass autodiff::gradcheck (central differences).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include "autodiff/autodiff.hpp"
+#include "fuzz_support.hpp"
+
+using namespace autodiff;
+using M = Matrix<double>;
+
+namespace {
+
+enum Op : std::uint8_t {
+    op_matmul, op_linear, op_transpose, op_add, op_sub, op_mul, op_div, op_neg, op_scale, op_exp, op_log,
+    op_relu, op_sigmoid, op_tanh, op_softmax, op_log_softmax, op_sce_matrix, op_sce_labels, op_sum,
+    op_sum_axis, op_mean, op_mean_axis, op_mse, op_count
+};
+
+const char* const op_names[op_count] = {
+    "matmul", "linear", "transpose", "add", "sub", "mul", "div", "neg", "scale", "exp", "log", "relu", "sigmoid",
+    "tanh", "softmax", "log_softmax", "softmax_cross_entropy", "softmax_cross_entropy", "sum", "sum", "mean",
+    "mean", "mse"};
+
+double special(std::uint8_t b) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    switch (b) {
+        case 0: return std::numeric_limits<double>::quiet_NaN();
+        case 1: return inf;
+        case 2: return -inf;
+        case 3: return 1e300;
+        case 4: return -1e300;
+        case 5: return std::numeric_limits<double>::denorm_min();
+        case 6: return -1e-310;
+        case 7: return 0.0;
+        case 8: return -0.0;
+        case 9: return std::numeric_limits<double>::max();
+        default: return (b - 10) / 245.0 * 8.0 - 4.0;  // [-4, 4]
+    }
+}
+
+M random_matrix(FuzzedDataProvider& in, std::size_t rows, std::size_t cols) {
+    M m({rows, cols});
+    for (auto& v : m) v = special(in.ConsumeIntegral<std::uint8_t>());
+    return m;
+}
+
+std::size_t dim(FuzzedDataProvider& in) { return in.ConsumeIntegralInRange<std::size_t>(1, 4); }
+
+struct Instr {
+    Op op;
+    std::size_t a = 0, b = 0, c = 0;  // operands: indices into the pool of results
+    int axis = 0;
+    double factor = 1;
+    M Y;          // targets of op_sce_matrix
+    Labels labels;  // targets of op_sce_labels
+    bool ok = false;  // recorded without throwing in the first run
+};
+
+struct Program {
+    std::vector<M> leaves;
+    std::vector<Instr> code;
+};
+
+// ---- the independent reference ----
+
+bool broadcasts(const M& a, const M& b) {
+    for (int d = 0; d < 2; ++d)
+        if (a.shape(d) != b.shape(d) && a.shape(d) != 1 && b.shape(d) != 1) return false;
+    return true;
+}
+
+template <class F>
+M broadcast(const M& a, const M& b, F f) {
+    M r({std::max(a.shape(0), b.shape(0)), std::max(a.shape(1), b.shape(1))});
+    for (std::size_t i = 0; i < r.shape(0); ++i)
+        for (std::size_t j = 0; j < r.shape(1); ++j)
+            r(i, j) = f(a(a.shape(0) == 1 ? 0 : i, a.shape(1) == 1 ? 0 : j),
+                        b(b.shape(0) == 1 ? 0 : i, b.shape(1) == 1 ? 0 : j));
+    return r;
+}
+
+template <class F>
+M map(const M& a, F f) {
+    M r(a.shape());
+    for (std::size_t k = 0; k < a.size(); ++k) r.data()[k] = f(a.data()[k]);
+    return r;
+}
+
+bool all_finite(const M& m) {
+    for (double v : m)
+        if (!std::isfinite(v)) return false;
+    return true;
+}
+
+// A reference value with, per element, the size of what was summed: the tolerance of a
+// result that depends on summation order. Empty `scale`: compare exactly (NaN matches NaN).
+struct Reference {
+    M value, scale;
+};
+
+Reference matmul_ref(const M& a, const M& b) {
+    Reference r{M({a.shape(0), b.shape(1)}), M({a.shape(0), b.shape(1)})};
+    for (std::size_t i = 0; i < a.shape(0); ++i)
+        for (std::size_t j = 0; j < b.shape(1); ++j) {
+            double s = 0, size = 0;
+            for (std::size_t k = 0; k < a.shape(1); ++k) {
+                s += a(i, k) * b(k, j);
+                size += std::abs(a(i, k) * b(k, j));
+            }
+            r.value(i, j) = s;
+            r.scale(i, j) = size;
+        }
+    return r;
+}
+
+// log of the column sums of exp, stably; NaN if the column holds a NaN.
+std::vector<double> log_norms(const M& z) {
+    std::vector<double> out(z.shape(1));
+    for (std::size_t j = 0; j < z.shape(1); ++j) {
+        double mx = -std::numeric_limits<double>::infinity();
+        for (std::size_t i = 0; i < z.shape(0); ++i) mx = std::max(mx, z(i, j));
+        double s = 0;
+        for (std::size_t i = 0; i < z.shape(0); ++i) s += std::exp(z(i, j) - mx);
+        out[j] = mx + std::log(s);
+    }
+    return out;
+}
+
+Reference log_softmax_ref(const M& z) {
+    const auto norm = log_norms(z);
+    Reference r{M(z.shape()), M(z.shape())};
+    for (std::size_t i = 0; i < z.shape(0); ++i)
+        for (std::size_t j = 0; j < z.shape(1); ++j) {
+            r.value(i, j) = z(i, j) - norm[j];
+            r.scale(i, j) = std::abs(z(i, j)) + std::abs(norm[j]);
+        }
+    return r;
+}
+
+Reference reduce_ref(const M& x, int axis, bool mean) {  // axis -1: everything
+    const std::size_t rows = axis == 1 ? x.shape(0) : 1, cols = axis == 0 ? x.shape(1) : 1;
+    Reference r{M({rows, cols}), M({rows, cols})};
+    r.value.fill(0);
+    r.scale.fill(0);
+    for (std::size_t i = 0; i < x.shape(0); ++i)
+        for (std::size_t j = 0; j < x.shape(1); ++j) {
+            const std::size_t ri = axis == 1 ? i : 0, rj = axis == 0 ? j : 0;
+            r.value(ri, rj) += x(i, j);
+            r.scale(ri, rj) += std::abs(x(i, j));
+        }
+    const double n = double(x.size()) / double(r.value.size());
+    if (mean) {
+        r.value /= n;
+        r.scale /= n;
+    }
+    return r;
+}
+
+Reference exact(M value) { return {std::move(value), M()}; }
+
+bool matches(const M& actual, const Reference& ref) {
+    if (actual.shape() != ref.value.shape()) return false;
+    for (std::size_t k = 0; k < actual.size(); ++k) {
+        const double a = actual.data()[k], r = ref.value.data()[k];
+        if (std::isnan(a) && std::isnan(r)) continue;
+        if (a == r) continue;
+        if (ref.scale.size() == 0) {
+            // Same formula, same libm: equal up to the last bit or two.
+            if (std::isfinite(a) && std::isfinite(r) && std::abs(a - r) <= 1e-14 * std::max(1.0, std::abs(r))) continue;
+            return false;
+        }
+        const double s = ref.scale.data()[k];
+        if (!std::isfinite(s) || !std::isfinite(r)) continue;  // overflowed: the order of summation decides
+        if (std::isfinite(a) && std::abs(a - r) <= 1e-12 * std::max(1.0, s)) continue;
+        return false;
+    }
+    return true;
+}
+
+// ---- running a program ----
+
+struct Run {
+    bool checked = true;            // first run: compare with the reference
+    bool well_conditioned = true;   // gradients may be checked by finite differences
+};
+
+// Returns the reference for instr on inputs a, b, c; `must_throw` says the op must refuse.
+Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& must_throw, Run& run) {
+    must_throw = false;
+    auto need = [&](bool ok) {
+        if (!ok) must_throw = true;
+        return ok;
+    };
+    auto cond = [&](bool ok) { run.well_conditioned = run.well_conditioned && ok; };
+    switch (ins.op) {
+        case op_matmul:
+            if (!need(a.shape(1) == b.shape(0))) return {};
+            return matmul_ref(a, b);
+        case op_linear: {
+            if (!need(a.shape(1) == b.shape(0) && c.shape(0) == a.shape(0) && c.shape(1) == 1)) return {};
+            Reference r = matmul_ref(a, b);
+            for (std::size_t i = 0; i < r.value.shape(0); ++i)
+                for (std::size_t j = 0; j < r.value.shape(1); ++j) {
+                    r.value(i, j) += c(i, 0);
+                    r.scale(i, j) += std::abs(c(i, 0));
+                }
+            return r;
+        }
+        case op_transpose: {
+            M t({a.shape(1), a.shape(0)});
+            for (std::size_t i = 0; i < a.shape(0); ++i)
+                for (std::size_t j = 0; j < a.shape(1); ++j) t(j, i) = a(i, j);
+            return exact(t);
+        }
+        case op_add: if (!need(broadcasts(a, b))) return {}; return exact(broadcast(a, b, [](double x, double y) { return x + y; }));
+        case op_sub: if (!need(broadcasts(a, b))) return {}; return exact(broadcast(a, b, [](double x, double y) { return x - y; }));
+        case op_mul: if (!need(broadcasts(a, b))) return {}; return exact(broadcast(a, b, [](double x, double y) { return x * y; }));
+        case op_div: {
+            bool zero = false;
+            for (double v : b) zero = zero || v == 0;
+            if (!need(broadcasts(a, b) && !zero)) return {};
+            for (double v : b) cond(std::abs(v) >= 0.25);
+            return exact(broadcast(a, b, [](double x, double y) { return x / y; }));
+        }
+        case op_neg: return exact(map(a, [](double x) { return -x; }));
+        case op_scale: { const double s = ins.factor; return exact(map(a, [s](double x) { return s * x; })); }
+        case op_exp: for (double v : a) cond(v <= 20); return exact(map(a, [](double x) { return std::exp(x); }));
+        case op_log: {
+            bool ok = true;
+            for (double v : a) ok = ok && v >= 0;
+            if (!need(ok)) return {};
+            for (double v : a) cond(v >= 0.25);
+            return exact(map(a, [](double x) { return std::log(x); }));
+        }
+        case op_relu: for (double v : a) cond(std::abs(v) >= 1e-3); return exact(map(a, [](double x) { return x < 0 ? 0.0 : x; }));
+        case op_sigmoid: return {map(a, [](double x) { return 1 / (1 + std::exp(-x)); }), M(a.shape(), 1.0)};
+        case op_tanh: return exact(map(a, [](double x) { return std::tanh(x); }));
+        case op_softmax: {
+            const auto norm = log_norms(a);
+            M p(a.shape());
+            for (std::size_t i = 0; i < a.shape(0); ++i)
+                for (std::size_t j = 0; j < a.shape(1); ++j) p(i, j) = std::exp(a(i, j) - norm[j]);
+            return {p, M(a.shape(), 1.0)};
+        }
+        case op_log_softmax: return log_softmax_ref(a);
+        case op_sce_matrix: {
+            if (!need(ins.Y.shape() == a.shape() && all_finite(ins.Y))) return {};
+            const Reference ls = log_softmax_ref(a);
+            double loss = 0, size = 0;
+            for (std::size_t k = 0; k < a.size(); ++k) {
+                loss -= ins.Y.data()[k] * ls.value.data()[k];
+                size += std::abs(ins.Y.data()[k]) * ls.scale.data()[k];
+            }
+            const double m = double(a.shape(1));
+            return {M({1, 1}, loss / m), M({1, 1}, size / m)};
+        }
+        case op_sce_labels: {
+            bool ok = ins.labels.size() == a.shape(1);
+            for (std::size_t l : ins.labels) ok = ok && l < a.shape(0);
+            if (!need(ok)) return {};
+            const Reference ls = log_softmax_ref(a);
+            double loss = 0, size = 0;
+            for (std::size_t j = 0; j < a.shape(1); ++j) {
+                loss -= ls.value(ins.labels[j], j);
+                size += ls.scale(ins.labels[j], j);
+            }
+            const double m = double(a.shape(1));
+            return {M({1, 1}, loss / m), M({1, 1}, size / m)};
+        }
+        case op_sum: return reduce_ref(a, -1, false);
+        case op_mean: return reduce_ref(a, -1, true);
+        case op_sum_axis: if (!need(ins.axis == 0 || ins.axis == 1)) return {}; return reduce_ref(a, ins.axis, false);
+        case op_mean_axis: if (!need(ins.axis == 0 || ins.axis == 1)) return {}; return reduce_ref(a, ins.axis, true);
+        case op_mse: {
+            if (!need(a.shape() == b.shape())) return {};
+            M sq = broadcast(a, b, [](double x, double y) { return (x - y) * (x - y); });
+            return reduce_ref(sq, -1, true);
+        }
+        default: break;
+    }
+    return {};
+}
+
+Var<double> apply(const Instr& ins, Var<double> a, Var<double> b, Var<double> c) {
+    switch (ins.op) {
+        case op_matmul: return matmul(a, b);
+        case op_linear: return linear(a, b, c);
+        case op_transpose: return transpose(a);
+        case op_add: return a + b;
+        case op_sub: return a - b;
+        case op_mul: return a * b;
+        case op_div: return a / b;
+        case op_neg: return -a;
+        case op_scale: return scale(a, ins.factor);
+        case op_exp: return exp(a);
+        case op_log: return log(a);
+        case op_relu: return relu(a);
+        case op_sigmoid: return sigmoid(a);
+        case op_tanh: return tanh(a);
+        case op_softmax: return softmax(a);
+        case op_log_softmax: return log_softmax(a);
+        case op_sce_matrix: return softmax_cross_entropy(a, ins.Y);
+        case op_sce_labels: return softmax_cross_entropy(a, ins.labels);
+        case op_sum: return sum(a);
+        case op_sum_axis: return sum(a, ins.axis);
+        case op_mean: return mean(a);
+        case op_mean_axis: return mean(a, ins.axis);
+        case op_mse: return mse(a, b);
+        default: break;
+    }
+    fuzz::check_failed("unknown op", __FILE__, __LINE__);
+}
+
+// Runs the program on `pool` (the leaves first). In the checked run, each op is compared
+// with the reference and `ok` is recorded; replays run only the ops that were ok.
+void execute(Program& p, std::vector<Var<double>>& pool, Run& run) {
+    for (Instr& ins : p.code) {
+        if (!run.checked && !ins.ok) continue;
+        const Var<double> a = pool[ins.a % pool.size()], b = pool[ins.b % pool.size()], c = pool[ins.c % pool.size()];
+        if (!run.checked) {
+            pool.push_back(apply(ins, a, b, c));
+            continue;
+        }
+        bool must_throw = false;
+        const bool anomaly = a.tape().detect_anomaly();
+        const Reference ref = reference(ins, a.value(), b.value(), c.value(), must_throw, run);
+        try {
+            Var<double> y = apply(ins, a, b, c);
+            FUZZ_CHECK(!must_throw);
+            FUZZ_CHECK(matches(y.value(), ref));
+            if (anomaly) FUZZ_CHECK(all_finite(y.value()));
+            for (double v : y.value()) run.well_conditioned = run.well_conditioned && std::abs(v) <= 1e4;
+            ins.ok = true;
+            pool.push_back(y);
+        } catch (const AnomalyError& e) {
+            FUZZ_CHECK(anomaly);
+            FUZZ_CHECK(std::strncmp(e.what(), "anomaly: ", 9) == 0);
+        } catch (const Error& e) {
+            FUZZ_CHECK(must_throw);
+            const std::string name = std::string(op_names[ins.op]) + ": ";
+            FUZZ_CHECK(std::strncmp(e.what(), name.c_str(), name.size()) == 0);  // the message names the op
+        }
+    }
+}
+
+Program parse(FuzzedDataProvider& in) {
+    Program p;
+    const std::size_t leaves = in.ConsumeIntegralInRange<std::size_t>(1, 4);
+    for (std::size_t i = 0; i < leaves; ++i) {
+        const std::size_t r = dim(in), c = dim(in);
+        p.leaves.push_back(random_matrix(in, r, c));
+    }
+    const std::size_t steps = in.ConsumeIntegralInRange<std::size_t>(1, 12);
+    for (std::size_t s = 0; s < steps && in.remaining_bytes() > 0; ++s) {
+        Instr ins;
+        ins.op = static_cast<Op>(in.ConsumeIntegralInRange<int>(0, op_count - 1));
+        ins.a = in.ConsumeIntegral<std::uint8_t>();
+        ins.b = in.ConsumeIntegral<std::uint8_t>();
+        ins.c = in.ConsumeIntegral<std::uint8_t>();
+        ins.axis = in.ConsumeIntegralInRange<int>(-1, 2);
+        ins.factor = special(in.ConsumeIntegral<std::uint8_t>());
+        if (ins.op == op_sce_matrix) {
+            const std::size_t r = dim(in), c = dim(in);
+            ins.Y = random_matrix(in, r, c);
+        }
+        if (ins.op == op_sce_labels) {
+            const std::size_t n = in.ConsumeIntegralInRange<std::size_t>(0, 5);
+            for (std::size_t j = 0; j < n; ++j) ins.labels.push_back(in.ConsumeIntegralInRange<std::size_t>(0, 4));
+        }
+        p.code.push_back(std::move(ins));
+    }
+    return p;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    set_blas_threads(1);
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    FuzzedDataProvider in(data, size);
+    const std::uint8_t flags = in.ConsumeIntegral<std::uint8_t>();
+    Program program = parse(in);
+
+    // Leaves: by their flags, a leaf with a gradient, a constant or a parameter.
+    Tape<double> tape;
+    tape.set_detect_anomaly(flags & 1);
+    std::vector<Parameter<double>> parameters;
+    parameters.reserve(program.leaves.size());
+    std::vector<Var<double>> pool;
+    for (std::size_t i = 0; i < program.leaves.size(); ++i) {
+        const int kind = (flags >> (1 + i)) % 3;
+        if (tape.detect_anomaly() && !all_finite(program.leaves[i])) {
+            // A NaN or Inf recorded with anomaly detection on is refused at once.
+            Parameter<double> p(program.leaves[i]);
+            FUZZ_CHECK_THROWS(kind == 0   ? tape.leaf(program.leaves[i])
+                              : kind == 1 ? tape.constant(program.leaves[i])
+                                          : tape.parameter(p),
+                              AnomalyError);
+            return 0;
+        }
+        if (kind == 0) {
+            pool.push_back(tape.leaf(program.leaves[i]));
+        } else if (kind == 1) {
+            pool.push_back(tape.constant(program.leaves[i]));
+        } else {
+            parameters.emplace_back(program.leaves[i], "P" + std::to_string(i));
+            pool.push_back(tape.parameter(parameters.back()));
+        }
+    }
+    Run run;
+    for (const M& leaf : program.leaves)
+        for (double v : leaf) run.well_conditioned = run.well_conditioned && std::abs(v) <= 4;
+    execute(program, pool, run);
+    if (pool.size() == program.leaves.size()) return 0;  // every op refused
+
+    const Var<double> out = pool.back();
+    if (out.requires_grad()) {
+        try {
+            if (out.shape() == Shape{1, 1}) {
+                tape.backward(out);
+            } else {
+                tape.backward(out, M(out.value().shape(), 1.0));
+            }
+            for (std::size_t i = 0; i < program.leaves.size(); ++i) {
+                if (!pool[i].requires_grad()) continue;
+                try {
+                    FUZZ_CHECK(pool[i].grad().shape() == program.leaves[i].shape());
+                } catch (const Error&) {
+                    // not on the path to the output: no gradient, and saying so is right
+                }
+            }
+            for (const auto& p : parameters) FUZZ_CHECK(p.grad.shape() == p.value.shape());
+        } catch (const AnomalyError&) {
+            FUZZ_CHECK(tape.detect_anomaly());
+        }
+    }
+
+    // Gradients by central differences, where the values are tame enough for them to mean something.
+    if (run.well_conditioned && !tape.detect_anomaly()) {
+        const TapeFunction<double> f = [&program](Tape<double>&, const std::vector<Var<double>>& leaves) {
+            std::vector<Var<double>> replay(leaves);
+            Run r;
+            r.checked = false;
+            execute(program, replay, r);
+            return replay.back();
+        };
+        GradcheckOptions options;
+        options.tolerance = 1e-4;
+        const GradcheckResult result = gradcheck(f, program.leaves, options);
+        if (!result.passed) {
+            std::fprintf(stderr, "gradcheck: %s\n", result.summary().c_str());
+            FUZZ_CHECK(result.passed);
+        }
+    }
+    return 0;
+}
