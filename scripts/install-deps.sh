@@ -7,7 +7,8 @@ set -euo pipefail
 packages=(cmake make g++ pkg-config
           libxtensor-dev libxtensor-blas-dev libopenblas-dev libxsimd-dev
           catch2 libcli11-dev zlib1g-dev libbenchmark-dev
-          dataset-fashion-mnist gnuplot-nox graphviz python3-numpy doxygen)
+          dataset-fashion-mnist gnuplot-nox graphviz python3-numpy doxygen
+          clang libclang-rt-14-dev)  # the sanitizer and fuzzing stages of .ci/run
 if [[ "${1:-}" == "--bench" ]]; then
     packages+=(libtorch-dev python3-torch)
 fi
