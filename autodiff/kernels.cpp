@@ -55,7 +55,7 @@ inline float exp_reduced(float r) {
 template <class T> struct ExpConstants;
 template <> struct ExpConstants<double> {
     using Bits = std::int64_t;
-    static constexpr double lowest = -708.0;  // exp(-708) is still a normal double
+    static constexpr double lowest = -708.39;  // exp(-708.39) = 2.25e-308: still a normal double
     static constexpr double ln2_hi = 0.693147180369123816490, ln2_lo = 1.90821492927058770002e-10;
     static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
     static constexpr Bits shifter_bits = 0x4338000000000000;
@@ -63,7 +63,7 @@ template <> struct ExpConstants<double> {
 };
 template <> struct ExpConstants<float> {
     using Bits = std::int32_t;
-    static constexpr float lowest = -87.0f;
+    static constexpr float lowest = -87.33f;  // exp(-87.33) = 1.18e-38: still a normal float
     static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
     static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
     static constexpr Bits shifter_bits = 0x4B400000;

@@ -9,10 +9,7 @@ namespace {
 
 // Generations are unique across all tapes, so a handle can never pass for one of another
 // tape's, nor for one recorded on the same tape before a reset.
-std::uint64_t next_generation() {
-    static std::atomic<std::uint64_t> counter{0};
-    return ++counter;
-}
+std::uint64_t next_generation() { return detail::TapeRegistry::next_generation(); }
 
 template <class T>
 bool all_finite(const Matrix<T>& m) {
@@ -65,7 +62,14 @@ const Matrix<T>& Var<T>::grad() const {
 // ---- Tape ----
 
 template <class T>
-Tape<T>::Tape() : generation_(next_generation()) {}
+Tape<T>::Tape() : slot_(detail::TapeRegistry::acquire()), generation_(next_generation()) {
+    detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
+}
+
+template <class T>
+Tape<T>::~Tape() {
+    detail::TapeRegistry::release(slot_);
+}
 
 template <class T>
 void Tape<T>::reject(Var<T> v, const char* op) const {
@@ -129,6 +133,7 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
     Node<T>& n = push("parameter");
     n.parameter = &p;
+    n.parameter_shape = p.shape();
     n.requires_grad = grad_enabled_;
     if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
     return handle(static_cast<std::uint32_t>(size_ - 1));
@@ -139,6 +144,7 @@ void Tape<T>::reset() {
     size_ = 0;
     swept_ = false;
     generation_ = next_generation();
+    detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }
 
 template <class T>
@@ -147,8 +153,14 @@ Matrix<T>& Tape<T>::grad_buffer(Node<T>& n) {
 }
 
 template <class T>
+void Tape<T>::reject_input(const Node<T>& n, int i) {
+    throw Error(std::string(n.op) + ": its backward asked for input " + std::to_string(i) + " but it has " +
+                std::to_string(n.arity) + (n.arity == 1 ? " input" : " inputs"));
+}
+
+template <class T>
 GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
-    Node<T>& in = nodes_[n.inputs[i]];
+    Node<T>& in = nodes_[n.inputs[check_input(n, i)]];
     // Parameter::grad accumulates across sweeps, so it is always added to.
     const bool overwrite = !in.grad_ready && !(in.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(in);
@@ -186,7 +198,16 @@ GradientSink<T> Tape<T>::start_backward(Var<T> output) {
     if (!out.requires_grad)
         throw Error(std::string("backward: the output (") + out.op +
                     ") depends on no parameter or leaf that needs a gradient (recorded under NoGrad?)");
-    for (std::size_t i = 0; i <= output.index_; ++i) nodes_[i].grad_ready = false;
+    for (std::size_t i = 0; i <= output.index_; ++i) {
+        Node<T>& n = nodes_[i];
+        n.grad_ready = false;
+        // Ops read parameters in place: one resized since it was recorded would make them
+        // read past the end of their buffers.
+        if (n.parameter && n.parameter->shape() != n.parameter_shape)
+            throw Error("backward: parameter '" + n.parameter->name + "' was " + to_string(n.parameter_shape) +
+                        " when recorded (tape entry " + std::to_string(i) + ") and is " +
+                        to_string(n.parameter->shape()) + " now");
+    }
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
     if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
@@ -196,6 +217,9 @@ GradientSink<T> Tape<T>::start_backward(Var<T> output) {
 
 template <class T>
 void Tape<T>::sweep(Var<T> output) {
+    // Swept even if an op's backward throws half way: parameters may already hold part of
+    // the gradients, and a second sweep would add them twice.
+    swept_ = true;
     // Recording order is a topological order: walking it backwards visits every entry
     // after all the entries that consume it.
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
@@ -204,7 +228,6 @@ void Tape<T>::sweep(Var<T> output) {
         n.backward(*this, n);
         if (detect_anomaly_) check_finite_input_grads(n, static_cast<std::uint32_t>(i));
     }
-    swept_ = true;
 }
 
 template <class T>

@@ -16,6 +16,7 @@
 
 #include "autodiff/error.hpp"
 #include "autodiff/matrix.hpp"
+#include "autodiff/tape_registry.hpp"
 
 namespace autodiff {
 
@@ -59,6 +60,7 @@ struct Node {
     Labels labels;                    // a loss's class-index targets
     std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
     Parameter<T>* parameter = nullptr;
+    Shape parameter_shape;            // the parameter's shape when recorded: backward checks it
     bool requires_grad = false;
     bool grad_ready = false;
 };
@@ -76,14 +78,17 @@ public:
     std::size_t cols() const { return shape().cols; }
     bool requires_grad() const;
     Tape<T>& tape() const;
+    // Throws, naming op, unless the handle is live: recorded, and its tape neither reset nor destroyed.
+    void require_live(const char* op) const;
     std::uint32_t index() const { return index_; }
 
 private:
     friend class Tape<T>;
-    Var(Tape<T>* tape, std::uint32_t index, std::uint64_t generation)
-        : tape_(tape), index_(index), generation_(generation) {}
+    Var(Tape<T>* tape, std::uint32_t index, std::uint32_t slot, std::uint64_t generation)
+        : tape_(tape), index_(index), slot_(slot), generation_(generation) {}
     Tape<T>* tape_ = nullptr;
     std::uint32_t index_ = 0;
+    std::uint32_t slot_ = 0;        // the tape's slot in the registry, read before tape_ is touched
     std::uint64_t generation_ = 0;
 };
 
@@ -126,6 +131,7 @@ template <class T>
 class Tape {
 public:
     Tape();
+    ~Tape();
     Tape(const Tape&) = delete;
     Tape& operator=(const Tape&) = delete;
 
@@ -151,7 +157,10 @@ public:
     // false: parameter gradients stay on the tape (value_and_grad) instead of accumulating
     // into Parameter::grad.
     void set_accumulate_into_parameters(bool on) { accumulate_into_parameters_ = on; }
-    // Sum of the gradients this tape computed for p over every place p was recorded.
+    bool accumulate_into_parameters() const { return accumulate_into_parameters_; }
+    // p's gradient as of the last sweep, summed over every place p was recorded. With
+    // accumulation into parameters on (the default) that is p.grad itself, which also holds
+    // what earlier sweeps added since the last zero_grad().
     Matrix<T> gradient_of(const Parameter<T>& p) const;
 
     bool grad_enabled() const { return grad_enabled_; }
@@ -176,8 +185,8 @@ public:
     }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
-    const Matrix<T>& input(const Node<T>& n, int i) const { return value(n.inputs[i]); }
-    bool needs_grad(const Node<T>& n, int i) const { return nodes_[n.inputs[i]].requires_grad; }
+    const Matrix<T>& input(const Node<T>& n, int i) const { return value(n.inputs[check_input(n, i)]); }
+    bool needs_grad(const Node<T>& n, int i) const { return nodes_[n.inputs[check_input(n, i)]].requires_grad; }
     GradientSink<T> grad_of(const Node<T>& n, int i);
 
     // Throws unless v is a live handle of this tape; `op` names the caller in the message.
@@ -189,9 +198,14 @@ private:
     friend class Var<T>;
     Node<T>& push(const char* op);
     [[noreturn]] void reject(Var<T> v, const char* op) const;  // check()'s error, out of the hot path
+    static int check_input(const Node<T>& n, int i) {
+        if (i < 0 || i >= n.arity) reject_input(n, i);
+        return i;
+    }
+    [[noreturn]] static void reject_input(const Node<T>& n, int i);
     GradientSink<T> start_backward(Var<T> output);  // checks, then the output's seed sink
     void sweep(Var<T> output);
-    Var<T> handle(std::uint32_t index) const { return Var<T>(const_cast<Tape*>(this), index, generation_); }
+    Var<T> handle(std::uint32_t index) const { return Var<T>(const_cast<Tape*>(this), index, slot_, generation_); }
     void check_finite_value(std::uint32_t index) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
     Matrix<T>& grad_buffer(Node<T>& n);
@@ -200,6 +214,7 @@ private:
     // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
     std::deque<Node<T>> nodes_;
     std::size_t size_ = 0;
+    std::uint32_t slot_;
     std::uint64_t generation_ = 0;
     bool swept_ = false;
     bool grad_enabled_ = true;
@@ -224,8 +239,17 @@ private:
 // ---- inline template members ----
 
 template <class T>
+void Var<T>::require_live(const char* op) const {
+    if (tape_ == nullptr)
+        throw Error(std::string(op) + ": the handle was never recorded on a tape (a default-constructed Var)");
+    // Asked of the registry, not of the tape, which may be gone.
+    if (detail::TapeRegistry::generation(slot_).load(std::memory_order_acquire) != generation_)
+        throw Error(std::string(op) + ": stale handle: its tape was reset or destroyed after it was recorded");
+}
+
+template <class T>
 Tape<T>& Var<T>::tape() const {
-    if (tape_ == nullptr) throw Error("Var: this handle was never recorded on a tape");
+    require_live("Var");
     return *tape_;
 }
 

@@ -21,8 +21,9 @@ template <class T, class F>
 ValueAndGrad<T> value_and_grad(Tape<T>& tape, F&& f, const std::vector<Parameter<T>*>& parameters) {
     struct RestoreAccumulation {
         Tape<T>& tape;
-        ~RestoreAccumulation() { tape.set_accumulate_into_parameters(true); }
-    } restore{tape};
+        bool previous;
+        ~RestoreAccumulation() { tape.set_accumulate_into_parameters(previous); }
+    } restore{tape, tape.accumulate_into_parameters()};
     tape.reset();
     tape.set_accumulate_into_parameters(false);
     Var<T> loss = f(tape);

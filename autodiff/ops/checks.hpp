@@ -14,6 +14,7 @@ namespace autodiff::ops {
 // The tape every input lives on; throws if they live on different ones or are stale.
 template <class T>
 Tape<T>& common_tape(const char* op, std::initializer_list<Var<T>> inputs) {
+    for (const Var<T>& v : inputs) v.require_live(op);
     Tape<T>& tape = inputs.begin()->tape();
     for (const Var<T>& v : inputs) tape.check(v, op);
     return tape;

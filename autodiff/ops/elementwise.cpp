@@ -85,6 +85,7 @@ template <class T> Var<T> mul(Var<T> a, Var<T> b) { return binary<T, MulRule>(a,
 
 template <class T>
 Var<T> div(Var<T> a, Var<T> b) {
+    ops::common_tape("div", {a, b});
     const Matrix<T>& divisor = b.value();
     for (std::size_t k = 0; k < divisor.size(); ++k)
         if (divisor.data()[k] == T(0))

@@ -90,6 +90,7 @@ Var<T> cross_entropy(Var<T> logits, const Targets& targets, Fill&& fill_targets_
 
 template <class T>
 Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y) {
+    ops::common_tape("softmax_cross_entropy", {logits});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "Y", shape_of(Y));
     ops::require_finite("softmax_cross_entropy", "Y", Y);
     return cross_entropy(logits, Y, [](Node<T>& loss, const Matrix<T>& Z, const Matrix<T>& Y) {
@@ -112,6 +113,7 @@ Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y) {
 
 template <class T>
 Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes) {
+    ops::common_tape("softmax_cross_entropy", {logits});
     if (classes.size() != logits.cols())
         ops::fail("softmax_cross_entropy", "logits are " + to_string(logits.shape()) + " (classes x examples) but " +
                                                std::to_string(classes.size()) + " class labels were given");

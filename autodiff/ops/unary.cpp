@@ -80,6 +80,7 @@ template <class T> Var<T> tanh(Var<T> x) { return unary<T, TanhRule>(x); }
 
 template <class T>
 Var<T> log(Var<T> x) {
+    ops::common_tape("log", {x});
     const Matrix<T>& v = x.value();
     for (std::size_t k = 0; k < v.size(); ++k)
         if (!(v.data()[k] >= T(0)))  // also catches NaN

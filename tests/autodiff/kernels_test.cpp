@@ -38,8 +38,8 @@ void check_exp(T lowest) {
 }  // namespace
 
 TEST_CASE("exp_nonpositive is within 2 ulp of std::exp", "[kernels]") {
-    check_exp<double>(-708.0);
-    check_exp<float>(-87.0f);
+    check_exp<double>(-708.39);
+    check_exp<float>(-87.33f);
     std::vector<double> tiny = {-709.0, -1e4, -INFINITY};
     autodiff::kernels::exp_nonpositive(tiny.data(), tiny.size());
     REQUIRE(tiny == std::vector<double>{0, 0, 0});

@@ -73,6 +73,28 @@ TEST_CASE("misuse of the tape throws instead of reading freed memory", "[tape][e
         REQUIRE_THROWS_WITH(x + y, Contains("add: the handle belongs to another tape"));
         REQUIRE_THROWS_WITH(other.backward(loss), Contains("another tape"));
     }
+    SECTION("a handle that outlives its tape") {
+        Var<double> orphan;
+        {
+            Tape<double> short_lived;
+            orphan = exp(short_lived.leaf(M({{1.0}})));
+        }
+        Tape<double> successor;  // may well reuse the same address
+        REQUIRE_THROWS_WITH(orphan.value(), Contains("stale handle: its tape was reset or destroyed"));
+        REQUIRE_THROWS_WITH(exp(orphan), Contains("exp: stale handle"));
+        REQUIRE_THROWS_WITH(orphan + successor.leaf(M({{1.0}})), Contains("add: stale handle"));
+    }
+    SECTION("a parameter resized between recording and backward") {
+        Parameter<double> W(M({{1, 2}, {3, 4}}), "W");
+        Var<double> y = sum(matmul(tape.parameter(W), tape.constant(M({{1}, {1}}))));
+        W.value = xt::ones<double>({40, 2});
+        REQUIRE_THROWS_WITH(tape.backward(y), Contains("backward: parameter 'W' was 2x2 when recorded"));
+    }
+    SECTION("a backward asking for an input its op does not have") {
+        auto bad = [](Tape<double>& t, Node<double>& y) { (void)t.input(y, 1); };
+        Var<double> y = x.tape().record("one_input", {x}, x.shape(), bad, [](Node<double>&) {});
+        REQUIRE_THROWS_WITH(tape.backward(sum(y)), Contains("one_input: its backward asked for input 1 but it has 1 input"));
+    }
     SECTION("a default-constructed handle") {
         Var<double> none;
         REQUIRE_THROWS_WITH(exp(none), Contains("never recorded"));
