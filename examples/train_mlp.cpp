@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 
 #include <CLI/CLI.hpp>
 
@@ -44,7 +45,48 @@ struct Options {
     std::string save, resume, eval;
     std::string metrics = "train_mlp_metrics.csv";
     std::string plot;
+    std::map<std::string, std::string> settings;  // the training options, as saved in checkpoints
 };
+
+// The options that decide how a run trains. Checkpoints keep them; --resume takes them from
+// the checkpoint, or checks them against it when they are given again, so the resumed run
+// splits, shuffles and steps exactly as the first one did.
+const std::vector<std::string> training_flags = {"--dataset", "--csv", "--optimizer", "--lr", "--schedule",
+                                                 "--momentum", "--batch-size", "--seed", "--dtype"};
+
+std::map<std::string, std::string> training_settings(const CLI::App& app) {
+    std::map<std::string, std::string> settings;
+    for (const std::string& flag : training_flags) {
+        const CLI::Option* option = app.get_option(flag);
+        settings[flag.substr(2)] = option->count() ? option->results().front() : option->get_default_str();
+    }
+    return settings;
+}
+
+bool same_setting(const std::string& a, const std::string& b) {  // "1e-3" and "0.001" are the same rate
+    try {
+        std::size_t used_a = 0, used_b = 0;
+        const double x = std::stod(a, &used_a), y = std::stod(b, &used_b);
+        if (used_a == a.size() && used_b == b.size()) return x == y;
+    } catch (const std::exception&) {
+    }
+    return a == b;
+}
+
+void adopt_training_settings(CLI::App& app, const std::map<std::string, std::string>& meta, const std::string& dir) {
+    for (const std::string& flag : training_flags) {
+        const auto saved = meta.find("train." + flag.substr(2));
+        if (saved == meta.end()) continue;
+        CLI::Option* option = app.get_option(flag);
+        if (option->count() == 0) {
+            option->add_result(saved->second);
+            option->run_callback();
+        } else if (!same_setting(option->results().front(), saved->second)) {
+            throw std::invalid_argument(dir + " was trained with " + flag + " " + saved->second + ", not " +
+                                        option->results().front() + " (leave " + flag + " out to continue it as it was)");
+        }
+    }
+}
 
 template <class T>
 nn::TrainTest<T> load_data(const Options& o) {
@@ -121,7 +163,7 @@ int run(const Options& o) {
                     o.epochs, train.loss, train.accuracy, test.accuracy, train.seconds);
         std::fflush(stdout);
         log.add({epoch + 1, train, test});
-        if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch + 1);
+        if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch + 1, o.settings);
     }
     if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
     if (!o.plot.empty() && !log.plot(o.plot)) std::printf("no plot: gnuplot is not installed or failed\n");
@@ -148,12 +190,13 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"constant", "cosine"}))->capture_default_str();
     app.add_option("--momentum", o.momentum, "momentum (with --optimizer momentum)")->capture_default_str();
     app.add_option("--batch-size", o.batch_size, "examples per minibatch")->check(CLI::Range(1, 1 << 20))->capture_default_str();
-    app.add_option("--epochs", o.epochs, "epochs to train (in all, when resuming)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+    app.add_option("--epochs", o.epochs, "epochs to train (in all, when resuming; the cosine schedule spans them)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
     app.add_option("--seed", o.seed, "seed of the initial weights and the shuffling")->capture_default_str();
     app.add_option("--dtype", o.dtype, "float or double")->check(CLI::IsMember({"float", "double"}))->capture_default_str();
     app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
-    app.add_option("--resume", o.resume, "continue training from this checkpoint");
+    app.add_option("--resume", o.resume,
+                   "continue training from this checkpoint, with the options it was trained with");
     app.add_option("--eval", o.eval, "only evaluate this checkpoint on the test set");
     app.add_option("--metrics", o.metrics, "CSV of per-epoch metrics ('' for none)")->capture_default_str();
     app.add_option("--plot", o.plot, "loss/accuracy plot (.png or .svg, needs gnuplot)");
@@ -163,6 +206,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
+        if (!o.resume.empty()) adopt_training_settings(app, nn::load_checkpoint(o.resume).meta, o.resume);
+        o.settings = training_settings(app);
         return o.dtype == "double" ? run<double>(o) : run<float>(o);
     } catch (const std::exception& e) {
         std::cerr << "train_mlp: " << e.what() << "\n";

@@ -6,9 +6,12 @@
 // into the features x count matrix the network takes.
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "autodiff/matrix.hpp"
+#include "nn/data_error.hpp"
 #include "nn/dataset.hpp"
 
 namespace nn {
@@ -16,8 +19,15 @@ namespace nn {
 template <class T>
 class DataLoader {
 public:
+    // Throws DataError for an empty data set or one whose labels and columns disagree.
     explicit DataLoader(const Dataset<T>& data) : features_(data.feature_count()), classes_(data.classes), labels_(data.labels) {
         const std::size_t n = data.size();
+        if (n == 0 || features_ == 0)
+            throw DataError("DataLoader: the data set is empty (" + std::to_string(features_) + " features, " +
+                            std::to_string(n) + " examples)");
+        if (data.features.shape(1) != n)
+            throw DataError("DataLoader: " + std::to_string(data.features.shape(1)) + " examples (columns) but " +
+                            std::to_string(n) + " labels");
         by_example_.resize(n * features_);
         // Transposed in 32 x 32 tiles, so reads and writes both stay within a few cache lines.
         constexpr std::size_t tile = 32;
@@ -39,6 +49,9 @@ public:
         y.resize(count);
         T* out = X.data();
         for (std::size_t j = 0; j < count; ++j) {
+            if (indices[j] >= size())
+                throw std::out_of_range("DataLoader::gather: example " + std::to_string(indices[j]) + " of " +
+                                        std::to_string(size()));
             const T* example = by_example_.data() + indices[j] * features_;
             for (std::size_t i = 0; i < features_; ++i) out[i * count + j] = example[i];
             y[j] = labels_[indices[j]];

@@ -14,17 +14,19 @@ std::string join(const std::vector<std::size_t>& sizes) {
     return s;
 }
 
+// A whole number from the manifest; DataError naming the key otherwise (stoul alone would
+// take "-1" as 2^64 - 1).
+std::size_t parse_count(const std::string& text, const std::string& key, const std::filesystem::path& dir) {
+    const bool digits = !text.empty() && text.size() <= 12 && text.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits) throw DataError((dir / "manifest.json").string() + ": " + key + " '" + text + "' is not a whole number");
+    return std::stoul(text);
+}
+
 std::vector<std::size_t> parse_sizes(const std::string& text, const std::filesystem::path& dir) {
     std::vector<std::size_t> sizes;
     std::stringstream in(text);
     std::string item;
-    while (std::getline(in, item, ',')) {
-        try {
-            sizes.push_back(std::stoul(item));
-        } catch (const std::exception&) {
-            throw DataError((dir / "manifest.json").string() + ": layer_sizes '" + text + "' is not a list of sizes");
-        }
-    }
+    while (std::getline(in, item, ',')) sizes.push_back(parse_count(item, "layer_sizes", dir));
     return sizes;
 }
 
@@ -37,8 +39,10 @@ const std::string& meta(const Checkpoint& c, const std::string& key, const std::
 }  // namespace
 
 template <class T>
-void save_model(const std::filesystem::path& dir, const MLP<T>& net, const Optimizer<T>& optimizer, std::size_t epoch) {
+void save_model(const std::filesystem::path& dir, const MLP<T>& net, const Optimizer<T>& optimizer, std::size_t epoch,
+                const std::map<std::string, std::string>& settings) {
     Checkpoint c;
+    for (const auto& [key, value] : settings) c.meta["train." + key] = value;
     c.meta["model"] = "mlp";
     c.meta["layer_sizes"] = join(net.sizes());
     c.meta["activation"] = to_string(net.hidden_activation());
@@ -90,13 +94,14 @@ LoadedModel<T> load_model(const std::filesystem::path& dir) {
     const Activation activation = activation_from_string(meta(m.checkpoint, "activation", dir));
     m.net = std::make_unique<MLP<T>>(sizes, activation, Init::he, 0);
     load_weights(m.checkpoint, *m.net);
-    m.epoch = std::stoul(meta(m.checkpoint, "epoch", dir));
+    m.epoch = parse_count(meta(m.checkpoint, "epoch", dir), "epoch", dir);
     m.optimizer = meta(m.checkpoint, "optimizer", dir);
     return m;
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                                \
-    template void save_model<T>(const std::filesystem::path&, const MLP<T>&, const Optimizer<T>&, std::size_t); \
+    template void save_model<T>(const std::filesystem::path&, const MLP<T>&, const Optimizer<T>&, std::size_t,   \
+                                const std::map<std::string, std::string>&);                                    \
     template LoadedModel<T> load_model<T>(const std::filesystem::path&);                                       \
     template void load_weights<T>(const Checkpoint&, MLP<T>&);                                                 \
     template void restore_optimizer<T>(const Checkpoint&, Optimizer<T>&);

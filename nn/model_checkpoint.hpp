@@ -12,8 +12,11 @@
 
 namespace nn {
 
+/// settings: how the run was trained (seed, batch size, schedule...), kept in the manifest
+/// as "train.<key>", so that a resumed run can use or check them.
 template <class T>
-void save_model(const std::filesystem::path& dir, const MLP<T>& net, const Optimizer<T>& optimizer, std::size_t epoch);
+void save_model(const std::filesystem::path& dir, const MLP<T>& net, const Optimizer<T>& optimizer, std::size_t epoch,
+                const std::map<std::string, std::string>& settings = {});
 
 template <class T>
 struct LoadedModel {

@@ -67,9 +67,19 @@ void restore(const std::string& optimizer, const std::map<std::string, Matrix<T>
     }
 }
 
-// p[k] = update(k) over a parameter's flat storage.
+// A parameter resized after the optimizer was made would be updated past the end of its
+// gradient or state buffers.
+template <class T>
+void require_shape(const std::string& optimizer, const Parameter<T>& p, const Matrix<T>& other, const char* what) {
+    if (other.shape() != p.value.shape())
+        throw std::invalid_argument(optimizer + ": parameter '" + p.name + "' is " + autodiff::to_string(p.shape()) +
+                                    " but its " + what + " is " + autodiff::to_string(autodiff::shape_of(other)));
+}
+
+// p[k] -= delta(k) over a parameter's flat storage.
 template <class T, class F>
 void update(Parameter<T>& p, F&& delta) {
+    require_shape("optimizer", p, p.grad, "gradient");
     T* w = p.value.data();
     for (std::size_t k = 0; k < p.value.size(); ++k) w[k] -= delta(k);
 }
@@ -125,6 +135,7 @@ Momentum<T>::Momentum(std::vector<Parameter<T>*> parameters, T learning_rate, T 
 template <class T>
 void Momentum<T>::step() {
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
+        require_shape(name(), *this->parameters_[i], velocity_[i], "velocity");
         const T* g = this->parameters_[i]->grad.data();
         T* v = velocity_[i].data();
         update(*this->parameters_[i], [&](std::size_t k) {
@@ -170,6 +181,7 @@ void Adam<T>::step() {
     const T step_size = this->learning_rate_ / correction1;
     const T root_correction2 = std::sqrt(correction2);
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
+        require_shape(name(), *this->parameters_[i], m_[i], "first moment");
         const T* g = this->parameters_[i]->grad.data();
         T* m = m_[i].data();
         T* v = v_[i].data();
@@ -202,7 +214,10 @@ void Adam<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     restore(name(), state, "v", v_);
     auto it = state.find("steps");
     if (it == state.end() || it->second.size() != 1) throw std::invalid_argument("adam: state has no 'steps'");
-    steps_ = static_cast<std::uint64_t>(it->second(0, 0));
+    const T steps = it->second(0, 0);
+    if (!(steps >= T(0) && steps < T(1e15) && steps == std::floor(steps)))
+        throw std::invalid_argument("adam: state 'steps' must be a whole number of steps, got " + text(steps));
+    steps_ = static_cast<std::uint64_t>(steps);
 }
 
 template <class T>

@@ -7,7 +7,8 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$train_mlp" --dataset iris --epochs 2 --batch-size 16 --save "$dir/ckpt" --metrics "$dir/metrics.csv" > /dev/null
 before=$(cd "$dir" && find ckpt metrics.csv -type f -exec md5sum {} + | sort)
-for bad in "--lr nan" "--lr -0.1" "--batch-size 0" "--epochs 0" "--hidden 0" "--momentum 1.5 --optimizer momentum"; do
+for bad in "--lr nan" "--lr -0.1" "--batch-size 0" "--epochs 0" "--hidden 0" "--momentum 1.5 --optimizer momentum" \
+           "--resume $dir/ckpt --seed 99"; do
   if "$train_mlp" --dataset iris --epochs 3 --save "$dir/ckpt" --metrics "$dir/metrics.csv" $bad > "$dir/out" 2>&1; then
     echo "FAIL: train_mlp accepted $bad"; cat "$dir/out"; exit 1
   fi

@@ -100,6 +100,17 @@ TEST_CASE("invalid training options and data are refused with a clear message", 
     REQUIRE_THROWS_WITH(nn::Trainer<double>(net, sgd, 0, 0), Contains("batch size must be at least 1"));
     REQUIRE_THROWS_WITH(nn::MLP<double>({4, 0, 3}), Contains("layer size 0 in 4-0-3"));
 
+    nn::Dataset<double> empty;
+    REQUIRE_THROWS_WITH(nn::DataLoader<double>(empty), Contains("DataLoader: the data set is empty"));
+    nn::Dataset<double> mismatched = nn::iris<double>();
+    mismatched.labels.resize(151);
+    REQUIRE_THROWS_WITH(nn::DataLoader<double>(mismatched), Contains("150 examples (columns) but 151 labels"));
+
+    nn::Adam<double> adam(net.parameters());
+    net.layers[0].W.value = xt::ones<double>({64, 4});
+    net.layers[0].W.zero_grad();
+    REQUIRE_THROWS_WITH(adam.step(), Contains("parameter 'layer 1.W' is 64x4 but its first moment is 3x4"));
+
     nn::Dataset<double> data = nn::iris<double>();
     data.features(2, 37) = NAN;
     REQUIRE_THROWS_WITH(nn::check_dataset(data, "iris"), Contains("iris: example 37 holds nan in feature 2"));
