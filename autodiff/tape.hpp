@@ -80,6 +80,7 @@ public:
     Tape<T>& tape() const;
     // Throws, naming op, unless the handle is live: recorded, and its tape neither reset nor destroyed.
     void require_live(const char* op) const;
+    bool recorded_on(const Tape<T>& tape) const { return tape_ == &tape; }  // compares addresses only
     std::uint32_t index() const { return index_; }
 
 private:
@@ -255,7 +256,8 @@ Tape<T>& Var<T>::tape() const {
 
 template <class T>
 const Matrix<T>& Var<T>::value() const {
-    tape().check(*this, "Var::value");
+    // A live handle's index is below its tape's size: the registry check is the whole check.
+    require_live("Var::value");
     return tape_->value(index_);
 }
 

@@ -14,9 +14,13 @@ namespace autodiff::ops {
 // The tape every input lives on; throws if they live on different ones or are stale.
 template <class T>
 Tape<T>& common_tape(const char* op, std::initializer_list<Var<T>> inputs) {
-    for (const Var<T>& v : inputs) v.require_live(op);
-    Tape<T>& tape = inputs.begin()->tape();
-    for (const Var<T>& v : inputs) tape.check(v, op);
+    const Var<T>& first = *inputs.begin();
+    first.require_live(op);  // the registry: safe even if the tape is gone
+    Tape<T>& tape = first.tape();
+    for (const Var<T>& v : inputs) {
+        if (!v.recorded_on(tape)) v.require_live(op);  // a stale handle says so before "another tape"
+        tape.check(v, op);
+    }
     return tape;
 }
 
