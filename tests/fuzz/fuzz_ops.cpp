@@ -247,10 +247,14 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
         case op_sigmoid: return {map(a, [](double x) { return 1 / (1 + std::exp(-x)); }), M(a.shape(), 1.0)};
         case op_tanh: return exact(map(a, [](double x) { return std::tanh(x); }));
         case op_softmax: {
-            const auto norm = log_norms(a);
+            // exp(z - max) / sum, not exp(z - log-norm): max + log(sum) rounds at the scale of z.
             M p(a.shape());
-            for (std::size_t i = 0; i < a.shape(0); ++i)
-                for (std::size_t j = 0; j < a.shape(1); ++j) p(i, j) = std::exp(a(i, j) - norm[j]);
+            for (std::size_t j = 0; j < a.shape(1); ++j) {
+                double mx = -std::numeric_limits<double>::infinity(), total = 0;
+                for (std::size_t i = 0; i < a.shape(0); ++i) mx = std::max(mx, a(i, j));
+                for (std::size_t i = 0; i < a.shape(0); ++i) total += std::exp(a(i, j) - mx);
+                for (std::size_t i = 0; i < a.shape(0); ++i) p(i, j) = std::exp(a(i, j) - mx) / total;
+            }
             return {p, M(a.shape(), 1.0)};
         }
         case op_log_softmax: return log_softmax_ref(a);
@@ -338,7 +342,14 @@ void execute(Program& p, std::vector<Var<double>>& pool, Run& run) {
         try {
             Var<double> y = apply(ins, a, b, c);
             FUZZ_CHECK(!must_throw);
-            FUZZ_CHECK(matches(y.value(), ref));
+            if (!matches(y.value(), ref)) {
+                std::fprintf(stderr, "%s on %s, %s, %s:\n", op_names[ins.op], to_string(a.shape()).c_str(),
+                             to_string(b.shape()).c_str(), to_string(c.shape()).c_str());
+                for (const M* m : {&a.value(), &b.value(), &y.value(), &ref.value})
+                    for (double v : *m) std::fprintf(stderr, "%s%.17g", v == *m->begin() ? "\n  " : " ", v);
+                std::fprintf(stderr, "\n");
+                FUZZ_CHECK(matches(y.value(), ref));
+            }
             if (anomaly) FUZZ_CHECK(all_finite(y.value()));
             for (double v : y.value()) run.well_conditioned = run.well_conditioned && std::abs(v) <= 1e4;
             ins.ok = true;
