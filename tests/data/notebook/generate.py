@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from notebook import backward_prop, forward_prop, init_parameters, update_parameters
+from notebook import backward_prop, execution, forward_prop, update_parameters
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,11 +29,8 @@ def save(name, array):
 
 
 def notebook_fixtures():
-    # The notebook's "Execution" cell, step by step (init_parameters reseeds with 1 itself).
-    np.random.seed(1)
-    X = np.random.rand(5, 10)
-    Y = np.eye(4)[np.random.choice(4, 10)].T
-    parameters = init_parameters()
+    # The notebook's "Execution" cell (notebook.execution draws X, Y and the parameters).
+    X, Y, parameters = execution()
     learning_rate = 0.01
     A3, forwardpass_predictions = forward_prop(X, parameters)
     gradients = backward_prop(X, Y, parameters, forwardpass_predictions)
