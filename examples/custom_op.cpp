@@ -10,7 +10,7 @@
 #include <cstdio>
 
 #include "autodiff/autodiff.hpp"
-#include "nn/csv.hpp"
+#include "nn/data/csv.hpp"
 #include "nn/linear.hpp"
 #include "nn/optimizers.hpp"
 #include "ops/layer_norm.hpp"

@@ -14,8 +14,8 @@
 #include "autodiff/autodiff.hpp"
 #include "autodiff/dot.hpp"
 #include "nn/mlp.hpp"
-#include "nn/notebook_backprop.hpp"
-#include "nn/numpy_format.hpp"
+#include "nn/notebook/notebook_backprop.hpp"
+#include "nn/notebook/numpy_format.hpp"
 #include "nn/optimizers.hpp"
 
 using autodiff::Matrix;

@@ -15,11 +15,11 @@
 #include <CLI/CLI.hpp>
 
 #include "autodiff/autodiff.hpp"
-#include "nn/csv.hpp"
-#include "nn/idx.hpp"
-#include "nn/model_checkpoint.hpp"
+#include "nn/data/csv.hpp"
+#include "nn/data/idx.hpp"
+#include "nn/io/model_checkpoint.hpp"
 #include "nn/schedule.hpp"
-#include "nn/split.hpp"
+#include "nn/data/split.hpp"
 #include "nn/training.hpp"
 #include "support/metrics_log.hpp"
 #include "support/progress.hpp"

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "autodiff/autodiff.hpp"
-#include "nn/data_loader.hpp"
-#include "nn/dataset.hpp"
+#include "nn/data/data_loader.hpp"
+#include "nn/data/dataset.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "autodiff/autodiff.hpp"
-#include "nn/csv.hpp"
+#include "nn/data/csv.hpp"
 #include "nn/optimizers.hpp"
 
 using autodiff::Matrix;

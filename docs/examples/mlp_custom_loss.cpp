@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "autodiff/autodiff.hpp"
-#include "nn/csv.hpp"
+#include "nn/data/csv.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/atomic_file.hpp"
+#include "nn/io/atomic_file.hpp"
 #include "nn/training.hpp"
 
 namespace example {

@@ -1,11 +1,11 @@
 #!/bin/sh
-# Regenerates nn/iris_data.cpp from nn/data/iris.csv, so the library carries Iris inside
+# Regenerates nn/data/iris_data.cpp from nn/data/iris.csv, so the library carries Iris inside
 # it and a model trains with nothing installed. Run from anywhere after editing iris.csv;
 # commit both files together.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 csv="$here/iris.csv"
-out="$here/../iris_data.cpp"
+out="$here/iris_data.cpp"
 # The raw string's delimiter must not occur in the data; fail loudly if it ever does.
 if grep -q ')iris"' "$csv"; then
     echo "embed_iris.sh: $csv contains the raw-string delimiter )iris\"" >&2

@@ -10,7 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include "autodiff/autodiff.hpp"
-#include "nn/data_loader.hpp"
+#include "nn/data/data_loader.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
 

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "fuzz_support.hpp"
-#include "nn/csv.hpp"
+#include "nn/data/csv.hpp"
 #include "nn/data_error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -5,7 +5,7 @@
 
 #include "fuzz_support.hpp"
 #include "nn/data_error.hpp"
-#include "nn/idx.hpp"
+#include "nn/data/idx.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string path = fuzz::write_file("labels.idx", data, size);

@@ -8,7 +8,7 @@
 
 #include "fuzz_support.hpp"
 #include "manifest_support.hpp"
-#include "nn/checkpoint.hpp"
+#include "nn/io/checkpoint.hpp"
 
 namespace {
 

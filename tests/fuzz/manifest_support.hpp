@@ -1,5 +1,5 @@
 #pragma once
-// Builds checkpoint manifests the way nn/checkpoint.cpp writes them, so the fuzzers get
+// Builds checkpoint manifests the way nn/io/checkpoint.cpp writes them, so the fuzzers get
 // past the checksums to the parsers behind them: the manifest's own CRC32 is appended by
 // manifest_with_crc, and an array's size and CRC32 are those of the bytes given.
 #include <cstdio>

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "../nn/temp_dir.hpp"
-#include "nn/checkpoint.hpp"
+#include "nn/io/checkpoint.hpp"
 
 using Catch::Matchers::Contains;
 using test_support::read_file;

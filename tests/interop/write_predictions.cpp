@@ -12,8 +12,8 @@
 
 #include "autodiff/autodiff.hpp"
 #include "nn/mlp.hpp"
-#include "nn/model_checkpoint.hpp"
-#include "nn/notebook_backprop.hpp"
+#include "nn/io/model_checkpoint.hpp"
+#include "nn/notebook/notebook_backprop.hpp"
 #include "nn/optimizers.hpp"
 
 int main(int argc, char** argv) {

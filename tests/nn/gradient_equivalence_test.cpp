@@ -10,7 +10,7 @@
 
 #include "autodiff/autodiff.hpp"
 #include "nn/mlp.hpp"
-#include "nn/notebook_backprop.hpp"
+#include "nn/notebook/notebook_backprop.hpp"
 #include "nn/optimizers.hpp"
 
 using autodiff::Matrix;

@@ -2,10 +2,10 @@
 
 #include <catch2/catch.hpp>
 
-#include "nn/csv.hpp"
+#include "nn/data/csv.hpp"
 #include "nn/data_error.hpp"
-#include "nn/model_checkpoint.hpp"
-#include "nn/split.hpp"
+#include "nn/io/model_checkpoint.hpp"
+#include "nn/data/split.hpp"
 #include "nn/training.hpp"
 #include "temp_dir.hpp"
 

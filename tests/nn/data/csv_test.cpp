@@ -2,10 +2,10 @@
 
 #include <sstream>
 
-#include "nn/csv.hpp"
+#include "nn/data/csv.hpp"
 #include "nn/data_error.hpp"
-#include "nn/dataset.hpp"
-#include "temp_dir.hpp"
+#include "nn/data/dataset.hpp"
+#include "../temp_dir.hpp"
 
 using Catch::Matchers::Contains;
 using test_support::TempDir;

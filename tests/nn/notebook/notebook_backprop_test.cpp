@@ -12,7 +12,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnpy.hpp>
 
-#include "nn/notebook_backprop.hpp"
+#include "nn/notebook/notebook_backprop.hpp"
 
 using nn::notebook::Matrix;
 

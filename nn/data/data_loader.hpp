@@ -12,7 +12,7 @@
 
 #include "autodiff/matrix.hpp"
 #include "nn/data_error.hpp"
-#include "nn/dataset.hpp"
+#include "nn/data/dataset.hpp"
 
 namespace nn {
 

@@ -1,4 +1,4 @@
-#include "nn/notebook_backprop.hpp"
+#include "nn/notebook/notebook_backprop.hpp"
 
 #include <stdexcept>
 #include <string>

@@ -1,4 +1,4 @@
-#include "nn/csv.hpp"
+#include "nn/data/csv.hpp"
 
 #include <charconv>
 #include <cmath>

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "nn/dataset.hpp"
+#include "nn/data/dataset.hpp"
 
 namespace nn {
 
@@ -32,7 +32,7 @@ template <class T>
 Dataset<T> iris();
 
 namespace detail {
-std::string_view iris_csv_text();  ///< defined in the generated nn/iris_data.cpp
+std::string_view iris_csv_text();  ///< defined in the generated nn/data/iris_data.cpp
 }
 
 }  // namespace nn

@@ -9,7 +9,7 @@
 
 #include <xtensor/xadapt.hpp>
 
-#include "nn/numpy_format.hpp"
+#include "nn/notebook/numpy_format.hpp"
 
 // Every case in the fixture holds arrays and the exact text NumPy 1.24 printed for them;
 // see tests/data/numpy_format/generate.py for the format and how the cases were chosen.

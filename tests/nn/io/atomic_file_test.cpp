@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "nn/atomic_file.hpp"
-#include "temp_dir.hpp"
+#include "nn/io/atomic_file.hpp"
+#include "../temp_dir.hpp"
 
 using Catch::Matchers::Contains;
 using test_support::read_file;

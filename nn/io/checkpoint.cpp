@@ -1,4 +1,4 @@
-#include "nn/checkpoint.hpp"
+#include "nn/io/checkpoint.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -16,7 +16,7 @@
 
 #include <xtensor/xnpy.hpp>
 
-#include "nn/atomic_file.hpp"
+#include "nn/io/atomic_file.hpp"
 
 // The manifest names dtypes as NumPy does ("<f4"): little-endian hosts only.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "checkpoint.cpp assumes little-endian");

@@ -7,8 +7,8 @@
 #include <zlib.h>
 
 #include "nn/data_error.hpp"
-#include "nn/idx.hpp"
-#include "temp_dir.hpp"
+#include "nn/data/idx.hpp"
+#include "../temp_dir.hpp"
 
 using Catch::Matchers::Contains;
 using test_support::TempDir;

@@ -9,7 +9,7 @@
 
 #include <xtensor/xtensor.hpp>
 
-#include "nn/dataset.hpp"
+#include "nn/data/dataset.hpp"
 
 namespace nn {
 

@@ -1,12 +1,12 @@
 #pragma once
 /// @file
-/// An MLP and its optimizer as a checkpoint (nn/checkpoint.hpp): W1.npy, b1.npy, ... load
+/// An MLP and its optimizer as a checkpoint (nn/io/checkpoint.hpp): W1.npy, b1.npy, ... load
 /// with numpy.load; the manifest records layer sizes, activation, epoch and optimizer.
 
 #include <filesystem>
 #include <memory>
 
-#include "nn/checkpoint.hpp"
+#include "nn/io/checkpoint.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
 

@@ -6,8 +6,8 @@
 #include <limits>
 #include <random>
 
-#include "nn/checkpoint.hpp"
-#include "temp_dir.hpp"
+#include "nn/io/checkpoint.hpp"
+#include "../temp_dir.hpp"
 
 using Catch::Matchers::Contains;
 using test_support::read_file;

@@ -1,4 +1,4 @@
-#include "nn/numpy_format.hpp"
+#include "nn/notebook/numpy_format.hpp"
 
 #include <algorithm>
 #include <charconv>

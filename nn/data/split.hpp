@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "nn/dataset.hpp"
+#include "nn/data/dataset.hpp"
 #include "nn/numpy_random.hpp"
 
 namespace nn {

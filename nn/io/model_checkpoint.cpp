@@ -1,4 +1,4 @@
-#include "nn/model_checkpoint.hpp"
+#include "nn/io/model_checkpoint.hpp"
 
 #include <sstream>
 

@@ -1,4 +1,4 @@
-#include "nn/idx.hpp"
+#include "nn/data/idx.hpp"
 
 #include <array>
 #include <cstdint>
