@@ -8,6 +8,8 @@ packages=(cmake make g++ pkg-config
           libxtensor-dev libxtensor-blas-dev libopenblas-dev libxsimd-dev
           catch2 libcli11-dev zlib1g-dev libbenchmark-dev
           dataset-fashion-mnist gnuplot-nox graphviz python3-numpy doxygen
+          nlohmann-json3-dev                   # checkpoint manifests
+          libopenmpi-dev openmpi-bin           # data-parallel training (optional at build time)
           clang libclang-rt-14-dev)  # the sanitizer and fuzzing stages of .ci/run
 if [[ "${1:-}" == "--bench" ]]; then
     packages+=(libtorch-dev python3-torch)
