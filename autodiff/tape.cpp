@@ -101,7 +101,10 @@ Node<T>& Tape<T>::push(const char* op) {
     n.op = op;
     n.arity = 0;
     n.backward = nullptr;
+    n.forward = nullptr;
     n.scalar = T(0);
+    n.scalar2 = T(0);
+    n.params = {};
     n.parameter = nullptr;
     n.requires_grad = false;
     n.grad_ready = false;

@@ -44,6 +44,12 @@ struct Node;
 template <class T>
 using BackwardFn = void (*)(Tape<T>&, Node<T>&);
 
+// Computes node.value (and whatever backward reads, in node.saved/work) from the node's
+// inputs and the parameters stored in the node. Kept in the entry, so the tape can run the
+// forward again over new input data without re-recording (replay).
+template <class T>
+using ForwardFn = void (*)(Tape<T>&, Node<T>&);
+
 // One tape entry. Everything an op's backward reads lives here, so the entry is
 // self-contained and its buffers are reused from one iteration to the next.
 template <class T>
@@ -52,7 +58,10 @@ struct Node {
     std::array<std::uint32_t, 3> inputs{};
     std::uint8_t arity = 0;
     BackwardFn<T> backward = nullptr;
+    ForwardFn<T> forward = nullptr;   // set by record_op (replayable); null for record()'s lambdas
     T scalar{};                       // an op's constant (a scale factor, 1/m, ...)
+    T scalar2{};                      // a second constant (clamp's upper bound, ...)
+    std::array<std::uint32_t, 8> params{};  // an op's integer parameters (a slice's range, conv geometry)
     Matrix<T> value;                  // unused for parameter leaves (they are read in place)
     Matrix<T> grad;                   // dLoss/dvalue, valid once grad_ready
     Matrix<T> saved;                  // what backward needs beyond inputs and output
@@ -176,6 +185,18 @@ public:
     Var<T> record(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
                   BackwardFn<T> backward, Forward&& forward);
 
+    // The replayable form, which every built-in op uses: `setup(node)` stores the op's
+    // parameters in the entry (node.scalar, node.params, ...), then `forward(tape, node)`
+    // computes the value from the inputs (tape.input(node, i)) and those parameters alone,
+    // so running it again later over new input values is the same computation.
+    template <class Setup>
+    Var<T> record_op(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+                     ForwardFn<T> forward, BackwardFn<T> backward, Setup&& setup);
+    Var<T> record_op(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+                     ForwardFn<T> forward, BackwardFn<T> backward) {
+        return record_op(op, inputs, shape, forward, backward, [](Node<T>&) {});
+    }
+
     const Node<T>& node(Var<T> v) const;
     // The index-th entry in recording order (an input's index is in Node::inputs), for
     // tools that walk the tape, such as to_dot. Throws unless index < size().
@@ -277,11 +298,23 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<Var<T>> inputs, Sha
     for (const Var<T>& in : inputs) n.inputs[i++] = in.index_;
     n.requires_grad = grad_enabled_ && any_input_needs_grad && backward != nullptr;
     n.backward = n.requires_grad ? backward : nullptr;
+    n.forward = nullptr;  // a capturing lambda cannot be run again
     ensure_shape(n.value, shape);
     forward(n);
     const auto index = static_cast<std::uint32_t>(size_ - 1);
     if (detect_anomaly_) check_finite_value(index);
     return handle(index);
+}
+
+template <class T>
+template <class Setup>
+Var<T> Tape<T>::record_op(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+                          ForwardFn<T> forward, BackwardFn<T> backward, Setup&& setup) {
+    return record(op, inputs, shape, backward, [&](Node<T>& n) {
+        setup(n);
+        forward(*this, n);
+        n.forward = forward;
+    });
 }
 
 }  // namespace autodiff

@@ -59,14 +59,18 @@ void unary_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T, class Rule>
+void unary_forward(Tape<T>& tape, Node<T>& y) {
+    const T* in = tape.input(y, 0).data();
+    T* out = y.value.data();
+    const T s = y.scalar;
+    for (std::size_t k = 0; k < y.value.size(); ++k) out[k] = Rule::f(in[k], s);
+}
+
+template <class T, class Rule>
 Var<T> unary(Var<T> x, T s = T(0)) {
     Tape<T>& tape = ops::common_tape(Rule::name, {x});
-    return tape.record(Rule::name, {x}, x.shape(), unary_backward<T, Rule>, [&](Node<T>& y) {
-        y.scalar = s;
-        const T* in = x.value().data();
-        T* out = y.value.data();
-        for (std::size_t k = 0; k < y.value.size(); ++k) out[k] = Rule::f(in[k], s);
-    });
+    return tape.record_op(Rule::name, {x}, x.shape(), unary_forward<T, Rule>, unary_backward<T, Rule>,
+                          [&](Node<T>& y) { y.scalar = s; });
 }
 
 }  // namespace
