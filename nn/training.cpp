@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "nn/data_error.hpp"
+#include "nn/non_finite.hpp"
 
 namespace nn {
 
@@ -50,7 +51,7 @@ void check_dataset(const Dataset<T>& data, const std::string& name) {
 
 template <class T>
 Trainer<T>::Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed)
-    : net_(net), optimizer_(optimizer), batch_size_(batch_size), seed_(seed) {
+    : net_(net), parameters_(net.parameters()), optimizer_(optimizer), batch_size_(batch_size), seed_(seed) {
     if (batch_size == 0) throw std::invalid_argument("Trainer: the batch size must be at least 1");
 }
 
@@ -77,6 +78,7 @@ EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
         tape_.backward(loss);
         optimizer_.step();
         optimizer_.zero_grad();
+        check_finite_step(double(loss.value()(0, 0)), parameters_, {epoch, b});
 
         loss_sum += double(loss.value()(0, 0)) * double(count);
         correct += count_correct(logits.value(), y_);

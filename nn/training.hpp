@@ -36,6 +36,7 @@ public:
     Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed);
 
     /// One pass over data in a shuffled order; calls progress after every batch if given.
+    /// Throws TrainingDiverged (nn/non_finite.hpp) as soon as the loss or a parameter is NaN or Inf.
     EpochStats train_epoch(const DataLoader<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
     /// Loss and accuracy without recording gradients.
@@ -43,6 +44,7 @@ public:
 
 private:
     MLP<T>& net_;
+    std::vector<autodiff::Parameter<T>*> parameters_;  ///< checked for NaN/Inf after every step
     Optimizer<T>& optimizer_;
     std::size_t batch_size_;
     std::uint32_t seed_;
