@@ -111,14 +111,18 @@ Node<T>& Tape<T>::push(const char* op) {
     return n;
 }
 
+// A leaf's value is its data (copied when recorded, or a parameter read in place): running
+// its entry again, as a replay does, leaves it as it is.
+namespace {
+template <class T>
+void leaf_forward(Tape<T>&, Node<T>&) {}
+}  // namespace
+
 template <class T>
 Var<T> Tape<T>::constant(const Matrix<T>& value) {
     check_not_empty(value, "constant");
-    Node<T>& n = push("constant");
-    ensure_shape(n.value, shape_of(value));
-    std::copy(value.begin(), value.end(), n.value.begin());
-    if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
-    return handle(static_cast<std::uint32_t>(size_ - 1));
+    return record_op("constant", {}, shape_of(value), leaf_forward<T>, nullptr,
+                     [&](Node<T>& n) { std::copy(value.begin(), value.end(), n.value.begin()); });
 }
 
 template <class T>
@@ -135,6 +139,7 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     check_not_empty(p.value, "parameter");
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
     Node<T>& n = push("parameter");
+    n.forward = leaf_forward<T>;
     n.parameter = &p;
     n.parameter_shape = p.shape();
     n.requires_grad = grad_enabled_;

@@ -68,13 +68,16 @@ void binary_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T, class Rule>
+void binary_forward(Tape<T>& tape, Node<T>& y) {
+    const kernels::Broadcast<T> a(tape.input(y, 0)), b(tape.input(y, 1));
+    kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(a(i, j), b(i, j)); });
+}
+
+template <class T, class Rule>
 Var<T> binary(Var<T> a, Var<T> b) {
     Tape<T>& tape = ops::common_tape(Rule::name, {a, b});
     const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, a, b);
-    return tape.record(Rule::name, {a, b}, shape, binary_backward<T, Rule>, [&](Node<T>& y) {
-        const kernels::Broadcast<T> av(a.value()), bv(b.value());
-        kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(av(i, j), bv(i, j)); });
-    });
+    return tape.record_op(Rule::name, {a, b}, shape, binary_forward<T, Rule>, binary_backward<T, Rule>);
 }
 
 }  // namespace
