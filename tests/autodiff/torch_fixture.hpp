@@ -74,11 +74,13 @@ inline std::vector<FixtureCase> load_torch_fixture(const std::string& relative_p
     return cases;
 }
 
-// Elementwise |actual - expected| <= relative * max(|expected|, 1e-3 * largest |expected|):
+// Elementwise |actual - expected| <= max(relative * max(|expected|, 1e-3 * largest |expected|), 1e-13):
 // relative per element, except that elements far below the array's scale (where rounding
-// in a sum of larger terms dominates) are held to the array's scale instead.
+// in a sum of larger terms dominates) are held to the array's scale instead, and results
+// that are rounding noise around 0 (PyTorch's layer_norm of one feature gives 2e-14, not 0)
+// to 1e-13 absolute (or what the caller says).
 inline void require_matches_torch(const autodiff::Matrix<double>& actual, const autodiff::Matrix<double>& expected,
-                                  const std::string& what, double relative = 1e-12) {
+                                  const std::string& what, double relative = 1e-12, double absolute = 1e-13) {
     INFO(what);
     REQUIRE(actual.shape()[0] == expected.shape()[0]);
     REQUIRE(actual.shape()[1] == expected.shape()[1]);
@@ -91,7 +93,7 @@ inline void require_matches_torch(const autodiff::Matrix<double>& actual, const 
             REQUIRE((std::isnan(e) ? std::isnan(a) : a == e));
             continue;
         }
-        const double bound = relative * std::max(std::abs(e), 1e-3 * largest);
+        const double bound = std::max(relative * std::max(std::abs(e), 1e-3 * largest), absolute);
         INFO("element " << k << " (row " << k / expected.shape()[1] << ", column " << k % expected.shape()[1]
                         << "): tapegrad " << a << ", torch " << e);
         REQUIRE(std::abs(a - e) <= bound);
