@@ -1,7 +1,9 @@
 #include "autodiff/tape.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 
 namespace autodiff {
 
@@ -223,14 +225,37 @@ void Tape<T>::sweep(Var<T> output) {
     // Swept even if an op's backward throws half way: parameters may already hold part of
     // the gradients, and a second sweep would add them twice.
     swept_ = true;
+    const bool hooked = ready_hook_ != nullptr && accumulate_into_parameters_;
+    if (hooked) find_final_leaves(output.index_);
+    std::size_t next_final = 0;
     // Recording order is a topological order: walking it backwards visits every entry
     // after all the entries that consume it.
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
         Node<T>& n = nodes_[i];
+        // Only later entries add to a leaf: reaching it, its gradient is whole.
+        if (hooked && next_final < final_leaves_.size() && final_leaves_[next_final].second == i)
+            ready_hook_(ready_context_, *nodes_[final_leaves_[next_final++].second].parameter);
         if (n.backward == nullptr || !n.grad_ready) continue;
         n.backward(*this, n);
         if (detect_anomaly_) check_finite_input_grads(n, static_cast<std::uint32_t>(i));
     }
+}
+
+template <class T>
+void Tape<T>::find_final_leaves(std::uint32_t output) {
+    final_leaves_.clear();
+    for (std::uint32_t i = 0; i <= output; ++i)
+        if (nodes_[i].parameter) final_leaves_.emplace_back(nodes_[i].parameter, i);
+    // Per parameter keep the earliest leaf (sorted by parameter, then index), then order
+    // the survivors as the sweep meets them: highest index first.
+    std::sort(final_leaves_.begin(), final_leaves_.end(), [](const auto& a, const auto& b) {
+        return std::less<const Parameter<T>*>()(a.first, b.first) || (a.first == b.first && a.second < b.second);
+    });
+    final_leaves_.erase(std::unique(final_leaves_.begin(), final_leaves_.end(),
+                                    [](const auto& a, const auto& b) { return a.first == b.first; }),
+                        final_leaves_.end());
+    std::sort(final_leaves_.begin(), final_leaves_.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
 }
 
 template <class T>

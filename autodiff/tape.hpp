@@ -12,6 +12,7 @@
 #include <deque>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autodiff/error.hpp"
@@ -49,6 +50,13 @@ using BackwardFn = void (*)(Tape<T>&, Node<T>&);
 // forward again over new input data without re-recording (replay).
 template <class T>
 using ForwardFn = void (*)(Tape<T>&, Node<T>&);
+
+/// Called by backward() as soon as a parameter's gradient is final: the reverse sweep has
+/// passed every entry that could add to it (for a parameter recorded several times, its
+/// earliest leaf). Lets data-parallel training start reducing a gradient while the sweep
+/// goes on. A plain function and a context pointer: no allocation, no std::function.
+template <class T>
+using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 
 // One tape entry. Everything an op's backward reads lives here, so the entry is
 // self-contained and its buffers are reused from one iteration to the next.
@@ -176,6 +184,15 @@ public:
     bool grad_enabled() const { return grad_enabled_; }
     void set_grad_enabled(bool on) { grad_enabled_ = on; }
 
+    /// During every later backward(), calls ready(context, p) once per parameter p recorded
+    /// up to the output, in the order their gradients become final (p.grad then holds this
+    /// sweep's whole contribution). nullptr removes the hook. Only with accumulation into
+    /// parameters on (the default): with it off the hook is not called.
+    void set_gradient_ready_hook(GradientReadyFn<T> ready, void* context) {
+        ready_hook_ = ready;
+        ready_context_ = context;
+    }
+
     // ---- Recording API: built-in ops and user-defined ops use the same calls. ----
     //
     // record() appends an entry of the given shape, lets `forward(node)` fill node.value
@@ -231,6 +248,8 @@ private:
     void check_finite_value(std::uint32_t index) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
     Matrix<T>& grad_buffer(Node<T>& n);
+    void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
+
 
     // A deque, so recording never moves existing entries: references to values stay valid.
     // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
@@ -242,6 +261,11 @@ private:
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;
+    GradientReadyFn<T> ready_hook_ = nullptr;
+    void* ready_context_ = nullptr;
+    // The hook's schedule for one sweep: per parameter its earliest leaf, highest index
+    // first (the order the sweep reaches them). Kept, so a steady state allocates nothing.
+    std::vector<std::pair<const Parameter<T>*, std::uint32_t>> final_leaves_;
 };
 
 // Records values without gradients inside its scope (inference), like torch::NoGradGuard.
