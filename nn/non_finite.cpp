@@ -25,6 +25,14 @@ void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& 
     }
 }
 
+void check_finite_evaluation(double loss) {
+    if (!std::isfinite(loss)) {
+        throw TrainingDiverged(std::string("evaluation: the loss is not finite (") + (std::isnan(loss) ? "nan" : "inf") +
+                               "): the model's weights are finite, so the input features are too large for the "
+                               "number type; scale them to a few units");
+    }
+}
+
 template void check_finite_step<float>(double, const std::vector<autodiff::Parameter<float>*>&, TrainingStep);
 template void check_finite_step<double>(double, const std::vector<autodiff::Parameter<double>*>&, TrainingStep);
 

@@ -56,4 +56,8 @@ struct TrainingStep {
 template <class T>
 void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where);
 
+/// Throws TrainingDiverged if an evaluation's mean loss is NaN or Inf (finite weights over
+/// features too large for the type overflow), rather than reporting "loss nan".
+void check_finite_evaluation(double loss);
+
 }  // namespace nn

@@ -111,6 +111,7 @@ EpochStats Trainer<T>::evaluate(const DataLoader<T>& data) {
     }
     stats.examples = n;
     stats.loss = loss_sum / double(n);
+    check_finite_evaluation(stats.loss);
     stats.accuracy = double(correct) / double(n);
     stats.seconds = seconds_since(start);
     return stats;

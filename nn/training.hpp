@@ -39,7 +39,7 @@ public:
     /// Throws TrainingDiverged (nn/non_finite.hpp) as soon as the loss or a parameter is NaN or Inf.
     EpochStats train_epoch(const DataLoader<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
-    /// Loss and accuracy without recording gradients.
+    /// Loss and accuracy without recording gradients; TrainingDiverged if the loss is not finite.
     EpochStats evaluate(const DataLoader<T>& data);
 
 private:

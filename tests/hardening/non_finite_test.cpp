@@ -48,6 +48,11 @@ TEST_CASE("finite but huge features stop training instead of giving loss nan", "
     CHECK_THROWS_WITH(trainer.train_epoch(nn::DataLoader<float>(data), 4),
                       Contains("epoch 5") && Contains("batch 1") && Contains("not finite") &&
                           Contains("scale the input"));
+    // Evaluating finite weights on such data: no "loss nan" either.
+    nn::MLP<float> fresh({4, 8, 3}, nn::Activation::relu, nn::Init::he, 1);
+    nn::SGD<float> unused(fresh.parameters(), 0.01f);
+    CHECK_THROWS_WITH(nn::Trainer<float>(fresh, unused, 150, 0).evaluate(nn::DataLoader<float>(data)),
+                      Contains("evaluation") && Contains("not finite") && Contains("scale them"));
 }
 
 TEST_CASE("check_finite_step names the first non-finite parameter and where", "[hardening][non_finite]") {
