@@ -8,5 +8,6 @@
 #include "autodiff/random.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
+#include "autodiff/replay.hpp"
 #include "autodiff/value_and_grad.hpp"
 #include "autodiff/blas_threads.hpp"

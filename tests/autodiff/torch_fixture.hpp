@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "autodiff/matrix.hpp"
+#include "autodiff/tape.hpp"
 
 namespace test {
 
@@ -98,6 +99,22 @@ inline void require_matches_torch(const autodiff::Matrix<double>& actual, const 
                         << "): tapegrad " << a << ", torch " << e);
         REQUIRE(std::abs(a - e) <= bound);
     }
+}
+
+// Records op(case, leaves) over leaves made of the case's `inputs`, sweeps back the case's
+// `seed` and compares the value and every input's gradient with PyTorch's (`out`, `grad_<input>`).
+template <class Op>
+void check_torch_case(const FixtureCase& c, const std::vector<std::string>& inputs, Op&& op,
+                      double relative = 1e-12, double absolute = 1e-13) {
+    INFO(c.file << ": case " << c.name);
+    autodiff::Tape<double> tape;
+    std::vector<autodiff::Var<double>> leaves;
+    for (const std::string& name : inputs) leaves.push_back(tape.leaf(c[name]));
+    autodiff::Var<double> y = op(c, leaves);
+    require_matches_torch(y.value(), c["out"], "value", relative, absolute);
+    tape.backward(y, c["seed"]);
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+        require_matches_torch(leaves[i].grad(), c["grad_" + inputs[i]], "gradient of " + inputs[i], relative, absolute);
 }
 
 }  // namespace test

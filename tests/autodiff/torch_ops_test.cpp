@@ -15,20 +15,11 @@ using test::FixtureCase;
 
 namespace {
 
-// Records `op` over leaves made of the case's `inputs`, sweeps back the case's seed and
-// compares the value and every input's gradient with PyTorch's.
 using CaseOp = std::function<Var<double>(const FixtureCase&, const std::vector<Var<double>>&)>;
 
+// Records `op` over leaves made of the case's `inputs` and compares with PyTorch's.
 void check_case(const FixtureCase& c, const std::vector<std::string>& inputs, const CaseOp& op, double absolute = 1e-13) {
-    INFO(c.file << ": case " << c.name);
-    Tape<double> tape;
-    std::vector<Var<double>> leaves;
-    for (const std::string& name : inputs) leaves.push_back(tape.leaf(c[name]));
-    Var<double> y = op(c, leaves);
-    test::require_matches_torch(y.value(), c["out"], "value", 1e-12, absolute);
-    tape.backward(y, c["seed"]);
-    for (std::size_t i = 0; i < inputs.size(); ++i)
-        test::require_matches_torch(leaves[i].grad(), c["grad_" + inputs[i]], "gradient of " + inputs[i], 1e-12, absolute);
+    test::check_torch_case(c, inputs, op, 1e-12, absolute);
 }
 
 // Runs check_case over the cases of `file` whose name starts with `prefix`; returns how many.
