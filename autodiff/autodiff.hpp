@@ -5,6 +5,7 @@
 #include "autodiff/error.hpp"
 #include "autodiff/gradcheck.hpp"
 #include "autodiff/matrix.hpp"
+#include "autodiff/random.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
 #include "autodiff/replay.hpp"
