@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "autodiff/matrix.hpp"
+#include "autodiff/tape.hpp"
 
 namespace test {
 
@@ -74,11 +75,13 @@ inline std::vector<FixtureCase> load_torch_fixture(const std::string& relative_p
     return cases;
 }
 
-// Elementwise |actual - expected| <= relative * max(|expected|, 1e-3 * largest |expected|):
+// Elementwise |actual - expected| <= max(relative * max(|expected|, 1e-3 * largest |expected|), 1e-13):
 // relative per element, except that elements far below the array's scale (where rounding
-// in a sum of larger terms dominates) are held to the array's scale instead.
+// in a sum of larger terms dominates) are held to the array's scale instead, and results
+// that are rounding noise around 0 (PyTorch's layer_norm of one feature gives 2e-14, not 0)
+// to 1e-13 absolute (or what the caller says).
 inline void require_matches_torch(const autodiff::Matrix<double>& actual, const autodiff::Matrix<double>& expected,
-                                  const std::string& what, double relative = 1e-12) {
+                                  const std::string& what, double relative = 1e-12, double absolute = 1e-13) {
     INFO(what);
     REQUIRE(actual.shape()[0] == expected.shape()[0]);
     REQUIRE(actual.shape()[1] == expected.shape()[1]);
@@ -91,11 +94,27 @@ inline void require_matches_torch(const autodiff::Matrix<double>& actual, const 
             REQUIRE((std::isnan(e) ? std::isnan(a) : a == e));
             continue;
         }
-        const double bound = relative * std::max(std::abs(e), 1e-3 * largest);
+        const double bound = std::max(relative * std::max(std::abs(e), 1e-3 * largest), absolute);
         INFO("element " << k << " (row " << k / expected.shape()[1] << ", column " << k % expected.shape()[1]
                         << "): tapegrad " << a << ", torch " << e);
         REQUIRE(std::abs(a - e) <= bound);
     }
+}
+
+// Records op(case, leaves) over leaves made of the case's `inputs`, sweeps back the case's
+// `seed` and compares the value and every input's gradient with PyTorch's (`out`, `grad_<input>`).
+template <class Op>
+void check_torch_case(const FixtureCase& c, const std::vector<std::string>& inputs, Op&& op,
+                      double relative = 1e-12, double absolute = 1e-13) {
+    INFO(c.file << ": case " << c.name);
+    autodiff::Tape<double> tape;
+    std::vector<autodiff::Var<double>> leaves;
+    for (const std::string& name : inputs) leaves.push_back(tape.leaf(c[name]));
+    autodiff::Var<double> y = op(c, leaves);
+    require_matches_torch(y.value(), c["out"], "value", relative, absolute);
+    tape.backward(y, c["seed"]);
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+        require_matches_torch(leaves[i].grad(), c["grad_" + inputs[i]], "gradient of " + inputs[i], relative, absolute);
 }
 
 }  // namespace test

@@ -12,17 +12,12 @@
 #include "nn/mlp.hpp"
 #include "nn/notebook/notebook_backprop.hpp"
 #include "nn/optimizers.hpp"
+#include "tolerance.hpp"
 
 using autodiff::Matrix;
+using test::max_abs_diff;
 
 namespace {
-
-double max_abs_diff(const Matrix<double>& a, const Matrix<double>& b) {
-    REQUIRE(a.shape() == b.shape());
-    double worst = 0;
-    for (std::size_t k = 0; k < a.size(); ++k) worst = std::max(worst, std::abs(a.data()[k] - b.data()[k]));
-    return worst;
-}
 
 nn::notebook::Parameters<double> parameters_of(nn::MLP<double>& net) {
     nn::notebook::Parameters<double> p;
