@@ -23,6 +23,7 @@
 #include "nn/io/module_checkpoint.hpp"
 #include "nn/linear.hpp"
 #include "nn/training.hpp"
+#include "support/output_paths.hpp"
 #include "support/training_run.hpp"
 
 namespace {
@@ -158,6 +159,7 @@ int main(int argc, char** argv) {
         if (!o.resume.empty())
             example::adopt_training_settings(app, training_flags, nn::load_checkpoint(o.resume).meta, o.resume);
         o.settings = example::training_settings(app, training_flags);
+        if (o.eval.empty()) example::check_run_outputs(o.save.empty() ? o.resume : o.save, o.metrics, o.plot);
         return run<float>(o);
     } catch (const std::exception& e) {
         std::cerr << "train_cnn: " << e.what() << "\n";

@@ -114,7 +114,7 @@ void run_epochs(nn::Trainer<T>& trainer, nn::Optimizer<T>& optimizer, const nn::
         if (save) save(epoch + 1);
     }
     if (loop.first_epoch >= loop.epochs) tested = trainer.evaluate(test);
-    if (!loop.plot.empty()) log.plot(loop.plot);  // throws saying what failed (gnuplot missing, unwritable path)
+    log.plot_or_say_why(loop.plot);
     std::printf("test accuracy: %.4f\n", tested.accuracy);
 }
 
