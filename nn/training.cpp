@@ -50,7 +50,7 @@ void check_dataset(const Dataset<T>& data, const std::string& name) {
 
 template <class T>
 Trainer<T>::Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed)
-    : net_(net), optimizer_(optimizer), batch_size_(batch_size), seed_(seed) {
+    : net_(net), optimizer_(optimizer), batch_size_(batch_size), seed_(seed), step_(net) {
     if (batch_size == 0) throw std::invalid_argument("Trainer: the batch size must be at least 1");
 }
 
@@ -70,16 +70,14 @@ EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
     const std::size_t batches = (n + batch_size_ - 1) / batch_size_;
     for (std::size_t b = 0; b < batches; ++b) {
         const std::size_t first = b * batch_size_, count = std::min(batch_size_, n - first);
-        data.gather(order.data() + first, count, X_, y_);
-        tape_.reset();
-        autodiff::Var<T> logits = net_(tape_, X_);
-        autodiff::Var<T> loss = autodiff::softmax_cross_entropy(logits, y_);
-        tape_.backward(loss);
+        auto& batch = step_.batch(count);
+        data.gather(order.data() + first, count, batch.X, batch.y);
+        const T loss = step_.run(count);
         optimizer_.step();
         optimizer_.zero_grad();
 
-        loss_sum += double(loss.value()(0, 0)) * double(count);
-        correct += count_correct(logits.value(), y_);
+        loss_sum += double(loss) * double(count);
+        correct += count_correct(step_.logits(count), batch.y);
         stats.examples += count;
         if (progress) progress({b + 1, batches, stats.examples, loss_sum / double(stats.examples), seconds_since(start)});
     }

@@ -13,6 +13,7 @@
 #include "nn/data/dataset.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
+#include "nn/replayed_step.hpp"
 
 namespace nn {
 
@@ -40,13 +41,17 @@ public:
                            const std::function<void(const Progress&)>& progress = {});
     /// Loss and accuracy without recording gradients.
     EpochStats evaluate(const DataLoader<T>& data);
+    /// On (the default): each batch size's step is recorded once and replayed after that
+    /// (nn::ReplayedStep), with the same results; off: every step is recorded afresh.
+    void set_replay(bool on) { step_.set_replay(on); }
 
 private:
     MLP<T>& net_;
     Optimizer<T>& optimizer_;
     std::size_t batch_size_;
     std::uint32_t seed_;
-    autodiff::Tape<T> tape_;  ///< reused every step: no allocation after the first
+    ReplayedStep<T> step_;    ///< the training step: no allocation after the first of each batch size
+    autodiff::Tape<T> tape_;  ///< evaluation's, reused every batch
     autodiff::Matrix<T> X_;
     autodiff::Labels y_;
 };
