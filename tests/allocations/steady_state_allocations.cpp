@@ -53,7 +53,7 @@ using autodiff::Matrix;
 namespace {
 // 64 examples of 5 features in 4 classes.
 template <class T>
-nn::Dataset<T> random_data() {
+nn::Dataset<T> seeded_data() {
     nn::NumpyRandom rng(1);
     nn::Dataset<T> data;
     data.features = xt::cast<T>(rng.rand(5, 64));
@@ -66,7 +66,7 @@ nn::Dataset<T> random_data() {
 TEMPLATE_TEST_CASE("a steady-state training step allocates nothing, for 10,000 steps", "[allocations]", float, double) {
     nn::MLP<TestType> net({5, 10, 10, 4}, nn::Activation::relu, nn::Init::notebook, 1);
     nn::Adam<TestType> opt(net.parameters());
-    const nn::DataLoader<TestType> loader(random_data<TestType>());
+    const nn::DataLoader<TestType> loader(seeded_data<TestType>());
     const std::vector<std::size_t> batch = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3};
 
     autodiff::Tape<TestType> tape;
@@ -110,7 +110,7 @@ TEMPLATE_TEST_CASE("a replayed training step allocates nothing, alternating two 
                    float, double) {
     nn::MLP<TestType> net({5, 10, 10, 4}, nn::Activation::relu, nn::Init::notebook, 1);
     nn::Adam<TestType> opt(net.parameters());
-    const nn::DataLoader<TestType> loader(random_data<TestType>());
+    const nn::DataLoader<TestType> loader(seeded_data<TestType>());
     const std::vector<std::size_t> batch = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3};
     nn::ReplayedStep<TestType> replayed(net);
     auto step = [&](std::size_t count) {
