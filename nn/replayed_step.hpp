@@ -1,23 +1,26 @@
 #pragma once
 /// @file
-/// One classifier training step (forward, mean softmax cross-entropy, backward), recorded
-/// once per batch size and replayed after that (autodiff::Replay): the Trainer's inner loop.
+/// One training step (forward, loss, backward), recorded once per batch size and replayed
+/// after that (autodiff::Replay): the Trainer's inner loop.
 ///
 /// @code
-/// nn::ReplayedStep<float> step(model);
-/// auto& batch = step.batch(count);              // buffers for `count` examples
-/// loader.gather(indices, count, batch.X, batch.y);
+/// nn::ReplayedStep<float> step(model, nn::cross_entropy_loss<float>());
+/// nn::Batch<float>& batch = step.batch(count);  // buffers for `count` examples
+/// loader.gather(indices, count, batch.X, batch.labels);
 /// float loss = step.run(count);                 // parameter gradients accumulate
 /// @endcode
-/// A model whose step cannot be replayed (a custom op, a dropout) or that keeps buffers (state
-/// its forward updates outside the tape, such as running statistics) is recorded afresh every
-/// step instead: the results are the same, only slower. Gradients equal a fresh recording's
-/// bit for bit either way.
+/// The model's input is recorded by Tape::constant_ref(batch.X) and read again in place on
+/// every replay; class labels are rebound when the loss entry is a softmax_cross_entropy.
+/// A step that cannot be replayed is recorded afresh every time instead (same results, only
+/// slower): a loss not marked Loss::replayable, a model with buffers (state its forward
+/// updates outside the tape, such as running statistics), or a tape holding an entry that
+/// cannot run again (a custom op, a dropout). Gradients equal a fresh recording's bit for bit.
 
 #include <deque>
 #include <memory>
 
-#include "autodiff/autodiff.hpp"
+#include "autodiff/replay.hpp"
+#include "nn/loss.hpp"
 #include "nn/module.hpp"
 
 namespace nn {
@@ -25,21 +28,17 @@ namespace nn {
 template <class T>
 class ReplayedStep {
 public:
-    /// A batch's buffers: X is features x count, y holds count class labels.
-    struct Batch {
-        autodiff::Matrix<T> X;
-        autodiff::Labels y;
-    };
-
-    /// Steps of `model` (which must outlive this); replay off records every step afresh.
-    explicit ReplayedStep(Module<T>& model, bool replay = true);
+    /// Steps of `model` with `loss` (both must outlive this); replay off records every step.
+    ReplayedStep(Module<T>& model, const Loss<T>& loss, bool replay = true);
 
     /// The buffers for a batch of `count` examples; fill them, then call run(count).
-    Batch& batch(std::size_t count) { return recording(count).batch; }
-    /// Forward and backward on batch(count); returns the mean loss.
+    Batch<T>& batch(std::size_t count) { return recording(count).batch; }
+    /// Forward, loss and backward on batch(count); returns the loss.
     T run(std::size_t count);
-    /// The logits (classes x count) of the last run(count).
-    const autodiff::Matrix<T>& logits(std::size_t count) { return recording(count).logits.value(); }
+    /// The model's output of the last run(count).
+    const autodiff::Matrix<T>& output(std::size_t count) { return recording(count).output.value(); }
+    /// The tape of the last run(count) (for checks that walk its entries).
+    const autodiff::Tape<T>& tape(std::size_t count) { return recording(count).tape; }
     /// Whether steps of `count` examples are being replayed (after the first one).
     bool replaying(std::size_t count) { return recording(count).replay != nullptr; }
     /// Off: every later step is recorded afresh.
@@ -50,14 +49,16 @@ private:
     // so alternating between them reallocates nothing.
     struct Recording {
         std::size_t count = 0;
-        Batch batch;
+        Batch<T> batch;
         autodiff::Tape<T> tape;
-        autodiff::Var<T> logits, loss;
+        autodiff::Var<T> output, loss;
         std::unique_ptr<autodiff::Replay<T>> replay;
+        bool relabel = false;  // the loss entry takes batch.labels
     };
     Recording& recording(std::size_t count);
 
     Module<T>& model_;
+    const Loss<T>& loss_;
     bool replay_;
     std::deque<Recording> recordings_;
 };

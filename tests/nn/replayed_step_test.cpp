@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "nn/data/csv.hpp"
+#include "nn/mlp.hpp"
 #include "nn/replayed_step.hpp"
 #include "nn/training.hpp"
 
@@ -35,13 +36,14 @@ TEMPLATE_TEST_CASE("a replayed training run equals a recorded one bit for bit", 
 
 TEST_CASE("ReplayedStep replays after the first step of each batch size", "[replay]") {
     nn::MLP<double> net({4, 5, 3}, nn::Activation::tanh, nn::Init::he, 2);
-    nn::ReplayedStep<double> step(net);
+    const nn::Loss<double> loss = nn::cross_entropy_loss<double>();
+    nn::ReplayedStep<double> step(net, loss);
     const nn::DataLoader<double> data(nn::iris<double>());
     const std::size_t first[] = {0, 1, 2, 3}, second[] = {4, 5};
     for (int round = 0; round < 2; ++round) {
-        data.gather(first, 4, step.batch(4).X, step.batch(4).y);
+        data.gather(first, 4, step.batch(4).X, step.batch(4).labels);
         step.run(4);
-        data.gather(second, 2, step.batch(2).X, step.batch(2).y);
+        data.gather(second, 2, step.batch(2).X, step.batch(2).labels);
         step.run(2);
     }
     CHECK(step.replaying(4));
