@@ -15,10 +15,11 @@ namespace autodiff {
 // ---- linear algebra (ops/linear_algebra.cpp) ----
 template <class T> Var<T> matmul(Var<T> a, Var<T> b);                  ///< a @ b
 template <class T> Var<T> linear(Var<T> W, Var<T> A, Var<T> b);        ///< W @ A + b, b is n_out x 1
-/// The activations the fused linear applies in its epilogue.
+/// The activations the fused linear applies to its output.
 enum class Activation { relu, sigmoid, tanh, identity };
-/// activation(W @ A + b) as one tape entry: the bias and the activation in one pass after the
-/// GEMM, and backward's activation derivative in one pass with the bias gradient's row sums.
+/// activation(W @ A + b) as one tape entry, equal bit for bit to activation(linear(W, A, b)):
+/// the activation in place after the GEMM, and in backward the activation's derivative in one
+/// pass with the bias gradient's row sums.
 template <class T> Var<T> linear(Var<T> W, Var<T> A, Var<T> b, Activation activation);
 template <class T> Var<T> transpose(Var<T> x);
 

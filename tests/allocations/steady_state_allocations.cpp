@@ -2,6 +2,7 @@
 // keeps its buffers across reset(). Counted with a replaced global operator new, over the
 // loop a user writes with nn (MLP, SGD, zero_grad), for 10,000 steps.
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "nn/data/data_loader.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
+#include "nn/training.hpp"
 
 namespace {
 std::atomic<long> allocations{0};
@@ -61,6 +63,17 @@ struct SteadyState {
     }
 };
 
+// 64 examples of 5 features in 4 classes.
+template <class T>
+nn::Dataset<T> seeded_data() {
+    nn::NumpyRandom rng(1);
+    nn::Dataset<T> data;
+    data.features = xt::cast<T>(rng.rand(5, 64));
+    for (std::int64_t c : rng.choice(4, 64)) data.labels.push_back(std::size_t(c));
+    data.classes = 4;
+    return data;
+}
+
 // One step, 100 to let BLAS and libm touch their pages once, then `steps` counted.
 template <class Step>
 SteadyState run_steady_state(Step&& step, long steps) {
@@ -83,13 +96,8 @@ SteadyState run_steady_state(Step&& step, long steps) {
 TEMPLATE_TEST_CASE("a steady-state training step allocates nothing, for 10,000 steps", "[allocations]", float, double) {
     nn::MLP<TestType> net({5, 10, 10, 4}, nn::Activation::relu, nn::Init::notebook, 1);
     nn::Adam<TestType> opt(net.parameters());
-    nn::NumpyRandom rng(1);
-    nn::Dataset<TestType> data;
-    data.features = xt::cast<TestType>(rng.rand(5, 64));
-    for (std::int64_t c : rng.choice(4, 64)) data.labels.push_back(std::size_t(c));
-    data.classes = 4;
-    const nn::DataLoader<TestType> loader(data);
-    const std::vector<std::size_t> batch = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3};
+    const nn::DataLoader<TestType> loader(seeded_data<TestType>());
+    const std::array<std::size_t, 16> batch = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3};
 
     autodiff::Tape<TestType> tape;
     Matrix<TestType> X;
@@ -152,5 +160,29 @@ TEMPLATE_TEST_CASE("a steady-state CNN step (conv2d, max_pool2d, avg_pool2d) all
     const SteadyState counted = run_steady_state(step, 2000);
     INFO(counted.summary());
     REQUIRE(counted.first > 0);
+    REQUIRE(counted.steady == 0);
+}
+
+TEMPLATE_TEST_CASE("a replayed training step allocates nothing, alternating two batch sizes", "[allocations][replay]",
+                   float, double) {
+    nn::MLP<TestType> net({5, 10, 10, 4}, nn::Activation::relu, nn::Init::notebook, 1);
+    nn::Adam<TestType> opt(net.parameters());
+    const nn::DataLoader<TestType> loader(seeded_data<TestType>());
+    const std::array<std::size_t, 16> batch = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3};
+    const nn::Loss<TestType> loss = nn::cross_entropy_loss<TestType>();
+    nn::ReplayedStep<TestType> replayed(net, loss);
+    std::size_t s = 0;
+    auto step = [&] {
+        const std::size_t count = ++s % 2 ? 16 : 7;
+        nn::Batch<TestType>& b = replayed.batch(count);
+        loader.gather(batch.data(), count, b.X, b.labels);
+        replayed.run(count);
+        opt.step();
+        opt.zero_grad();
+    };
+    const SteadyState counted = run_steady_state(step, 10000);
+    INFO(counted.summary());
+    REQUIRE(replayed.replaying(16));
+    REQUIRE(replayed.replaying(7));
     REQUIRE(counted.steady == 0);
 }

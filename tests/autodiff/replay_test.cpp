@@ -203,3 +203,12 @@ TEST_CASE("replay checks the values an op's domain excludes, as recording does",
     CHECK(message_of([&] { replay.run(); }).find("log: input (1x2) holds 0") == std::string::npos);
     CHECK(message_of([&] { replay.run(); }).find("div: the divisor (1x2) holds 0 at row 0, column 0") != std::string::npos);
 }
+
+TEST_CASE("replay refuses a dropout, which must draw a new mask every step", "[replay]") {
+    Matrix<double> X = {{1.0, 2.0}};
+    Tape<double> tape;
+    CounterRng rng{1, 0};
+    Var<double> loss = sum(dropout(tape.constant_ref(X), 0.5, rng));
+    CHECK(message_of([&] { Replay<double> refused(tape, loss); }).find("tape entry 1 (dropout) draws new random numbers") !=
+          std::string::npos);
+}
