@@ -1,7 +1,9 @@
 #include "autodiff/tape.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 
 namespace autodiff {
 
@@ -157,8 +159,8 @@ const Node<T>& Tape<T>::entry(std::size_t index) const {
 template <class T>
 void Tape<T>::reject_concurrent_use(const char* op) {
     throw Error(std::string(op) +
-                ": this tape is being used by another thread at the same time. One tape per thread: a Tape "
-                "belongs to one thread at a time; give each thread its own Tape (and its own model copy)");
+                ": this tape is being used by another thread at the same time: one tape per thread (a Tape "
+                "belongs to one thread at a time; give each thread its own Tape and its own model copy)");
 }
 
 template <class T>
@@ -211,6 +213,7 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     n.scalar2 = T(0);
     n.params = {};
     n.parameter = nullptr;
+    n.in_place = nullptr;
     n.requires_grad = false;
     n.grad_ready = false;
     return index;
@@ -231,6 +234,7 @@ void Tape<T>::abandon(std::uint32_t index) noexcept {
     n.backward = nullptr;
     n.forward = nullptr;
     n.parameter = nullptr;
+    n.in_place = nullptr;
     n.requires_grad = false;
     refs_[index] = 0;
     if (index + 1 == size_) --size_;
@@ -241,17 +245,29 @@ void Tape<T>::abandon(std::uint32_t index) noexcept {
 // by backward like the others.
 template <class T>
 void Tape<T>::pin_nograd_entry(std::uint32_t index) {
-    if (nodes_[index].parameter != nullptr) parameter_entries_.push_back(index);
+    if (nodes_[index].in_place != nullptr) in_place_entries_.push_back(index);
     refs_[index] |= pinned;
 }
 
 template <class T>
 void Tape<T>::recycle(std::uint32_t index) noexcept {
     Node<T>& n = nodes_[index];
-    if (n.parameter == nullptr) recorded_bytes_ -= n.value.size() * sizeof(T);
-    n.arity = 0;  // its inputs may be reused in turn
+    if (n.in_place == nullptr) recorded_bytes_ -= n.value.size() * sizeof(T);
+    // Its inputs may be reused in turn: nothing may run it again or follow its inputs.
+    n.op = "(released under NoGrad)";
+    n.arity = 0;
+    n.forward = nullptr;
+    n.parameter = nullptr;
+    n.in_place = nullptr;
     free_.push_back(index);  // capacity reserved in push()
 }
+
+// A leaf's value is its data (copied when recorded, or a parameter read in place): running
+// its entry again, as a replay does, leaves it as it is.
+namespace {
+template <class T>
+void leaf_forward(Tape<T>&, Node<T>&) {}
+}  // namespace
 
 template <class T>
 Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool requires_grad) {
@@ -266,6 +282,7 @@ Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool requires_
         throw;
     }
     std::copy(value.begin(), value.end(), n.value.begin());
+    n.forward = leaf_forward<T>;
     n.requires_grad = requires_grad;
     recorded_bytes_ += n.value.size() * sizeof(T);
     if (detect_anomaly_) check_finite_value(index);
@@ -275,6 +292,21 @@ Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool requires_
 template <class T>
 Var<T> Tape<T>::constant(const Matrix<T>& value) {
     return copy_leaf(value, "constant", false);
+}
+
+template <class T>
+Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
+    check_not_empty(value, "constant_ref");
+    ExclusiveUse one_thread(*this, "constant_ref");
+    in_place_entries_.reserve(in_place_entries_.size() + 1);
+    const std::uint32_t index = push("constant_ref", 0);
+    in_place_entries_.push_back(index);  // capacity reserved: cannot throw
+    Node<T>& n = nodes_[index];
+    n.forward = leaf_forward<T>;
+    n.in_place = &value;
+    n.parameter_shape = shape_of(value);
+    if (detect_anomaly_) check_finite_value(index);
+    return handle(index);
 }
 
 template <class T>
@@ -289,11 +321,13 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     check_not_empty(p.value, "parameter");
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
     ExclusiveUse one_thread(*this, "parameter");
-    if (grad_enabled_) parameter_entries_.reserve(parameter_entries_.size() + 1);
+    if (grad_enabled_) in_place_entries_.reserve(in_place_entries_.size() + 1);
     const std::uint32_t index = push("parameter", 0);
-    if (grad_enabled_) parameter_entries_.push_back(index);  // NoGrad ones: when pinned
+    if (grad_enabled_) in_place_entries_.push_back(index);  // NoGrad ones: when pinned
     Node<T>& n = nodes_[index];
+    n.forward = leaf_forward<T>;
     n.parameter = &p;
+    n.in_place = &p.value;
     n.parameter_shape = p.shape();
     n.parameter_slot = p.slot_;
     n.parameter_identity = p.identity_;
@@ -308,9 +342,10 @@ void Tape<T>::reset() {
     ExclusiveUse one_thread(*this, "reset");
     size_ = 0;
     free_.clear();
-    parameter_entries_.clear();
+    in_place_entries_.clear();
     recorded_bytes_ = 0;
     swept_ = false;
+    swept_before_ = false;
     generation_ = next_generation();
     detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }
@@ -369,8 +404,10 @@ GradientSink<T> Tape<T>::start_backward(Var<T> output) {
         throw Error(std::string("backward: the output (") + out.op +
                     ") depends on no parameter or leaf that needs a gradient (recorded under NoGrad?)");
     // Every entry's grad_ready is false since push(), and a tape is swept once: only the
-    // parameters need a look, not every entry.
-    for (const std::uint32_t i : parameter_entries_) check_parameter_unchanged(i);
+    // entries that read a value in place need a look, not every entry.
+    for (const std::uint32_t i : in_place_entries_) check_in_place_unchanged(i);
+    if (swept_before_)  // a Replay sweeps the same entries again: their flags are from last time
+        for (std::size_t i = 0; i <= output.index_; ++i) nodes_[i].grad_ready = false;
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
     if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
@@ -379,38 +416,78 @@ GradientSink<T> Tape<T>::start_backward(Var<T> output) {
 }
 
 template <class T>
+void Tape<T>::check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const {
+    // Ops read parameters and constant_refs in place: one resized since it was recorded
+    // would make them read past the end of their buffers.
+    if (n.in_place == nullptr || shape_of(*n.in_place) == n.parameter_shape) return;
+    const std::string what = n.parameter ? "parameter '" + n.parameter->name + "'" : std::string("constant_ref");
+    throw Error(std::string(op) + ": " + what + " was " + to_string(n.parameter_shape) + " when recorded (tape entry " +
+                std::to_string(index) + ") and is " + to_string(shape_of(*n.in_place)) + " now");
+}
+
+template <class T>
 void Tape<T>::sweep(Var<T> output) {
     // Swept even if an op's backward throws half way: parameters may already hold part of
     // the gradients, and a second sweep would add them twice.
     swept_ = true;
+    swept_before_ = true;
+    const bool hooked = ready_hook_ != nullptr && accumulate_into_parameters_;
+    if (hooked) find_final_leaves(output.index_);
+    std::size_t next_final = 0;
     // Recording order is a topological order: walking it backwards visits every entry
     // after all the entries that consume it.
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
         Node<T>& n = nodes_[i];
+        // Only later entries add to a leaf: reaching it, its gradient is whole.
+        if (hooked && next_final < final_leaves_.size() && final_leaves_[next_final].second == i)
+            ready_hook_(ready_context_, *nodes_[final_leaves_[next_final++].second].parameter);
         if (n.backward == nullptr || !n.grad_ready) continue;
         n.backward(*this, n);
         if (detect_anomaly_) check_finite_input_grads(n, static_cast<std::uint32_t>(i));
     }
 }
 
-// Ops read parameters in place: one destroyed, resized or changed in place since it was
-// recorded would make backward read freed memory, read past the end of its buffers, or
-// compute gradients from values the forward did not use.
 template <class T>
-void Tape<T>::check_parameter_unchanged(std::uint32_t i) const {
+void Tape<T>::find_final_leaves(std::uint32_t output) {
+    final_leaves_.clear();
+    for (std::uint32_t i = 0; i <= output; ++i)
+        if (nodes_[i].parameter) final_leaves_.emplace_back(nodes_[i].parameter, i);
+    // Per parameter keep the earliest leaf (sorted by parameter, then index), then order
+    // the survivors as the sweep meets them: highest index first.
+    std::sort(final_leaves_.begin(), final_leaves_.end(), [](const auto& a, const auto& b) {
+        return std::less<const Parameter<T>*>()(a.first, b.first) || (a.first == b.first && a.second < b.second);
+    });
+    final_leaves_.erase(std::unique(final_leaves_.begin(), final_leaves_.end(),
+                                    [](const auto& a, const auto& b) { return a.first == b.first; }),
+                        final_leaves_.end());
+    std::sort(final_leaves_.begin(), final_leaves_.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+}
+
+// Ops read parameters (and constant_refs) in place: one destroyed, resized or changed in
+// place since it was recorded would make backward read freed memory, read past the end of
+// its buffers, or compute gradients from values the forward did not use.
+template <class T>
+void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
     const Node<T>& n = nodes_[i];
-    if (n.parameter == nullptr) return;  // a NoGrad parameter entry reused for another op
-    const Parameter<T>& p = *n.parameter;
-    parameter_value(n);
-    if (p.shape() != n.parameter_shape)
-        throw Error("backward: parameter '" + p.name + "' was " + to_string(n.parameter_shape) +
-                    " when recorded (tape entry " + std::to_string(i) + ") and is " + to_string(p.shape()) + " now");
-    if (p.version_ != n.parameter_version)
-        throw Error("backward: parameter '" + p.name + "' (tape entry " + std::to_string(i) +
-                    ") was modified in place after it was recorded (version " + std::to_string(p.version_) +
-                    " now, " + std::to_string(n.parameter_version) +
-                    " when recorded): its gradient would not match the forward. Call backward() before the "
-                    "optimizer's step(), or reset() and record again");
+    if (n.in_place == nullptr) return;  // a NoGrad entry reused for another op
+    if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
+    check_in_place_shape(n, i, "backward");
+    if (n.parameter == nullptr || n.parameter->version_ == n.parameter_version) return;
+    throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) +
+                ") was modified in place after it was recorded (version " + std::to_string(n.parameter->version_) +
+                " now, " + std::to_string(n.parameter_version) +
+                " when recorded): its gradient would not match the forward. Call backward() before the "
+                "optimizer's step(), or reset() and record again");
+}
+
+template <class T>
+void Tape<T>::rerecord_in_place(std::uint32_t i) {
+    Node<T>& n = nodes_[i];
+    if (n.in_place == nullptr) return;
+    if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
+    check_in_place_shape(n, i, "Replay");
+    if (n.parameter != nullptr) n.parameter_version = n.parameter->version_;  // read again now
 }
 
 template <class T>

@@ -19,6 +19,7 @@
 #include <deque>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autodiff/error.hpp"
@@ -74,6 +75,9 @@ private:
 template <class T>
 struct Node;
 
+template <class T>
+class Replay;
+
 // Reads the node's gradient (node.grad) and adds each input's share into that input.
 template <class T>
 using BackwardFn = void (*)(Tape<T>&, Node<T>&);
@@ -83,6 +87,13 @@ using BackwardFn = void (*)(Tape<T>&, Node<T>&);
 // forward again over new input data without re-recording (replay).
 template <class T>
 using ForwardFn = void (*)(Tape<T>&, Node<T>&);
+
+/// Called by backward() as soon as a parameter's gradient is final: the reverse sweep has
+/// passed every entry that could add to it (for a parameter recorded several times, its
+/// earliest leaf). Lets data-parallel training start reducing a gradient while the sweep
+/// goes on. A plain function and a context pointer: no allocation, no std::function.
+template <class T>
+using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 
 // One tape entry. Everything an op's backward reads lives here, so the entry is
 // self-contained and its buffers are reused from one iteration to the next.
@@ -103,7 +114,8 @@ struct Node {
     Labels labels;                    // a loss's class-index targets
     std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
     Parameter<T>* parameter = nullptr;
-    Shape parameter_shape;            // the parameter's shape when recorded: backward checks it
+    const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
+    Shape parameter_shape;            // the in-place value's shape when recorded: backward and replay check it
     std::uint32_t parameter_slot = 0;       // where the parameter's identity lives (registry)
     std::uint64_t parameter_identity = 0;   // ... and what it was when recorded: reads check it
     std::uint64_t parameter_version = 0;    // Parameter::version() when recorded: backward checks it
@@ -221,6 +233,12 @@ public:
     Var<T> constant(const Matrix<T>& value);
     Var<T> parameter(Parameter<T>& p);
     Var<T> leaf(const Matrix<T>& value);
+    // A constant read in place, not copied (large inputs, and the inputs of a Replay, which
+    // the caller refills between runs). Like a std::string_view, it is the caller's promise
+    // that `value` outlives every use of the handle and of the tape's recording; its shape
+    // is checked against the recorded one on backward() and on every replay, so a resized
+    // matrix is reported instead of read out of bounds.
+    Var<T> constant_ref(const Matrix<T>& value);
 
     // From a 1x1 output the sweep is seeded with 1; anything else needs a seed of its shape.
     void backward(Var<T> output);
@@ -258,6 +276,15 @@ public:
     bool grad_enabled() const { return grad_enabled_; }
     void set_grad_enabled(bool on) { grad_enabled_ = on; }
 
+    /// During every later backward(), calls ready(context, p) once per parameter p recorded
+    /// up to the output, in the order their gradients become final (p.grad then holds this
+    /// sweep's whole contribution). nullptr removes the hook. Only with accumulation into
+    /// parameters on (the default): with it off the hook is not called.
+    void set_gradient_ready_hook(GradientReadyFn<T> ready, void* context) {
+        ready_hook_ = ready;
+        ready_context_ = context;
+    }
+
     // ---- Recording API: built-in ops and user-defined ops use the same calls. ----
     //
     // record() appends an entry of the given shape, lets `forward(node)` fill node.value
@@ -285,7 +312,8 @@ public:
     const Node<T>& entry(std::size_t index) const;
     const Matrix<T>& value(std::uint32_t index) const {
         const Node<T>& n = nodes_[index];
-        return n.parameter ? parameter_value(n) : n.value;
+        if (n.in_place == nullptr) return n.value;
+        return n.parameter ? parameter_value(n) : *n.in_place;  // a parameter: checked to exist still
     }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
@@ -300,6 +328,7 @@ public:
 
 private:
     friend class Var<T>;
+    friend class Replay<T>;
     class ExclusiveUse;  // one thread at a time (tape.cpp)
     static constexpr std::uint32_t pinned = 1u << 31;  // refs_ bit: the entry is never reused
     std::uint32_t push(const char* op, std::size_t value_bytes);
@@ -315,7 +344,10 @@ private:
     [[noreturn]] static void reject_concurrent_use(const char* op);
     const Matrix<T>& parameter_value(const Node<T>& n) const;  // checks the parameter still exists
     [[noreturn]] void reject_parameter(const Node<T>& n) const;
-    void check_parameter_unchanged(std::uint32_t index) const;
+    void check_in_place_unchanged(std::uint32_t index) const;
+    // For a Replay about to run the forward again: the in-place value is checked (alive,
+    // same shape) and its version taken as of now.
+    void rerecord_in_place(std::uint32_t index);
     Var<T> copy_leaf(const Matrix<T>& value, const char* op, bool requires_grad);
     [[noreturn]] void reject(Var<T> v, const char* op) const;  // check()'s error, out of the hot path
     static int check_input(const Node<T>& n, int i) {
@@ -332,15 +364,18 @@ private:
         return Var<T>(this, index, slot_ | Var<T>::counted_bit, generation_);
     }
     void check_finite_value(std::uint32_t index) const;
+    // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
+    void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
     Matrix<T>& grad_buffer(Node<T>& n);
+    void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
 
     // A deque, so recording never moves existing entries: references to values stay valid.
     // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
     std::deque<Node<T>> nodes_;
     std::vector<std::uint32_t> refs_;   // per entry: counted handles alive | pinned
     std::vector<std::uint32_t> free_;   // NoGrad entries to reuse (capacity >= nodes_: push_back never throws)
-    std::vector<std::uint32_t> parameter_entries_;  // where parameters were recorded, for backward's checks
+    std::vector<std::uint32_t> in_place_entries_;  // parameters and constant_refs, for backward's checks
     std::size_t recorded_bytes_ = 0;
     std::size_t memory_limit_ = default_memory_limit;
     std::atomic<bool> busy_{false};     // a thread is inside a recording, a sweep or a reset
@@ -348,9 +383,15 @@ private:
     std::uint32_t slot_;
     std::uint64_t generation_ = 0;
     bool swept_ = false;
+    bool swept_before_ = false;  // since reset(): a Replay's second sweep must clear grad_ready
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;
+    GradientReadyFn<T> ready_hook_ = nullptr;
+    void* ready_context_ = nullptr;
+    // The hook's schedule for one sweep: per parameter its earliest leaf, highest index
+    // first (the order the sweep reaches them). Kept, so a steady state allocates nothing.
+    std::vector<std::pair<const Parameter<T>*, std::uint32_t>> final_leaves_;
 };
 
 // Records values without gradients inside its scope (inference), like torch::NoGradGuard.
