@@ -44,7 +44,7 @@ template <class T>
 void Replay<T>::forward() {
     check_unchanged("Replay::forward");
     for (std::uint32_t i : in_place_) {
-        tape_.check_in_place_shape(tape_.nodes_[i], i, "Replay");
+        tape_.rerecord_in_place(i);  // alive, same shape; its version read again
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
     for (std::uint32_t i : computed_) {

@@ -10,6 +10,7 @@
 #include "autodiff/autodiff.hpp"
 #include "nn/linear.hpp"
 #include "nn/mlp.hpp"
+#include "nn/optimizers.hpp"
 
 using namespace autodiff;
 using Catch::Matchers::Contains;
@@ -161,6 +162,15 @@ TEST_CASE("backward from a row or column output without a seed throws", "[harden
     Var<double> x = tape.leaf(filled(3, 4));
     CHECK_THROWS_WITH(tape.backward(sum(x, 0)), Contains("1x4, not 1x1"));
     CHECK_THROWS_WITH(tape.backward(sum(x, 1)), Contains("3x1, not 1x1"));
+}
+
+TEST_CASE("an optimizer step between forward and backward is refused, not silently wrong", "[hardening][parameter]") {
+    nn::MLP<double> net({3, 4, 2}, nn::Activation::relu, nn::Init::he, 7);
+    nn::SGD<double> opt(net.parameters(), 0.1);
+    Tape<double> tape;
+    auto loss = softmax_cross_entropy(net(tape, filled(3, 5)), Labels{0, 1, 0, 1, 1});
+    opt.step();  // updates every parameter in place
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("modified in place after it was recorded"));
 }
 
 TEST_CASE("conv2d and the pools name the shapes, the geometry and the convention", "[hardening][errors]") {
