@@ -37,6 +37,10 @@ template <class T> Var<T> tanh(Var<T> x);
 // ---- softmax family over axis 0: each column is an example (ops/softmax.cpp) ----
 template <class T> Var<T> softmax(Var<T> z);
 template <class T> Var<T> log_softmax(Var<T> z);
+/// softmax along axis 0 (each column, the default) or axis 1 (each row): torch.softmax(z, dim=axis).
+template <class T> Var<T> softmax(Var<T> z, int axis);
+/// log_softmax along axis 0 (each column) or axis 1 (each row): torch.log_softmax(z, dim=axis).
+template <class T> Var<T> log_softmax(Var<T> z, int axis);
 /// Mean over the m examples of -sum_k Y[k, j] log softmax(Z)[k, j], fused and stable.
 /// Its gradient is (softmax(Z) - Y) / m: the notebook's dZ3 = A3 - Y with its 1/m.
 template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y);
