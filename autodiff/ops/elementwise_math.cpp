@@ -112,16 +112,16 @@ struct SiluRule {  // x sigmoid(x)
 
 }  // namespace
 
-template <class T> Var<T> add_scalar(Var<T> x, T c) { return ops::unary<T, AddScalarRule>(x, c); }
-template <class T> Var<T> rsub_scalar(T c, Var<T> x) { return ops::unary<T, RsubScalarRule>(x, c); }
+template <class T> Var<T> add_scalar(Var<T> x, scalar_of<T> c) { return ops::unary<T, AddScalarRule>(x, c); }
+template <class T> Var<T> rsub_scalar(scalar_of<T> c, Var<T> x) { return ops::unary<T, RsubScalarRule>(x, c); }
 
 template <class T>
-Var<T> div_scalar(Var<T> x, T c) {
+Var<T> div_scalar(Var<T> x, scalar_of<T> c) {
     if (c == T(0)) ops::fail("div_scalar", "dividing " + to_string(x.shape()) + " by the scalar 0");
     return ops::unary<T, DivScalarRule>(x, c);
 }
 
-template <class T> Var<T> rdiv_scalar(T c, Var<T> x) { return ops::unary<T, RdivScalarRule>(x, c); }
+template <class T> Var<T> rdiv_scalar(scalar_of<T> c, Var<T> x) { return ops::unary<T, RdivScalarRule>(x, c); }
 
 template <class T> Var<T> square(Var<T> x) { return ops::unary<T, SquareRule>(x); }
 template <class T> Var<T> abs(Var<T> x) { return ops::unary<T, AbsRule>(x); }
@@ -132,33 +132,33 @@ template <class T> Var<T> sqrt(Var<T> x) { return ops::unary<T, SqrtRule>(x); }
 template <class T> Var<T> log1p(Var<T> x) { return ops::unary<T, Log1pRule>(x); }
 
 template <class T>
-Var<T> pow(Var<T> x, T exponent) {
+Var<T> pow(Var<T> x, scalar_of<T> exponent) {
     if (!std::isfinite(exponent)) ops::fail("pow", "the exponent is " + std::to_string(exponent) + " (it must be finite)");
     return ops::unary<T, PowRule>(x, exponent);
 }
 
 template <class T>
-Var<T> clamp(Var<T> x, T lo, T hi) {
+Var<T> clamp(Var<T> x, scalar_of<T> lo, scalar_of<T> hi) {
     if (!(lo <= hi))
         ops::fail("clamp", "the bounds are [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (lo must be <= hi)");
     return ops::unary<T, ClampRule>(x, lo, hi);
 }
 
 template <class T>
-Var<T> leaky_relu(Var<T> x, T negative_slope) {
+Var<T> leaky_relu(Var<T> x, scalar_of<T> negative_slope) {
     if (!std::isfinite(negative_slope))
         ops::fail("leaky_relu", "negative_slope is " + std::to_string(negative_slope) + " (it must be finite)");
     return ops::unary<T, LeakyReluRule>(x, negative_slope);
 }
 
 template <class T>
-Var<T> elu(Var<T> x, T alpha) {
+Var<T> elu(Var<T> x, scalar_of<T> alpha) {
     if (!std::isfinite(alpha)) ops::fail("elu", "alpha is " + std::to_string(alpha) + " (it must be finite)");
     return ops::unary<T, EluRule>(x, alpha);
 }
 
 template <class T>
-Var<T> softplus(Var<T> x, T beta, T threshold) {
+Var<T> softplus(Var<T> x, scalar_of<T> beta, scalar_of<T> threshold) {
     if (!(beta > T(0)) || !std::isfinite(beta) || std::isnan(threshold))
         ops::fail("softplus", "beta is " + std::to_string(beta) + " and threshold " + std::to_string(threshold) +
                                   " (beta must be finite and > 0, threshold a number)");

@@ -227,10 +227,10 @@ template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& 
 template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes) {
     return cross_entropy_labels(logits, classes, T(0));
 }
-template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y, T label_smoothing) {
+template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y, scalar_of<T> label_smoothing) {
     return cross_entropy_matrix(logits, Y, label_smoothing);
 }
-template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes, T label_smoothing) {
+template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes, scalar_of<T> label_smoothing) {
     return cross_entropy_labels(logits, classes, label_smoothing);
 }
 
