@@ -1,6 +1,6 @@
 #include "nn/mlp.hpp"
 
-#include <stdexcept>
+#include "autodiff/error.hpp"
 
 namespace nn {
 
@@ -17,9 +17,9 @@ std::string describe(const std::vector<std::size_t>& sizes) {
 template <class T>
 MLP<T>::MLP(const std::vector<std::size_t>& sizes, Activation hidden, Init init, NumpyRandom& rng)
     : sizes_(sizes), hidden_(hidden) {
-    if (sizes.size() < 2) throw std::invalid_argument("MLP: needs at least an input and an output size, got " + describe(sizes));
+    if (sizes.size() < 2) throw autodiff::Error("MLP: needs at least an input and an output size, got " + describe(sizes));
     for (std::size_t n : sizes)
-        if (n == 0) throw std::invalid_argument("MLP: layer size 0 in " + describe(sizes));
+        if (n == 0) throw autodiff::Error("MLP: layer size 0 in " + describe(sizes));
     layers.reserve(sizes.size() - 1);
     for (std::size_t l = 1; l < sizes.size(); ++l)
         layers.emplace_back(sizes[l - 1], sizes[l], init, rng, "layer " + std::to_string(l));

@@ -5,8 +5,9 @@
 
 #include <cmath>
 #include <cstddef>
-#include <stdexcept>
 #include <string>
+
+#include "autodiff/error.hpp"
 
 namespace nn {
 
@@ -15,7 +16,7 @@ enum class Schedule { constant, cosine };
 inline Schedule schedule_from_string(const std::string& name) {
     if (name == "constant") return Schedule::constant;
     if (name == "cosine") return Schedule::cosine;
-    throw std::invalid_argument("unknown schedule '" + name + "' (constant or cosine)");
+    throw autodiff::Error("unknown schedule '" + name + "' (constant or cosine)");
 }
 
 /// Cosine annealing (Loshchilov & Hutter 2017) from base at epoch 0 towards 0 after the last epoch.

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
-#include <stdexcept>
 
 #include "nn/data_error.hpp"
 
@@ -51,7 +50,7 @@ void check_dataset(const Dataset<T>& data, const std::string& name) {
 template <class T>
 Trainer<T>::Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed)
     : net_(net), optimizer_(optimizer), batch_size_(batch_size), seed_(seed) {
-    if (batch_size == 0) throw std::invalid_argument("Trainer: the batch size must be at least 1");
+    if (batch_size == 0) throw autodiff::Error("Trainer: the batch size must be at least 1");
 }
 
 template <class T>

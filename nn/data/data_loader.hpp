@@ -6,7 +6,6 @@
 // into the features x count matrix the network takes.
 
 #include <algorithm>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -50,8 +49,8 @@ public:
         T* out = X.data();
         for (std::size_t j = 0; j < count; ++j) {
             if (indices[j] >= size())
-                throw std::out_of_range("DataLoader::gather: example " + std::to_string(indices[j]) + " of " +
-                                        std::to_string(size()));
+                throw autodiff::Error("DataLoader::gather: example " + std::to_string(indices[j]) + " of " +
+                                      std::to_string(size()));
             const T* example = by_example_.data() + indices[j] * features_;
             for (std::size_t i = 0; i < features_; ++i) out[i * count + j] = example[i];
             y[j] = labels_[indices[j]];

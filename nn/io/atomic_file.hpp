@@ -13,11 +13,11 @@ namespace nn {
 /// Calls `write` on a stream to a fresh temporary file beside `path`, then flushes,
 /// fsyncs, renames it over `path` and fsyncs the directory. If `write` throws or any step
 /// fails, the temporary file is removed, `path` is left exactly as it was, and a
-/// std::runtime_error naming `path` is thrown (the exception from `write` propagates as is).
+/// nn::IoError naming `path` is thrown (the exception from `write` propagates as is).
 void write_file_atomically(const std::filesystem::path& path,
                            const std::function<void(std::ostream&)>& write);
 
-/// The building blocks, shared with checkpoint saving. All throw std::runtime_error
+/// The building blocks, shared with checkpoint saving. All throw nn::IoError
 /// naming the path and the system's reason.
 void fsync_path(const std::filesystem::path& path);  ///< a file or a directory
 /// A new empty directory beside `target` (same file system, so a rename can move it there),

@@ -304,9 +304,9 @@ void check_array_name(const std::string& name) {
                     name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                            "0123456789_-.") == std::string::npos;
     if (!ok) {
-        throw std::invalid_argument("save_checkpoint: array name '" + name +
-                                    "' cannot be a file name (use letters, digits, '_', '-', '.', "
-                                    "not starting with '.')");
+        throw autodiff::Error("save_checkpoint: array name '" + name +
+                              "' cannot be a file name (use letters, digits, '_', '-', '.', "
+                              "not starting with '.')");
     }
 }
 
@@ -334,8 +334,8 @@ struct DirGuard {
 };
 
 [[noreturn]] void rename_failed(const fs::path& from, const fs::path& to) {
-    throw std::runtime_error("save_checkpoint: cannot rename '" + from.string() + "' to '" +
-                             to.string() + "': " + std::strerror(errno));
+    throw IoError("save_checkpoint: cannot rename '" + from.string() + "' to '" + to.string() +
+                  "': " + std::strerror(errno));
 }
 
 // Puts the complete directory `fresh` at `dir`. Afterwards `fresh` holds whatever was at
@@ -406,14 +406,16 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
     // "ckpt/" and "ckpt" are the same checkpoint; the temp name needs the last component.
     fs::path dir = dir_in.lexically_normal();
     if (!dir.has_filename()) dir = dir.parent_path();
-    if (dir.empty()) throw std::invalid_argument("save_checkpoint: empty directory name");
+    if (dir.empty()) throw autodiff::Error("save_checkpoint: empty directory name");
     if (!dir.has_parent_path()) dir = fs::path(".") / dir;
     for (const auto& entry : ckpt.arrays) check_array_name(entry.first);
     if (fs::exists(dir) && !is_replaceable(dir)) {
-        throw std::runtime_error("save_checkpoint: refusing to replace '" + dir.string() +
-                                 "': it exists and is not a checkpoint (no " + manifest_name + ")");
+        throw IoError("save_checkpoint: refusing to replace '" + dir.string() +
+                      "': it exists and is not a checkpoint (no " + manifest_name + ")");
     }
-    fs::create_directories(dir.parent_path());
+    std::error_code error;
+    fs::create_directories(dir.parent_path(), error);
+    if (error) throw IoError("save_checkpoint: cannot create '" + dir.parent_path().string() + "': " + error.message());
 
     DirGuard fresh{make_temp_dir_beside(dir)};
     std::map<std::string, std::pair<std::size_t, std::string>> files;  // name -> bytes, crc32

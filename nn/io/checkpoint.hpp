@@ -45,9 +45,9 @@ struct Checkpoint {
 };
 
 // Writes `checkpoint` to the directory `dir`, replacing any checkpoint already there
-// atomically. Refuses (std::runtime_error) to replace a `dir` that exists but is neither
-// empty nor a checkpoint, so a typo cannot wipe an unrelated directory. Throws
-// std::invalid_argument for an array name unfit for a file name.
+// atomically. Refuses (IoError) to replace a `dir` that exists but is neither
+// empty nor a checkpoint, so a typo cannot wipe an unrelated directory; IoError too when
+// the system refuses a step. Throws autodiff::Error for an array name unfit for a file name.
 void save_checkpoint(const std::filesystem::path& dir, const Checkpoint& checkpoint);
 
 // Reads and verifies the checkpoint in `dir`. DataError naming the file for: a missing
