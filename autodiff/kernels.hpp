@@ -16,6 +16,13 @@ template <class T>
 void gemm(const Matrix<T>& A, Transpose ta, const Matrix<T>& B, Transpose tb, Matrix<T>& C,
           T alpha = T(1), T beta = T(0));
 
+// The same on raw row-major storage with leading dimensions, for ops that see a matrix as
+// another shape (conv2d sees its (C_out*H'*W') x m output as C_out x (H'*W'*m)). Every
+// size must fit in an int (CBLAS's type); the caller checks.
+template <class T>
+void gemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A, std::size_t lda,
+          const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc);
+
 // A read-only view of a matrix broadcast to a larger shape: a dimension of size 1 is
 // read with stride 0, so the same element serves the whole row or column.
 template <class T>
@@ -58,9 +65,11 @@ void column_sum(const Matrix<T>& x, Matrix<T>& out);
 template <class T>
 void exp_nonpositive(T* x, std::size_t n);
 
-// Stable softmax over each column; also leaves log(sum(exp(z - max))) + max per column
-// in log_norm (1 x m), which log_softmax and the cross-entropy need. sums is a 1 x m workspace.
+// Stable softmax over each column; also leaves each column's max and log(sum(exp(z - max)))
+// in max and log_sum (1 x m each), which log_softmax and the cross-entropy need. They are
+// kept apart, not added: log softmax = (z - max) - log_sum keeps its digits where max +
+// log_sum would round them away (float logits of 1e8: ulp 8, log 2 = 0.69).
 template <class T>
-void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& log_norm, Matrix<T>& sums);
+void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& max, Matrix<T>& log_sum);
 
 }  // namespace autodiff::kernels

@@ -1,7 +1,9 @@
 #include "autodiff/tape.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 
 namespace autodiff {
 
@@ -98,17 +100,33 @@ Node<T>& Tape<T>::push(const char* op) {
     n.scalar2 = T(0);
     n.params = {};
     n.parameter = nullptr;
+    n.in_place = nullptr;
     n.requires_grad = false;
     n.grad_ready = false;
     return n;
 }
 
+// A leaf's value is its data (copied when recorded, or a parameter read in place): running
+// its entry again, as a replay does, leaves it as it is.
+namespace {
+template <class T>
+void leaf_forward(Tape<T>&, Node<T>&) {}
+}  // namespace
+
 template <class T>
 Var<T> Tape<T>::constant(const Matrix<T>& value) {
     check_not_empty(value, "constant");
-    Node<T>& n = push("constant");
-    ensure_shape(n.value, shape_of(value));
-    std::copy(value.begin(), value.end(), n.value.begin());
+    return record_op("constant", {}, shape_of(value), leaf_forward<T>, nullptr,
+                     [&](Node<T>& n) { std::copy(value.begin(), value.end(), n.value.begin()); });
+}
+
+template <class T>
+Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
+    check_not_empty(value, "constant_ref");
+    Node<T>& n = push("constant_ref");
+    n.forward = leaf_forward<T>;
+    n.in_place = &value;
+    n.parameter_shape = shape_of(value);
     if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
     return handle(static_cast<std::uint32_t>(size_ - 1));
 }
@@ -127,7 +145,9 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     check_not_empty(p.value, "parameter");
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
     Node<T>& n = push("parameter");
+    n.forward = leaf_forward<T>;
     n.parameter = &p;
+    n.in_place = &p.value;
     n.parameter_shape = p.shape();
     n.requires_grad = grad_enabled_;
     if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
@@ -196,12 +216,7 @@ GradientSink<T> Tape<T>::start_backward(Var<T> output) {
     for (std::size_t i = 0; i <= output.index_; ++i) {
         Node<T>& n = nodes_[i];
         n.grad_ready = false;
-        // Ops read parameters in place: one resized since it was recorded would make them
-        // read past the end of their buffers.
-        if (n.parameter && n.parameter->shape() != n.parameter_shape)
-            throw Error("backward: parameter '" + n.parameter->name + "' was " + to_string(n.parameter_shape) +
-                        " when recorded (tape entry " + std::to_string(i) + ") and is " +
-                        to_string(n.parameter->shape()) + " now");
+        check_in_place_shape(n, i, "backward");
     }
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
@@ -211,18 +226,51 @@ GradientSink<T> Tape<T>::start_backward(Var<T> output) {
 }
 
 template <class T>
+void Tape<T>::check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const {
+    // Ops read parameters and constant_refs in place: one resized since it was recorded
+    // would make them read past the end of their buffers.
+    if (n.in_place == nullptr || shape_of(*n.in_place) == n.parameter_shape) return;
+    const std::string what = n.parameter ? "parameter '" + n.parameter->name + "'" : std::string("constant_ref");
+    throw Error(std::string(op) + ": " + what + " was " + to_string(n.parameter_shape) + " when recorded (tape entry " +
+                std::to_string(index) + ") and is " + to_string(shape_of(*n.in_place)) + " now");
+}
+
+template <class T>
 void Tape<T>::sweep(Var<T> output) {
     // Swept even if an op's backward throws half way: parameters may already hold part of
     // the gradients, and a second sweep would add them twice.
     swept_ = true;
+    const bool hooked = ready_hook_ != nullptr && accumulate_into_parameters_;
+    if (hooked) find_final_leaves(output.index_);
+    std::size_t next_final = 0;
     // Recording order is a topological order: walking it backwards visits every entry
     // after all the entries that consume it.
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
         Node<T>& n = nodes_[i];
+        // Only later entries add to a leaf: reaching it, its gradient is whole.
+        if (hooked && next_final < final_leaves_.size() && final_leaves_[next_final].second == i)
+            ready_hook_(ready_context_, *nodes_[final_leaves_[next_final++].second].parameter);
         if (n.backward == nullptr || !n.grad_ready) continue;
         n.backward(*this, n);
         if (detect_anomaly_) check_finite_input_grads(n, static_cast<std::uint32_t>(i));
     }
+}
+
+template <class T>
+void Tape<T>::find_final_leaves(std::uint32_t output) {
+    final_leaves_.clear();
+    for (std::uint32_t i = 0; i <= output; ++i)
+        if (nodes_[i].parameter) final_leaves_.emplace_back(nodes_[i].parameter, i);
+    // Per parameter keep the earliest leaf (sorted by parameter, then index), then order
+    // the survivors as the sweep meets them: highest index first.
+    std::sort(final_leaves_.begin(), final_leaves_.end(), [](const auto& a, const auto& b) {
+        return std::less<const Parameter<T>*>()(a.first, b.first) || (a.first == b.first && a.second < b.second);
+    });
+    final_leaves_.erase(std::unique(final_leaves_.begin(), final_leaves_.end(),
+                                    [](const auto& a, const auto& b) { return a.first == b.first; }),
+                        final_leaves_.end());
+    std::sort(final_leaves_.begin(), final_leaves_.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
 }
 
 template <class T>

@@ -12,6 +12,7 @@
 #include <deque>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autodiff/error.hpp"
@@ -40,6 +41,9 @@ public:
 template <class T>
 struct Node;
 
+template <class T>
+class Replay;
+
 // Reads the node's gradient (node.grad) and adds each input's share into that input.
 template <class T>
 using BackwardFn = void (*)(Tape<T>&, Node<T>&);
@@ -49,6 +53,13 @@ using BackwardFn = void (*)(Tape<T>&, Node<T>&);
 // forward again over new input data without re-recording (replay).
 template <class T>
 using ForwardFn = void (*)(Tape<T>&, Node<T>&);
+
+/// Called by backward() as soon as a parameter's gradient is final: the reverse sweep has
+/// passed every entry that could add to it (for a parameter recorded several times, its
+/// earliest leaf). Lets data-parallel training start reducing a gradient while the sweep
+/// goes on. A plain function and a context pointer: no allocation, no std::function.
+template <class T>
+using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 
 // One tape entry. Everything an op's backward reads lives here, so the entry is
 // self-contained and its buffers are reused from one iteration to the next.
@@ -69,7 +80,8 @@ struct Node {
     Labels labels;                    // a loss's class-index targets
     std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
     Parameter<T>* parameter = nullptr;
-    Shape parameter_shape;            // the parameter's shape when recorded: backward checks it
+    const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
+    Shape parameter_shape;            // the in-place value's shape when recorded: backward and replay check it
     bool requires_grad = false;
     bool grad_ready = false;
 };
@@ -150,6 +162,12 @@ public:
     Var<T> constant(const Matrix<T>& value);
     Var<T> parameter(Parameter<T>& p);
     Var<T> leaf(const Matrix<T>& value);
+    // A constant read in place, not copied (large inputs, and the inputs of a Replay, which
+    // the caller refills between runs). Like a std::string_view, it is the caller's promise
+    // that `value` outlives every use of the handle and of the tape's recording; its shape
+    // is checked against the recorded one on backward() and on every replay, so a resized
+    // matrix is reported instead of read out of bounds.
+    Var<T> constant_ref(const Matrix<T>& value);
 
     // From a 1x1 output the sweep is seeded with 1; anything else needs a seed of its shape.
     void backward(Var<T> output);
@@ -175,6 +193,15 @@ public:
 
     bool grad_enabled() const { return grad_enabled_; }
     void set_grad_enabled(bool on) { grad_enabled_ = on; }
+
+    /// During every later backward(), calls ready(context, p) once per parameter p recorded
+    /// up to the output, in the order their gradients become final (p.grad then holds this
+    /// sweep's whole contribution). nullptr removes the hook. Only with accumulation into
+    /// parameters on (the default): with it off the hook is not called.
+    void set_gradient_ready_hook(GradientReadyFn<T> ready, void* context) {
+        ready_hook_ = ready;
+        ready_context_ = context;
+    }
 
     // ---- Recording API: built-in ops and user-defined ops use the same calls. ----
     //
@@ -203,7 +230,7 @@ public:
     const Node<T>& entry(std::size_t index) const;
     const Matrix<T>& value(std::uint32_t index) const {
         const Node<T>& n = nodes_[index];
-        return n.parameter ? n.parameter->value : n.value;
+        return n.in_place ? *n.in_place : n.value;
     }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
@@ -218,6 +245,7 @@ public:
 
 private:
     friend class Var<T>;
+    friend class Replay<T>;
     Node<T>& push(const char* op);
     [[noreturn]] void reject(Var<T> v, const char* op) const;  // check()'s error, out of the hot path
     static int check_input(const Node<T>& n, int i) {
@@ -229,8 +257,12 @@ private:
     void sweep(Var<T> output);
     Var<T> handle(std::uint32_t index) const { return Var<T>(const_cast<Tape*>(this), index, slot_, generation_); }
     void check_finite_value(std::uint32_t index) const;
+    // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
+    void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
     Matrix<T>& grad_buffer(Node<T>& n);
+    void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
+
 
     // A deque, so recording never moves existing entries: references to values stay valid.
     // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
@@ -242,6 +274,11 @@ private:
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;
+    GradientReadyFn<T> ready_hook_ = nullptr;
+    void* ready_context_ = nullptr;
+    // The hook's schedule for one sweep: per parameter its earliest leaf, highest index
+    // first (the order the sweep reaches them). Kept, so a steady state allocates nothing.
+    std::vector<std::pair<const Parameter<T>*, std::uint32_t>> final_leaves_;
 };
 
 // Records values without gradients inside its scope (inference), like torch::NoGradGuard.
@@ -300,7 +337,12 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<Var<T>> inputs, Sha
     n.backward = n.requires_grad ? backward : nullptr;
     n.forward = nullptr;  // a capturing lambda cannot be run again
     ensure_shape(n.value, shape);
-    forward(n);
+    try {
+        forward(n);
+    } catch (...) {  // an op's forward that rejects its input values leaves no half-made entry
+        --size_;
+        throw;
+    }
     const auto index = static_cast<std::uint32_t>(size_ - 1);
     if (detect_anomaly_) check_finite_value(index);
     return handle(index);

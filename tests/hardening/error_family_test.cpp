@@ -19,6 +19,7 @@
 #include "nn/io/checkpoint.hpp"
 #include "nn/linear.hpp"
 #include "nn/mlp.hpp"
+#include "nn/non_finite.hpp"
 #include "nn/notebook/notebook_backprop.hpp"
 #include "nn/numpy_random.hpp"
 #include "nn/optimizers.hpp"
@@ -68,7 +69,7 @@ TEST_CASE("every kind of bad input throws something caught as autodiff::Error", 
         // nn: options, shapes and indices.
         {"unknown activation", [] { nn::activation_from_string("swish"); }},
         {"unknown initialiser", [] { nn::init_from_string("xavier"); }},
-        {"unknown schedule", [] { nn::schedule_from_string("step"); }},
+        {"unknown schedule", [] { nn::schedule_from_string("exponential"); }},
         {"unknown optimizer", [&] { nn::make_optimizer<double>("rmsprop", {&W}, 0.1, 0.9); }},
         {"layer of 0 units", [] { nn::MLP<double>({4, 0, 3}); }},
         {"bias of the wrong shape", [] { nn::Linear<double>(Matrix<double>({3, 2}, 0.0), Matrix<double>({2, 1}, 0.0), "L"); }},
@@ -105,6 +106,7 @@ TEST_CASE("every kind of bad input throws something caught as autodiff::Error", 
              nn::parse_csv_dataset<double>(in, "bad.csv");
          }},
         {"missing checkpoint", [&] { nn::load_checkpoint(tmp.path / "nothing"); }},
+        {"a run that diverged", [] { nn::check_finite_evaluation(NAN); }},
         // nn: the file system.
         {"checkpoint under a regular file", [&] { nn::save_checkpoint(tmp.path / "a_file" / "ckpt", nn::Checkpoint{}); }},
         {"atomic write under a regular file", [&] {

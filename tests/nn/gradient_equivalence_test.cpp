@@ -128,7 +128,7 @@ TEST_CASE("an X or Y that does not fit the network names the layer and the shape
     autodiff::Tape<double> tape;
     using Catch::Matchers::Contains;
     REQUIRE_THROWS_WITH(net(tape, Matrix<double>(xt::zeros<double>({4, 10}))),
-                        Contains("layer 1 (5 -> 10): its input is 4x10 but it takes 5 features"));
+                        Contains("layer1 (Linear(5, 10)): its input is 4x10 but it takes 5 features"));
     tape.reset();
     auto logits = net(tape, Matrix<double>(xt::zeros<double>({5, 10})));
     REQUIRE_THROWS_WITH(autodiff::softmax_cross_entropy(logits, Matrix<double>(xt::zeros<double>({3, 10}))),
