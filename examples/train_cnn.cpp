@@ -23,6 +23,7 @@
 #include "nn/io/module_checkpoint.hpp"
 #include "nn/linear.hpp"
 #include "nn/training.hpp"
+#include "support/output_paths.hpp"
 #include "support/training_run.hpp"
 
 namespace {
@@ -65,7 +66,7 @@ struct Options {
     std::string schedule = "cosine";
     std::size_t batch_size = 64;
     std::size_t epochs = 8;
-    std::size_t limit = 0;
+    std::size_t limit = 0, test_limit = 0;
     std::uint32_t seed = 0;
     int threads = 1;
     std::string save, resume, eval;
@@ -76,7 +77,7 @@ struct Options {
 
 const example::TrainingFlags training_flags = {
     {"--channels", "--dropout", "--optimizer", "--lr", "--weight-decay", "--schedule", "--batch-size", "--seed",
-     "--limit"},
+     "--limit", "--test-limit"},
     {"--epochs"}};
 
 template <class T>
@@ -85,8 +86,9 @@ int run(const Options& o) {
     autodiff::set_blas_threads(o.threads);
     const nn::TrainTest<float> all = nn::load_fashion_mnist<float>(o.data_dir);
     const nn::Dataset<float> train_set = example::first_examples(all.train, o.limit);
+    const nn::Dataset<float> test_set = example::first_examples(all.test, o.test_limit);
     nn::check_dataset(train_set, "training data");
-    nn::check_dataset(all.test, "test data");
+    nn::check_dataset(test_set, "test data");
     const autodiff::ImageShape image{1, 28, 28};
     if (train_set.feature_count() != image.size())
         throw std::invalid_argument("train_cnn: the images have " + std::to_string(train_set.feature_count()) +
@@ -94,7 +96,7 @@ int run(const Options& o) {
     Net net(image, train_set.classes, o.channels.at(0), o.channels.at(1), o.dropout, o.seed);
     auto optimizer = nn::make_optimizer<float>(o.optimizer, net.parameters(), float(o.learning_rate), 0.9f,
                                                float(o.weight_decay));
-    const nn::DataLoader<float> train_batches(train_set), test_batches(all.test);
+    const nn::DataLoader<float> train_batches(train_set), test_batches(test_set);
     nn::Trainer<float> trainer(net, *optimizer, o.batch_size, o.seed);
     if (!o.eval.empty()) {
         nn::load(o.eval, net);
@@ -113,7 +115,7 @@ int run(const Options& o) {
         loop.first_epoch = std::stoul(c.meta.at("epoch"));
     }
     std::printf("training %s (%zu parameters) on %zu examples (%zu test), %s, batch %zu\n", net.describe().c_str(),
-                net.parameter_count(), train_set.size(), all.test.size(), o.optimizer.c_str(), o.batch_size);
+                net.parameter_count(), train_set.size(), test_set.size(), o.optimizer.c_str(), o.batch_size);
     const std::string save_dir = o.save.empty() ? o.resume : o.save;
     example::run_epochs<float>(trainer, *optimizer, train_batches, test_batches, loop, [&](std::size_t epoch) {
         if (save_dir.empty()) return;
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
     app.add_option("--batch-size", o.batch_size, "examples per minibatch")->check(CLI::Range(2, 1 << 20))->capture_default_str();
     app.add_option("--epochs", o.epochs, "epochs to train (in all, when resuming)")->check(CLI::Range(1, 1 << 20))->capture_default_str();
     app.add_option("--limit", o.limit, "train on the first N training images only (0: all)")->capture_default_str();
+    app.add_option("--test-limit", o.test_limit, "test on the first N test images only (0: all)")->capture_default_str();
     app.add_option("--seed", o.seed, "seed of the initial weights, the shuffling and dropout")->capture_default_str();
     app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
@@ -158,6 +161,7 @@ int main(int argc, char** argv) {
         if (!o.resume.empty())
             example::adopt_training_settings(app, training_flags, nn::load_checkpoint(o.resume).meta, o.resume);
         o.settings = example::training_settings(app, training_flags);
+        if (o.eval.empty()) example::check_run_outputs(o.save.empty() ? o.resume : o.save, o.metrics, o.plot);
         return run<float>(o);
     } catch (const std::exception& e) {
         std::cerr << "train_cnn: " << e.what() << "\n";

@@ -123,14 +123,7 @@ void check_model_options(const CLI::App& app, const Options& o, const std::map<s
     }
 }
 
-// Every path the run will write, checked before the data is loaded and the first epoch runs.
-void check_outputs(const Options& o) {
-    example::check_checkpoint_dir(o.save, "--save");
-    for (const auto& [path, option] : {std::pair{o.metrics, "--metrics"}, std::pair{o.plot, "--plot"}}) {
-        example::check_output_file(path, option);
-        example::check_outside_checkpoint(path, option, o.save);
-    }
-}
+
 
 template <class T>
 nn::TrainTest<T> load_data(const Options& o) {
@@ -210,13 +203,7 @@ int run(const Options& o) {
         if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch + 1, o.settings);
     }
     if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
-    if (!o.plot.empty()) {
-        try {
-            log.plot(o.plot);
-        } catch (const std::exception& e) {  // the metrics are kept; only the picture is missing
-            std::printf("no plot: %s\n", e.what());
-        }
-    }
+    log.plot_or_say_why(o.plot);
     std::printf("test accuracy: %.4f\n", test.accuracy);
     return 0;
 }
@@ -267,7 +254,7 @@ int main(int argc, char** argv) {
             }
         }
         o.settings = training_settings(app);
-        if (o.eval.empty()) check_outputs(o);
+        if (o.eval.empty()) example::check_run_outputs(o.save, o.metrics, o.plot);
         return o.dtype == "double" ? run<double>(o) : run<float>(o);
     });
 }

@@ -31,13 +31,18 @@ struct TrainingFlags {
     std::vector<std::string> extendable;
 };
 
+// An option's value as given, the parts of a list joined by ',' ("16,32"), or its default.
+inline std::string given_value(const CLI::Option* option) {
+    if (option->count() == 0) return option->get_default_str();
+    std::string value;
+    for (const std::string& part : option->results()) value += (value.empty() ? "" : ",") + part;
+    return value;
+}
+
 inline std::map<std::string, std::string> training_settings(const CLI::App& app, const TrainingFlags& flags) {
     std::map<std::string, std::string> settings;
     for (const std::vector<std::string>* list : {&flags.fixed, &flags.extendable})
-        for (const std::string& flag : *list) {
-            const CLI::Option* option = app.get_option(flag);
-            settings[flag.substr(2)] = option->count() ? option->results().front() : option->get_default_str();
-        }
+        for (const std::string& flag : *list) settings[flag.substr(2)] = given_value(app.get_option(flag));
     return settings;
 }
 
@@ -60,9 +65,9 @@ inline void adopt_training_settings(CLI::App& app, const TrainingFlags& flags,
         if (option->count() == 0) {
             option->add_result(saved->second);
             option->run_callback();
-        } else if (!same_setting(option->results().front(), saved->second)) {
+        } else if (!same_setting(given_value(option), saved->second)) {
             throw std::invalid_argument(dir + " was trained with " + flag + " " + saved->second + ", not " +
-                                        option->results().front() + " (leave " + flag + " out to continue it as it was)");
+                                        given_value(option) + " (leave " + flag + " out to continue it as it was)");
         }
     }
     for (const std::string& flag : flags.extendable) {
@@ -114,7 +119,7 @@ void run_epochs(nn::Trainer<T>& trainer, nn::Optimizer<T>& optimizer, const nn::
         if (save) save(epoch + 1);
     }
     if (loop.first_epoch >= loop.epochs) tested = trainer.evaluate(test);
-    if (!loop.plot.empty() && !log.plot(loop.plot)) std::printf("no plot: gnuplot is not installed or failed\n");
+    log.plot_or_say_why(loop.plot);
     std::printf("test accuracy: %.4f\n", tested.accuracy);
 }
 
