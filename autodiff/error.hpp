@@ -1,12 +1,15 @@
 #pragma once
 /// @file
-/// Every failure the engine reports is an autodiff::Error whose message starts with the op's name.
+/// autodiff::Error is the base of everything tapegrad throws for bad input, engine and nn
+/// alike (nn::DataError, nn::IoError, nn::TrainingDiverged derive from it). The engine's own
+/// messages start with the op's name.
 
 #include <stdexcept>
 #include <string>
 
 namespace autodiff {
 
+/// The one base class to catch: a mistake in a call, bad data, a refusal of the system.
 class Error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;

@@ -49,6 +49,9 @@ struct GradcheckResult {
     std::string summary() const;
 };
 
+/// Where the central difference with `step` disagrees, steps 4, 16 and 64 times smaller
+/// (and their Richardson extrapolations) are tried too, and the closest estimate counts:
+/// a step that straddles a kink or meets strong curvature does not fail a correct function.
 /// f is called with one leaf per input. A non-scalar output y is reduced to sum(R * y)
 /// with a fixed random R, so every output element takes part. Prefer T = double: its
 /// check is a thousand times finer; float works with its own defaults.

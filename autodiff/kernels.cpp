@@ -153,27 +153,25 @@ void column_sum(const Matrix<T>& x, Matrix<T>& out) {
 }
 
 template <class T>
-void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& log_norm, Matrix<T>& sums) {
+void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& max, Matrix<T>& log_sum) {
     const std::size_t rows = z.shape()[0], cols = z.shape()[1];
     ensure_shape(probabilities, shape_of(z));
-    column_max(z, log_norm);  // subtracting the column max keeps exp() from overflowing
-    const T* max = log_norm.data();
+    column_max(z, max);  // subtracting the column max keeps exp() from overflowing
+    const T* m = max.data();
     for (std::size_t i = 0; i < rows; ++i) {
         const T* z_row = z.data() + i * cols;
         T* p_row = probabilities.data() + i * cols;
-        for (std::size_t j = 0; j < cols; ++j) p_row[j] = z_row[j] - max[j];
+        for (std::size_t j = 0; j < cols; ++j) p_row[j] = z_row[j] - m[j];
     }
     exp_nonpositive(probabilities.data(), probabilities.size());
-    column_sum(probabilities, sums);
-    T* s = sums.data();
-    for (std::size_t j = 0; j < cols; ++j) {
-        log_norm.data()[j] += std::log(s[j]);
-        s[j] = T(1) / s[j];
-    }
+    column_sum(probabilities, log_sum);
+    T* s = log_sum.data();
+    for (std::size_t j = 0; j < cols; ++j) s[j] = T(1) / s[j];
     for (std::size_t i = 0; i < rows; ++i) {
         T* p_row = probabilities.data() + i * cols;
         for (std::size_t j = 0; j < cols; ++j) p_row[j] *= s[j];
     }
+    for (std::size_t j = 0; j < cols; ++j) s[j] = -std::log(s[j]);  // log(sum) from its reciprocal
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                   \

@@ -65,9 +65,11 @@ void column_sum(const Matrix<T>& x, Matrix<T>& out);
 template <class T>
 void exp_nonpositive(T* x, std::size_t n);
 
-// Stable softmax over each column; also leaves log(sum(exp(z - max))) + max per column
-// in log_norm (1 x m), which log_softmax and the cross-entropy need. sums is a 1 x m workspace.
+// Stable softmax over each column; also leaves each column's max and log(sum(exp(z - max)))
+// in max and log_sum (1 x m each), which log_softmax and the cross-entropy need. They are
+// kept apart, not added: log softmax = (z - max) - log_sum keeps its digits where max +
+// log_sum would round them away (float logits of 1e8: ulp 8, log 2 = 0.69).
 template <class T>
-void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& log_norm, Matrix<T>& sums);
+void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& max, Matrix<T>& log_sum);
 
 }  // namespace autodiff::kernels

@@ -42,7 +42,8 @@ std::string first_non_finite(const Matrix<T>& m) {
     const T* p = m.data();
     for (std::size_t k = 0; k < m.size(); ++k)
         if (!std::isfinite(p[k]))
-            return std::to_string(p[k]) + " at row " + std::to_string(k / cols) + ", column " + std::to_string(k % cols);
+            return std::string(std::isnan(p[k]) ? "nan" : p[k] > 0 ? "inf" : "-inf") + " at row " +
+                   std::to_string(k / cols) + ", column " + std::to_string(k % cols);
     return {};
 }
 

@@ -1,6 +1,6 @@
 #include "nn/activation.hpp"
 
-#include <stdexcept>
+#include "autodiff/error.hpp"
 
 namespace nn {
 
@@ -17,7 +17,7 @@ std::string to_string(Activation a) {
 Activation activation_from_string(const std::string& name) {
     for (Activation a : {Activation::relu, Activation::sigmoid, Activation::tanh, Activation::identity})
         if (to_string(a) == name) return a;
-    throw std::invalid_argument("unknown activation '" + name + "' (relu, sigmoid, tanh or identity)");
+    throw autodiff::Error("unknown activation '" + name + "' (relu, sigmoid, tanh or identity)");
 }
 
 }  // namespace nn

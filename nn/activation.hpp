@@ -12,7 +12,7 @@ namespace nn {
 using Activation = autodiff::Activation;
 
 std::string to_string(Activation a);
-Activation activation_from_string(const std::string& name);  ///< throws std::invalid_argument
+Activation activation_from_string(const std::string& name);  ///< throws autodiff::Error for an unknown name
 
 template <class T>
 autodiff::Var<T> activate(autodiff::Var<T> Z, Activation a) {

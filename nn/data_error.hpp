@@ -1,14 +1,23 @@
 #pragma once
 /// @file
-/// The one exception type for bad input data: files that are missing, malformed,
-/// truncated or corrupted. Callers that want to tell "your data is wrong" apart from
-/// programming errors catch this; its message always names the file at fault.
-#include <stdexcept>
+/// nn's exception types. Like everything tapegrad throws for bad input, both derive from
+/// autodiff::Error, so `catch (const autodiff::Error&)` catches them all; a mistake in a
+/// call (an unknown option, mismatched shapes, an index out of range) is an autodiff::Error
+/// itself.
+#include "autodiff/error.hpp"
 
 namespace nn {
 
-struct DataError : std::runtime_error {
-    using std::runtime_error::runtime_error;
+/// Bad input data: files that are missing, malformed, truncated or corrupted, or data
+/// sets that do not hold together. Its message always names the file or data set at fault.
+struct DataError : autodiff::Error {
+    using autodiff::Error::Error;
+};
+
+/// The operating system refused a write, rename, fsync or directory creation, or a path
+/// given for output cannot be used. Its message names the path and the system's reason.
+struct IoError : autodiff::Error {
+    using autodiff::Error::Error;
 };
 
 }  // namespace nn

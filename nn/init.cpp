@@ -1,7 +1,8 @@
 #include "nn/init.hpp"
 
 #include <cmath>
-#include <stdexcept>
+
+#include "autodiff/error.hpp"
 
 namespace nn {
 
@@ -17,7 +18,7 @@ std::string to_string(Init init) {
 Init init_from_string(const std::string& name) {
     for (Init i : {Init::notebook, Init::he, Init::glorot})
         if (to_string(i) == name) return i;
-    throw std::invalid_argument("unknown initialiser '" + name + "' (notebook, he or glorot)");
+    throw autodiff::Error("unknown initialiser '" + name + "' (notebook, he or glorot)");
 }
 
 namespace {
@@ -34,8 +35,8 @@ autodiff::Matrix<T> draw(std::size_t rows, std::size_t cols, Draw&& one) {
 template <class T>
 LayerInit<T> initialise_layer(Init init, std::size_t n_in, std::size_t n_out, NumpyRandom& rng) {
     if (n_in == 0 || n_out == 0)
-        throw std::invalid_argument("initialise_layer: layer sizes must be at least 1, got " + std::to_string(n_in) +
-                                    " -> " + std::to_string(n_out));
+        throw autodiff::Error("initialise_layer: layer sizes must be at least 1, got " + std::to_string(n_in) +
+                              " -> " + std::to_string(n_out));
     switch (init) {
         case Init::notebook: {
             // randn(...) * 0.01 in double, then converted: float models start from the same numbers.
@@ -52,7 +53,7 @@ LayerInit<T> initialise_layer(Init init, std::size_t n_in, std::size_t n_out, Nu
             return {draw<T>(n_out, n_in, [&] { return (2 * rng.uniform() - 1) * a; }), xt::zeros<T>({n_out, std::size_t(1)})};
         }
     }
-    throw std::invalid_argument("initialise_layer: unknown initialiser");
+    throw autodiff::Error("initialise_layer: unknown initialiser");
 }
 
 template LayerInit<float> initialise_layer<float>(Init, std::size_t, std::size_t, NumpyRandom&);

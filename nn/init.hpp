@@ -18,7 +18,7 @@ enum class Init {
 };
 
 std::string to_string(Init init);
-Init init_from_string(const std::string& name);  ///< throws std::invalid_argument
+Init init_from_string(const std::string& name);  ///< throws autodiff::Error for an unknown name
 
 template <class T>
 struct LayerInit {

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "autodiff/error.hpp"
+
 namespace nn {
 
 namespace {
@@ -17,9 +19,9 @@ std::string dashed(const std::vector<std::size_t>& sizes) {
 template <class T>
 MLP<T>::MLP(const std::vector<std::size_t>& sizes, Activation hidden, Init init, NumpyRandom& rng)
     : sizes_(sizes), hidden_(hidden) {
-    if (sizes.size() < 2) throw std::invalid_argument("MLP: needs at least an input and an output size, got " + dashed(sizes));
+    if (sizes.size() < 2) throw autodiff::Error("MLP: needs at least an input and an output size, got " + dashed(sizes));
     for (std::size_t n : sizes)
-        if (n == 0) throw std::invalid_argument("MLP: layer size 0 in " + dashed(sizes));
+        if (n == 0) throw autodiff::Error("MLP: layer size 0 in " + dashed(sizes));
     for (std::size_t l = 1; l < sizes.size(); ++l) {
         this->register_module("layer" + std::to_string(l), layers.emplace_back(sizes[l - 1], sizes[l], rng, init));
         if (l + 1 < sizes.size())

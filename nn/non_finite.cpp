@@ -18,9 +18,10 @@ void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& 
         diverged(where, std::string("the loss is not finite (") + (std::isnan(loss) ? "nan" : "inf") + ")");
     }
     for (const autodiff::Parameter<T>* p : parameters) {
-        if (const auto at = first_non_finite(p->value)) {
+        const std::string at = autodiff::first_non_finite(p->value);
+        if (!at.empty()) {
             diverged(where, "parameter " + (p->name.empty() ? std::string("(unnamed)") : p->name) +
-                                " is not finite after the optimizer's step: " + describe_non_finite(p->value, *at));
+                                " is not finite after the optimizer's step: " + at);
         }
     }
 }

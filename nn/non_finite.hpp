@@ -3,40 +3,16 @@
 /// Finding NaN and Inf in matrices, and the check that stops a training run the moment its
 /// loss or a parameter stops being finite, so that a diverged run fails loudly (and never
 /// reaches a checkpoint) instead of printing "loss nan" to the end. Any training loop can
-/// call check_finite_step after each optimizer step; nn::Trainer does.
+/// call check_finite_step after each optimizer step; nn::Trainer does. Where the first NaN
+/// or Inf of a matrix is: autodiff::first_non_finite (autodiff/matrix.hpp).
 #include <cmath>
 #include <cstddef>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "autodiff/autodiff.hpp"
 
 namespace nn {
-
-/// A row and a column of a matrix, counted from 0.
-struct MatrixPosition {
-    std::size_t row = 0, col = 0;
-};
-
-/// The first NaN or Inf of `m` in row-major order, if any.
-template <class T>
-std::optional<MatrixPosition> first_non_finite(const autodiff::Matrix<T>& m) {
-    const std::size_t cols = m.shape()[1];
-    const T* data = m.data();
-    for (std::size_t k = 0; k < m.size(); ++k) {
-        if (!std::isfinite(data[k])) return MatrixPosition{k / cols, k % cols};
-    }
-    return std::nullopt;
-}
-
-/// "nan at row 1, column 3": what first_non_finite found, for an error message.
-template <class T>
-std::string describe_non_finite(const autodiff::Matrix<T>& m, MatrixPosition p) {
-    const T v = m(p.row, p.col);
-    return std::string(std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") + " at row " + std::to_string(p.row) +
-           ", column " + std::to_string(p.col);
-}
 
 /// A training run whose loss or parameters stopped being finite.
 class TrainingDiverged : public autodiff::Error {

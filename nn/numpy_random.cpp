@@ -3,8 +3,9 @@
 #include "nn/numpy_random.hpp"
 
 #include <cmath>
-#include <stdexcept>
 #include <string>
+
+#include "autodiff/error.hpp"
 
 namespace nn {
 
@@ -115,8 +116,8 @@ std::uint64_t NumpyRandom::interval(std::uint64_t max) {
 
 std::vector<std::int64_t> NumpyRandom::randint(std::int64_t low, std::int64_t high, std::size_t size) {
     if (low >= high) {
-        throw std::invalid_argument("NumpyRandom::randint: low (" + std::to_string(low) +
-                                    ") must be less than high (" + std::to_string(high) + ")");
+        throw autodiff::Error("NumpyRandom::randint: low (" + std::to_string(low) +
+                              ") must be less than high (" + std::to_string(high) + ")");
     }
     // NumPy draws offsets in [0, high-1-low] over unsigned 64-bit arithmetic (no overflow).
     const std::uint64_t range = static_cast<std::uint64_t>(high) - 1u - static_cast<std::uint64_t>(low);
@@ -131,15 +132,15 @@ std::vector<std::int64_t> NumpyRandom::randint(std::int64_t low, std::int64_t hi
 
 std::vector<std::int64_t> NumpyRandom::choice(std::int64_t n, std::size_t size) {
     if (n <= 0) {
-        throw std::invalid_argument("NumpyRandom::choice: n must be positive, got " + std::to_string(n));
+        throw autodiff::Error("NumpyRandom::choice: n must be positive, got " + std::to_string(n));
     }
     return randint(0, n, size);
 }
 
 std::vector<std::int64_t> NumpyRandom::permutation(std::int64_t n) {
     if (n < 0) {
-        throw std::invalid_argument("NumpyRandom::permutation: n must be non-negative, got " +
-                                    std::to_string(n));
+        throw autodiff::Error("NumpyRandom::permutation: n must be non-negative, got " +
+                              std::to_string(n));
     }
     std::vector<std::int64_t> values(static_cast<std::size_t>(n));
     for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::int64_t>(i);

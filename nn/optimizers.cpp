@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "autodiff/error.hpp"
+
 namespace nn {
 
 using autodiff::Matrix;
@@ -17,7 +19,7 @@ T require_rate(const char* optimizer, const char* what, T value) {
     if (!std::isfinite(value) || value <= T(0)) {
         std::ostringstream msg;
         msg << optimizer << ": " << what << " must be a positive finite number, got " << value;
-        throw std::invalid_argument(msg.str());
+        throw autodiff::Error(msg.str());
     }
     return value;
 }
@@ -27,7 +29,7 @@ T require_nonnegative(const char* optimizer, const char* what, T value) {
     if (!std::isfinite(value) || value < T(0)) {
         std::ostringstream msg;
         msg << optimizer << ": " << what << " must be a finite number >= 0, got " << value;
-        throw std::invalid_argument(msg.str());
+        throw autodiff::Error(msg.str());
     }
     return value;
 }
@@ -37,7 +39,7 @@ T require_fraction(const char* optimizer, const char* what, T value) {
     if (!(value >= T(0) && value < T(1))) {
         std::ostringstream msg;
         msg << optimizer << ": " << what << " must be in [0, 1), got " << value;
-        throw std::invalid_argument(msg.str());
+        throw autodiff::Error(msg.str());
     }
     return value;
 }
@@ -68,11 +70,11 @@ void restore(const std::string& optimizer, const std::map<std::string, Matrix<T>
     for (std::size_t i = 0; i < arrays.size(); ++i) {
         const std::string name = key + "." + std::to_string(i);
         auto it = state.find(name);
-        if (it == state.end()) throw std::invalid_argument(optimizer + ": state has no '" + name + "'");
+        if (it == state.end()) throw autodiff::Error(optimizer + ": state has no '" + name + "'");
         if (it->second.shape() != arrays[i].shape())
-            throw std::invalid_argument(optimizer + ": state '" + name + "' is " +
-                                        autodiff::to_string(autodiff::shape_of(it->second)) + " but its parameter is " +
-                                        autodiff::to_string(autodiff::shape_of(arrays[i])));
+            throw autodiff::Error(optimizer + ": state '" + name + "' is " +
+                                  autodiff::to_string(autodiff::shape_of(it->second)) + " but its parameter is " +
+                                  autodiff::to_string(autodiff::shape_of(arrays[i])));
         arrays[i] = it->second;
     }
 }
@@ -82,8 +84,8 @@ void restore(const std::string& optimizer, const std::map<std::string, Matrix<T>
 template <class T>
 void require_shape(const std::string& optimizer, const Parameter<T>& p, const Matrix<T>& other, const char* what) {
     if (other.shape() != p.value.shape())
-        throw std::invalid_argument(optimizer + ": parameter '" + p.name + "' is " + autodiff::to_string(p.shape()) +
-                                    " but its " + what + " is " + autodiff::to_string(autodiff::shape_of(other)));
+        throw autodiff::Error(optimizer + ": parameter '" + p.name + "' is " + autodiff::to_string(p.shape()) +
+                              " but its " + what + " is " + autodiff::to_string(autodiff::shape_of(other)));
 }
 
 // p[k] -= delta(k) over a parameter's flat storage.
@@ -113,7 +115,7 @@ void Optimizer<T>::zero_grad() {
 
 template <class T>
 void Optimizer<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
-    if (!state.empty()) throw std::invalid_argument(name() + ": this optimizer keeps no state, but some was given");
+    if (!state.empty()) throw autodiff::Error(name() + ": this optimizer keeps no state, but some was given");
 }
 
 // ---- SGD ----
@@ -248,10 +250,10 @@ void Adam<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     restore(name(), state, "m", m_);
     restore(name(), state, "v", v_);
     auto it = state.find("steps");
-    if (it == state.end() || it->second.size() != 1) throw std::invalid_argument(name() + ": state has no 'steps'");
+    if (it == state.end() || it->second.size() != 1) throw autodiff::Error(name() + ": state has no 'steps'");
     const T steps = it->second(0, 0);
     if (!(steps >= T(0) && steps < T(1e15) && steps == std::floor(steps)))
-        throw std::invalid_argument(name() + ": state 'steps' must be a whole number of steps, got " + text(steps));
+        throw autodiff::Error(name() + ": state 'steps' must be a whole number of steps, got " + text(steps));
     steps_ = static_cast<std::uint64_t>(steps);
 }
 
@@ -264,7 +266,7 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, std::vecto
     if (name == "adam")
         return std::make_unique<Adam<T>>(std::move(parameters), learning_rate, T(0.9), T(0.999), T(1e-8), weight_decay);
     if (name == "adamw") return std::make_unique<AdamW<T>>(std::move(parameters), learning_rate, weight_decay);
-    throw std::invalid_argument("unknown optimizer '" + name + "' (sgd, momentum, adam or adamw)");
+    throw autodiff::Error("unknown optimizer '" + name + "' (sgd, momentum, adam or adamw)");
 }
 
 template <class T>

@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "autodiff/error.hpp"
+
 namespace nn {
 
 enum class Schedule { constant, step, cosine };
@@ -22,7 +24,7 @@ inline Schedule schedule_from_string(const std::string& name) {
     if (name == "constant") return Schedule::constant;
     if (name == "step") return Schedule::step;
     if (name == "cosine") return Schedule::cosine;
-    throw std::invalid_argument("unknown schedule '" + name + "' (constant, step or cosine)");
+    throw autodiff::Error("unknown schedule '" + name + "' (constant, step or cosine)");
 }
 
 class LearningRateSchedule {
@@ -30,8 +32,8 @@ public:
     static LearningRateSchedule constant(double base) { return LearningRateSchedule(Schedule::constant, base); }
     /// Multiplies the rate by gamma every `every` steps (torch.optim.lr_scheduler.StepLR).
     static LearningRateSchedule step(double base, std::size_t every, double gamma = 0.1) {
-        if (every == 0) throw std::invalid_argument("step schedule: 'every' must be at least 1 step");
-        if (!(std::isfinite(gamma) && gamma >= 0)) throw std::invalid_argument("step schedule: gamma must be finite and >= 0");
+        if (every == 0) throw autodiff::Error("step schedule: 'every' must be at least 1 step");
+        if (!(std::isfinite(gamma) && gamma >= 0)) throw autodiff::Error("step schedule: gamma must be finite and >= 0");
         LearningRateSchedule s(Schedule::step, base);
         s.every_ = every;
         s.gamma_ = gamma;
@@ -69,7 +71,7 @@ public:
 private:
     LearningRateSchedule(Schedule kind, double base) : kind_(kind), base_(base) {
         if (!(std::isfinite(base) && base > 0))
-            throw std::invalid_argument("learning-rate schedule: the base rate must be a positive finite number");
+            throw autodiff::Error("learning-rate schedule: the base rate must be a positive finite number");
     }
     Schedule kind_;
     double base_;

@@ -87,7 +87,7 @@ Trainer<T>::Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std
                     std::uint32_t seed)
     : model_(model), optimizer_(optimizer), loss_(std::move(loss)), batch_size_(batch_size), seed_(seed),
       parameters_(model.parameters()), step_(model, loss_) {
-    if (batch_size == 0) throw std::invalid_argument("Trainer: the batch size must be at least 1");
+    if (batch_size == 0) throw autodiff::Error("Trainer: the batch size must be at least 1");
     if (!loss_.compute) throw autodiff::Error("Trainer: the loss has no compute function");
     registered_.assign(parameters_.begin(), parameters_.end());
     std::sort(registered_.begin(), registered_.end());

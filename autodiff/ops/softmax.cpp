@@ -16,13 +16,15 @@ namespace {
 Shape reduced(Shape s, std::uint32_t axis) { return axis == 0 ? Shape{1, s.cols} : Shape{s.rows, 1}; }
 
 // Stable softmax of each column (axis 0, the kernel) or each row (axis 1) into p; leaves
-// max + log(sum(exp(z - max))) per group in log_norm (1 x m or n x 1). sums: a workspace.
+// each group's max and log(sum(exp(z - max))) apart in max and log_sum (1 x m or n x 1):
+// added, they would round log_sum away at large z (float 1e8: ulp 8).
 template <class T>
-void softmax_along(const Matrix<T>& z, std::uint32_t axis, Matrix<T>& p, Matrix<T>& log_norm, Matrix<T>& sums) {
-    if (axis == 0) return kernels::softmax_columns(z, p, log_norm, sums);
+void softmax_along(const Matrix<T>& z, std::uint32_t axis, Matrix<T>& p, Matrix<T>& max_of, Matrix<T>& log_sum) {
+    if (axis == 0) return kernels::softmax_columns(z, p, max_of, log_sum);
     const std::size_t rows = z.shape()[0], cols = z.shape()[1];
     ensure_shape(p, shape_of(z));
-    ensure_shape(log_norm, {rows, 1});
+    ensure_shape(max_of, {rows, 1});
+    ensure_shape(log_sum, {rows, 1});
     for (std::size_t i = 0; i < rows; ++i) {
         const T* z_row = z.data() + i * cols;
         T* p_row = p.data() + i * cols;
@@ -30,7 +32,8 @@ void softmax_along(const Matrix<T>& z, std::uint32_t axis, Matrix<T>& p, Matrix<
         for (std::size_t j = 0; j < cols; ++j) p_row[j] = z_row[j] - max;
         kernels::exp_nonpositive(p_row, cols);
         const T total = kernels::row_sum(p_row, cols);
-        log_norm.data()[i] = max + std::log(total);
+        max_of.data()[i] = max;
+        log_sum.data()[i] = std::log(total);
         const T inverse = T(1) / total;
         for (std::size_t j = 0; j < cols; ++j) p_row[j] *= inverse;
     }
@@ -64,14 +67,18 @@ void softmax_backward(Tape<T>& tape, Node<T>& y) {
     if (y.params[0] == 0) softmax_backward_along<T, 0>(tape, y); else softmax_backward_along<T, 1>(tape, y);
 }
 
-// y = z - log_norm per group; the softmax stays in y.saved for backward.
+// y = (z - max) - log_sum per group; the softmax stays in y.saved for backward.
 template <class T, int axis>
 void log_softmax_forward_along(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& zv = tape.input(y, 0);
     softmax_along(zv, axis, y.saved, y.work[0], y.work[1]);
-    const T* log_norm = y.work[0].data();
+    const T* max = y.work[0].data();
+    const T* log_sum = y.work[1].data();
     const std::size_t cols = zv.shape()[1];
-    for (std::size_t k = 0; k < zv.size(); ++k) y.value.data()[k] = zv.data()[k] - log_norm[group_of<axis>(k, cols)];
+    for (std::size_t k = 0; k < zv.size(); ++k) {
+        const std::size_t g = group_of<axis>(k, cols);
+        y.value.data()[k] = (zv.data()[k] - max[g]) - log_sum[g];
+    }
 }
 
 template <class T>
@@ -101,7 +108,8 @@ void log_softmax_backward(Tape<T>& tape, Node<T>& y) {
 // The targets: class indices in loss.labels; or a matrix Y, the entry's second input when
 // given as a handle, else loss.targets (when labels is empty). With label smoothing
 // eps = loss.scalar2 the targets are (1 - eps) Y + eps / classes, as in PyTorch.
-// -log softmax(Z)[i, j] = log_norm[j] - Z[i, j]: finite even for logits of +-1e4.
+// -log softmax(Z)[i, j] = (max[j] - Z[i, j]) + log_sum[j]: finite even for logits of +-1e4,
+// and the max is taken off before log_sum is added, so float logits of 1e8 keep their log 2.
 // loss.scalar holds 1/m.
 template <class T>
 const Matrix<T>& target_matrix(Tape<T>& tape, const Node<T>& loss) {
@@ -113,7 +121,9 @@ void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
     const Matrix<T>& Z = tape.input(loss, 0);
     kernels::softmax_columns(Z, loss.saved, loss.work[0], loss.work[1]);
     const std::size_t rows = Z.shape()[0], cols = Z.shape()[1];
-    const T* log_norm = loss.work[0].data();
+    T* log_norm = loss.work[0].data();  // the column max, until max + log_sum is stored for backward
+    const T* log_sum = loss.work[1].data();
+    auto minus_log_softmax = [&](T z, std::size_t j) { return (log_norm[j] - z) + log_sum[j]; };
     const T eps = loss.scalar2, keep = T(1) - eps, spread = eps / static_cast<T>(rows);
     T total = T(0);
     if (loss.labels.empty()) {
@@ -123,16 +133,18 @@ void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
             const T* z = Z.data() + i * cols;
             for (std::size_t j = 0; j < cols; ++j) {
                 const T target = keep * y[j] + spread;
-                if (target != T(0)) total += target * (log_norm[j] - z[j]);  // skip: 0 * inf would be NaN
+                if (target != T(0)) total += target * minus_log_softmax(z[j], j);  // skip: 0 * inf would be NaN
             }
         }
+        for (std::size_t j = 0; j < cols; ++j) log_norm[j] += log_sum[j];  // what backward reads
         kernels::column_sum(Y, loss.work[1]);  // each example's target mass, for backward
         for (T& mass : loss.work[1]) mass = keep * mass + eps;
     } else {
-        for (std::size_t j = 0; j < cols; ++j) total += keep * (log_norm[j] - Z(loss.labels[j], j));
+        for (std::size_t j = 0; j < cols; ++j) total += keep * minus_log_softmax(Z(loss.labels[j], j), j);
         if (eps != T(0))  // the spread part: eps/classes of -log softmax over every class
             for (std::size_t i = 0; i < rows; ++i)
-                for (std::size_t j = 0; j < cols; ++j) total += spread * (log_norm[j] - Z(i, j));
+                for (std::size_t j = 0; j < cols; ++j) total += spread * minus_log_softmax(Z(i, j), j);
+        for (std::size_t j = 0; j < cols; ++j) log_norm[j] += log_sum[j];
     }
     loss.value(0, 0) = total * loss.scalar;
 }

@@ -6,7 +6,6 @@
 // into the features x count matrix the network takes.
 
 #include <algorithm>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -49,8 +48,8 @@ public:
         y.resize(count);
         for (std::size_t j = 0; j < count; ++j) {
             if (indices[j] >= size())
-                throw std::out_of_range("DataLoader::gather: example " + std::to_string(indices[j]) + " of " +
-                                        std::to_string(size()));
+                throw autodiff::Error("DataLoader::gather: example " + std::to_string(indices[j]) + " of " +
+                                      std::to_string(size()));
             y[j] = labels_[indices[j]];
         }
         // A tile of examples at a time, as many as fill one 64-byte line of a row of X: each

@@ -3,11 +3,12 @@
 /// A labelled classification data set in the project's layout: one column per example
 /// (features × examples), so a batch is a block of columns, exactly what a layer eats.
 #include <cstddef>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <xtensor/xtensor.hpp>
+
+#include "autodiff/error.hpp"
 
 namespace nn {
 
@@ -37,8 +38,8 @@ void gather_batch(const Dataset<T>& data, const std::size_t* indices, std::size_
     labels_out.resize(count);
     for (std::size_t j = 0; j < count; ++j) {
         if (indices[j] >= n) {
-            throw std::out_of_range("gather_batch: example index " + std::to_string(indices[j]) +
-                                    " but the data set has " + std::to_string(n) + " examples");
+            throw autodiff::Error("gather_batch: example index " + std::to_string(indices[j]) +
+                                  " but the data set has " + std::to_string(n) + " examples");
         }
         labels_out[j] = data.labels[indices[j]];
     }

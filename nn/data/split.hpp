@@ -4,9 +4,9 @@
 
 #include <cstdint>
 #include <numeric>
-#include <stdexcept>
 #include <utility>
 
+#include "autodiff/error.hpp"
 #include "nn/data/dataset.hpp"
 #include "nn/numpy_random.hpp"
 
@@ -17,10 +17,10 @@ namespace nn {
 template <class T>
 std::pair<Dataset<T>, Dataset<T>> train_test_split(const Dataset<T>& data, double test_fraction, std::uint32_t seed) {
     if (!(test_fraction > 0 && test_fraction < 1))
-        throw std::invalid_argument("train_test_split: test_fraction must be in (0, 1), got " + std::to_string(test_fraction));
+        throw autodiff::Error("train_test_split: test_fraction must be in (0, 1), got " + std::to_string(test_fraction));
     const std::size_t n = data.size();
     const std::size_t test_n = std::max<std::size_t>(1, static_cast<std::size_t>(test_fraction * double(n) + 0.5));
-    if (test_n >= n) throw std::invalid_argument("train_test_split: " + std::to_string(n) + " examples are too few to split");
+    if (test_n >= n) throw autodiff::Error("train_test_split: " + std::to_string(n) + " examples are too few to split");
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
     NumpyRandom rng(seed);

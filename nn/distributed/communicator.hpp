@@ -29,7 +29,7 @@ struct Request {
 class Communicator {
 public:
     /// Initialises MPI when launched by mpirun and tapegrad was built with MPI; throws
-    /// std::runtime_error under a launcher when built without MPI. One per process.
+    /// autodiff::Error under a launcher when built without MPI. One per process.
     Communicator(int& argc, char**& argv);
     /// MPI_Finalize after a normal exit; MPI_Abort of the whole job while an exception is
     /// unwinding (a rank that fails must not leave the others waiting for it).

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "autodiff/error.hpp"
 #include "nn/distributed/communicator.hpp"
 
 namespace nn::distributed {
@@ -18,8 +19,8 @@ bool Communicator::launched_by_mpi() {
 
 void Communicator::set_timeout_seconds(double seconds) {
     if (!(std::isfinite(seconds) && seconds > 0))
-        throw std::invalid_argument("Communicator: the timeout must be a positive number of seconds, got " +
-                                    std::to_string(seconds));
+        throw autodiff::Error("Communicator: the timeout must be a positive number of seconds, got " +
+                              std::to_string(seconds));
     timeout_seconds_ = seconds;
 }
 
@@ -32,8 +33,8 @@ double timeout_from_environment(double fallback) {
     char* end = nullptr;
     const double seconds = std::strtod(text, &end);
     if (end == text || *end != '\0' || !std::isfinite(seconds) || seconds <= 0)
-        throw std::invalid_argument(std::string("TAPEGRAD_MPI_TIMEOUT must be a positive number of seconds, got '") +
-                                    text + "'");
+        throw autodiff::Error(std::string("TAPEGRAD_MPI_TIMEOUT must be a positive number of seconds, got '") +
+                              text + "'");
     return seconds;
 }
 

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "autodiff/error.hpp"
 #include "nn/distributed/communicator.hpp"
 
 namespace nn::distributed {
@@ -64,8 +65,8 @@ MPI_Request from_request(const Request& r) {
 
 int count_of(std::size_t n, const char* what) {
     if (n > std::size_t(INT_MAX))
-        throw std::length_error(std::string(what) + ": " + std::to_string(n) + " numbers in one message (MPI takes at most " +
-                                std::to_string(INT_MAX) + ")");
+        throw autodiff::Error(std::string(what) + ": " + std::to_string(n) + " numbers in one message (MPI takes at most " +
+                              std::to_string(INT_MAX) + ")");
     return static_cast<int>(n);
 }
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "autodiff/error.hpp"
 #include "nn/distributed/communicator.hpp"
 
 namespace nn::distributed {
@@ -14,7 +15,7 @@ double timeout_from_environment(double fallback);
 Communicator::Communicator(int&, char**&) {
     timeout_seconds_ = detail::timeout_from_environment(timeout_seconds_);
     if (launched_by_mpi())
-        throw std::runtime_error(
+        throw autodiff::Error(
             "started by an MPI launcher, but tapegrad was built without MPI: every copy would train on its own. "
             "Install libopenmpi-dev and rebuild (cmake finds MPI by itself)");
 }

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "autodiff/error.hpp"
+
 namespace nn::distributed {
 
 using autodiff::Parameter;
@@ -25,15 +27,15 @@ std::string name_of(const Parameter<T>& p) {
 template <class T>
 DataParallel<T>::DataParallel(Communicator& comm, std::vector<Parameter<T>*> parameters, std::size_t bucket_bytes)
     : comm_(comm) {
-    if (bucket_bytes == 0) throw std::invalid_argument("DataParallel: the bucket size must be at least 1 byte");
-    if (parameters.empty()) throw std::invalid_argument("DataParallel: no parameters");
+    if (bucket_bytes == 0) throw autodiff::Error("DataParallel: the bucket size must be at least 1 byte");
+    if (parameters.empty()) throw autodiff::Error("DataParallel: no parameters");
     // Last parameter first: the backward sweep finishes the last layer first.
     std::size_t bytes = 0;
     for (auto it = parameters.rbegin(); it != parameters.rend(); ++it) {
         Parameter<T>* p = *it;
-        if (p == nullptr) throw std::invalid_argument("DataParallel: a null parameter");
+        if (p == nullptr) throw autodiff::Error("DataParallel: a null parameter");
         if (!slot_of_.emplace(p, slots_.size()).second)
-            throw std::invalid_argument("DataParallel: parameter " + name_of(*p) + " is listed twice");
+            throw autodiff::Error("DataParallel: parameter " + name_of(*p) + " is listed twice");
         const std::size_t size = p->value.size() * sizeof(T);
         if (buckets_.empty() || (bytes > 0 && bytes + size > bucket_bytes)) {
             buckets_.emplace_back();
@@ -65,10 +67,10 @@ void DataParallel<T>::detach(autodiff::Tape<T>& tape) {
 
 template <class T>
 void DataParallel<T>::begin_step(std::size_t local, std::size_t global) {
-    if (in_step_) throw std::logic_error("DataParallel::begin_step: the previous step was not finish()ed");
+    if (in_step_) throw autodiff::Error("DataParallel::begin_step: the previous step was not finish()ed");
     if (global == 0 || local > global)
-        throw std::invalid_argument("DataParallel::begin_step: " + std::to_string(local) + " of " +
-                                    std::to_string(global) + " examples (need 0 <= local <= global, global >= 1)");
+        throw autodiff::Error("DataParallel::begin_step: " + std::to_string(local) + " of " +
+                              std::to_string(global) + " examples (need 0 <= local <= global, global >= 1)");
     weight_ = T(double(local) / double(global));
     for (Slot& s : slots_) s.ready = false;
     for (Bucket& b : buckets_) {
@@ -84,7 +86,7 @@ void DataParallel<T>::on_ready(void* self, Parameter<T>& p) {
     auto& ddp = *static_cast<DataParallel*>(self);
     if (!ddp.overlap_ || ddp.comm_.size() == 1) return;  // all of it in finish()
     if (!ddp.in_step_)
-        throw std::logic_error("DataParallel: backward() ran outside begin_step() ... finish()");
+        throw autodiff::Error("DataParallel: backward() ran outside begin_step() ... finish()");
     const auto found = ddp.slot_of_.find(&p);
     if (found == ddp.slot_of_.end()) return;  // not a parameter this object averages
     ddp.ready(ddp.slots_[found->second]);
@@ -93,15 +95,15 @@ void DataParallel<T>::on_ready(void* self, Parameter<T>& p) {
 template <class T>
 void DataParallel<T>::ready(Slot& slot) {
     if (slot.ready)
-        throw std::logic_error("DataParallel: the gradient of " + name_of(*slot.parameter) +
-                               " was finished twice in one step (one backward() per begin_step()/finish())");
+        throw autodiff::Error("DataParallel: the gradient of " + name_of(*slot.parameter) +
+                              " was finished twice in one step (one backward() per begin_step()/finish())");
     slot.ready = true;
     Bucket& b = buckets_[slot.bucket];
     const autodiff::Matrix<T>& g = slot.parameter->grad;
     if (g.size() != slot.size)
-        throw std::logic_error("DataParallel: parameter " + name_of(*slot.parameter) + " has " +
-                               std::to_string(g.size()) + " gradient entries but had " + std::to_string(slot.size) +
-                               " when its bucket was laid out");
+        throw autodiff::Error("DataParallel: parameter " + name_of(*slot.parameter) + " has " +
+                              std::to_string(g.size()) + " gradient entries but had " + std::to_string(slot.size) +
+                              " when its bucket was laid out");
     T* out = b.data.data() + slot.offset;
     if (weight_ == T(0))
         std::fill(out, out + g.size(), T(0));  // a rank without examples adds nothing, even if its grad is NaN
@@ -126,7 +128,7 @@ void DataParallel<T>::start_ready_buckets() {
 
 template <class T>
 void DataParallel<T>::finish() {
-    if (!in_step_) throw std::logic_error("DataParallel::finish: no begin_step() before it");
+    if (!in_step_) throw autodiff::Error("DataParallel::finish: no begin_step() before it");
     in_step_ = false;
     const auto start = std::chrono::steady_clock::now();
     ++stats_.steps;

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "autodiff/error.hpp"
+
 namespace nn::distributed {
 
 /// Examples [begin, begin + count) of a global batch (positions within the batch).
@@ -24,7 +26,7 @@ struct Share {
 /// counts with weight 0).
 inline Share share_of(std::size_t batch, int rank, int ranks) {
     if (ranks < 1 || rank < 0 || rank >= ranks)
-        throw std::invalid_argument("share_of: rank " + std::to_string(rank) + " of " + std::to_string(ranks));
+        throw autodiff::Error("share_of: rank " + std::to_string(rank) + " of " + std::to_string(ranks));
     const std::size_t begin = batch * std::size_t(rank) / std::size_t(ranks);
     const std::size_t end = batch * (std::size_t(rank) + 1) / std::size_t(ranks);
     return {begin, end - begin};

@@ -3,19 +3,20 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <stdexcept>
 #include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nn/data_error.hpp"
+
 namespace nn {
 namespace fs = std::filesystem;
 namespace {
 
-std::runtime_error system_error(const std::string& what, const fs::path& path) {
-    return std::runtime_error(what + " '" + path.string() + "': " + std::strerror(errno));
+IoError system_error(const std::string& what, const fs::path& path) {
+    return IoError(what + " '" + path.string() + "': " + std::strerror(errno));
 }
 
 // ".name.tmp-<tag>XXXXXX" beside `target`, as a mutable buffer for mkstemp/mkdtemp.
@@ -111,7 +112,7 @@ void write_file_atomically(const fs::path& path, const std::function<void(std::o
         if (!out) throw system_error("cannot open temporary file for", path);
         write(out);
         out.close();  // not left to the destructor, which would swallow a failed flush
-        if (!out) throw std::runtime_error("cannot write '" + path.string() + "' (disk full?)");
+        if (!out) throw IoError("cannot write '" + path.string() + "' (disk full?)");
     }
     if (::fsync(temp.fd()) != 0) throw system_error("cannot fsync temporary file for", path);
     temp.close();

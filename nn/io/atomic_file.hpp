@@ -16,11 +16,11 @@ namespace nn {
 /// fsyncs, renames it over `path` and fsyncs the directory. The file gets the mode a plain
 /// open() would give it (0666 less the umask), not mkstemp's 0600. If `write` throws or any step
 /// fails, the temporary file is removed, `path` is left exactly as it was, and a
-/// std::runtime_error naming `path` is thrown (the exception from `write` propagates as is).
+/// nn::IoError naming `path` is thrown (the exception from `write` propagates as is).
 void write_file_atomically(const std::filesystem::path& path,
                            const std::function<void(std::ostream&)>& write);
 
-/// The building blocks, shared with checkpoint saving. All throw std::runtime_error
+/// The building blocks, shared with checkpoint saving. All throw nn::IoError
 /// naming the path and the system's reason.
 void fsync_path(const std::filesystem::path& path);  ///< a file or a directory
 /// A new empty directory beside `target` (same file system, so a rename can move it there),

@@ -1,15 +1,15 @@
 #include "nn/io/checkpoint.hpp"
 
 #include <algorithm>
-#include <stdexcept>
 #include <vector>
 
+#include "autodiff/matrix.hpp"
+#include "nn/data_error.hpp"
 #include "nn/io/atomic_file.hpp"
 #include "nn/io/directory_replace.hpp"
 #include "nn/io/manifest.hpp"
 #include "nn/io/npy_matrix.hpp"
 #include "nn/io/regular_file.hpp"
-#include "nn/non_finite.hpp"
 
 namespace nn {
 namespace fs = std::filesystem;
@@ -20,7 +20,7 @@ namespace {
 fs::path checkpoint_path(const fs::path& dir_in) {
     fs::path dir = dir_in.lexically_normal();
     if (!dir.has_filename()) dir = dir.parent_path();
-    if (dir.empty()) throw std::invalid_argument("save_checkpoint: empty directory name");
+    if (dir.empty()) throw autodiff::Error("save_checkpoint: empty directory name");
     if (fs::is_symlink(dir)) dir = fs::weakly_canonical(dir);
     if (!dir.has_parent_path()) dir = fs::path(".") / dir;
     return dir;
@@ -62,15 +62,15 @@ std::vector<std::string> replaceable_files(const fs::path& dir) {
     const auto status = fs::symlink_status(dir);
     if (!fs::exists(status)) return {};
     const std::string refusing = "save_checkpoint: refusing to replace '" + dir.string() + "': ";
-    if (!fs::is_directory(status)) throw std::runtime_error(refusing + "it exists and is not a directory");
+    if (!fs::is_directory(status)) throw IoError(refusing + "it exists and is not a directory");
     if (fs::is_empty(dir)) return {};
     Manifest manifest;
     try {
         manifest = read_manifest(dir);
         verify_manifest_crc(manifest, (dir / manifest_file_name).string());
     } catch (const DataError& e) {
-        throw std::runtime_error(refusing + "it is not empty and not a checkpoint (a tapegrad checkpoint holds a valid " +
-                                 manifest_file_name + "; here: " + e.what() + ")");
+        throw IoError(refusing + "it is not empty and not a checkpoint (a tapegrad checkpoint holds a valid " +
+                      manifest_file_name + "; here: " + e.what() + ")");
     }
     const std::vector<std::string> files = files_of(manifest);
     std::string foreign, missing;
@@ -82,21 +82,22 @@ std::vector<std::string> replaceable_files(const fs::path& dir) {
     for (const std::string& f : files)
         if (!fs::is_regular_file(fs::symlink_status(dir / f))) missing += (missing.empty() ? "" : ", ") + f;
     if (!foreign.empty()) {
-        throw std::runtime_error(refusing + "it holds files that are not part of the checkpoint (" + foreign +
-                                 "); saving would delete them. Move them elsewhere or save to another directory");
+        throw IoError(refusing + "it holds files that are not part of the checkpoint (" + foreign +
+                      "); saving would delete them. Move them elsewhere or save to another directory");
     }
     if (!missing.empty()) {
-        throw std::runtime_error(refusing + "it is an incomplete checkpoint (" + missing +
-                                 " missing); remove it yourself if it is not needed");
+        throw IoError(refusing + "it is an incomplete checkpoint (" + missing +
+                      " missing); remove it yourself if it is not needed");
     }
     return files;
 }
 
 template <class T>
 void check_finite_array(const std::string& name, const xt::xtensor<T, 2>& a) {
-    if (const auto at = first_non_finite(a)) {
-        throw std::invalid_argument("save_checkpoint: array '" + name + "' is not finite: " + describe_non_finite(a, *at) +
-                                    " (a diverged model is not saved over a good checkpoint)");
+    const std::string at = autodiff::first_non_finite(a);
+    if (!at.empty()) {
+        throw autodiff::Error("save_checkpoint: array '" + name + "' is not finite: " + at +
+                              " (a diverged model is not saved over a good checkpoint)");
     }
 }
 
@@ -117,7 +118,9 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
         fs::rename(previous_of(dir), dir);
     }
     const std::vector<std::string> old_files = replaceable_files(dir);
-    fs::create_directories(dir.parent_path());
+    std::error_code error;
+    fs::create_directories(dir.parent_path(), error);
+    if (error) throw IoError("save_checkpoint: cannot create '" + dir.parent_path().string() + "': " + error.message());
     remove_stale_temp_dirs(dir, holds_only_what_a_save_writes);
 
     struct TempDirGuard {  // removes the new directory if anything below throws

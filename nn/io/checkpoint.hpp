@@ -47,12 +47,12 @@ struct Checkpoint {
 };
 
 // Writes `checkpoint` to the directory `dir`, replacing any checkpoint already there
-// atomically. Refuses (std::runtime_error naming `dir` and why) to replace a `dir` that
+// atomically. Refuses (nn::IoError naming `dir` and why) to replace a `dir` that
 // exists and is not empty, unless it is a complete tapegrad checkpoint (its manifest parses
 // and matches its manifest_crc32, every file it names is there) holding no other file: the
 // files that are not its own are named in the message, never deleted. A symlink `dir` is
 // followed and kept. Temporary directories left beside `dir` by a save that was killed are
-// removed. Throws std::invalid_argument for an array name unfit for a file name, for an array
+// removed. Throws autodiff::Error for an array name unfit for a file name, for an array
 // holding NaN or Inf (naming it, its row and column), and for metadata that is not UTF-8.
 // Files and directories get the modes the user's umask gives.
 void save_checkpoint(const std::filesystem::path& dir, const Checkpoint& checkpoint);

@@ -11,6 +11,7 @@
 #include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc >= 2.28, _GNU_SOURCE)
 #include <unistd.h>
 
+#include "nn/data_error.hpp"
 #include "nn/io/atomic_file.hpp"
 
 namespace nn {
@@ -18,8 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 [[noreturn]] void rename_failed(const fs::path& from, const fs::path& to) {
-    throw std::runtime_error("save_checkpoint: cannot rename '" + from.string() + "' to '" + to.string() +
-                             "': " + std::strerror(errno));
+    throw IoError("save_checkpoint: cannot rename '" + from.string() + "' to '" + to.string() +
+                  "': " + std::strerror(errno));
 }
 
 // The pid in ".<name>.tmp-<pid>-XXXXXX", or 0 if `entry` is not such a name for `name`.

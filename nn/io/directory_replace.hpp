@@ -11,7 +11,7 @@ namespace nn {
 /// where the file system supports it (renameat2 RENAME_EXCHANGE), else two renames via
 /// "<dir>.previous", which load_checkpoint falls back to if a crash strikes between them.
 /// Afterwards `fresh` holds whatever was at `dir` before (or nothing), for the caller to clear.
-/// Throws std::runtime_error naming both paths and the system's reason.
+/// Throws nn::IoError naming both paths and the system's reason.
 void exchange_directories(const std::filesystem::path& fresh, const std::filesystem::path& dir);
 
 /// "<dir>.previous", the fallback's parking place.

@@ -65,7 +65,7 @@ Json parse_json(const std::string& text, const std::string& file) {
 ManifestArray parse_array(const ManifestView& m, const std::string& name, const Json& entry) {
     try {
         check_array_name(name, "manifest");
-    } catch (const std::invalid_argument& e) {
+    } catch (const autodiff::Error& e) {
         m.fail(e.what());
     }
     ManifestArray a;
@@ -104,9 +104,9 @@ void check_array_name(const std::string& name, const std::string& who) {
                     name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                            "0123456789_-.") == std::string::npos;
     if (!ok) {
-        throw std::invalid_argument(who + ": array name '" + name +
-                                    "' cannot be a file name inside the checkpoint (use letters, digits, '_', "
-                                    "'-', '.', not starting with '.')");
+        throw autodiff::Error(who + ": array name '" + name +
+                              "' cannot be a file name inside the checkpoint (use letters, digits, '_', "
+                              "'-', '.', not starting with '.')");
     }
 }
 
@@ -125,7 +125,7 @@ std::string manifest_text(const std::map<std::string, std::string>& meta, const 
     try {
         text = root.dump(2);
     } catch (const Json::type_error& e) {  // JSON strings are UTF-8: other bytes cannot round-trip
-        throw std::invalid_argument("save_checkpoint: metadata that is not valid UTF-8 (" + std::string(e.what()) + ")");
+        throw autodiff::Error("save_checkpoint: metadata that is not valid UTF-8 (" + std::string(e.what()) + ")");
     }
     // Reopen the object to append the checksum of everything before it as its last member.
     text.erase(text.rfind('}'));

@@ -36,7 +36,7 @@ struct Manifest {
 /// The CRC32 of `bytes` as 8 lowercase hex digits.
 std::string crc32_hex(const std::string& bytes);
 
-/// Throws std::invalid_argument unless `name` can be an array's file name inside the
+/// Throws autodiff::Error unless `name` can be an array's file name inside the
 /// checkpoint: letters, digits, '_', '-', '.', not starting with '.', not "manifest".
 void check_array_name(const std::string& name, const std::string& who);
 

@@ -7,8 +7,8 @@
 
 #include <xtensor/xnpy.hpp>
 
+#include "autodiff/matrix.hpp"
 #include "nn/data_error.hpp"
-#include "nn/non_finite.hpp"
 
 // The dtypes are named as NumPy names them on a little-endian host.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy_matrix.cpp assumes little-endian");
@@ -88,8 +88,9 @@ xt::xtensor<T, 2> parse_npy_matrix(const std::string& bytes, const std::string& 
         for (std::size_t c = 0; c < cols; ++c)
             for (std::size_t r = 0; r < rows; ++r) std::memcpy(&result(r, c), data + (c * rows + r) * sizeof(T), sizeof(T));
     }
-    if (const auto at = first_non_finite(result)) {
-        throw DataError(file + ": not finite: " + describe_non_finite(result, *at) +
+    const std::string at = autodiff::first_non_finite(result);
+    if (!at.empty()) {
+        throw DataError(file + ": not finite: " + at +
                         " (saved from a diverged run? tapegrad does not load such weights)");
     }
     return result;

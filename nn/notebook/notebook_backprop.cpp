@@ -1,6 +1,5 @@
 #include "nn/notebook/notebook_backprop.hpp"
 
-#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -8,6 +7,8 @@
 #include <xtensor/xmanipulation.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
+
+#include "autodiff/error.hpp"
 
 namespace nn::notebook {
 
@@ -22,8 +23,8 @@ std::string shape_of(const Matrix<T>& m) {
 std::string name(const char* quantity, std::size_t layer) { return quantity + std::to_string(layer + 1); }
 
 [[noreturn]] void shape_error(const char* function, const std::string& what) {
-    throw std::invalid_argument(std::string(function) + ": " + what +
-                                " (W is out x in, b is out x 1, activations are features x examples)");
+    throw autodiff::Error(std::string(function) + ": " + what +
+                          " (W is out x in, b is out x 1, activations are features x examples)");
 }
 
 // Checks every W^[l] and b^[l] against A^[l-1], starting from X = A^[0].
@@ -116,8 +117,8 @@ Matrix<T> relu_derivative(const Matrix<T>& Z) {
 template <class T>
 Parameters<T> init_parameters(NumpyRandom& rng, const std::vector<std::size_t>& layer_sizes) {
     if (layer_sizes.size() < 2) {
-        throw std::invalid_argument("init_parameters: layer_sizes needs inputs and outputs, got " +
-                                    std::to_string(layer_sizes.size()) + " entries");
+        throw autodiff::Error("init_parameters: layer_sizes needs inputs and outputs, got " +
+                              std::to_string(layer_sizes.size()) + " entries");
     }
     Parameters<T> parameters;
     for (std::size_t l = 1; l < layer_sizes.size(); ++l) {
@@ -223,9 +224,9 @@ Matrix<T> one_hot(const std::vector<std::int64_t>& labels, std::size_t classes) 
     for (std::size_t example = 0; example < labels.size(); ++example) {
         const std::int64_t label = labels[example];
         if (label < 0 || static_cast<std::size_t>(label) >= classes) {
-            throw std::invalid_argument("one_hot: label " + std::to_string(label) + " of example " +
-                                        std::to_string(example) + " is outside [0, " +
-                                        std::to_string(classes) + ")");
+            throw autodiff::Error("one_hot: label " + std::to_string(label) + " of example " +
+                                  std::to_string(example) + " is outside [0, " +
+                                  std::to_string(classes) + ")");
         }
         Y(static_cast<std::size_t>(label), example) = T(1);
     }

@@ -76,6 +76,23 @@ TEST_CASE("gradcheck<float> passes correct ops with its own defaults", "[gradche
     std::printf("gradcheck<float>: worst error %.3g over the sweep\n", worst);
 }
 
+TEST_CASE("gradcheck passes a correct function whose kink lies within the step", "[gradcheck]") {
+    // The false failure fuzz_ops found (corpus/ops/regress_relu_kink_in_step): relu of
+    // 1024 (exp(x) - w v) where exp(x) - w v = 1.7e-6, so x +- 1e-6 puts relu's 0 between
+    // the two points. The derivative at x is 1024 exp(x); the one central difference said
+    // 0.63 of it.
+    auto grid = [](int byte) { return (byte - 10) / 245.0 * 8.0 - 4.0; };  // fuzz_ops' values
+    const Matrix<double> x = {{grid(179)}}, w = {{grid(201)}}, v = {{grid(195)}};
+    const GradcheckResult result = gradcheck<double>(
+        [](Tape<double>&, const std::vector<Var<double>>& in) {
+            return relu(scale(exp(in[0]) - in[1] * in[2], 1024.0));
+        },
+        {x, w, v});
+    INFO(result.summary());
+    CHECK(result.passed);
+    CHECK(result.worst_error <= 1e-6);
+}
+
 TEST_CASE("gradcheck catches a wrong gradient in float and in double", "[gradcheck][float]") {
     std::mt19937_64 rng(1);
     const Matrix<double> x = random_matrix(rng, {2, 3});

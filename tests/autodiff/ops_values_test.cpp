@@ -148,3 +148,23 @@ TEST_CASE("anomaly errors name the row and column of the first NaN or Inf, and c
                                                           "gradient for its input 1 (leaf, 1x2): inf at row 0, column 1"));
     }
 }
+
+TEST_CASE("softmax_cross_entropy and log_softmax keep log 2 at logits of 1e8 in float", "[ops][softmax]") {
+    // max + log(sum) rounds log 2 away at 1e8 (float's ulp there is 8): the max is taken
+    // off first. The gradients were right already; the values were 0.
+    const float ln2 = std::log(2.0f);
+    Tape<float> tape;
+    const Matrix<float> Z = {{1e8f, -3e8f}, {1e8f, -3e8f}};
+    CHECK_THAT(softmax_cross_entropy(tape.leaf(Z), Labels{0, 1}).value()(0, 0), WithinAbs(ln2, 1e-6));
+    CHECK_THAT(softmax_cross_entropy(tape.leaf(Z), Matrix<float>({{1, 0.5f}, {0, 0.5f}})).value()(0, 0),
+               WithinAbs(ln2, 1e-6));
+    Var<float> z = tape.leaf(Z);
+    Var<float> loss = softmax_cross_entropy(z, Labels{0, 1});
+    tape.backward(loss);
+    test::require_close(z.grad(), Matrix<float>({{-0.25f, 0.25f}, {0.25f, -0.25f}}), 1e-7);
+    Tape<float> other;
+    test::require_close(log_softmax(other.constant(Z)).value(), Matrix<float>({{-ln2, -ln2}, {-ln2, -ln2}}), 1e-6);
+    Tape<double> in_double;  // the same at double's scale: ulp 16 at 1e17
+    CHECK_THAT(softmax_cross_entropy(in_double.leaf(M({{1e17}, {1e17}})), Labels{1}).value()(0, 0),
+               WithinAbs(std::log(2.0), 1e-15));
+}

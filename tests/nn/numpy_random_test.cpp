@@ -4,13 +4,13 @@
 
 #include <cstdint>
 #include <numeric>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
 #include <xtensor/xnpy.hpp>
 
+#include "autodiff/error.hpp"
 #include "nn/numpy_random.hpp"
 
 namespace {
@@ -127,13 +127,13 @@ TEST_CASE("NumpyRandom::shuffle makes the same swaps as permutation on any eleme
     REQUIRE(for_shuffle.next_uint32() == for_permutation.next_uint32());
 }
 
-TEST_CASE("NumpyRandom rejects empty or negative ranges with std::invalid_argument", "[nn][numpy_random]") {
+TEST_CASE("NumpyRandom rejects empty or negative ranges with autodiff::Error", "[nn][numpy_random]") {
     nn::NumpyRandom rng(0);
-    REQUIRE_THROWS_MATCHES(rng.choice(0, 3), std::invalid_argument,
+    REQUIRE_THROWS_MATCHES(rng.choice(0, 3), autodiff::Error,
                            Catch::Matchers::Message("NumpyRandom::choice: n must be positive, got 0"));
-    REQUIRE_THROWS_AS(rng.choice(-4, 3), std::invalid_argument);
+    REQUIRE_THROWS_AS(rng.choice(-4, 3), autodiff::Error);
     REQUIRE_THROWS_WITH(rng.randint(5, 5, 1), Catch::Matchers::Contains("low (5) must be less than high (5)"));
-    REQUIRE_THROWS_AS(rng.permutation(-1), std::invalid_argument);
+    REQUIRE_THROWS_AS(rng.permutation(-1), autodiff::Error);
     REQUIRE(rng.permutation(0).empty());
     REQUIRE(rng.choice(3, 0).empty());
 }

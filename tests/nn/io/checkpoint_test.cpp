@@ -169,7 +169,7 @@ TEST_CASE("save_checkpoint refuses what it must not do, and changes nothing", "[
     SECTION("an array name that is not a plain file name") {
         nn::Checkpoint bad;
         bad.arrays["../escape"] = xt::xtensor<float, 2>{{1.0f}};
-        CHECK_THROWS_AS(nn::save_checkpoint(tmp.path / "model", bad), std::invalid_argument);
+        CHECK_THROWS_AS(nn::save_checkpoint(tmp.path / "model", bad), autodiff::Error);
         CHECK_FALSE(fs::exists(tmp.path / "model"));
     }
     CHECK(entries_in(tmp.path) <= 1);

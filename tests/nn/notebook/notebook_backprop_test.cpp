@@ -12,6 +12,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnpy.hpp>
 
+#include "autodiff/error.hpp"
 #include "nn/notebook/notebook_backprop.hpp"
 #include "tolerance.hpp"
 
@@ -138,7 +139,7 @@ TEST_CASE("forward_prop, backward_prop and update_parameters reject mismatched s
     using Catch::Matchers::Contains;
     const auto run = nn::notebook::notebook_execution<double>();
     const Matrix<double> X_four_features = xt::zeros<double>({4, 10});
-    REQUIRE_THROWS_AS(nn::notebook::forward_prop(X_four_features, run.parameters), std::invalid_argument);
+    REQUIRE_THROWS_AS(nn::notebook::forward_prop(X_four_features, run.parameters), autodiff::Error);
     REQUIRE_THROWS_WITH(nn::notebook::forward_prop(X_four_features, run.parameters),
                         Contains("forward_prop") && Contains("W1 is 10x5") && Contains("X has 4 rows"));
 
@@ -149,7 +150,7 @@ TEST_CASE("forward_prop, backward_prop and update_parameters reject mismatched s
     const auto forwardpass = nn::notebook::forward_prop(run.X, run.parameters);
     const Matrix<double> Y_three_classes = xt::zeros<double>({3, 10});
     REQUIRE_THROWS_AS(nn::notebook::backward_prop(run.X, Y_three_classes, run.parameters, forwardpass),
-                      std::invalid_argument);
+                      autodiff::Error);
     REQUIRE_THROWS_WITH(nn::notebook::backward_prop(run.X, Y_three_classes, run.parameters, forwardpass),
                         Contains("backward_prop") && Contains("Y is 3x10") && Contains("A3 is 4x10"));
 
@@ -158,7 +159,7 @@ TEST_CASE("forward_prop, backward_prop and update_parameters reject mismatched s
     REQUIRE_THROWS_WITH(nn::notebook::update_parameters(run.parameters, gradients, 0.01),
                         Contains("update_parameters") && Contains("dL_dW3 is 10x4"));
 
-    REQUIRE_THROWS_AS(nn::notebook::one_hot<double>({0, 4}, 4), std::invalid_argument);
+    REQUIRE_THROWS_AS(nn::notebook::one_hot<double>({0, 4}, 4), autodiff::Error);
     nn::NumpyRandom rng(1);
-    REQUIRE_THROWS_AS(nn::notebook::init_parameters<double>(rng, {5}), std::invalid_argument);
+    REQUIRE_THROWS_AS(nn::notebook::init_parameters<double>(rng, {5}), autodiff::Error);
 }
