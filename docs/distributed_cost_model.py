@@ -32,13 +32,14 @@ def efficiency(compute, exposed):
     return compute / (compute + exposed)
 
 
+def strong_efficiency(compute, p, exposed):
+    """Strong scaling: the global batch stays 128, each node computes 128/p examples (compute
+    taken as proportional to the batch, which flatters small batches), communication unchanged."""
+    return compute / (p * (compute / p + exposed))
+
+
 def first_below(threshold, fn, limit=4096):
-    p = 2
-    while p <= limit:
-        if fn(p) < threshold:
-            return p
-        p *= 2
-    return None
+    return next((p for p in range(2, limit + 1) if fn(p) < threshold), None)
 
 
 def main():
@@ -56,20 +57,23 @@ def main():
     print(f"MLP 784-256-128-10: {n / 4:.0f} parameters, {n / 1e6:.3f} MB of float32 gradients; "
           f"first layer {share:.0%} of it (it finishes last, so never overlaps)")
     print(f"compute per step (batch 128 per node): {args.compute_ms} ms\n")
-    print("| link | p | allreduce, 1 bucket | efficiency, no overlap | efficiency, ideal overlap |")
-    print("|---|---|---|---|---|")
+    print("| link | p | allreduce, 1 bucket | weak scaling, no overlap | weak, ideal overlap "
+          "| strong scaling (global batch 128), no overlap |")
+    print("|---|---|---|---|---|---|")
     for name, (alpha, beta) in LINKS.items():
         for p in (2, 8, 64):
             t = ring_seconds(n, p, alpha, beta)
             # Ideal overlap: everything but the first layer hides behind the first layer's backward.
             hidden_floor = ring_seconds(share * n, p, alpha, beta)
             print(f"| {name} | {p} | {t * 1e3:.3f} ms | {efficiency(compute, t):.0%} | "
-                  f"{efficiency(compute, hidden_floor):.0%} |")
+                  f"{efficiency(compute, hidden_floor):.0%} | {strong_efficiency(compute, p, t):.0%} |")
     print()
     for name, (alpha, beta) in LINKS.items():
         no = first_below(0.9, lambda p: efficiency(compute, ring_seconds(n, p, alpha, beta)))
         ideal = first_below(0.9, lambda p: efficiency(compute, ring_seconds(share * n, p, alpha, beta)))
-        print(f"{name}: efficiency below 90% from p = {no} (no overlap), p = {ideal} (ideal overlap)")
+        strong = first_below(0.9, lambda p: strong_efficiency(compute, p, ring_seconds(n, p, alpha, beta)))
+        print(f"{name}: weak-scaling efficiency below 90% from p = {no} (no overlap), p = {ideal} (ideal "
+              f"overlap); strong scaling from p = {strong}")
     print()
     # The bandwidth term tends to 2 n beta as p grows: what no number of nodes changes.
     for name, (alpha, beta) in LINKS.items():
