@@ -98,12 +98,17 @@ void exp_nonpositive(T* x, std::size_t n) {
 }
 
 template <class T>
+void gemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A, std::size_t lda,
+          const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
+    gemm_call(cblas(ta), cblas(tb), static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, A,
+              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+}
+
+template <class T>
 void gemm(const Matrix<T>& A, Transpose ta, const Matrix<T>& B, Transpose tb, Matrix<T>& C, T alpha, T beta) {
-    const int m = static_cast<int>(C.shape()[0]);
-    const int n = static_cast<int>(C.shape()[1]);
-    const int k = static_cast<int>(ta == Transpose::yes ? A.shape()[0] : A.shape()[1]);
-    gemm_call(cblas(ta), cblas(tb), m, n, k, alpha, A.data(), static_cast<int>(A.shape()[1]), B.data(),
-              static_cast<int>(B.shape()[1]), beta, C.data(), static_cast<int>(C.shape()[1]));
+    const std::size_t k = ta == Transpose::yes ? A.shape()[0] : A.shape()[1];
+    gemm(ta, tb, C.shape()[0], C.shape()[1], k, alpha, A.data(), A.shape()[1], B.data(), B.shape()[1], beta, C.data(),
+         C.shape()[1]);
 }
 
 template <class T>
@@ -173,6 +178,8 @@ void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& lo
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                   \
     template void gemm<T>(const Matrix<T>&, Transpose, const Matrix<T>&, Transpose, Matrix<T>&, T, T); \
+    template void gemm<T>(Transpose, Transpose, std::size_t, std::size_t, std::size_t, T, const T*, std::size_t, \
+                          const T*, std::size_t, T, T*, std::size_t);                               \
     template void sum_to<T>(const Matrix<T>&, Matrix<T>&, bool, T);                               \
     template T row_sum<T>(const T*, std::size_t);                                                 \
     template void exp_nonpositive<T>(T*, std::size_t);                                            \

@@ -16,6 +16,13 @@ template <class T>
 void gemm(const Matrix<T>& A, Transpose ta, const Matrix<T>& B, Transpose tb, Matrix<T>& C,
           T alpha = T(1), T beta = T(0));
 
+// The same on raw row-major storage with leading dimensions, for ops that see a matrix as
+// another shape (conv2d sees its (C_out*H'*W') x m output as C_out x (H'*W'*m)). Every
+// size must fit in an int (CBLAS's type); the caller checks.
+template <class T>
+void gemm(Transpose ta, Transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* A, std::size_t lda,
+          const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc);
+
 // A read-only view of a matrix broadcast to a larger shape: a dimension of size 1 is
 // read with stride 0, so the same element serves the whole row or column.
 template <class T>

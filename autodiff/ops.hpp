@@ -4,6 +4,10 @@
 /// its forward and backward side by side. Shapes follow the notebook: activations are
 /// features x examples (a column is an example), weights are n_out x n_in.
 
+#include <type_traits>
+#include <vector>
+
+#include "autodiff/random.hpp"
 #include "autodiff/tape.hpp"
 
 namespace autodiff {
@@ -45,13 +49,173 @@ template <class T> Var<T> mean(Var<T> x);
 template <class T> Var<T> mean(Var<T> x, int axis);
 template <class T> Var<T> mse(Var<T> prediction, Var<T> target);  ///< mean of squared differences, 1 x 1
 
+// ---- a handle and a scalar (ops/elementwise_math.cpp); the operators below call these ----
+template <class T> Var<T> add_scalar(Var<T> x, T c);   ///< x + c
+template <class T> Var<T> rsub_scalar(T c, Var<T> x);  ///< c - x
+template <class T> Var<T> div_scalar(Var<T> x, T c);   ///< x / c; throws if c is 0
+template <class T> Var<T> rdiv_scalar(T c, Var<T> x);  ///< c / x; throws if x holds a 0
+
+// ---- elementwise functions (ops/elementwise_math.cpp) ----
+// At a kink the derivative is PyTorch's: stated per op, checked against PyTorch's fixtures.
+template <class T> Var<T> square(Var<T> x);              ///< x^2
+template <class T> Var<T> sqrt(Var<T> x);                ///< throws on x < 0; d/dx at 0 is +inf as in PyTorch
+template <class T> Var<T> pow(Var<T> x, T exponent);     ///< x^p; d/dx = p x^(p-1), 0 when p = 0. Throws on x < 0 with non-integer p, on 0 with p < 0
+template <class T> Var<T> abs(Var<T> x);                 ///< d/dx = sign(x), 0 at 0
+template <class T> Var<T> clamp(Var<T> x, T lo, T hi);   ///< d/dx = 1 on [lo, hi] (bounds included), else 0
+template <class T> Var<T> log1p(Var<T> x);               ///< log(1 + x), throws on x < -1
+template <class T> Var<T> leaky_relu(Var<T> x, T negative_slope = T(0.01));  ///< d/dx at 0 is negative_slope
+template <class T> Var<T> elu(Var<T> x, T alpha = T(1));                     ///< alpha (e^x - 1) below 0; d/dx at 0 is alpha
+template <class T> Var<T> gelu(Var<T> x);                ///< exact x Phi(x) with the normal CDF Phi (PyTorch's default, not the tanh form)
+template <class T> Var<T> softplus(Var<T> x, T beta = T(1), T threshold = T(20));  ///< log(1 + e^(beta x)) / beta; x where beta x > threshold
+template <class T> Var<T> silu(Var<T> x);                ///< x sigmoid(x)
+/// max(a, b) with broadcasting as add; at a tie each side gets half the gradient (PyTorch).
+template <class T> Var<T> maximum(Var<T> a, Var<T> b);
+/// min(a, b) with broadcasting as add; at a tie each side gets half the gradient (PyTorch).
+template <class T> Var<T> minimum(Var<T> a, Var<T> b);
+/// mask != 0 ? a : b, elementwise, mask, a and b broadcasting together as in add. The mask gets no gradient.
+template <class T> Var<T> where(Var<T> mask, Var<T> a, Var<T> b);
+template <class T> Var<T> where(const Matrix<T>& mask, Var<T> a, Var<T> b);  ///< the mask recorded as a constant
+
+// ---- structure (ops/structure.cpp) ----
+/// parts joined along axis 0 (stacking features: every part has the same columns) or 1
+/// (stacking examples: the same rows). One entry per 3 parts (an entry has at most 3 inputs).
+template <class T> Var<T> concat(const std::vector<Var<T>>& parts, int axis);
+/// Rows (axis 0) or columns (axis 1) begin .. end-1 of x, as x[begin:end] or x[:, begin:end].
+/// Its backward writes the gradient of that range only.
+template <class T> Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end);
+/// Columns (axis 1) or rows (axis 0) of table picked by ids, repeats allowed: with an
+/// n x vocab table and m ids, axis 1 gives n x m (an embedding lookup, one column per
+/// example); a vocab x n table with axis 0 gives m x n. The backward scatter-adds.
+template <class T> Var<T> gather(Var<T> table, const Labels& ids, int axis);
+/// The same values in another shape of equal size, in row-major order (torch.reshape).
+template <class T> Var<T> reshape(Var<T> x, Shape shape);
+/// Largest element over axis 0 (1 x m), axis 1 (n x 1); the gradient goes to the first
+/// largest element of each (torch.max(x, dim)); a NaN counts as the largest.
+template <class T> Var<T> max(Var<T> x, int axis);
+template <class T> Var<T> max(Var<T> x);  ///< the largest element, 1 x 1
+
+// ---- losses (ops/losses.cpp); each the mean over every element or example, 1 x 1 ----
+/// mean of max(z, 0) - z y + log(1 + e^-|z|): binary cross-entropy of sigmoid(z), stable for any z.
+template <class T> Var<T> binary_cross_entropy_with_logits(Var<T> logits, Var<T> targets);
+template <class T> Var<T> binary_cross_entropy_with_logits(Var<T> logits, const Matrix<T>& targets);
+/// -mean_j log_probs[classes[j], j]: log_probs is classes x examples (log_softmax's output).
+template <class T> Var<T> nll_loss(Var<T> log_probs, const Labels& classes);
+/// mean of 0.5 d^2 where |d| < 1, |d| - 0.5 elsewhere, d = prediction - target (smooth_l1, beta 1).
+template <class T> Var<T> huber(Var<T> prediction, Var<T> target);
+template <class T> Var<T> huber(Var<T> prediction, const Matrix<T>& target);
+template <class T> Var<T> mse(Var<T> prediction, const Matrix<T>& target);
+/// Targets as a handle (probabilities per column; they get the gradient -log_softmax(Z)/m).
+template <class T> Var<T> softmax_cross_entropy(Var<T> logits, Var<T> targets);
+/// With label smoothing eps: the targets become (1 - eps) Y + eps / classes (PyTorch's label_smoothing).
+template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes, T label_smoothing);
+template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y, T label_smoothing);
+
+// ---- normalisation and regularisation (ops/normalization.cpp, ops/dropout.cpp) ----
+/// Each column (example) normalised over its n features: (x - mean) / sqrt(var + eps),
+/// var biased (divided by n), as torch.nn.functional.layer_norm over the feature dimension.
+template <class T> Var<T> layer_norm(Var<T> x, T eps = T(1e-5));
+/// The same, then gain * x_hat + bias with gain and bias n x 1 (one per feature).
+template <class T> Var<T> layer_norm(Var<T> x, Var<T> gain, Var<T> bias, T eps = T(1e-5));
+/// Each row (feature) normalised over the m examples of the batch (training form: batch
+/// statistics, biased variance), as torch.nn.functional.batch_norm(training=True). Needs m > 1.
+template <class T> Var<T> batch_norm(Var<T> x, T eps = T(1e-5));
+/// The same, then gain * x_hat + bias with gain and bias n x 1.
+template <class T> Var<T> batch_norm(Var<T> x, Var<T> gain, Var<T> bias, T eps = T(1e-5));
+/// The batch statistics a batch_norm output was computed with, n x 1 each, the variance
+/// biased (divided by m; PyTorch's running_var is updated with the unbiased one, times m/(m-1)).
+template <class T>
+struct BatchStatistics {
+    const Matrix<T>& mean;  ///< per feature
+    const Matrix<T>& var;   ///< per feature, biased
+};
+/// Throws unless y is a live handle recorded by batch_norm.
+template <class T> BatchStatistics<T> batch_norm_statistics(Var<T> y);
+/// Zeroes each element with probability p and scales the others by 1 / (1 - p) (inverted
+/// dropout), the mask drawn from rng at rng.counter .. rng.counter + size - 1; advances
+/// rng.counter by x's size. 0 <= p < 1. Call it in training only (a layer's eval mode skips it).
+template <class T> Var<T> dropout(Var<T> x, T p, CounterRng& rng);
+
 // ---- operators, NumPy's meanings (* is elementwise; matmul is spelled out) ----
-template <class T> Var<T> operator+(Var<T> a, Var<T> b) { return add(a, b); }
-template <class T> Var<T> operator-(Var<T> a, Var<T> b) { return sub(a, b); }
-template <class T> Var<T> operator*(Var<T> a, Var<T> b) { return mul(a, b); }
-template <class T> Var<T> operator/(Var<T> a, Var<T> b) { return div(a, b); }
+namespace detail {
+template <class A, class B>
+constexpr bool same_precision() {
+    static_assert(std::is_same<A, B>::value,
+                  "tapegrad: an op mixes Var<float> and Var<double>; record both on one Tape<T> (convert the "
+                  "Matrix with xt::cast<T> before tape.constant/leaf)");
+    return std::is_same<A, B>::value;
+}
+template <class S>
+using if_scalar = std::enable_if_t<std::is_arithmetic<S>::value, int>;
+}  // namespace detail
+
+template <class A, class B> Var<A> operator+(Var<A> a, Var<B> b) {
+    if constexpr (detail::same_precision<A, B>()) return add(a, b); else return a;
+}
+template <class A, class B> Var<A> operator-(Var<A> a, Var<B> b) {
+    if constexpr (detail::same_precision<A, B>()) return sub(a, b); else return a;
+}
+template <class A, class B> Var<A> operator*(Var<A> a, Var<B> b) {
+    if constexpr (detail::same_precision<A, B>()) return mul(a, b); else return a;
+}
+template <class A, class B> Var<A> operator/(Var<A> a, Var<B> b) {
+    if constexpr (detail::same_precision<A, B>()) return div(a, b); else return a;
+}
 template <class T> Var<T> operator-(Var<T> x) { return neg(x); }
-template <class T> Var<T> operator*(Var<T> x, T factor) { return scale(x, factor); }
-template <class T> Var<T> operator*(T factor, Var<T> x) { return scale(x, factor); }
+// Any arithmetic scalar (int, float, double) is converted to the tape's T: Var<float> + 1.0 works.
+template <class T, class S, detail::if_scalar<S> = 0> Var<T> operator+(Var<T> x, S c) { return add_scalar(x, static_cast<T>(c)); }
+template <class T, class S, detail::if_scalar<S> = 0> Var<T> operator+(S c, Var<T> x) { return add_scalar(x, static_cast<T>(c)); }
+template <class T, class S, detail::if_scalar<S> = 0> Var<T> operator-(Var<T> x, S c) { return add_scalar(x, -static_cast<T>(c)); }
+template <class T, class S, detail::if_scalar<S> = 0> Var<T> operator-(S c, Var<T> x) { return rsub_scalar(static_cast<T>(c), x); }
+template <class T, class S, detail::if_scalar<S> = 0> Var<T> operator*(Var<T> x, S c) { return scale(x, static_cast<T>(c)); }
+template <class T, class S, detail::if_scalar<S> = 0> Var<T> operator*(S c, Var<T> x) { return scale(x, static_cast<T>(c)); }
+template <class T, class S, detail::if_scalar<S> = 0> Var<T> operator/(Var<T> x, S c) { return div_scalar(x, static_cast<T>(c)); }
+template <class T, class S, detail::if_scalar<S> = 0> Var<T> operator/(S c, Var<T> x) { return rdiv_scalar(static_cast<T>(c), x); }
+
+// ---- convolution and pooling over images stored one per column (ops/convolution.cpp, ops/pooling.cpp) ----
+
+/// The shape of the images a matrix holds, one image per column, features in C x H x W order:
+/// pixel (c, i, j) is row (c*H + i)*W + j, so a batch of m images is (C*H*W) x m
+/// (Fashion-MNIST's 784 x m is {1, 28, 28}).
+struct ImageShape {
+    std::size_t channels = 1;  ///< C
+    std::size_t height = 1;    ///< H
+    std::size_t width = 1;     ///< W
+    std::size_t size() const { return channels * height * width; }  ///< rows of a batch: C*H*W
+};
+
+/// A sliding window, as PyTorch's int arguments: a kernel of height x width moved by `stride`
+/// along both axes over the image zero-padded by `padding` on every side.
+/// Output size per axis: (H + 2*padding - height) / stride + 1 (rounded down).
+/// Note: the stride is 1 unless given; the pools' short forms take stride = kernel size.
+struct Window {
+    std::size_t height = 1;   ///< kernel rows (kh)
+    std::size_t width = 1;    ///< kernel columns (kw)
+    std::size_t stride = 1;   ///< step between windows, both axes, at least 1
+    std::size_t padding = 0;  ///< zeros added on each side (the pools pad with -inf / count zeros)
+};
+
+/// {out_channels, H', W'}: the image shape conv2d makes of `in`. Throws autodiff::Error
+/// (naming conv2d) if the window does not fit the padded image or a size is 0.
+ImageShape conv2d_output_shape(ImageShape in, std::size_t out_channels, Window window);
+/// {C, H', W'}: the image shape max_pool2d and avg_pool2d make of `in`; throws likewise
+/// (padding must be at most half the kernel, PyTorch's rule).
+ImageShape pool2d_output_shape(ImageShape in, Window window);
+
+/// PyTorch's conv2d (cross-correlation) over x, (C_in*H*W) x m holding images of shape `image`.
+/// W is C_out x (C_in*kh*kw), row o being filter o flattened in (c, ki, kj) order (PyTorch's
+/// weight.reshape(C_out, -1)); b is C_out x 1. The output is (C_out*H'*W') x m, C x H x W order.
+template <class T> Var<T> conv2d(Var<T> x, ImageShape image, Var<T> W, Var<T> b, Window window);
+/// conv2d without a bias (PyTorch's bias=None).
+template <class T> Var<T> conv2d(Var<T> x, ImageShape image, Var<T> W, Window window);
+/// PyTorch's max_pool2d per channel: (C*H*W) x m to (C*H'*W') x m, padding counts as -inf.
+/// Its gradient goes to the first maximum of each window (a NaN counts as the maximum).
+template <class T> Var<T> max_pool2d(Var<T> x, ImageShape image, Window window);
+/// max_pool2d with a kernel x kernel window and stride = kernel (PyTorch's default).
+template <class T> Var<T> max_pool2d(Var<T> x, ImageShape image, std::size_t kernel);
+/// PyTorch's avg_pool2d per channel: the window's sum / (kh*kw), padding counted as zeros
+/// (count_include_pad=True, PyTorch's default).
+template <class T> Var<T> avg_pool2d(Var<T> x, ImageShape image, Window window);
+/// avg_pool2d with a kernel x kernel window and stride = kernel (PyTorch's default).
+template <class T> Var<T> avg_pool2d(Var<T> x, ImageShape image, std::size_t kernel);
 
 }  // namespace autodiff

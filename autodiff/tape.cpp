@@ -108,17 +108,33 @@ Node<T>& Tape<T>::push(const char* op) {
     n.scalar2 = T(0);
     n.params = {};
     n.parameter = nullptr;
+    n.in_place = nullptr;
     n.requires_grad = false;
     n.grad_ready = false;
     return n;
 }
 
+// A leaf's value is its data (copied when recorded, or a parameter read in place): running
+// its entry again, as a replay does, leaves it as it is.
+namespace {
+template <class T>
+void leaf_forward(Tape<T>&, Node<T>&) {}
+}  // namespace
+
 template <class T>
 Var<T> Tape<T>::constant(const Matrix<T>& value) {
     check_not_empty(value, "constant");
-    Node<T>& n = push("constant");
-    ensure_shape(n.value, shape_of(value));
-    std::copy(value.begin(), value.end(), n.value.begin());
+    return record_op("constant", {}, shape_of(value), leaf_forward<T>, nullptr,
+                     [&](Node<T>& n) { std::copy(value.begin(), value.end(), n.value.begin()); });
+}
+
+template <class T>
+Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
+    check_not_empty(value, "constant_ref");
+    Node<T>& n = push("constant_ref");
+    n.forward = leaf_forward<T>;
+    n.in_place = &value;
+    n.parameter_shape = shape_of(value);
     if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
     return handle(static_cast<std::uint32_t>(size_ - 1));
 }
@@ -137,7 +153,9 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     check_not_empty(p.value, "parameter");
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
     Node<T>& n = push("parameter");
+    n.forward = leaf_forward<T>;
     n.parameter = &p;
+    n.in_place = &p.value;
     n.parameter_shape = p.shape();
     n.requires_grad = grad_enabled_;
     if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
@@ -206,18 +224,23 @@ GradientSink<T> Tape<T>::start_backward(Var<T> output) {
     for (std::size_t i = 0; i <= output.index_; ++i) {
         Node<T>& n = nodes_[i];
         n.grad_ready = false;
-        // Ops read parameters in place: one resized since it was recorded would make them
-        // read past the end of their buffers.
-        if (n.parameter && n.parameter->shape() != n.parameter_shape)
-            throw Error("backward: parameter '" + n.parameter->name + "' was " + to_string(n.parameter_shape) +
-                        " when recorded (tape entry " + std::to_string(i) + ") and is " +
-                        to_string(n.parameter->shape()) + " now");
+        check_in_place_shape(n, i, "backward");
     }
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
     if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
     out.grad_ready = true;
     return {g, overwrite};
+}
+
+template <class T>
+void Tape<T>::check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const {
+    // Ops read parameters and constant_refs in place: one resized since it was recorded
+    // would make them read past the end of their buffers.
+    if (n.in_place == nullptr || shape_of(*n.in_place) == n.parameter_shape) return;
+    const std::string what = n.parameter ? "parameter '" + n.parameter->name + "'" : std::string("constant_ref");
+    throw Error(std::string(op) + ": " + what + " was " + to_string(n.parameter_shape) + " when recorded (tape entry " +
+                std::to_string(index) + ") and is " + to_string(shape_of(*n.in_place)) + " now");
 }
 
 template <class T>

@@ -41,6 +41,9 @@ public:
 template <class T>
 struct Node;
 
+template <class T>
+class Replay;
+
 // Reads the node's gradient (node.grad) and adds each input's share into that input.
 template <class T>
 using BackwardFn = void (*)(Tape<T>&, Node<T>&);
@@ -77,7 +80,8 @@ struct Node {
     Labels labels;                    // a loss's class-index targets
     std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
     Parameter<T>* parameter = nullptr;
-    Shape parameter_shape;            // the parameter's shape when recorded: backward checks it
+    const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
+    Shape parameter_shape;            // the in-place value's shape when recorded: backward and replay check it
     bool requires_grad = false;
     bool grad_ready = false;
 };
@@ -158,6 +162,12 @@ public:
     Var<T> constant(const Matrix<T>& value);
     Var<T> parameter(Parameter<T>& p);
     Var<T> leaf(const Matrix<T>& value);
+    // A constant read in place, not copied (large inputs, and the inputs of a Replay, which
+    // the caller refills between runs). Like a std::string_view, it is the caller's promise
+    // that `value` outlives every use of the handle and of the tape's recording; its shape
+    // is checked against the recorded one on backward() and on every replay, so a resized
+    // matrix is reported instead of read out of bounds.
+    Var<T> constant_ref(const Matrix<T>& value);
 
     // From a 1x1 output the sweep is seeded with 1; anything else needs a seed of its shape.
     void backward(Var<T> output);
@@ -220,7 +230,7 @@ public:
     const Node<T>& entry(std::size_t index) const;
     const Matrix<T>& value(std::uint32_t index) const {
         const Node<T>& n = nodes_[index];
-        return n.parameter ? n.parameter->value : n.value;
+        return n.in_place ? *n.in_place : n.value;
     }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
@@ -235,6 +245,7 @@ public:
 
 private:
     friend class Var<T>;
+    friend class Replay<T>;
     Node<T>& push(const char* op);
     [[noreturn]] void reject(Var<T> v, const char* op) const;  // check()'s error, out of the hot path
     static int check_input(const Node<T>& n, int i) {
@@ -246,6 +257,8 @@ private:
     void sweep(Var<T> output);
     Var<T> handle(std::uint32_t index) const { return Var<T>(const_cast<Tape*>(this), index, slot_, generation_); }
     void check_finite_value(std::uint32_t index) const;
+    // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
+    void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
     Matrix<T>& grad_buffer(Node<T>& n);
     void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
@@ -324,7 +337,12 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<Var<T>> inputs, Sha
     n.backward = n.requires_grad ? backward : nullptr;
     n.forward = nullptr;  // a capturing lambda cannot be run again
     ensure_shape(n.value, shape);
-    forward(n);
+    try {
+        forward(n);
+    } catch (...) {  // an op's forward that rejects its input values leaves no half-made entry
+        --size_;
+        throw;
+    }
     const auto index = static_cast<std::uint32_t>(size_ - 1);
     if (detect_anomaly_) check_finite_value(index);
     return handle(index);

@@ -1,8 +1,20 @@
 #include "nn/linear.hpp"
 
-#include <stdexcept>
+#include "nn/layer_checks.hpp"
 
 namespace nn {
+
+namespace {
+NumpyRandom& as_lvalue(NumpyRandom&& rng) { return rng; }
+}  // namespace
+
+template <class T>
+Linear<T>::Linear(std::size_t n_in, std::size_t n_out, NumpyRandom& rng, Init init)
+    : Linear(initialise_layer<T>(init, n_in, n_out, rng), "") {}
+
+template <class T>
+Linear<T>::Linear(std::size_t n_in, std::size_t n_out, std::uint32_t seed, Init init)
+    : Linear(n_in, n_out, init, as_lvalue(NumpyRandom(seed)), "") {}
 
 template <class T>
 Linear<T>::Linear(std::size_t n_in, std::size_t n_out, Init init, NumpyRandom& rng, std::string name)
@@ -13,18 +25,21 @@ Linear<T>::Linear(LayerInit<T> p, std::string name) : Linear(std::move(p.W), std
 
 template <class T>
 Linear<T>::Linear(autodiff::Matrix<T> W_, autodiff::Matrix<T> b_, std::string name)
-    : W(std::move(W_), name + ".W"), b(std::move(b_), name + ".b"), name_(std::move(name)) {
+    : W(this->add_parameter("W", std::move(W_))), b(this->add_parameter("b", std::move(b_))) {
+    if (!name.empty()) this->set_default_name(name);
     if (b.shape() != autodiff::Shape{n_out(), 1})
-        throw std::invalid_argument(name_ + ": b is " + autodiff::to_string(b.shape()) + " but W is " +
-                                    autodiff::to_string(W.shape()) + ": b must be " + std::to_string(n_out()) + "x1");
+        throw autodiff::Error(this->who() + ": b is " + autodiff::to_string(b.shape()) + " but W is " +
+                              autodiff::to_string(W.shape()) + ": b must be " + std::to_string(n_out()) + "x1");
 }
 
 template <class T>
-autodiff::Var<T> Linear<T>::operator()(autodiff::Var<T> A) {
-    if (A.rows() != n_in())
-        throw std::invalid_argument(name_ + " (" + std::to_string(n_in()) + " -> " + std::to_string(n_out()) +
-                                    "): its input is " + autodiff::to_string(A.shape()) + " but it takes " +
-                                    std::to_string(n_in()) + " features (rows; activations are features x examples)");
+std::string Linear<T>::describe() const {
+    return "Linear(" + std::to_string(n_in()) + ", " + std::to_string(n_out()) + ")";
+}
+
+template <class T>
+autodiff::Var<T> Linear<T>::forward(autodiff::Var<T> A) {
+    require_rows(*this, A, n_in());
     autodiff::Tape<T>& tape = A.tape();
     return autodiff::linear(tape.parameter(W), A, tape.parameter(b));
 }

@@ -6,7 +6,7 @@ namespace nn {
 
 namespace {
 
-std::string describe(const std::vector<std::size_t>& sizes) {
+std::string dashed(const std::vector<std::size_t>& sizes) {
     std::string s;
     for (std::size_t n : sizes) s += (s.empty() ? "" : "-") + std::to_string(n);
     return s;
@@ -17,12 +17,19 @@ std::string describe(const std::vector<std::size_t>& sizes) {
 template <class T>
 MLP<T>::MLP(const std::vector<std::size_t>& sizes, Activation hidden, Init init, NumpyRandom& rng)
     : sizes_(sizes), hidden_(hidden) {
-    if (sizes.size() < 2) throw std::invalid_argument("MLP: needs at least an input and an output size, got " + describe(sizes));
+    if (sizes.size() < 2) throw std::invalid_argument("MLP: needs at least an input and an output size, got " + dashed(sizes));
     for (std::size_t n : sizes)
-        if (n == 0) throw std::invalid_argument("MLP: layer size 0 in " + describe(sizes));
-    layers.reserve(sizes.size() - 1);
-    for (std::size_t l = 1; l < sizes.size(); ++l)
-        layers.emplace_back(sizes[l - 1], sizes[l], init, rng, "layer " + std::to_string(l));
+        if (n == 0) throw std::invalid_argument("MLP: layer size 0 in " + dashed(sizes));
+    for (std::size_t l = 1; l < sizes.size(); ++l) {
+        this->register_module("layer" + std::to_string(l), layers.emplace_back(sizes[l - 1], sizes[l], rng, init));
+        if (l + 1 < sizes.size())
+            this->register_module("act" + std::to_string(l), activations.emplace_back(hidden));
+    }
+}
+
+template <class T>
+std::string MLP<T>::describe() const {
+    return "MLP(" + dashed(sizes_) + ", " + to_string(hidden_) + ")";
 }
 
 template <class T>
@@ -34,31 +41,13 @@ MLP<T>::MLP(const std::vector<std::size_t>& sizes, Activation hidden, Init init,
     : MLP(sizes, hidden, init, rng) {}
 
 template <class T>
-autodiff::Var<T> MLP<T>::operator()(autodiff::Var<T> X) {
+autodiff::Var<T> MLP<T>::forward(autodiff::Var<T> X) {
     autodiff::Var<T> A = X;
     for (std::size_t l = 0; l < layers.size(); ++l) {
-        autodiff::Var<T> Z = layers[l](A);
-        A = (l + 1 < layers.size()) ? activate(Z, hidden_) : Z;
+        A = layers[l](A);
+        if (l < activations.size()) A = activations[l](A);
     }
     return A;
-}
-
-template <class T>
-std::vector<autodiff::Parameter<T>*> MLP<T>::parameters() {
-    std::vector<autodiff::Parameter<T>*> ps;
-    for (Linear<T>& layer : layers) {
-        ps.push_back(&layer.W);
-        ps.push_back(&layer.b);
-    }
-    return ps;
-}
-
-template <class T>
-void MLP<T>::zero_grad() {
-    for (Linear<T>& layer : layers) {
-        layer.W.zero_grad();
-        layer.b.zero_grad();
-    }
 }
 
 template class MLP<float>;

@@ -23,6 +23,16 @@ T require_rate(const char* optimizer, const char* what, T value) {
 }
 
 template <class T>
+T require_nonnegative(const char* optimizer, const char* what, T value) {
+    if (!std::isfinite(value) || value < T(0)) {
+        std::ostringstream msg;
+        msg << optimizer << ": " << what << " must be a finite number >= 0, got " << value;
+        throw std::invalid_argument(msg.str());
+    }
+    return value;
+}
+
+template <class T>
 T require_fraction(const char* optimizer, const char* what, T value) {
     if (!(value >= T(0) && value < T(1))) {
         std::ostringstream msg;
@@ -92,7 +102,7 @@ Optimizer<T>::Optimizer(std::vector<Parameter<T>*> parameters, T learning_rate)
 
 template <class T>
 void Optimizer<T>::set_learning_rate(T rate) {
-    learning_rate_ = require_rate(name().c_str(), "learning rate", rate);
+    learning_rate_ = require_nonnegative(name().c_str(), "learning rate", rate);
 }
 
 template <class T>
@@ -108,28 +118,35 @@ void Optimizer<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
 // ---- SGD ----
 
 template <class T>
-SGD<T>::SGD(std::vector<Parameter<T>*> parameters, T learning_rate)
-    : Optimizer<T>(std::move(parameters), require_rate("SGD", "learning rate", learning_rate)) {}
+SGD<T>::SGD(std::vector<Parameter<T>*> parameters, T learning_rate, T weight_decay)
+    : Optimizer<T>(std::move(parameters), require_rate("SGD", "learning rate", learning_rate)),
+      weight_decay_(require_nonnegative("SGD", "weight decay", weight_decay)) {}
 
 template <class T>
 void SGD<T>::step() {
     for (Parameter<T>* p : this->parameters_) {
         const T* g = p->grad.data();
-        update(*p, [&](std::size_t k) { return this->learning_rate_ * g[k]; });
+        const T* w = p->value.data();
+        // Two loops rather than a test per number: without decay the notebook's update is exact.
+        if (weight_decay_ == T(0))
+            update(*p, [&](std::size_t k) { return this->learning_rate_ * g[k]; });
+        else
+            update(*p, [&](std::size_t k) { return this->learning_rate_ * (g[k] + weight_decay_ * w[k]); });
     }
 }
 
 template <class T>
 std::map<std::string, std::string> SGD<T>::hyperparameters() const {
-    return {{"learning_rate", text(this->learning_rate_)}};
+    return {{"learning_rate", text(this->learning_rate_)}, {"weight_decay", text(weight_decay_)}};
 }
 
 // ---- Momentum ----
 
 template <class T>
-Momentum<T>::Momentum(std::vector<Parameter<T>*> parameters, T learning_rate, T momentum)
+Momentum<T>::Momentum(std::vector<Parameter<T>*> parameters, T learning_rate, T momentum, T weight_decay)
     : Optimizer<T>(std::move(parameters), require_rate("Momentum", "learning rate", learning_rate)),
       momentum_(require_fraction("Momentum", "momentum", momentum)),
+      weight_decay_(require_nonnegative("Momentum", "weight decay", weight_decay)),
       velocity_(zeros_like(this->parameters_)) {}
 
 template <class T>
@@ -137,9 +154,10 @@ void Momentum<T>::step() {
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
         require_shape(name(), *this->parameters_[i], velocity_[i], "velocity");
         const T* g = this->parameters_[i]->grad.data();
+        const T* w = this->parameters_[i]->value.data();
         T* v = velocity_[i].data();
         update(*this->parameters_[i], [&](std::size_t k) {
-            v[k] = momentum_ * v[k] + g[k];
+            v[k] = momentum_ * v[k] + (g[k] + weight_decay_ * w[k]);
             return this->learning_rate_ * v[k];
         });
     }
@@ -147,7 +165,8 @@ void Momentum<T>::step() {
 
 template <class T>
 std::map<std::string, std::string> Momentum<T>::hyperparameters() const {
-    return {{"learning_rate", text(this->learning_rate_)}, {"momentum", text(momentum_)}};
+    return {{"learning_rate", text(this->learning_rate_)}, {"momentum", text(momentum_)},
+            {"weight_decay", text(weight_decay_)}};
 }
 
 template <class T>
@@ -165,13 +184,22 @@ void Momentum<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
 // ---- Adam ----
 
 template <class T>
-Adam<T>::Adam(std::vector<Parameter<T>*> parameters, T learning_rate, T beta1, T beta2, T epsilon)
+Adam<T>::Adam(std::vector<Parameter<T>*> parameters, T learning_rate, T beta1, T beta2, T epsilon, T weight_decay)
     : Optimizer<T>(std::move(parameters), require_rate("Adam", "learning rate", learning_rate)),
       beta1_(require_fraction("Adam", "beta1", beta1)),
       beta2_(require_fraction("Adam", "beta2", beta2)),
       epsilon_(require_rate("Adam", "epsilon", epsilon)),
+      weight_decay_(require_nonnegative("Adam", "weight decay", weight_decay)),
       m_(zeros_like(this->parameters_)),
       v_(zeros_like(this->parameters_)) {}
+
+template <class T>
+Adam<T>::Adam(Decoupled, std::vector<Parameter<T>*> parameters, T learning_rate, T weight_decay, T beta1, T beta2,
+              T epsilon)
+    : Adam(std::move(parameters), learning_rate, beta1, beta2, epsilon, T(0)) {
+    weight_decay_ = require_nonnegative("AdamW", "weight decay", weight_decay);
+    decoupled_ = true;
+}
 
 template <class T>
 void Adam<T>::step() {
@@ -183,12 +211,18 @@ void Adam<T>::step() {
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
         require_shape(name(), *this->parameters_[i], m_[i], "first moment");
         const T* g = this->parameters_[i]->grad.data();
+        const T* w = this->parameters_[i]->value.data();
         T* m = m_[i].data();
         T* v = v_[i].data();
+        // L2 (Adam) folds the decay into the gradient; decoupled (AdamW) shrinks W apart
+        // from the adaptive step. Zero decay makes both the plain Adam update.
+        const T l2 = decoupled_ ? T(0) : weight_decay_;
+        const T shrink = decoupled_ ? this->learning_rate_ * weight_decay_ : T(0);
         update(*this->parameters_[i], [&](std::size_t k) {
-            m[k] = beta1_ * m[k] + (T(1) - beta1_) * g[k];
-            v[k] = beta2_ * v[k] + (T(1) - beta2_) * g[k] * g[k];
-            return step_size * m[k] / (std::sqrt(v[k]) / root_correction2 + epsilon_);
+            const T gk = g[k] + l2 * w[k];
+            m[k] = beta1_ * m[k] + (T(1) - beta1_) * gk;
+            v[k] = beta2_ * v[k] + (T(1) - beta2_) * gk * gk;
+            return shrink * w[k] + step_size * m[k] / (std::sqrt(v[k]) / root_correction2 + epsilon_);
         });
     }
 }
@@ -196,7 +230,7 @@ void Adam<T>::step() {
 template <class T>
 std::map<std::string, std::string> Adam<T>::hyperparameters() const {
     return {{"learning_rate", text(this->learning_rate_)}, {"beta1", text(beta1_)}, {"beta2", text(beta2_)},
-            {"epsilon", text(epsilon_)}};
+            {"epsilon", text(epsilon_)}, {"weight_decay", text(weight_decay_)}};
 }
 
 template <class T>
@@ -213,20 +247,46 @@ void Adam<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     restore(name(), state, "m", m_);
     restore(name(), state, "v", v_);
     auto it = state.find("steps");
-    if (it == state.end() || it->second.size() != 1) throw std::invalid_argument("adam: state has no 'steps'");
+    if (it == state.end() || it->second.size() != 1) throw std::invalid_argument(name() + ": state has no 'steps'");
     const T steps = it->second(0, 0);
     if (!(steps >= T(0) && steps < T(1e15) && steps == std::floor(steps)))
-        throw std::invalid_argument("adam: state 'steps' must be a whole number of steps, got " + text(steps));
+        throw std::invalid_argument(name() + ": state 'steps' must be a whole number of steps, got " + text(steps));
     steps_ = static_cast<std::uint64_t>(steps);
 }
 
 template <class T>
 std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, std::vector<Parameter<T>*> parameters,
-                                             T learning_rate, T momentum) {
-    if (name == "sgd") return std::make_unique<SGD<T>>(std::move(parameters), learning_rate);
-    if (name == "momentum") return std::make_unique<Momentum<T>>(std::move(parameters), learning_rate, momentum);
-    if (name == "adam") return std::make_unique<Adam<T>>(std::move(parameters), learning_rate);
-    throw std::invalid_argument("unknown optimizer '" + name + "' (sgd, momentum or adam)");
+                                             T learning_rate, T momentum, T weight_decay) {
+    if (name == "sgd") return std::make_unique<SGD<T>>(std::move(parameters), learning_rate, weight_decay);
+    if (name == "momentum")
+        return std::make_unique<Momentum<T>>(std::move(parameters), learning_rate, momentum, weight_decay);
+    if (name == "adam")
+        return std::make_unique<Adam<T>>(std::move(parameters), learning_rate, T(0.9), T(0.999), T(1e-8), weight_decay);
+    if (name == "adamw") return std::make_unique<AdamW<T>>(std::move(parameters), learning_rate, weight_decay);
+    throw std::invalid_argument("unknown optimizer '" + name + "' (sgd, momentum, adam or adamw)");
+}
+
+template <class T>
+double clip_grad_norm(const std::vector<Parameter<T>*>& parameters, double max_norm) {
+    if (!(std::isfinite(max_norm) && max_norm > 0))
+        throw autodiff::Error("clip_grad_norm: max_norm must be a positive finite number, got " + text(max_norm));
+    double squares = 0;
+    for (const Parameter<T>* p : parameters)
+        for (const T g : p->grad) squares += double(g) * double(g);
+    const double norm = std::sqrt(squares);
+    if (!std::isfinite(norm)) {
+        for (const Parameter<T>* p : parameters)
+            for (const T g : p->grad)
+                if (!std::isfinite(g))
+                    throw autodiff::Error("clip_grad_norm: the gradient of '" + p->name + "' holds " + text(g) +
+                                          ": the total norm is not finite");
+        throw autodiff::Error("clip_grad_norm: the total gradient norm overflows (" + text(norm) + ")");
+    }
+    if (norm > max_norm) {
+        const T factor = T(max_norm / (norm + 1e-6));
+        for (Parameter<T>* p : parameters) p->grad *= factor;
+    }
+    return norm;
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                              \
@@ -234,8 +294,10 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, std::vecto
     template class SGD<T>;                                                                                   \
     template class Momentum<T>;                                                                              \
     template class Adam<T>;                                                                                  \
+    template class AdamW<T>;                                                                                 \
+    template double clip_grad_norm<T>(const std::vector<Parameter<T>*>&, double);                            \
     template std::unique_ptr<Optimizer<T>> make_optimizer<T>(const std::string&, std::vector<Parameter<T>*>, \
-                                                             T, T);
+                                                             T, T, T);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -3,6 +3,7 @@
 /// Optimizers over a list of parameters. Each step reads Parameter::grad as backward()
 /// accumulated it; zero_grad() clears the gradients for the next step.
 /// Hyper-parameters are checked on construction: a NaN or negative rate throws.
+/// Every update is one fused pass over each parameter's numbers (weight decay included).
 
 #include <map>
 #include <memory>
@@ -22,7 +23,10 @@ public:
     void zero_grad();
 
     T learning_rate() const { return learning_rate_; }
-    void set_learning_rate(T rate);  ///< for schedules; checked like the constructor's
+    /// For schedules: finite and >= 0 (a schedule may reach 0; then step() changes nothing
+    /// but the optimizer's state).
+    void set_learning_rate(T rate);
+    const std::vector<autodiff::Parameter<T>*>& parameters() const { return parameters_; }
 
     virtual std::string name() const = 0;
     /// What a checkpoint keeps: hyper-parameters as text, and the per-parameter state arrays
@@ -36,21 +40,26 @@ protected:
     T learning_rate_;
 };
 
-/// W = W - learning_rate * dW: the notebook's update_parameters.
+/// W = W - learning_rate * (dW + weight_decay * W): the notebook's update_parameters, with
+/// an optional L2 penalty as torch.optim.SGD's weight_decay.
 template <class T = double>
 class SGD : public Optimizer<T> {
 public:
-    SGD(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate);
+    SGD(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate, T weight_decay = T(0));
     void step() override;
     std::string name() const override { return "sgd"; }
     std::map<std::string, std::string> hyperparameters() const override;
+
+private:
+    T weight_decay_;
 };
 
-/// v = momentum * v + dW; W = W - learning_rate * v (PyTorch's convention).
+/// g = dW + weight_decay * W; v = momentum * v + g; W = W - learning_rate * v (PyTorch's convention).
 template <class T = double>
 class Momentum : public Optimizer<T> {
 public:
-    Momentum(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate, T momentum = T(0.9));
+    Momentum(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate, T momentum = T(0.9),
+             T weight_decay = T(0));
     void step() override;
     std::string name() const override { return "momentum"; }
     std::map<std::string, std::string> hyperparameters() const override;
@@ -58,31 +67,56 @@ public:
     void load_state(const std::map<std::string, autodiff::Matrix<T>>& state) override;
 
 private:
-    T momentum_;
+    T momentum_, weight_decay_;
     std::vector<autodiff::Matrix<T>> velocity_;
 };
 
-/// Adam (Kingma & Ba 2015) with bias correction, as torch.optim.Adam.
+/// Adam (Kingma & Ba 2015) with bias correction, as torch.optim.Adam; weight_decay adds the
+/// L2 term weight_decay * W to the gradient, as torch.optim.Adam does.
 template <class T = double>
 class Adam : public Optimizer<T> {
 public:
     Adam(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate = T(1e-3), T beta1 = T(0.9),
-         T beta2 = T(0.999), T epsilon = T(1e-8));
+         T beta2 = T(0.999), T epsilon = T(1e-8), T weight_decay = T(0));
     void step() override;
-    std::string name() const override { return "adam"; }
+    std::string name() const override { return decoupled_ ? "adamw" : "adam"; }
     std::map<std::string, std::string> hyperparameters() const override;
     std::map<std::string, autodiff::Matrix<T>> state() const override;
     void load_state(const std::map<std::string, autodiff::Matrix<T>>& state) override;
 
+protected:
+    struct Decoupled {};
+    Adam(Decoupled, std::vector<autodiff::Parameter<T>*> parameters, T learning_rate, T weight_decay, T beta1,
+         T beta2, T epsilon);
+
 private:
-    T beta1_, beta2_, epsilon_;
+    T beta1_, beta2_, epsilon_, weight_decay_;
+    bool decoupled_ = false;
     std::vector<autodiff::Matrix<T>> m_, v_;
     std::uint64_t steps_ = 0;
 };
 
-/// "sgd" (momentum 0) / "momentum" / "adam" by name, for the command line and checkpoints.
+/// AdamW (Loshchilov & Hutter 2019), as torch.optim.AdamW: the decay is decoupled from the
+/// gradient, W = W - learning_rate * weight_decay * W, then Adam's step; in the same pass.
+template <class T = double>
+class AdamW : public Adam<T> {
+public:
+    AdamW(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate = T(1e-3), T weight_decay = T(1e-2),
+          T beta1 = T(0.9), T beta2 = T(0.999), T epsilon = T(1e-8))
+        : Adam<T>(typename Adam<T>::Decoupled{}, std::move(parameters), learning_rate, weight_decay, beta1, beta2,
+                  epsilon) {}
+};
+
+/// Scales every gradient by max_norm / norm when their joint L2 norm exceeds max_norm (as
+/// torch.nn.utils.clip_grad_norm_, with its 1e-6 guard); returns the norm before clipping.
+/// Throws autodiff::Error if the norm is not finite, naming the first non-finite parameter.
+template <class T>
+double clip_grad_norm(const std::vector<autodiff::Parameter<T>*>& parameters, double max_norm);
+
+/// "sgd" (momentum 0) / "momentum" / "adam" / "adamw" by name, for the command line and
+/// checkpoints; weight_decay is L2 for the first three and decoupled for adamw.
 template <class T>
 std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, std::vector<autodiff::Parameter<T>*> parameters,
-                                             T learning_rate, T momentum = T(0.9));
+                                             T learning_rate, T momentum = T(0.9), T weight_decay = T(0));
 
 }  // namespace nn

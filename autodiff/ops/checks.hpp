@@ -44,6 +44,18 @@ void require_same_shape(const char* op, const char* what_a, Var<T> a, const char
                      " (they must have the same shape)");
 }
 
+// One class index per example (column of the logits), each below the number of classes
+// (rows). Also what a replay's new labels are checked against.
+inline void require_labels(const char* op, Shape logits, const Labels& classes) {
+    if (classes.size() != logits.cols)
+        fail(op, "logits are " + to_string(logits) + " (classes x examples) but " + std::to_string(classes.size()) +
+                     " class labels were given");
+    for (std::size_t j = 0; j < classes.size(); ++j)
+        if (classes[j] >= logits.rows)
+            fail(op, "label " + std::to_string(classes[j]) + " of example " + std::to_string(j) +
+                         " is out of range for " + std::to_string(logits.rows) + " classes");
+}
+
 inline int require_axis(const char* op, int axis) {
     if (axis != 0 && axis != 1) fail(op, "axis must be 0 (over rows) or 1 (over columns), got " + std::to_string(axis));
     return axis;

@@ -68,13 +68,16 @@ void binary_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T, class Rule>
+void binary_forward(Tape<T>& tape, Node<T>& y) {
+    const kernels::Broadcast<T> a(tape.input(y, 0)), b(tape.input(y, 1));
+    kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(a(i, j), b(i, j)); });
+}
+
+template <class T, class Rule>
 Var<T> binary(Var<T> a, Var<T> b) {
     Tape<T>& tape = ops::common_tape(Rule::name, {a, b});
     const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, a, b);
-    return tape.record(Rule::name, {a, b}, shape, binary_backward<T, Rule>, [&](Node<T>& y) {
-        const kernels::Broadcast<T> av(a.value()), bv(b.value());
-        kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(av(i, j), bv(i, j)); });
-    });
+    return tape.record_op(Rule::name, {a, b}, shape, binary_forward<T, Rule>, binary_backward<T, Rule>);
 }
 
 }  // namespace
@@ -83,15 +86,27 @@ template <class T> Var<T> add(Var<T> a, Var<T> b) { return binary<T, AddRule>(a,
 template <class T> Var<T> sub(Var<T> a, Var<T> b) { return binary<T, SubRule>(a, b); }
 template <class T> Var<T> mul(Var<T> a, Var<T> b) { return binary<T, MulRule>(a, b); }
 
+namespace {
+
+// Checked in the forward, so that a replay over new values checks them too.
 template <class T>
-Var<T> div(Var<T> a, Var<T> b) {
-    ops::common_tape("div", {a, b});
-    const Matrix<T>& divisor = b.value();
+void div_forward(Tape<T>& tape, Node<T>& y) {
+    const Matrix<T>& divisor = tape.input(y, 1);
+    const std::size_t cols = divisor.shape()[1];
     for (std::size_t k = 0; k < divisor.size(); ++k)
         if (divisor.data()[k] == T(0))
-            ops::fail("div", "the divisor (" + to_string(b.shape()) + ") holds 0 at row " +
-                                 std::to_string(k / b.cols()) + ", column " + std::to_string(k % b.cols()));
-    return binary<T, DivRule>(a, b);
+            ops::fail("div", "the divisor (" + to_string(shape_of(divisor)) + ") holds 0 at row " +
+                                 std::to_string(k / cols) + ", column " + std::to_string(k % cols));
+    binary_forward<T, DivRule>(tape, y);
+}
+
+}  // namespace
+
+template <class T>
+Var<T> div(Var<T> a, Var<T> b) {
+    Tape<T>& tape = ops::common_tape("div", {a, b});
+    const Shape shape = ops::broadcast_shape("div", "/", a, b);
+    return tape.record_op("div", {a, b}, shape, div_forward<T>, binary_backward<T, DivRule>);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)               \

@@ -35,14 +35,54 @@ void matmul_backward(Tape<T>& tape, Node<T>& Z) {
     }
 }
 
+template <class T>
+void matmul_forward(Tape<T>& tape, Node<T>& Z) {
+    gemm(tape.input(Z, 0), Transpose::no, tape.input(Z, 1), Transpose::no, Z.value);
+}
+
+// Starts from b broadcast over the examples, then lets GEMM add W @ A in place.
+template <class T>
+void linear_forward(Tape<T>& tape, Node<T>& Z) {
+    const Matrix<T>& b = tape.input(Z, 2);
+    const std::size_t cols = Z.value.shape()[1];
+    for (std::size_t i = 0; i < Z.value.shape()[0]; ++i) std::fill_n(Z.value.data() + i * cols, cols, b(i, 0));
+    gemm(tape.input(Z, 0), Transpose::no, tape.input(Z, 1), Transpose::no, Z.value, T(1), T(1));
+}
+
+template <class T>
+void linear_backward(Tape<T>& tape, Node<T>& Z) {
+    matmul_backward(tape, Z);
+    if (tape.needs_grad(Z, 2)) {
+        auto db = tape.grad_of(Z, 2);
+        kernels::sum_to(Z.grad, db.grad, db.overwrite);
+    }
+}
+
+// y(i, j) = x(j, i)
+template <class T>
+void transpose_forward(Tape<T>& tape, Node<T>& y) {
+    const Matrix<T>& x = tape.input(y, 0);
+    const T* v = x.data();
+    const std::size_t x_cols = x.shape()[1];
+    kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return v[j * x_cols + i]; });
+}
+
+// dx(i, j) = dy(j, i)
+template <class T>
+void transpose_backward(Tape<T>& tape, Node<T>& y) {
+    auto dx = tape.grad_of(y, 0);
+    const std::size_t rows = dx.grad.shape()[0], cols = dx.grad.shape()[1];
+    const T* g = y.grad.data();
+    dx.accumulate([&](std::size_t k) { return g[(k % cols) * rows + k / cols]; });
+}
+
 }  // namespace
 
 template <class T>
 Var<T> matmul(Var<T> W, Var<T> A) {
     Tape<T>& tape = ops::common_tape("matmul", {W, A});
     check_inner("matmul", W, A);
-    return tape.record("matmul", {W, A}, {W.rows(), A.cols()}, matmul_backward<T>,
-                       [&](Node<T>& Z) { gemm(W.value(), Transpose::no, A.value(), Transpose::no, Z.value); });
+    return tape.record_op("matmul", {W, A}, {W.rows(), A.cols()}, matmul_forward<T>, matmul_backward<T>);
 }
 
 template <class T>
@@ -52,36 +92,13 @@ Var<T> linear(Var<T> W, Var<T> A, Var<T> b) {
     if (b.shape() != Shape{W.rows(), 1})
         ops::fail("linear", "b is " + to_string(b.shape()) + " but W is " + to_string(W.shape()) +
                                 ": b must be " + std::to_string(W.rows()) + "x1 (one bias per output)");
-    auto backward = [](Tape<T>& tape, Node<T>& Z) {
-        matmul_backward(tape, Z);
-        if (tape.needs_grad(Z, 2)) {
-            auto db = tape.grad_of(Z, 2);
-            kernels::sum_to(Z.grad, db.grad, db.overwrite);
-        }
-    };
-    return tape.record("linear", {W, A, b}, {W.rows(), A.cols()}, backward, [&](Node<T>& Z) {
-        // Start from b broadcast over the examples, then let GEMM add W @ A in place.
-        const std::size_t cols = Z.value.shape()[1];
-        for (std::size_t i = 0; i < Z.value.shape()[0]; ++i)
-            std::fill_n(Z.value.data() + i * cols, cols, b.value()(i, 0));
-        gemm(W.value(), Transpose::no, A.value(), Transpose::no, Z.value, T(1), T(1));
-    });
+    return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_forward<T>, linear_backward<T>);
 }
 
 template <class T>
 Var<T> transpose(Var<T> x) {
     Tape<T>& tape = ops::common_tape("transpose", {x});
-    auto backward = [](Tape<T>& tape, Node<T>& y) {
-        auto dx = tape.grad_of(y, 0);  // dx(i, j) = dy(j, i)
-        const std::size_t rows = dx.grad.shape()[0], cols = dx.grad.shape()[1];
-        const T* g = y.grad.data();
-        dx.accumulate([&](std::size_t k) { return g[(k % cols) * rows + k / cols]; });
-    };
-    return tape.record("transpose", {x}, {x.cols(), x.rows()}, backward, [&](Node<T>& y) {
-        const T* v = x.value().data();
-        const std::size_t x_cols = x.cols();  // y(i, j) = x(j, i)
-        kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return v[j * x_cols + i]; });
-    });
+    return tape.record_op("transpose", {x}, {x.cols(), x.rows()}, transpose_forward<T>, transpose_backward<T>);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                      \

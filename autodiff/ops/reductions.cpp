@@ -15,19 +15,46 @@ Shape reduced_shape(Shape s, int axis) {  // axis -1: everything
     return {1, 1};
 }
 
+// y.scalar: 1 for a sum, 1/count for a mean.
+template <class T>
+void reduce_forward(Tape<T>& tape, Node<T>& y) {
+    kernels::sum_to(tape.input(y, 0), y.value, /*overwrite=*/true, y.scalar);
+}
+
+template <class T>
+void reduce_backward(Tape<T>& tape, Node<T>& y) {
+    const kernels::Broadcast<T> g(y.grad);
+    const T factor = y.scalar;
+    tape.grad_of(y, 0).accumulate_2d([&](std::size_t i, std::size_t j) { return factor * g(i, j); });
+}
+
 template <class T>
 Var<T> reduce(const char* op, Var<T> x, int axis, bool average) {
     Tape<T>& tape = ops::common_tape(op, {x});
     const Shape out_shape = reduced_shape(x.shape(), axis);
-    auto backward = [](Tape<T>& tape, Node<T>& y) {
-        const kernels::Broadcast<T> g(y.grad);
-        const T factor = y.scalar;
-        tape.grad_of(y, 0).accumulate_2d([&](std::size_t i, std::size_t j) { return factor * g(i, j); });
-    };
-    return tape.record(op, {x}, out_shape, backward, [&](Node<T>& y) {
-        y.scalar = average ? T(out_shape.size()) / T(x.shape().size()) : T(1);
-        kernels::sum_to(x.value(), y.value, /*overwrite=*/true, y.scalar);
-    });
+    const T factor = average ? T(out_shape.size()) / T(x.shape().size()) : T(1);
+    return tape.record_op(op, {x}, out_shape, reduce_forward<T>, reduce_backward<T>,
+                          [&](Node<T>& y) { y.scalar = factor; });
+}
+
+// loss = mean((p - t)^2); loss.scalar holds 1/N.
+template <class T>
+void mse_forward(Tape<T>& tape, Node<T>& loss) {
+    const Matrix<T>& p = tape.input(loss, 0);
+    const Matrix<T>& t = tape.input(loss, 1);
+    T total = T(0);
+    for (std::size_t k = 0; k < p.size(); ++k) total += (p.data()[k] - t.data()[k]) * (p.data()[k] - t.data()[k]);
+    loss.value(0, 0) = total * loss.scalar;
+}
+
+// d/dp mean((p - t)^2) = 2 (p - t) / N, and the negative of it for t.
+template <class T>
+void mse_backward(Tape<T>& tape, Node<T>& loss) {
+    const T* p = tape.input(loss, 0).data();
+    const T* t = tape.input(loss, 1).data();
+    const T factor = T(2) * loss.scalar * loss.grad(0, 0);
+    if (tape.needs_grad(loss, 0)) tape.grad_of(loss, 0).accumulate([&](std::size_t k) { return factor * (p[k] - t[k]); });
+    if (tape.needs_grad(loss, 1)) tape.grad_of(loss, 1).accumulate([&](std::size_t k) { return factor * (t[k] - p[k]); });
 }
 
 }  // namespace
@@ -41,22 +68,9 @@ template <class T>
 Var<T> mse(Var<T> prediction, Var<T> target) {
     Tape<T>& tape = ops::common_tape("mse", {prediction, target});
     ops::require_same_shape("mse", "prediction", prediction, "target", target.shape());
-    // d/dp mean((p - t)^2) = 2 (p - t) / N, and the negative of it for t.
-    auto backward = [](Tape<T>& tape, Node<T>& loss) {
-        const T* p = tape.input(loss, 0).data();
-        const T* t = tape.input(loss, 1).data();
-        const T factor = T(2) * loss.scalar * loss.grad(0, 0);
-        if (tape.needs_grad(loss, 0)) tape.grad_of(loss, 0).accumulate([&](std::size_t k) { return factor * (p[k] - t[k]); });
-        if (tape.needs_grad(loss, 1)) tape.grad_of(loss, 1).accumulate([&](std::size_t k) { return factor * (t[k] - p[k]); });
-    };
-    return tape.record("mse", {prediction, target}, {1, 1}, backward, [&](Node<T>& loss) {
-        const Matrix<T>& p = prediction.value();
-        const Matrix<T>& t = target.value();
-        loss.scalar = T(1) / static_cast<T>(p.size());
-        T total = T(0);
-        for (std::size_t k = 0; k < p.size(); ++k) total += (p.data()[k] - t.data()[k]) * (p.data()[k] - t.data()[k]);
-        loss.value(0, 0) = total * loss.scalar;
-    });
+    const T inverse_count = T(1) / static_cast<T>(prediction.shape().size());
+    return tape.record_op("mse", {prediction, target}, {1, 1}, mse_forward<T>, mse_backward<T>,
+                          [&](Node<T>& loss) { loss.scalar = inverse_count; });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                 \

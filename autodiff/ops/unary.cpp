@@ -82,16 +82,27 @@ template <class T> Var<T> relu(Var<T> x) { return unary<T, ReluRule>(x); }
 template <class T> Var<T> sigmoid(Var<T> x) { return unary<T, SigmoidRule>(x); }
 template <class T> Var<T> tanh(Var<T> x) { return unary<T, TanhRule>(x); }
 
+namespace {
+
+// Checked in the forward, so that a replay over new values checks them too.
 template <class T>
-Var<T> log(Var<T> x) {
-    ops::common_tape("log", {x});
-    const Matrix<T>& v = x.value();
+void log_forward(Tape<T>& tape, Node<T>& y) {
+    const Matrix<T>& v = tape.input(y, 0);
+    const std::size_t cols = v.shape()[1];
     for (std::size_t k = 0; k < v.size(); ++k)
         if (!(v.data()[k] >= T(0)))  // also catches NaN
-            ops::fail("log", "input (" + to_string(x.shape()) + ") holds " + std::to_string(v.data()[k]) +
-                                 " at row " + std::to_string(k / x.cols()) + ", column " +
-                                 std::to_string(k % x.cols()) + " (log needs x >= 0)");
-    return unary<T, LogRule>(x);
+            ops::fail("log", "input (" + to_string(shape_of(v)) + ") holds " + std::to_string(v.data()[k]) +
+                                 " at row " + std::to_string(k / cols) + ", column " + std::to_string(k % cols) +
+                                 " (log needs x >= 0)");
+    unary_forward<T, LogRule>(tape, y);
+}
+
+}  // namespace
+
+template <class T>
+Var<T> log(Var<T> x) {
+    Tape<T>& tape = ops::common_tape("log", {x});
+    return tape.record_op("log", {x}, x.shape(), log_forward<T>, unary_backward<T, LogRule>);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)            \

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "autodiff/autodiff.hpp"
 #include "random_matrices.hpp"
 
@@ -19,14 +21,17 @@ void require_gradcheck(const TapeFunction<double>& f, const std::vector<Matrix<d
     REQUIRE(result.worst_error <= 1e-6);
 }
 
-using Unary = Var<double> (*)(Var<double>);
-
-void check_unary(Unary op, double low, double high, double gap) {
+// Any callable, capturing lambdas included.
+void check_unary_fn(const std::function<Var<double>(Var<double>)>& op, double low, double high, double gap) {
     std::mt19937_64 rng(7);
     for (Shape s : test::sweep_shapes(rng))
         require_gradcheck([op](Tape<double>&, const std::vector<Var<double>>& x) { return op(x[0]); },
                           {random_matrix(rng, s, low, high, gap)});
 }
+
+using Unary = Var<double> (*)(Var<double>);
+
+void check_unary(Unary op, double low, double high, double gap) { check_unary_fn(op, low, high, gap); }
 
 // Both operand orders and every way the second can broadcast against the first.
 void check_binary(Var<double> (*op)(Var<double>, Var<double>), double gap) {
@@ -136,4 +141,158 @@ TEST_CASE("gradcheck catches a wrong gradient", "[gradcheck]") {
         {random_matrix(rng, {2, 3})});
     REQUIRE_FALSE(result.passed);
     REQUIRE(result.worst_error > 0.1);  // analytic 2R against numeric 3R
+}
+
+// ---- the op set of issue 11 ----
+
+TEST_CASE("a handle mixed with int, float and double scalars matches finite differences", "[gradcheck]") {
+    check_unary([](Var<double> x) { return x + 2; }, -2, 2, 0);
+    check_unary([](Var<double> x) { return 1.5f + x; }, -2, 2, 0);
+    check_unary([](Var<double> x) { return x - 0.25; }, -2, 2, 0);
+    check_unary([](Var<double> x) { return 3 - x; }, -2, 2, 0);
+    check_unary([](Var<double> x) { return 2 * x * 0.5f; }, -2, 2, 0);
+    check_unary([](Var<double> x) { return x / 4; }, -2, 2, 0);
+    check_unary([](Var<double> x) { return 2.0 / x; }, -2, 2, 0.3);
+}
+
+TEST_CASE("elementwise functions match finite differences away from their kinks", "[gradcheck]") {
+    SECTION("square") { check_unary(square<double>, -2, 2, 0); }
+    SECTION("sqrt") { check_unary(sqrt<double>, 0.2, 3, 0); }
+    SECTION("abs") { check_unary(abs<double>, -2, 2, 0.01); }
+    SECTION("log1p") { check_unary(log1p<double>, -0.8, 3, 0); }
+    SECTION("gelu") { check_unary(gelu<double>, -4, 4, 0); }
+    SECTION("silu") { check_unary(silu<double>, -6, 6, 0); }
+    SECTION("softplus, both sides of its threshold") {
+        check_unary([](Var<double> x) { return softplus(x); }, -30, 30, 0);
+        check_unary([](Var<double> x) { return softplus(x, 2.0, 5.0); }, -5, 5, 0);
+    }
+    SECTION("leaky_relu and elu") {
+        check_unary([](Var<double> x) { return leaky_relu(x); }, -2, 2, 0.01);
+        check_unary([](Var<double> x) { return leaky_relu(x, 0.3); }, -2, 2, 0.01);
+        check_unary([](Var<double> x) { return elu(x); }, -3, 2, 0.01);
+        check_unary([](Var<double> x) { return elu(x, 0.5); }, -3, 2, 0.01);
+    }
+    SECTION("clamp") { check_unary([](Var<double> x) { return clamp(x, -0.5, 1.0); }, -2, 2, 0); }
+    SECTION("pow") {
+        for (double p : {3.0, 2.0, 1.0, 0.0, -2.0})
+            check_unary_fn([p](Var<double> x) { return pow(x, p); }, -2, 2, 0.3);
+        for (double p : {0.5, 1.7, -0.5}) check_unary_fn([p](Var<double> x) { return pow(x, p); }, 0.2, 3, 0);
+    }
+}
+
+TEST_CASE("maximum, minimum and where match finite differences under every 2-D broadcast", "[gradcheck]") {
+#if PENDING
+    SECTION("maximum") { check_binary(maximum<double>, 0); }
+    SECTION("minimum") { check_binary(minimum<double>, 0); }
+#endif
+    SECTION("where") {
+        std::mt19937_64 rng(13);
+        for (Shape s : test::sweep_shapes(rng))
+            for (Shape p : {s, Shape{s.rows, 1}, Shape{1, s.cols}, Shape{1, 1}})
+                for (Shape mask_shape : {s, p}) {
+                    const Matrix<double> mask = xt::cast<double>(random_matrix(rng, mask_shape, -1, 1, 0.01) > 0.0);
+                    auto f = [mask](Tape<double>&, const std::vector<Var<double>>& x) { return where(mask, x[0], x[1]); };
+                    require_gradcheck(f, {random_matrix(rng, s), random_matrix(rng, p)});
+                    require_gradcheck(f, {random_matrix(rng, p), random_matrix(rng, s)});
+                }
+    }
+}
+
+TEST_CASE("structure ops match finite differences", "[gradcheck]") {
+    std::mt19937_64 rng(17);
+    for (Shape s : test::sweep_shapes(rng)) {
+        for (int axis : {0, 1}) {
+            const Shape other = axis == 0 ? Shape{2, s.cols} : Shape{s.rows, 3};
+            for (std::size_t parts : {1, 2, 3, 4, 5, 6}) {
+                std::vector<Matrix<double>> inputs;
+                for (std::size_t i = 0; i < parts; ++i) inputs.push_back(random_matrix(rng, i % 2 ? other : s));
+                require_gradcheck([axis](Tape<double>&, const std::vector<Var<double>>& x) { return concat(x, axis); }, inputs);
+            }
+            const std::size_t n = axis == 0 ? s.rows : s.cols;
+            for (std::size_t begin = 0; begin < n; begin += 2)
+                for (std::size_t end = begin + 1; end <= n; end += 3)
+                    require_gradcheck(
+                        [=](Tape<double>&, const std::vector<Var<double>>& x) { return slice(x[0], axis, begin, end); },
+                        {random_matrix(rng, s)});
+            // ids with repeats; the table's entries along `axis` are its vocabulary
+            Labels ids;
+            for (std::size_t j = 0; j < 7; ++j) ids.push_back((j * 5) % n);
+            require_gradcheck([=](Tape<double>&, const std::vector<Var<double>>& x) { return gather(x[0], ids, axis); },
+                              {random_matrix(rng, s)});
+            require_gradcheck([=](Tape<double>&, const std::vector<Var<double>>& x) { return max(x[0], axis); },
+                              {random_matrix(rng, s)});
+#if PENDING
+            require_gradcheck([=](Tape<double>&, const std::vector<Var<double>>& x) { return softmax(x[0], axis); },
+                              {random_matrix(rng, s, -3, 3)});
+            require_gradcheck([=](Tape<double>&, const std::vector<Var<double>>& x) { return log_softmax(x[0], axis); },
+                              {random_matrix(rng, s, -3, 3)});
+#endif
+        }
+        require_gradcheck([](Tape<double>&, const std::vector<Var<double>>& x) { return max(x[0]); }, {random_matrix(rng, s)});
+        require_gradcheck([=](Tape<double>&, const std::vector<Var<double>>& x) { return reshape(x[0], Shape{s.cols, s.rows}); },
+                          {random_matrix(rng, s)});
+        require_gradcheck([=](Tape<double>&, const std::vector<Var<double>>& x) { return reshape(x[0], Shape{1, s.size()}); },
+                          {random_matrix(rng, s)});
+    }
+}
+
+TEST_CASE("the new losses match finite differences in every input", "[gradcheck]") {
+    std::mt19937_64 rng(19);
+    for (Shape s : test::sweep_shapes(rng)) {
+        Labels classes(s.cols);
+        for (std::size_t j = 0; j < s.cols; ++j) classes[j] = (j * 3) % s.rows;
+        const Matrix<double> soft = random_matrix(rng, s, 0, 1);
+        auto two = [&](auto op, Matrix<double> a, Matrix<double> b) {
+            require_gradcheck([op](Tape<double>&, const std::vector<Var<double>>& x) { return op(x[0], x[1]); }, {a, b});
+        };
+        two([](auto z, auto y) { return binary_cross_entropy_with_logits(z, y); }, random_matrix(rng, s, -5, 5), soft);
+        two([](auto p, auto t) { return huber(p, t); }, random_matrix(rng, s, -3, 3), random_matrix(rng, s));
+#if PENDING
+        two([](auto z, auto y) { return softmax_cross_entropy(z, y); }, random_matrix(rng, s, -3, 3), soft);
+#endif
+        require_gradcheck([&](Tape<double>&, const std::vector<Var<double>>& x) { return nll_loss(log_softmax(x[0]), classes); },
+                          {random_matrix(rng, s, -3, 3)});
+#if PENDING
+        for (double eps : {0.1, 0.5}) {
+            require_gradcheck(
+                [&](Tape<double>&, const std::vector<Var<double>>& x) { return softmax_cross_entropy(x[0], classes, eps); },
+                {random_matrix(rng, s, -3, 3)});
+            require_gradcheck(
+                [&](Tape<double>&, const std::vector<Var<double>>& x) { return softmax_cross_entropy(x[0], soft, eps); },
+                {random_matrix(rng, s, -3, 3)});
+        }
+#endif
+    }
+}
+
+TEST_CASE("layer_norm and batch_norm match finite differences in x, gain and bias", "[gradcheck]") {
+    std::mt19937_64 rng(23);
+    for (Shape s : test::sweep_shapes(rng)) {
+        const Shape per_feature{s.rows, 1};
+        auto inputs = [&] {
+            return std::vector<Matrix<double>>{random_matrix(rng, s, -3, 3), random_matrix(rng, per_feature, 0.5, 1.5),
+                                               random_matrix(rng, per_feature)};
+        };
+        require_gradcheck([](Tape<double>&, const std::vector<Var<double>>& x) { return layer_norm(x[0]); },
+                          {random_matrix(rng, s, -3, 3)});
+        require_gradcheck([](Tape<double>&, const std::vector<Var<double>>& x) { return layer_norm(x[0], x[1], x[2]); },
+                          inputs());
+        if (s.cols < 2) continue;  // batch statistics need two examples
+        require_gradcheck([](Tape<double>&, const std::vector<Var<double>>& x) { return batch_norm(x[0]); },
+                          {random_matrix(rng, s, -3, 3)});
+        require_gradcheck([](Tape<double>&, const std::vector<Var<double>>& x) { return batch_norm(x[0], x[1], x[2]); },
+                          inputs());
+    }
+}
+
+TEST_CASE("dropout matches finite differences with its mask fixed by the seed", "[gradcheck]") {
+    std::mt19937_64 rng(29);
+    for (Shape s : test::sweep_shapes(rng))
+        for (double p : {0.0, 0.3, 0.9})
+            require_gradcheck(
+                [p](Tape<double>&, const std::vector<Var<double>>& x) {
+                    CounterRng drop(42, 7);  // the same mask at every call
+                    return dropout(x[0], p, drop);
+                },
+                {random_matrix(rng, s)});
 }

@@ -52,6 +52,24 @@ std::vector<BadCall> bad_shape_calls() {
         {"mean", [=](Tape<double>& t) { mean(c(t, 3, 4), 2); }},
         {"backward", [=](Tape<double>& t) { t.backward(c(t, 3, 4), filled(4, 3)); }},
         {"backward", [=](Tape<double>& t) { t.backward(c(t, 3, 4)); }},
+        // conv2d and the pools: images are columns, (C*H*W) x m; W is C_out x (C_in*kh*kw).
+        {"conv2d", [=](Tape<double>& t) { conv2d(c(t, 49, 2), {2, 5, 5}, c(t, 4, 18), c(t, 4, 1), {3, 3}); }},
+        {"conv2d", [=](Tape<double>& t) { conv2d(c(t, 50, 2), {2, 5, 5}, c(t, 4, 9), c(t, 4, 1), {3, 3}); }},
+        {"conv2d", [=](Tape<double>& t) { conv2d(c(t, 50, 2), {2, 5, 5}, c(t, 4, 18), c(t, 3, 1), {3, 3}); }},
+        {"conv2d", [=](Tape<double>& t) { conv2d(c(t, 50, 2), {2, 5, 5}, c(t, 4, 18), c(t, 4, 2), {3, 3}); }},
+        {"conv2d", [=](Tape<double>& t) { conv2d(c(t, 50, 2), {2, 5, 5}, c(t, 4, 18), c(t, 4, 1), {3, 3, 0}); }},
+        {"conv2d", [=](Tape<double>& t) { conv2d(c(t, 50, 2), {2, 5, 5}, c(t, 4, 72), {6, 6}); }},
+        {"conv2d", [=](Tape<double>& t) { conv2d(c(t, 50, 2), {2, 5, 5}, c(t, 4, 2), {0, 1}); }},
+        {"conv2d", [=](Tape<double>& t) { conv2d(c(t, 50, 2), {2, 25, 0}, c(t, 4, 2), {1, 1}); }},
+        {"conv2d", [](Tape<double>&) { conv2d_output_shape({1, 5, 5}, 0, {3, 3}); }},
+        {"max_pool2d", [=](Tape<double>& t) { max_pool2d(c(t, 50, 2), {2, 5, 5}, {3, 3, 1, 2}); }},
+        {"max_pool2d", [=](Tape<double>& t) { max_pool2d(c(t, 50, 2), {2, 5, 5}, {2, 2, 0, 0}); }},
+        {"max_pool2d", [=](Tape<double>& t) { max_pool2d(c(t, 50, 2), {2, 5, 5}, 6); }},
+        {"max_pool2d", [=](Tape<double>& t) { max_pool2d(c(t, 51, 2), {2, 5, 5}, 2); }},
+        {"avg_pool2d", [=](Tape<double>& t) { avg_pool2d(c(t, 50, 2), {2, 5, 5}, {2, 2, 2, 2}); }},
+        {"avg_pool2d", [=](Tape<double>& t) { avg_pool2d(c(t, 50, 2), {5, 2, 4}, 2); }},
+        {"avg_pool2d", [=](Tape<double>& t) { avg_pool2d(c(t, 50, 2), {2, 5, 5}, 0); }},
+        {"pool2d", [](Tape<double>&) { pool2d_output_shape({1, 2, 2}, {3, 3, 1, 0}); }},
     };
 }
 
@@ -127,6 +145,8 @@ TEST_CASE("every op refuses a handle from another tape, naming itself", "[harden
         {"linear", [&] { linear(f, b, b1); }},    {"add", [&] { add(f, a); }},
         {"sub", [&] { sub(a, f); }},              {"mul", [&] { mul(a, f); }},
         {"div", [&] { div(f, a); }},              {"mse", [&] { mse(a, f); }},
+        {"conv2d", [&] { conv2d(a, {1, 2, 1}, f, {1, 1}); }},
+        {"conv2d", [&] { conv2d(a, {1, 2, 1}, b, f1, {1, 1}); }},
         {"backward", [&] { tape.backward(sum(f)); }},
         {"backward", [&] { tape.backward(f, filled(2, 2)); }},
     };
@@ -141,4 +161,21 @@ TEST_CASE("backward from a row or column output without a seed throws", "[harden
     Var<double> x = tape.leaf(filled(3, 4));
     CHECK_THROWS_WITH(tape.backward(sum(x, 0)), Contains("1x4, not 1x1"));
     CHECK_THROWS_WITH(tape.backward(sum(x, 1)), Contains("3x1, not 1x1"));
+}
+
+TEST_CASE("conv2d and the pools name the shapes, the geometry and the convention", "[hardening][errors]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(filled(50, 2)), W = tape.leaf(filled(4, 18)), b = tape.leaf(filled(4, 1));
+    CHECK_THROWS_WITH(conv2d(tape.leaf(filled(49, 2)), {2, 5, 5}, W, b, {3, 3}),
+                      Contains("x is 49x2 but the image is 2x5x5") && Contains("C*H*W = 50 rows") &&
+                          Contains("features in C x H x W order"));
+    CHECK_THROWS_WITH(conv2d(x, {2, 5, 5}, tape.leaf(filled(4, 9)), b, {3, 3}),
+                      Contains("W is 4x9") && Contains("C_out x (C_in*kh*kw) = C_out x 18"));
+    CHECK_THROWS_WITH(conv2d(x, {2, 5, 5}, W, tape.leaf(filled(3, 1)), {3, 3}),
+                      Contains("b is 3x1 but W is 4x18: b must be 4x1"));
+    CHECK_THROWS_WITH(conv2d(x, {2, 5, 5}, tape.leaf(filled(4, 72)), {6, 6, 1, 0}),
+                      Contains("6x6 kernel is larger than the padded image 5x5") && Contains("padding 0"));
+    CHECK_THROWS_WITH(conv2d(x, {2, 5, 5}, W, b, {3, 3, 0, 1}), Contains("stride 0"));
+    CHECK_THROWS_WITH(max_pool2d(x, {2, 5, 5}, {3, 3, 1, 2}),
+                      Contains("padding 2 with a 3x3 kernel") && Contains("at most half the kernel"));
 }

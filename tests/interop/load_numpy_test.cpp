@@ -60,7 +60,7 @@ TEST_CASE("NumPy-saved weights drive a tapegrad layer and get gradients", "[inte
         for (std::size_t j = 0; j < 2; ++j) {
             double z = b(i, 0);
             for (std::size_t k = 0; k < 4; ++k) z += W(i, k) * X(k, j);
-            CHECK(Z.value()(i, j) == Approx(z).epsilon(1e-14));
+            CHECK_THAT(Z.value()(i, j), Catch::Matchers::WithinAbs(z, 1e-14));
         }
     tape.backward(autodiff::sum(Z));
     CHECK((layer.b.grad == Matrix<double>{{2.0}, {2.0}, {2.0}}));

@@ -12,17 +12,12 @@
 #include "nn/mlp.hpp"
 #include "nn/notebook/notebook_backprop.hpp"
 #include "nn/optimizers.hpp"
+#include "tolerance.hpp"
 
 using autodiff::Matrix;
+using test::max_abs_diff;
 
 namespace {
-
-double max_abs_diff(const Matrix<double>& a, const Matrix<double>& b) {
-    REQUIRE(a.shape() == b.shape());
-    double worst = 0;
-    for (std::size_t k = 0; k < a.size(); ++k) worst = std::max(worst, std::abs(a.data()[k] - b.data()[k]));
-    return worst;
-}
 
 nn::notebook::Parameters<double> parameters_of(nn::MLP<double>& net) {
     nn::notebook::Parameters<double> p;
@@ -133,7 +128,7 @@ TEST_CASE("an X or Y that does not fit the network names the layer and the shape
     autodiff::Tape<double> tape;
     using Catch::Matchers::Contains;
     REQUIRE_THROWS_WITH(net(tape, Matrix<double>(xt::zeros<double>({4, 10}))),
-                        Contains("layer 1 (5 -> 10): its input is 4x10 but it takes 5 features"));
+                        Contains("layer1 (Linear(5, 10)): its input is 4x10 but it takes 5 features"));
     tape.reset();
     auto logits = net(tape, Matrix<double>(xt::zeros<double>({5, 10})));
     REQUIRE_THROWS_WITH(autodiff::softmax_cross_entropy(logits, Matrix<double>(xt::zeros<double>({3, 10}))),

@@ -86,7 +86,7 @@ TEST_CASE("a checkpoint that does not fit the model is rejected, naming the laye
     nn::save_model(dir.path / "small", run.net, *run.optimizer, 0);
     nn::MLP<double> other({4, 8, 3}, nn::Activation::relu, nn::Init::he, 0);
     const nn::Checkpoint c = nn::load_checkpoint(dir.path / "small");
-    REQUIRE_THROWS_WITH(nn::load_weights(c, other), Contains("W1 is 16x4 but layer 1 of the model has 8x4"));
+    REQUIRE_THROWS_WITH(nn::load_weights(c, other), Contains("W1 is 16x4 but layer1 of the model has 8x4"));
     nn::Adam<double> adam(run.net.parameters());
     REQUIRE_THROWS_WITH(nn::restore_optimizer(c, adam), Contains("saved with optimizer 'sgd', not 'adam'"));
 }
@@ -109,7 +109,7 @@ TEST_CASE("invalid training options and data are refused with a clear message", 
     nn::Adam<double> adam(net.parameters());
     net.layers[0].W.value = xt::ones<double>({64, 4});
     net.layers[0].W.zero_grad();
-    REQUIRE_THROWS_WITH(adam.step(), Contains("parameter 'layer 1.W' is 64x4 but its first moment is 3x4"));
+    REQUIRE_THROWS_WITH(adam.step(), Contains("parameter 'layer1.W' is 64x4 but its first moment is 3x4"));
 
     nn::Dataset<double> data = nn::iris<double>();
     data.features(2, 37) = NAN;

@@ -1,0 +1,61 @@
+// Inverted dropout: each element kept with probability 1 - p and scaled by 1 / (1 - p), so
+// the expected value is unchanged and evaluation needs no rescaling. The mask is a pure
+// function of (rng.seed, position), so the same seed and counter give the same mask.
+
+#include <cmath>
+#include <string>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/ops/checks.hpp"
+
+namespace autodiff {
+
+namespace {
+
+// Node: scalar = 1 / (1 - p), scalar2 = p, params[0..3] = the rng's seed and counter
+// (low and high 32 bits), saved = the mask times 1 / (1 - p), which is the derivative.
+std::uint64_t join(std::uint32_t low, std::uint32_t high) { return (std::uint64_t(high) << 32) | low; }
+
+template <class T>
+void dropout_forward(Tape<T>& tape, Node<T>& y) {
+    const Matrix<T>& x = tape.input(y, 0);
+    ensure_shape(y.saved, shape_of(x));
+    const std::uint64_t seed = join(y.params[0], y.params[1]), counter = join(y.params[2], y.params[3]);
+    const double p = static_cast<double>(y.scalar2);
+    T* mask = y.saved.data();
+    for (std::size_t k = 0; k < x.size(); ++k) {
+        mask[k] = CounterRng::uniform_at(seed, counter + k) >= p ? y.scalar : T(0);
+        y.value.data()[k] = x.data()[k] * mask[k];
+    }
+}
+
+template <class T>
+void dropout_backward(Tape<T>& tape, Node<T>& y) {
+    const T* g = y.grad.data();
+    const T* mask = y.saved.data();
+    tape.grad_of(y, 0).accumulate([&](std::size_t k) { return g[k] * mask[k]; });
+}
+
+}  // namespace
+
+template <class T>
+Var<T> dropout(Var<T> x, T p, CounterRng& rng) {
+    Tape<T>& tape = ops::common_tape("dropout", {x});
+    if (!(p >= T(0) && p < T(1)))
+        ops::fail("dropout", "p is " + std::to_string(p) + " (the probability of zeroing an element must be in [0, 1))");
+    Var<T> y = tape.record_op("dropout", {x}, x.shape(), dropout_forward<T>, dropout_backward<T>, [&](Node<T>& n) {
+        n.scalar = T(1) / (T(1) - p);
+        n.scalar2 = p;
+        n.params[0] = static_cast<std::uint32_t>(rng.seed);
+        n.params[1] = static_cast<std::uint32_t>(rng.seed >> 32);
+        n.params[2] = static_cast<std::uint32_t>(rng.counter);
+        n.params[3] = static_cast<std::uint32_t>(rng.counter >> 32);
+    });
+    rng.counter += x.shape().size();
+    return y;
+}
+
+template Var<float> dropout<float>(Var<float>, float, CounterRng&);
+template Var<double> dropout<double>(Var<double>, double, CounterRng&);
+
+}  // namespace autodiff

@@ -1,0 +1,206 @@
+// Elementwise functions of one input beyond the activations of unary.cpp, and a handle mixed
+// with a scalar. Each Rule is its value and its derivative side by side; at a kink the
+// derivative is the one PyTorch picks (stated per rule, checked against PyTorch's fixtures).
+
+#include <cmath>
+
+#include "autodiff/ops/unary_rule.hpp"
+
+namespace autodiff {
+
+namespace {
+
+// ---- a handle and a scalar s ----
+struct AddScalarRule {
+    static constexpr const char* name = "add_scalar";
+    template <class T> static T f(T x, T s, T) { return x + s; }
+    template <class T> static T df(T, T, T, T) { return T(1); }
+};
+struct RsubScalarRule {  // s - x
+    static constexpr const char* name = "rsub_scalar";
+    template <class T> static T f(T x, T s, T) { return s - x; }
+    template <class T> static T df(T, T, T, T) { return T(-1); }
+};
+struct DivScalarRule {  // x / s
+    static constexpr const char* name = "div_scalar";
+    template <class T> static T f(T x, T s, T) { return x / s; }
+    template <class T> static T df(T, T, T s, T) { return T(1) / s; }
+};
+struct RdivScalarRule {  // s / x
+    static constexpr const char* name = "rdiv_scalar";
+    template <class T> static T f(T x, T s, T) { return s / x; }
+    template <class T> static T df(T x, T y, T, T) { return -y / x; }
+};
+
+// ---- functions of x ----
+struct SquareRule {
+    static constexpr const char* name = "square";
+    template <class T> static T f(T x, T, T) { return x * x; }
+    template <class T> static T df(T x, T, T, T) { return T(2) * x; }
+};
+struct SqrtRule {  // d/dx at 0 is +inf, as in PyTorch
+    static constexpr const char* name = "sqrt";
+    template <class T> static T f(T x, T, T) { return std::sqrt(x); }
+    template <class T> static T df(T, T y, T, T) { return T(0.5) / y; }
+};
+struct PowRule {  // x^s; PyTorch's derivative s x^(s-1), and 0 for s = 0 (even at x = 0)
+    static constexpr const char* name = "pow";
+    template <class T> static T f(T x, T s, T) { return std::pow(x, s); }
+    template <class T> static T df(T x, T, T s, T) { return s == T(0) ? T(0) : s * std::pow(x, s - T(1)); }
+};
+struct AbsRule {  // derivative sign(x): 0 at 0
+    static constexpr const char* name = "abs";
+    template <class T> static T f(T x, T, T) { return std::abs(x); }
+    template <class T> static T df(T x, T, T, T) { return T(x > T(0)) - T(x < T(0)); }
+};
+struct ClampRule {  // [s, s2]; derivative 1 on the closed interval, bounds included (PyTorch)
+    static constexpr const char* name = "clamp";
+    template <class T> static T f(T x, T lo, T hi) { return x < lo ? lo : (x > hi ? hi : x); }
+    template <class T> static T df(T x, T, T lo, T hi) { return T(x >= lo && x <= hi); }
+};
+struct Log1pRule {
+    static constexpr const char* name = "log1p";
+    template <class T> static T f(T x, T, T) { return std::log1p(x); }
+    template <class T> static T df(T x, T, T, T) { return T(1) / (T(1) + x); }
+};
+struct LeakyReluRule {  // slope s below 0; at 0 the derivative is s (PyTorch: x > 0 ? 1 : s)
+    static constexpr const char* name = "leaky_relu";
+    template <class T> static T f(T x, T s, T) { return x > T(0) ? x : s * x; }
+    template <class T> static T df(T x, T, T s, T) { return x > T(0) ? T(1) : s; }
+};
+struct EluRule {  // alpha s; at 0 the derivative is alpha (PyTorch: x <= 0 ? alpha e^x : 1)
+    static constexpr const char* name = "elu";
+    template <class T> static T f(T x, T s, T) { return x > T(0) ? x : s * std::expm1(x); }
+    template <class T> static T df(T x, T, T s, T) { return x > T(0) ? T(1) : s * std::exp(x); }
+};
+struct GeluRule {  // the exact form x Phi(x), Phi the normal CDF (PyTorch's default)
+    static constexpr const char* name = "gelu";
+    template <class T> static T cdf(T x) { return T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2))); }
+    template <class T> static T f(T x, T, T) { return x * cdf(x); }
+    template <class T> static T df(T x, T, T, T) {
+        const T pdf = std::exp(T(-0.5) * x * x) * T(M_2_SQRTPI * M_SQRT1_2 * 0.5);
+        return cdf(x) + x * pdf;
+    }
+};
+struct SoftplusRule {  // log(1 + e^(s x)) / s, and x itself where s x > s2 (PyTorch's threshold)
+    static constexpr const char* name = "softplus";
+    template <class T> static T f(T x, T beta, T threshold) {
+        return x * beta > threshold ? x : std::log1p(std::exp(x * beta)) / beta;
+    }
+    template <class T> static T df(T x, T, T beta, T threshold) {
+        if (x * beta > threshold) return T(1);
+        const T z = std::exp(x * beta);
+        return z / (z + T(1));
+    }
+};
+struct SiluRule {  // x sigmoid(x)
+    static constexpr const char* name = "silu";
+    template <class T> static T f(T x, T, T) { return x / (T(1) + std::exp(-x)); }
+    template <class T> static T df(T x, T, T, T) {
+        const T sig = T(1) / (T(1) + std::exp(-x));
+        return sig * (T(1) + x * (T(1) - sig));
+    }
+};
+
+template <class T>
+void require_nonzero_divisor(const char* op, Var<T> x) {
+    ops::require_domain(op, x, [](T v) { return v != T(0); }, "the divisor must not be 0");
+}
+
+}  // namespace
+
+template <class T> Var<T> add_scalar(Var<T> x, T c) { return ops::unary<T, AddScalarRule>(x, c); }
+template <class T> Var<T> rsub_scalar(T c, Var<T> x) { return ops::unary<T, RsubScalarRule>(x, c); }
+
+template <class T>
+Var<T> div_scalar(Var<T> x, T c) {
+    if (c == T(0)) ops::fail("div_scalar", "dividing " + to_string(x.shape()) + " by the scalar 0");
+    return ops::unary<T, DivScalarRule>(x, c);
+}
+
+template <class T>
+Var<T> rdiv_scalar(T c, Var<T> x) {
+    ops::common_tape("rdiv_scalar", {x});
+    require_nonzero_divisor("rdiv_scalar", x);
+    return ops::unary<T, RdivScalarRule>(x, c);
+}
+
+template <class T> Var<T> square(Var<T> x) { return ops::unary<T, SquareRule>(x); }
+template <class T> Var<T> abs(Var<T> x) { return ops::unary<T, AbsRule>(x); }
+template <class T> Var<T> gelu(Var<T> x) { return ops::unary<T, GeluRule>(x); }
+template <class T> Var<T> silu(Var<T> x) { return ops::unary<T, SiluRule>(x); }
+
+template <class T>
+Var<T> sqrt(Var<T> x) {
+    ops::common_tape("sqrt", {x});
+    ops::require_domain("sqrt", x, [](T v) { return v >= T(0); }, "sqrt needs x >= 0");
+    return ops::unary<T, SqrtRule>(x);
+}
+
+template <class T>
+Var<T> log1p(Var<T> x) {
+    ops::common_tape("log1p", {x});
+    ops::require_domain("log1p", x, [](T v) { return v >= T(-1); }, "log1p needs x >= -1");
+    return ops::unary<T, Log1pRule>(x);
+}
+
+template <class T>
+Var<T> pow(Var<T> x, T exponent) {
+    ops::common_tape("pow", {x});
+    if (!std::isfinite(exponent)) ops::fail("pow", "the exponent is " + std::to_string(exponent) + " (it must be finite)");
+    if (exponent != std::floor(exponent))
+        ops::require_domain("pow", x, [](T v) { return v >= T(0); },
+                            "a negative base needs an integer exponent, and the exponent is not one");
+    if (exponent < T(0)) ops::require_domain("pow", x, [](T v) { return v != T(0); }, "0 to a negative power is infinite");
+    return ops::unary<T, PowRule>(x, exponent);
+}
+
+template <class T>
+Var<T> clamp(Var<T> x, T lo, T hi) {
+    if (!(lo <= hi))
+        ops::fail("clamp", "the bounds are [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (lo must be <= hi)");
+    return ops::unary<T, ClampRule>(x, lo, hi);
+}
+
+template <class T>
+Var<T> leaky_relu(Var<T> x, T negative_slope) {
+    if (!std::isfinite(negative_slope))
+        ops::fail("leaky_relu", "negative_slope is " + std::to_string(negative_slope) + " (it must be finite)");
+    return ops::unary<T, LeakyReluRule>(x, negative_slope);
+}
+
+template <class T>
+Var<T> elu(Var<T> x, T alpha) {
+    if (!std::isfinite(alpha)) ops::fail("elu", "alpha is " + std::to_string(alpha) + " (it must be finite)");
+    return ops::unary<T, EluRule>(x, alpha);
+}
+
+template <class T>
+Var<T> softplus(Var<T> x, T beta, T threshold) {
+    if (!(beta > T(0)) || !std::isfinite(beta) || std::isnan(threshold))
+        ops::fail("softplus", "beta is " + std::to_string(beta) + " and threshold " + std::to_string(threshold) +
+                                  " (beta must be finite and > 0, threshold a number)");
+    return ops::unary<T, SoftplusRule>(x, beta, threshold);
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                        \
+    template Var<T> add_scalar<T>(Var<T>, T);          \
+    template Var<T> rsub_scalar<T>(T, Var<T>);         \
+    template Var<T> div_scalar<T>(Var<T>, T);          \
+    template Var<T> rdiv_scalar<T>(T, Var<T>);         \
+    template Var<T> square<T>(Var<T>);                 \
+    template Var<T> sqrt<T>(Var<T>);                   \
+    template Var<T> pow<T>(Var<T>, T);                 \
+    template Var<T> abs<T>(Var<T>);                    \
+    template Var<T> clamp<T>(Var<T>, T, T);            \
+    template Var<T> log1p<T>(Var<T>);                  \
+    template Var<T> leaky_relu<T>(Var<T>, T);          \
+    template Var<T> elu<T>(Var<T>, T);                 \
+    template Var<T> gelu<T>(Var<T>);                   \
+    template Var<T> softplus<T>(Var<T>, T, T);         \
+    template Var<T> silu<T>(Var<T>);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace autodiff

@@ -1,0 +1,51 @@
+#pragma once
+// The shared shape of an elementwise function of one input: a Rule gives its value f and its
+// derivative df, the derivative given the input x, the output y and the op's two constants
+// s and s2 (whichever is cheaper). One tape entry; the constants live in node.scalar/scalar2,
+// so the entry can be replayed.
+
+#include <string>
+
+#include "autodiff/ops.hpp"
+#include "autodiff/ops/checks.hpp"
+
+namespace autodiff::ops {
+
+template <class T, class Rule>
+void unary_backward(Tape<T>& tape, Node<T>& y) {
+    const T* x = tape.input(y, 0).data();
+    const T* out = y.value.data();
+    const T* g = y.grad.data();
+    const T s = y.scalar, s2 = y.scalar2;
+    tape.grad_of(y, 0).accumulate([&](std::size_t k) { return g[k] * Rule::df(x[k], out[k], s, s2); });
+}
+
+template <class T, class Rule>
+void unary_forward(Tape<T>& tape, Node<T>& y) {
+    const T* in = tape.input(y, 0).data();
+    T* out = y.value.data();
+    const T s = y.scalar, s2 = y.scalar2;
+    for (std::size_t k = 0; k < y.value.size(); ++k) out[k] = Rule::f(in[k], s, s2);
+}
+
+template <class T, class Rule>
+Var<T> unary(Var<T> x, T s = T(0), T s2 = T(0)) {
+    Tape<T>& tape = common_tape(Rule::name, {x});
+    return tape.record_op(Rule::name, {x}, x.shape(), unary_forward<T, Rule>, unary_backward<T, Rule>,
+                          [&](Node<T>& y) {
+                              y.scalar = s;
+                              y.scalar2 = s2;
+                          });
+}
+
+// Throws, naming op and the first element of x where in_domain fails; `rule` says the domain.
+template <class T, class InDomain>
+void require_domain(const char* op, Var<T> x, InDomain&& in_domain, const char* rule) {
+    const Matrix<T>& v = x.value();
+    for (std::size_t k = 0; k < v.size(); ++k)
+        if (!in_domain(v.data()[k]))
+            fail(op, "input (" + to_string(x.shape()) + ") holds " + std::to_string(v.data()[k]) + " at row " +
+                         std::to_string(k / x.cols()) + ", column " + std::to_string(k % x.cols()) + " (" + rule + ")");
+}
+
+}  // namespace autodiff::ops

@@ -1,0 +1,88 @@
+#include "autodiff/replay.hpp"
+
+#include <cstring>
+
+#include "autodiff/ops/checks.hpp"
+
+namespace autodiff {
+
+template <class T>
+Replay<T>::Replay(Tape<T>& tape, Var<T> output)
+    : tape_(tape), output_(output), generation_(tape.generation_), size_(tape.size_) {
+    tape.check(output, "Replay");
+    for (std::size_t i = 0; i < size_; ++i) {
+        const Node<T>& n = tape.nodes_[i];
+        if (n.forward == nullptr)
+            throw Error("Replay: tape entry " + std::to_string(i) + " (" + n.op +
+                        ") cannot run again: it was recorded by Tape::record with a lambda (custom ops made with "
+                        "apply() are); record it with Tape::record_op, or record the step afresh each time");
+        if (n.in_place != nullptr) in_place_.push_back(static_cast<std::uint32_t>(i));
+        if (n.arity > 0) computed_.push_back(static_cast<std::uint32_t>(i));
+    }
+}
+
+template <class T>
+void Replay<T>::check_unchanged(const char* op) const {
+    if (tape_.generation_ != generation_ || tape_.size_ != size_)
+        throw Error(std::string(op) + ": the tape was " + (tape_.generation_ != generation_ ? "reset" : "recorded on") +
+                    " after this step was recorded; record the step again and make a new Replay");
+}
+
+template <class T>
+void Replay<T>::forward() {
+    check_unchanged("Replay::forward");
+    for (std::uint32_t i : in_place_) {
+        tape_.check_in_place_shape(tape_.nodes_[i], i, "Replay");
+        if (tape_.detect_anomaly_) tape_.check_finite_value(i);
+    }
+    for (std::uint32_t i : computed_) {
+        Node<T>& n = tape_.nodes_[i];
+        n.forward(tape_, n);
+        if (tape_.detect_anomaly_) tape_.check_finite_value(i);
+    }
+}
+
+template <class T>
+T Replay<T>::run() {
+    forward();
+    tape_.swept_ = false;
+    tape_.backward(output_);
+    return tape_.value(output_.index())(0, 0);
+}
+
+template <class T>
+Node<T>& Replay<T>::loss_entry(Var<T> loss, bool with_labels) {
+    const char* op = with_labels ? "Replay::set_labels" : "Replay::set_targets";
+    check_unchanged(op);
+    tape_.check(loss, op);
+    Node<T>& n = tape_.nodes_[loss.index()];
+    if (std::strcmp(n.op, "softmax_cross_entropy") != 0)
+        throw Error(std::string(op) + ": tape entry " + std::to_string(loss.index()) + " is " + n.op +
+                    ", not softmax_cross_entropy");
+    if (n.labels.empty() == with_labels)
+        throw Error(std::string(op) + ": this softmax_cross_entropy was recorded with " +
+                    (with_labels ? "a target matrix: use set_targets" : "class labels: use set_labels"));
+    return n;
+}
+
+template <class T>
+void Replay<T>::set_labels(Var<T> loss, const Labels& classes) {
+    Node<T>& n = loss_entry(loss, true);
+    ops::require_labels("Replay::set_labels", shape_of(tape_.input(n, 0)), classes);
+    n.labels = classes;  // same length: copy-assign reuses the capacity
+}
+
+template <class T>
+void Replay<T>::set_targets(Var<T> loss, const Matrix<T>& Y) {
+    Node<T>& n = loss_entry(loss, false);
+    if (shape_of(Y) != shape_of(n.targets))
+        ops::fail("Replay::set_targets", "Y is " + to_string(shape_of(Y)) + " but the logits are " +
+                                             to_string(shape_of(n.targets)) + " (they must have the same shape)");
+    ops::require_finite("Replay::set_targets", "Y", Y);
+    std::copy(Y.begin(), Y.end(), n.targets.begin());
+}
+
+template class Replay<float>;
+template class Replay<double>;
+
+}  // namespace autodiff

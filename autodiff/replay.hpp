@@ -1,0 +1,74 @@
+#pragma once
+/// @file
+/// @brief Record once, run again: the forward and backward of a recorded step over new
+/// input data, without recording, checking shapes or resolving handles again (as CUDA
+/// graphs, jax.jit or CppAD's recorded functions do).
+///
+/// @code
+/// autodiff::Matrix<float> X;  autodiff::Labels y;         // refilled in place every step
+/// loader.gather(batch, count, X, y);
+/// autodiff::Tape<float> tape;
+/// auto loss = autodiff::softmax_cross_entropy(net(tape.constant_ref(X)), y);
+/// tape.backward(loss);                                      // step 1, recorded
+/// autodiff::Replay<float> step(tape, loss);
+/// for (...) {
+///     opt.step();  opt.zero_grad();
+///     loader.gather(next, count, X, y);                     // same shapes, new data
+///     step.set_labels(loss, y);
+///     step.run();                                           // forward + backward again
+/// }
+/// @endcode
+/// What is read again on every run: matrices recorded by Tape::constant_ref and parameters
+/// (both read in place), and the labels or targets given to set_labels / set_targets. A
+/// Tape::constant keeps the copy it took when recorded. The gradients of a run equal those
+/// of a fresh recording of the same step bit for bit.
+///
+/// Refused with autodiff::Error: a tape holding an entry that cannot run again (one
+/// recorded by Tape::record with a lambda, as custom ops made with apply() are), a run
+/// after the tape was reset or recorded on, and an input whose shape changed since it was
+/// recorded (the message names it, with both shapes).
+
+#include <cstdint>
+#include <vector>
+
+#include "autodiff/tape.hpp"
+
+namespace autodiff {
+
+/// A recorded step, ready to run again. Holds a reference to the tape, which must outlive it.
+template <class T = double>
+class Replay {
+public:
+    /// Takes `tape` as recorded so far; `output` is what run() differentiates (1x1).
+    /// Throws autodiff::Error if an entry cannot run again or `output` is not a live handle.
+    Replay(Tape<T>& tape, Var<T> output);
+
+    /// The forward of every recorded entry again, in recording order, over the current
+    /// values of the constant_refs and parameters.
+    void forward();
+    /// forward(), then the backward sweep from the output (parameter gradients accumulate
+    /// into Parameter::grad, as Tape::backward does). Returns the output's new value.
+    T run();
+
+    /// New class labels for a softmax_cross_entropy entry recorded with labels, checked as
+    /// when recorded (one per example, each below the number of classes).
+    void set_labels(Var<T> loss, const Labels& classes);
+    /// New one-hot (or soft) targets for a softmax_cross_entropy entry recorded with a target matrix.
+    void set_targets(Var<T> loss, const Matrix<T>& Y);
+
+    /// The output handle given to the constructor (its value is the last run's).
+    Var<T> output() const { return output_; }
+
+private:
+    void check_unchanged(const char* op) const;
+    Node<T>& loss_entry(Var<T> loss, bool with_labels);
+
+    Tape<T>& tape_;
+    Var<T> output_;
+    std::uint64_t generation_;
+    std::size_t size_;
+    std::vector<std::uint32_t> computed_;  ///< entries whose forward computes something (not leaves)
+    std::vector<std::uint32_t> in_place_;  ///< parameters and constant_refs: their shapes are re-checked
+};
+
+}  // namespace autodiff

@@ -1,0 +1,206 @@
+#include "nn/module.hpp"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+namespace nn {
+
+using autodiff::Error;
+using autodiff::Matrix;
+using autodiff::Parameter;
+
+namespace {
+
+// Names become parts of file names in checkpoints, and '.' separates the levels.
+bool valid_name(const std::string& name) {
+    if (name.empty() || name.size() > 64) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+}
+
+}  // namespace
+
+template <class T>
+autodiff::Var<T> Module<T>::forward(autodiff::Var<T>) {
+    throw Error(who() + ": this module does not define forward(x); override it to use the module in a "
+                        "Sequential or a Trainer");
+}
+
+template <class T>
+void Module<T>::check_new_name(const std::string& name) const {
+    if (!valid_name(name))
+        throw Error(who() + ": cannot register '" + name +
+                    "': a name is 1 to 64 letters, digits, '_' or '-' (it becomes part of file names)");
+    auto taken = [&](const auto& list) {
+        return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.name == name; });
+    };
+    if (taken(parameters_) || taken(buffers_) || taken(children_))
+        throw Error(who() + ": the name '" + name + "' is registered already");
+}
+
+template <class T>
+Parameter<T>& Module<T>::add_parameter(const std::string& name, Matrix<T> initial) {
+    check_new_name(name);
+    owned_parameters_.emplace_back(std::move(initial), name_.empty() ? name : name_ + "." + name);
+    parameters_.push_back({name, &owned_parameters_.back()});
+    return owned_parameters_.back();
+}
+
+template <class T>
+Parameter<T>& Module<T>::register_parameter(const std::string& name, Parameter<T>& parameter) {
+    check_new_name(name);
+    parameters_.push_back({name, &parameter});
+    if (parameter.name.empty()) parameter.name = name_.empty() ? name : name_ + "." + name;
+    return parameter;
+}
+
+template <class T>
+Matrix<T>& Module<T>::add_buffer(const std::string& name, Matrix<T> initial) {
+    check_new_name(name);
+    owned_buffers_.push_back(std::move(initial));
+    buffers_.push_back({name, &owned_buffers_.back()});
+    return owned_buffers_.back();
+}
+
+template <class T>
+void Module<T>::attach(const std::string& name, Module<T>& child) {
+    check_new_name(name);
+    if (&child == this) throw Error(who() + ": a module cannot be its own child ('" + name + "')");
+    if (child.parent_ != nullptr)
+        throw Error(who() + ": cannot register '" + name + "': that module is registered already as '" +
+                    child.name_ + "'");
+    for (Module<T>* up = this; up != nullptr; up = up->parent_)
+        if (up == &child) throw Error(who() + ": registering '" + name + "' would make a cycle");
+    child.parent_ = this;
+    children_.push_back({name, &child});
+    child.rename(name_.empty() ? name : name_ + "." + name);
+    child.train(training_);
+}
+
+// Parents register children after the children are built, so the names grow from the leaves
+// up: each registration renames the whole subtree below it with the longer path.
+template <class T>
+void Module<T>::rename(const std::string& path) {
+    // A parameter keeps a name its owner gave it elsewhere; those named here follow the path.
+    for (NamedParameter& p : parameters_)
+        if (p.item->name.empty() || p.item->name == (name_.empty() ? p.name : name_ + "." + p.name))
+            p.item->name = path + "." + p.name;
+    name_ = path;
+    for (NamedModule& c : children_) c.item->rename(path + "." + c.name);
+}
+
+template <class T>
+template <class Item, class Get>
+void Module<T>::collect(Module<T>& m, const std::string& prefix, std::vector<Named<Item>>& out, Get get) {
+    for (const Named<Item>& e : get(m)) {
+        const bool seen = std::any_of(out.begin(), out.end(), [&](const Named<Item>& o) { return o.item == e.item; });
+        if (!seen) out.push_back({prefix + e.name, e.item});
+    }
+    for (const NamedModule& c : m.children_) collect(*c.item, prefix + c.name + ".", out, get);
+}
+
+template <class T>
+std::vector<typename Module<T>::NamedParameter> Module<T>::named_parameters() {
+    std::vector<NamedParameter> out;
+    collect<Parameter<T>>(*this, "", out, [](Module<T>& m) -> const auto& { return m.parameters_; });
+    return out;
+}
+
+template <class T>
+std::vector<Parameter<T>*> Module<T>::parameters() {
+    std::vector<Parameter<T>*> out;
+    for (const NamedParameter& p : named_parameters()) out.push_back(p.item);
+    return out;
+}
+
+template <class T>
+std::vector<typename Module<T>::NamedBuffer> Module<T>::named_buffers() {
+    std::vector<NamedBuffer> out;
+    collect<Matrix<T>>(*this, "", out, [](Module<T>& m) -> const auto& { return m.buffers_; });
+    return out;
+}
+
+template <class T>
+std::vector<typename Module<T>::NamedModule> Module<T>::named_modules() {
+    std::vector<NamedModule> out;
+    for (const NamedModule& c : children_) {
+        out.push_back(c);
+        for (const NamedModule& d : c.item->named_modules()) out.push_back({c.name + "." + d.name, d.item});
+    }
+    return out;
+}
+
+template <class T>
+std::size_t Module<T>::parameter_count() {
+    std::size_t n = 0;
+    for (const NamedParameter& p : named_parameters()) n += p.item->value.size();
+    return n;
+}
+
+template <class T>
+void Module<T>::train(bool on) {
+    training_ = on;
+    for (NamedModule& c : children_) c.item->train(on);
+}
+
+template <class T>
+void Module<T>::zero_grad() {
+    // Walks the tree instead of calling parameters(), which allocates: training loops call
+    // this every step. A shared parameter is simply zeroed twice.
+    for (NamedParameter& p : parameters_) p.item->zero_grad();
+    for (NamedModule& c : children_) c.item->zero_grad();
+}
+
+template <class T>
+std::string Module<T>::describe() const {
+    std::string s = type() + "(";
+    for (std::size_t i = 0; i < children_.size(); ++i)
+        s += (i ? ", " : "") + children_[i].name + "=" + children_[i].item->describe();
+    return s + ")";
+}
+
+template <class T>
+std::string Module<T>::summary() {
+    std::ostringstream out;
+    out << (name_.empty() ? type() : name_) << ": " << describe() << ", " << parameter_count() << " parameters\n";
+    for (const NamedModule& m : named_modules()) {
+        out << "  " << m.name << ": " << m.item->describe();
+        for (const NamedParameter& p : m.item->parameters_) out << "  " << p.name << " " << autodiff::to_string(p.item->shape());
+        out << "\n";
+    }
+    return out.str();
+}
+
+template <class T>
+std::string Module<T>::who() const {
+    return name_.empty() ? describe() : name_ + " (" + describe() + ")";
+}
+
+template <class T>
+void check_registered(const autodiff::Tape<T>& tape, Module<T>& model) {
+    std::vector<const Parameter<T>*> known;
+    for (Parameter<T>* p : model.parameters()) known.push_back(p);
+    std::sort(known.begin(), known.end());
+    std::set<const Parameter<T>*> missing;
+    for (std::size_t i = 0; i < tape.size(); ++i) {
+        const Parameter<T>* p = tape.entry(i).parameter;
+        if (p != nullptr && !std::binary_search(known.begin(), known.end(), p)) missing.insert(p);
+    }
+    if (missing.empty()) return;
+    std::string names;
+    for (const Parameter<T>* p : missing)
+        names += (names.empty() ? "'" : ", '") + (p->name.empty() ? std::string("(unnamed)") : p->name) + "' (" +
+                 autodiff::to_string(p->shape()) + ")";
+    throw Error((model.name().empty() ? model.describe() : model.name()) + ": the parameter(s) " + names +
+                " took part in the computation but are not registered in the model, so no optimizer or checkpoint "
+                "sees them; declare them with add_parameter or register_parameter");
+}
+
+template class Module<float>;
+template class Module<double>;
+template void check_registered<float>(const autodiff::Tape<float>&, Module<float>&);
+template void check_registered<double>(const autodiff::Tape<double>&, Module<double>&);
+
+}  // namespace nn

@@ -1,0 +1,112 @@
+// What the gradient sweeps and the PyTorch fixtures cannot show: dropout's mask and its
+// reproducibility, scalars of every arithmetic type on float and double tapes, how many
+// entries concat records, what slice and gather leave untouched, NaN in max, the batch
+// statistics batch_norm exposes, and the errors of bad parameters.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "autodiff/autodiff.hpp"
+
+using namespace autodiff;
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+namespace {
+Matrix<double> filled(std::size_t rows, std::size_t cols, double v) {
+    Matrix<double> m({rows, cols});
+    m.fill(v);
+    return m;
+}
+}  // namespace
+
+TEST_CASE("scalars of any arithmetic type mix with float and double handles", "[ops][scalars]") {
+    Tape<float> tape;
+    Var<float> x = tape.leaf(Matrix<float>({{1.0f, 2.0f}}));
+    Var<float> y = 0.5 * x + 1 - 2.0 / x + x / 2 - (3.0f - x) * 2;  // double, int and float literals
+    CHECK(y.value()(0, 0) == Approx(0.5 + 1 - 2 + 0.5 - 4).epsilon(0).margin(1e-6));
+    CHECK(y.value()(0, 1) == Approx(1 + 1 - 1 + 1 - 2).epsilon(0).margin(1e-6));
+    Tape<double> t64;
+    Var<double> z = 2 * t64.leaf(filled(1, 1, 3.0)) + 1u;
+    CHECK(z.value()(0, 0) == 7.0);
+    CHECK_THROWS_WITH(t64.leaf(filled(1, 2, 1.0)) / 0, StartsWith("div_scalar:"));
+    CHECK_THROWS_WITH(1 / t64.leaf(filled(1, 2, 0.0)), StartsWith("rdiv_scalar:") && Contains("row 0, column 0"));
+}
+
+TEST_CASE("dropout zeroes with probability p, scales by 1/(1-p), and its mask follows the seed", "[ops][dropout]") {
+    Tape<double> tape;
+    const Matrix<double> ones = filled(50, 200, 1.0);
+    CounterRng rng(2026);
+    Var<double> a = dropout(tape.leaf(ones), 0.25, rng);
+    CHECK(rng.counter == 10000);
+    std::size_t kept = 0;
+    for (double v : a.value()) {
+        REQUIRE((v == 0.0 || v == Approx(1 / 0.75).epsilon(0).margin(1e-15)));
+        kept += v != 0.0;
+    }
+    CHECK(kept > 7300);  // binomial(10000, 0.75): mean 7500, sd 43
+    CHECK(kept < 7700);
+    // The same seed and counter give the same mask; the advanced counter a different one.
+    CounterRng again(2026);
+    CHECK((dropout(tape.leaf(ones), 0.25, again).value() == a.value()));
+    CHECK_FALSE((dropout(tape.leaf(ones), 0.25, again).value() == a.value()));
+    // p = 0 keeps everything; the gradient is the mask times the scale.
+    CounterRng r0(1);
+    CHECK((dropout(tape.leaf(ones), 0.0, r0).value() == ones));
+    Var<double> x = tape.leaf(ones);
+    CounterRng r1(9);
+    Var<double> d = dropout(x, 0.5, r1);
+    tape.backward(sum(d));
+    CHECK((x.grad() == d.value()));
+    for (double p : {-0.1, 1.0, std::nan("")}) {
+        Tape<double> t;
+        CounterRng r(1);
+        CHECK_THROWS_WITH(dropout(t.leaf(ones), p, r), StartsWith("dropout:") && Contains("[0, 1)"));
+        CHECK(r.counter == 0);  // a refused call draws nothing
+    }
+}
+
+TEST_CASE("concat of many parts chains entries of at most 3 inputs", "[ops][structure]") {
+    Tape<double> tape;
+    std::vector<Var<double>> parts;
+    for (int i = 0; i < 7; ++i) parts.push_back(tape.leaf(filled(2, 1, i)));
+    const std::size_t before = tape.size();
+    Var<double> c = concat(parts, 1);
+    CHECK(tape.size() - before == 3);  // 3 + 2 + 2
+    CHECK((c.value() == Matrix<double>({{0, 1, 2, 3, 4, 5, 6}, {0, 1, 2, 3, 4, 5, 6}})));
+}
+
+TEST_CASE("slice and gather add into their range only; repeated ids sum", "[ops][structure]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(Matrix<double>({{1, 2, 3}, {4, 5, 6}}));
+    CHECK((gather(x, Labels{1, 0}, 0).value() == Matrix<double>({{4, 5, 6}, {1, 2, 3}})));
+    CHECK_THROWS_WITH(gather(x, Labels{3}, 1), StartsWith("gather:") && Contains("id 3") && Contains("2x3"));
+    CHECK_THROWS_WITH(slice(x, 0, 1, 3), StartsWith("slice:") && Contains("[1, 3)") && Contains("2x3"));
+    // x is used twice: first in full (its gradient written), then sliced (added in range).
+    Var<double> loss = sum(x) + sum(slice(x, 1, 1, 3)) + sum(gather(x, Labels{2, 2, 0}, 1));
+    tape.backward(loss);
+    CHECK((x.grad() == Matrix<double>({{2, 2, 4}, {2, 2, 4}})));
+}
+
+TEST_CASE("max takes the first largest element, and NaN as the largest", "[ops][structure]") {
+    Tape<double> tape;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    Var<double> x = tape.leaf(Matrix<double>({{1, 5, 5}, {nan, 0, 2}}));
+    Var<double> m = max(x, 1);
+    CHECK(m.value()(0, 0) == 5);
+    CHECK(std::isnan(m.value()(1, 0)));
+    tape.backward(m, filled(2, 1, 1.0));
+    CHECK((x.grad() == Matrix<double>({{0, 1, 0}, {1, 0, 0}})));
+}
+
+TEST_CASE("batch_norm exposes its batch mean and biased variance", "[ops][normalization]") {
+    Tape<double> tape;
+    Var<double> y = batch_norm(tape.leaf(Matrix<double>({{1, 3}, {2, 2}})));
+    const auto stats = batch_norm_statistics(y);
+    CHECK((stats.mean == Matrix<double>({{2}, {2}})));
+    CHECK((stats.var == Matrix<double>({{1}, {0}})));
+    CHECK_THROWS_WITH(batch_norm_statistics(layer_norm(tape.leaf(filled(2, 2, 1.0)))), Contains("recorded by layer_norm"));
+    CHECK_THROWS_WITH(batch_norm(tape.leaf(filled(3, 1, 1.0))), StartsWith("batch_norm:") && Contains("more than 1 example"));
+}

@@ -1,0 +1,201 @@
+// Replay: a recorded step run again over new data gives the values and gradients of a fresh
+// recording bit for bit, for every built-in op; and it refuses what it cannot run again.
+
+#include <catch2/catch.hpp>
+
+#include "autodiff/autodiff.hpp"
+#include "autodiff/custom_op.hpp"
+#include "autodiff/replay.hpp"
+#include "random_matrices.hpp"
+
+using namespace autodiff;
+using test::random_matrix;
+
+namespace {
+
+// f(p, q, x): p and q are parameters, x is data read in place; Y and labels are the
+// targets of the losses that take them.
+struct Case {
+    const char* name;
+    Shape p, q, x;
+    Var<double> (*f)(Var<double> p, Var<double> q, Var<double> x, const Matrix<double>& Y, const Labels& labels);
+};
+
+using M = const Matrix<double>&;
+using L = const Labels&;
+
+// Every built-in op, each squared and summed into a 1x1 loss so that every gradient is nontrivial.
+const Case cases[] = {
+    {"matmul", {3, 4}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return matmul(p, x); }},
+    {"linear", {3, 4}, {3, 1}, {4, 5}, [](auto p, auto q, auto x, M, L) { return linear(p, x, q); }},
+    {"transpose", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return transpose(p * x); }},
+    {"add (broadcast nx1)", {4, 1}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return p + x; }},
+    {"sub (broadcast 1xm)", {1, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return x - p; }},
+    {"mul (broadcast 1x1)", {1, 1}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return p * x; }},
+    {"div", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return x / p; }},
+    {"neg", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return -(p * x); }},
+    {"scale", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return 2.5 * (p * x); }},
+    {"exp", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return exp(p * x); }},
+    {"log", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return log(exp(p) + x * x); }},
+    {"relu", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return relu(p + x); }},
+    {"sigmoid", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return sigmoid(p + x); }},
+    {"tanh", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return tanh(p + x); }},
+    {"softmax", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return softmax(p + x); }},
+    {"log_softmax", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return log_softmax(p + x); }},
+    {"softmax_cross_entropy (targets)", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M Y, L) { return softmax_cross_entropy(p * x, Y); }},
+    {"softmax_cross_entropy (labels)", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M, L labels) { return softmax_cross_entropy(p * x, labels); }},
+    {"sum", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return sum(p * x); }},
+    {"sum over axis 0", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return sum(p * x, 0); }},
+    {"mean", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return mean(p * x); }},
+    {"mean over axis 1", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return mean(p * x, 1); }},
+    {"mse", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return mse(p, x); }},
+};
+
+Labels random_labels(std::mt19937_64& rng, std::size_t classes, std::size_t examples) {
+    std::uniform_int_distribution<std::size_t> pick(0, classes - 1);
+    Labels labels(examples);
+    for (std::size_t& c : labels) c = pick(rng);
+    return labels;
+}
+
+struct Recorded {
+    Var<double> out, loss;
+};
+
+Recorded record(const Case& c, Tape<double>& tape, Parameter<double>& p, Parameter<double>& q, const Matrix<double>& x,
+                const Matrix<double>& Y, const Labels& labels) {
+    Var<double> out = c.f(tape.parameter(p), tape.parameter(q), tape.constant_ref(x), Y, labels);
+    return {out, sum(out * out)};
+}
+
+}  // namespace
+
+TEST_CASE("a replayed step equals a fresh recording bit for bit, for every built-in op", "[replay]") {
+    for (const Case& c : cases) {
+        INFO("op: " << c.name);
+        std::mt19937_64 rng(42);
+        Parameter<double> p(random_matrix(rng, c.p, 0.5, 1.5), "p"), q(random_matrix(rng, c.q), "q");
+        Matrix<double> x = random_matrix(rng, c.x);
+        Matrix<double> Y = test::one_hot(rng, c.x.rows, c.x.cols);
+        Labels labels = random_labels(rng, c.x.rows, c.x.cols);
+
+        Tape<double> tape;
+        const Recorded recorded = record(c, tape, p, q, x, Y, labels);
+        tape.backward(recorded.loss);
+        Replay<double> replay(tape, recorded.loss);
+        const Node<double>& out = tape.node(recorded.out);
+        const bool takes_targets = std::string(out.op) == "softmax_cross_entropy";
+        for (int round = 0; round < 3; ++round) {
+            // New data in the same buffers, as a data loader refills its batch.
+            const Matrix<double> x_new = random_matrix(rng, c.x);
+            std::copy(x_new.begin(), x_new.end(), x.begin());
+            Y = test::one_hot(rng, c.x.rows, c.x.cols);
+            labels = random_labels(rng, c.x.rows, c.x.cols);
+            if (takes_targets && out.labels.empty()) replay.set_targets(recorded.out, Y);
+            if (takes_targets && !out.labels.empty()) replay.set_labels(recorded.out, labels);
+            p.zero_grad();
+            q.zero_grad();
+            const double replayed = replay.run();
+            const Matrix<double> p_grad = p.grad, q_grad = q.grad;
+
+            Tape<double> fresh;
+            p.zero_grad();
+            q.zero_grad();
+            Var<double> fresh_loss = record(c, fresh, p, q, x, Y, labels).loss;
+            fresh.backward(fresh_loss);
+            REQUIRE(replayed == fresh_loss.value()(0, 0));
+            REQUIRE(recorded.loss.value()(0, 0) == replayed);
+            REQUIRE((p_grad == p.grad));
+            REQUIRE((q_grad == q.grad));
+        }
+    }
+}
+
+namespace {
+
+// A custom op: recorded by Tape::record with a lambda, so it cannot run again.
+struct Twice {
+    static constexpr const char* name = "twice";
+    static Matrix<double> forward(OpContext<double>&, const Matrix<double>& x) { return 2.0 * x; }
+    static Matrix<double> backward(const GradContext<double>& ctx, int) { return 2.0 * ctx.grad_output(); }
+};
+
+std::string message_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("replay refuses what it cannot run again, naming the input or entry", "[replay]") {
+    std::mt19937_64 rng(3);
+    Parameter<double> W(random_matrix(rng, {3, 4}), "layer 1.W");
+    Matrix<double> X = random_matrix(rng, {4, 5});
+    Tape<double> tape;
+    Var<double> Z = matmul(tape.parameter(W), tape.constant_ref(X));
+    Var<double> loss = softmax_cross_entropy(Z, Labels{0, 1, 2, 0, 1});
+    tape.backward(loss);
+    Replay<double> replay(tape, loss);
+
+    SECTION("an input matrix resized since it was recorded") {
+        X = random_matrix(rng, {4, 6});
+        const std::string message = message_of([&] { replay.run(); });
+        CHECK(message.find("constant_ref") != std::string::npos);
+        CHECK(message.find("4x5 when recorded") != std::string::npos);
+        CHECK(message.find("4x6 now") != std::string::npos);
+    }
+    SECTION("a parameter resized since it was recorded") {
+        W.value = random_matrix(rng, {2, 4});
+        CHECK(message_of([&] { replay.run(); }).find("parameter 'layer 1.W' was 3x4 when recorded") != std::string::npos);
+    }
+    SECTION("labels of another length or out of range") {
+        CHECK(message_of([&] { replay.set_labels(loss, Labels{0, 1}); }).find("2 class labels") != std::string::npos);
+        CHECK(message_of([&] { replay.set_labels(loss, Labels{0, 1, 3, 0, 1}); }).find("label 3 of example 2") !=
+              std::string::npos);
+        CHECK(message_of([&] { replay.set_labels(Z, Labels{0, 1, 2, 0, 1}); }).find("not softmax_cross_entropy") !=
+              std::string::npos);
+        CHECK(message_of([&] { replay.set_targets(loss, Matrix<double>(xt::zeros<double>({3, 5}))); })
+                  .find("use set_labels") != std::string::npos);
+    }
+    SECTION("a tape reset since") {
+        tape.reset();
+        CHECK(message_of([&] { replay.run(); }).find("reset") != std::string::npos);
+    }
+    SECTION("an entry recorded with a lambda (a custom op)") {
+        Tape<double> other;
+        Var<double> y = sum(apply<Twice>(matmul(other.parameter(W), other.constant_ref(X))));
+        CHECK(message_of([&] { Replay<double> refused(other, y); }).find("tape entry 3 (twice) cannot run again") !=
+              std::string::npos);
+    }
+}
+
+TEST_CASE("a constant_ref reads the caller's matrix in place and checks its shape on backward", "[replay]") {
+    Matrix<double> X = {{1, 2}, {3, 4}};
+    Tape<double> tape;
+    Var<double> x = tape.constant_ref(X);
+    CHECK(&x.value() == &X);
+    Parameter<double> w(Matrix<double>{{1, 1}}, "w");
+    Var<double> loss = sum(matmul(tape.parameter(w), x));
+    X = Matrix<double>{{1, 2, 3}, {3, 4, 5}};
+    CHECK(message_of([&] { tape.backward(loss); }).find("constant_ref was 2x2 when recorded") != std::string::npos);
+}
+
+TEST_CASE("replay checks the values an op's domain excludes, as recording does", "[replay]") {
+    Parameter<double> w(Matrix<double>{{1.0, 1.0}}, "w");
+    Matrix<double> X = {{1.0, 2.0}};
+    Tape<double> tape;
+    Var<double> loss = sum(log(tape.parameter(w) * tape.constant_ref(X))) + sum(tape.parameter(w) / tape.constant_ref(X));
+    tape.backward(loss);
+    Replay<double> replay(tape, loss);
+    X = Matrix<double>{{1.0, -2.0}};
+    CHECK(message_of([&] { replay.run(); }).find("log: input (1x2) holds -2") != std::string::npos);
+    X = Matrix<double>{{0.0, 2.0}};
+    CHECK(message_of([&] { replay.run(); }).find("log: input (1x2) holds 0") == std::string::npos);
+    CHECK(message_of([&] { replay.run(); }).find("div: the divisor (1x2) holds 0 at row 0, column 0") != std::string::npos);
+}

@@ -1,0 +1,135 @@
+// nn::Module: hierarchical names, registration checks, modes, buffers.
+
+#include <catch2/catch.hpp>
+
+#include "nn/activation_layer.hpp"
+#include "nn/linear.hpp"
+#include "nn/mlp.hpp"
+#include "nn/sequential.hpp"
+
+using Catch::Matchers::Contains;
+using autodiff::Matrix;
+
+namespace {
+
+struct Block : nn::Module<double> {
+    nn::Linear<double> conv{3, 3, 1};
+    Matrix<double>& running = this->add_buffer("running", xt::zeros<double>({3, 1}));
+    Block() { register_modules({{"conv", conv}}); }
+    autodiff::Var<double> forward(autodiff::Var<double> x) override { return conv(x); }
+};
+
+struct Net : nn::Module<double> {
+    nn::Linear<double> encoder{4, 3, 2};
+    Block block1, block2;
+    autodiff::Parameter<double>& scale = this->add_parameter("scale", xt::ones<double>({1, 1}));
+    Net() { register_modules({{"encoder", encoder}, {"block1", block1}, {"block2", block2}}); }
+    autodiff::Var<double> forward(autodiff::Var<double> x) override { return block2(block1(encoder(x))); }
+};
+
+std::vector<std::string> names(nn::Module<double>& m) {
+    std::vector<std::string> out;
+    for (const auto& p : m.named_parameters()) out.push_back(p.name);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a model lists its parameters recursively under hierarchical names", "[module]") {
+    Net net;
+    REQUIRE(names(net) == std::vector<std::string>{"scale", "encoder.W", "encoder.b", "block1.conv.W",
+                                                    "block1.conv.b", "block2.conv.W", "block2.conv.b"});
+    // The Parameter objects carry their full names, for the optimizers' and the tape's messages.
+    REQUIRE(net.block2.conv.W.name == "block2.conv.W");
+    REQUIRE(net.block2.conv.name() == "block2.conv");
+    REQUIRE(net.parameters().size() == 7);
+    REQUIRE(net.parameters()[1] == &net.encoder.W);
+    REQUIRE(net.parameter_count() == 1 + 4 * 3 + 3 + 2 * (9 + 3));
+    std::vector<std::string> buffers;
+    for (const auto& b : net.named_buffers()) buffers.push_back(b.name);
+    REQUIRE(buffers == std::vector<std::string>{"block1.running", "block2.running"});
+    std::vector<std::string> modules;
+    for (const auto& m : net.named_modules()) modules.push_back(m.name);
+    REQUIRE(modules == std::vector<std::string>{"encoder", "block1", "block1.conv", "block2", "block2.conv"});
+    REQUIRE_THAT(net.summary(), Contains("block1.conv: Linear(3, 3)  W 3x3  b 3x1"));
+}
+
+TEST_CASE("an MLP is a module of Linear layers and activations", "[module]") {
+    nn::MLP<double> net({5, 10, 10, 4}, nn::Activation::relu, nn::Init::notebook, 1);
+    std::vector<std::string> expected{"layer1.W", "layer1.b", "layer2.W", "layer2.b", "layer3.W", "layer3.b"};
+    REQUIRE(names(net) == expected);
+    REQUIRE(net.describe() == "MLP(5-10-10-4, relu)");
+    std::vector<std::string> modules;
+    for (const auto& m : net.named_modules()) modules.push_back(m.name + "=" + m.item->describe());
+    REQUIRE(modules == std::vector<std::string>{"layer1=Linear(5, 10)", "act1=ReLU()", "layer2=Linear(10, 10)",
+                                                "act2=ReLU()", "layer3=Linear(10, 4)"});
+}
+
+TEST_CASE("Sequential names its steps 0, 1, ... and runs them in order", "[module]") {
+    nn::Sequential<double> seq;
+    seq.add<nn::Linear<double>>(2, 3, 0u);
+    seq.add<nn::ReLU<double>>();
+    seq.add<nn::Linear<double>>(3, 1, 1u);
+    REQUIRE(names(seq) == std::vector<std::string>{"0.W", "0.b", "2.W", "2.b"});
+    REQUIRE(seq.describe() == "Sequential(0=Linear(2, 3), 1=ReLU(), 2=Linear(3, 1))");
+    autodiff::Tape<double> tape;
+    auto y = seq(tape.constant(Matrix<double>{{1.0, 2.0}, {3.0, 4.0}}));
+    REQUIRE(y.shape() == autodiff::Shape{1, 2});
+    REQUIRE_THROWS_WITH(seq(tape.constant(Matrix<double>{{1.0, 2.0}})),
+                        Contains("0 (Linear(2, 3)): its input is 1x2 but it takes 2 features"));
+}
+
+TEST_CASE("train() and eval() reach every descendant", "[module]") {
+    Net net;
+    REQUIRE(net.block2.conv.is_training());
+    net.eval();
+    REQUIRE_FALSE(net.is_training());
+    REQUIRE_FALSE(net.block2.conv.is_training());
+    net.train();
+    REQUIRE(net.block1.conv.is_training());
+}
+
+TEST_CASE("a parameter used but not registered is reported by name", "[module]") {
+    struct Forgetful : nn::Module<double> {
+        nn::Linear<double> registered{2, 2, 0};
+        autodiff::Parameter<double> forgotten{xt::ones<double>({2, 1}), "forgotten_bias"};
+        Forgetful() { register_modules({{"registered", registered}}); }
+        autodiff::Var<double> forward(autodiff::Var<double> x) override {
+            return registered(x) + x.tape().parameter(forgotten);
+        }
+    } model;
+    autodiff::Tape<double> tape;
+    model(tape.constant(xt::ones<double>({2, 3})));
+    REQUIRE_THROWS_WITH(nn::check_registered(tape, model),
+                        Contains("'forgotten_bias' (2x1) took part in the computation but are not registered"));
+}
+
+TEST_CASE("registration refuses bad and duplicate names, and double registration", "[module]") {
+    struct Bad : nn::Module<double> {
+        nn::Linear<double> a{1, 1, 0};
+        void add(const std::string& name) { register_module(name, a); }
+        void param(const std::string& name) { add_parameter(name, xt::zeros<double>({1, 1})); }
+    } bad;
+    REQUIRE_THROWS_WITH(bad.add("a.b"), Contains("cannot register 'a.b'"));
+    REQUIRE_THROWS_WITH(bad.add(""), Contains("cannot register ''"));
+    bad.param("x");
+    REQUIRE_THROWS_WITH(bad.param("x"), Contains("the name 'x' is registered already"));
+    bad.add("first");
+    REQUIRE_THROWS_WITH(bad.add("second"), Contains("registered already as 'first'"));
+}
+
+TEST_CASE("a module without forward says so", "[module]") {
+    struct NoForward : nn::Module<double> {
+    } m;
+    autodiff::Tape<double> tape;
+    REQUIRE_THROWS_WITH(m(tape.constant(xt::ones<double>({1, 1}))), Contains("does not define forward"));
+}
+
+TEST_CASE("zero_grad clears every parameter of the tree", "[module]") {
+    Net net;
+    autodiff::Tape<double> tape;
+    tape.backward(autodiff::sum(net(tape.constant(xt::ones<double>({4, 2})))));
+    REQUIRE(xt::any(xt::not_equal(net.encoder.W.grad, 0.0)));
+    net.zero_grad();
+    for (auto* p : net.parameters()) REQUIRE(xt::all(xt::equal(p->grad, 0.0)));
+}

@@ -1,0 +1,99 @@
+// Optimizers against torch.optim (float64 fixtures from tests/data/torch_nn/generate.py):
+// weight decay (L2 for SGD, momentum and Adam; decoupled for AdamW) and clip_grad_norm.
+
+#include <catch2/catch.hpp>
+
+#include "../autodiff/torch_fixture.hpp"
+#include "nn/optimizers.hpp"
+#include "nn/schedule.hpp"
+
+using autodiff::Matrix;
+using autodiff::Parameter;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::unique_ptr<nn::Optimizer<double>> make(const std::string& name, Parameter<double>& p) {
+    if (name == "sgd_wd") return std::make_unique<nn::SGD<double>>(std::vector<Parameter<double>*>{&p}, 0.1, 0.05);
+    if (name == "momentum_wd")
+        return std::make_unique<nn::Momentum<double>>(std::vector<Parameter<double>*>{&p}, 0.1, 0.9, 0.05);
+    if (name == "adam_wd")
+        return std::make_unique<nn::Adam<double>>(std::vector<Parameter<double>*>{&p}, 0.01, 0.9, 0.999, 1e-8, 0.05);
+    if (name == "adamw") return std::make_unique<nn::AdamW<double>>(std::vector<Parameter<double>*>{&p}, 0.01, 0.05);
+    return std::make_unique<nn::Adam<double>>(std::vector<Parameter<double>*>{&p}, 0.01);
+}
+
+}  // namespace
+
+TEST_CASE("optimizers with weight decay take PyTorch's steps", "[optimizers][torch]") {
+    for (const test::FixtureCase& c : test::load_torch_fixture("torch_nn/optimizers.txt")) {
+        if (c.name == "clip_grad_norm") continue;
+        SECTION(c.name) {
+            Parameter<double> p(c["w0"], "w");
+            auto opt = make(c.name, p);
+            for (int t = 0; t < 3; ++t) {
+                p.grad = c["g" + std::to_string(t)];
+                opt->step();
+                test::require_matches_torch(p.value, c["w" + std::to_string(t + 1)], c.name + " step " + std::to_string(t + 1), 1e-12);
+            }
+        }
+    }
+}
+
+TEST_CASE("clip_grad_norm scales the gradients as torch.nn.utils.clip_grad_norm_", "[optimizers][torch]") {
+    for (const test::FixtureCase& c : test::load_torch_fixture("torch_nn/optimizers.txt")) {
+        if (c.name != "clip_grad_norm") continue;
+        Parameter<double> a(xt::zeros<double>({2, 2}), "a"), b(xt::zeros<double>({3, 1}), "b");
+        a.grad = c["ga"];
+        b.grad = c["gb"];
+        const double norm = nn::clip_grad_norm<double>({&a, &b}, c.scalar("max_norm"));
+        REQUIRE_THAT(norm, Catch::Matchers::WithinRel(c.scalar("norm"), 1e-14));
+        test::require_matches_torch(a.grad, c["clipped_a"], "clipped a", 1e-12);
+        test::require_matches_torch(b.grad, c["clipped_b"], "clipped b", 1e-12);
+        // Below the limit nothing changes.
+        const Matrix<double> before = a.grad;
+        nn::clip_grad_norm<double>({&a, &b}, 1e6);
+        REQUIRE((a.grad == before));
+        b.grad(0, 0) = std::numeric_limits<double>::infinity();
+        REQUIRE_THROWS_WITH(nn::clip_grad_norm<double>({&a, &b}, 1.0), Contains("gradient of 'b' holds inf"));
+    }
+}
+
+TEST_CASE("a schedule may bring the rate to 0; a negative or NaN rate is refused", "[optimizers]") {
+    Parameter<double> p(xt::ones<double>({2, 2}), "p");
+    nn::SGD<double> sgd({&p}, 0.1, 0.01);
+    sgd.set_learning_rate(0.0);
+    p.grad = xt::ones<double>({2, 2});
+    sgd.step();
+    REQUIRE((p.value == Matrix<double>(xt::ones<double>({2, 2}))));
+    REQUIRE_THROWS_WITH(sgd.set_learning_rate(-1.0), Contains("learning rate must be a finite number >= 0"));
+    REQUIRE_THROWS_WITH(sgd.set_learning_rate(NAN), Contains("learning rate must be a finite number >= 0"));
+    REQUIRE_THROWS_WITH(nn::AdamW<double>({&p}, 1e-3, -0.5), Contains("AdamW: weight decay must be"));
+    REQUIRE(nn::make_optimizer<double>("adamw", {&p}, 0.1)->name() == "adamw");
+}
+
+TEST_CASE("learning-rate schedules: constant, step, cosine to 0, linear warm-up", "[optimizers][schedule]") {
+    using S = nn::LearningRateSchedule;
+    REQUIRE(S::constant(0.5).at(1000) == 0.5);
+    const S step = S::step(1.0, 3, 0.5);
+    REQUIRE(step.at(0) == 1.0);
+    REQUIRE(step.at(2) == 1.0);
+    REQUIRE(step.at(3) == 0.5);
+    REQUIRE(step.at(7) == 0.25);
+    const S cosine = S::cosine(2.0, 4);
+    REQUIRE(cosine.at(0) == 2.0);
+    REQUIRE_THAT(cosine.at(2), Catch::Matchers::WithinAbs(1.0, 1e-15));
+    REQUIRE(cosine.at(4) == 0.0);
+    REQUIRE(cosine.at(9) == 0.0);
+    const S warm = S::cosine(2.0, 4).with_warmup(2);
+    REQUIRE(warm.at(0) == 0.0);
+    REQUIRE(warm.at(1) == 1.0);
+    REQUIRE(warm.at(2) == 2.0);
+    REQUIRE(warm.at(6) == 0.0);
+    REQUIRE(S::step(1.0, 2).with_warmup(4).at(6) == Approx(0.1).epsilon(0).margin(1e-15));
+    REQUIRE_THROWS(S::constant(0.0));
+    REQUIRE_THROWS(S::step(1.0, 0));
+    // train_mlp's per-epoch cosine: unchanged formula.
+    REQUIRE(nn::learning_rate_at(nn::Schedule::cosine, 1.0, 0, 10) == 1.0);
+    REQUIRE(nn::learning_rate_at(nn::Schedule::cosine, 1.0, 5, 10) == Approx(0.5).epsilon(0).margin(1e-15));
+}
