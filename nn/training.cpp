@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "nn/data_error.hpp"
+#include "nn/distributed/shard.hpp"
 
 namespace nn {
 
@@ -13,6 +14,23 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// This process's part of `count` examples: all of them when training alone.
+template <class T>
+distributed::Share share(std::size_t count, const GradientSync<T>* sync) {
+    return sync ? distributed::share_of(count, sync->rank(), sync->ranks()) : distributed::Share{0, count};
+}
+
+// Loss sum, correct count and examples summed over the ranks; none of it when alone.
+template <class T>
+void sum_over_ranks(GradientSync<T>* sync, double& loss_sum, std::size_t& correct, std::size_t& examples) {
+    if (!sync) return;
+    double totals[3] = {loss_sum, double(correct), double(examples)};
+    sync->sum(totals, 3);
+    loss_sum = totals[0];
+    correct = std::size_t(totals[1]);
+    examples = std::size_t(totals[2]);
 }
 
 }  // namespace
@@ -69,24 +87,39 @@ EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
     std::size_t correct = 0;
     const std::size_t batches = (n + batch_size_ - 1) / batch_size_;
     for (std::size_t b = 0; b < batches; ++b) {
-        const std::size_t first = b * batch_size_, count = std::min(batch_size_, n - first);
-        data.gather(order.data() + first, count, X_, y_);
-        tape_.reset();
-        autodiff::Var<T> logits = net_(tape_, X_);
-        autodiff::Var<T> loss = autodiff::softmax_cross_entropy(logits, y_);
-        tape_.backward(loss);
+        const std::size_t first = b * batch_size_, global = std::min(batch_size_, n - first);
+        const distributed::Share mine = share(global, sync_);
+        if (sync_) sync_->begin_step(mine.count, global);
+        if (mine.count > 0) {  // with more ranks than examples in a last batch, some get none
+            data.gather(order.data() + first + mine.begin, mine.count, X_, y_);
+            tape_.reset();
+            autodiff::Var<T> logits = net_(tape_, X_);
+            autodiff::Var<T> loss = autodiff::softmax_cross_entropy(logits, y_);
+            tape_.backward(loss);
+            loss_sum += double(loss.value()(0, 0)) * double(mine.count);
+            correct += count_correct(logits.value(), y_);
+        }
+        if (sync_) sync_->finish();
         optimizer_.step();
         optimizer_.zero_grad();
 
-        loss_sum += double(loss.value()(0, 0)) * double(count);
-        correct += count_correct(logits.value(), y_);
-        stats.examples += count;
-        if (progress) progress({b + 1, batches, stats.examples, loss_sum / double(stats.examples), seconds_since(start)});
+        stats.examples += mine.count;
+        if (progress)
+            progress({b + 1, batches, stats.examples, loss_sum / double(std::max<std::size_t>(stats.examples, 1)),
+                      seconds_since(start)});
     }
+    sum_over_ranks(sync_, loss_sum, correct, stats.examples);
     stats.loss = loss_sum / double(n);
     stats.accuracy = double(correct) / double(n);
     stats.seconds = seconds_since(start);
     return stats;
+}
+
+template <class T>
+void Trainer<T>::set_gradient_sync(GradientSync<T>* sync) {
+    if (sync_ && sync_ != sync) tape_.set_gradient_ready_hook(nullptr, nullptr);
+    sync_ = sync;
+    if (sync_) sync_->attach(tape_);
 }
 
 template <class T>
@@ -98,8 +131,9 @@ EpochStats Trainer<T>::evaluate(const DataLoader<T>& data) {
     EpochStats stats;
     double loss_sum = 0;
     std::size_t correct = 0;
-    for (std::size_t first = 0; first < n; first += batch_size_) {
-        const std::size_t count = std::min(batch_size_, n - first);
+    const distributed::Share mine = share(n, sync_);  // data-parallel: each rank a part of the set
+    for (std::size_t first = mine.begin; first < mine.begin + mine.count; first += batch_size_) {
+        const std::size_t count = std::min(batch_size_, mine.begin + mine.count - first);
         data.gather(order.data() + first, count, X_, y_);
         tape_.reset();
         autodiff::NoGrad<T> no_grad(tape_);
@@ -107,6 +141,7 @@ EpochStats Trainer<T>::evaluate(const DataLoader<T>& data) {
         loss_sum += double(autodiff::softmax_cross_entropy(logits, y_).value()(0, 0)) * double(count);
         correct += count_correct(logits.value(), y_);
     }
+    sum_over_ranks(sync_, loss_sum, correct, stats.examples);
     stats.examples = n;
     stats.loss = loss_sum / double(n);
     stats.accuracy = double(correct) / double(n);

@@ -11,6 +11,7 @@
 #include "autodiff/autodiff.hpp"
 #include "nn/data/data_loader.hpp"
 #include "nn/data/dataset.hpp"
+#include "nn/gradient_sync.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
 
@@ -41,12 +42,19 @@ public:
     /// Loss and accuracy without recording gradients.
     EpochStats evaluate(const DataLoader<T>& data);
 
+    /// Data-parallel: this process trains on its share of every global batch (batch_size
+    /// keeps its meaning), sync averages the gradients before each step, and the epoch's
+    /// statistics (and evaluate()'s, each rank taking a share of the data) are summed over
+    /// the ranks; progress reports this rank's share. nullptr: alone, as by default.
+    void set_gradient_sync(GradientSync<T>* sync);
+
 private:
     MLP<T>& net_;
     Optimizer<T>& optimizer_;
     std::size_t batch_size_;
     std::uint32_t seed_;
     autodiff::Tape<T> tape_;  ///< reused every step: no allocation after the first
+    GradientSync<T>* sync_ = nullptr;
     autodiff::Matrix<T> X_;
     autodiff::Labels y_;
 };
