@@ -44,7 +44,7 @@ def first_below(threshold, fn, limit=4096):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--compute-ms", type=float, default=1.9,
+    ap.add_argument("--compute-ms", type=float, default=2.3,
                     help="one step's forward+backward+update on one node, batch 128 (measured: bench/distributed)")
     ap.add_argument("--first-layer-share", type=float, default=None,
                     help="fraction of the bytes that can never overlap (default: the first layer's)")
