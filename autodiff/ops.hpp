@@ -80,6 +80,7 @@ template <class T> Var<T> where(const Matrix<T>& mask, Var<T> a, Var<T> b);  ///
 /// parts joined along axis 0 (stacking features: every part has the same columns) or 1
 /// (stacking examples: the same rows). One entry per 3 parts (an entry has at most 3 inputs).
 template <class T> Var<T> concat(const std::vector<Var<T>>& parts, int axis);
+template <class T> Var<T> concat(std::initializer_list<Var<T>> parts, int axis);  ///< concat({a, b}, 0)
 /// Rows (axis 0) or columns (axis 1) begin .. end-1 of x, as x[begin:end] or x[:, begin:end].
 /// Its backward writes the gradient of that range only.
 template <class T> Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end);

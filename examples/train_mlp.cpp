@@ -7,7 +7,9 @@
 //   mpirun -np 4 train_mlp ...                  data-parallel: --batch-size stays the global
 //                                               batch; rank 0 prints and writes every file
 //
-// The last line printed is "test accuracy: 0.XXXX".
+// The last line printed is "test accuracy: 0.XXXX". Errors are printed with exit status 1;
+// output paths are checked before training starts; a run whose loss or weights become NaN
+// or Inf stops (exit 1) and leaves the last checkpoint saved as it was.
 
 #include <cmath>
 #include <cstdio>
@@ -24,7 +26,9 @@
 #include "nn/data/split.hpp"
 #include "nn/training.hpp"
 #include "support/data_parallel.hpp"
+#include "support/guarded_main.hpp"
 #include "support/metrics_log.hpp"
+#include "support/output_paths.hpp"
 #include "support/progress.hpp"
 
 namespace {
@@ -55,14 +59,17 @@ struct Options {
 // the checkpoint, or checks them against it when they are given again, so the resumed run
 // splits, shuffles and steps exactly as the first one did.
 const std::vector<std::string> training_flags = {"--dataset", "--csv", "--optimizer", "--lr", "--schedule",
-                                                 "--momentum", "--batch-size", "--seed", "--dtype"};
+                                                 "--momentum", "--batch-size", "--seed", "--dtype", "--init"};
+// Taken from the checkpoint when not given, but may be given anew: --epochs 20 extends a run.
+const std::vector<std::string> extendable_flags = {"--epochs"};
 
 std::map<std::string, std::string> training_settings(const CLI::App& app) {
     std::map<std::string, std::string> settings;
-    for (const std::string& flag : training_flags) {
+    for (const std::vector<std::string>* flags : {&training_flags, &extendable_flags})
+        for (const std::string& flag : *flags) {
         const CLI::Option* option = app.get_option(flag);
         settings[flag.substr(2)] = option->count() ? option->results().front() : option->get_default_str();
-    }
+        }
     return settings;
 }
 
@@ -88,6 +95,43 @@ void adopt_training_settings(CLI::App& app, const std::map<std::string, std::str
             throw std::invalid_argument(dir + " was trained with " + flag + " " + saved->second + ", not " +
                                         option->results().front() + " (leave " + flag + " out to continue it as it was)");
         }
+    }
+    for (const std::string& flag : extendable_flags) {
+        const auto saved = meta.find("train." + flag.substr(2));
+        CLI::Option* option = app.get_option(flag);
+        if (saved == meta.end() || option->count() != 0) continue;
+        option->add_result(saved->second);
+        option->run_callback();
+    }
+}
+
+// The model's shape comes from the checkpoint: a --hidden or --activation that says otherwise
+// is a mistake to report, not an option to ignore.
+void check_model_options(const CLI::App& app, const Options& o, const std::map<std::string, std::string>& meta,
+                         const std::string& dir) {
+    if (app.get_option("--hidden")->count() && meta.count("layer_sizes")) {
+        const std::string& sizes = meta.at("layer_sizes");
+        const auto first = sizes.find(','), last = sizes.rfind(',');
+        const std::string saved = first == last ? "" : sizes.substr(first + 1, last - first - 1);
+        std::string given;
+        for (std::size_t n : o.hidden) given += (given.empty() ? "" : ",") + std::to_string(n);
+        if (given != saved)
+            throw std::invalid_argument(dir + " holds a network with --hidden " + saved + ", not " + given +
+                                        " (leave --hidden out to continue it)");
+    }
+    if (app.get_option("--activation")->count() && meta.count("activation") &&
+        nn::to_string(nn::activation_from_string(o.activation)) != meta.at("activation")) {
+        throw std::invalid_argument(dir + " holds a network with --activation " + meta.at("activation") + ", not " +
+                                    o.activation + " (leave --activation out to continue it)");
+    }
+}
+
+// Every path the run will write, checked before the data is loaded and the first epoch runs.
+void check_outputs(const Options& o) {
+    example::check_checkpoint_dir(o.save, "--save");
+    for (const auto& [path, option] : {std::pair{o.metrics, "--metrics"}, std::pair{o.plot, "--plot"}}) {
+        example::check_output_file(path, option);
+        example::check_outside_checkpoint(path, option, o.save);
     }
 }
 
@@ -175,7 +219,13 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
         if (!o.save.empty() && comm.is_root()) nn::save_model(o.save, *net, *optimizer, epoch + 1, o.settings);
     }
     if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
-    if (!o.plot.empty() && comm.is_root() && !log.plot(o.plot)) std::printf("no plot: gnuplot is not installed or failed\n");
+    if (!o.plot.empty() && comm.is_root()) {
+        try {
+            log.plot(o.plot);
+        } catch (const std::exception& e) {  // the metrics are kept; only the picture is missing
+            std::printf("no plot: %s\n", e.what());
+        }
+    }
     std::printf("test accuracy: %.4f\n", test.accuracy);
     return 0;
 }
@@ -212,7 +262,8 @@ int main(int argc, char** argv) {
     app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
     app.add_option("--resume", o.resume,
-                   "continue training from this checkpoint, with the options it was trained with");
+                   "continue training from this checkpoint, with the options it was trained with (--epochs "
+                   "may extend it); saves into it unless --save is given");
     app.add_option("--eval", o.eval, "only evaluate this checkpoint on the test set");
     app.add_option("--metrics", o.metrics, "CSV of per-epoch metrics ('' for none)")->capture_default_str();
     app.add_option("--plot", o.plot, "loss/accuracy plot (.png or .svg, needs gnuplot)");
@@ -221,11 +272,18 @@ int main(int argc, char** argv) {
         std::cerr << "train_mlp: --lr must be a positive finite number, got " << o.learning_rate << "\n";
         return 2;
     }
-    try {
-        if (!o.resume.empty()) adopt_training_settings(app, nn::load_checkpoint(o.resume).meta, o.resume);
+    return example::guarded_ranks_main("train_mlp", *comm, [&] {
+        if (!o.resume.empty()) {
+            const std::map<std::string, std::string> meta = nn::load_checkpoint(o.resume).meta;
+            adopt_training_settings(app, meta, o.resume);
+            check_model_options(app, o, meta, o.resume);
+            if (o.save.empty()) {
+                o.save = o.resume;
+                std::printf("saving into %s, the checkpoint resumed (--save DIR saves elsewhere)\n", o.save.c_str());
+            }
+        }
         o.settings = training_settings(app);
+        if (o.eval.empty() && comm->is_root()) check_outputs(o);  // rank 0 alone writes
         return o.dtype == "double" ? run<double>(o, *comm) : run<float>(o, *comm);
-    } catch (const std::exception& e) {
-        return example::fail(*comm, "train_mlp", e.what());
-    }
+    });
 }

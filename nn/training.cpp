@@ -7,6 +7,7 @@
 
 #include "nn/data_error.hpp"
 #include "nn/distributed/shard.hpp"
+#include "nn/non_finite.hpp"
 
 namespace nn {
 
@@ -68,7 +69,7 @@ void check_dataset(const Dataset<T>& data, const std::string& name) {
 
 template <class T>
 Trainer<T>::Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed)
-    : net_(net), optimizer_(optimizer), batch_size_(batch_size), seed_(seed) {
+    : net_(net), parameters_(net.parameters()), optimizer_(optimizer), batch_size_(batch_size), seed_(seed) {
     if (batch_size == 0) throw std::invalid_argument("Trainer: the batch size must be at least 1");
 }
 
@@ -90,18 +91,21 @@ EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
         const std::size_t first = b * batch_size_, global = std::min(batch_size_, n - first);
         const distributed::Share mine = share(global, sync_);
         if (sync_) sync_->begin_step(mine.count, global);
+        double batch_loss = 0;  // this rank's mean over its share
         if (mine.count > 0) {  // with more ranks than examples in a last batch, some get none
             data.gather(order.data() + first + mine.begin, mine.count, X_, y_);
             tape_.reset();
             autodiff::Var<T> logits = net_(tape_, X_);
             autodiff::Var<T> loss = autodiff::softmax_cross_entropy(logits, y_);
             tape_.backward(loss);
-            loss_sum += double(loss.value()(0, 0)) * double(mine.count);
+            batch_loss = double(loss.value()(0, 0));
+            loss_sum += batch_loss * double(mine.count);
             correct += count_correct(logits.value(), y_);
         }
         if (sync_) sync_->finish();
         optimizer_.step();
         optimizer_.zero_grad();
+        check_finite_step(batch_loss, parameters_, {epoch, b});
 
         stats.examples += mine.count;
         if (progress)
@@ -144,6 +148,7 @@ EpochStats Trainer<T>::evaluate(const DataLoader<T>& data) {
     sum_over_ranks(sync_, loss_sum, correct, stats.examples);
     stats.examples = n;
     stats.loss = loss_sum / double(n);
+    check_finite_evaluation(stats.loss);
     stats.accuracy = double(correct) / double(n);
     stats.seconds = seconds_since(start);
     return stats;

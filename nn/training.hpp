@@ -37,9 +37,10 @@ public:
     Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed);
 
     /// One pass over data in a shuffled order; calls progress after every batch if given.
+    /// Throws TrainingDiverged (nn/non_finite.hpp) as soon as the loss or a parameter is NaN or Inf.
     EpochStats train_epoch(const DataLoader<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
-    /// Loss and accuracy without recording gradients.
+    /// Loss and accuracy without recording gradients; TrainingDiverged if the loss is not finite.
     EpochStats evaluate(const DataLoader<T>& data);
 
     /// Data-parallel: this process trains on its share of every global batch (batch_size
@@ -50,6 +51,7 @@ public:
 
 private:
     MLP<T>& net_;
+    std::vector<autodiff::Parameter<T>*> parameters_;  ///< checked for NaN/Inf after every step
     Optimizer<T>& optimizer_;
     std::size_t batch_size_;
     std::uint32_t seed_;

@@ -3,11 +3,13 @@
 // before without it: one Communicator per process, rank 0 the only one that prints.
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "nn/distributed/data_parallel.hpp"
+#include "support/guarded_main.hpp"
 
 namespace example {
 
@@ -20,12 +22,19 @@ inline std::unique_ptr<nn::distributed::Communicator> join_ranks(int& argc, char
     return comm;
 }
 
-// A failure: alone, print it and return 1; under mpirun, end every rank (the others would
+// guarded_main for a program that may run under mpirun: alone, an error is printed with
+// exit status 1 as before; under mpirun it ends every rank (the others would otherwise
 // wait for this one in their next reduction).
-inline int fail(nn::distributed::Communicator& comm, const std::string& program, const std::string& what) {
-    if (comm.distributed()) comm.abort(program + ": " + what);
-    std::cerr << program << ": " << what << "\n";
-    return 1;
+inline int guarded_ranks_main(const char* program, nn::distributed::Communicator& comm,
+                              const std::function<int()>& body) {
+    return guarded_main(program, [&] {
+        try {
+            return body();
+        } catch (const std::exception& e) {
+            if (comm.distributed()) comm.abort(std::string(program) + ": " + e.what());
+            throw;
+        }
+    });
 }
 
 }  // namespace example
