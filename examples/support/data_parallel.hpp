@@ -9,7 +9,7 @@
 #include <string>
 
 #include "nn/distributed/data_parallel.hpp"
-#include "support/guarded_main.hpp"
+#include "guarded_main.hpp"
 
 namespace example {
 

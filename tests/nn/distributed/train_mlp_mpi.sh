@@ -6,13 +6,11 @@
 set -uo pipefail
 mpiexec=$1
 train_mlp=$2
-work=$(mktemp -d "${TMPDIR:-/tmp}/tapegrad-train-mpi.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-mpirun() { timeout 120 "$mpiexec" --allow-run-as-root --oversubscribe "$@"; }
-# Constant rate: a cosine schedule spans --epochs, which the split run changes. Double precision, so that the only difference (the order of sums) stays far below the
-# 4 printed decimals; a batch of 13 divides by no N.
+source "$(dirname "$0")/script_support.sh"
+mpirun() { mpirun_bounded 120 "$@"; }
+# Constant rate: a cosine schedule spans --epochs, which the split run changes. Double
+# precision, so that the only difference (the order of sums) stays far below the 4 printed
+# decimals; a batch of 13 divides by no N.
 options=(--dataset iris --batch-size 13 --lr 0.01 --schedule constant --dtype double)
 # mpirun gives ranks a pseudo-terminal, so the progress bar redraws with \r: split on it.
 epoch_lines() { tr '\r' '\n' < "$1" | grep -E '^epoch [0-9]+/[0-9]+: ' | sed 's/, [0-9.]* s$//'; }
@@ -40,5 +38,4 @@ for n in 2 3; do
 done
 "$train_mlp" --eval "$work/ckpt3" --dataset iris --dtype double > /dev/null || fail "one process cannot evaluate the -np 3 checkpoint"
 
-if [[ $failures -ne 0 ]]; then echo "$failures failure(s)"; exit 1; fi
-echo "train_mlp under mpirun trains as one process does, prints once, and resumes"
+finish "train_mlp under mpirun trains as one process does, prints once, and resumes"
