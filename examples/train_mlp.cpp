@@ -126,14 +126,7 @@ void check_model_options(const CLI::App& app, const Options& o, const std::map<s
     }
 }
 
-// Every path the run will write, checked before the data is loaded and the first epoch runs.
-void check_outputs(const Options& o) {
-    example::check_checkpoint_dir(o.save, "--save");
-    for (const auto& [path, option] : {std::pair{o.metrics, "--metrics"}, std::pair{o.plot, "--plot"}}) {
-        example::check_output_file(path, option);
-        example::check_outside_checkpoint(path, option, o.save);
-    }
-}
+
 
 template <class T>
 nn::TrainTest<T> load_data(const Options& o) {
@@ -219,6 +212,7 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
         if (!o.save.empty() && comm.is_root()) nn::save_model(o.save, *net, *optimizer, epoch + 1, o.settings);
     }
     if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
+<<<<<<< HEAD
     if (!o.plot.empty() && comm.is_root()) {
         try {
             log.plot(o.plot);
@@ -226,6 +220,9 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
             std::printf("no plot: %s\n", e.what());
         }
     }
+=======
+    log.plot_or_say_why(o.plot);
+>>>>>>> main
     std::printf("test accuracy: %.4f\n", test.accuracy);
     return 0;
 }
@@ -283,7 +280,12 @@ int main(int argc, char** argv) {
             }
         }
         o.settings = training_settings(app);
+<<<<<<< HEAD
         if (o.eval.empty() && comm->is_root()) check_outputs(o);  // rank 0 alone writes
         return o.dtype == "double" ? run<double>(o, *comm) : run<float>(o, *comm);
+=======
+        if (o.eval.empty()) example::check_run_outputs(o.save, o.metrics, o.plot);
+        return o.dtype == "double" ? run<double>(o) : run<float>(o);
+>>>>>>> main
     });
 }
