@@ -5,7 +5,9 @@
 //   train_mlp --dataset iris --epochs 50
 //   train_mlp --save model/ ; train_mlp --resume model/ --epochs 20 ; train_mlp --eval model/
 //
-// The last line printed is "test accuracy: 0.XXXX".
+// The last line printed is "test accuracy: 0.XXXX". Errors are printed with exit status 1;
+// output paths are checked before training starts; a run whose loss or weights become NaN
+// or Inf stops (exit 1) and leaves the last checkpoint saved as it was.
 
 #include <cmath>
 #include <cstdio>
@@ -21,7 +23,9 @@
 #include "nn/schedule.hpp"
 #include "nn/data/split.hpp"
 #include "nn/training.hpp"
+#include "support/guarded_main.hpp"
 #include "support/metrics_log.hpp"
+#include "support/output_paths.hpp"
 #include "support/progress.hpp"
 
 namespace {
@@ -52,14 +56,17 @@ struct Options {
 // the checkpoint, or checks them against it when they are given again, so the resumed run
 // splits, shuffles and steps exactly as the first one did.
 const std::vector<std::string> training_flags = {"--dataset", "--csv", "--optimizer", "--lr", "--schedule",
-                                                 "--momentum", "--batch-size", "--seed", "--dtype"};
+                                                 "--momentum", "--batch-size", "--seed", "--dtype", "--init"};
+// Taken from the checkpoint when not given, but may be given anew: --epochs 20 extends a run.
+const std::vector<std::string> extendable_flags = {"--epochs"};
 
 std::map<std::string, std::string> training_settings(const CLI::App& app) {
     std::map<std::string, std::string> settings;
-    for (const std::string& flag : training_flags) {
+    for (const std::vector<std::string>* flags : {&training_flags, &extendable_flags})
+        for (const std::string& flag : *flags) {
         const CLI::Option* option = app.get_option(flag);
         settings[flag.substr(2)] = option->count() ? option->results().front() : option->get_default_str();
-    }
+        }
     return settings;
 }
 
@@ -86,7 +93,37 @@ void adopt_training_settings(CLI::App& app, const std::map<std::string, std::str
                                         option->results().front() + " (leave " + flag + " out to continue it as it was)");
         }
     }
+    for (const std::string& flag : extendable_flags) {
+        const auto saved = meta.find("train." + flag.substr(2));
+        CLI::Option* option = app.get_option(flag);
+        if (saved == meta.end() || option->count() != 0) continue;
+        option->add_result(saved->second);
+        option->run_callback();
+    }
 }
+
+// The model's shape comes from the checkpoint: a --hidden or --activation that says otherwise
+// is a mistake to report, not an option to ignore.
+void check_model_options(const CLI::App& app, const Options& o, const std::map<std::string, std::string>& meta,
+                         const std::string& dir) {
+    if (app.get_option("--hidden")->count() && meta.count("layer_sizes")) {
+        const std::string& sizes = meta.at("layer_sizes");
+        const auto first = sizes.find(','), last = sizes.rfind(',');
+        const std::string saved = first == last ? "" : sizes.substr(first + 1, last - first - 1);
+        std::string given;
+        for (std::size_t n : o.hidden) given += (given.empty() ? "" : ",") + std::to_string(n);
+        if (given != saved)
+            throw std::invalid_argument(dir + " holds a network with --hidden " + saved + ", not " + given +
+                                        " (leave --hidden out to continue it)");
+    }
+    if (app.get_option("--activation")->count() && meta.count("activation") &&
+        nn::to_string(nn::activation_from_string(o.activation)) != meta.at("activation")) {
+        throw std::invalid_argument(dir + " holds a network with --activation " + meta.at("activation") + ", not " +
+                                    o.activation + " (leave --activation out to continue it)");
+    }
+}
+
+
 
 template <class T>
 nn::TrainTest<T> load_data(const Options& o) {
@@ -166,7 +203,7 @@ int run(const Options& o) {
         if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch + 1, o.settings);
     }
     if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
-    if (!o.plot.empty() && !log.plot(o.plot)) std::printf("no plot: gnuplot is not installed or failed\n");
+    log.plot_or_say_why(o.plot);
     std::printf("test accuracy: %.4f\n", test.accuracy);
     return 0;
 }
@@ -196,7 +233,8 @@ int main(int argc, char** argv) {
     app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
     app.add_option("--resume", o.resume,
-                   "continue training from this checkpoint, with the options it was trained with");
+                   "continue training from this checkpoint, with the options it was trained with (--epochs "
+                   "may extend it); saves into it unless --save is given");
     app.add_option("--eval", o.eval, "only evaluate this checkpoint on the test set");
     app.add_option("--metrics", o.metrics, "CSV of per-epoch metrics ('' for none)")->capture_default_str();
     app.add_option("--plot", o.plot, "loss/accuracy plot (.png or .svg, needs gnuplot)");
@@ -205,12 +243,18 @@ int main(int argc, char** argv) {
         std::cerr << "train_mlp: --lr must be a positive finite number, got " << o.learning_rate << "\n";
         return 2;
     }
-    try {
-        if (!o.resume.empty()) adopt_training_settings(app, nn::load_checkpoint(o.resume).meta, o.resume);
+    return example::guarded_main("train_mlp", [&] {
+        if (!o.resume.empty()) {
+            const std::map<std::string, std::string> meta = nn::load_checkpoint(o.resume).meta;
+            adopt_training_settings(app, meta, o.resume);
+            check_model_options(app, o, meta, o.resume);
+            if (o.save.empty()) {
+                o.save = o.resume;
+                std::printf("saving into %s, the checkpoint resumed (--save DIR saves elsewhere)\n", o.save.c_str());
+            }
+        }
         o.settings = training_settings(app);
+        if (o.eval.empty()) example::check_run_outputs(o.save, o.metrics, o.plot);
         return o.dtype == "double" ? run<double>(o) : run<float>(o);
-    } catch (const std::exception& e) {
-        std::cerr << "train_mlp: " << e.what() << "\n";
-        return 1;
-    }
+    });
 }

@@ -14,7 +14,7 @@ namespace {
 
 // Names become parts of file names in checkpoints, and '.' separates the levels.
 bool valid_name(const std::string& name) {
-    if (name.empty() || name.size() > 64) return false;
+    if (name.empty() || name.size() > 64 || name[0] == '_' || name[0] == '-') return false;
     return std::all_of(name.begin(), name.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     });
@@ -32,7 +32,7 @@ template <class T>
 void Module<T>::check_new_name(const std::string& name) const {
     if (!valid_name(name))
         throw Error(who() + ": cannot register '" + name +
-                    "': a name is 1 to 64 letters, digits, '_' or '-' (it becomes part of file names)");
+                    "': a name is 1 to 64 letters, digits, '_' or '-', starting with a letter or digit (it becomes part of file names)");
     auto taken = [&](const auto& list) {
         return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.name == name; });
     };

@@ -1,15 +1,31 @@
 #include "nn/training.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
 
 #include "nn/data_error.hpp"
+#include "nn/non_finite.hpp"
+#include "nn/numpy_random.hpp"
 
 namespace nn {
 
 namespace {
+
+// out (rows x count) gets the columns indices[0..count) of source.
+template <class T>
+void copy_columns(const autodiff::Matrix<T>& source, const std::size_t* indices, std::size_t count,
+                  autodiff::Matrix<T>& out) {
+    const std::size_t rows = source.shape()[0], cols = source.shape()[1];
+    autodiff::ensure_shape(out, {rows, count});
+    for (std::size_t j = 0; j < count; ++j)
+        if (indices[j] >= cols)
+            throw autodiff::Error("RegressionData: example " + std::to_string(indices[j]) + " of " + std::to_string(cols));
+    for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < count; ++j) out(i, j) = source(i, indices[j]);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -49,20 +65,61 @@ void check_dataset(const Dataset<T>& data, const std::string& name) {
 }
 
 template <class T>
-Trainer<T>::Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed)
-    : net_(net), optimizer_(optimizer), batch_size_(batch_size), seed_(seed) {
-    if (batch_size == 0) throw std::invalid_argument("Trainer: the batch size must be at least 1");
+Loss<T> cross_entropy_loss() {
+    return {[](autodiff::Var<T> output, const Batch<T>& b) { return autodiff::softmax_cross_entropy(output, b.labels); },
+            true, true};
 }
 
 template <class T>
-EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
-                                   const std::function<void(const Progress&)>& progress) {
+Loss<T> mse_loss() {
+    return {[](autodiff::Var<T> output, const Batch<T>& b) {
+                return autodiff::mse(output, output.tape().constant_ref(b.targets));
+            },
+            false, true};
+}
+
+template <class T>
+Trainer<T>::Trainer(Module<T>& model, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed)
+    : Trainer(model, optimizer, cross_entropy_loss<T>(), batch_size, seed) {}
+
+template <class T>
+Trainer<T>::Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std::size_t batch_size,
+                    std::uint32_t seed)
+    : model_(model), optimizer_(optimizer), loss_(std::move(loss)), batch_size_(batch_size), seed_(seed),
+      parameters_(model.parameters()), step_(model, loss_) {
+    if (batch_size == 0) throw std::invalid_argument("Trainer: the batch size must be at least 1");
+    if (!loss_.compute) throw autodiff::Error("Trainer: the loss has no compute function");
+    registered_.assign(parameters_.begin(), parameters_.end());
+    std::sort(registered_.begin(), registered_.end());
+}
+
+template <class T>
+void Trainer<T>::set_clip_grad_norm(double max_norm) {
+    if (!(std::isfinite(max_norm) && max_norm >= 0))
+        throw autodiff::Error("Trainer: the gradient-norm limit must be finite and >= 0 (0: no clipping)");
+    clip_ = max_norm;
+}
+
+// A parameter recorded on the tape but absent from the model would get gradients that no
+// optimizer applies: say so at the first step instead of training without it.
+template <class T>
+void Trainer<T>::require_registered(const autodiff::Tape<T>& tape) {
+    for (std::size_t i = 0; i < tape.size(); ++i) {
+        const autodiff::Parameter<T>* p = tape.entry(i).parameter;
+        if (p != nullptr && !std::binary_search(registered_.begin(), registered_.end(), p))
+            check_registered(tape, model_);  // throws, listing them
+    }
+}
+
+template <class T>
+EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_t epoch,
+                                 const std::function<void(const Progress&)>& progress) {
     const auto start = std::chrono::steady_clock::now();
-    const std::size_t n = data.size();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
     NumpyRandom shuffle_rng(static_cast<std::uint32_t>(seed_ + epoch));
     shuffle_rng.shuffle(order);
+    model_.train();
 
     EpochStats stats;
     double loss_sum = 0;
@@ -70,16 +127,18 @@ EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
     const std::size_t batches = (n + batch_size_ - 1) / batch_size_;
     for (std::size_t b = 0; b < batches; ++b) {
         const std::size_t first = b * batch_size_, count = std::min(batch_size_, n - first);
-        data.gather(order.data() + first, count, X_, y_);
-        tape_.reset();
-        autodiff::Var<T> logits = net_(tape_, X_);
-        autodiff::Var<T> loss = autodiff::softmax_cross_entropy(logits, y_);
-        tape_.backward(loss);
+        Batch<T>& batch = step_.batch(count);
+        gather(order.data() + first, count, batch);
+        const double loss = double(step_.run(count));
+        require_registered(step_.tape(count));
+        if (clip_ > 0) clip_grad_norm(parameters_, clip_);
+        if (schedule_) optimizer_.set_learning_rate(T(schedule_->at(epoch * batches + b)));
         optimizer_.step();
         optimizer_.zero_grad();
+        check_finite_step(loss, parameters_, {epoch, b});
 
-        loss_sum += double(loss.value()(0, 0)) * double(count);
-        correct += count_correct(logits.value(), y_);
+        loss_sum += loss * double(count);
+        if (loss_.classification) correct += count_correct(step_.output(count), batch.labels);
         stats.examples += count;
         if (progress) progress({b + 1, batches, stats.examples, loss_sum / double(stats.examples), seconds_since(start)});
     }
@@ -90,32 +149,87 @@ EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
 }
 
 template <class T>
-EpochStats Trainer<T>::evaluate(const DataLoader<T>& data) {
+EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
     const auto start = std::chrono::steady_clock::now();
-    const std::size_t n = data.size();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
+    const bool was_training = model_.is_training();
+    model_.eval();
     EpochStats stats;
     double loss_sum = 0;
     std::size_t correct = 0;
-    for (std::size_t first = 0; first < n; first += batch_size_) {
-        const std::size_t count = std::min(batch_size_, n - first);
-        data.gather(order.data() + first, count, X_, y_);
-        tape_.reset();
-        autodiff::NoGrad<T> no_grad(tape_);
-        autodiff::Var<T> logits = net_(tape_, X_);
-        loss_sum += double(autodiff::softmax_cross_entropy(logits, y_).value()(0, 0)) * double(count);
-        correct += count_correct(logits.value(), y_);
+    try {
+        for (std::size_t first = 0; first < n; first += batch_size_) {
+            const std::size_t count = std::min(batch_size_, n - first);
+            gather(order.data() + first, count, batch_);
+            tape_.reset();
+            autodiff::NoGrad<T> no_grad(tape_);
+            autodiff::Var<T> output = model_(tape_.constant(batch_.X));
+            loss_sum += double(loss_.compute(output, batch_).value()(0, 0)) * double(count);
+            if (loss_.classification) correct += count_correct(output.value(), batch_.labels);
+        }
+    } catch (...) {
+        model_.train(was_training);
+        throw;
     }
+    model_.train(was_training);
     stats.examples = n;
     stats.loss = loss_sum / double(n);
+    check_finite_evaluation(stats.loss);
     stats.accuracy = double(correct) / double(n);
     stats.seconds = seconds_since(start);
     return stats;
 }
 
+namespace {
+
+template <class T>
+std::function<void(const std::size_t*, std::size_t, Batch<T>&)> gather_from(const DataLoader<T>& data) {
+    return [&data](const std::size_t* indices, std::size_t count, Batch<T>& b) {
+        data.gather(indices, count, b.X, b.labels);
+    };
+}
+
+template <class T>
+std::function<void(const std::size_t*, std::size_t, Batch<T>&)> gather_from(const RegressionData<T>& data) {
+    if (data.targets.shape()[1] != data.size())
+        throw autodiff::Error("RegressionData: " + std::to_string(data.size()) + " inputs (columns) but " +
+                              std::to_string(data.targets.shape()[1]) + " targets");
+    if (data.size() == 0) throw autodiff::Error("RegressionData: no examples");
+    return [&data](const std::size_t* indices, std::size_t count, Batch<T>& b) {
+        copy_columns(data.inputs, indices, count, b.X);
+        copy_columns(data.targets, indices, count, b.targets);
+    };
+}
+
+}  // namespace
+
+template <class T>
+EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
+                                   const std::function<void(const Progress&)>& progress) {
+    return run_epoch(data.size(), gather_from(data), epoch, progress);
+}
+
+template <class T>
+EpochStats Trainer<T>::train_epoch(const RegressionData<T>& data, std::size_t epoch,
+                                   const std::function<void(const Progress&)>& progress) {
+    return run_epoch(data.size(), gather_from(data), epoch, progress);
+}
+
+template <class T>
+EpochStats Trainer<T>::evaluate(const DataLoader<T>& data) {
+    return run_evaluation(data.size(), gather_from(data));
+}
+
+template <class T>
+EpochStats Trainer<T>::evaluate(const RegressionData<T>& data) {
+    return run_evaluation(data.size(), gather_from(data));
+}
+
 #define TAPEGRAD_INSTANTIATE(T)                                                                   \
     template class Trainer<T>;                                                                    \
+    template Loss<T> cross_entropy_loss<T>();                                                     \
+    template Loss<T> mse_loss<T>();                                                               \
     template std::size_t count_correct<T>(const autodiff::Matrix<T>&, const autodiff::Labels&); \
     template void check_dataset<T>(const Dataset<T>&, const std::string&);
 TAPEGRAD_INSTANTIATE(float)

@@ -1,26 +1,39 @@
 #pragma once
 /// @file
-/// Minibatch training and evaluation of an MLP classifier with the mean softmax
-/// cross-entropy. The order of examples in epoch e depends only on (seed, e), so a run
-/// resumed from a checkpoint after epoch e continues exactly as if it had not stopped.
+/// Minibatch training and evaluation of any module with any loss: classification (softmax
+/// cross-entropy, accuracy counted) or regression (loss only). The order of examples in
+/// epoch e depends only on (seed, e), and a learning-rate schedule is a function of the step,
+/// so a run resumed from a checkpoint after epoch e continues exactly as if it had not stopped.
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "autodiff/autodiff.hpp"
 #include "nn/data/data_loader.hpp"
 #include "nn/data/dataset.hpp"
-#include "nn/mlp.hpp"
+#include "nn/module.hpp"
 #include "nn/optimizers.hpp"
+#include "nn/loss.hpp"
+#include "nn/replayed_step.hpp"
+#include "nn/schedule.hpp"
 
 namespace nn {
 
 struct EpochStats {
     double loss = 0;      ///< mean over the examples
-    double accuracy = 0;  ///< fraction classified right (in training: as the batches went by)
+    double accuracy = 0;  ///< fraction classified right (in training: as the batches went by); 0 for regression
     double seconds = 0;
     std::size_t examples = 0;
+};
+
+/// One line of the history fit() keeps: epoch counts from 1.
+struct EpochMetrics {
+    std::size_t epoch = 0;
+    EpochStats train, test;
+    double learning_rate = 0;  ///< at the epoch's last step
 };
 
 struct Progress {
@@ -31,24 +44,82 @@ struct Progress {
 };
 
 template <class T>
+Loss<T> cross_entropy_loss();  ///< softmax_cross_entropy(output, labels), mean over examples
+template <class T>
+Loss<T> mse_loss();  ///< mse(output, targets): the mean of squared differences
+
+/// Regression pairs: example j is inputs column j, with the target targets column j.
+template <class T>
+struct RegressionData {
+    autodiff::Matrix<T> inputs;   ///< features x examples
+    autodiff::Matrix<T> targets;  ///< outputs x examples
+    std::size_t size() const { return inputs.shape()[1]; }
+};
+
+template <class T>
 class Trainer {
 public:
-    Trainer(MLP<T>& net, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed);
+    /// Classification with the mean softmax cross-entropy.
+    Trainer(Module<T>& model, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed);
+    Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std::size_t batch_size, std::uint32_t seed);
 
-    /// One pass over data in a shuffled order; calls progress after every batch if given.
+    /// Scale the gradients to this joint L2 norm at most before every step (0: never).
+    void set_clip_grad_norm(double max_norm);
+    /// Set the optimizer's rate before every step from schedule.at(global step), where the
+    /// global step is epoch * batches per epoch + batch: resumable by construction.
+    void set_schedule(const LearningRateSchedule& schedule) { schedule_ = schedule; }
+
+    /// One pass over data in a shuffled order, in training mode; calls progress after every batch if given.
+    /// Throws TrainingDiverged (nn/non_finite.hpp) as soon as the loss or a parameter is NaN or Inf.
     EpochStats train_epoch(const DataLoader<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
-    /// Loss and accuracy without recording gradients.
+    EpochStats train_epoch(const RegressionData<T>& data, std::size_t epoch,
+                           const std::function<void(const Progress&)>& progress = {});
+    /// Loss (and accuracy) in evaluation mode, without recording gradients; the model's mode is restored after.
     EpochStats evaluate(const DataLoader<T>& data);
+    EpochStats evaluate(const RegressionData<T>& data);
+    /// On (the default): each batch size's step is recorded once and replayed after that
+    /// (nn::ReplayedStep) when the model and the loss allow it, with the same results; off:
+    /// every step is recorded afresh.
+    void set_replay(bool on) { step_.set_replay(on); }
+
+    /// Epochs first_epoch .. epochs-1, each followed by an evaluation on `test`; calls
+    /// on_epoch after each with its metrics, and returns them all.
+    template <class Data>
+    std::vector<EpochMetrics> fit(const Data& train, const Data& test, std::size_t first_epoch, std::size_t epochs,
+                                  const std::function<void(const EpochMetrics&)>& on_epoch = {}) {
+        std::vector<EpochMetrics> history;
+        for (std::size_t epoch = first_epoch; epoch < epochs; ++epoch) {
+            EpochMetrics m;
+            m.epoch = epoch + 1;
+            m.train = train_epoch(train, epoch);
+            m.test = evaluate(test);
+            m.learning_rate = double(optimizer_.learning_rate());
+            if (on_epoch) on_epoch(m);
+            history.push_back(m);
+        }
+        return history;
+    }
 
 private:
-    MLP<T>& net_;
+    using Gather = std::function<void(const std::size_t*, std::size_t, Batch<T>&)>;
+    EpochStats run_epoch(std::size_t n, const Gather& gather, std::size_t epoch,
+                         const std::function<void(const Progress&)>& progress);
+    EpochStats run_evaluation(std::size_t n, const Gather& gather);
+    void require_registered(const autodiff::Tape<T>& tape);
+
+    Module<T>& model_;
     Optimizer<T>& optimizer_;
+    Loss<T> loss_;
     std::size_t batch_size_;
     std::uint32_t seed_;
-    autodiff::Tape<T> tape_;  ///< reused every step: no allocation after the first
-    autodiff::Matrix<T> X_;
-    autodiff::Labels y_;
+    double clip_ = 0;
+    std::optional<LearningRateSchedule> schedule_;
+    std::vector<autodiff::Parameter<T>*> parameters_;        // the model's, for clipping and checks
+    std::vector<const autodiff::Parameter<T>*> registered_;  // the same, sorted: the per-step check allocates nothing
+    ReplayedStep<T> step_;    ///< training: one recording per batch size, replayed
+    autodiff::Tape<T> tape_;  ///< evaluation's, reused every batch: no allocation after the first
+    Batch<T> batch_;
 };
 
 /// Examples whose argmax over the logits' column equals the label.

@@ -30,11 +30,12 @@ def run_layer(name, layer, x, extra=None):
     out.backward(seed)
     arrays = {"x": columns(x), "seed": columns(seed), "out": columns(out), "grad_x": columns(x.grad)}
     for pname, p in layer.named_parameters():
-        arrays[pname] = p.detach().reshape(p.shape[0], -1) if p.dim() > 1 else p.detach().reshape(-1, 1)
-        arrays["grad_" + pname] = p.grad.reshape(p.shape[0], -1) if p.dim() > 1 else p.grad.reshape(-1, 1)
+        # clone(): a later case's backward or zero_grad() writes into these tensors in place
+        arrays[pname] = p.detach().clone().reshape(p.shape[0], -1) if p.dim() > 1 else p.detach().clone().reshape(-1, 1)
+        arrays["grad_" + pname] = p.grad.clone().reshape(p.shape[0], -1) if p.dim() > 1 else p.grad.clone().reshape(-1, 1)
     for bname, b in layer.named_buffers():
         if b.dim() > 0:
-            arrays[bname] = b.detach().reshape(-1, 1)
+            arrays[bname] = b.detach().clone().reshape(-1, 1)
     arrays.update(extra or {})
     return (name, arrays)
 

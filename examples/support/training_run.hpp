@@ -1,0 +1,126 @@
+#pragma once
+// What train_mlp and train_cnn share: the training options a checkpoint keeps and a resumed
+// run adopts, a subset of the data for quick runs, and the epoch loop with its progress bar,
+// per-epoch line, metrics CSV, checkpoint after every epoch, plot and final line
+// ("test accuracy: 0.XXXX").
+
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <xtensor/xview.hpp>
+
+#include "nn/data/dataset.hpp"
+#include "nn/schedule.hpp"
+#include "nn/training.hpp"
+#include "metrics_log.hpp"
+#include "progress.hpp"
+
+namespace example {
+
+/// The options that decide how a run trains. Checkpoints keep them ("train.<name>"); --resume
+/// takes them from the checkpoint, or checks them against it when given again, so the resumed
+/// run shuffles and steps exactly as the first one did. `extendable` ones (--epochs) are
+/// taken from the checkpoint when not given but may be given anew.
+struct TrainingFlags {
+    std::vector<std::string> fixed;
+    std::vector<std::string> extendable;
+};
+
+// An option's value as given, the parts of a list joined by ',' ("16,32"), or its default.
+inline std::string given_value(const CLI::Option* option) {
+    if (option->count() == 0) return option->get_default_str();
+    std::string value;
+    for (const std::string& part : option->results()) value += (value.empty() ? "" : ",") + part;
+    return value;
+}
+
+inline std::map<std::string, std::string> training_settings(const CLI::App& app, const TrainingFlags& flags) {
+    std::map<std::string, std::string> settings;
+    for (const std::vector<std::string>* list : {&flags.fixed, &flags.extendable})
+        for (const std::string& flag : *list) settings[flag.substr(2)] = given_value(app.get_option(flag));
+    return settings;
+}
+
+inline bool same_setting(const std::string& a, const std::string& b) {  // "1e-3" and "0.001" are the same rate
+    try {
+        std::size_t used_a = 0, used_b = 0;
+        const double x = std::stod(a, &used_a), y = std::stod(b, &used_b);
+        if (used_a == a.size() && used_b == b.size()) return x == y;
+    } catch (const std::exception&) {
+    }
+    return a == b;
+}
+
+inline void adopt_training_settings(CLI::App& app, const TrainingFlags& flags,
+                                    const std::map<std::string, std::string>& meta, const std::string& dir) {
+    for (const std::string& flag : flags.fixed) {
+        const auto saved = meta.find("train." + flag.substr(2));
+        if (saved == meta.end()) continue;
+        CLI::Option* option = app.get_option(flag);
+        if (option->count() == 0) {
+            option->add_result(saved->second);
+            option->run_callback();
+        } else if (!same_setting(given_value(option), saved->second)) {
+            throw std::invalid_argument(dir + " was trained with " + flag + " " + saved->second + ", not " +
+                                        given_value(option) + " (leave " + flag + " out to continue it as it was)");
+        }
+    }
+    for (const std::string& flag : flags.extendable) {
+        const auto saved = meta.find("train." + flag.substr(2));
+        CLI::Option* option = app.get_option(flag);
+        if (saved == meta.end() || option->count() != 0) continue;
+        option->add_result(saved->second);
+        option->run_callback();
+    }
+}
+
+/// The first `limit` examples (all when limit is 0 or larger than the set): quick runs and tests.
+template <class T>
+nn::Dataset<T> first_examples(const nn::Dataset<T>& data, std::size_t limit) {
+    if (limit == 0 || limit >= data.size()) return data;
+    nn::Dataset<T> part;
+    part.classes = data.classes;
+    part.class_names = data.class_names;
+    part.features = xt::view(data.features, xt::all(), xt::range(0, limit));
+    part.labels.assign(data.labels.begin(), data.labels.begin() + static_cast<std::ptrdiff_t>(limit));
+    return part;
+}
+
+struct EpochLoop {
+    std::size_t first_epoch = 0, epochs = 0;
+    nn::Schedule schedule = nn::Schedule::cosine;
+    double learning_rate = 1e-3;
+    std::string metrics, plot;
+};
+
+/// Trains epochs first_epoch .. epochs-1 (the rate set per epoch by the schedule), evaluating
+/// on `test` after each and calling save(epoch done); prints one line per epoch and, last,
+/// "test accuracy: 0.XXXX".
+template <class T>
+void run_epochs(nn::Trainer<T>& trainer, nn::Optimizer<T>& optimizer, const nn::DataLoader<T>& train,
+                const nn::DataLoader<T>& test, const EpochLoop& loop, const std::function<void(std::size_t)>& save) {
+    ProgressReporter progress(loop.epochs);
+    MetricsLog log(loop.metrics);
+    nn::EpochStats tested;
+    for (std::size_t epoch = loop.first_epoch; epoch < loop.epochs; ++epoch) {
+        optimizer.set_learning_rate(T(nn::learning_rate_at(loop.schedule, loop.learning_rate, epoch, loop.epochs)));
+        const nn::EpochStats trained =
+            trainer.train_epoch(train, epoch, [&](const nn::Progress& p) { progress(epoch, p); });
+        tested = trainer.evaluate(test);
+        std::printf("epoch %zu/%zu: loss %.4f, train accuracy %.4f, test accuracy %.4f, %.2f s\n", epoch + 1,
+                    loop.epochs, trained.loss, trained.accuracy, tested.accuracy, trained.seconds);
+        std::fflush(stdout);
+        log.add({epoch + 1, trained, tested});
+        if (save) save(epoch + 1);
+    }
+    if (loop.first_epoch >= loop.epochs) tested = trainer.evaluate(test);
+    log.plot_or_say_why(loop.plot);
+    std::printf("test accuracy: %.4f\n", tested.accuracy);
+}
+
+}  // namespace example

@@ -1,0 +1,59 @@
+#include "nn/embedding.hpp"
+
+#include <cmath>
+
+#include "nn/numpy_random.hpp"
+
+namespace nn {
+
+namespace {
+
+template <class T>
+autodiff::Matrix<T> standard_normal(std::size_t rows, std::size_t cols, std::uint32_t seed) {
+    NumpyRandom rng(seed);
+    return xt::cast<T>(rng.randn(rows, cols));
+}
+
+}  // namespace
+
+template <class T>
+Embedding<T>::Embedding(std::size_t vocabulary, std::size_t dim, std::uint32_t seed)
+    : table(this->add_parameter("table", standard_normal<T>(dim, vocabulary, seed))) {
+    if (vocabulary == 0 || dim == 0) throw autodiff::Error(describe() + ": the vocabulary and the dimension must be at least 1");
+}
+
+template <class T>
+std::string Embedding<T>::describe() const {
+    return "Embedding(" + std::to_string(vocabulary()) + ", " + std::to_string(dim()) + ")";
+}
+
+template <class T>
+autodiff::Var<T> Embedding<T>::operator()(autodiff::Tape<T>& tape, const autodiff::Labels& ids) {
+    for (std::size_t j = 0; j < ids.size(); ++j)
+        if (ids[j] >= vocabulary())
+            throw autodiff::Error(this->who() + ": id " + std::to_string(ids[j]) + " (example " + std::to_string(j) +
+                                  ") is outside the vocabulary of " + std::to_string(vocabulary()));
+    return autodiff::gather(tape.parameter(table), ids, 1);
+}
+
+template <class T>
+autodiff::Var<T> Embedding<T>::forward(autodiff::Var<T> x) {
+    if (x.rows() != 1)
+        throw autodiff::Error(this->who() + ": its input is " + autodiff::to_string(x.shape()) +
+                              " but it takes 1 x m token ids (one per example)");
+    const autodiff::Matrix<T>& v = x.value();
+    ids_.resize(v.size());
+    for (std::size_t j = 0; j < v.size(); ++j) {
+        const T id = v(0, j);
+        if (!(id >= T(0) && id == std::floor(id)))
+            throw autodiff::Error(this->who() + ": example " + std::to_string(j) + " holds " +
+                                  std::to_string(double(id)) + ", not a token id");
+        ids_[j] = static_cast<std::size_t>(id);
+    }
+    return (*this)(x.tape(), ids_);
+}
+
+template class Embedding<float>;
+template class Embedding<double>;
+
+}  // namespace nn

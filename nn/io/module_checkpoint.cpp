@@ -1,0 +1,139 @@
+#include "nn/io/module_checkpoint.hpp"
+
+#include <set>
+
+namespace nn {
+
+namespace {
+
+const std::string optimizer_prefix = "optimizer.";
+
+bool is_optimizer_entry(const std::string& name) { return name.rfind(optimizer_prefix, 0) == 0; }
+
+template <class T>
+std::map<std::string, autodiff::Matrix<T>*> arrays_of(Module<T>& model) {
+    std::map<std::string, autodiff::Matrix<T>*> out;
+    for (const auto& p : model.named_parameters()) out[p.name] = &p.item->value;
+    for (const auto& b : model.named_buffers()) out[b.name] = b.item;
+    return out;
+}
+
+std::string listed(const std::vector<std::string>& names) {
+    std::string s;
+    for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+    return s;
+}
+
+template <class T>
+Checkpoint model_checkpoint(Module<T>& model, const std::map<std::string, std::string>& meta) {
+    Checkpoint c;
+    for (const auto& [key, value] : meta) {
+        if (key == "module" || key == "dtype" || key == "optimizer" || is_optimizer_entry(key))
+            throw autodiff::Error("nn::save: the entry '" + key + "' is the checkpoint's own; name yours otherwise");
+        c.meta[key] = value;
+    }
+    c.meta["module"] = model.describe();
+    c.meta["dtype"] = sizeof(T) == 4 ? "float32" : "float64";
+    store_module(c, model);
+    return c;
+}
+
+}  // namespace
+
+template <class T>
+void store_module(Checkpoint& checkpoint, Module<T>& model) {
+    for (const auto& [name, array] : arrays_of(model)) {
+        if (is_optimizer_entry(name))
+            throw autodiff::Error("nn::save: the model's '" + name +
+                                  "' would collide with the optimizer's state: rename its module 'optimizer'");
+        checkpoint.arrays[name] = *array;
+    }
+}
+
+template <class T>
+void restore_module(const Checkpoint& checkpoint, Module<T>& model, const std::string& where) {
+    const auto wanted = arrays_of(model);
+    std::vector<std::string> missing, extra, misfit;
+    for (const auto& [name, array] : wanted) {
+        const auto it = checkpoint.arrays.find(name);
+        if (it == checkpoint.arrays.end()) {
+            missing.push_back(name);
+            continue;
+        }
+        const auto* stored = std::get_if<autodiff::Matrix<T>>(&it->second);
+        if (stored == nullptr)
+            misfit.push_back(name + " (stored as " + (sizeof(T) == 4 ? "float64" : "float32") + ", the model is " +
+                             (sizeof(T) == 4 ? "float32" : "float64") + ")");
+        else if (stored->shape() != array->shape())
+            misfit.push_back(name + " (" + autodiff::to_string(autodiff::shape_of(*stored)) + " saved, " +
+                             autodiff::to_string(autodiff::shape_of(*array)) + " in the model)");
+    }
+    for (const auto& [name, array] : checkpoint.arrays)
+        if (!is_optimizer_entry(name) && wanted.count(name) == 0) extra.push_back(name);
+    if (!missing.empty() || !extra.empty() || !misfit.empty()) {
+        std::string msg = where + " does not fit the model " + model.describe() + ":";
+        if (!missing.empty()) msg += " missing " + listed(missing) + ";";
+        if (!extra.empty()) msg += " not in the model " + listed(extra) + ";";
+        if (!misfit.empty()) msg += " mis-shaped " + listed(misfit) + ";";
+        const auto saved = checkpoint.meta.find("module");
+        if (saved != checkpoint.meta.end()) msg += " it was saved from " + saved->second;
+        throw DataError(msg);
+    }
+    for (const auto& [name, array] : wanted) *array = checkpoint.array<T>(name);
+}
+
+template <class T>
+void save(const std::filesystem::path& dir, Module<T>& model, const Optimizer<T>& optimizer,
+          const std::map<std::string, std::string>& meta) {
+    Checkpoint c = model_checkpoint(model, meta);
+    c.meta["optimizer"] = optimizer.name();
+    for (const auto& [key, value] : optimizer.hyperparameters()) c.meta[optimizer_prefix + key] = value;
+    for (const auto& [key, value] : optimizer.state()) c.arrays[optimizer_prefix + key] = value;
+    save_checkpoint(dir, c);
+}
+
+template <class T>
+void save(const std::filesystem::path& dir, Module<T>& model, const std::map<std::string, std::string>& meta) {
+    save_checkpoint(dir, model_checkpoint(model, meta));
+}
+
+template <class T>
+Checkpoint load(const std::filesystem::path& dir, Module<T>& model) {
+    Checkpoint c = load_checkpoint(dir);
+    restore_module(c, model, dir.string());
+    return c;
+}
+
+template <class T>
+Checkpoint load(const std::filesystem::path& dir, Module<T>& model, Optimizer<T>& optimizer) {
+    Checkpoint c = load_checkpoint(dir);
+    const auto saved = c.meta.find("optimizer");
+    if (saved == c.meta.end())
+        throw DataError(dir.string() + ": holds no optimizer state (saved without an optimizer)");
+    if (saved->second != optimizer.name())
+        throw DataError(dir.string() + ": its optimizer state is " + saved->second + "'s, not " + optimizer.name() + "'s");
+    restore_module(c, model, dir.string());
+    std::map<std::string, autodiff::Matrix<T>> state;
+    for (const auto& [name, array] : c.arrays)
+        if (is_optimizer_entry(name)) state[name.substr(optimizer_prefix.size())] = c.array<T>(name);
+    try {
+        optimizer.load_state(state);
+    } catch (const std::exception& e) {
+        throw DataError(dir.string() + ": " + e.what());
+    }
+    return c;
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                                   \
+    template void save<T>(const std::filesystem::path&, Module<T>&, const Optimizer<T>&,                          \
+                          const std::map<std::string, std::string>&);                                             \
+    template void save<T>(const std::filesystem::path&, Module<T>&, const std::map<std::string, std::string>&);   \
+    template Checkpoint load<T>(const std::filesystem::path&, Module<T>&, Optimizer<T>&);                         \
+    template Checkpoint load<T>(const std::filesystem::path&, Module<T>&);                                        \
+    template void store_module<T>(Checkpoint&, Module<T>&);                                                       \
+    template void restore_module<T>(const Checkpoint&, Module<T>&, const std::string&);
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+}  // namespace nn

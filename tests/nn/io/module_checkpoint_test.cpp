@@ -1,0 +1,122 @@
+// Checkpoints of any module: parameters and buffers by name, optimizer state, refusals that
+// list every misfit, and save -> load -> save writing the same bytes.
+
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "../temp_dir.hpp"
+#include "nn/activation_layer.hpp"
+#include "nn/dropout.hpp"
+#include "nn/io/module_checkpoint.hpp"
+#include "nn/linear.hpp"
+#include "nn/normalization.hpp"
+#include "nn/sequential.hpp"
+
+using autodiff::Matrix;
+using Catch::Matchers::Contains;
+
+namespace {
+
+template <class T>
+struct Model : nn::Module<T> {
+    nn::Linear<T> encoder{4, 6, 1u};
+    nn::BatchNorm<T> norm{6};
+    nn::Dropout<T> drop{0.2, 5};
+    nn::Linear<T> head;
+    explicit Model(std::size_t classes = 3) : head(6, classes, 2u) {
+        this->register_modules({{"encoder", encoder}, {"norm", norm}, {"drop", drop}, {"head", head}});
+    }
+    autodiff::Var<T> forward(autodiff::Var<T> x) override { return head(drop(relu(norm(encoder(x))))); }
+};
+
+template <class T>
+void train_steps(Model<T>& model, nn::Optimizer<T>& opt, int steps) {
+    autodiff::Tape<T> tape;
+    nn::NumpyRandom rng(9);
+    for (int s = 0; s < steps; ++s) {
+        tape.reset();
+        const Matrix<T> x = xt::cast<T>(rng.randn(4, 8));
+        tape.backward(autodiff::softmax_cross_entropy(model(tape.constant(x)), autodiff::Labels{0, 1, 2, 0, 1, 2, 0, 1}));
+        opt.step();
+        opt.zero_grad();
+    }
+}
+
+std::map<std::string, std::string> files_of(const std::filesystem::path& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        std::ifstream in(entry.path(), std::ios::binary);
+        std::ostringstream bytes;
+        bytes << in.rdbuf();
+        out[entry.path().filename().string()] = bytes.str();
+    }
+    return out;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("a module and its optimizer round-trip through a checkpoint, byte for byte", "[checkpoint][module]",
+                   float, double) {
+    test_support::TempDir dir("module-checkpoint");
+    Model<TestType> model;
+    nn::AdamW<TestType> opt(model.parameters(), TestType(1e-2));
+    train_steps(model, opt, 3);
+    nn::save(dir.path / "a", model, opt, {{"epoch", "3"}});
+    const auto files = files_of(dir.path / "a");
+    for (const char* name : {"encoder.W.npy", "encoder.b.npy", "norm.gain.npy", "norm.bias.npy", "norm.running_mean.npy",
+                             "norm.running_var.npy", "drop.counter.npy", "head.W.npy", "optimizer.m.0.npy",
+                             "optimizer.steps.npy", "manifest.json"})
+        REQUIRE(files.count(name) == 1);
+
+    Model<TestType> other;
+    nn::AdamW<TestType> other_opt(other.parameters(), TestType(1e-2));
+    const nn::Checkpoint c = nn::load(dir.path / "a", other, other_opt);
+    REQUIRE(c.meta.at("epoch") == "3");
+    REQUIRE(c.meta.at("module") == model.describe());
+    REQUIRE((other.norm.running_var == model.norm.running_var));
+    REQUIRE(other.drop.counter() == model.drop.counter());
+    nn::save(dir.path / "b", other, other_opt, {{"epoch", "3"}});
+    REQUIRE(files_of(dir.path / "b") == files);
+
+    // Both continue identically: the optimizer state and the dropout counter came back.
+    train_steps(model, opt, 2);
+    train_steps(other, other_opt, 2);
+    REQUIRE((other.head.W.value == model.head.W.value));
+}
+
+TEST_CASE("loading refuses missing, extra and mis-shaped names, listing them, and changes nothing", "[checkpoint][module]") {
+    test_support::TempDir dir("module-checkpoint-refuse");
+    Model<double> model;
+    nn::save(dir.path / "m", model);
+    struct Other : nn::Module<double> {
+        nn::Linear<double> encoder{4, 6, 1u};
+        nn::Linear<double> head{6, 5, 2u};
+        nn::Linear<double> extra_layer{2, 2, 3u};
+        Other() { register_modules({{"encoder", encoder}, {"head", head}, {"extra_layer", extra_layer}}); }
+    } other;
+    const Matrix<double> before = other.encoder.W.value;
+    other.encoder.W.value.fill(7.0);
+    const Matrix<double> sevens = other.encoder.W.value;
+    try {
+        nn::load(dir.path / "m", other);
+        FAIL("loaded a checkpoint that does not fit");
+    } catch (const nn::DataError& e) {
+        const std::string msg = e.what();
+        INFO(msg);
+        REQUIRE_THAT(msg, Contains("missing extra_layer.W, extra_layer.b"));
+        REQUIRE_THAT(msg, Contains("not in the model drop.counter, norm.bias, norm.gain, norm.running_mean, norm.running_var"));
+        REQUIRE_THAT(msg, Contains("mis-shaped head.W (3x6 saved, 5x6 in the model), head.b (3x1 saved, 5x1 in the model)"));
+    }
+    REQUIRE((other.encoder.W.value == sevens));
+    (void)before;
+    nn::SGD<double> sgd(model.parameters(), 0.1);
+    REQUIRE_THROWS_WITH(nn::load(dir.path / "m", model, sgd), Contains("holds no optimizer state"));
+    nn::Adam<double> adam(model.parameters());
+    nn::save(dir.path / "with-adam", model, adam);
+    REQUIRE_THROWS_WITH(nn::load(dir.path / "with-adam", model, sgd), Contains("its optimizer state is adam's, not sgd's"));
+    REQUIRE_THROWS_WITH(nn::save(dir.path / "x", model, {{"module", "mine"}}), Contains("the entry 'module' is the checkpoint's own"));
+    Model<float> as_float;
+    REQUIRE_THROWS_WITH(nn::load(dir.path / "m", as_float), Contains("encoder.W (stored as float64, the model is float32)"));
+}

@@ -1,0 +1,161 @@
+// Every layer's value and gradients against PyTorch in float64 (tests/data/torch_nn/generate.py),
+// batch norm in both modes with its running statistics; dropout's masks in both modes.
+
+#include <catch2/catch.hpp>
+
+#include "../autodiff/torch_fixture.hpp"
+#include "nn/convolution.hpp"
+#include "nn/dropout.hpp"
+#include "nn/embedding.hpp"
+#include "nn/linear.hpp"
+#include "nn/normalization.hpp"
+
+using autodiff::Matrix;
+using autodiff::Parameter;
+using autodiff::Var;
+using Catch::Matchers::Contains;
+
+namespace {
+
+constexpr double tolerance = 1e-12;
+
+std::vector<std::size_t> numbers(const std::string& name) {  // "conv2d_1_2_5_3_1_2" -> 1 2 5 3 1 2
+    std::vector<std::size_t> out;
+    std::size_t at = name.find('_');
+    while (at != std::string::npos) {
+        const std::size_t next = name.find('_', at + 1);
+        const std::string part = name.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+        if (!part.empty() && std::isdigit(static_cast<unsigned char>(part[0]))) out.push_back(std::stoul(part));
+        at = next;
+    }
+    return out;
+}
+
+// Runs the layer on the case's x with its seed; checks the value and every gradient named.
+void check(nn::Module<double>& layer, const test::FixtureCase& c,
+           const std::vector<std::pair<Parameter<double>*, std::string>>& parameters) {
+    for (auto& [p, key] : parameters) p->value = c[key];
+    layer.zero_grad();
+    autodiff::Tape<double> tape;
+    Var<double> x = tape.leaf(c["x"]);
+    Var<double> y = layer(x);
+    tape.backward(y, c["seed"]);
+    test::require_matches_torch(y.value(), c["out"], c.name + " out", tolerance);
+    test::require_matches_torch(x.grad(), c["grad_x"], c.name + " grad_x", tolerance);
+    for (auto& [p, key] : parameters) test::require_matches_torch(p->grad, c["grad_" + key], c.name + " grad " + key, tolerance);
+}
+
+bool starts(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+TEST_CASE("layers match PyTorch's values and gradients in float64", "[layers][torch]") {
+    std::size_t checked = 0;
+    for (const test::FixtureCase& c : test::load_torch_fixture("torch_nn/layers.txt")) {
+        const std::vector<std::size_t> n = numbers(c.name);
+        INFO(c.name);
+        if (starts(c.name, "linear")) {
+            nn::Linear<double> layer(n[0], n[1]);
+            check(layer, c, {{&layer.W, "weight"}, {&layer.b, "bias"}});
+        } else if (starts(c.name, "layernorm")) {
+            nn::LayerNorm<double> layer(n[0]);
+            check(layer, c, {{&layer.gain, "weight"}, {&layer.bias, "bias"}});
+        } else if (starts(c.name, "batchnorm")) {
+            nn::BatchNorm<double> layer(n[0]);
+            layer.running_mean = c["running_mean_before"];
+            layer.running_var = c["running_var_before"];
+            layer.train(starts(c.name, "batchnorm_train"));
+            check(layer, c, {{&layer.gain, "weight"}, {&layer.bias, "bias"}});
+            test::require_matches_torch(layer.running_mean, c["running_mean"], c.name + " running_mean", tolerance);
+            test::require_matches_torch(layer.running_var, c["running_var"], c.name + " running_var", tolerance);
+        } else if (starts(c.name, "embedding")) {
+            nn::Embedding<double> layer(n[0], n[1]);
+            layer.table.value = c["table"];
+            autodiff::Tape<double> tape;
+            Var<double> y = layer(tape, c.indices("ids"));
+            tape.backward(y, c["seed"]);
+            test::require_matches_torch(y.value(), c["out"], c.name + " out", tolerance);
+            test::require_matches_torch(layer.table.grad, c["grad_table"], c.name + " grad table", tolerance);
+            // The same through forward(), as in a Sequential: ids as a 1 x m row.
+            const Matrix<double> by_ids = y.value();
+            tape.reset();
+            Var<double> z = layer(tape.constant(c["ids"]));
+            REQUIRE((z.value() == by_ids));
+        } else if (starts(c.name, "conv2d")) {
+            nn::Conv2d<double> layer({n[0], n[2], n[2]}, n[1], n[3], n[4]);
+            check(layer, c, {{&layer.W, "weight"}, {&layer.b, "bias"}});
+        } else if (starts(c.name, "maxpool")) {
+            nn::MaxPool2d<double> layer({n[0], n[1], n[1]}, n[2]);
+            check(layer, c, {});
+        } else if (starts(c.name, "avgpool")) {
+            nn::AvgPool2d<double> layer({n[0], n[1], n[1]}, n[2]);
+            check(layer, c, {});
+        } else {
+            FAIL("no layer for fixture case " << c.name);
+        }
+        ++checked;
+    }
+    REQUIRE(checked == 25);
+}
+
+TEST_CASE("dropout: inverted masks in training, identity in evaluation, resumable masks", "[layers][dropout]") {
+    nn::Dropout<double> drop(0.25, 7);
+    nn::NumpyRandom rng(3);
+    const Matrix<double> x = rng.randn(40, 50) + 3.0, seed = rng.randn(40, 50);
+    autodiff::Tape<double> tape;
+    Var<double> in = tape.leaf(x);
+    Var<double> y = drop(in);
+    tape.backward(y, seed);
+    std::size_t dropped = 0;
+    for (std::size_t k = 0; k < x.size(); ++k) {
+        const double kept = y.value().data()[k] == 0 ? 0.0 : 1.0;
+        dropped += kept == 0;
+        REQUIRE_THAT(y.value().data()[k], Catch::Matchers::WithinRel(kept * x.data()[k] / 0.75, 1e-15));
+        REQUIRE_THAT(in.grad().data()[k], Catch::Matchers::WithinRel(kept * seed.data()[k] / 0.75, 1e-15));
+    }
+    REQUIRE(dropped > 400);  // 25% of 2000, give or take
+    REQUIRE(dropped < 600);
+    REQUIRE(drop.counter() == 2000);
+
+    // A second layer set to the first's counter draws the same next mask.
+    const Matrix<double> first_next = [&] {
+        tape.reset();
+        return Matrix<double>(drop(tape.constant(x)).value());
+    }();
+    nn::Dropout<double> resumed(0.25, 7);
+    for (const auto& b : resumed.named_buffers()) *b.item = Matrix<double>{{0.0}, {0.0}, {2000.0}};
+    tape.reset();
+    REQUIRE((resumed(tape.constant(x)).value() == first_next));
+
+    drop.eval();
+    tape.reset();
+    Var<double> e = tape.leaf(x);
+    Var<double> ye = drop(e);
+    tape.backward(ye, seed);
+    REQUIRE((ye.value() == x));
+    REQUIRE((e.grad() == seed));
+    REQUIRE(drop.counter() == 4000);  // evaluation draws nothing
+    REQUIRE_THROWS_WITH(nn::Dropout<double>(1.0), Contains("p must be in [0, 1)"));
+}
+
+TEST_CASE("a misfit input names the layer, the shape it got and the shape it takes", "[layers][errors]") {
+    autodiff::Tape<double> tape;
+    nn::Conv2d<double> conv({1, 28, 28}, 4, 3, 1);
+    nn::MaxPool2d<double> pool(conv.output_shape(), 2);
+    REQUIRE(pool.output_shape().height == 14);
+    nn::Conv2d<double> conv2(pool.output_shape(), 8, 3, 1);
+    REQUIRE(conv2.describe() == "Conv2d(4x14x14, 8, 3, padding=1)");
+    REQUIRE_THROWS_WITH(conv2(tape.constant(xt::zeros<double>({3136, 2}))),
+                        Contains("Conv2d(4x14x14, 8, 3, padding=1): its input is 3136x2 but it takes 784 rows: "
+                                 "4x14x14 images as columns (channels x height x width)"));
+    REQUIRE_THROWS_WITH(pool(tape.constant(xt::zeros<double>({10, 2}))),
+                        Contains("MaxPool2d(4x28x28, 2): its input is 10x2 but it takes 3136 rows"));
+    nn::BatchNorm<double> bn(3);
+    REQUIRE_THROWS_WITH(bn(tape.constant(xt::zeros<double>({3, 1}))), Contains("training needs at least 2 examples"));
+    bn.eval();
+    REQUIRE(bn(tape.constant(xt::zeros<double>({3, 1}))).shape() == autodiff::Shape{3, 1});
+    REQUIRE_THROWS_WITH(nn::LayerNorm<double>(4)(tape.constant(xt::zeros<double>({5, 2}))),
+                        Contains("LayerNorm(4, eps=1e-05): its input is 5x2 but it takes 4 features"));
+    nn::Embedding<double> emb(5, 2);
+    REQUIRE_THROWS_WITH(emb(tape, autodiff::Labels{1, 5}), Contains("id 5 (example 1) is outside the vocabulary of 5"));
+}

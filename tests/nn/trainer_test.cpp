@@ -1,0 +1,99 @@
+// The generic Trainer: any module, classification or regression, schedules, clipping,
+// modes, and the registration check.
+
+#include <catch2/catch.hpp>
+
+#include "nn/activation_layer.hpp"
+#include "nn/data/csv.hpp"
+#include "nn/linear.hpp"
+#include "nn/sequential.hpp"
+#include "nn/training.hpp"
+
+using autodiff::Matrix;
+using Catch::Matchers::Contains;
+
+namespace {
+
+nn::RegressionData<double> sine(std::size_t n, std::uint32_t seed) {
+    nn::NumpyRandom rng(seed);
+    nn::RegressionData<double> d{Matrix<double>({1, n}), Matrix<double>({1, n})};
+    for (std::size_t j = 0; j < n; ++j) {
+        d.inputs(0, j) = rng.uniform() * 2 - 1;
+        d.targets(0, j) = std::sin(3 * d.inputs(0, j));
+    }
+    return d;
+}
+
+struct Regressor : nn::Sequential<double> {
+    Regressor() {
+        add<nn::Linear<double>>(1, 32, 1u, nn::Init::glorot);
+        add<nn::Tanh<double>>();
+        add<nn::Linear<double>>(32, 1, 2u, nn::Init::glorot);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("the Trainer fits a regression (y = sin 3x) with the MSE loss", "[trainer]") {
+    Regressor net;
+    nn::Adam<double> adam(net.parameters(), 0.01);
+    nn::Trainer<double> trainer(net, adam, nn::mse_loss<double>(), 32, 0);
+    const auto train = sine(256, 1), test = sine(64, 2);
+    const double before = trainer.evaluate(test).loss;
+    const auto history = trainer.fit(train, test, 0, 150);
+    REQUIRE(history.size() == 150);
+    REQUIRE(history.back().epoch == 150);
+    INFO("test MSE " << before << " -> " << history.back().test.loss);
+    REQUIRE(history.back().test.loss < 0.01);
+    REQUIRE(history.back().test.accuracy == 0.0);  // regression: no accuracy
+}
+
+TEST_CASE("the Trainer reports a parameter the model uses but never registered", "[trainer]") {
+    struct Leaky : nn::Module<double> {
+        nn::Linear<double> head{4, 3, 0u};
+        autodiff::Parameter<double> shift{xt::zeros<double>({3, 1}), "shift"};
+        Leaky() { register_modules({{"head", head}}); }
+        autodiff::Var<double> forward(autodiff::Var<double> x) override { return head(x) + x.tape().parameter(shift); }
+    } model;
+    nn::SGD<double> sgd(model.parameters(), 0.1);
+    nn::Trainer<double> trainer(model, sgd, 16, 0);
+    REQUIRE_THROWS_WITH(trainer.train_epoch(nn::DataLoader<double>(nn::iris<double>()), 0),
+                        Contains("'shift' (3x1) took part in the computation but are not registered"));
+}
+
+TEST_CASE("evaluate runs in eval mode and restores the mode; training runs in train mode", "[trainer]") {
+    struct ModeSpy : nn::Module<double> {
+        nn::Linear<double> head{4, 3, 0u};
+        std::vector<bool> seen;
+        ModeSpy() { register_modules({{"head", head}}); }
+        autodiff::Var<double> forward(autodiff::Var<double> x) override {
+            seen.push_back(head.is_training());
+            return head(x);
+        }
+    } model;
+    nn::SGD<double> sgd(model.parameters(), 0.1);
+    nn::Trainer<double> trainer(model, sgd, 150, 0);
+    const nn::DataLoader<double> iris(nn::iris<double>());
+    model.eval();
+    trainer.train_epoch(iris, 0);
+    REQUIRE(model.seen == std::vector<bool>{true});
+    trainer.evaluate(iris);
+    REQUIRE(model.seen == std::vector<bool>{true, false});
+    REQUIRE(model.is_training());
+}
+
+TEST_CASE("a per-step schedule sets the rate at every step and reaches 0", "[trainer][schedule]") {
+    nn::Sequential<double> net;
+    net.add<nn::Linear<double>>(4, 3, 0u);
+    nn::SGD<double> sgd(net.parameters(), 0.1);
+    nn::Trainer<double> trainer(net, sgd, 50, 0);  // 150 examples: 3 steps per epoch
+    trainer.set_schedule(nn::LearningRateSchedule::cosine(0.1, 4).with_warmup(2));
+    trainer.set_clip_grad_norm(1.0);
+    const nn::DataLoader<double> iris(nn::iris<double>());
+    trainer.train_epoch(iris, 0);  // steps 0, 1, 2: warm-up, then the cosine's step 0
+    REQUIRE(sgd.learning_rate() == 0.1);
+    trainer.train_epoch(iris, 1);  // steps 3, 4, 5: cosine steps 1 to 3
+    REQUIRE(sgd.learning_rate() == Approx(0.1 * 0.5 * (1 + std::cos(3 * 3.14159265358979323846 / 4))).epsilon(0).margin(1e-15));
+    trainer.train_epoch(iris, 2);  // cosine steps 4 to 6: the rate is 0 from step 4 on
+    REQUIRE(sgd.learning_rate() == 0.0);
+}
