@@ -68,6 +68,7 @@ private:
 template <class T>
 GradcheckResult gradcheck(const TapeFunction<T>& f, const std::vector<Matrix<T>>& inputs,
                           const GradcheckOptions& options) {
+    const double step = options.step.value_or(GradcheckDefaults<T>::step);
     Probe<T> probe(f, options.seed);
     const std::vector<Matrix<T>> analytic = probe.analytic(inputs);
     std::vector<Matrix<T>> shifted = inputs;
@@ -76,12 +77,16 @@ GradcheckResult gradcheck(const TapeFunction<T>& f, const std::vector<Matrix<T>>
         const std::size_t cols = inputs[i].shape()[1];
         for (std::size_t k = 0; k < inputs[i].size(); ++k) {
             const T original = inputs[i].data()[k];
-            shifted[i].data()[k] = original + T(options.step);
+            const double h = step * std::max(1.0, std::abs(double(original)));
+            // The points as T holds them: in float, x + h rounds, and dividing by the step
+            // that was asked for instead of the one taken would be an error of its own.
+            const T above = T(original + h), below = T(original - h);
+            shifted[i].data()[k] = above;
             const double plus = probe.projected(shifted);
-            shifted[i].data()[k] = original - T(options.step);
+            shifted[i].data()[k] = below;
             const double minus = probe.projected(shifted);
             shifted[i].data()[k] = original;
-            const double numeric = (plus - minus) / (2 * options.step);
+            const double numeric = (plus - minus) / (double(above) - double(below));
             const double a = analytic[i].data()[k];
             double error = std::abs(a - numeric) / std::max({1.0, std::abs(a), std::abs(numeric)});
             if (std::isnan(error)) error = INFINITY;  // a NaN is the worst error there is
@@ -89,7 +94,7 @@ GradcheckResult gradcheck(const TapeFunction<T>& f, const std::vector<Matrix<T>>
                 result = {error, i, k / cols, k % cols, a, numeric, true};
         }
     }
-    result.passed = result.worst_error <= options.tolerance;
+    result.passed = result.worst_error <= options.tolerance.value_or(GradcheckDefaults<T>::tolerance);
     return result;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The engine's array type and the shape vocabulary every op and error message shares.
 
+#include <cmath>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -31,6 +32,18 @@ Shape shape_of(const Matrix<T>& m) {
 
 inline std::string to_string(Shape s) {
     return std::to_string(s.rows) + "x" + std::to_string(s.cols);
+}
+
+// Where the first NaN or Inf of m is, in the words of every error that reports one:
+// "inf at row 0, column 1". Empty when every value is finite.
+template <class T>
+std::string first_non_finite(const Matrix<T>& m) {
+    const std::size_t cols = m.shape()[1];
+    const T* p = m.data();
+    for (std::size_t k = 0; k < m.size(); ++k)
+        if (!std::isfinite(p[k]))
+            return std::to_string(p[k]) + " at row " + std::to_string(k / cols) + ", column " + std::to_string(k % cols);
+    return {};
 }
 
 // Resizes only when the shape changes, so a buffer reused with the same shape never reallocates.

@@ -15,6 +15,11 @@ namespace autodiff {
 // ---- linear algebra (ops/linear_algebra.cpp) ----
 template <class T> Var<T> matmul(Var<T> a, Var<T> b);                  ///< a @ b
 template <class T> Var<T> linear(Var<T> W, Var<T> A, Var<T> b);        ///< W @ A + b, b is n_out x 1
+/// The activations the fused linear applies in its epilogue.
+enum class Activation { relu, sigmoid, tanh, identity };
+/// activation(W @ A + b) as one tape entry: the bias and the activation in one pass after the
+/// GEMM, and backward's activation derivative in one pass with the bias gradient's row sums.
+template <class T> Var<T> linear(Var<T> W, Var<T> A, Var<T> b, Activation activation);
 template <class T> Var<T> transpose(Var<T> x);
 
 // ---- elementwise with 2-D broadcasting (ops/elementwise.cpp) ----
@@ -80,6 +85,7 @@ template <class T> Var<T> where(const Matrix<T>& mask, Var<T> a, Var<T> b);  ///
 /// parts joined along axis 0 (stacking features: every part has the same columns) or 1
 /// (stacking examples: the same rows). One entry per 3 parts (an entry has at most 3 inputs).
 template <class T> Var<T> concat(const std::vector<Var<T>>& parts, int axis);
+template <class T> Var<T> concat(std::initializer_list<Var<T>> parts, int axis);  ///< concat({a, b}, 0)
 /// Rows (axis 0) or columns (axis 1) begin .. end-1 of x, as x[begin:end] or x[:, begin:end].
 /// Its backward writes the gradient of that range only.
 template <class T> Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end);

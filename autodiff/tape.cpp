@@ -14,14 +14,6 @@ namespace {
 std::uint64_t next_generation() { return detail::TapeRegistry::next_generation(); }
 
 template <class T>
-bool all_finite(const Matrix<T>& m) {
-    const T* p = m.data();
-    for (std::size_t k = 0; k < m.size(); ++k)
-        if (!std::isfinite(p[k])) return false;
-    return true;
-}
-
-template <class T>
 void check_not_empty(const Matrix<T>& m, const char* op) {
     if (m.size() == 0)
         throw Error(std::string(op) + ": empty " + to_string(shape_of(m)) +
@@ -296,14 +288,21 @@ Matrix<T> Tape<T>::gradient_of(const Parameter<T>& p) const {
 
 template <class T>
 void Tape<T>::check_finite_value(std::uint32_t index) const {
-    if (all_finite(value(index))) return;
+    const Matrix<T>& v = value(index);
+    const std::string where = first_non_finite(v);
+    if (where.empty()) return;
     const Node<T>& n = nodes_[index];
+    const std::string entry = "tape entry " + std::to_string(index);
+    if (n.arity == 0) {  // a constant, leaf or parameter: the data given, not an op, is at fault
+        // leaf() is a constant() that needs a gradient: both are checked before leaf() names it.
+        const std::string what = n.parameter ? "parameter '" + n.parameter->name + "'" : "a constant or leaf";
+        throw AnomalyError("anomaly: input data (" + what + ", " + entry + ") holds a NaN or Inf value: " + where +
+                           " of " + to_string(shape_of(v)));
+    }
     std::string inputs;
-    for (int i = 0; i < n.arity; ++i)
-        inputs += (i ? ", " : "") + to_string(shape_of(value(n.inputs[i])));
-    throw AnomalyError("anomaly: " + std::string(n.op) + " (tape entry " + std::to_string(index) +
-                       ", inputs " + (inputs.empty() ? "none" : inputs) + ") produced a NaN or Inf value of shape " +
-                       to_string(shape_of(value(index))));
+    for (int i = 0; i < n.arity; ++i) inputs += (i ? ", " : "") + to_string(shape_of(value(n.inputs[i])));
+    throw AnomalyError("anomaly: " + std::string(n.op) + " (" + entry + ", inputs " + inputs +
+                       ") produced a NaN or Inf value: " + where + " of " + to_string(shape_of(v)));
 }
 
 template <class T>
@@ -312,11 +311,12 @@ void Tape<T>::check_finite_input_grads(const Node<T>& n, std::uint32_t index) co
         const Node<T>& in = nodes_[n.inputs[i]];
         if (!in.requires_grad) continue;
         const Matrix<T>& g = (in.parameter && accumulate_into_parameters_) ? in.parameter->grad : in.grad;
-        if (!all_finite(g))
+        const std::string where = first_non_finite(g);
+        if (!where.empty())
             throw AnomalyError("anomaly: the backward of " + std::string(n.op) + " (tape entry " +
                                std::to_string(index) + ") produced a NaN or Inf gradient for its input " +
-                               std::to_string(i) + " (" + in.op + ", " +
-                               to_string(shape_of(value(n.inputs[i]))) + ")");
+                               std::to_string(i) + " (" + in.op + ", " + to_string(shape_of(value(n.inputs[i]))) +
+                               "): " + where);
     }
 }
 

@@ -11,13 +11,17 @@ Rows: workload x dtype x threads. Columns: median wall time per step of each
 implementation (µs), then each one's ratio to the hand-written step (`/hw`), and the
 hand-written step's and the engine's ratio to the matmul floor (`/floor`).
 Benchmark names are impl/workload/dtype/t<threads> (bench/harness.hpp).
+
+The convolution workload (CNN, bench/cnn_harness.hpp) has no hand-written step: its rows go
+to a table of their own, with every implementation's ratio to its GEMM floor and tapegrad's
+time over each peer's (below 1: tapegrad is faster).
 """
 import json
 import sys
 
 STAT = "median"  # or "min" with --min: the fastest repetition
-ORDER = ["handwritten", "floor", "tapegrad", "libtorch", "libtorch_passive", "numpy"]
-WORKLOAD_ORDER = {"S": 0, "M": 1, "L": 2}
+ORDER = ["handwritten", "floor", "tapegrad", "libtorch", "libtorch_passive", "numpy", "pytorch"]
+WORKLOAD_ORDER = {"S": 0, "M": 1, "L": 2, "CNN": 3}
 DTYPE_ORDER = {"f64": 0, "f32": 1}
 
 
@@ -89,6 +93,23 @@ def table(rows, impls, ratio_to_floor):
     return "\n".join(out)
 
 
+def cnn_table(rows):
+    impls = [i for i in ["floor", "tapegrad", "libtorch", "libtorch_passive", "pytorch"] if any(i in r for r in rows.values())]
+    peers = [i for i in impls if i not in ("floor", "tapegrad")]
+    head = ["workload", "dtype", "threads"] + impls + [f"{i}/floor" for i in impls if i != "floor"]
+    head += [f"tapegrad/{p}" for p in peers] + ["max cv"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for k in sorted(rows, key=lambda k: k[2]):
+        r = rows[k]
+        ratio = lambda a, b: f"{r[a][0] / r[b][0]:.2f}" if a in r and b in r else "–"  # noqa: E731
+        cells = [k[0], k[1], str(k[2])] + [fmt_time(r[i][0]) if i in r else "–" for i in impls]
+        cells += [ratio(i, "floor") for i in impls if i != "floor"] + [ratio("tapegrad", p) for p in peers]
+        cvs = [r[i][1] for i in impls if i in r and r[i][1] is not None]
+        cells.append(f"{100 * max(cvs):.0f}%" if cvs else "–")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main():
     args = sys.argv[1:]
     variants = "--variants" in args
@@ -99,6 +120,14 @@ def main():
     if not paths:
         sys.exit(__doc__)
     rows = read(paths)
+    cnn_rows = {k: v for k, v in rows.items() if k[0] == "CNN"}
+    rows = {k: v for k, v in rows.items() if k[0] != "CNN"}
+    if cnn_rows:
+        print(cnn_table(cnn_rows))
+        if rows:
+            print()
+    if not rows:
+        return
     present = {i for r in rows.values() for i in r}
     main_impls = [i for i in ORDER if i in present]
     main_impls += sorted(i for i in present if i not in ORDER and not i.startswith("variant_"))

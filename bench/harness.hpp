@@ -128,18 +128,24 @@ inline std::vector<CheckFn>& checks() {
     return all;
 }
 
-template <class Impl, class T>
-void run_step(benchmark::State& state, const Workload& w, int threads) {
-    set_threads(threads);
-    const Problem<T> problem = make_problem<T>(w);
-    Impl impl(problem);
+// Times impl.step() after 3 warm-up steps; `examples` per step gives the rate counter.
+template <class Impl>
+void time_steps(benchmark::State& state, Impl& impl, std::size_t examples) {
     for (int i = 0; i < 3; ++i) impl.step();  // warm-up: lazy allocations, thread pools
     for (auto _ : state) {
         impl.step();
         benchmark::ClobberMemory();
     }
     state.counters["blas_threads"] = openblas_get_num_threads();
-    state.counters["examples"] = benchmark::Counter(double(w.m), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["examples"] = benchmark::Counter(double(examples), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <class Impl, class T>
+void run_step(benchmark::State& state, const Workload& w, int threads) {
+    set_threads(threads);
+    const Problem<T> problem = make_problem<T>(w);
+    Impl impl(problem);
+    time_steps(state, impl, w.m);
 }
 
 template <template <class> class Impl, class T>

@@ -2,7 +2,9 @@
 # bench/run.sh: build the benchmarks, run every implementation on every workload at 1 and
 # 2 threads, and print one markdown table of medians and ratios (see bench/README.md).
 #
-#   bench/run.sh [--reps N] [--min-time S] [--variants] [--no-numpy] [--no-build] [--out DIR]
+#   bench/run.sh [--reps N] [--min-time S] [--variants] [--no-numpy] [--no-build] [--out DIR] [--cnn-only]
+#
+# --cnn-only: only the convolution workload (CNN: floor, tapegrad, LibTorch, PyTorch).
 #
 # Builds the top-level project with -DTAPEGRAD_BUILD_BENCH=ON into build-bench (only the
 # bench targets, and the engine's libraries if bench/tapegrad_step.cpp exists). If that
@@ -17,6 +19,7 @@ variants=0
 numpy=1
 build=1
 out=""
+cnn_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps=$2; shift 2 ;;
@@ -25,7 +28,8 @@ while [ $# -gt 0 ]; do
     --no-numpy) numpy=0; shift ;;
     --no-build) build=0; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --cnn-only) cnn_only=1; numpy=0; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -70,6 +74,8 @@ rm -f "$out"/*.json "$out"/*.jsonl
 
 filter='^(handwritten|floor|tapegrad)/'
 [ "$variants" = 1 ] && filter='^(handwritten|floor|tapegrad|variant_[a-z]+)/'
+torch_filter='.'
+if [ "$cnn_only" = 1 ]; then filter='^(floor|tapegrad)/CNN/'; torch_filter='/CNN/'; fi
 gbench_args=(--benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true
              --benchmark_enable_random_interleaving=true --benchmark_min_time="$min_time"
              --benchmark_out_format=json)
@@ -91,10 +97,11 @@ echo "== tapegrad_bench (handwritten, floor, engine if built)" >&2
   --benchmark_out="$out/tapegrad_bench.json" >"$out/tapegrad_bench.txt" 2>&1
 if [ -x "$bindir/libtorch_bench" ]; then
   echo "== libtorch_bench" >&2
-  "$bindir/libtorch_bench" "${gbench_args[@]}" --benchmark_out="$out/libtorch_bench.json" \
+  "$bindir/libtorch_bench" --benchmark_filter="$torch_filter" "${gbench_args[@]}" \
+    --benchmark_out="$out/libtorch_bench.json" \
     >"$out/libtorch_bench.txt" 2>&1
   echo "== libtorch_bench with OMP_WAIT_POLICY=passive" >&2
-  OMP_WAIT_POLICY=passive "$bindir/libtorch_bench" "${gbench_args[@]}" \
+  OMP_WAIT_POLICY=passive "$bindir/libtorch_bench" --benchmark_filter="$torch_filter" "${gbench_args[@]}" \
     --benchmark_out="$out/libtorch_passive_bench.json" >"$out/libtorch_passive_bench.txt" 2>&1
 else
   echo "== libtorch_bench not built (no LibTorch found): column omitted" >&2
@@ -103,12 +110,15 @@ if [ "$numpy" = 1 ]; then
   echo "== numpy_step.py" >&2
   "$py" "$root/bench/numpy_step.py" --repeats "$reps" >"$out/numpy.jsonl"
 fi
+echo "== cnn_pytorch_step.py (PyTorch, CNN workload)" >&2
+"$py" "$root/bench/cnn_pytorch_step.py" --repeats "$reps" >"$out/pytorch_cnn.jsonl"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2
 
 fmt_args=()
 [ "$variants" = 1 ] && fmt_args+=(--variants)
 files=("$out"/*.json)
 [ -f "$out/numpy.jsonl" ] && files+=("$out/numpy.jsonl")
+files+=("$out/pytorch_cnn.jsonl")
 {
   echo "Median of $reps repetitions (wall time per step):"
   echo

@@ -3,17 +3,13 @@
 #include "harness.hpp"
 
 #include "autodiff/autodiff.hpp"
+#include "engine_matrix.hpp"
 #include "nn/mlp.hpp"
 #include "nn/optimizers.hpp"
 
 namespace {
 
-template <class T>
-autodiff::Matrix<T> matrix(const std::vector<T>& data, std::size_t rows, std::size_t cols) {
-    autodiff::Matrix<T> m({rows, cols});
-    std::copy(data.begin(), data.end(), m.begin());
-    return m;
-}
+using bench::matrix;
 
 template <class T>
 class TapegradStep {

@@ -15,12 +15,15 @@
 #include "nn/optimizers.hpp"
 #include "ops/layer_norm.hpp"
 #include "ops/softplus.hpp"
+#include "support/guarded_main.hpp"
 
 using autodiff::Matrix;
 using autodiff::Tape;
 using autodiff::Var;
 
-int main() {
+namespace {
+
+int run() {
     // 1. Gradient checks, in double, against central differences.
     const Matrix<double> x = {{-3.0, -0.5, 0.2, 4.0}, {1.5, -1.0, 0.7, -2.0}, {0.3, 2.0, -0.1, 0.9}};
     const auto softplus_check = autodiff::gradcheck<double>(
@@ -52,4 +55,10 @@ int main() {
     }
     std::printf("final loss %.4f\n", loss_value);
     return loss_value < 0.2 ? 0 : 1;
+}
+
+}  // namespace
+
+int main() {
+    return example::guarded_main("custom_op", run);
 }

@@ -17,6 +17,8 @@
 #include "nn/notebook/notebook_backprop.hpp"
 #include "nn/notebook/numpy_format.hpp"
 #include "nn/optimizers.hpp"
+#include "support/guarded_main.hpp"
+#include "support/output_paths.hpp"
 
 using autodiff::Matrix;
 
@@ -64,40 +66,43 @@ int main(int argc, char** argv) {
         std::cerr << "notebook_mlp: --lr must be a positive finite number, got " << learning_rate << "\n";
         return 2;
     }
+    return example::guarded_main("notebook_mlp", [&] {
+        example::check_output_file(dot_file, "--dot");
 
-    nn::NumpyRandom np_random(1);                                   // np.random.seed(1)
-    const Matrix<double> X = np_random.rand(5, 10);                 // 5 features and 10 training examples
-    const Matrix<double> Y = nn::notebook::one_hot<double>(np_random.choice(4, 10), 4);  // np.eye(4)[choice(4, 10)].T
+        nn::NumpyRandom np_random(1);                                   // np.random.seed(1)
+        const Matrix<double> X = np_random.rand(5, 10);                 // 5 features and 10 training examples
+        const Matrix<double> Y = nn::notebook::one_hot<double>(np_random.choice(4, 10), 4);  // np.eye(4)[choice(4, 10)].T
 
-    np_random.seed(1);                                              // init_parameters() reseeds
-    nn::MLP<double> net({5, 10, 10, 4}, nn::Activation::relu, nn::Init::notebook, np_random);
-    const std::vector<Matrix<double>> parameters = parameters_tuple(net);
-    std::printf("Intial parameters -  %s\n", nn::tuple_repr(parameters).c_str());
+        np_random.seed(1);                                              // init_parameters() reseeds
+        nn::MLP<double> net({5, 10, 10, 4}, nn::Activation::relu, nn::Init::notebook, np_random);
+        const std::vector<Matrix<double>> parameters = parameters_tuple(net);
+        std::printf("Intial parameters -  %s\n", nn::tuple_repr(parameters).c_str());
 
-    nn::SGD<double> sgd(net.parameters(), learning_rate);
-    autodiff::Tape<double> tape;
-    auto Z3 = net(tape, X);                                          // forward_prop
-    const Matrix<double> A3 = autodiff::softmax(Z3).value();
-    auto loss = autodiff::softmax_cross_entropy(Z3, Y);
-    tape.backward(loss);                                             // backward_prop, by the tape
-    if (!dot_file.empty())
-        autodiff::save_dot(dot_file, tape, loss, {"The notebook's 5-10-10-4 network on the tape (one training step)"});
-    const double gradient_gap = largest_gradient_difference(net, parameters, X, Y);
-    sgd.step();                                                      // update_parameters
+        nn::SGD<double> sgd(net.parameters(), learning_rate);
+        autodiff::Tape<double> tape;
+        auto Z3 = net(tape, X);                                          // forward_prop
+        const Matrix<double> A3 = autodiff::softmax(Z3).value();
+        auto loss = autodiff::softmax_cross_entropy(Z3, Y);
+        tape.backward(loss);                                             // backward_prop, by the tape
+        if (!dot_file.empty())
+            autodiff::save_dot(dot_file, tape, loss, {"The notebook's 5-10-10-4 network on the tape (one training step)"});
+        const double gradient_gap = largest_gradient_difference(net, parameters, X, Y);
+        sgd.step();                                                      // update_parameters
 
-    std::printf("Output after one forward pass: %s\n", nn::array_str(A3).c_str());
-    std::printf("Updated parameters after 1st pass -  %s\n", nn::tuple_repr(parameters_tuple(net)).c_str());
-    std::printf("\nLargest difference between the tape's gradients and the notebook's hand-written ones: %.3g\n",
-                gradient_gap);
+        std::printf("Output after one forward pass: %s\n", nn::array_str(A3).c_str());
+        std::printf("Updated parameters after 1st pass -  %s\n", nn::tuple_repr(parameters_tuple(net)).c_str());
+        std::printf("\nLargest difference between the tape's gradients and the notebook's hand-written ones: %.3g\n",
+                    gradient_gap);
 
-    for (int step = 1; step < steps; ++step) {
-        sgd.zero_grad();
-        tape.reset();
-        auto loss = autodiff::softmax_cross_entropy(net(tape, X), Y);
-        tape.backward(loss);
-        sgd.step();
-        if (step % std::max(1, steps / 10) == 0 || step == steps - 1)
-            std::printf("step %d: loss %.8f\n", step + 1, loss.value()(0, 0));
-    }
-    return 0;
+        for (int step = 1; step < steps; ++step) {
+            sgd.zero_grad();
+            tape.reset();
+            auto loss = autodiff::softmax_cross_entropy(net(tape, X), Y);
+            tape.backward(loss);
+            sgd.step();
+            if (step % std::max(1, steps / 10) == 0 || step == steps - 1)
+                std::printf("step %d: loss %.8f\n", step + 1, loss.value()(0, 0));
+        }
+        return 0;
+    });
 }

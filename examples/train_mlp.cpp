@@ -5,7 +5,9 @@
 //   train_mlp --dataset iris --epochs 50
 //   train_mlp --save model/ ; train_mlp --resume model/ --epochs 20 ; train_mlp --eval model/
 //
-// The last line printed is "test accuracy: 0.XXXX".
+// The last line printed is "test accuracy: 0.XXXX". Errors are printed with exit status 1;
+// output paths are checked before training starts; a run whose loss or weights become NaN
+// or Inf stops (exit 1) and leaves the last checkpoint saved as it was.
 
 #include <cmath>
 #include <cstdio>
@@ -21,8 +23,9 @@
 #include "nn/schedule.hpp"
 #include "nn/data/split.hpp"
 #include "nn/training.hpp"
-#include "support/metrics_log.hpp"
-#include "support/progress.hpp"
+#include "support/guarded_main.hpp"
+#include "support/output_paths.hpp"
+#include "support/training_run.hpp"
 
 namespace {
 
@@ -48,43 +51,30 @@ struct Options {
     std::map<std::string, std::string> settings;  // the training options, as saved in checkpoints
 };
 
-// The options that decide how a run trains. Checkpoints keep them; --resume takes them from
-// the checkpoint, or checks them against it when they are given again, so the resumed run
-// splits, shuffles and steps exactly as the first one did.
-const std::vector<std::string> training_flags = {"--dataset", "--csv", "--optimizer", "--lr", "--schedule",
-                                                 "--momentum", "--batch-size", "--seed", "--dtype"};
+// The options that decide how a run trains (examples/support/training_run.hpp keeps and adopts them).
+const example::TrainingFlags training_flags = {
+    {"--dataset", "--csv", "--optimizer", "--lr", "--schedule", "--momentum", "--batch-size", "--seed", "--dtype",
+     "--init"},
+    {"--epochs"}};
 
-std::map<std::string, std::string> training_settings(const CLI::App& app) {
-    std::map<std::string, std::string> settings;
-    for (const std::string& flag : training_flags) {
-        const CLI::Option* option = app.get_option(flag);
-        settings[flag.substr(2)] = option->count() ? option->results().front() : option->get_default_str();
+// The model's shape comes from the checkpoint: a --hidden or --activation that says otherwise
+// is a mistake to report, not an option to ignore.
+void check_model_options(const CLI::App& app, const Options& o, const std::map<std::string, std::string>& meta,
+                         const std::string& dir) {
+    if (app.get_option("--hidden")->count() && meta.count("layer_sizes")) {
+        const std::string& sizes = meta.at("layer_sizes");
+        const auto first = sizes.find(','), last = sizes.rfind(',');
+        const std::string saved = first == last ? "" : sizes.substr(first + 1, last - first - 1);
+        std::string given;
+        for (std::size_t n : o.hidden) given += (given.empty() ? "" : ",") + std::to_string(n);
+        if (given != saved)
+            throw std::invalid_argument(dir + " holds a network with --hidden " + saved + ", not " + given +
+                                        " (leave --hidden out to continue it)");
     }
-    return settings;
-}
-
-bool same_setting(const std::string& a, const std::string& b) {  // "1e-3" and "0.001" are the same rate
-    try {
-        std::size_t used_a = 0, used_b = 0;
-        const double x = std::stod(a, &used_a), y = std::stod(b, &used_b);
-        if (used_a == a.size() && used_b == b.size()) return x == y;
-    } catch (const std::exception&) {
-    }
-    return a == b;
-}
-
-void adopt_training_settings(CLI::App& app, const std::map<std::string, std::string>& meta, const std::string& dir) {
-    for (const std::string& flag : training_flags) {
-        const auto saved = meta.find("train." + flag.substr(2));
-        if (saved == meta.end()) continue;
-        CLI::Option* option = app.get_option(flag);
-        if (option->count() == 0) {
-            option->add_result(saved->second);
-            option->run_callback();
-        } else if (!same_setting(option->results().front(), saved->second)) {
-            throw std::invalid_argument(dir + " was trained with " + flag + " " + saved->second + ", not " +
-                                        option->results().front() + " (leave " + flag + " out to continue it as it was)");
-        }
+    if (app.get_option("--activation")->count() && meta.count("activation") &&
+        nn::to_string(nn::activation_from_string(o.activation)) != meta.at("activation")) {
+        throw std::invalid_argument(dir + " holds a network with --activation " + meta.at("activation") + ", not " +
+                                    o.activation + " (leave --activation out to continue it)");
     }
 }
 
@@ -150,24 +140,16 @@ int run(const Options& o) {
                 [&] { std::string s; for (auto n : net->sizes()) s += (s.empty() ? "" : "-") + std::to_string(n); return s; }().c_str(),
                 data.train.size(), data.test.size(), o.optimizer.c_str(), o.batch_size, o.dtype.c_str());
     const nn::DataLoader<T> train_batches(data.train), test_batches(data.test);
-    example::ProgressReporter progress(o.epochs);
-    example::MetricsLog log(o.metrics);
-    nn::EpochStats test;
-    const nn::Schedule schedule = nn::schedule_from_string(o.schedule);
-    for (std::size_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
-        optimizer->set_learning_rate(T(nn::learning_rate_at(schedule, o.learning_rate, epoch, o.epochs)));
-        const nn::EpochStats train =
-            trainer.train_epoch(train_batches, epoch, [&](const nn::Progress& p) { progress(epoch, p); });
-        test = trainer.evaluate(test_batches);
-        std::printf("epoch %zu/%zu: loss %.4f, train accuracy %.4f, test accuracy %.4f, %.2f s\n", epoch + 1,
-                    o.epochs, train.loss, train.accuracy, test.accuracy, train.seconds);
-        std::fflush(stdout);
-        log.add({epoch + 1, train, test});
-        if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch + 1, o.settings);
-    }
-    if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
-    if (!o.plot.empty() && !log.plot(o.plot)) std::printf("no plot: gnuplot is not installed or failed\n");
-    std::printf("test accuracy: %.4f\n", test.accuracy);
+    example::EpochLoop loop;
+    loop.first_epoch = first_epoch;
+    loop.epochs = o.epochs;
+    loop.schedule = nn::schedule_from_string(o.schedule);
+    loop.learning_rate = o.learning_rate;
+    loop.metrics = o.metrics;
+    loop.plot = o.plot;
+    example::run_epochs<T>(trainer, *optimizer, train_batches, test_batches, loop, [&](std::size_t epoch) {
+        if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch, o.settings);
+    });
     return 0;
 }
 
@@ -196,7 +178,8 @@ int main(int argc, char** argv) {
     app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
     app.add_option("--resume", o.resume,
-                   "continue training from this checkpoint, with the options it was trained with");
+                   "continue training from this checkpoint, with the options it was trained with (--epochs "
+                   "may extend it); saves into it unless --save is given");
     app.add_option("--eval", o.eval, "only evaluate this checkpoint on the test set");
     app.add_option("--metrics", o.metrics, "CSV of per-epoch metrics ('' for none)")->capture_default_str();
     app.add_option("--plot", o.plot, "loss/accuracy plot (.png or .svg, needs gnuplot)");
@@ -205,12 +188,18 @@ int main(int argc, char** argv) {
         std::cerr << "train_mlp: --lr must be a positive finite number, got " << o.learning_rate << "\n";
         return 2;
     }
-    try {
-        if (!o.resume.empty()) adopt_training_settings(app, nn::load_checkpoint(o.resume).meta, o.resume);
-        o.settings = training_settings(app);
+    return example::guarded_main("train_mlp", [&] {
+        if (!o.resume.empty()) {
+            const std::map<std::string, std::string> meta = nn::load_checkpoint(o.resume).meta;
+            example::adopt_training_settings(app, training_flags, meta, o.resume);
+            check_model_options(app, o, meta, o.resume);
+            if (o.save.empty()) {
+                o.save = o.resume;
+                std::printf("saving into %s, the checkpoint resumed (--save DIR saves elsewhere)\n", o.save.c_str());
+            }
+        }
+        o.settings = example::training_settings(app, training_flags);
+        if (o.eval.empty()) example::check_outputs(o.save, o.metrics, o.plot);
         return o.dtype == "double" ? run<double>(o) : run<float>(o);
-    } catch (const std::exception& e) {
-        std::cerr << "train_mlp: " << e.what() << "\n";
-        return 1;
-    }
+    });
 }

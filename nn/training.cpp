@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "nn/data_error.hpp"
+#include "nn/non_finite.hpp"
 #include "nn/numpy_random.hpp"
 
 namespace nn {
@@ -136,6 +137,7 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
         if (schedule_) optimizer_.set_learning_rate(T(schedule_->at(epoch * batches + b)));
         optimizer_.step();
         optimizer_.zero_grad();
+        check_finite_step(double(loss.value()(0, 0)), parameters_, {epoch, b});
 
         loss_sum += double(loss.value()(0, 0)) * double(count);
         if (loss_.classification) correct += count_correct(output.value(), batch_.labels);
@@ -175,6 +177,7 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
     model_.train(was_training);
     stats.examples = n;
     stats.loss = loss_sum / double(n);
+    check_finite_evaluation(stats.loss);
     stats.accuracy = double(correct) / double(n);
     stats.seconds = seconds_since(start);
     return stats;

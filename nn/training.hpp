@@ -85,6 +85,7 @@ public:
     void set_schedule(const LearningRateSchedule& schedule) { schedule_ = schedule; }
 
     /// One pass over data in a shuffled order, in training mode; calls progress after every batch if given.
+    /// Throws TrainingDiverged (nn/non_finite.hpp) as soon as the loss or a parameter is NaN or Inf.
     EpochStats train_epoch(const DataLoader<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
     EpochStats train_epoch(const RegressionData<T>& data, std::size_t epoch,

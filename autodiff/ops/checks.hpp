@@ -67,11 +67,8 @@ namespace autodiff::ops {
 
 template <class T>
 void require_finite(const char* op, const char* what, const Matrix<T>& m) {
-    const std::size_t cols = m.shape()[1];
-    for (std::size_t k = 0; k < m.size(); ++k)
-        if (!std::isfinite(m.data()[k]))
-            fail(op, std::string(what) + " (" + to_string(shape_of(m)) + ") holds " + std::to_string(m.data()[k]) +
-                         " at row " + std::to_string(k / cols) + ", column " + std::to_string(k % cols));
+    const std::string where = first_non_finite(m);
+    if (!where.empty()) fail(op, std::string(what) + " (" + to_string(shape_of(m)) + ") holds " + where);
 }
 
 }  // namespace autodiff::ops

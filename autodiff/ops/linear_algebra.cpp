@@ -3,6 +3,7 @@
 
 #include "autodiff/kernels.hpp"
 #include "autodiff/ops.hpp"
+#include "autodiff/ops/activation_rules.hpp"
 #include "autodiff/ops/checks.hpp"
 
 namespace autodiff {
@@ -12,6 +13,12 @@ using kernels::Transpose;
 
 namespace {
 
+// The activation rules, each with the enumerator the entry stores in params[0].
+struct Identity : ops::IdentityRule { static constexpr Activation activation = Activation::identity; };
+struct Relu : ops::ReluRule { static constexpr Activation activation = Activation::relu; };
+struct Sigmoid : ops::SigmoidRule { static constexpr Activation activation = Activation::sigmoid; };
+struct Tanh : ops::TanhRule { static constexpr Activation activation = Activation::tanh; };
+
 template <class T>
 void check_inner(const char* op, Var<T> W, Var<T> A) {
     if (W.cols() != A.rows())
@@ -20,19 +27,24 @@ void check_inner(const char* op, Var<T> W, Var<T> A) {
                           " differ (W is n_out x n_in, activations are features x examples)");
 }
 
-// dW = dZ @ A^T and dA = W^T @ dZ for Z = W @ A (+ b): shared by matmul and linear.
+// dW = dZ @ A^T and dA = W^T @ dZ for Z = W @ A (+ b): shared by matmul and both linears.
 template <class T>
-void matmul_backward(Tape<T>& tape, Node<T>& Z) {
+void matmul_backward_from(Tape<T>& tape, Node<T>& Z, const Matrix<T>& dZ) {
     const Matrix<T>& W = tape.input(Z, 0);
     const Matrix<T>& A = tape.input(Z, 1);
     if (tape.needs_grad(Z, 0)) {
         auto dW = tape.grad_of(Z, 0);
-        gemm(Z.grad, Transpose::no, A, Transpose::yes, dW.grad, T(1), dW.beta());
+        gemm(dZ, Transpose::no, A, Transpose::yes, dW.grad, T(1), dW.beta());
     }
     if (tape.needs_grad(Z, 1)) {
         auto dA = tape.grad_of(Z, 1);
-        gemm(W, Transpose::yes, Z.grad, Transpose::no, dA.grad, T(1), dA.beta());
+        gemm(W, Transpose::yes, dZ, Transpose::no, dA.grad, T(1), dA.beta());
     }
+}
+
+template <class T>
+void matmul_backward(Tape<T>& tape, Node<T>& Z) {
+    matmul_backward_from(tape, Z, Z.grad);
 }
 
 template <class T>
@@ -58,6 +70,49 @@ void linear_backward(Tape<T>& tape, Node<T>& Z) {
     }
 }
 
+// Y = f(W @ A + b) in one entry, as hand-written code does it: the GEMM writes W @ A, then
+// one pass (its epilogue) adds the bias and applies f while the row is in cache.
+template <class T, class Rule>
+void linear_activation_forward(Tape<T>& tape, Node<T>& Y) {
+    gemm(tape.input(Y, 0), Transpose::no, tape.input(Y, 1), Transpose::no, Y.value);
+    const T* b = tape.input(Y, 2).data();
+    const std::size_t rows = Y.value.shape()[0], cols = Y.value.shape()[1];
+    for (std::size_t i = 0; i < rows; ++i) {
+        T* __restrict y = Y.value.data() + i * cols;
+        const T bi = b[i];
+        for (std::size_t j = 0; j < cols; ++j) y[j] = Rule::f(y[j] + bi, T(0));
+    }
+}
+
+// dZ = dY * f'(Y) into work[0], and db = sum of dZ over the examples in the same pass over
+// each row; then dW and dA from dZ as for matmul.
+template <class T, class Rule>
+void linear_activation_backward(Tape<T>& tape, Node<T>& Y) {
+    Matrix<T>& dZ = Y.work[0];
+    ensure_shape(dZ, shape_of(Y.value));
+    const std::size_t rows = Y.value.shape()[0], cols = Y.value.shape()[1];
+    const bool bias_grad = tape.needs_grad(Y, 2);
+    GradientSink<T> db = bias_grad ? tape.grad_of(Y, 2) : GradientSink<T>{dZ, false};
+    for (std::size_t i = 0; i < rows; ++i) {
+        const T* y = Y.value.data() + i * cols;
+        const T* g = Y.grad.data() + i * cols;
+        T* __restrict dz = dZ.data() + i * cols;
+        for (std::size_t j = 0; j < cols; ++j) dz[j] = g[j] * Rule::df(T(0), y[j], T(0));
+        if (bias_grad) {
+            const T total = kernels::row_sum(dz, cols);
+            db.grad.data()[i] = db.overwrite ? total : db.grad.data()[i] + total;
+        }
+    }
+    matmul_backward_from(tape, Y, dZ);
+}
+
+template <class T, class Rule>
+Var<T> record_linear_activation(Tape<T>& tape, Var<T> W, Var<T> A, Var<T> b) {
+    return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_activation_forward<T, Rule>,
+                          linear_activation_backward<T, Rule>,
+                          [](Node<T>& Y) { Y.params[0] = static_cast<std::uint32_t>(Rule::activation); });
+}
+
 // y(i, j) = x(j, i)
 template <class T>
 void transpose_forward(Tape<T>& tape, Node<T>& y) {
@@ -76,6 +131,14 @@ void transpose_backward(Tape<T>& tape, Node<T>& y) {
     dx.accumulate([&](std::size_t k) { return g[(k % cols) * rows + k / cols]; });
 }
 
+template <class T>
+void check_linear(Var<T> W, Var<T> A, Var<T> b) {
+    check_inner("linear", W, A);
+    if (b.shape() != Shape{W.rows(), 1})
+        ops::fail("linear", "b is " + to_string(b.shape()) + " but W is " + to_string(W.shape()) +
+                                ": b must be " + std::to_string(W.rows()) + "x1 (one bias per output)");
+}
+
 }  // namespace
 
 template <class T>
@@ -88,11 +151,21 @@ Var<T> matmul(Var<T> W, Var<T> A) {
 template <class T>
 Var<T> linear(Var<T> W, Var<T> A, Var<T> b) {
     Tape<T>& tape = ops::common_tape("linear", {W, A, b});
-    check_inner("linear", W, A);
-    if (b.shape() != Shape{W.rows(), 1})
-        ops::fail("linear", "b is " + to_string(b.shape()) + " but W is " + to_string(W.shape()) +
-                                ": b must be " + std::to_string(W.rows()) + "x1 (one bias per output)");
+    check_linear(W, A, b);
     return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_forward<T>, linear_backward<T>);
+}
+
+template <class T>
+Var<T> linear(Var<T> W, Var<T> A, Var<T> b, Activation activation) {
+    Tape<T>& tape = ops::common_tape("linear", {W, A, b});
+    check_linear(W, A, b);
+    switch (activation) {
+        case Activation::relu: return record_linear_activation<T, Relu>(tape, W, A, b);
+        case Activation::sigmoid: return record_linear_activation<T, Sigmoid>(tape, W, A, b);
+        case Activation::tanh: return record_linear_activation<T, Tanh>(tape, W, A, b);
+        case Activation::identity: break;
+    }
+    return record_linear_activation<T, Identity>(tape, W, A, b);
 }
 
 template <class T>
@@ -104,6 +177,7 @@ Var<T> transpose(Var<T> x) {
 #define TAPEGRAD_INSTANTIATE(T)                      \
     template Var<T> matmul<T>(Var<T>, Var<T>);         \
     template Var<T> linear<T>(Var<T>, Var<T>, Var<T>); \
+    template Var<T> linear<T>(Var<T>, Var<T>, Var<T>, Activation); \
     template Var<T> transpose<T>(Var<T>);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)

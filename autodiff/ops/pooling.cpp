@@ -65,21 +65,48 @@ void max_pool_forward(Tape<T>& tape, Node<T>& y) {
         });
 }
 
+// Where a pool's backward puts dx. When the windows tile the image exactly (stride =
+// kernel, no padding, sides divisible: the usual pool 2 on even sizes), every pixel lies in
+// exactly one window, so a first gradient is written in one pass; otherwise it is zeroed,
+// then added to.
+template <class T>
+struct PoolGradient {
+    T* dx;
+    bool assign;
+    template <class F>
+    void put(std::size_t row, std::size_t m, F&& value) const {
+        T* __restrict out = dx + row * m;
+        if (assign) {
+            for (std::size_t j = 0; j < m; ++j) out[j] = value(j);
+        } else {
+            for (std::size_t j = 0; j < m; ++j) out[j] += value(j);
+        }
+    }
+};
+
+template <class T>
+PoolGradient<T> pool_gradient(Tape<T>& tape, const Node<T>& y, const WindowGeometry& g) {
+    const bool tiles = g.padding == 0 && g.stride == g.kernel_h && g.stride == g.kernel_w &&
+                       g.height % g.stride == 0 && g.width % g.stride == 0;
+    GradientSink<T> sink = tape.grad_of(y, 0);
+    if (sink.overwrite && !tiles) std::fill(sink.grad.begin(), sink.grad.end(), T(0));
+    return {sink.grad.data(), sink.overwrite && tiles};
+}
+
 template <class T>
 void max_pool_backward(Tape<T>& tape, Node<T>& y) {
     const WindowGeometry g = ops::load(y);
     const std::size_t m = y.value.shape()[1];
     const T* dy = y.grad.data();
     const T* arg = y.saved.data();
-    T* dx = ops::zeroed_sink(tape, y, 0).grad.data();
+    const PoolGradient<T> dx = pool_gradient(tape, y, g);
     visit_windows(
         g, [](std::size_t, std::size_t) {},
         [&](std::size_t o, std::size_t k, std::size_t row) {
             const T* d = dy + o * m;
             const T* a = arg + o * m;
-            T* __restrict out = dx + row * m;
             const T tap = T(k);
-            for (std::size_t j = 0; j < m; ++j) out[j] += a[j] == tap ? d[j] : T(0);
+            dx.put(row, m, [&](std::size_t j) { return a[j] == tap ? d[j] : T(0); });
         });
 }
 
@@ -107,13 +134,12 @@ void avg_pool_backward(Tape<T>& tape, Node<T>& y) {
     const std::size_t m = y.value.shape()[1];
     const T* dy = y.grad.data();
     const T count = T(g.taps());
-    T* dx = ops::zeroed_sink(tape, y, 0).grad.data();
+    const PoolGradient<T> dx = pool_gradient(tape, y, g);
     visit_windows(
         g, [](std::size_t, std::size_t) {},
         [&](std::size_t o, std::size_t, std::size_t row) {
             const T* d = dy + o * m;
-            T* __restrict out = dx + row * m;
-            for (std::size_t j = 0; j < m; ++j) out[j] += d[j] / count;
+            dx.put(row, m, [&](std::size_t j) { return d[j] / count; });
         });
 }
 

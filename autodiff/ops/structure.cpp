@@ -21,10 +21,11 @@ void for_block(std::size_t rows, std::size_t cols, std::size_t row0, std::size_t
         for (std::size_t j = 0; j < cols; ++j) op((row0 + i) * big_cols + col0 + j, i * cols + j);
 }
 
-// Where input i of a concat/slice entry sits in the big matrix: (row0, col0).
-std::pair<std::size_t, std::size_t> origin(std::uint32_t axis, std::size_t offset) {
-    return axis == 0 ? std::make_pair(offset, std::size_t(0)) : std::make_pair(std::size_t(0), offset);
-}
+// Where a part of a concat, or a slice, sits in the big matrix: its first row and column.
+struct Origin {
+    std::size_t row, col;
+    Origin(std::uint32_t axis, std::size_t offset) : row(axis == 0 ? offset : 0), col(axis == 0 ? 0 : offset) {}
+};
 
 // ---- concat: params[0] = axis ----
 
@@ -35,10 +36,10 @@ void concat_forward(Tape<T>& tape, Node<T>& y) {
     std::size_t offset = 0;
     for (int i = 0; i < y.arity; ++i) {
         const Matrix<T>& part = tape.input(y, i);
-        const auto [r0, c0] = origin(axis, offset);
+        const Origin o(axis, offset);
         const T* src = part.data();
         T* dst = y.value.data();
-        for_block<T>(part.shape()[0], part.shape()[1], r0, c0, big_cols, [&](std::size_t b, std::size_t s) { dst[b] = src[s]; });
+        for_block<T>(part.shape()[0], part.shape()[1], o.row, o.col, big_cols, [&](std::size_t b, std::size_t s) { dst[b] = src[s]; });
         offset += part.shape()[axis];
     }
 }
@@ -51,11 +52,11 @@ void concat_backward(Tape<T>& tape, Node<T>& y) {
     std::size_t offset = 0;
     for (int i = 0; i < y.arity; ++i) {
         const Shape s = shape_of(tape.input(y, i));
-        const auto [r0, c0] = origin(axis, offset);
+        const Origin o(axis, offset);
         offset += axis == 0 ? s.rows : s.cols;
         if (!tape.needs_grad(y, i)) continue;
         auto sink = tape.grad_of(y, i);
-        sink.accumulate_2d([&](std::size_t r, std::size_t c) { return g[(r0 + r) * big_cols + c0 + c]; });
+        sink.accumulate_2d([&](std::size_t r, std::size_t c) { return g[(o.row + r) * big_cols + o.col + c]; });
     }
 }
 
@@ -73,10 +74,10 @@ Var<T> concat_entry(Tape<T>& tape, std::initializer_list<Var<T>> parts, int axis
 template <class T>
 void slice_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
-    const auto [r0, c0] = origin(y.params[0], y.params[1]);
+    const Origin o(y.params[0], y.params[1]);
     const T* src = x.data();
     T* dst = y.value.data();
-    for_block<T>(y.value.shape()[0], y.value.shape()[1], r0, c0, x.shape()[1], [&](std::size_t b, std::size_t s) { dst[s] = src[b]; });
+    for_block<T>(y.value.shape()[0], y.value.shape()[1], o.row, o.col, x.shape()[1], [&](std::size_t b, std::size_t s) { dst[s] = src[b]; });
 }
 
 template <class T>
@@ -84,10 +85,10 @@ void slice_backward(Tape<T>& tape, Node<T>& y) {
     auto sink = tape.grad_of(y, 0);
     // The range only; a gradient written for the first time is zero outside it.
     if (sink.overwrite) std::fill(sink.grad.begin(), sink.grad.end(), T(0));
-    const auto [r0, c0] = origin(y.params[0], y.params[1]);
+    const Origin o(y.params[0], y.params[1]);
     const T* g = y.grad.data();
     T* dx = sink.grad.data();
-    for_block<T>(y.value.shape()[0], y.value.shape()[1], r0, c0, sink.grad.shape()[1], [&](std::size_t b, std::size_t s) { dx[b] += g[s]; });
+    for_block<T>(y.value.shape()[0], y.value.shape()[1], o.row, o.col, sink.grad.shape()[1], [&](std::size_t b, std::size_t s) { dx[b] += g[s]; });
 }
 
 // ---- gather: params[0] = axis, labels = ids ----
@@ -177,16 +178,15 @@ Var<T> max_over(Var<T> x, std::uint32_t axis) {
     return tape.record_op("max", {x}, out, max_forward<T>, max_backward<T>, [&](Node<T>& y) { y.params[0] = axis; });
 }
 
-}  // namespace
-
+// Over a plain array, so that neither overload copies the list of handles (no allocation).
 template <class T>
-Var<T> concat(const std::vector<Var<T>>& parts, int axis) {
-    if (parts.empty()) ops::fail("concat", "no parts given (it needs at least one handle)");
+Var<T> concat_parts(const Var<T>* parts, std::size_t count, int axis) {
+    if (count == 0) ops::fail("concat", "no parts given (it needs at least one handle)");
     ops::require_axis("concat", axis);
-    Tape<T>& tape = ops::common_tape("concat", {parts.front()});
-    const Shape first = parts.front().shape();
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-        ops::common_tape("concat", {parts.front(), parts[i]});
+    Tape<T>& tape = ops::common_tape("concat", {parts[0]});
+    const Shape first = parts[0].shape();
+    for (std::size_t i = 0; i < count; ++i) {
+        ops::common_tape("concat", {parts[0], parts[i]});
         const Shape s = parts[i].shape();
         if (axis == 0 ? s.cols != first.cols : s.rows != first.rows)
             ops::fail("concat", "part " + std::to_string(i) + " is " + to_string(s) + " but part 0 is " + to_string(first) +
@@ -194,17 +194,22 @@ Var<T> concat(const std::vector<Var<T>>& parts, int axis) {
                                                : " (along axis 1, the examples, every part needs the same number of rows)"));
     }
     // An entry takes at most 3 inputs: each next entry joins the previous result with 2 more parts.
-    Var<T> joined = parts.size() == 1 ? concat_entry(tape, {parts[0]}, axis)
-                    : parts.size() == 2 ? concat_entry(tape, {parts[0], parts[1]}, axis)
-                                        : concat_entry(tape, {parts[0], parts[1], parts[2]}, axis);
-    std::size_t next = std::min<std::size_t>(parts.size(), 3);
-    while (next < parts.size()) {
-        joined = next + 1 < parts.size() ? concat_entry(tape, {joined, parts[next], parts[next + 1]}, axis)
+    Var<T> joined = count == 1 ? concat_entry(tape, {parts[0]}, axis)
+                    : count == 2 ? concat_entry(tape, {parts[0], parts[1]}, axis)
+                                 : concat_entry(tape, {parts[0], parts[1], parts[2]}, axis);
+    std::size_t next = std::min<std::size_t>(count, 3);
+    while (next < count) {
+        joined = next + 1 < count ? concat_entry(tape, {joined, parts[next], parts[next + 1]}, axis)
                                          : concat_entry(tape, {joined, parts[next]}, axis);
         next += 2;
     }
     return joined;
 }
+
+}  // namespace
+
+template <class T> Var<T> concat(const std::vector<Var<T>>& parts, int axis) { return concat_parts(parts.data(), parts.size(), axis); }
+template <class T> Var<T> concat(std::initializer_list<Var<T>> parts, int axis) { return concat_parts(parts.begin(), parts.size(), axis); }
 
 template <class T>
 Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end) {
@@ -256,6 +261,7 @@ template <class T> Var<T> max(Var<T> x) { return max_over(x, 2); }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                 \
     template Var<T> concat<T>(const std::vector<Var<T>>&, int);                 \
+    template Var<T> concat<T>(std::initializer_list<Var<T>>, int);              \
     template Var<T> slice<T>(Var<T>, int, std::size_t, std::size_t);            \
     template Var<T> gather<T>(Var<T>, const Labels&, int);                      \
     template Var<T> reshape<T>(Var<T>, Shape);                                  \

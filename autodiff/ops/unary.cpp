@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autodiff/ops.hpp"
+#include "autodiff/ops/activation_rules.hpp"
 #include "autodiff/ops/checks.hpp"
 
 namespace autodiff {
@@ -30,24 +31,9 @@ struct LogRule {
     template <class T> static T f(T x, T) { return std::log(x); }
     template <class T> static T df(T x, T, T) { return T(1) / x; }
 };
-struct ReluRule {
-    static constexpr const char* name = "relu";
-    // Written as selects, not branches, so the loops vectorise; a NaN input stays NaN.
-    template <class T> static T f(T x, T) { return x < T(0) ? T(0) : x; }
-    template <class T> static T df(T x, T, T) { return T(x > T(0)); }
-};
-struct SigmoidRule {
-    static constexpr const char* name = "sigmoid";
-    template <class T> static T f(T x, T) {  // never exp() of a large positive number
-        return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-    }
-    template <class T> static T df(T, T y, T) { return y * (T(1) - y); }
-};
-struct TanhRule {
-    static constexpr const char* name = "tanh";
-    template <class T> static T f(T x, T) { return std::tanh(x); }
-    template <class T> static T df(T, T y, T) { return T(1) - y * y; }
-};
+using ops::ReluRule;
+using ops::SigmoidRule;
+using ops::TanhRule;
 
 template <class T, class Rule>
 void unary_backward(Tape<T>& tape, Node<T>& y) {

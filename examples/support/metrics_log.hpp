@@ -2,14 +2,14 @@
 // Metrics per epoch to a CSV (rewritten atomically after every epoch, so an interrupted
 // run keeps what it had), and a loss/accuracy plot made by gnuplot when it is installed.
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "nn/io/atomic_file.hpp"
 #include "nn/training.hpp"
+#include "gnuplot.hpp"
 
 namespace example {
 
@@ -25,32 +25,37 @@ public:
     void add(const EpochRow& row) {
         rows_.push_back(row);
         if (path_.empty()) return;
-        nn::write_file_atomically(path_, [&](std::ostream& out) {
-            out << "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n";
-            for (const EpochRow& r : rows_)
-                out << r.epoch << ',' << r.train.loss << ',' << r.train.accuracy << ',' << r.test.loss << ','
-                    << r.test.accuracy << ',' << r.train.seconds << '\n';
-        });
+        nn::write_file_atomically(path_, [&](std::ostream& out) { out << csv(); });
     }
 
-    // Returns false (and says why) when gnuplot is missing or fails; the CSV is still there.
-    bool plot(const std::string& image_path) const {
-        if (path_.empty() || std::system("command -v gnuplot >/dev/null 2>&1") != 0) return false;
+    // Draws the loss and accuracy curves into `image_path` (.svg, else PNG), written atomically.
+    // The data goes into the script inline and the image comes back on gnuplot's output: the
+    // paths never reach gnuplot. Throws std::runtime_error saying what failed.
+    void plot(const std::string& image_path) const {
         const bool svg = image_path.size() > 4 && image_path.substr(image_path.size() - 4) == ".svg";
-        const std::string script = path_ + ".gnuplot";
-        std::ofstream(script)
-            << (svg ? "set terminal svg size 900,400\n" : "set terminal pngcairo size 900,400\n")
-            << "set output '" << image_path << "'\n"
-            << "set datafile separator ','\nset key autotitle columnhead\nset multiplot layout 1,2\n"
-            << "set xlabel 'epoch'\nset title 'loss'\nplot '" << path_ << "' using 1:2 with linespoints title 'train', '' using 1:4 with linespoints title 'test'\n"
-            << "set title 'accuracy'\nplot '" << path_ << "' using 1:3 with linespoints title 'train', '' using 1:5 with linespoints title 'test'\n"
-            << "unset multiplot\n";
-        const bool ok = std::system(("gnuplot '" + script + "' 2>/dev/null").c_str()) == 0;
-        std::filesystem::remove(script);
-        return ok;
+        std::ostringstream script;
+        script << (svg ? "set terminal svg size 900,400\n" : "set terminal pngcairo size 900,400\n")
+               << "$metrics << EOD\n" << csv() << "EOD\n"
+               << "set datafile separator ','\nset key autotitle columnhead\nset multiplot layout 1,2\n"
+               << "set xlabel 'epoch'\nset title 'loss'\n"
+               << "plot $metrics using 1:2 with linespoints title 'train', $metrics using 1:4 with linespoints title 'test'\n"
+               << "set title 'accuracy'\n"
+               << "plot $metrics using 1:3 with linespoints title 'train', $metrics using 1:5 with linespoints title 'test'\n"
+               << "unset multiplot\n";
+        const std::string image = run_gnuplot(script.str());
+        nn::write_file_atomically(image_path, [&](std::ostream& out) { out << image; });
     }
 
 private:
+    std::string csv() const {
+        std::ostringstream out;
+        out << "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n";
+        for (const EpochRow& r : rows_)
+            out << r.epoch << ',' << r.train.loss << ',' << r.train.accuracy << ',' << r.test.loss << ','
+                << r.test.accuracy << ',' << r.train.seconds << '\n';
+        return out.str();
+    }
+
     std::string path_;
     std::vector<EpochRow> rows_;
 };

@@ -1,5 +1,6 @@
 #include "nn/data/csv.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -9,7 +10,10 @@
 #include <sstream>
 #include <vector>
 
+#include <ext/stdio_filebuf.h>  // libstdc++: a stream over a descriptor
+
 #include "nn/data_error.hpp"
+#include "nn/io/regular_file.hpp"
 
 namespace nn {
 namespace {
@@ -43,10 +47,14 @@ std::optional<double> parse_number(std::string_view s) {
     return v;
 }
 
+// A label made of digits only is a class index, however many digits it has: one too large
+// for size_t saturates (and is then refused as too large, as "4000000000" is), rather than
+// turning the whole column into class names.
 std::optional<std::size_t> parse_index(std::string_view s) {
+    if (s.empty() || s.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
     std::size_t v = 0;
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    if (ec == std::errc::result_out_of_range) return std::numeric_limits<std::size_t>::max();
     return v;
 }
 
@@ -76,7 +84,7 @@ void assign_classes(const std::string& name, const std::vector<std::string>& raw
         constexpr std::size_t max_class_index = 65535;
         for (std::size_t i = 0; i < labels.size(); ++i) {
             if (labels[i] > max_class_index) {
-                throw DataError(name + ": class index " + std::to_string(labels[i]) + " of example " +
+                throw DataError(name + ": class index " + raw[i] + " of example " +
                                 std::to_string(i) + " is larger than " + std::to_string(max_class_index));
             }
         }
@@ -103,13 +111,19 @@ Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
     std::vector<T> values;  // examples × features, row by row as read
     std::vector<std::string> raw_labels;
     std::size_t columns = 0;  // fixed by the first non-blank line
+    // The first row may be a header of numbers (columns named "0", "1", ..., or scikit-learn's
+    // "150,4,setosa,versicolor,virginica"): decided once every label is known.
+    bool first_row_is_data = false;
+    std::string first_row_error;  // why the first row cannot be data, if it cannot
+    std::string first_label;
     std::string line;
     for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (trim(line).empty()) continue;
         const auto where = name + ":" + std::to_string(line_no) + ": ";
         const auto fields = split_fields(line);
-        if (columns == 0) {
+        const bool first = columns == 0;
+        if (first) {
             columns = fields.size();
             if (columns < 2) {
                 throw DataError(where + "found " + std::to_string(columns) +
@@ -122,20 +136,41 @@ Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
                             std::to_string(columns - 1) + " features and the class), found " +
                             std::to_string(fields.size()));
         }
-        for (std::size_t c = 0; c + 1 < columns; ++c) {
+        std::vector<T> row;
+        for (std::size_t c = 0; c + 1 < columns && (first_row_error.empty() || !first); ++c) {
             const auto v = parse_number(fields[c]);
             const auto column = "column " + std::to_string(c + 1) + ": '" + std::string(fields[c]) + "'";
+            if (!v && first) {
+                first_row_error = where + column + " is not a number";
+                continue;
+            }
             if (!v) throw DataError(where + column + " is not a number");
             const T value = static_cast<T>(*v);
             if (!std::isfinite(value)) {
                 throw DataError(where + column + " is not a finite number (NaN and Inf are not data)");
             }
-            values.push_back(value);
+            row.push_back(value);
         }
         if (fields.back().empty()) throw DataError(where + "the class (last column) is empty");
+        if (first) {
+            first_label = std::string(fields.back());
+            first_row_is_data = first_row_error.empty();
+            if (!first_row_is_data) continue;
+        }
+        values.insert(values.end(), row.begin(), row.end());
         raw_labels.emplace_back(fields.back());
     }
     if (in.bad()) throw DataError(name + ": read error");
+    const bool header_of_numbers =
+        (first_row_is_data || !first_row_error.empty()) && !parse_index(first_label) &&
+        raw_labels.size() > std::size_t(first_row_is_data ? 1 : 0) &&
+        std::all_of(raw_labels.begin() + (first_row_is_data ? 1 : 0), raw_labels.end(),
+                    [](const std::string& l) { return parse_index(l).has_value(); });
+    if (!first_row_error.empty() && !header_of_numbers) throw DataError(first_row_error);
+    if (first_row_is_data && header_of_numbers) {
+        raw_labels.erase(raw_labels.begin());
+        values.erase(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(columns - 1));
+    }
     if (raw_labels.empty()) {
         throw DataError(name + ": empty file: no data rows" +
                         (columns ? std::string(" after the header") : std::string()));
@@ -154,8 +189,10 @@ Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
 
 template <class T>
 Dataset<T> load_csv_dataset(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw DataError(path + ": cannot open (no such file, or not readable)");
+    RegularFile file(path, "CSV file");
+    // Read through the descriptor checked to be a regular file (not reopened by name).
+    __gnu_cxx::stdio_filebuf<char> buffer(file.release(), std::ios::in);
+    std::istream in(&buffer);
     return parse_csv_dataset<T>(in, path);
 }
 

@@ -12,9 +12,12 @@
 namespace nn {
 
 /// Parses CSV text from `in`. `name` only labels error messages ("name:line: ...").
-/// - The first non-blank line is a header when none of its feature fields is a number.
+/// - The first non-blank line is a header when none of its feature fields is a number, or
+///   when its class field is the only one that is not an integer (a header of numbers, such
+///   as pixel columns named "0", "1", ..., above integer class indices).
 /// - Classes: if every class field is a non-negative integer, it is the class index
-///   (classes = largest + 1, class_names "0", "1", ...); otherwise each distinct name gets
+///   (classes = largest + 1, class_names "0", "1", ...; an index above 65535, however many
+///   digits it has, is a DataError); otherwise each distinct name gets
 ///   the next index in order of first appearance and is kept in class_names.
 /// - Blank lines are skipped; fields are trimmed of spaces; "\r\n" endings are accepted.
 /// Throws DataError naming the source and line for a bad or non-finite number, a wrong
@@ -22,7 +25,8 @@ namespace nn {
 template <class T>
 Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name);
 
-/// parse_csv_dataset on the file at `path`; a missing file is a DataError too.
+/// parse_csv_dataset on the file at `path`; a missing file, or one that is not a regular file
+/// (a FIFO, a device), is a DataError too.
 template <class T>
 Dataset<T> load_csv_dataset(const std::string& path);
 

@@ -9,13 +9,14 @@
 #include <zlib.h>
 
 #include "nn/data_error.hpp"
+#include "nn/io/regular_file.hpp"
 
 namespace nn {
 namespace {
 
 constexpr std::uint32_t images_magic = 0x00000803;  // unsigned bytes, 3 dimensions
 constexpr std::uint32_t labels_magic = 0x00000801;  // unsigned bytes, 1 dimension
-constexpr std::size_t max_idx_bytes = std::size_t(1) << 34;
+constexpr std::size_t max_idx_bytes = max_idx_data_bytes;
 
 std::string hex32(std::uint32_t v) {
     char buf[11];
@@ -74,11 +75,16 @@ struct IdxContents {
 };
 
 IdxContents read_idx(const std::string& path, std::uint32_t expected_magic, const char* kind) {
-    if (!std::filesystem::is_regular_file(path)) {
-        throw DataError(path + ": no such file (expected an IDX " + kind + " file)");
-    }
-    GzHandle f(gzopen(path.c_str(), "rb"));
+    RegularFile file(path, std::string("IDX ") + kind + " file");
+    const std::size_t file_size = file.size();
+    GzHandle f(gzdopen(file.fd(), "rb"));
     if (!f) throw DataError(path + ": cannot open for reading");
+    file.release();  // gzclose closes it now
+    // A gzip stream may announce (and deliver) far more than its size: a 600 KB file can
+    // inflate to 600 MB of zeros. Real image data compresses a few-fold at most.
+    const std::size_t most_data = gzdirect(f.get()) ? max_idx_bytes
+                                                     : std::min(max_idx_bytes, std::max(file_size, std::size_t(1) << 16) *
+                                                                                   max_idx_gzip_expansion);
 
     unsigned char word[4];
     read_exact(f.get(), word, 4, path, "IDX magic number");
@@ -98,6 +104,11 @@ IdxContents read_idx(const std::string& path, std::uint32_t expected_magic, cons
                             " bytes of data: the header is corrupted");
         }
         total *= idx.dims.back();
+    }
+    if (total > most_data) {
+        throw DataError(path + ": the header announces " + std::to_string(total) + " bytes of data, which " +
+                        std::to_string(file_size) + " bytes of gzip would only give if it expands more than " +
+                        std::to_string(max_idx_gzip_expansion) + "-fold (a decompression bomb?)");
     }
     // Grow with the data that actually arrives: a corrupted header announcing gigabytes in
     // a short file is reported as truncated instead of allocating the gigabytes first.

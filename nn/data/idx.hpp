@@ -2,7 +2,8 @@
 /// @file
 /// Readers for IDX, the format of MNIST and Fashion-MNIST: a big-endian header (magic,
 /// dimension sizes) followed by raw unsigned bytes. Files may be gzip'd or plain.
-/// Every failure throws nn::DataError naming the file and what is wrong with it.
+/// Every failure throws nn::DataError naming the file and what is wrong with it. Only regular
+/// files are read, and no more data than the limits below.
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -12,6 +13,13 @@
 #include "nn/data/dataset.hpp"
 
 namespace nn {
+
+/// The most data an IDX file may hold (2 GiB, forty times Fashion-MNIST's training images): a
+/// corrupted header cannot make a loader allocate more.
+inline constexpr std::size_t max_idx_data_bytes = std::size_t(1) << 31;
+/// How many times its own size a gzip'd IDX file may expand (files under 64 KB count as 64 KB).
+/// Image data compresses 2- to 5-fold; a header announcing more is refused before inflating.
+inline constexpr std::size_t max_idx_gzip_expansion = 100;
 
 /// Where Debian's dataset-fashion-mnist package installs the data.
 inline constexpr const char* fashion_mnist_debian_dir = "/usr/share/datasets/fashion-mnist";

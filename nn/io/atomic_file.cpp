@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace nn {
@@ -17,10 +18,10 @@ std::runtime_error system_error(const std::string& what, const fs::path& path) {
     return std::runtime_error(what + " '" + path.string() + "': " + std::strerror(errno));
 }
 
-// ".name.tmp-XXXXXX" beside `target`, as a mutable buffer for mkstemp/mkdtemp.
-std::vector<char> temp_template(const fs::path& target) {
+// ".name.tmp-<tag>XXXXXX" beside `target`, as a mutable buffer for mkstemp/mkdtemp.
+std::vector<char> temp_template(const fs::path& target, const std::string& tag = "") {
     const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    const std::string pattern = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+    const std::string pattern = (dir / ("." + target.filename().string() + ".tmp-" + tag + "XXXXXX")).string();
     return std::vector<char>(pattern.c_str(), pattern.c_str() + pattern.size() + 1);
 }
 
@@ -74,16 +75,35 @@ void fsync_path(const fs::path& path) {
     if (rc != 0) throw system_error("cannot fsync", path);
 }
 
+mode_t current_umask() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);) {
+        if (line.rfind("Umask:", 0) == 0) return static_cast<mode_t>(std::stoul(line.substr(6), nullptr, 8));
+    }
+    // Old kernels: umask() is the only way to read it, and it writes it too (briefly).
+    const mode_t mask = ::umask(022);
+    ::umask(mask);
+    return mask;
+}
+
 fs::path make_temp_dir_beside(const fs::path& target) {
-    std::vector<char> name = temp_template(target);
+    std::vector<char> name = temp_template(target, std::to_string(::getpid()) + "-");
     if (::mkdtemp(name.data()) == nullptr) {
         throw system_error("cannot create a temporary directory beside", target);
     }
-    return fs::path(name.data());
+    const fs::path dir(name.data());
+    if (::chmod(dir.c_str(), 0777 & ~current_umask()) != 0) {
+        const int error = errno;
+        fs::remove(dir);
+        errno = error;
+        throw system_error("cannot set the mode of", dir);
+    }
+    return dir;
 }
 
 void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
     TempFile temp(path);
+    if (::fchmod(temp.fd(), 0666 & ~current_umask()) != 0) throw system_error("cannot set the mode of the file for", path);
     {
         // Written through a second descriptor (the stream's own); fsync on mkstemp's
         // descriptor then reaches the same file.

@@ -9,6 +9,8 @@
 // beside the target, which is then exchanged with the old checkpoint in one rename; a
 // crash at any moment leaves the old or the new checkpoint, never a mix. Loading verifies
 // every file against the manifest and throws nn::DataError naming the file at fault.
+// Nothing a user saved is lost: a save replaces only a complete, valid checkpoint holding
+// nothing but its own files, and deletes only those files. Arrays must be finite.
 #include <filesystem>
 #include <map>
 #include <string>
@@ -45,16 +47,27 @@ struct Checkpoint {
 };
 
 // Writes `checkpoint` to the directory `dir`, replacing any checkpoint already there
-// atomically. Refuses (std::runtime_error) to replace a `dir` that exists but is neither
-// empty nor a checkpoint, so a typo cannot wipe an unrelated directory. Throws
-// std::invalid_argument for an array name unfit for a file name.
+// atomically. Refuses (std::runtime_error naming `dir` and why) to replace a `dir` that
+// exists and is not empty, unless it is a complete tapegrad checkpoint (its manifest parses
+// and matches its manifest_crc32, every file it names is there) holding no other file: the
+// files that are not its own are named in the message, never deleted. A symlink `dir` is
+// followed and kept. Temporary directories left beside `dir` by a save that was killed are
+// removed. Throws std::invalid_argument for an array name unfit for a file name, for an array
+// holding NaN or Inf (naming it, its row and column), and for metadata that is not UTF-8.
+// Files and directories get the modes the user's umask gives.
 void save_checkpoint(const std::filesystem::path& dir, const Checkpoint& checkpoint);
+
+// Throws what save_checkpoint(dir, ...) would throw about what is at `dir` now, without
+// writing anything: lets a program check its output directory before hours of training.
+void check_checkpoint_target(const std::filesystem::path& dir);
 
 // Reads and verifies the checkpoint in `dir`. DataError naming the file for: a missing
 // directory, manifest or array file; a malformed manifest or an unsupported version; an
 // array file whose size or CRC32 differs from the manifest (truncated or corrupted); a
 // manifest whose own content differs from its manifest_crc32; an .npy whose dtype or shape
-// disagrees with the manifest.
+// disagrees with the manifest; an array holding NaN or Inf; an array name that is not a plain
+// file name inside `dir`; a manifest, an array file that is not a regular file (a FIFO, a
+// device) or is larger than the manifest says. Nothing is allocated beyond the files' sizes.
 Checkpoint load_checkpoint(const std::filesystem::path& dir);
 
 }  // namespace nn

@@ -1,6 +1,7 @@
 #include "nn/io/model_checkpoint.hpp"
 
 #include <sstream>
+#include <tuple>
 
 namespace nn {
 
@@ -34,6 +35,27 @@ const std::string& meta(const Checkpoint& c, const std::string& key, const std::
     auto it = c.meta.find(key);
     if (it == c.meta.end()) throw DataError((dir / "manifest.json").string() + ": no '" + key + "' entry");
     return it->second;
+}
+
+// The manifest's layer sizes must be those of its arrays before a network of that size is
+// built: a 60 KB checkpoint claiming 100000-wide layers must not allocate gigabytes.
+void check_sizes_match_arrays(const Checkpoint& c, const std::vector<std::size_t>& sizes,
+                              const std::filesystem::path& dir) {
+    const std::string manifest = (dir / "manifest.json").string();
+    if (sizes.size() < 2) throw DataError(manifest + ": layer_sizes needs at least the input and output sizes");
+    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+        const std::string W = "W" + std::to_string(l + 1), b = "b" + std::to_string(l + 1);
+        for (const auto& [name, rows, cols] : {std::tuple{W, sizes[l + 1], sizes[l]}, std::tuple{b, sizes[l + 1], std::size_t(1)}}) {
+            const auto it = c.arrays.find(name);
+            if (it == c.arrays.end()) throw DataError(manifest + ": layer_sizes needs an array " + name + ", which it lacks");
+            const auto shape = std::visit([](const auto& a) { return std::pair{a.shape(0), a.shape(1)}; }, it->second);
+            if (shape != std::pair{rows, cols}) {
+                throw DataError(manifest + ": layer_sizes " + join(sizes) + " needs " + name + " to be " +
+                                std::to_string(rows) + "x" + std::to_string(cols) + ", but it is " +
+                                std::to_string(shape.first) + "x" + std::to_string(shape.second));
+            }
+        }
+    }
 }
 
 }  // namespace
@@ -91,6 +113,7 @@ LoadedModel<T> load_model(const std::filesystem::path& dir) {
     LoadedModel<T> m;
     m.checkpoint = load_checkpoint(dir);
     const std::vector<std::size_t> sizes = parse_sizes(meta(m.checkpoint, "layer_sizes", dir), dir);
+    check_sizes_match_arrays(m.checkpoint, sizes, dir);
     const Activation activation = activation_from_string(meta(m.checkpoint, "activation", dir));
     m.net = std::make_unique<MLP<T>>(sizes, activation, Init::he, 0);
     load_weights(m.checkpoint, *m.net);

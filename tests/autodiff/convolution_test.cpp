@@ -236,3 +236,31 @@ TEST_CASE("output shapes follow PyTorch's formula, and the pools' short form str
     CHECK(max_pool2d(x, {2, 7, 7}, 2).shape() == Shape{2 * 3 * 3, 3});
     CHECK(avg_pool2d(x, {2, 7, 7}, 3).shape() == Shape{2 * 2 * 2, 3});
 }
+
+TEST_CASE("conv and pool gradients add to an input's other uses, whichever runs first", "[gradcheck][conv]") {
+    std::mt19937_64 rng(25);
+    const ImageShape im{2, 4, 6};
+    const Matrix<double> x = distinct_values(rng, {im.size(), 3});
+    const Matrix<double> W = random_matrix(rng, {3, 2 * 9}), b = random_matrix(rng, {3, 1});
+    using Pool = Var<double> (*)(Var<double>, ImageShape, Window);
+    for (Pool pool : {Pool(max_pool2d<double>), Pool(avg_pool2d<double>)})
+        for (Window w : {Window{2, 2, 2, 0}, Window{3, 2, 1, 1}}) {  // tiling the image, overlapping
+            INFO("window " << w.height << "x" << w.width << ", stride " << w.stride);
+            for (bool pool_last : {true, false}) {  // recorded last, its backward runs first and writes
+                INFO("pool recorded " << (pool_last ? "last" : "first"));
+                require_gradcheck(
+                    [&](Tape<double>&, const std::vector<Var<double>>& v) {
+                        Var<double> a = pool_last ? sum(v[0] * v[0]) : sum(pool(v[0], im, w));
+                        Var<double> b = pool_last ? sum(pool(v[0], im, w)) : sum(v[0] * v[0]);
+                        return a + b;
+                    },
+                    {x});
+            }
+        }
+    require_gradcheck(
+        [&](Tape<double>&, const std::vector<Var<double>>& v) {
+            Var<double> squares = sum(v[0] * v[0]) + sum(v[1] * v[1]);
+            return squares + sum(conv2d(v[0], im, v[1], v[2], {3, 3, 1, 1}));
+        },
+        {x, W, b});
+}

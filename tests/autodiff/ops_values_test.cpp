@@ -117,3 +117,34 @@ TEST_CASE("anomaly detection names the first op that made a NaN or Inf", "[ops][
         REQUIRE_THROWS_WITH(tape.backward(loss), Contains("the backward of mul (tape entry 2) produced a NaN or Inf gradient for its input 1"));
     }
 }
+
+TEST_CASE("anomaly errors name the row and column of the first NaN or Inf, and call leaves input data",
+          "[ops][anomaly]") {
+    Tape<double> tape;
+    tape.set_detect_anomaly(true);
+    SECTION("an op's value") {
+        Var<double> x = tape.leaf(M({{1.0, 2.0}, {1000.0, 3.0}}));
+        REQUIRE_THROWS_WITH(exp(x), Contains("anomaly: exp (tape entry 1, inputs 2x2) produced a NaN or Inf value: "
+                                             "inf at row 1, column 0 of 2x2"));
+    }
+    SECTION("a constant, a leaf, a parameter: input data, not an op") {
+        REQUIRE_THROWS_WITH(tape.constant(M({{1.0, 2.0}, {NAN, 3.0}})),
+                            Contains("anomaly: input data (a constant or leaf, tape entry 0) holds a NaN or Inf value: "
+                                     "nan at row 1, column 0 of 2x2"));
+        tape.reset();
+        REQUIRE_THROWS_WITH(tape.leaf(M({{1.0, INFINITY}})),
+                            Contains("anomaly: input data (a constant or leaf, tape entry 0) holds a NaN or Inf value: "
+                                     "inf at row 0, column 1 of 1x2"));
+        tape.reset();
+        Parameter<double> W(M({{1.0, 2.0, -INFINITY}}), "W");
+        REQUIRE_THROWS_WITH(tape.parameter(W), Contains("anomaly: input data (parameter 'W', tape entry 0) holds a "
+                                                        "NaN or Inf value: -inf at row 0, column 2 of 1x3"));
+    }
+    SECTION("a gradient") {
+        Var<double> a = tape.leaf(M({{1.0, 1e200}}));
+        Var<double> b = tape.leaf(M({{1.0, 1e-200}}));
+        Var<double> loss = sum(scale(a * b, 1e200));  // d loss / d b = (1e200, 1e400)
+        REQUIRE_THROWS_WITH(tape.backward(loss), Contains("the backward of mul (tape entry 2) produced a NaN or Inf "
+                                                          "gradient for its input 1 (leaf, 1x2): inf at row 0, column 1"));
+    }
+}

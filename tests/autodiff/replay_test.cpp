@@ -28,6 +28,10 @@ using L = const Labels&;
 const Case cases[] = {
     {"matmul", {3, 4}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return matmul(p, x); }},
     {"linear", {3, 4}, {3, 1}, {4, 5}, [](auto p, auto q, auto x, M, L) { return linear(p, x, q); }},
+    {"linear with relu (fused)", {3, 4}, {3, 1}, {4, 5},
+     [](auto p, auto q, auto x, M, L) { return linear(p, x, q, Activation::relu); }},
+    {"linear with tanh (fused)", {3, 4}, {3, 1}, {4, 5},
+     [](auto p, auto q, auto x, M, L) { return linear(p, x, q, Activation::tanh); }},
     {"transpose", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return transpose(p * x); }},
     {"add (broadcast nx1)", {4, 1}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return p + x; }},
     {"sub (broadcast 1xm)", {1, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return x - p; }},

@@ -2,7 +2,12 @@
 // CRC32 appended so that edits get past it) beside two fixed, valid array files.
 // Result: a DataError naming the manifest or a file, or a checkpoint whose arrays are
 // exactly those files' contents. Every tenth input also saves its bytes as metadata keys
-// and values and checks they load back unchanged (the manifest's JSON writer and reader).
+// and values and checks they load back unchanged (the manifest's JSON writer and reader), or
+// are refused as not UTF-8. Every seventh input is instead an array's name (up to the first
+// NUL) and its file's bytes: the harness writes the file under that name when the name is a
+// plain file name, and a manifest naming it with the right size and CRC32; the loader must
+// refuse any name that would leave the checkpoint directory, and load a valid one exactly.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -35,8 +40,44 @@ void round_trip_meta(const std::string& text) {
     c.meta[text.substr(0, half)] = text.substr(half);
     c.meta["all"] = text;
     const auto dir = fuzz::scratch_dir() / "roundtrip";
-    nn::save_checkpoint(dir, c);
+    try {
+        nn::save_checkpoint(dir, c);
+    } catch (const std::invalid_argument& e) {
+        FUZZ_CHECK(std::strstr(e.what(), "UTF-8") != nullptr);
+        return;
+    }
     FUZZ_CHECK(nn::load_checkpoint(dir).meta == c.meta);
+}
+
+bool plain_file_name(const std::string& name) {
+    return !name.empty() && name[0] != '.' && name != "manifest" &&
+           name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == std::string::npos;
+}
+
+void named_array(const std::string& text) {
+    const std::size_t nul = text.find('\0');
+    const std::string name = text.substr(0, std::min<std::size_t>(nul, 64));
+    const std::string npy = nul == std::string::npos ? xt::dump_npy(W_value) : text.substr(nul + 1);
+    const auto dir = fuzz::scratch_dir() / "named" / "ckpt";
+    std::error_code ignored;
+    std::filesystem::remove_all(dir.parent_path(), ignored);
+    std::filesystem::create_directories(dir);
+    // A file the name may point at outside the directory: reading it would be the finding.
+    fuzz::write_file("named/outside.npy", npy.data(), npy.size());
+    if (plain_file_name(name)) fuzz::write_file("named/ckpt/" + name + ".npy", npy.data(), npy.size());
+    const std::string manifest =
+        fuzz::manifest_with_crc(fuzz::manifest_body("", fuzz::array_entry(name, "<f4", 2, 3, npy)));
+    fuzz::write_file("named/ckpt/manifest.json", manifest.data(), manifest.size());
+    nn::Checkpoint c;
+    try {
+        c = nn::load_checkpoint(dir);
+    } catch (const nn::DataError& e) {
+        FUZZ_CHECK(std::strstr(e.what(), dir.c_str()) != nullptr);
+        return;
+    }
+    FUZZ_CHECK(plain_file_name(name));
+    FUZZ_CHECK(c.arrays.size() == 1 && c.arrays.count(name) == 1);
+    FUZZ_CHECK(c.array<float>(name).shape(0) == 2 && c.array<float>(name).shape(1) == 3);
 }
 
 }  // namespace
@@ -44,6 +85,10 @@ void round_trip_meta(const std::string& text) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);
     if (size % 10 == 3) round_trip_meta(text);
+    if (size % 7 == 5) {
+        named_array(text);
+        return 0;
+    }
 
     const auto& dir = fixed_dir();
     const std::string manifest = fuzz::manifest_with_crc(text);

@@ -1,7 +1,12 @@
-// The .npy reader behind nn::load_checkpoint, on arbitrary bytes. The first two bytes pick
-// the shape and the third the dtype the manifest announces; the rest is the file, with a
-// manifest whose sizes and checksums match it, so every input reaches the .npy parser.
-// Result: a DataError naming the file, or the announced shape holding the file's data.
+// The .npy reader behind nn::load_checkpoint, on arbitrary bytes, with a manifest whose sizes
+// and checksums match the file, so every input reaches the .npy parser. Two kinds of input:
+// - first byte below 0xf0: the first two bytes pick the shape (mod 9) and the third the dtype
+//   the manifest announces; the rest is the whole file;
+// - first byte 0xf0 or above: bytes 1..16 are any 64-bit rows and cols (overflowing products
+//   included), byte 17 the dtype; the harness writes NumPy's header for that shape, so it
+//   reaches the size checks at once, and the rest of the input is the data after it.
+// Result: a DataError naming the file, or the announced shape holding the file's data (never
+// more elements than the file holds bytes for).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -28,13 +33,27 @@ void check_data(const xt::xtensor<T, 2>& a, const std::string& file) {
     FUZZ_CHECK(std::memcmp(a.data(), file.data() + start, n) == 0);
 }
 
+std::uint64_t little_endian64(const std::uint8_t* b) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | b[i];
+    return v;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 3) return 0;
-    const std::size_t rows = data[0] % 9, cols = data[1] % 9;
-    const std::string dtype = (data[2] & 1) ? "<f8" : "<f4";
-    const std::string npy(reinterpret_cast<const char*>(data + 3), size - 3);
+    std::size_t rows = data[0] % 9, cols = data[1] % 9;
+    std::string dtype = (data[2] & 1) ? "<f8" : "<f4";
+    std::string npy(reinterpret_cast<const char*>(data + 3), size - 3);
+    if (data[0] >= 0xf0) {
+        if (size < 18) return 0;
+        rows = little_endian64(data + 1);
+        cols = little_endian64(data + 9);
+        dtype = (data[17] & 1) ? "<f8" : "<f4";
+        npy = fuzz::npy_header(dtype, std::to_string(rows) + ", " + std::to_string(cols)) +
+              std::string(reinterpret_cast<const char*>(data + 18), size - 18);
+    }
 
     const auto dir = fuzz::scratch_dir() / "npy";
     std::filesystem::create_directories(dir);
@@ -51,6 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     FUZZ_CHECK(c.arrays.size() == 1);
+    FUZZ_CHECK(rows == 0 || cols <= npy.size() / rows);  // no shape beyond the bytes there
     if (dtype == "<f8") {
         const auto& a = c.array<double>("A");
         FUZZ_CHECK(a.shape(0) == rows && a.shape(1) == cols);

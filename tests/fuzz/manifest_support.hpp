@@ -23,11 +23,43 @@ inline std::string manifest_with_crc(const std::string& body) {
     return text + "\"manifest_crc32\": \"" + crc32_hex(text) + "\"\n}\n";
 }
 
+// `s` as the inside of a JSON string: any name, quotes and control characters included.
+inline std::string json_escaped(const std::string& s) {
+    std::string out;
+    for (const char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[7];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 inline std::string array_entry(const std::string& name, const std::string& dtype, std::size_t rows,
                                std::size_t cols, const std::string& bytes) {
-    return "\"" + name + "\": {\"file\": \"" + name + ".npy\", \"dtype\": \"" + dtype + "\", \"shape\": [" +
+    const std::string quoted = json_escaped(name);
+    return "\"" + quoted + "\": {\"file\": \"" + quoted + ".npy\", \"dtype\": \"" + dtype + "\", \"shape\": [" +
            std::to_string(rows) + ", " + std::to_string(cols) + "], \"bytes\": " + std::to_string(bytes.size()) +
            ", \"crc32\": \"" + crc32_hex(bytes) + "\"}";
+}
+
+// NumPy's header of a 2-d array of `shape` ("rows, cols", any digits): magic, version 1.0,
+// length, dict padded to 64 bytes. The data goes after it.
+inline std::string npy_header(const std::string& dtype, const std::string& shape) {
+    std::string dict = "{'descr': '" + dtype + "', 'fortran_order': False, 'shape': (" + shape + "), }";
+    while ((10 + dict.size() + 1) % 64 != 0) dict += ' ';
+    dict += '\n';
+    std::string out = "\x93NUMPY\x01";
+    out += '\0';
+    out += static_cast<char>(dict.size() & 0xff);
+    out += static_cast<char>(dict.size() >> 8);
+    return out + dict;
 }
 
 inline std::string manifest_body(const std::string& meta, const std::string& arrays) {

@@ -107,3 +107,22 @@ TEST_CASE("gather_batch copies columns and reuses right-sized buffers", "[datase
     const std::size_t bad[] = {150};
     CHECK_THROWS_AS(nn::gather_batch(iris, bad, 1, X, y), std::out_of_range);
 }
+
+TEST_CASE("CSV: a header row of numbers above integer labels is a header, not an example", "[csv][header]") {
+    // Pixel columns named by number, as many exports name them.
+    const auto d = parse("0,1,2,label\n0.5,0.25,1,3\n0,1,0.5,1\n");
+    CHECK(d.features.shape(1) == 2);
+    CHECK(d.labels == std::vector<std::size_t>{3, 1});
+    CHECK(d.classes == 4);
+    // scikit-learn's iris.csv: "150,4,setosa,versicolor,virginica" above integer labels.
+    const auto iris = parse("3,4,setosa,versicolor,virginica\n5.1,3.5,1.4,0.2,0\n4.9,3,1.4,0.2,1\n7,3.2,4.7,1.4,2\n");
+    CHECK(iris.features.shape(1) == 3);
+    CHECK(iris.labels == std::vector<std::size_t>{0, 1, 2});
+}
+
+TEST_CASE("CSV: an integer label out of range is refused whatever its number of digits", "[csv][labels]") {
+    CHECK_THROWS_WITH(parse("1,0\n2,4000000000\n"), Contains("mem.csv") && Contains("4000000000") &&
+                                                        Contains("larger than"));
+    CHECK_THROWS_WITH(parse("1,0\n2,99999999999999999999\n"),
+                      Contains("mem.csv") && Contains("99999999999999999999") && Contains("larger than"));
+}

@@ -134,3 +134,30 @@ TEST_CASE("Fashion-MNIST test split from Debian's dataset-fashion-mnist", "[idx]
     CHECK_THAT(first_image_sum, Catch::Matchers::WithinAbs(33456.0, 1e-3));  // pixel bytes, stored as float byte/255
     CHECK(test.class_names[test.labels[0]] == "Ankle boot");
 }
+
+TEST_CASE("IDX: decompression is bounded, a small gzip cannot expand to gigabytes", "[idx][bounded]") {
+    // 64 MB of zero pixels announced and delivered, gzip'd to about 64 KB: a 1000-fold
+    // expansion no image data shows. Refused before the data is held in memory.
+    TempDir tmp("idx");
+    const std::string header = idx_bytes(0x803, {65536, 32, 32}, {});
+    const auto path = tmp.file("bomb-images-idx3-ubyte.gz");
+    gzFile f = gzopen(path.c_str(), "wb9");
+    REQUIRE(f != nullptr);
+    REQUIRE(gzwrite(f, header.data(), static_cast<unsigned>(header.size())) == int(header.size()));
+    const std::string zeros(1 << 20, '\0');
+    for (int i = 0; i < 64; ++i) REQUIRE(gzwrite(f, zeros.data(), static_cast<unsigned>(zeros.size())) == int(zeros.size()));
+    REQUIRE(gzclose(f) == Z_OK);
+    REQUIRE(std::filesystem::file_size(path) < 200000);
+    CHECK_THROWS_WITH(nn::load_idx_images<float>(path), Contains(path) && Contains("expands"));
+
+    // The same count of real-looking pixels (incompressible) in a plain file loads.
+    const std::string plain = idx_bytes(0x803, {4, 2, 2}, std::vector<unsigned char>(16, 7));
+    const auto plain_path = tmp.write("ok-images-idx3-ubyte", plain);
+    CHECK(nn::load_idx_images<float>(plain_path).shape(1) == 4);
+}
+
+TEST_CASE("IDX: a FIFO or a device is refused, not read", "[idx][bounded]") {
+    TempDir tmp("idx");
+    std::filesystem::create_symlink("/dev/zero", tmp.path / "zero-images");
+    CHECK_THROWS_WITH(nn::load_idx_images<float>(tmp.file("zero-images")), Contains("zero-images"));
+}

@@ -1,0 +1,64 @@
+#pragma once
+// Output paths (--save, --metrics, --plot, --dot) checked before any work is done, so a typo
+// fails in a second instead of after the first epoch: each error names the option, the path
+// and the system's reason.
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+#include <unistd.h>
+
+#include "nn/io/checkpoint.hpp"
+
+namespace example {
+
+// Throws unless a file can be created at `path` (an existing directory would not do): its
+// directory must exist and take a new file, which is checked by creating and removing one.
+inline void check_output_file(const std::string& path, const std::string& option) {
+    namespace fs = std::filesystem;
+    if (path.empty()) return;
+    const fs::path p(path);
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) throw std::runtime_error(option + " " + path + ": is a directory, not a file name");
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    std::string probe = (dir / ".tapegrad-write-test-XXXXXX").string();
+    const int fd = ::mkstemp(probe.data());
+    if (fd < 0) throw std::runtime_error(option + " " + path + ": cannot create a file there: " + std::strerror(errno));
+    ::close(fd);
+    ::unlink(probe.c_str());
+}
+
+// Throws unless `path` is a fine place for checkpoints: save_checkpoint may replace what is
+// there (nn::check_checkpoint_target), and its nearest existing ancestor is a directory we can
+// write to.
+inline void check_checkpoint_dir(const std::string& path, const std::string& option) {
+    namespace fs = std::filesystem;
+    if (path.empty()) return;
+    nn::check_checkpoint_target(path);
+    fs::path ancestor = fs::path(path).lexically_normal();
+    if (!ancestor.has_filename()) ancestor = ancestor.parent_path();
+    do {
+        ancestor = ancestor.has_parent_path() ? ancestor.parent_path() : fs::path(".");
+    } while (!fs::exists(ancestor) && ancestor != ancestor.parent_path());
+    if (!fs::is_directory(ancestor) || ::access(ancestor.c_str(), W_OK) != 0) {
+        throw std::runtime_error(option + " " + path + ": cannot create it in " + ancestor.string() + ": " +
+                                 std::strerror(fs::is_directory(ancestor) ? errno : ENOTDIR));
+    }
+}
+
+// Throws if the file `path` would be inside the checkpoint directory `checkpoint`, where the
+// next save would refuse to replace the checkpoint (it never deletes files it did not write).
+inline void check_outside_checkpoint(const std::string& path, const std::string& option, const std::string& checkpoint) {
+    namespace fs = std::filesystem;
+    if (path.empty() || checkpoint.empty()) return;
+    const fs::path dir = fs::weakly_canonical(checkpoint), file = fs::weakly_canonical(path);
+    if (file.parent_path() == dir) {
+        throw std::runtime_error(option + " " + path + " is inside the checkpoint directory " + checkpoint +
+                                 ", which holds only the checkpoint's own files: write it beside it instead");
+    }
+}
+
+}  // namespace example

@@ -1,0 +1,39 @@
+#include "nn/non_finite.hpp"
+
+namespace nn {
+namespace {
+
+[[noreturn]] void diverged(TrainingStep where, const std::string& what) {
+    throw TrainingDiverged("training diverged at epoch " + std::to_string(where.epoch + 1) + ", batch " +
+                           std::to_string(where.batch + 1) + ": " + what +
+                           ". Try a lower learning rate (e.g. a tenth of it), or scale the input features to a "
+                           "few units (features near the float range overflow); the last checkpoint saved is kept");
+}
+
+}  // namespace
+
+template <class T>
+void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where) {
+    if (!std::isfinite(loss)) {
+        diverged(where, std::string("the loss is not finite (") + (std::isnan(loss) ? "nan" : "inf") + ")");
+    }
+    for (const autodiff::Parameter<T>* p : parameters) {
+        if (const auto at = first_non_finite(p->value)) {
+            diverged(where, "parameter " + (p->name.empty() ? std::string("(unnamed)") : p->name) +
+                                " is not finite after the optimizer's step: " + describe_non_finite(p->value, *at));
+        }
+    }
+}
+
+void check_finite_evaluation(double loss) {
+    if (!std::isfinite(loss)) {
+        throw TrainingDiverged(std::string("evaluation: the loss is not finite (") + (std::isnan(loss) ? "nan" : "inf") +
+                               "): the model's weights are finite, so the input features are too large for the "
+                               "number type; scale them to a few units");
+    }
+}
+
+template void check_finite_step<float>(double, const std::vector<autodiff::Parameter<float>*>&, TrainingStep);
+template void check_finite_step<double>(double, const std::vector<autodiff::Parameter<double>*>&, TrainingStep);
+
+}  // namespace nn

@@ -1,0 +1,91 @@
+// gradcheck itself: float gets defaults (step, tolerance) for which correct ops pass, and
+// a wrong gradient still fails in either type.
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+
+#include "autodiff/autodiff.hpp"
+#include "random_matrices.hpp"
+
+using namespace autodiff;
+using test::random_matrix;
+
+namespace {
+
+struct FloatCase {
+    const char* name;
+    TapeFunction<float> f;
+    double low = -2, high = 2, gap = 0;  // the inputs' range, as in ops_gradcheck_test
+    bool two_inputs = false;
+};
+
+Matrix<float> as_float(const Matrix<double>& m) { return xt::cast<float>(m); }
+
+// 3x: its backward claims 2 (written with the public recording API).
+template <class T>
+Var<T> wrong_triple(Var<T> x) {
+    auto backward = [](Tape<T>& tape, Node<T>& y) {
+        const T* g = y.grad.data();
+        tape.grad_of(y, 0).accumulate([&](std::size_t k) { return 2 * g[k]; });
+    };
+    return x.tape().record("wrong_triple", {x}, x.shape(), backward, [&](Node<T>& y) {
+        for (std::size_t k = 0; k < y.value.size(); ++k) y.value.data()[k] = 3 * x.value().data()[k];
+    });
+}
+
+}  // namespace
+
+TEST_CASE("gradcheck<float> passes correct ops with its own defaults", "[gradcheck][float]") {
+    using V = Var<float>;
+    using X = const std::vector<V>&;
+    const std::vector<FloatCase> cases = {
+        {"exp", [](Tape<float>&, X x) { return exp(x[0]); }},
+        {"log", [](Tape<float>&, X x) { return log(x[0]); }, 0.2, 3},
+        {"relu", [](Tape<float>&, X x) { return relu(x[0]); }, -2, 2, 0.05},
+        {"sigmoid", [](Tape<float>&, X x) { return sigmoid(x[0]); }, -4, 4},
+        {"tanh", [](Tape<float>&, X x) { return tanh(x[0]); }},
+        {"softmax", [](Tape<float>&, X x) { return softmax(x[0]); }, -3, 3},
+        {"log_softmax", [](Tape<float>&, X x) { return log_softmax(x[0]); }, -3, 3},
+        {"mean", [](Tape<float>&, X x) { return mean(x[0]); }},
+        {"mul", [](Tape<float>&, X x) { return x[0] * x[1]; }, -2, 2, 0, true},
+        {"div", [](Tape<float>&, X x) { return x[0] / x[1]; }, -2, 2, 0.3, true},
+        {"mse", [](Tape<float>&, X x) { return mse(x[0], x[1]); }, -2, 2, 0, true},
+        {"matmul", [](Tape<float>&, X x) { return matmul(x[0], transpose(x[1])); }, -2, 2, 0, true},
+        {"composite", [](Tape<float>&, X x) {
+             V h = tanh(matmul(x[0], transpose(x[1])));
+             return mean(h * h + h) + sum(sigmoid(x[0] * x[1] - x[1]));
+         }, -2, 2, 0, true},
+    };
+    std::mt19937_64 rng(17);
+    double worst = 0;
+    for (Shape s : test::sweep_shapes(rng)) {
+        const Matrix<double> Y = test::one_hot(rng, s.rows, s.cols);
+        std::vector<FloatCase> all = cases;
+        all.push_back({"softmax_cross_entropy", [Y](Tape<float>&, X x) { return softmax_cross_entropy(x[0], as_float(Y)); },
+                       -3, 3});
+        for (const FloatCase& c : all) {
+            std::vector<Matrix<float>> inputs = {as_float(random_matrix(rng, s, c.low, c.high, c.gap))};
+            if (c.two_inputs) inputs.push_back(as_float(random_matrix(rng, s, c.low, c.high, c.gap)));
+            const GradcheckResult result = gradcheck<float>(c.f, inputs);
+            INFO(c.name << " on " << to_string(s) << ": " << result.summary());
+            CHECK(result.passed);
+            worst = std::max(worst, result.worst_error);
+        }
+    }
+    std::printf("gradcheck<float>: worst error %.3g over the sweep\n", worst);
+}
+
+TEST_CASE("gradcheck catches a wrong gradient in float and in double", "[gradcheck][float]") {
+    std::mt19937_64 rng(1);
+    const Matrix<double> x = random_matrix(rng, {2, 3});
+    const GradcheckResult in_double =
+        gradcheck<double>([](Tape<double>&, const std::vector<Var<double>>& v) { return wrong_triple(v[0]); }, {x});
+    const GradcheckResult in_float =
+        gradcheck<float>([](Tape<float>&, const std::vector<Var<float>>& v) { return wrong_triple(v[0]); },
+                         {as_float(x)});
+    CHECK_FALSE(in_double.passed);
+    CHECK_FALSE(in_float.passed);
+    CHECK(in_double.worst_error > 0.1);  // analytic 2R against numeric 3R
+    CHECK(in_float.worst_error > 0.1);
+}

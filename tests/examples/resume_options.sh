@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# --resume continues the run as it was (issue 10, item 12): it restores --epochs, refuses a
+# --hidden/--activation/--init that contradicts the checkpoint, keeps saving into the resumed
+# directory without --save; output paths are checked before the first epoch; files get the umask.
+#   resume_options.sh PATH/TO/train_mlp
+source "$(dirname "$0")/lib.sh"
+train_mlp=$1
+umask 022
+"$train_mlp" --dataset iris --epochs 4 --hidden 8 --activation tanh --init glorot --batch-size 16 \
+  --save "$dir/ckpt" --metrics "$dir/metrics.csv" > /dev/null
+[ "$(stat -c %a "$dir/metrics.csv")" = 644 ] || fail "metrics.csv has mode $(stat -c %a "$dir/metrics.csv"), umask 022 gives 644"
+[ "$(stat -c %a "$dir/ckpt/manifest.json")" = 644 ] || fail "manifest.json has mode $(stat -c %a "$dir/ckpt/manifest.json")"
+
+# All 4 epochs done: resuming without --epochs trains nothing more.
+"$train_mlp" --resume "$dir/ckpt" --metrics "" > "$dir/out" 2>&1 || fail "resume failed"
+! grep -q "^epoch [0-9]*/" "$dir/out" || fail "a finished run trained on: $(grep '^epoch' "$dir/out" | head -n 2)"
+
+for bad in "--hidden 16" "--activation relu" "--init he"; do
+  expect_failure "resume with $bad" "$train_mlp" --resume "$dir/ckpt" --epochs 5 --metrics "" $bad
+  grep -q -- "${bad% *}" "$dir/out" || fail "the message does not name ${bad% *}"
+done
+
+# --epochs extends it; without --save the resumed checkpoint is updated.
+"$train_mlp" --resume "$dir/ckpt" --epochs 6 --metrics "" > "$dir/out" 2>&1 || fail "resume --epochs 6 failed"
+grep -q "^epoch 6/6" "$dir/out" || fail "did not train to epoch 6"
+! grep -q "^epoch [1-4]/" "$dir/out" || fail "retrained finished epochs"
+grep -q '"epoch": "6"' "$dir/ckpt/manifest.json" || fail "the resumed checkpoint was not updated"
+
+# Output paths that cannot be written are refused before the first epoch.
+echo "a file" > "$dir/file"
+for flag in --save --metrics --plot; do
+  no_metrics=(--metrics ""); [ "$flag" = --metrics ] && no_metrics=()
+  expect_failure "$flag under a regular file" "$train_mlp" --dataset iris --epochs 2 "${no_metrics[@]}" $flag "$dir/file/x"
+  ! grep -q "^epoch 1/" "$dir/out" || fail "$flag: trained before refusing"
+  grep -q "$dir/file/x" "$dir/out" || fail "$flag: the message does not name the path"
+done
+echo "resume restores and checks its options; output paths checked up front"

@@ -1,0 +1,156 @@
+// What save_checkpoint may replace and delete (issue 10, items 1 and 3): only a complete,
+// valid tapegrad checkpoint holding nothing but its own files; a symlink stays a symlink;
+// temporary directories of a killed save are removed by the next save to the same place;
+// files get the user's umask.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../temp_dir.hpp"
+#include "nn/io/checkpoint.hpp"
+
+using Catch::Matchers::Contains;
+using test_support::read_file;
+using test_support::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+nn::Checkpoint small_checkpoint(const std::string& epoch) {
+    nn::Checkpoint c;
+    c.meta["epoch"] = epoch;
+    c.arrays["W"] = xt::xtensor<float, 2>{{1.0f, 2.0f}, {3.0f, 4.0f}};
+    return c;
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+unsigned mode_of(const fs::path& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return st.st_mode & 0777;
+}
+
+}  // namespace
+
+TEST_CASE("save_checkpoint replaces only a valid checkpoint holding nothing else", "[checkpoint][replace]") {
+    TempDir tmp("replace");
+    const fs::path dir = tmp.path / "model";
+
+    SECTION("a directory with a file named manifest.json that is not a checkpoint") {
+        fs::create_directory(dir);
+        tmp.write("model/manifest.json", "{\"name\": \"my web app\"}");
+        tmp.write("model/index.js", "console.log(1)");
+        CHECK_THROWS_WITH(nn::save_checkpoint(dir, small_checkpoint("1")),
+                          Contains(dir.string()) && Contains("not a checkpoint"));
+        CHECK(read_file(dir / "index.js") == "console.log(1)");
+        CHECK(read_file(dir / "manifest.json") == "{\"name\": \"my web app\"}");
+    }
+    SECTION("a checkpoint with a file of the user's in it: refused, naming the file") {
+        nn::save_checkpoint(dir, small_checkpoint("1"));
+        tmp.write("model/notes.txt", "lr 0.1 diverged");
+        fs::create_directory(dir / "plots");
+        CHECK_THROWS_WITH(nn::save_checkpoint(dir, small_checkpoint("2")),
+                          Contains("notes.txt") && Contains("plots") && Contains(dir.string()));
+        CHECK(read_file(dir / "notes.txt") == "lr 0.1 diverged");
+        CHECK(nn::load_checkpoint(dir).meta.at("epoch") == "1");
+    }
+    SECTION("a checkpoint whose manifest fails its own CRC") {
+        nn::save_checkpoint(dir, small_checkpoint("1"));
+        std::string text = read_file(dir / "manifest.json");
+        text.replace(text.find("\"1\""), 3, "\"9\"");
+        std::ofstream(dir / "manifest.json", std::ios::trunc | std::ios::binary) << text;
+        CHECK_THROWS_WITH(nn::save_checkpoint(dir, small_checkpoint("2")), Contains("manifest.json"));
+        CHECK(read_file(dir / "manifest.json") == text);
+    }
+    SECTION("a valid checkpoint is replaced, an empty directory is filled") {
+        nn::save_checkpoint(dir, small_checkpoint("1"));
+        nn::save_checkpoint(dir, small_checkpoint("2"));
+        CHECK(nn::load_checkpoint(dir).meta.at("epoch") == "2");
+        fs::create_directory(tmp.path / "empty");
+        nn::save_checkpoint(tmp.path / "empty", small_checkpoint("3"));
+        CHECK(nn::load_checkpoint(tmp.path / "empty").meta.at("epoch") == "3");
+    }
+    SECTION("a regular file in the way") {
+        tmp.write("model", "not a directory");
+        CHECK_THROWS_WITH(nn::save_checkpoint(dir, small_checkpoint("1")), Contains(dir.string()));
+        CHECK(read_file(dir) == "not a directory");
+    }
+}
+
+TEST_CASE("save_checkpoint through a symlink keeps the symlink", "[checkpoint][replace]") {
+    TempDir tmp("symlink");
+    const fs::path real = tmp.path / "runs" / "real-model";
+    fs::create_directories(real.parent_path());
+    nn::save_checkpoint(real, small_checkpoint("1"));
+    const fs::path link = tmp.path / "latest";
+    fs::create_directory_symlink(real, link);
+
+    nn::save_checkpoint(link, small_checkpoint("2"));
+    CHECK(fs::is_symlink(link));
+    CHECK(fs::read_symlink(link) == real);
+    CHECK(nn::load_checkpoint(real).meta.at("epoch") == "2");
+    CHECK(nn::load_checkpoint(link).meta.at("epoch") == "2");
+    CHECK(names_in(tmp.path) == std::vector<std::string>{"latest", "runs"});
+    CHECK(names_in(real.parent_path()) == std::vector<std::string>{"real-model"});
+}
+
+TEST_CASE("the next save removes the temporary directory of a killed save, and nothing else", "[checkpoint][replace]") {
+    TempDir tmp("stale");
+    const fs::path dir = tmp.path / "model";
+    nn::save_checkpoint(dir, small_checkpoint("1"));
+    // A directory of the user's that merely looks like ours is left alone.
+    fs::create_directory(tmp.path / ".model.tmp-mine");
+    tmp.write(".model.tmp-mine/thesis.tex", "chapter 1");
+
+    // A child killed in the middle of writing an array (SIGXFSZ past a 1 KB file size limit),
+    // so it leaves its temporary directory behind, as a SIGKILL or a power cut would.
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        struct rlimit limit {1024, 1024};
+        setrlimit(RLIMIT_FSIZE, &limit);
+        nn::Checkpoint big = small_checkpoint("2");
+        big.arrays["big"] = xt::xtensor<double, 2>(std::array<std::size_t, 2>{64, 64}, 1.0);
+        try {
+            nn::save_checkpoint(dir, big);
+        } catch (...) {
+        }
+        _exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(names_in(tmp.path).size() == 3);  // model, the user's directory, the killed save's
+
+    nn::save_checkpoint(dir, small_checkpoint("3"));
+    CHECK(names_in(tmp.path) == std::vector<std::string>{".model.tmp-mine", "model"});
+    CHECK(read_file(tmp.path / ".model.tmp-mine" / "thesis.tex") == "chapter 1");
+    CHECK(nn::load_checkpoint(dir).meta.at("epoch") == "3");
+}
+
+TEST_CASE("checkpoint files and directories get the user's umask", "[checkpoint][replace]") {
+    TempDir tmp("umask");
+    const mode_t old = ::umask(022);
+    nn::save_checkpoint(tmp.path / "model", small_checkpoint("1"));
+    ::umask(077);
+    nn::save_checkpoint(tmp.path / "private", small_checkpoint("1"));
+    ::umask(old);
+    CHECK(mode_of(tmp.path / "model") == 0755);
+    CHECK(mode_of(tmp.path / "model" / "manifest.json") == 0644);
+    CHECK(mode_of(tmp.path / "model" / "W.npy") == 0644);
+    CHECK(mode_of(tmp.path / "private") == 0700);
+    CHECK(mode_of(tmp.path / "private" / "W.npy") == 0600);
+}
