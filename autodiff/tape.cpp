@@ -13,6 +13,11 @@ namespace {
 // tape's, nor for one recorded on the same tape before a reset.
 std::uint64_t next_generation() { return detail::TapeRegistry::next_generation(); }
 
+// reserve() to exactly n would reallocate on every call: grow geometrically instead.
+void reserve_for(std::vector<std::uint32_t>& v, std::size_t n) {
+    if (v.capacity() < n) v.reserve(std::max(n, 2 * v.capacity()));
+}
+
 template <class T>
 void check_not_empty(const Matrix<T>& m, const char* op) {
     if (m.size() == 0)
@@ -188,8 +193,8 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     } else {
         if (size_ == nodes_.size()) {
             // Reserved first, so that nothing after the new entry exists can throw.
-            refs_.reserve(nodes_.size() + 1);
-            free_.reserve(nodes_.size() + 1);
+            reserve_for(refs_, nodes_.size() + 1);
+            reserve_for(free_, nodes_.size() + 1);
             nodes_.emplace_back();
             refs_.push_back(0);
         }
@@ -290,7 +295,7 @@ template <class T>
 Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
     check_not_empty(value, "constant_ref");
     ExclusiveUse one_thread(*this, "constant_ref");
-    in_place_entries_.reserve(in_place_entries_.size() + 1);
+    reserve_for(in_place_entries_, in_place_entries_.size() + 1);
     const std::uint32_t index = push("constant_ref", 0);
     in_place_entries_.push_back(index);  // capacity reserved: cannot throw
     Node<T>& n = nodes_[index];
@@ -313,7 +318,7 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     check_not_empty(p.value, "parameter");
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
     ExclusiveUse one_thread(*this, "parameter");
-    if (grad_enabled_) in_place_entries_.reserve(in_place_entries_.size() + 1);
+    if (grad_enabled_) reserve_for(in_place_entries_, in_place_entries_.size() + 1);
     const std::uint32_t index = push("parameter", 0);
     if (grad_enabled_) in_place_entries_.push_back(index);  // NoGrad ones: when pinned
     Node<T>& n = nodes_[index];

@@ -3,7 +3,7 @@
 // nn::Module whose parameters, buffers and dropout state the optimizer and the checkpoint
 // find by name. Command line as train_mlp's.
 //
-//   train_cnn                                 16 and 32 channels, AdamW, cosine schedule
+//   train_cnn                                 16 and 32 channels, a 128-unit hidden layer, AdamW, 12 epochs
 //   train_cnn --save cnn/ ; train_cnn --resume cnn/ --epochs 12 ; train_cnn --eval cnn/
 //   train_cnn --limit 2000 --epochs 1         a quick run on the first 2000 training images
 //
@@ -21,15 +21,19 @@
 #include "nn/data/idx.hpp"
 #include "nn/dropout.hpp"
 #include "nn/io/module_checkpoint.hpp"
+#include "nn/activation_layer.hpp"
 #include "nn/linear.hpp"
+#include "nn/sequential.hpp"
 #include "nn/training.hpp"
 #include "support/output_paths.hpp"
+#include "support/guarded_main.hpp"
 #include "support/training_run.hpp"
 
 namespace {
 
 /// conv(3x3, pad 1) -> relu -> max-pool 2, twice, then dropout and a linear head over the
-/// flattened feature maps (already flat: images are columns).
+/// flattened feature maps (already flat: images are columns): one hidden ReLU layer of
+/// `hidden` units, then the classes (hidden 0: the classes straight away).
 template <class T>
 struct ConvNet : nn::Module<T> {
     nn::Conv2d<T> conv1;
@@ -37,16 +41,21 @@ struct ConvNet : nn::Module<T> {
     nn::Conv2d<T> conv2;
     nn::MaxPool2d<T> pool2;
     nn::Dropout<T> drop;
-    nn::Linear<T> head;
+    nn::Sequential<T> head;
 
-    ConvNet(autodiff::ImageShape image, std::size_t classes, std::size_t c1, std::size_t c2, double dropout,
-            std::uint32_t seed)
+    ConvNet(autodiff::ImageShape image, std::size_t classes, std::size_t c1, std::size_t c2, std::size_t hidden,
+            double dropout, std::uint32_t seed)
         : conv1(image, c1, 3, 1, seed),
           pool1(conv1.output_shape(), 2),
           conv2(pool1.output_shape(), c2, 3, 1, seed + 1),
           pool2(conv2.output_shape(), 2),
-          drop(dropout, seed + 2),
-          head(pool2.output_shape().size(), classes, seed + 3) {
+          drop(dropout, seed + 2) {
+        const std::size_t features = pool2.output_shape().size();
+        if (hidden > 0) {
+            head.template add<nn::Linear<T>>(features, hidden, seed + 3);
+            head.template add<nn::ReLU<T>>();
+        }
+        head.template add<nn::Linear<T>>(hidden > 0 ? hidden : features, classes, seed + 4);
         this->register_modules({{"conv1", conv1}, {"pool1", pool1}, {"conv2", conv2}, {"pool2", pool2},
                                 {"drop", drop}, {"head", head}});
     }
@@ -59,13 +68,14 @@ struct ConvNet : nn::Module<T> {
 struct Options {
     std::string data_dir = nn::fashion_mnist_debian_dir;
     std::vector<std::size_t> channels = {16, 32};
+    std::size_t hidden = 128;
     double dropout = 0.25;
     std::string optimizer = "adamw";
     double learning_rate = 2e-3;
     double weight_decay = 1e-4;
     std::string schedule = "cosine";
     std::size_t batch_size = 64;
-    std::size_t epochs = 8;
+    std::size_t epochs = 12;
     std::size_t limit = 0, test_limit = 0;
     std::uint32_t seed = 0;
     int threads = 1;
@@ -76,7 +86,7 @@ struct Options {
 };
 
 const example::TrainingFlags training_flags = {
-    {"--channels", "--dropout", "--optimizer", "--lr", "--weight-decay", "--schedule", "--batch-size", "--seed",
+    {"--channels", "--hidden", "--dropout", "--optimizer", "--lr", "--weight-decay", "--schedule", "--batch-size", "--seed",
      "--limit", "--test-limit"},
     {"--epochs"}};
 
@@ -93,7 +103,7 @@ int run(const Options& o) {
     if (train_set.feature_count() != image.size())
         throw std::invalid_argument("train_cnn: the images have " + std::to_string(train_set.feature_count()) +
                                     " pixels, not 28x28");
-    Net net(image, train_set.classes, o.channels.at(0), o.channels.at(1), o.dropout, o.seed);
+    Net net(image, train_set.classes, o.channels.at(0), o.channels.at(1), o.hidden, o.dropout, o.seed);
     auto optimizer = nn::make_optimizer<float>(o.optimizer, net.parameters(), float(o.learning_rate), 0.9f,
                                                float(o.weight_decay));
     const nn::DataLoader<float> train_batches(train_set), test_batches(test_set);
@@ -112,17 +122,20 @@ int run(const Options& o) {
     loop.plot = o.plot;
     if (!o.resume.empty()) {
         const nn::Checkpoint c = nn::load(o.resume, net, *optimizer);
-        loop.first_epoch = std::stoul(c.meta.at("epoch"));
+        const auto epoch = c.meta.find("epoch");
+        if (epoch == c.meta.end() || epoch->second.empty() || epoch->second.size() > 9 ||
+            epoch->second.find_first_not_of("0123456789") != std::string::npos)
+            throw nn::DataError(o.resume + ": the manifest has no whole-number 'epoch' entry");
+        loop.first_epoch = std::stoul(epoch->second);
     }
     std::printf("training %s (%zu parameters) on %zu examples (%zu test), %s, batch %zu\n", net.describe().c_str(),
                 net.parameter_count(), train_set.size(), test_set.size(), o.optimizer.c_str(), o.batch_size);
-    const std::string save_dir = o.save.empty() ? o.resume : o.save;
     example::run_epochs<float>(trainer, *optimizer, train_batches, test_batches, loop, [&](std::size_t epoch) {
-        if (save_dir.empty()) return;
+        if (o.save.empty()) return;
         std::map<std::string, std::string> meta;
         for (const auto& [key, value] : o.settings) meta["train." + key] = value;
         meta["epoch"] = std::to_string(epoch);
-        nn::save(save_dir, net, *optimizer, meta);
+        nn::save(o.save, net, *optimizer, meta);
     });
     return 0;
 }
@@ -134,6 +147,7 @@ int main(int argc, char** argv) {
     CLI::App app{"Train a small CNN on Fashion-MNIST with tapegrad (images are columns: 784 x examples)."};
     app.add_option("--data", o.data_dir, "directory of the Fashion-MNIST IDX files")->capture_default_str();
     app.add_option("--channels", o.channels, "channels of the two conv layers")->delimiter(',')->expected(2)->capture_default_str();
+    app.add_option("--hidden", o.hidden, "units of the hidden layer of the head (0: none)")->capture_default_str();
     app.add_option("--dropout", o.dropout, "dropout before the head")->check(CLI::Range(0.0, 0.95))->capture_default_str();
     app.add_option("--optimizer", o.optimizer, "sgd, momentum, adam or adamw")
         ->check(CLI::IsMember({"sgd", "momentum", "adam", "adamw"}))->capture_default_str();
@@ -157,14 +171,16 @@ int main(int argc, char** argv) {
         std::cerr << "train_cnn: --lr must be a positive finite number, got " << o.learning_rate << "\n";
         return 2;
     }
-    try {
-        if (!o.resume.empty())
+    return example::guarded_main("train_cnn", [&] {
+        if (!o.resume.empty()) {
             example::adopt_training_settings(app, training_flags, nn::load_checkpoint(o.resume).meta, o.resume);
+            if (o.save.empty()) {
+                o.save = o.resume;
+                std::printf("saving into %s, the checkpoint resumed (--save DIR saves elsewhere)\n", o.save.c_str());
+            }
+        }
         o.settings = example::training_settings(app, training_flags);
-        if (o.eval.empty()) example::check_run_outputs(o.save.empty() ? o.resume : o.save, o.metrics, o.plot);
+        if (o.eval.empty()) example::check_run_outputs(o.save, o.metrics, o.plot);
         return run<float>(o);
-    } catch (const std::exception& e) {
-        std::cerr << "train_cnn: " << e.what() << "\n";
-        return 1;
-    }
+    });
 }

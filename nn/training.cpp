@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "nn/data_error.hpp"
+#include "nn/distributed/shard.hpp"
 #include "nn/non_finite.hpp"
 #include "nn/numpy_random.hpp"
 
@@ -29,6 +30,23 @@ void copy_columns(const autodiff::Matrix<T>& source, const std::size_t* indices,
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// This process's part of `count` examples: all of them when training alone.
+template <class T>
+distributed::Share share(std::size_t count, const GradientSync<T>* sync) {
+    return sync ? distributed::share_of(count, sync->rank(), sync->ranks()) : distributed::Share{0, count};
+}
+
+// Loss sum, correct count and examples summed over the ranks; none of it when alone.
+template <class T>
+void sum_over_ranks(GradientSync<T>* sync, double& loss_sum, std::size_t& correct, std::size_t& examples) {
+    if (!sync) return;
+    double totals[3] = {loss_sum, double(correct), double(examples)};
+    sync->sum(totals, 3);
+    loss_sum = totals[0];
+    correct = std::size_t(totals[1]);
+    examples = std::size_t(totals[2]);
 }
 
 }  // namespace
@@ -126,26 +144,43 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
     std::size_t correct = 0;
     const std::size_t batches = (n + batch_size_ - 1) / batch_size_;
     for (std::size_t b = 0; b < batches; ++b) {
-        const std::size_t first = b * batch_size_, count = std::min(batch_size_, n - first);
-        Batch<T>& batch = step_.batch(count);
-        gather(order.data() + first, count, batch);
-        const double loss = double(step_.run(count));
-        require_registered(step_.tape(count));
+        const std::size_t first = b * batch_size_, global = std::min(batch_size_, n - first);
+        const distributed::Share mine = share(global, sync_);
+        if (sync_) sync_->begin_step(mine.count, global);
+        double loss = 0;  // this rank's mean over its share
+        if (mine.count > 0) {  // with more ranks than examples in a last batch, some get none
+            const std::size_t count = mine.count;
+            Batch<T>& batch = step_.batch(count);
+            gather(order.data() + first + mine.begin, count, batch);
+            loss = double(step_.run(count));
+            require_registered(step_.tape(count));
+            loss_sum += loss * double(count);
+            if (loss_.classification) correct += count_correct(step_.output(count), batch.labels);
+        }
+        if (sync_) sync_->finish();
         if (clip_ > 0) clip_grad_norm(parameters_, clip_);
         if (schedule_) optimizer_.set_learning_rate(T(schedule_->at(epoch * batches + b)));
         optimizer_.step();
         optimizer_.zero_grad();
         check_finite_step(loss, parameters_, {epoch, b});
 
-        loss_sum += loss * double(count);
-        if (loss_.classification) correct += count_correct(step_.output(count), batch.labels);
-        stats.examples += count;
-        if (progress) progress({b + 1, batches, stats.examples, loss_sum / double(stats.examples), seconds_since(start)});
+        stats.examples += mine.count;
+        if (progress)
+            progress({b + 1, batches, stats.examples, loss_sum / double(std::max<std::size_t>(stats.examples, 1)),
+                      seconds_since(start)});
     }
+    sum_over_ranks(sync_, loss_sum, correct, stats.examples);
     stats.loss = loss_sum / double(n);
     stats.accuracy = double(correct) / double(n);
     stats.seconds = seconds_since(start);
     return stats;
+}
+
+template <class T>
+void Trainer<T>::set_gradient_sync(GradientSync<T>* sync) {
+    // The replayed steps' tapes are not reachable from here: the sync reduces everything in
+    // finish(), after the sweep (correct; the overlap is for loops that attach() their tape).
+    sync_ = sync;
 }
 
 template <class T>
@@ -158,9 +193,10 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
     EpochStats stats;
     double loss_sum = 0;
     std::size_t correct = 0;
+    const distributed::Share mine = share(n, sync_);  // data-parallel: each rank a part of the set
     try {
-        for (std::size_t first = 0; first < n; first += batch_size_) {
-            const std::size_t count = std::min(batch_size_, n - first);
+        for (std::size_t first = mine.begin; first < mine.begin + mine.count; first += batch_size_) {
+            const std::size_t count = std::min(batch_size_, mine.begin + mine.count - first);
             gather(order.data() + first, count, batch_);
             tape_.reset();
             autodiff::NoGrad<T> no_grad(tape_);
@@ -173,6 +209,7 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
         throw;
     }
     model_.train(was_training);
+    sum_over_ranks(sync_, loss_sum, correct, stats.examples);
     stats.examples = n;
     stats.loss = loss_sum / double(n);
     check_finite_evaluation(stats.loss);

@@ -14,6 +14,7 @@
 #include "autodiff/autodiff.hpp"
 #include "nn/data/data_loader.hpp"
 #include "nn/data/dataset.hpp"
+#include "nn/gradient_sync.hpp"
 #include "nn/module.hpp"
 #include "nn/optimizers.hpp"
 #include "nn/loss.hpp"
@@ -101,6 +102,12 @@ public:
         return history;
     }
 
+    /// Data-parallel: this process trains on its share of every global batch (batch_size
+    /// keeps its meaning), sync averages the gradients before each step, and the epoch's
+    /// statistics (and evaluate()'s, each rank taking a share of the data) are summed over
+    /// the ranks; progress reports this rank's share. nullptr: alone, as by default.
+    void set_gradient_sync(GradientSync<T>* sync);
+
 private:
     using Gather = std::function<void(const std::size_t*, std::size_t, Batch<T>&)>;
     EpochStats run_epoch(std::size_t n, const Gather& gather, std::size_t epoch,
@@ -120,6 +127,7 @@ private:
     ReplayedStep<T> step_;    ///< training: one recording per batch size, replayed
     autodiff::Tape<T> tape_;  ///< evaluation's, reused every batch: no allocation after the first
     Batch<T> batch_;
+    GradientSync<T>* sync_ = nullptr;  ///< data-parallel: set_gradient_sync
 };
 
 /// Examples whose argmax over the logits' column equals the label.

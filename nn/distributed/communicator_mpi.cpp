@@ -138,10 +138,11 @@ void Communicator::wait(Request& request, const char* what) {
     if (!request.active) return;
     const auto start = std::chrono::steady_clock::now();
     while (!test(request)) {
-        // Give the core back: ranks are often oversubscribed, and the rank we wait for may
-        // need this very core to get here.
-        sched_yield();
         const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        // Spin briefly (a reduction on a quiet machine completes in microseconds), then give
+        // the core back: ranks are often oversubscribed, and the rank we wait for may need
+        // this very core to get here.
+        if (waited > 100e-6) sched_yield();
         if (waited > timeout_seconds_)
             abort_job("waited " + std::to_string(int(waited)) + " s for " + what +
                       " (another rank died, hangs, or runs a different program; TAPEGRAD_MPI_TIMEOUT sets the limit)");

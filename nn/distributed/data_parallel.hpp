@@ -27,6 +27,7 @@
 
 #include "autodiff/tape.hpp"
 #include "nn/distributed/communicator.hpp"
+#include "nn/gradient_sync.hpp"
 
 namespace nn::distributed {
 
@@ -43,7 +44,7 @@ struct CommStats {
 constexpr std::size_t default_bucket_bytes = std::size_t(1) << 20;
 
 template <class T>
-class DataParallel {
+class DataParallel : public GradientSync<T> {
 public:
     /// Packs `parameters` (in forward order: the first layer first) into buckets of about
     /// bucket_bytes, then broadcasts rank 0's values to every rank so that they start equal.
@@ -56,7 +57,7 @@ public:
     void broadcast_parameters();
     /// Reduction starts from this tape's backward sweeps (its gradient-ready hook).
     /// Without attach() (or with overlap off) everything is reduced in finish().
-    void attach(autodiff::Tape<T>& tape);
+    void attach(autodiff::Tape<T>& tape) override;
     void detach(autodiff::Tape<T>& tape);
     /// Off: the hook is ignored and finish() reduces every bucket after the sweep (a blocking
     /// allreduce, for measuring what the overlap gains). On by default.
@@ -66,9 +67,12 @@ public:
     /// `global` examples of the batch, so its gradient counts with weight local/global and
     /// the sum over ranks is the global batch's mean gradient, for any split (even local = 0,
     /// when the rank does no backward at all).
-    void begin_step(std::size_t local, std::size_t global);
+    void begin_step(std::size_t local, std::size_t global) override;
     /// After the backward: every parameter's grad becomes the weighted sum over the ranks.
-    void finish();
+    void finish() override;
+    int rank() const override { return comm_.rank(); }
+    int ranks() const override { return comm_.size(); }
+    void sum(double* values, std::size_t n) override { comm_.allreduce_sum(values, n); }
 
     const CommStats& stats() const { return stats_; }
     void reset_stats() { stats_ = {}; }

@@ -50,6 +50,11 @@ NpyLayout check_npy_header(const std::string& bytes, std::size_t rows, std::size
         throw std::runtime_error("holds a " + m[3].str() + "x" + m[4].str() + " array but the manifest says " +
                                  shape_text(rows, cols));
     }
+    // An empty array holds no data to bound its other side, and xtensor's strides overflow for
+    // sides near 2^63 (found by fuzz_npy): sides of an empty array stay below 2^32.
+    if ((rows == 0 || cols == 0) && std::max(rows, cols) > (std::size_t(1) << 32)) {
+        throw std::runtime_error("an empty " + shape_text(rows, cols) + " array: not a plausible shape");
+    }
     // rows * cols * sizeof(T) may overflow: compare by division against the data really there.
     const std::size_t data_bytes = bytes.size() - data_start;
     const std::size_t elements = data_bytes / sizeof(T);

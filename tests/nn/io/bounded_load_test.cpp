@@ -105,6 +105,13 @@ TEST_CASE("an .npy shape whose element count overflows is refused before any all
                                      "", fuzz::array_entry("W", "<f4", std::size_t(1) << 32, std::size_t(1) << 32, npy))));
     CHECK(refuses_within([&] { nn::load_checkpoint(dir); }, "W.npy", rlim_t(1) << 31));
 
+    // An empty array with a side of 2^63 (xtensor's strides overflow; found by fuzz_npy).
+    const std::string empty_npy = fuzz::npy_header("<f4", "0, 9223372036854775808");
+    write(dir / "W.npy", empty_npy);
+    write(dir / "manifest.json", fuzz::manifest_with_crc(fuzz::manifest_body(
+                                     "", fuzz::array_entry("W", "<f4", 0, std::size_t(1) << 63, empty_npy))));
+    CHECK(refuses_within([&] { nn::load_checkpoint(dir); }, "W.npy", rlim_t(1) << 31));
+
     // A shape larger than the data that is there, without overflow.
     const std::string short_npy = fuzz::npy_header("<f4", "100000, 100000") + std::string(16, '\0');
     write(dir / "W.npy", short_npy);

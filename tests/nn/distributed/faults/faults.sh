@@ -4,16 +4,13 @@
 set -uo pipefail
 mpiexec=$1
 program=$2
-work=$(mktemp -d "${TMPDIR:-/tmp}/tapegrad-faults.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/../script_support.sh"
 
 # Runs 2 ranks with the given fault; the job must fail, and within 60 s (timeout's 124 = hung).
 run_faulty() {
     local label=$1; shift
     local start=$SECONDS
-    timeout 60 "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$program" --save "$work/ckpt" "$@" \
+    mpirun_bounded 60 -np 2 "$program" --save "$work/ckpt" "$@" \
         > "$work/out" 2> "$work/err"
     local rc=$?
     echo "== $label: exit $rc after $((SECONDS - start)) s; stderr:"
@@ -49,5 +46,4 @@ TAPEGRAD_MPI_TIMEOUT=3 run_faulty "rank 1 hangs in epoch 2 (timeout 3 s)" --faul
 expect_in_stderr "rank 0 of 2: waited [0-9]+ s for a gradient allreduce"
 expect_checkpoint_epoch 1
 
-if [[ $failures -ne 0 ]]; then echo "$failures failure(s)"; exit 1; fi
-echo "every fault ended the job with a clear error; the last checkpoint loads"
+finish "every fault ended the job with a clear error; the last checkpoint loads"
