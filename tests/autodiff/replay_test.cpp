@@ -85,10 +85,6 @@ const Case cases[] = {
      [](auto p, auto, auto x, M Y, L) { return softmax_cross_entropy(p * x, Y, 0.2); }},
     {"layer_norm", {4, 1}, {4, 1}, {4, 5}, [](auto p, auto q, auto x, M, L) { return layer_norm(x, p, q) + layer_norm(p * x); }},
     {"batch_norm", {4, 1}, {4, 1}, {4, 5}, [](auto p, auto q, auto x, M, L) { return batch_norm(x, p, q) + batch_norm(p * x); }},
-    {"dropout", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) {
-         CounterRng rng(5);
-         return dropout(p * x, 0.3, rng);
-     }},
 };
 
 Labels random_labels(std::mt19937_64& rng, std::size_t classes, std::size_t examples) {
