@@ -212,17 +212,7 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
         if (!o.save.empty() && comm.is_root()) nn::save_model(o.save, *net, *optimizer, epoch + 1, o.settings);
     }
     if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
-<<<<<<< HEAD
-    if (!o.plot.empty() && comm.is_root()) {
-        try {
-            log.plot(o.plot);
-        } catch (const std::exception& e) {  // the metrics are kept; only the picture is missing
-            std::printf("no plot: %s\n", e.what());
-        }
-    }
-=======
-    log.plot_or_say_why(o.plot);
->>>>>>> main
+    if (comm.is_root()) log.plot_or_say_why(o.plot);  // files: rank 0's alone
     std::printf("test accuracy: %.4f\n", test.accuracy);
     return 0;
 }
@@ -280,12 +270,7 @@ int main(int argc, char** argv) {
             }
         }
         o.settings = training_settings(app);
-<<<<<<< HEAD
-        if (o.eval.empty() && comm->is_root()) check_outputs(o);  // rank 0 alone writes
+        if (o.eval.empty() && comm->is_root()) example::check_run_outputs(o.save, o.metrics, o.plot);  // rank 0 alone writes
         return o.dtype == "double" ? run<double>(o, *comm) : run<float>(o, *comm);
-=======
-        if (o.eval.empty()) example::check_run_outputs(o.save, o.metrics, o.plot);
-        return o.dtype == "double" ? run<double>(o) : run<float>(o);
->>>>>>> main
     });
 }
