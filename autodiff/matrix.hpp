@@ -47,9 +47,19 @@ std::string first_non_finite(const Matrix<T>& m) {
 }
 
 // Resizes only when the shape changes, so a buffer reused with the same shape never reallocates.
+// xtensor's resize() sets the new shape before it allocates: if the allocation throws, the
+// matrix would claim a shape its storage does not have, and the next ensure_shape() to that
+// shape would skip the resize and let the op write past the buffer. So a failed resize
+// leaves the matrix empty (0x0), which the next call resizes for real.
 template <class T>
 inline void ensure_shape(Matrix<T>& m, Shape s) {
-    if (m.shape()[0] != s.rows || m.shape()[1] != s.cols) m.resize({s.rows, s.cols});
+    if (m.shape()[0] == s.rows && m.shape()[1] == s.cols) return;
+    try {
+        m.resize({s.rows, s.cols});
+    } catch (...) {
+        m = Matrix<T>();  // no allocation: an empty xtensor holds no storage
+        throw;
+    }
 }
 
 }  // namespace autodiff

@@ -12,13 +12,26 @@
 
 namespace autodiff {
 
+namespace detail {
+template <class T>
+struct non_deduced {
+    using type = T;
+};
+}  // namespace detail
+
+/// An op's scalar parameter: converted to the tape's T and never used to deduce T, so that
+/// pow(x, 2.0) or dropout(x, 0.5, rng) works on a Var<float> too.
+template <class T>
+using scalar_of = typename detail::non_deduced<T>::type;
+
 // ---- linear algebra (ops/linear_algebra.cpp) ----
 template <class T> Var<T> matmul(Var<T> a, Var<T> b);                  ///< a @ b
 template <class T> Var<T> linear(Var<T> W, Var<T> A, Var<T> b);        ///< W @ A + b, b is n_out x 1
-/// The activations the fused linear applies in its epilogue.
+/// The activations the fused linear applies to its output.
 enum class Activation { relu, sigmoid, tanh, identity };
-/// activation(W @ A + b) as one tape entry: the bias and the activation in one pass after the
-/// GEMM, and backward's activation derivative in one pass with the bias gradient's row sums.
+/// activation(W @ A + b) as one tape entry, equal bit for bit to activation(linear(W, A, b)):
+/// the activation in place after the GEMM, and in backward the activation's derivative in one
+/// pass with the bias gradient's row sums.
 template <class T> Var<T> linear(Var<T> W, Var<T> A, Var<T> b, Activation activation);
 template <class T> Var<T> transpose(Var<T> x);
 
@@ -32,7 +45,7 @@ template <class T> Var<T> div(Var<T> a, Var<T> b);
 
 // ---- unary (ops/unary.cpp) ----
 template <class T> Var<T> neg(Var<T> x);
-template <class T> Var<T> scale(Var<T> x, T factor);
+template <class T> Var<T> scale(Var<T> x, scalar_of<T> factor);
 template <class T> Var<T> exp(Var<T> x);
 template <class T> Var<T> log(Var<T> x);       ///< throws on negative inputs
 template <class T> Var<T> relu(Var<T> x);      ///< derivative 0 at 0, as the notebook's Z > 0
@@ -42,6 +55,10 @@ template <class T> Var<T> tanh(Var<T> x);
 // ---- softmax family over axis 0: each column is an example (ops/softmax.cpp) ----
 template <class T> Var<T> softmax(Var<T> z);
 template <class T> Var<T> log_softmax(Var<T> z);
+/// softmax along axis 0 (each column, the default) or axis 1 (each row): torch.softmax(z, dim=axis).
+template <class T> Var<T> softmax(Var<T> z, int axis);
+/// log_softmax along axis 0 (each column) or axis 1 (each row): torch.log_softmax(z, dim=axis).
+template <class T> Var<T> log_softmax(Var<T> z, int axis);
 /// Mean over the m examples of -sum_k Y[k, j] log softmax(Z)[k, j], fused and stable.
 /// Its gradient is (softmax(Z) - Y) / m: the notebook's dZ3 = A3 - Y with its 1/m.
 template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y);
@@ -55,23 +72,23 @@ template <class T> Var<T> mean(Var<T> x, int axis);
 template <class T> Var<T> mse(Var<T> prediction, Var<T> target);  ///< mean of squared differences, 1 x 1
 
 // ---- a handle and a scalar (ops/elementwise_math.cpp); the operators below call these ----
-template <class T> Var<T> add_scalar(Var<T> x, T c);   ///< x + c
-template <class T> Var<T> rsub_scalar(T c, Var<T> x);  ///< c - x
-template <class T> Var<T> div_scalar(Var<T> x, T c);   ///< x / c; throws if c is 0
-template <class T> Var<T> rdiv_scalar(T c, Var<T> x);  ///< c / x; throws if x holds a 0
+template <class T> Var<T> add_scalar(Var<T> x, scalar_of<T> c);   ///< x + c
+template <class T> Var<T> rsub_scalar(scalar_of<T> c, Var<T> x);  ///< c - x
+template <class T> Var<T> div_scalar(Var<T> x, scalar_of<T> c);   ///< x / c; throws if c is 0
+template <class T> Var<T> rdiv_scalar(scalar_of<T> c, Var<T> x);  ///< c / x; throws if x holds a 0
 
 // ---- elementwise functions (ops/elementwise_math.cpp) ----
 // At a kink the derivative is PyTorch's: stated per op, checked against PyTorch's fixtures.
 template <class T> Var<T> square(Var<T> x);              ///< x^2
 template <class T> Var<T> sqrt(Var<T> x);                ///< throws on x < 0; d/dx at 0 is +inf as in PyTorch
-template <class T> Var<T> pow(Var<T> x, T exponent);     ///< x^p; d/dx = p x^(p-1), 0 when p = 0. Throws on x < 0 with non-integer p, on 0 with p < 0
+template <class T> Var<T> pow(Var<T> x, scalar_of<T> exponent);     ///< x^p; d/dx = p x^(p-1), 0 when p = 0. Throws on x < 0 with non-integer p, on 0 with p < 0
 template <class T> Var<T> abs(Var<T> x);                 ///< d/dx = sign(x), 0 at 0
-template <class T> Var<T> clamp(Var<T> x, T lo, T hi);   ///< d/dx = 1 on [lo, hi] (bounds included), else 0
+template <class T> Var<T> clamp(Var<T> x, scalar_of<T> lo, scalar_of<T> hi);   ///< d/dx = 1 on [lo, hi] (bounds included), else 0
 template <class T> Var<T> log1p(Var<T> x);               ///< log(1 + x), throws on x < -1
-template <class T> Var<T> leaky_relu(Var<T> x, T negative_slope = T(0.01));  ///< d/dx at 0 is negative_slope
-template <class T> Var<T> elu(Var<T> x, T alpha = T(1));                     ///< alpha (e^x - 1) below 0; d/dx at 0 is alpha
+template <class T> Var<T> leaky_relu(Var<T> x, scalar_of<T> negative_slope = T(0.01));  ///< d/dx at 0 is negative_slope
+template <class T> Var<T> elu(Var<T> x, scalar_of<T> alpha = T(1));                     ///< alpha (e^x - 1) below 0; d/dx at 0 is alpha
 template <class T> Var<T> gelu(Var<T> x);                ///< exact x Phi(x) with the normal CDF Phi (PyTorch's default, not the tanh form)
-template <class T> Var<T> softplus(Var<T> x, T beta = T(1), T threshold = T(20));  ///< log(1 + e^(beta x)) / beta; x where beta x > threshold
+template <class T> Var<T> softplus(Var<T> x, scalar_of<T> beta = T(1), scalar_of<T> threshold = T(20));  ///< log(1 + e^(beta x)) / beta; x where beta x > threshold
 template <class T> Var<T> silu(Var<T> x);                ///< x sigmoid(x)
 /// max(a, b) with broadcasting as add; at a tie each side gets half the gradient (PyTorch).
 template <class T> Var<T> maximum(Var<T> a, Var<T> b);
@@ -113,20 +130,20 @@ template <class T> Var<T> mse(Var<T> prediction, const Matrix<T>& target);
 /// Targets as a handle (probabilities per column; they get the gradient -log_softmax(Z)/m).
 template <class T> Var<T> softmax_cross_entropy(Var<T> logits, Var<T> targets);
 /// With label smoothing eps: the targets become (1 - eps) Y + eps / classes (PyTorch's label_smoothing).
-template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes, T label_smoothing);
-template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y, T label_smoothing);
+template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes, scalar_of<T> label_smoothing);
+template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y, scalar_of<T> label_smoothing);
 
 // ---- normalisation and regularisation (ops/normalization.cpp, ops/dropout.cpp) ----
 /// Each column (example) normalised over its n features: (x - mean) / sqrt(var + eps),
 /// var biased (divided by n), as torch.nn.functional.layer_norm over the feature dimension.
-template <class T> Var<T> layer_norm(Var<T> x, T eps = T(1e-5));
+template <class T> Var<T> layer_norm(Var<T> x, scalar_of<T> eps = T(1e-5));
 /// The same, then gain * x_hat + bias with gain and bias n x 1 (one per feature).
-template <class T> Var<T> layer_norm(Var<T> x, Var<T> gain, Var<T> bias, T eps = T(1e-5));
+template <class T> Var<T> layer_norm(Var<T> x, Var<T> gain, Var<T> bias, scalar_of<T> eps = T(1e-5));
 /// Each row (feature) normalised over the m examples of the batch (training form: batch
 /// statistics, biased variance), as torch.nn.functional.batch_norm(training=True). Needs m > 1.
-template <class T> Var<T> batch_norm(Var<T> x, T eps = T(1e-5));
+template <class T> Var<T> batch_norm(Var<T> x, scalar_of<T> eps = T(1e-5));
 /// The same, then gain * x_hat + bias with gain and bias n x 1.
-template <class T> Var<T> batch_norm(Var<T> x, Var<T> gain, Var<T> bias, T eps = T(1e-5));
+template <class T> Var<T> batch_norm(Var<T> x, Var<T> gain, Var<T> bias, scalar_of<T> eps = T(1e-5));
 /// The batch statistics a batch_norm output was computed with, n x 1 each, the variance
 /// biased (divided by m; PyTorch's running_var is updated with the unbiased one, times m/(m-1)).
 template <class T>
@@ -139,7 +156,7 @@ template <class T> BatchStatistics<T> batch_norm_statistics(Var<T> y);
 /// Zeroes each element with probability p and scales the others by 1 / (1 - p) (inverted
 /// dropout), the mask drawn from rng at rng.counter .. rng.counter + size - 1; advances
 /// rng.counter by x's size. 0 <= p < 1. Call it in training only (a layer's eval mode skips it).
-template <class T> Var<T> dropout(Var<T> x, T p, CounterRng& rng);
+template <class T> Var<T> dropout(Var<T> x, scalar_of<T> p, CounterRng& rng);
 
 // ---- operators, NumPy's meanings (* is elementwise; matmul is spelled out) ----
 namespace detail {

@@ -6,6 +6,14 @@
 
 namespace autodiff {
 
+namespace {
+
+// Entries whose recording draws fresh random numbers (and advances the caller's generator):
+// run again, they would repeat the recorded draw instead of making a new one.
+bool draws_random_numbers(const char* op) { return std::strcmp(op, "dropout") == 0; }
+
+}  // namespace
+
 template <class T>
 Replay<T>::Replay(Tape<T>& tape, Var<T> output)
     : tape_(tape), output_(output), generation_(tape.generation_), size_(tape.size_) {
@@ -16,6 +24,10 @@ Replay<T>::Replay(Tape<T>& tape, Var<T> output)
             throw Error("Replay: tape entry " + std::to_string(i) + " (" + n.op +
                         ") cannot run again: it was recorded by Tape::record with a lambda (custom ops made with "
                         "apply() are); record it with Tape::record_op, or record the step afresh each time");
+        if (draws_random_numbers(n.op))
+            throw Error("Replay: tape entry " + std::to_string(i) + " (" + n.op +
+                        ") draws new random numbers each time it is recorded; a replay would repeat the recorded "
+                        "draw, so record the step afresh each time");
         if (n.in_place != nullptr) in_place_.push_back(static_cast<std::uint32_t>(i));
         if (n.arity > 0) computed_.push_back(static_cast<std::uint32_t>(i));
     }
@@ -32,7 +44,7 @@ template <class T>
 void Replay<T>::forward() {
     check_unchanged("Replay::forward");
     for (std::uint32_t i : in_place_) {
-        tape_.check_in_place_shape(tape_.nodes_[i], i, "Replay");
+        tape_.rerecord_in_place(i);  // alive, same shape; its version read again
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
     for (std::uint32_t i : computed_) {

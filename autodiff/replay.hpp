@@ -23,8 +23,12 @@
 /// Tape::constant keeps the copy it took when recorded. The gradients of a run equal those
 /// of a fresh recording of the same step bit for bit.
 ///
+/// Only the tape's entries run again: code that ran outside the tape while the step was
+/// recorded (a module updating a running statistic, say) does not.
+///
 /// Refused with autodiff::Error: a tape holding an entry that cannot run again (one
-/// recorded by Tape::record with a lambda, as custom ops made with apply() are), a run
+/// recorded by Tape::record with a lambda, as custom ops made with apply() are, or a
+/// dropout, which must draw a new mask each step), a run
 /// after the tape was reset or recorded on, and an input whose shape changed since it was
 /// recorded (the message names it, with both shapes).
 

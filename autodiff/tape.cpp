@@ -28,6 +28,66 @@ template <class T>
 Parameter<T>::Parameter(Matrix<T> initial, std::string name_)
     : value(std::move(initial)), grad(xt::zeros<T>(value.shape())), name(std::move(name_)) {
     check_not_empty(value, ("parameter " + name).c_str());
+    slot_ = detail::TapeRegistry::acquire();
+    identity_ = next_generation();
+    detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
+}
+
+template <class T>
+Parameter<T>::Parameter(const Parameter& other) : value(other.value), grad(other.grad), name(other.name) {
+    slot_ = detail::TapeRegistry::acquire();
+    identity_ = next_generation();
+    detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
+}
+
+// The registry slot moves with the arrays, under a new identity: recordings of `other`
+// (which point at other's address) no longer match it and throw instead of reading the
+// empty shell. `other` is left without a slot: recording it throws.
+template <class T>
+void Parameter<T>::take_identity_of(Parameter& other) noexcept {
+    slot_ = other.slot_;
+    other.slot_ = no_slot;
+    if (slot_ == no_slot) return;
+    identity_ = next_generation();
+    detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
+}
+
+template <class T>
+Parameter<T>::Parameter(Parameter&& other) noexcept
+    : value(std::move(other.value)), grad(std::move(other.grad)), name(std::move(other.name)),
+      version_(other.version_) {
+    take_identity_of(other);
+}
+
+// Assignment changes this parameter's values in place: a version bump, so that a recording
+// made before refuses backward(); its identity stays (the object is where it was).
+template <class T>
+Parameter<T>& Parameter<T>::operator=(const Parameter& other) {
+    if (this == &other) return *this;
+    value = other.value;
+    grad = other.grad;
+    name = other.name;
+    ++version_;
+    return *this;
+}
+
+template <class T>
+Parameter<T>& Parameter<T>::operator=(Parameter&& other) noexcept {
+    if (this == &other) return *this;
+    value = std::move(other.value);
+    grad = std::move(other.grad);
+    name = std::move(other.name);
+    ++version_;
+    if (other.slot_ != no_slot) {  // other keeps its slot, but recordings of it are void
+        other.identity_ = next_generation();
+        detail::TapeRegistry::generation(other.slot_).store(other.identity_, std::memory_order_release);
+    }
+    return *this;
+}
+
+template <class T>
+Parameter<T>::~Parameter() {
+    if (slot_ != no_slot) detail::TapeRegistry::release(slot_);
 }
 
 template <class T>
@@ -46,6 +106,7 @@ bool Var<T>::requires_grad() const {
 template <class T>
 const Matrix<T>& Var<T>::grad() const {
     const Node<T>& n = tape().node(*this);
+    if (n.parameter != nullptr) tape_->parameter_value(n);  // throws if the parameter is gone
     if (n.parameter != nullptr && tape_->accumulate_into_parameters_) return n.parameter->grad;
     if (!n.grad_ready)
         throw Error(std::string("Var::grad: no gradient for this ") + n.op +
@@ -88,10 +149,54 @@ const Node<T>& Tape<T>::entry(std::size_t index) const {
 }
 
 template <class T>
-Node<T>& Tape<T>::push(const char* op) {
+void Tape<T>::reject_concurrent_use(const char* op) {
+    throw Error(std::string(op) +
+                ": this tape is being used by another thread at the same time: one tape per thread (a Tape "
+                "belongs to one thread at a time; give each thread its own Tape and its own model copy)");
+}
+
+template <class T>
+void Tape<T>::reject_parameter(const Node<T>& n) const {
+    std::size_t index = 0;
+    while (index < size_ && &nodes_[index] != &n) ++index;
+    throw Error("parameter (" + to_string(n.parameter_shape) + ", tape entry " + std::to_string(index) +
+                ") was destroyed or moved from after it was recorded: a tape reads parameters in place, so keep "
+                "them alive and where they are until the tape is reset()");
+}
+
+template <class T>
+void Tape<T>::reject_memory(const char* op, std::size_t value_bytes) const {
+    auto mib = [](std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; };
+    throw Error(std::string(op) + ": recording it would make the tape hold " + mib(recorded_bytes_ + value_bytes) +
+                " of values (" + std::to_string(live_entries()) + " entries), past its limit of " +
+                mib(memory_limit_) +
+                ". A loop that records without calling tape.reset() each iteration grows the tape without bound "
+                "(under NoGrad too, while it keeps handles); reset() each step, or raise the limit with "
+                "Tape::set_memory_limit (0: none)");
+}
+
+// The entry the next recording fills: a NoGrad entry no handle refers to any more when
+// recording under NoGrad, else the next one in order (spare ones keep their buffers).
+template <class T>
+std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     if (swept_) throw Error(std::string(op) + ": recording on a tape after backward(); call reset() first");
-    if (size_ == nodes_.size()) nodes_.emplace_back();
-    Node<T>& n = nodes_[size_++];
+    if (memory_limit_ != 0 && recorded_bytes_ + value_bytes > memory_limit_) reject_memory(op, value_bytes);
+    std::uint32_t index;
+    if (!grad_enabled_ && !free_.empty()) {
+        index = free_.back();
+        free_.pop_back();
+    } else {
+        if (size_ == nodes_.size()) {
+            // Reserved first, so that nothing after the new entry exists can throw.
+            refs_.reserve(nodes_.size() + 1);
+            free_.reserve(nodes_.size() + 1);
+            nodes_.emplace_back();
+            refs_.push_back(0);
+        }
+        index = static_cast<std::uint32_t>(size_++);
+    }
+    refs_[index] = grad_enabled_ ? pinned : 0;
+    Node<T>& n = nodes_[index];
     n.op = op;
     n.arity = 0;
     n.backward = nullptr;
@@ -103,7 +208,50 @@ Node<T>& Tape<T>::push(const char* op) {
     n.in_place = nullptr;
     n.requires_grad = false;
     n.grad_ready = false;
-    return n;
+    return index;
+}
+
+// After a throw inside a recording: the entry leaves the tape, and any of its buffers whose
+// shape disagrees with its storage (xtensor sets the shape before it allocates) is emptied,
+// so that the next recording into it resizes instead of writing past the end.
+template <class T>
+void Tape<T>::abandon(std::uint32_t index) noexcept {
+    Node<T>& n = nodes_[index];
+    auto sane = [](Matrix<T>& m) {
+        if (m.storage().size() != m.shape()[0] * m.shape()[1]) m = Matrix<T>();
+    };
+    sane(n.value), sane(n.grad), sane(n.saved), sane(n.targets), sane(n.work[0]), sane(n.work[1]);
+    n.op = "(abandoned)";
+    n.arity = 0;
+    n.backward = nullptr;
+    n.forward = nullptr;
+    n.parameter = nullptr;
+    n.in_place = nullptr;
+    n.requires_grad = false;
+    refs_[index] = 0;
+    if (index + 1 == size_) --size_;
+    else free_.push_back(index);  // capacity reserved in push()
+}
+
+// A NoGrad entry that a recorded op reads: never reused, and if it is a parameter, checked
+// by backward like the others.
+template <class T>
+void Tape<T>::pin_nograd_entry(std::uint32_t index) {
+    if (nodes_[index].in_place != nullptr) in_place_entries_.push_back(index);
+    refs_[index] |= pinned;
+}
+
+template <class T>
+void Tape<T>::recycle(std::uint32_t index) noexcept {
+    Node<T>& n = nodes_[index];
+    if (n.in_place == nullptr) recorded_bytes_ -= n.value.size() * sizeof(T);
+    // Its inputs may be reused in turn: nothing may run it again or follow its inputs.
+    n.op = "(released under NoGrad)";
+    n.arity = 0;
+    n.forward = nullptr;
+    n.parameter = nullptr;
+    n.in_place = nullptr;
+    free_.push_back(index);  // capacity reserved in push()
 }
 
 // A leaf's value is its data (copied when recorded, or a parameter read in place): running
@@ -114,50 +262,82 @@ void leaf_forward(Tape<T>&, Node<T>&) {}
 }  // namespace
 
 template <class T>
+Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool requires_grad) {
+    check_not_empty(value, op);
+    ExclusiveUse one_thread(*this, op);
+    const std::uint32_t index = push(op, value.size() * sizeof(T));
+    Node<T>& n = nodes_[index];
+    try {
+        ensure_shape(n.value, shape_of(value));
+    } catch (...) {
+        abandon(index);
+        throw;
+    }
+    std::copy(value.begin(), value.end(), n.value.begin());
+    n.forward = leaf_forward<T>;
+    n.requires_grad = requires_grad;
+    recorded_bytes_ += n.value.size() * sizeof(T);
+    if (detect_anomaly_) check_finite_value(index);
+    return handle(index);
+}
+
+template <class T>
 Var<T> Tape<T>::constant(const Matrix<T>& value) {
-    check_not_empty(value, "constant");
-    return record_op("constant", {}, shape_of(value), leaf_forward<T>, nullptr,
-                     [&](Node<T>& n) { std::copy(value.begin(), value.end(), n.value.begin()); });
+    return copy_leaf(value, "constant", false);
 }
 
 template <class T>
 Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
     check_not_empty(value, "constant_ref");
-    Node<T>& n = push("constant_ref");
+    ExclusiveUse one_thread(*this, "constant_ref");
+    in_place_entries_.reserve(in_place_entries_.size() + 1);
+    const std::uint32_t index = push("constant_ref", 0);
+    in_place_entries_.push_back(index);  // capacity reserved: cannot throw
+    Node<T>& n = nodes_[index];
     n.forward = leaf_forward<T>;
     n.in_place = &value;
     n.parameter_shape = shape_of(value);
-    if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
-    return handle(static_cast<std::uint32_t>(size_ - 1));
+    if (detect_anomaly_) check_finite_value(index);
+    return handle(index);
 }
 
 template <class T>
 Var<T> Tape<T>::leaf(const Matrix<T>& value) {
-    Var<T> v = constant(value);
-    Node<T>& n = nodes_[v.index_];
-    n.op = "leaf";
-    n.requires_grad = grad_enabled_;
-    return v;
+    return copy_leaf(value, "leaf", grad_enabled_);
 }
 
 template <class T>
 Var<T> Tape<T>::parameter(Parameter<T>& p) {
+    if (p.slot_ == Parameter<T>::no_slot)
+        throw Error("parameter: this Parameter was moved from; record the Parameter it was moved into");
     check_not_empty(p.value, "parameter");
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
-    Node<T>& n = push("parameter");
+    ExclusiveUse one_thread(*this, "parameter");
+    if (grad_enabled_) in_place_entries_.reserve(in_place_entries_.size() + 1);
+    const std::uint32_t index = push("parameter", 0);
+    if (grad_enabled_) in_place_entries_.push_back(index);  // NoGrad ones: when pinned
+    Node<T>& n = nodes_[index];
     n.forward = leaf_forward<T>;
     n.parameter = &p;
     n.in_place = &p.value;
     n.parameter_shape = p.shape();
+    n.parameter_slot = p.slot_;
+    n.parameter_identity = p.identity_;
+    n.parameter_version = p.version_;
     n.requires_grad = grad_enabled_;
-    if (detect_anomaly_) check_finite_value(static_cast<std::uint32_t>(size_ - 1));
-    return handle(static_cast<std::uint32_t>(size_ - 1));
+    if (detect_anomaly_) check_finite_value(index);
+    return handle(index);
 }
 
 template <class T>
 void Tape<T>::reset() {
+    ExclusiveUse one_thread(*this, "reset");
     size_ = 0;
+    free_.clear();
+    in_place_entries_.clear();
+    recorded_bytes_ = 0;
     swept_ = false;
+    swept_before_ = false;
     generation_ = next_generation();
     detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }
@@ -186,6 +366,7 @@ GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
 
 template <class T>
 void Tape<T>::backward(Var<T> output) {
+    ExclusiveUse one_thread(*this, "backward");
     check(output, "backward");
     const Shape s = shape_of(value(output.index_));
     if (s != Shape{1, 1})
@@ -197,6 +378,7 @@ void Tape<T>::backward(Var<T> output) {
 
 template <class T>
 void Tape<T>::backward(Var<T> output, const Matrix<T>& seed) {
+    ExclusiveUse one_thread(*this, "backward");
     check(output, "backward");
     if (shape_of(seed) != shape_of(value(output.index_)))
         throw Error("backward: seed is " + to_string(shape_of(seed)) + " but the output is " +
@@ -213,11 +395,11 @@ GradientSink<T> Tape<T>::start_backward(Var<T> output) {
     if (!out.requires_grad)
         throw Error(std::string("backward: the output (") + out.op +
                     ") depends on no parameter or leaf that needs a gradient (recorded under NoGrad?)");
-    for (std::size_t i = 0; i <= output.index_; ++i) {
-        Node<T>& n = nodes_[i];
-        n.grad_ready = false;
-        check_in_place_shape(n, i, "backward");
-    }
+    // Every entry's grad_ready is false since push(), and a tape is swept once: only the
+    // entries that read a value in place need a look, not every entry.
+    for (const std::uint32_t i : in_place_entries_) check_in_place_unchanged(i);
+    if (swept_before_)  // a Replay sweeps the same entries again: their flags are from last time
+        for (std::size_t i = 0; i <= output.index_; ++i) nodes_[i].grad_ready = false;
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
     if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
@@ -240,6 +422,7 @@ void Tape<T>::sweep(Var<T> output) {
     // Swept even if an op's backward throws half way: parameters may already hold part of
     // the gradients, and a second sweep would add them twice.
     swept_ = true;
+    swept_before_ = true;
     const bool hooked = ready_hook_ != nullptr && accumulate_into_parameters_;
     if (hooked) find_final_leaves(output.index_);
     std::size_t next_final = 0;
@@ -271,6 +454,32 @@ void Tape<T>::find_final_leaves(std::uint32_t output) {
                         final_leaves_.end());
     std::sort(final_leaves_.begin(), final_leaves_.end(),
               [](const auto& a, const auto& b) { return a.second > b.second; });
+}
+
+// Ops read parameters (and constant_refs) in place: one destroyed, resized or changed in
+// place since it was recorded would make backward read freed memory, read past the end of
+// its buffers, or compute gradients from values the forward did not use.
+template <class T>
+void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
+    const Node<T>& n = nodes_[i];
+    if (n.in_place == nullptr) return;  // a NoGrad entry reused for another op
+    if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
+    check_in_place_shape(n, i, "backward");
+    if (n.parameter == nullptr || n.parameter->version_ == n.parameter_version) return;
+    throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) +
+                ") was modified in place after it was recorded (version " + std::to_string(n.parameter->version_) +
+                " now, " + std::to_string(n.parameter_version) +
+                " when recorded): its gradient would not match the forward. Call backward() before the "
+                "optimizer's step(), or reset() and record again");
+}
+
+template <class T>
+void Tape<T>::rerecord_in_place(std::uint32_t i) {
+    Node<T>& n = nodes_[i];
+    if (n.in_place == nullptr) return;
+    if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
+    check_in_place_shape(n, i, "Replay");
+    if (n.parameter != nullptr) n.parameter_version = n.parameter->version_;  // read again now
 }
 
 template <class T>

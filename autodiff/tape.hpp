@@ -5,9 +5,16 @@
 // Memory: the tape owns every recorded value and gradient. reset() keeps the buffers, so
 // recording the same computation again with the same shapes allocates nothing.
 // A Var is a small handle (tape, index, generation); one used after reset() throws.
-// One Tape belongs to one thread at a time.
+// One Tape belongs to one thread at a time: a second thread recording, sweeping or
+// resetting it while the first does throws (tape_guards.hpp).
+//
+// Under NoGrad nothing is swept, so an entry no handle refers to any more is never read
+// again: handles of entries recorded under NoGrad count their copies, and the tape reuses
+// an entry (and its buffers) once the last of them is gone. An evaluation loop therefore
+// holds only the values it still refers to, whatever the number of steps.
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <initializer_list>
@@ -25,17 +32,44 @@ namespace autodiff {
 template <class T = double>
 class Tape;
 
-// A trainable array that outlives any one tape: recorded as a leaf without being copied;
-// its gradient accumulates across backward() calls until zero_grad(), as in PyTorch.
+/// A trainable array that outlives any one tape: recorded as a leaf without being copied;
+/// its gradient accumulates across backward() calls until zero_grad(), as in PyTorch.
+///
+/// A tape reads a parameter in place, so it must stay alive and where it is until the tape
+/// is reset: one destroyed or moved from after it was recorded makes backward() and
+/// Var::value() throw (each Parameter has an identity in the registry that the tape checks).
+/// Code that changes `value` in place after a recording calls bump_version(), as the
+/// optimizers do; backward() then refuses to use the stale recording, as PyTorch's version
+/// counter does.
 template <class T = double>
 class Parameter {
 public:
     explicit Parameter(Matrix<T> initial, std::string name = "");
+    /// A copy is a new parameter, with an identity of its own.
+    Parameter(const Parameter& other);
+    /// Takes over other's arrays; recordings of other become invalid (they throw).
+    Parameter(Parameter&& other) noexcept;
+    Parameter& operator=(const Parameter& other);
+    Parameter& operator=(Parameter&& other) noexcept;
+    ~Parameter();
+
     Matrix<T> value;
     Matrix<T> grad;
     std::string name;
     void zero_grad();
     Shape shape() const { return shape_of(value); }
+    /// Says that `value` was changed in place: recordings made before now refuse backward().
+    void bump_version() { ++version_; }
+    /// How many times value was changed in place (bump_version) or assigned.
+    std::uint64_t version() const { return version_; }
+
+private:
+    friend class Tape<T>;
+    static constexpr std::uint32_t no_slot = ~std::uint32_t(0);  // moved from
+    void take_identity_of(Parameter& other) noexcept;
+    std::uint32_t slot_ = no_slot;   // registry slot holding identity_ while this object lives
+    std::uint64_t identity_ = 0;
+    std::uint64_t version_ = 0;
 };
 
 template <class T>
@@ -82,6 +116,9 @@ struct Node {
     Parameter<T>* parameter = nullptr;
     const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
     Shape parameter_shape;            // the in-place value's shape when recorded: backward and replay check it
+    std::uint32_t parameter_slot = 0;       // where the parameter's identity lives (registry)
+    std::uint64_t parameter_identity = 0;   // ... and what it was when recorded: reads check it
+    std::uint64_t parameter_version = 0;    // Parameter::version() when recorded: backward checks it
     bool requires_grad = false;
     bool grad_ready = false;
 };
@@ -91,6 +128,31 @@ template <class T = double>
 class Var {
 public:
     Var() = default;
+    // Handles of entries recorded under NoGrad count their copies (see the top of this file);
+    // the others are plain copies and pay one branch.
+    Var(const Var& other) : tape_(other.tape_), index_(other.index_), slot_(other.slot_), generation_(other.generation_) {
+        if (counted()) retain();
+    }
+    Var(Var&& other) noexcept
+        : tape_(other.tape_), index_(other.index_), slot_(other.slot_), generation_(other.generation_) {
+        if (counted()) other.forget();
+    }
+    Var& operator=(const Var& other) {
+        if (other.counted()) other.retain();
+        if (counted()) release();
+        tape_ = other.tape_, index_ = other.index_, slot_ = other.slot_, generation_ = other.generation_;
+        return *this;
+    }
+    Var& operator=(Var&& other) noexcept {
+        if (this == &other) return *this;
+        if (counted()) release();
+        tape_ = other.tape_, index_ = other.index_, slot_ = other.slot_, generation_ = other.generation_;
+        if (counted()) other.forget();
+        return *this;
+    }
+    ~Var() {
+        if (counted()) release();
+    }
     const Matrix<T>& value() const;
     // dLoss/dvalue after backward(); for a parameter leaf, the parameter's accumulated grad.
     const Matrix<T>& grad() const;
@@ -106,11 +168,20 @@ public:
 
 private:
     friend class Tape<T>;
+    static constexpr std::uint32_t counted_bit = 1u << 31;  // registry slots stay below 2^24
     Var(Tape<T>* tape, std::uint32_t index, std::uint32_t slot, std::uint64_t generation)
         : tape_(tape), index_(index), slot_(slot), generation_(generation) {}
+    bool counted() const { return (slot_ & counted_bit) != 0; }
+    std::uint32_t slot() const { return slot_ & ~counted_bit; }
+    bool live() const {
+        return detail::TapeRegistry::generation(slot()).load(std::memory_order_relaxed) == generation_;
+    }
+    void retain() const;
+    void release() noexcept;
+    void forget() noexcept { tape_ = nullptr, index_ = 0, slot_ = 0, generation_ = 0; }
     Tape<T>* tape_ = nullptr;
     std::uint32_t index_ = 0;
-    std::uint32_t slot_ = 0;        // the tape's slot in the registry, read before tape_ is touched
+    std::uint32_t slot_ = 0;        // the tape's registry slot (read before tape_ is touched) | counted_bit
     std::uint64_t generation_ = 0;
 };
 
@@ -175,7 +246,18 @@ public:
 
     // Forget every entry but keep their buffers. Handles from before become stale.
     void reset();
+    /// Entries recorded since reset(), those reused under NoGrad counted once.
     std::size_t size() const { return size_; }
+    /// Entries still held: size() less the NoGrad entries no handle refers to any more.
+    std::size_t live_entries() const { return size_ - free_.size(); }
+    /// Bytes of values the tape holds for its live entries (parameters are not copied: 0).
+    std::size_t recorded_bytes() const { return recorded_bytes_; }
+
+    /// Recording past this many bytes of values throws, naming the likely cause (a loop
+    /// that never calls reset()); 0 means no limit. Default: default_memory_limit.
+    void set_memory_limit(std::size_t bytes) { memory_limit_ = bytes; }
+    std::size_t memory_limit() const { return memory_limit_; }
+    static constexpr std::size_t default_memory_limit = std::size_t(1) << 30;  // 1 GiB
 
     // Off by default: then no op looks at its values. On: the first non-finite forward
     // value or backward gradient throws AnomalyError naming the op and its place.
@@ -230,7 +312,8 @@ public:
     const Node<T>& entry(std::size_t index) const;
     const Matrix<T>& value(std::uint32_t index) const {
         const Node<T>& n = nodes_[index];
-        return n.in_place ? *n.in_place : n.value;
+        if (n.in_place == nullptr) return n.value;
+        return n.parameter ? parameter_value(n) : *n.in_place;  // a parameter: checked to exist still
     }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
@@ -246,7 +329,26 @@ public:
 private:
     friend class Var<T>;
     friend class Replay<T>;
-    Node<T>& push(const char* op);
+    class ExclusiveUse;  // one thread at a time (tape.cpp)
+    static constexpr std::uint32_t pinned = 1u << 31;  // refs_ bit: the entry is never reused
+    std::uint32_t push(const char* op, std::size_t value_bytes);
+    void abandon(std::uint32_t index) noexcept;  // undoes push() after a throw
+    void recycle(std::uint32_t index) noexcept;  // the last counted handle of a NoGrad entry is gone
+    void pin(std::uint32_t index) {
+        if (!(refs_[index] & pinned)) pin_nograd_entry(index);
+    }
+    void pin_nograd_entry(std::uint32_t index);
+    [[noreturn]] void reject_memory(const char* op, std::size_t value_bytes) const;
+    void lock_for(const char* op);               // ExclusiveUse's halves, inline-able
+    void unlock() noexcept { busy_.store(false, std::memory_order_release); }
+    [[noreturn]] static void reject_concurrent_use(const char* op);
+    const Matrix<T>& parameter_value(const Node<T>& n) const;  // checks the parameter still exists
+    [[noreturn]] void reject_parameter(const Node<T>& n) const;
+    void check_in_place_unchanged(std::uint32_t index) const;
+    // For a Replay about to run the forward again: the in-place value is checked (alive,
+    // same shape) and its version taken as of now.
+    void rerecord_in_place(std::uint32_t index);
+    Var<T> copy_leaf(const Matrix<T>& value, const char* op, bool requires_grad);
     [[noreturn]] void reject(Var<T> v, const char* op) const;  // check()'s error, out of the hot path
     static int check_input(const Node<T>& n, int i) {
         if (i < 0 || i >= n.arity) reject_input(n, i);
@@ -255,7 +357,12 @@ private:
     [[noreturn]] static void reject_input(const Node<T>& n, int i);
     GradientSink<T> start_backward(Var<T> output);  // checks, then the output's seed sink
     void sweep(Var<T> output);
-    Var<T> handle(std::uint32_t index) const { return Var<T>(const_cast<Tape*>(this), index, slot_, generation_); }
+    // A handle of entry index: counted (and counting) unless the entry is pinned.
+    Var<T> handle(std::uint32_t index) {
+        if (refs_[index] & pinned) return Var<T>(this, index, slot_, generation_);
+        ++refs_[index];
+        return Var<T>(this, index, slot_ | Var<T>::counted_bit, generation_);
+    }
     void check_finite_value(std::uint32_t index) const;
     // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
@@ -263,14 +370,20 @@ private:
     Matrix<T>& grad_buffer(Node<T>& n);
     void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
 
-
     // A deque, so recording never moves existing entries: references to values stay valid.
     // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
     std::deque<Node<T>> nodes_;
+    std::vector<std::uint32_t> refs_;   // per entry: counted handles alive | pinned
+    std::vector<std::uint32_t> free_;   // NoGrad entries to reuse (capacity >= nodes_: push_back never throws)
+    std::vector<std::uint32_t> in_place_entries_;  // parameters and constant_refs, for backward's checks
+    std::size_t recorded_bytes_ = 0;
+    std::size_t memory_limit_ = default_memory_limit;
+    std::atomic<bool> busy_{false};     // a thread is inside a recording, a sweep or a reset
     std::size_t size_ = 0;
     std::uint32_t slot_;
     std::uint64_t generation_ = 0;
     bool swept_ = false;
+    bool swept_before_ = false;  // since reset(): a Replay's second sweep must clear grad_ready
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;
@@ -302,7 +415,7 @@ void Var<T>::require_live(const char* op) const {
     if (tape_ == nullptr)
         throw Error(std::string(op) + ": the handle was never recorded on a tape (a default-constructed Var)");
     // Asked of the registry, not of the tape, which may be gone.
-    if (detail::TapeRegistry::generation(slot_).load(std::memory_order_acquire) != generation_)
+    if (detail::TapeRegistry::generation(slot()).load(std::memory_order_acquire) != generation_)
         throw Error(std::string(op) + ": stale handle: its tape was reset or destroyed after it was recorded");
 }
 
@@ -319,31 +432,73 @@ const Matrix<T>& Var<T>::value() const {
     return tape_->value(index_);
 }
 
+// Held for the length of every call that changes the tape (record, leaves, backward,
+// reset): a second thread entering meanwhile throws before it touches anything.
+template <class T>
+class Tape<T>::ExclusiveUse {
+public:
+    ExclusiveUse(Tape& tape, const char* op) : tape_(tape) { tape.lock_for(op); }
+    ~ExclusiveUse() { tape_.unlock(); }
+    ExclusiveUse(const ExclusiveUse&) = delete;
+    ExclusiveUse& operator=(const ExclusiveUse&) = delete;
+
+private:
+    Tape& tape_;
+};
+
+template <class T>
+inline void Tape<T>::lock_for(const char* op) {
+    if (busy_.exchange(true, std::memory_order_acquire)) reject_concurrent_use(op);
+}
+
+template <class T>
+inline const Matrix<T>& Tape<T>::parameter_value(const Node<T>& n) const {
+    if (detail::TapeRegistry::generation(n.parameter_slot).load(std::memory_order_acquire) != n.parameter_identity)
+        reject_parameter(n);
+    return n.parameter->value;
+}
+
+template <class T>
+void Var<T>::retain() const {
+    if (live()) ++tape_->refs_[index_];
+}
+
+template <class T>
+void Var<T>::release() noexcept {
+    if (live() && --tape_->refs_[index_] == 0) tape_->recycle(index_);
+}
+
 template <class T>
 template <class Forward>
 Var<T> Tape<T>::record(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
                        BackwardFn<T> backward, Forward&& forward) {
+    ExclusiveUse one_thread(*this, op);
     if (inputs.size() > 3) throw Error(std::string(op) + ": an op takes at most 3 inputs");
     bool any_input_needs_grad = false;
     for (const Var<T>& in : inputs) {
         check(in, op);
         any_input_needs_grad = any_input_needs_grad || nodes_[in.index_].requires_grad;
     }
-    Node<T>& n = push(op);
-    n.arity = static_cast<std::uint8_t>(inputs.size());
-    std::size_t i = 0;
-    for (const Var<T>& in : inputs) n.inputs[i++] = in.index_;
-    n.requires_grad = grad_enabled_ && any_input_needs_grad && backward != nullptr;
-    n.backward = n.requires_grad ? backward : nullptr;
-    n.forward = nullptr;  // a capturing lambda cannot be run again
-    ensure_shape(n.value, shape);
+    const std::uint32_t index = push(op, shape.size() * sizeof(T));
+    Node<T>& n = nodes_[index];
     try {
+        n.arity = static_cast<std::uint8_t>(inputs.size());
+        std::size_t i = 0;
+        for (const Var<T>& in : inputs) {
+            n.inputs[i++] = in.index_;
+            // A NoGrad entry read by an entry that may be swept (or replayed) must stay.
+            if (grad_enabled_) pin(in.index_);
+        }
+        n.requires_grad = grad_enabled_ && any_input_needs_grad && backward != nullptr;
+        n.backward = n.requires_grad ? backward : nullptr;
+        n.forward = nullptr;  // a capturing lambda cannot be run again
+        ensure_shape(n.value, shape);
         forward(n);
-    } catch (...) {  // an op's forward that rejects its input values leaves no half-made entry
-        --size_;
+    } catch (...) {
+        abandon(index);  // the tape is as it was before this call
         throw;
     }
-    const auto index = static_cast<std::uint32_t>(size_ - 1);
+    recorded_bytes_ += n.value.size() * sizeof(T);
     if (detect_anomaly_) check_finite_value(index);
     return handle(index);
 }

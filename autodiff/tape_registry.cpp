@@ -27,7 +27,7 @@ std::uint32_t TapeRegistry::acquire() {
         free_slots.pop_back();
         return slot;
     }
-    if (next_slot == chunk_size * max_chunks) throw Error("Tape: more than 16M tapes alive at once");
+    if (next_slot == chunk_size * max_chunks) throw Error("Tape/Parameter: more than 16M tapes and parameters alive at once");
     const std::uint32_t slot = next_slot++;
     if (slot % chunk_size == 0)  // first slot of a new chunk; chunks are never freed
         chunks_[slot / chunk_size].store(new std::atomic<std::uint64_t>[chunk_size](), std::memory_order_release);

@@ -1,5 +1,6 @@
 #pragma once
-// Where a handle can learn whether its tape still exists, without touching the tape.
+// Where a handle can learn whether its tape still exists, without touching the tape (and a
+// tape whether a Parameter it recorded still exists, without touching the parameter).
 // Every live Tape owns a slot holding its current generation; reset() writes a new one and
 // the destructor writes 0. The slots are never freed, so reading one is always safe, and a
 // handle whose generation no longer matches its slot throws instead of reading freed memory.

@@ -1,4 +1,8 @@
-// tapegrad's engine through nn: the step a user writes (record, backward, SGD, zero_grad).
+// tapegrad's engine through nn: the step a user writes. `tapegrad`: recorded once, then
+// replayed (autodiff::Replay, as nn's Trainer does); `variant_record`: recorded afresh every
+// step (reset, record, backward), the plain loop.
+
+#include <memory>
 
 #include "harness.hpp"
 
@@ -11,10 +15,10 @@ namespace {
 
 using bench::matrix;
 
-template <class T>
-class TapegradStep {
+template <class T, bool Replayed>
+class TapegradStepT {
 public:
-    explicit TapegradStep(const bench::Problem<T>& p)
+    explicit TapegradStepT(const bench::Problem<T>& p)
         : net_(p.sizes, nn::Activation::relu, nn::Init::he, 0),
           X_(matrix(p.X, p.sizes.front(), p.m)),
           Y_(matrix(p.Y, p.sizes.back(), p.m)),
@@ -26,10 +30,15 @@ public:
     }
 
     void step() {
-        tape_.reset();
-        autodiff::Var<T> loss = autodiff::softmax_cross_entropy(net_(tape_, X_), Y_);
-        tape_.backward(loss);
-        loss_ = double(loss.value()(0, 0));
+        if (Replayed && replay_) {
+            loss_ = double(replay_->run());
+        } else {
+            tape_.reset();
+            autodiff::Var<T> loss = autodiff::softmax_cross_entropy(net_(tape_.constant_ref(X_)), Y_);
+            tape_.backward(loss);
+            loss_ = double(loss.value()(0, 0));
+            if (Replayed) replay_ = std::make_unique<autodiff::Replay<T>>(tape_, loss);
+        }
         sgd_.step();
         sgd_.zero_grad();
     }
@@ -41,9 +50,16 @@ private:
     autodiff::Matrix<T> X_, Y_;
     nn::SGD<T> sgd_;
     autodiff::Tape<T> tape_;
+    std::unique_ptr<autodiff::Replay<T>> replay_;
     double loss_ = 0;
 };
+
+template <class T>
+using TapegradStep = TapegradStepT<T, true>;
+template <class T>
+using RecordingStep = TapegradStepT<T, false>;
 
 }  // namespace
 
 TAPEGRAD_BENCH_STEP(tapegrad, TapegradStep);
+TAPEGRAD_BENCH_STEP(variant_record, RecordingStep);

@@ -26,6 +26,7 @@
 #include "nn/sequential.hpp"
 #include "nn/training.hpp"
 #include "support/guarded_main.hpp"
+#include "support/output_paths.hpp"
 #include "support/training_run.hpp"
 
 namespace {
@@ -179,7 +180,7 @@ int main(int argc, char** argv) {
             }
         }
         o.settings = example::training_settings(app, training_flags);
-        if (o.eval.empty()) example::check_outputs(o.save, o.metrics, o.plot);
+        if (o.eval.empty()) example::check_run_outputs(o.save, o.metrics, o.plot);
         return run<float>(o);
     });
 }

@@ -24,8 +24,9 @@
 #include "nn/data/split.hpp"
 #include "nn/training.hpp"
 #include "support/guarded_main.hpp"
+#include "support/metrics_log.hpp"
 #include "support/output_paths.hpp"
-#include "support/training_run.hpp"
+#include "support/progress.hpp"
 
 namespace {
 
@@ -51,11 +52,55 @@ struct Options {
     std::map<std::string, std::string> settings;  // the training options, as saved in checkpoints
 };
 
-// The options that decide how a run trains (examples/support/training_run.hpp keeps and adopts them).
-const example::TrainingFlags training_flags = {
-    {"--dataset", "--csv", "--optimizer", "--lr", "--schedule", "--momentum", "--batch-size", "--seed", "--dtype",
-     "--init"},
-    {"--epochs"}};
+// The options that decide how a run trains. Checkpoints keep them; --resume takes them from
+// the checkpoint, or checks them against it when they are given again, so the resumed run
+// splits, shuffles and steps exactly as the first one did.
+const std::vector<std::string> training_flags = {"--dataset", "--csv", "--optimizer", "--lr", "--schedule",
+                                                 "--momentum", "--batch-size", "--seed", "--dtype", "--init"};
+// Taken from the checkpoint when not given, but may be given anew: --epochs 20 extends a run.
+const std::vector<std::string> extendable_flags = {"--epochs"};
+
+std::map<std::string, std::string> training_settings(const CLI::App& app) {
+    std::map<std::string, std::string> settings;
+    for (const std::vector<std::string>* flags : {&training_flags, &extendable_flags})
+        for (const std::string& flag : *flags) {
+        const CLI::Option* option = app.get_option(flag);
+        settings[flag.substr(2)] = option->count() ? option->results().front() : option->get_default_str();
+        }
+    return settings;
+}
+
+bool same_setting(const std::string& a, const std::string& b) {  // "1e-3" and "0.001" are the same rate
+    try {
+        std::size_t used_a = 0, used_b = 0;
+        const double x = std::stod(a, &used_a), y = std::stod(b, &used_b);
+        if (used_a == a.size() && used_b == b.size()) return x == y;
+    } catch (const std::exception&) {
+    }
+    return a == b;
+}
+
+void adopt_training_settings(CLI::App& app, const std::map<std::string, std::string>& meta, const std::string& dir) {
+    for (const std::string& flag : training_flags) {
+        const auto saved = meta.find("train." + flag.substr(2));
+        if (saved == meta.end()) continue;
+        CLI::Option* option = app.get_option(flag);
+        if (option->count() == 0) {
+            option->add_result(saved->second);
+            option->run_callback();
+        } else if (!same_setting(option->results().front(), saved->second)) {
+            throw std::invalid_argument(dir + " was trained with " + flag + " " + saved->second + ", not " +
+                                        option->results().front() + " (leave " + flag + " out to continue it as it was)");
+        }
+    }
+    for (const std::string& flag : extendable_flags) {
+        const auto saved = meta.find("train." + flag.substr(2));
+        CLI::Option* option = app.get_option(flag);
+        if (saved == meta.end() || option->count() != 0) continue;
+        option->add_result(saved->second);
+        option->run_callback();
+    }
+}
 
 // The model's shape comes from the checkpoint: a --hidden or --activation that says otherwise
 // is a mistake to report, not an option to ignore.
@@ -77,6 +122,8 @@ void check_model_options(const CLI::App& app, const Options& o, const std::map<s
                                     o.activation + " (leave --activation out to continue it)");
     }
 }
+
+
 
 template <class T>
 nn::TrainTest<T> load_data(const Options& o) {
@@ -140,16 +187,24 @@ int run(const Options& o) {
                 [&] { std::string s; for (auto n : net->sizes()) s += (s.empty() ? "" : "-") + std::to_string(n); return s; }().c_str(),
                 data.train.size(), data.test.size(), o.optimizer.c_str(), o.batch_size, o.dtype.c_str());
     const nn::DataLoader<T> train_batches(data.train), test_batches(data.test);
-    example::EpochLoop loop;
-    loop.first_epoch = first_epoch;
-    loop.epochs = o.epochs;
-    loop.schedule = nn::schedule_from_string(o.schedule);
-    loop.learning_rate = o.learning_rate;
-    loop.metrics = o.metrics;
-    loop.plot = o.plot;
-    example::run_epochs<T>(trainer, *optimizer, train_batches, test_batches, loop, [&](std::size_t epoch) {
-        if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch, o.settings);
-    });
+    example::ProgressReporter progress(o.epochs);
+    example::MetricsLog log(o.metrics);
+    nn::EpochStats test;
+    const nn::Schedule schedule = nn::schedule_from_string(o.schedule);
+    for (std::size_t epoch = first_epoch; epoch < o.epochs; ++epoch) {
+        optimizer->set_learning_rate(T(nn::learning_rate_at(schedule, o.learning_rate, epoch, o.epochs)));
+        const nn::EpochStats train =
+            trainer.train_epoch(train_batches, epoch, [&](const nn::Progress& p) { progress(epoch, p); });
+        test = trainer.evaluate(test_batches);
+        std::printf("epoch %zu/%zu: loss %.4f, train accuracy %.4f, test accuracy %.4f, %.2f s\n", epoch + 1,
+                    o.epochs, train.loss, train.accuracy, test.accuracy, train.seconds);
+        std::fflush(stdout);
+        log.add({epoch + 1, train, test});
+        if (!o.save.empty()) nn::save_model(o.save, *net, *optimizer, epoch + 1, o.settings);
+    }
+    if (first_epoch >= o.epochs) test = trainer.evaluate(test_batches);
+    log.plot_or_say_why(o.plot);
+    std::printf("test accuracy: %.4f\n", test.accuracy);
     return 0;
 }
 
@@ -191,15 +246,15 @@ int main(int argc, char** argv) {
     return example::guarded_main("train_mlp", [&] {
         if (!o.resume.empty()) {
             const std::map<std::string, std::string> meta = nn::load_checkpoint(o.resume).meta;
-            example::adopt_training_settings(app, training_flags, meta, o.resume);
+            adopt_training_settings(app, meta, o.resume);
             check_model_options(app, o, meta, o.resume);
             if (o.save.empty()) {
                 o.save = o.resume;
                 std::printf("saving into %s, the checkpoint resumed (--save DIR saves elsewhere)\n", o.save.c_str());
             }
         }
-        o.settings = example::training_settings(app, training_flags);
-        if (o.eval.empty()) example::check_outputs(o.save, o.metrics, o.plot);
+        o.settings = training_settings(app);
+        if (o.eval.empty()) example::check_run_outputs(o.save, o.metrics, o.plot);
         return o.dtype == "double" ? run<double>(o) : run<float>(o);
     });
 }

@@ -8,7 +8,8 @@
 
 namespace nn {
 
-enum class Activation { relu, sigmoid, tanh, identity };
+/// The engine's enum (relu, sigmoid, tanh, identity), which its fused linear takes.
+using Activation = autodiff::Activation;
 
 std::string to_string(Activation a);
 Activation activation_from_string(const std::string& name);  ///< throws std::invalid_argument

@@ -44,6 +44,13 @@ autodiff::Var<T> Linear<T>::forward(autodiff::Var<T> A) {
     return autodiff::linear(tape.parameter(W), A, tape.parameter(b));
 }
 
+template <class T>
+autodiff::Var<T> Linear<T>::forward(autodiff::Var<T> A, Activation activation) {
+    require_rows(*this, A, n_in());
+    autodiff::Tape<T>& tape = A.tape();
+    return autodiff::linear(tape.parameter(W), A, tape.parameter(b), activation);
+}
+
 template class Linear<float>;
 template class Linear<double>;
 

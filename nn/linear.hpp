@@ -7,6 +7,7 @@
 #include <string>
 
 #include "autodiff/ops.hpp"
+#include "nn/activation.hpp"
 #include "nn/init.hpp"
 #include "nn/module.hpp"
 
@@ -25,6 +26,9 @@ public:
 
     /// Z = W A + b, recorded on A's tape as one fused entry.
     autodiff::Var<T> forward(autodiff::Var<T> A) override;
+    /// activation(W A + b) as one tape entry (autodiff::linear with an activation): the same
+    /// values and gradients as the two entries, one memory pass and one buffer fewer.
+    autodiff::Var<T> forward(autodiff::Var<T> A, Activation activation);
 
     std::size_t n_in() const { return W.value.shape()[1]; }
     std::size_t n_out() const { return W.value.shape()[0]; }

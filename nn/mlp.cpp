@@ -43,10 +43,10 @@ MLP<T>::MLP(const std::vector<std::size_t>& sizes, Activation hidden, Init init,
 template <class T>
 autodiff::Var<T> MLP<T>::forward(autodiff::Var<T> X) {
     autodiff::Var<T> A = X;
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-        A = layers[l](A);
-        if (l < activations.size()) A = activations[l](A);
-    }
+    // A hidden layer's activation runs in its Linear's epilogue (one fused tape entry);
+    // the ActivationLayer says which.
+    for (std::size_t l = 0; l < layers.size(); ++l)
+        A = l < activations.size() ? layers[l].forward(A, activations[l].activation()) : layers[l](A);
     return A;
 }
 

@@ -92,6 +92,7 @@ void update(Parameter<T>& p, F&& delta) {
     require_shape("optimizer", p, p.grad, "gradient");
     T* w = p.value.data();
     for (std::size_t k = 0; k < p.value.size(); ++k) w[k] -= delta(k);
+    p.bump_version();  // a tape that recorded p before this update refuses to backward through it
 }
 
 }  // namespace

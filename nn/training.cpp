@@ -67,15 +67,15 @@ void check_dataset(const Dataset<T>& data, const std::string& name) {
 template <class T>
 Loss<T> cross_entropy_loss() {
     return {[](autodiff::Var<T> output, const Batch<T>& b) { return autodiff::softmax_cross_entropy(output, b.labels); },
-            true};
+            true, true};
 }
 
 template <class T>
 Loss<T> mse_loss() {
     return {[](autodiff::Var<T> output, const Batch<T>& b) {
-                return autodiff::mse(output, output.tape().constant(b.targets));
+                return autodiff::mse(output, output.tape().constant_ref(b.targets));
             },
-            false};
+            false, true};
 }
 
 template <class T>
@@ -86,7 +86,7 @@ template <class T>
 Trainer<T>::Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std::size_t batch_size,
                     std::uint32_t seed)
     : model_(model), optimizer_(optimizer), loss_(std::move(loss)), batch_size_(batch_size), seed_(seed),
-      parameters_(model.parameters()) {
+      parameters_(model.parameters()), step_(model, loss_) {
     if (batch_size == 0) throw std::invalid_argument("Trainer: the batch size must be at least 1");
     if (!loss_.compute) throw autodiff::Error("Trainer: the loss has no compute function");
     registered_.assign(parameters_.begin(), parameters_.end());
@@ -103,11 +103,11 @@ void Trainer<T>::set_clip_grad_norm(double max_norm) {
 // A parameter recorded on the tape but absent from the model would get gradients that no
 // optimizer applies: say so at the first step instead of training without it.
 template <class T>
-void Trainer<T>::require_registered() {
-    for (std::size_t i = 0; i < tape_.size(); ++i) {
-        const autodiff::Parameter<T>* p = tape_.entry(i).parameter;
+void Trainer<T>::require_registered(const autodiff::Tape<T>& tape) {
+    for (std::size_t i = 0; i < tape.size(); ++i) {
+        const autodiff::Parameter<T>* p = tape.entry(i).parameter;
         if (p != nullptr && !std::binary_search(registered_.begin(), registered_.end(), p))
-            check_registered(tape_, model_);  // throws, listing them
+            check_registered(tape, model_);  // throws, listing them
     }
 }
 
@@ -127,20 +127,18 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
     const std::size_t batches = (n + batch_size_ - 1) / batch_size_;
     for (std::size_t b = 0; b < batches; ++b) {
         const std::size_t first = b * batch_size_, count = std::min(batch_size_, n - first);
-        gather(order.data() + first, count, batch_);
-        tape_.reset();
-        autodiff::Var<T> output = model_(tape_.constant(batch_.X));
-        autodiff::Var<T> loss = loss_.compute(output, batch_);
-        tape_.backward(loss);
-        require_registered();
+        Batch<T>& batch = step_.batch(count);
+        gather(order.data() + first, count, batch);
+        const double loss = double(step_.run(count));
+        require_registered(step_.tape(count));
         if (clip_ > 0) clip_grad_norm(parameters_, clip_);
         if (schedule_) optimizer_.set_learning_rate(T(schedule_->at(epoch * batches + b)));
         optimizer_.step();
         optimizer_.zero_grad();
-        check_finite_step(double(loss.value()(0, 0)), parameters_, {epoch, b});
+        check_finite_step(loss, parameters_, {epoch, b});
 
-        loss_sum += double(loss.value()(0, 0)) * double(count);
-        if (loss_.classification) correct += count_correct(output.value(), batch_.labels);
+        loss_sum += loss * double(count);
+        if (loss_.classification) correct += count_correct(step_.output(count), batch.labels);
         stats.examples += count;
         if (progress) progress({b + 1, batches, stats.examples, loss_sum / double(stats.examples), seconds_since(start)});
     }

@@ -16,6 +16,8 @@
 #include "nn/data/dataset.hpp"
 #include "nn/module.hpp"
 #include "nn/optimizers.hpp"
+#include "nn/loss.hpp"
+#include "nn/replayed_step.hpp"
 #include "nn/schedule.hpp"
 
 namespace nn {
@@ -39,23 +41,6 @@ struct Progress {
     std::size_t examples = 0;            ///< examples done
     double running_loss = 0;             ///< mean loss so far this epoch
     double seconds = 0;                  ///< since the epoch began
-};
-
-/// A minibatch: inputs (features x count), and the targets the loss reads: class labels, or
-/// a matrix (outputs x count) for regression.
-template <class T>
-struct Batch {
-    autodiff::Matrix<T> X;
-    autodiff::Labels labels;
-    autodiff::Matrix<T> targets;
-};
-
-/// A loss over the model's output and the batch. `classification` makes the trainer count
-/// the examples whose argmax over the output's column equals the label.
-template <class T>
-struct Loss {
-    std::function<autodiff::Var<T>(autodiff::Var<T> output, const Batch<T>& batch)> compute;
-    bool classification = true;
 };
 
 template <class T>
@@ -93,6 +78,10 @@ public:
     /// Loss (and accuracy) in evaluation mode, without recording gradients; the model's mode is restored after.
     EpochStats evaluate(const DataLoader<T>& data);
     EpochStats evaluate(const RegressionData<T>& data);
+    /// On (the default): each batch size's step is recorded once and replayed after that
+    /// (nn::ReplayedStep) when the model and the loss allow it, with the same results; off:
+    /// every step is recorded afresh.
+    void set_replay(bool on) { step_.set_replay(on); }
 
     /// Epochs first_epoch .. epochs-1, each followed by an evaluation on `test`; calls
     /// on_epoch after each with its metrics, and returns them all.
@@ -117,7 +106,7 @@ private:
     EpochStats run_epoch(std::size_t n, const Gather& gather, std::size_t epoch,
                          const std::function<void(const Progress&)>& progress);
     EpochStats run_evaluation(std::size_t n, const Gather& gather);
-    void require_registered();
+    void require_registered(const autodiff::Tape<T>& tape);
 
     Module<T>& model_;
     Optimizer<T>& optimizer_;
@@ -128,7 +117,8 @@ private:
     std::optional<LearningRateSchedule> schedule_;
     std::vector<autodiff::Parameter<T>*> parameters_;        // the model's, for clipping and checks
     std::vector<const autodiff::Parameter<T>*> registered_;  // the same, sorted: the per-step check allocates nothing
-    autodiff::Tape<T> tape_;  ///< reused every step: no allocation after the first
+    ReplayedStep<T> step_;    ///< training: one recording per batch size, replayed
+    autodiff::Tape<T> tape_;  ///< evaluation's, reused every batch: no allocation after the first
     Batch<T> batch_;
 };
 

@@ -1,4 +1,4 @@
-// add, sub, mul, div with 2-D broadcasting. One rule per op gives the value and the two
+// add, sub, mul, div, maximum, minimum with 2-D broadcasting. One rule per op gives the value and the two
 // partial derivatives; broadcasting forward and its reduction backward are shared.
 
 #include "autodiff/kernels.hpp"
@@ -37,6 +37,22 @@ struct DivRule {
     template <class T> static T f(T a, T b) { return a / b; }
     template <class T> static T da(T, T b, T) { return T(1) / b; }
     template <class T> static T db(T, T b, T y) { return -y / b; }
+};
+
+// A NaN on either side gives NaN; at a tie each side gets half the gradient (PyTorch).
+struct MaximumRule {
+    static constexpr const char* name = "maximum";
+    static constexpr const char* symbol = "max";
+    template <class T> static T f(T a, T b) { return (a > b || a != a) ? a : b; }
+    template <class T> static T da(T a, T b, T) { return a > b ? T(1) : (a == b ? T(0.5) : T(0)); }
+    template <class T> static T db(T a, T b, T) { return b > a ? T(1) : (a == b ? T(0.5) : T(0)); }
+};
+struct MinimumRule {
+    static constexpr const char* name = "minimum";
+    static constexpr const char* symbol = "min";
+    template <class T> static T f(T a, T b) { return (a < b || a != a) ? a : b; }
+    template <class T> static T da(T a, T b, T) { return a < b ? T(1) : (a == b ? T(0.5) : T(0)); }
+    template <class T> static T db(T a, T b, T) { return b < a ? T(1) : (a == b ? T(0.5) : T(0)); }
 };
 
 template <class T, class Rule, int side>
@@ -85,6 +101,8 @@ Var<T> binary(Var<T> a, Var<T> b) {
 template <class T> Var<T> add(Var<T> a, Var<T> b) { return binary<T, AddRule>(a, b); }
 template <class T> Var<T> sub(Var<T> a, Var<T> b) { return binary<T, SubRule>(a, b); }
 template <class T> Var<T> mul(Var<T> a, Var<T> b) { return binary<T, MulRule>(a, b); }
+template <class T> Var<T> maximum(Var<T> a, Var<T> b) { return binary<T, MaximumRule>(a, b); }
+template <class T> Var<T> minimum(Var<T> a, Var<T> b) { return binary<T, MinimumRule>(a, b); }
 
 namespace {
 
@@ -113,6 +131,8 @@ Var<T> div(Var<T> a, Var<T> b) {
     template Var<T> add<T>(Var<T>, Var<T>); \
     template Var<T> sub<T>(Var<T>, Var<T>); \
     template Var<T> mul<T>(Var<T>, Var<T>); \
+    template Var<T> maximum<T>(Var<T>, Var<T>); \
+    template Var<T> minimum<T>(Var<T>, Var<T>); \
     template Var<T> div<T>(Var<T>, Var<T>);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)

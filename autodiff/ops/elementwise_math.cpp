@@ -28,6 +28,8 @@ struct DivScalarRule {  // x / s
 };
 struct RdivScalarRule {  // s / x
     static constexpr const char* name = "rdiv_scalar";
+    static constexpr const char* domain = "the divisor must not be 0";
+    template <class T> static bool in_domain(T x, T) { return x != T(0); }
     template <class T> static T f(T x, T s, T) { return s / x; }
     template <class T> static T df(T x, T y, T, T) { return -y / x; }
 };
@@ -40,11 +42,15 @@ struct SquareRule {
 };
 struct SqrtRule {  // d/dx at 0 is +inf, as in PyTorch
     static constexpr const char* name = "sqrt";
+    static constexpr const char* domain = "sqrt needs x >= 0";
+    template <class T> static bool in_domain(T x, T) { return x >= T(0); }  // NaN is refused
     template <class T> static T f(T x, T, T) { return std::sqrt(x); }
     template <class T> static T df(T, T y, T, T) { return T(0.5) / y; }
 };
 struct PowRule {  // x^s; PyTorch's derivative s x^(s-1), and 0 for s = 0 (even at x = 0)
     static constexpr const char* name = "pow";
+    static constexpr const char* domain = "a non-integer exponent needs x >= 0, a negative one x != 0";
+    template <class T> static bool in_domain(T x, T s) { return (s == std::floor(s) || x >= T(0)) && (s >= T(0) || x != T(0)); }
     template <class T> static T f(T x, T s, T) { return std::pow(x, s); }
     template <class T> static T df(T x, T, T s, T) { return s == T(0) ? T(0) : s * std::pow(x, s - T(1)); }
 };
@@ -60,6 +66,8 @@ struct ClampRule {  // [s, s2]; derivative 1 on the closed interval, bounds incl
 };
 struct Log1pRule {
     static constexpr const char* name = "log1p";
+    static constexpr const char* domain = "log1p needs x >= -1";
+    template <class T> static bool in_domain(T x, T) { return x >= T(-1); }
     template <class T> static T f(T x, T, T) { return std::log1p(x); }
     template <class T> static T df(T x, T, T, T) { return T(1) / (T(1) + x); }
 };
@@ -102,81 +110,55 @@ struct SiluRule {  // x sigmoid(x)
     }
 };
 
-template <class T>
-void require_nonzero_divisor(const char* op, Var<T> x) {
-    ops::require_domain(op, x, [](T v) { return v != T(0); }, "the divisor must not be 0");
-}
-
 }  // namespace
 
-template <class T> Var<T> add_scalar(Var<T> x, T c) { return ops::unary<T, AddScalarRule>(x, c); }
-template <class T> Var<T> rsub_scalar(T c, Var<T> x) { return ops::unary<T, RsubScalarRule>(x, c); }
+template <class T> Var<T> add_scalar(Var<T> x, scalar_of<T> c) { return ops::unary<T, AddScalarRule>(x, c); }
+template <class T> Var<T> rsub_scalar(scalar_of<T> c, Var<T> x) { return ops::unary<T, RsubScalarRule>(x, c); }
 
 template <class T>
-Var<T> div_scalar(Var<T> x, T c) {
+Var<T> div_scalar(Var<T> x, scalar_of<T> c) {
     if (c == T(0)) ops::fail("div_scalar", "dividing " + to_string(x.shape()) + " by the scalar 0");
     return ops::unary<T, DivScalarRule>(x, c);
 }
 
-template <class T>
-Var<T> rdiv_scalar(T c, Var<T> x) {
-    ops::common_tape("rdiv_scalar", {x});
-    require_nonzero_divisor("rdiv_scalar", x);
-    return ops::unary<T, RdivScalarRule>(x, c);
-}
+template <class T> Var<T> rdiv_scalar(scalar_of<T> c, Var<T> x) { return ops::unary<T, RdivScalarRule>(x, c); }
 
 template <class T> Var<T> square(Var<T> x) { return ops::unary<T, SquareRule>(x); }
 template <class T> Var<T> abs(Var<T> x) { return ops::unary<T, AbsRule>(x); }
 template <class T> Var<T> gelu(Var<T> x) { return ops::unary<T, GeluRule>(x); }
 template <class T> Var<T> silu(Var<T> x) { return ops::unary<T, SiluRule>(x); }
 
-template <class T>
-Var<T> sqrt(Var<T> x) {
-    ops::common_tape("sqrt", {x});
-    ops::require_domain("sqrt", x, [](T v) { return v >= T(0); }, "sqrt needs x >= 0");
-    return ops::unary<T, SqrtRule>(x);
-}
+template <class T> Var<T> sqrt(Var<T> x) { return ops::unary<T, SqrtRule>(x); }
+template <class T> Var<T> log1p(Var<T> x) { return ops::unary<T, Log1pRule>(x); }
 
 template <class T>
-Var<T> log1p(Var<T> x) {
-    ops::common_tape("log1p", {x});
-    ops::require_domain("log1p", x, [](T v) { return v >= T(-1); }, "log1p needs x >= -1");
-    return ops::unary<T, Log1pRule>(x);
-}
-
-template <class T>
-Var<T> pow(Var<T> x, T exponent) {
-    ops::common_tape("pow", {x});
+Var<T> pow(Var<T> x, scalar_of<T> exponent) {
     if (!std::isfinite(exponent)) ops::fail("pow", "the exponent is " + std::to_string(exponent) + " (it must be finite)");
-    if (exponent != std::floor(exponent))
-        ops::require_domain("pow", x, [](T v) { return v >= T(0); },
-                            "a negative base needs an integer exponent, and the exponent is not one");
-    if (exponent < T(0)) ops::require_domain("pow", x, [](T v) { return v != T(0); }, "0 to a negative power is infinite");
     return ops::unary<T, PowRule>(x, exponent);
 }
 
 template <class T>
-Var<T> clamp(Var<T> x, T lo, T hi) {
+Var<T> clamp(Var<T> x, scalar_of<T> lo, scalar_of<T> hi) {
     if (!(lo <= hi))
         ops::fail("clamp", "the bounds are [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (lo must be <= hi)");
     return ops::unary<T, ClampRule>(x, lo, hi);
 }
 
 template <class T>
-Var<T> leaky_relu(Var<T> x, T negative_slope) {
+Var<T> leaky_relu(Var<T> x, scalar_of<T> negative_slope) {
     if (!std::isfinite(negative_slope))
         ops::fail("leaky_relu", "negative_slope is " + std::to_string(negative_slope) + " (it must be finite)");
     return ops::unary<T, LeakyReluRule>(x, negative_slope);
 }
 
 template <class T>
-Var<T> elu(Var<T> x, T alpha) {
+Var<T> elu(Var<T> x, scalar_of<T> alpha) {
     if (!std::isfinite(alpha)) ops::fail("elu", "alpha is " + std::to_string(alpha) + " (it must be finite)");
     return ops::unary<T, EluRule>(x, alpha);
 }
 
 template <class T>
-Var<T> softplus(Var<T> x, T beta, T threshold) {
+Var<T> softplus(Var<T> x, scalar_of<T> beta, scalar_of<T> threshold) {
     if (!(beta > T(0)) || !std::isfinite(beta) || std::isnan(threshold))
         ops::fail("softplus", "beta is " + std::to_string(beta) + " and threshold " + std::to_string(threshold) +
                                   " (beta must be finite and > 0, threshold a number)");

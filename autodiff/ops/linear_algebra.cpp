@@ -70,18 +70,15 @@ void linear_backward(Tape<T>& tape, Node<T>& Z) {
     }
 }
 
-// Y = f(W @ A + b) in one entry, as hand-written code does it: the GEMM writes W @ A, then
-// one pass (its epilogue) adds the bias and applies f while the row is in cache.
+// Y = f(W @ A + b) in one entry: linear's forward (b broadcast, then GEMM with beta 1: the
+// same rounding as the unfused pair), then f applied in place in one pass. With beta 0 and
+// the bias added in the epilogue, OpenBLAS zero-fills the output first (dgemm_beta): the
+// same number of memory passes, and 5% more instructions on the M workload (callgrind).
 template <class T, class Rule>
 void linear_activation_forward(Tape<T>& tape, Node<T>& Y) {
-    gemm(tape.input(Y, 0), Transpose::no, tape.input(Y, 1), Transpose::no, Y.value);
-    const T* b = tape.input(Y, 2).data();
-    const std::size_t rows = Y.value.shape()[0], cols = Y.value.shape()[1];
-    for (std::size_t i = 0; i < rows; ++i) {
-        T* __restrict y = Y.value.data() + i * cols;
-        const T bi = b[i];
-        for (std::size_t j = 0; j < cols; ++j) y[j] = Rule::f(y[j] + bi, T(0));
-    }
+    linear_forward(tape, Y);
+    T* __restrict y = Y.value.data();
+    for (std::size_t k = 0; k < Y.value.size(); ++k) y[k] = Rule::f(y[k], T(0));
 }
 
 // dZ = dY * f'(Y) into work[0], and db = sum of dZ over the examples in the same pass over

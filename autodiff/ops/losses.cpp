@@ -112,14 +112,7 @@ template <class T> Var<T> mse(Var<T> prediction, const Matrix<T>& target) {
 template <class T>
 Var<T> nll_loss(Var<T> log_probs, const Labels& classes) {
     Tape<T>& tape = ops::common_tape("nll_loss", {log_probs});
-    const Shape s = log_probs.shape();
-    if (classes.size() != s.cols)
-        ops::fail("nll_loss", "log_probs are " + to_string(s) + " (classes x examples) but " + std::to_string(classes.size()) +
-                                  " class labels were given (one per column)");
-    for (std::size_t j = 0; j < classes.size(); ++j)
-        if (classes[j] >= s.rows)
-            ops::fail("nll_loss", "label " + std::to_string(classes[j]) + " of example " + std::to_string(j) +
-                                      " is out of range for " + std::to_string(s.rows) + " classes (log_probs are classes x examples)");
+    ops::require_labels("nll_loss", log_probs.shape(), classes);
     return tape.record_op("nll_loss", {log_probs}, {1, 1}, nll_forward<T>, nll_backward<T>,
                           [&](Node<T>& loss) { loss.labels = classes; });
 }

@@ -120,12 +120,12 @@ Var<T> normalize(const char* op, std::uint32_t axis, Var<T> x, const Var<T>* gai
 
 }  // namespace
 
-template <class T> Var<T> layer_norm(Var<T> x, T eps) { return normalize<T>("layer_norm", 0, x, nullptr, nullptr, eps); }
-template <class T> Var<T> layer_norm(Var<T> x, Var<T> gain, Var<T> bias, T eps) {
+template <class T> Var<T> layer_norm(Var<T> x, scalar_of<T> eps) { return normalize<T>("layer_norm", 0, x, nullptr, nullptr, eps); }
+template <class T> Var<T> layer_norm(Var<T> x, Var<T> gain, Var<T> bias, scalar_of<T> eps) {
     return normalize<T>("layer_norm", 0, x, &gain, &bias, eps);
 }
-template <class T> Var<T> batch_norm(Var<T> x, T eps) { return normalize<T>("batch_norm", 1, x, nullptr, nullptr, eps); }
-template <class T> Var<T> batch_norm(Var<T> x, Var<T> gain, Var<T> bias, T eps) {
+template <class T> Var<T> batch_norm(Var<T> x, scalar_of<T> eps) { return normalize<T>("batch_norm", 1, x, nullptr, nullptr, eps); }
+template <class T> Var<T> batch_norm(Var<T> x, Var<T> gain, Var<T> bias, scalar_of<T> eps) {
     return normalize<T>("batch_norm", 1, x, &gain, &bias, eps);
 }
 

@@ -62,7 +62,7 @@ Var<T> unary(Var<T> x, T s = T(0)) {
 }  // namespace
 
 template <class T> Var<T> neg(Var<T> x) { return unary<T, NegRule>(x); }
-template <class T> Var<T> scale(Var<T> x, T factor) { return unary<T, ScaleRule>(x, factor); }
+template <class T> Var<T> scale(Var<T> x, scalar_of<T> factor) { return unary<T, ScaleRule>(x, factor); }
 template <class T> Var<T> exp(Var<T> x) { return unary<T, ExpRule>(x); }
 template <class T> Var<T> relu(Var<T> x) { return unary<T, ReluRule>(x); }
 template <class T> Var<T> sigmoid(Var<T> x) { return unary<T, SigmoidRule>(x); }

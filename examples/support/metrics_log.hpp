@@ -2,6 +2,8 @@
 // Metrics per epoch to a CSV (rewritten atomically after every epoch, so an interrupted
 // run keeps what it had), and a loss/accuracy plot made by gnuplot when it is installed.
 
+#include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -44,6 +46,16 @@ public:
                << "unset multiplot\n";
         const std::string image = run_gnuplot(script.str());
         nn::write_file_atomically(image_path, [&](std::ostream& out) { out << image; });
+    }
+
+    // plot(), or a line saying why there is no plot: the run and its metrics stand without it.
+    void plot_or_say_why(const std::string& image_path) const {
+        if (image_path.empty()) return;
+        try {
+            plot(image_path);
+        } catch (const std::exception& e) {
+            std::printf("no plot: %s\n", e.what());
+        }
     }
 
 private:

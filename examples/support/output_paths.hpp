@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include <unistd.h>
 
@@ -58,6 +59,16 @@ inline void check_outside_checkpoint(const std::string& path, const std::string&
     if (file.parent_path() == dir) {
         throw std::runtime_error(option + " " + path + " is inside the checkpoint directory " + checkpoint +
                                  ", which holds only the checkpoint's own files: write it beside it instead");
+    }
+}
+
+// Every path a training run writes (--save, --metrics, --plot; empty ones are skipped), checked
+// before the data is loaded and the first epoch runs.
+inline void check_run_outputs(const std::string& save, const std::string& metrics, const std::string& plot) {
+    check_checkpoint_dir(save, "--save");
+    for (const auto& [path, option] : {std::pair{metrics, "--metrics"}, std::pair{plot, "--plot"}}) {
+        check_output_file(path, option);
+        check_outside_checkpoint(path, option, save);
     }
 }
 

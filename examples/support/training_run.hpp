@@ -18,7 +18,6 @@
 #include "nn/schedule.hpp"
 #include "nn/training.hpp"
 #include "metrics_log.hpp"
-#include "output_paths.hpp"
 #include "progress.hpp"
 
 namespace example {
@@ -80,15 +79,6 @@ inline void adopt_training_settings(CLI::App& app, const TrainingFlags& flags,
     }
 }
 
-/// Every path a run will write, checked before the data is loaded and the first epoch runs.
-inline void check_outputs(const std::string& save, const std::string& metrics, const std::string& plot) {
-    check_checkpoint_dir(save, "--save");
-    for (const auto& [path, option] : {std::pair{metrics, "--metrics"}, std::pair{plot, "--plot"}}) {
-        check_output_file(path, option);
-        check_outside_checkpoint(path, option, save);
-    }
-}
-
 /// The first `limit` examples (all when limit is 0 or larger than the set): quick runs and tests.
 template <class T>
 nn::Dataset<T> first_examples(const nn::Dataset<T>& data, std::size_t limit) {
@@ -129,13 +119,7 @@ void run_epochs(nn::Trainer<T>& trainer, nn::Optimizer<T>& optimizer, const nn::
         if (save) save(epoch + 1);
     }
     if (loop.first_epoch >= loop.epochs) tested = trainer.evaluate(test);
-    if (!loop.plot.empty()) {
-        try {
-            log.plot(loop.plot);
-        } catch (const std::exception& e) {  // the metrics are kept; only the picture is missing
-            std::printf("no plot: %s\n", e.what());
-        }
-    }
+    log.plot_or_say_why(loop.plot);
     std::printf("test accuracy: %.4f\n", tested.accuracy);
 }
 

@@ -47,14 +47,26 @@ public:
     void gather(const std::size_t* indices, std::size_t count, autodiff::Matrix<T>& X, autodiff::Labels& y) const {
         autodiff::ensure_shape(X, {features_, count});
         y.resize(count);
-        T* out = X.data();
         for (std::size_t j = 0; j < count; ++j) {
             if (indices[j] >= size())
                 throw std::out_of_range("DataLoader::gather: example " + std::to_string(indices[j]) + " of " +
                                         std::to_string(size()));
-            const T* example = by_example_.data() + indices[j] * features_;
-            for (std::size_t i = 0; i < features_; ++i) out[i * count + j] = example[i];
             y[j] = labels_[indices[j]];
+        }
+        // A tile of examples at a time, as many as fill one 64-byte line of a row of X: each
+        // line of X is written whole while the tile's examples are read in order. Writing
+        // one example (a column of X) at a time touched a new line per number: 3x slower
+        // for Fashion-MNIST's 784 x 128 batches (bench/README.md).
+        constexpr std::size_t tile = 64 / sizeof(T) > 0 ? 64 / sizeof(T) : 1;
+        T* out = X.data();
+        const T* example[tile];
+        for (std::size_t j0 = 0; j0 < count; j0 += tile) {
+            const std::size_t n = std::min(tile, count - j0);
+            for (std::size_t t = 0; t < n; ++t) example[t] = by_example_.data() + indices[j0 + t] * features_;
+            for (std::size_t i = 0; i < features_; ++i) {
+                T* row = out + i * count + j0;
+                for (std::size_t t = 0; t < n; ++t) row[t] = example[t][i];
+            }
         }
     }
 

@@ -110,3 +110,15 @@ TEST_CASE("batch_norm exposes its batch mean and biased variance", "[ops][normal
     CHECK_THROWS_WITH(batch_norm_statistics(layer_norm(tape.leaf(filled(2, 2, 1.0)))), Contains("recorded by layer_norm"));
     CHECK_THROWS_WITH(batch_norm(tape.leaf(filled(3, 1, 1.0))), StartsWith("batch_norm:") && Contains("more than 1 example"));
 }
+
+TEST_CASE("an op's scalar parameters take double literals on a float tape", "[ops][scalars]") {
+    Tape<float> tape;
+    Var<float> x = tape.leaf(Matrix<float>({{0.5f, 1.5f}, {2.0f, 0.25f}}));
+    CounterRng rng(1);
+    Var<float> y = pow(x, 2.0) + clamp(x, 0.0, 1.0) + leaky_relu(x, 0.2) + elu(x, 1.0) + softplus(x, 1.0, 20.0) +
+                   scale(x, 0.5) + layer_norm(x, 1e-5) + batch_norm(x, 1e-5) + dropout(x, 0.5, rng);
+    Var<float> loss = softmax_cross_entropy(y, Labels{0, 1}, 0.1) + softmax_cross_entropy(y, Matrix<float>({{1, 0}, {0, 1}}), 0.1);
+    tape.backward(loss);
+    CHECK(std::isfinite(loss.value()(0, 0)));
+    CHECK(x.grad().shape()[0] == 2);
+}

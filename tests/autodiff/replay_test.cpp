@@ -55,6 +55,40 @@ const Case cases[] = {
     {"mean", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return mean(p * x); }},
     {"mean over axis 1", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return mean(p * x, 1); }},
     {"mse", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return mse(p, x); }},
+    // the op set of issue 11 (targets that are not replaced by set_targets/set_labels are read from x or fixed)
+    {"scalars", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return (2 - p * x + 1.5) / 4 + 3 / p; }},
+    {"square, sqrt, pow", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M, L) { return square(p * x) + sqrt(p + x * x) + pow(p, 1.7); }},
+    {"abs, clamp, log1p", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M, L) { return abs(p * x) + clamp(p * x, -0.5, 0.5) + log1p(x * x + p); }},
+    {"leaky_relu, elu, gelu", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M, L) { return leaky_relu(p * x) + elu(p * x) + gelu(p * x); }},
+    {"softplus, silu", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return softplus(p * x) + silu(p * x); }},
+    {"maximum, minimum", {4, 1}, {1, 5}, {4, 5}, [](auto p, auto q, auto x, M, L) { return maximum(p, x) + minimum(x, q); }},
+    {"where", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) { return where(relu(x), p, p * x); }},
+    {"concat", {4, 5}, {4, 1}, {4, 5},
+     [](auto p, auto q, auto x, M, L) { return sum(concat({p, x, p * x, x}, 0), 0) + sum(concat({q, x * x, q}, 1)); }},
+    {"slice, gather, reshape", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) {
+         return reshape(slice(p * x, 1, 1, 4), Shape{3, 4}) + reshape(gather(p, Labels{0, 2, 2}, 1), Shape{3, 4});
+     }},
+    {"max", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M, L) { return max(p * x, 0) + max(p * x, 1) + max(p * x); }},
+    {"softmax, log_softmax over axis 1", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M, L) { return softmax(p + x, 1) + log_softmax(p * x, 1); }},
+    {"bce, huber, nll", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) {
+         return binary_cross_entropy_with_logits(p * x, x) + huber(p, x) +
+                nll_loss(log_softmax(p + x), Labels{0, 1, 2, 3, 0});
+     }},
+    {"softmax_cross_entropy (labels, smoothing)", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M, L labels) { return softmax_cross_entropy(p * x, labels, 0.1); }},
+    {"softmax_cross_entropy (targets, smoothing)", {4, 5}, {1, 1}, {4, 5},
+     [](auto p, auto, auto x, M Y, L) { return softmax_cross_entropy(p * x, Y, 0.2); }},
+    {"layer_norm", {4, 1}, {4, 1}, {4, 5}, [](auto p, auto q, auto x, M, L) { return layer_norm(x, p, q) + layer_norm(p * x); }},
+    {"batch_norm", {4, 1}, {4, 1}, {4, 5}, [](auto p, auto q, auto x, M, L) { return batch_norm(x, p, q) + batch_norm(p * x); }},
+    {"dropout", {4, 5}, {1, 1}, {4, 5}, [](auto p, auto, auto x, M, L) {
+         CounterRng rng(5);
+         return dropout(p * x, 0.3, rng);
+     }},
 };
 
 Labels random_labels(std::mt19937_64& rng, std::size_t classes, std::size_t examples) {
@@ -202,4 +236,13 @@ TEST_CASE("replay checks the values an op's domain excludes, as recording does",
     X = Matrix<double>{{0.0, 2.0}};
     CHECK(message_of([&] { replay.run(); }).find("log: input (1x2) holds 0") == std::string::npos);
     CHECK(message_of([&] { replay.run(); }).find("div: the divisor (1x2) holds 0 at row 0, column 0") != std::string::npos);
+}
+
+TEST_CASE("replay refuses a dropout, which must draw a new mask every step", "[replay]") {
+    Matrix<double> X = {{1.0, 2.0}};
+    Tape<double> tape;
+    CounterRng rng{1, 0};
+    Var<double> loss = sum(dropout(tape.constant_ref(X), 0.5, rng));
+    CHECK(message_of([&] { Replay<double> refused(tape, loss); }).find("tape entry 1 (dropout) draws new random numbers") !=
+          std::string::npos);
 }

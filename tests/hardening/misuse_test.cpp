@@ -3,6 +3,7 @@
 // outlived a reset or belong to another tape, and backward from a non-scalar without a seed.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "autodiff/autodiff.hpp"
 #include "nn/linear.hpp"
 #include "nn/mlp.hpp"
+#include "nn/optimizers.hpp"
 
 using namespace autodiff;
 using Catch::Matchers::Contains;
@@ -26,6 +28,7 @@ Matrix<double> filled(std::size_t rows, std::size_t cols, double v = 0.5) {
 struct BadCall {
     const char* op;  // the name the message must start with
     std::function<void(Tape<double>&)> call;
+    const char* mentions = "";  // and a part it must contain (the shapes, the value, the rule)
 };
 
 // Every op, each called with operands whose shapes it cannot take.
@@ -50,6 +53,56 @@ std::vector<BadCall> bad_shape_calls() {
         {"mse", [=](Tape<double>& t) { mse(c(t, 3, 4), c(t, 3, 1)); }},
         {"sum", [=](Tape<double>& t) { sum(c(t, 3, 4), -1); }},
         {"mean", [=](Tape<double>& t) { mean(c(t, 3, 4), 2); }},
+        // the op set of issue 11: shapes and parameters each op cannot take
+        {"div_scalar", [=](Tape<double>& t) { (void)(c(t, 2, 2) / 0); }, "by the scalar 0"},
+        {"rdiv_scalar", [=](Tape<double>& t) { (void)(1.0 / t.leaf(filled(2, 2, 0.0))); }, "must not be 0"},
+        {"sqrt", [=](Tape<double>& t) { sqrt(t.leaf(filled(2, 2, -1.0))); }, "x >= 0"},
+        {"log1p", [=](Tape<double>& t) { log1p(t.leaf(filled(2, 2, -2.0))); }, "x >= -1"},
+        {"pow", [=](Tape<double>& t) { pow(t.leaf(filled(2, 2, -1.0)), 0.5); }, "integer exponent"},
+        {"pow", [=](Tape<double>& t) { pow(t.leaf(filled(2, 2, 0.0)), -1.0); }, "a negative one x != 0"},
+        {"pow", [=](Tape<double>& t) { pow(c(t, 2, 2), std::nan("")); }},
+        {"clamp", [=](Tape<double>& t) { clamp(c(t, 2, 2), 1.0, -1.0); }, "lo must be <= hi"},
+        {"leaky_relu", [=](Tape<double>& t) { leaky_relu(c(t, 2, 2), std::nan("")); }},
+        {"elu", [=](Tape<double>& t) { elu(c(t, 2, 2), HUGE_VAL); }},
+        {"softplus", [=](Tape<double>& t) { softplus(c(t, 2, 2), 0.0); }, "beta"},
+        {"maximum", [=](Tape<double>& t) { maximum(c(t, 3, 4), c(t, 2, 4)); }, "(3x4)"},
+        {"minimum", [=](Tape<double>& t) { minimum(c(t, 3, 4), c(t, 3, 2)); }},
+        {"where", [=](Tape<double>& t) { autodiff::where(filled(3, 4, 1), c(t, 2, 4), c(t, 3, 4)); }, "2x4"},
+        {"where", [=](Tape<double>& t) { autodiff::where(filled(2, 4, 1), c(t, 3, 4), c(t, 3, 4)); }, "mask (2x4)"},
+        {"where", [=](Tape<double>& t) { autodiff::where(c(t, 3, 4), c(t, 3, 4), c(t, 3, 4)); }},  // a mask with a gradient
+        {"concat", [=](Tape<double>& t) { concat({c(t, 3, 4), c(t, 2, 5)}, 0); }, "same number of columns"},
+        {"concat", [=](Tape<double>& t) { concat({c(t, 3, 4), c(t, 2, 4)}, 1); }, "same number of rows"},
+        {"concat", [=](Tape<double>& t) { concat({c(t, 3, 4), c(t, 3, 4)}, 2); }},
+        {"concat", [=](Tape<double>&) { concat(std::vector<Var<double>>{}, 0); }},
+        {"slice", [=](Tape<double>& t) { slice(c(t, 3, 4), 0, 2, 4); }, "3x4"},
+        {"slice", [=](Tape<double>& t) { slice(c(t, 3, 4), 1, 2, 2); }},
+        {"slice", [=](Tape<double>& t) { slice(c(t, 3, 4), -1, 0, 1); }},
+        {"gather", [=](Tape<double>& t) { gather(c(t, 3, 4), Labels{0, 4}, 1); }, "features x vocab"},
+        {"gather", [=](Tape<double>& t) { gather(c(t, 3, 4), Labels{3}, 0); }},
+        {"gather", [=](Tape<double>& t) { gather(c(t, 3, 4), Labels{}, 1); }},
+        {"reshape", [=](Tape<double>& t) { reshape(c(t, 3, 4), Shape{5, 2}); }, "3x4 cannot become 5x2"},
+        {"max", [=](Tape<double>& t) { max(c(t, 3, 4), 3); }},
+        {"softmax", [=](Tape<double>& t) { softmax(c(t, 3, 4), 2); }},
+        {"log_softmax", [=](Tape<double>& t) { log_softmax(c(t, 3, 4), -1); }},
+        {"binary_cross_entropy_with_logits", [=](Tape<double>& t) { binary_cross_entropy_with_logits(c(t, 3, 4), c(t, 4, 3)); }},
+        {"binary_cross_entropy_with_logits",
+         [=](Tape<double>& t) { binary_cross_entropy_with_logits(c(t, 3, 4), filled(3, 4, std::nan(""))); }},
+        {"nll_loss", [=](Tape<double>& t) { nll_loss(c(t, 3, 2), Labels{0, 3}); }, "out of range for 3 classes"},
+        {"nll_loss", [=](Tape<double>& t) { nll_loss(c(t, 3, 2), Labels{0}); }, "classes x examples"},
+        {"huber", [=](Tape<double>& t) { huber(c(t, 3, 4), filled(3, 1)); }},
+        {"mse", [=](Tape<double>& t) { mse(c(t, 3, 4), filled(4, 4)); }},
+        {"softmax_cross_entropy", [=](Tape<double>& t) { softmax_cross_entropy(c(t, 3, 4), c(t, 3, 1)); }},
+        {"softmax_cross_entropy", [=](Tape<double>& t) { softmax_cross_entropy(c(t, 3, 2), Labels{0, 1}, 1.5); }, "label_smoothing"},
+        {"softmax_cross_entropy", [=](Tape<double>& t) { softmax_cross_entropy(c(t, 3, 2), filled(3, 2), -0.1); }},
+        {"layer_norm", [=](Tape<double>& t) { layer_norm(c(t, 3, 4), c(t, 4, 1), c(t, 3, 1)); }, "gain is 4x1"},
+        {"layer_norm", [=](Tape<double>& t) { layer_norm(c(t, 3, 4), c(t, 3, 1), c(t, 1, 3)); }},
+        {"layer_norm", [=](Tape<double>& t) { layer_norm(c(t, 3, 4), 0.0); }},
+        {"batch_norm", [=](Tape<double>& t) { batch_norm(c(t, 3, 4), c(t, 3, 4), c(t, 3, 1)); }},
+        {"batch_norm", [=](Tape<double>& t) { batch_norm(c(t, 3, 1)); }, "more than 1 example"},
+        {"batch_norm", [=](Tape<double>& t) { batch_norm(c(t, 3, 4), -1e-5); }},
+        {"batch_norm_statistics", [=](Tape<double>& t) { batch_norm_statistics(c(t, 3, 4)); }},
+        {"dropout", [=](Tape<double>& t) { CounterRng r(1); dropout(c(t, 3, 4), 1.0, r); }, "[0, 1)"},
+        {"dropout", [=](Tape<double>& t) { CounterRng r(1); dropout(c(t, 3, 4), -0.5, r); }},
         {"backward", [=](Tape<double>& t) { t.backward(c(t, 3, 4), filled(4, 3)); }},
         {"backward", [=](Tape<double>& t) { t.backward(c(t, 3, 4)); }},
         // conv2d and the pools: images are columns, (C*H*W) x m; W is C_out x (C_in*kh*kw).
@@ -83,7 +136,7 @@ TEST_CASE("every op refuses a shape it cannot take, naming itself", "[hardening]
             bad.call(tape);
             FAIL("no exception from " << bad.op);
         } catch (const Error& e) {
-            CHECK_THAT(e.what(), StartsWith(std::string(bad.op) + ":"));
+            CHECK_THAT(e.what(), StartsWith(std::string(bad.op) + ":") && Contains(bad.mentions));
         }
     }
 }
@@ -161,6 +214,15 @@ TEST_CASE("backward from a row or column output without a seed throws", "[harden
     Var<double> x = tape.leaf(filled(3, 4));
     CHECK_THROWS_WITH(tape.backward(sum(x, 0)), Contains("1x4, not 1x1"));
     CHECK_THROWS_WITH(tape.backward(sum(x, 1)), Contains("3x1, not 1x1"));
+}
+
+TEST_CASE("an optimizer step between forward and backward is refused, not silently wrong", "[hardening][parameter]") {
+    nn::MLP<double> net({3, 4, 2}, nn::Activation::relu, nn::Init::he, 7);
+    nn::SGD<double> opt(net.parameters(), 0.1);
+    Tape<double> tape;
+    auto loss = softmax_cross_entropy(net(tape, filled(3, 5)), Labels{0, 1, 0, 1, 1});
+    opt.step();  // updates every parameter in place
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("modified in place after it was recorded"));
 }
 
 TEST_CASE("conv2d and the pools name the shapes, the geometry and the convention", "[hardening][errors]") {

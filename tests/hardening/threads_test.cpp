@@ -3,8 +3,10 @@
 // training them one after the other gets. .ci/run also runs this under ThreadSanitizer.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -77,4 +79,33 @@ TEST_CASE("two models on two tapes train concurrently exactly as they do one aft
         CHECK(same_bits(a, first));
         CHECK(same_bits(b, second));
     }
+}
+
+TEST_CASE("one tape used from two threads at once throws, naming the rule", "[hardening][threads]") {
+    // Deterministic and free of data races (ThreadSanitizer runs it): the first thread stays
+    // inside a recording until the second has tried to use the tape; the second's call
+    // throws before it touches anything of the tape.
+    autodiff::Tape<double> tape;
+    std::atomic<bool> inside{false}, tried{false};
+    std::thread holder([&] {
+        tape.record("slow_op", {}, autodiff::Shape{1, 1}, nullptr, [&](autodiff::Node<double>& n) {
+            inside = true;
+            while (!tried) std::this_thread::yield();
+            n.value(0, 0) = 1.0;
+        });
+    });
+    while (!inside) std::this_thread::yield();
+    std::string message;
+    try {
+        tape.constant(Matrix<double>{{2.0}});
+    } catch (const autodiff::Error& e) {
+        message = e.what();
+    }
+    tried = true;
+    holder.join();
+    CHECK_THAT(message, Catch::Matchers::Contains("another thread") && Catch::Matchers::Contains("one tape per thread"));
+
+    // Used by one thread at a time (even a different one each time), it is fine.
+    tape.reset();
+    std::thread([&] { CHECK(tape.constant(Matrix<double>{{3.0}}).value()(0, 0) == 3.0); }).join();
 }

@@ -1,0 +1,53 @@
+#include "nn/replayed_step.hpp"
+
+#include <cstring>
+
+namespace nn {
+
+template <class T>
+ReplayedStep<T>::ReplayedStep(Module<T>& model, const Loss<T>& loss, bool replay) : model_(model), loss_(loss) {
+    set_replay(replay);
+}
+
+template <class T>
+void ReplayedStep<T>::set_replay(bool on) {
+    replay_ = on && loss_.replayable && model_.named_buffers().empty();
+    for (Recording& r : recordings_) r.replay.reset();
+}
+
+template <class T>
+typename ReplayedStep<T>::Recording& ReplayedStep<T>::recording(std::size_t count) {
+    for (Recording& r : recordings_)
+        if (r.count == count) return r;
+    Recording& r = recordings_.emplace_back();
+    r.count = count;
+    return r;
+}
+
+template <class T>
+T ReplayedStep<T>::run(std::size_t count) {
+    Recording& r = recording(count);
+    if (r.replay) {
+        if (r.relabel) r.replay->set_labels(r.loss, r.batch.labels);
+        return r.replay->run();
+    }
+    r.tape.reset();
+    r.output = model_(r.tape.constant_ref(r.batch.X));
+    r.loss = loss_.compute(r.output, r.batch);
+    r.tape.backward(r.loss);
+    if (replay_) {
+        const autodiff::Node<T>& loss = r.tape.node(r.loss);
+        r.relabel = std::strcmp(loss.op, "softmax_cross_entropy") == 0 && !loss.labels.empty();
+        try {
+            r.replay = std::make_unique<autodiff::Replay<T>>(r.tape, r.loss);
+        } catch (const autodiff::Error&) {  // an entry that cannot run again: record every step
+            replay_ = false;
+        }
+    }
+    return r.loss.value()(0, 0);
+}
+
+template class ReplayedStep<float>;
+template class ReplayedStep<double>;
+
+}  // namespace nn

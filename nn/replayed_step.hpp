@@ -1,0 +1,66 @@
+#pragma once
+/// @file
+/// One training step (forward, loss, backward), recorded once per batch size and replayed
+/// after that (autodiff::Replay): the Trainer's inner loop.
+///
+/// @code
+/// nn::ReplayedStep<float> step(model, nn::cross_entropy_loss<float>());
+/// nn::Batch<float>& batch = step.batch(count);  // buffers for `count` examples
+/// loader.gather(indices, count, batch.X, batch.labels);
+/// float loss = step.run(count);                 // parameter gradients accumulate
+/// @endcode
+/// The model's input is recorded by Tape::constant_ref(batch.X) and read again in place on
+/// every replay; class labels are rebound when the loss entry is a softmax_cross_entropy.
+/// A step that cannot be replayed is recorded afresh every time instead (same results, only
+/// slower): a loss not marked Loss::replayable, a model with buffers (state its forward
+/// updates outside the tape, such as running statistics), or a tape holding an entry that
+/// cannot run again (a custom op, a dropout). Gradients equal a fresh recording's bit for bit.
+
+#include <deque>
+#include <memory>
+
+#include "autodiff/replay.hpp"
+#include "nn/loss.hpp"
+#include "nn/module.hpp"
+
+namespace nn {
+
+template <class T>
+class ReplayedStep {
+public:
+    /// Steps of `model` with `loss` (both must outlive this); replay off records every step.
+    ReplayedStep(Module<T>& model, const Loss<T>& loss, bool replay = true);
+
+    /// The buffers for a batch of `count` examples; fill them, then call run(count).
+    Batch<T>& batch(std::size_t count) { return recording(count).batch; }
+    /// Forward, loss and backward on batch(count); returns the loss.
+    T run(std::size_t count);
+    /// The model's output of the last run(count).
+    const autodiff::Matrix<T>& output(std::size_t count) { return recording(count).output.value(); }
+    /// The tape of the last run(count) (for checks that walk its entries).
+    const autodiff::Tape<T>& tape(std::size_t count) { return recording(count).tape; }
+    /// Whether steps of `count` examples are being replayed (after the first one).
+    bool replaying(std::size_t count) { return recording(count).replay != nullptr; }
+    /// Off: every later step is recorded afresh.
+    void set_replay(bool on);
+
+private:
+    // One per batch size (the full batches and the last, shorter one): each keeps its tape,
+    // so alternating between them reallocates nothing.
+    struct Recording {
+        std::size_t count = 0;
+        Batch<T> batch;
+        autodiff::Tape<T> tape;
+        autodiff::Var<T> output, loss;
+        std::unique_ptr<autodiff::Replay<T>> replay;
+        bool relabel = false;  // the loss entry takes batch.labels
+    };
+    Recording& recording(std::size_t count);
+
+    Module<T>& model_;
+    const Loss<T>& loss_;
+    bool replay_;
+    std::deque<Recording> recordings_;
+};
+
+}  // namespace nn

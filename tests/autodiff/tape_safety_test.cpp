@@ -1,0 +1,143 @@
+// The tape against misuse that used to read freed memory or give silent wrong answers
+// (issue 10, items 4, 5, 16): parameters destroyed, moved or changed in place after they were
+// recorded, an op that throws half way through its recording, and evaluation loops that
+// record under NoGrad without ever calling reset().
+#include <catch2/catch.hpp>
+
+#include <utility>
+#include <vector>
+
+#include "autodiff/autodiff.hpp"
+
+using namespace autodiff;
+using Catch::Matchers::Contains;
+
+namespace {
+Matrix<double> M(std::initializer_list<std::initializer_list<double>> rows) { return Matrix<double>(rows); }
+}  // namespace
+
+TEST_CASE("a parameter destroyed after it was recorded: backward and Var::value throw", "[tape][parameter]") {
+    Tape<double> tape;
+    Var<double> w_handle, loss;
+    {
+        Parameter<double> w(M({{2.0, 3.0}}), "w");
+        w_handle = tape.parameter(w);
+        loss = sum(w_handle * tape.constant(M({{5.0, 7.0}})));
+    }
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("destroyed or moved from") && Contains("1x2"));
+    CHECK_THROWS_WITH(w_handle.value(), Contains("destroyed or moved from"));
+    CHECK_THROWS_WITH(w_handle.grad(), Contains("destroyed or moved from"));
+}
+
+TEST_CASE("a parameter moved from after it was recorded: backward throws, recording it throws", "[tape][parameter]") {
+    Tape<double> tape;
+    Parameter<double> w(M({{2.0}}), "w");
+    Var<double> loss = sum(tape.parameter(w) * tape.constant(M({{5.0}})));
+    Parameter<double> moved(std::move(w));
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("destroyed or moved from"));
+    tape.reset();
+    CHECK_THROWS_WITH(tape.parameter(w), Contains("this Parameter was moved from"));
+
+    // The parameter it moved into is a parameter like any other.
+    tape.backward(sum(tape.parameter(moved) * tape.constant(M({{5.0}}))));
+    CHECK(moved.grad(0, 0) == 5.0);
+}
+
+TEST_CASE("a parameter kept in a vector that reallocates is caught, not read after free", "[tape][parameter]") {
+    std::vector<Parameter<double>> params;
+    params.emplace_back(M({{1.0}}), "a");
+    Tape<double> tape;
+    Var<double> loss = sum(tape.parameter(params[0]) * tape.constant(M({{2.0}})));
+    for (int k = 0; k < 8; ++k) params.emplace_back(M({{1.0}}), "more");  // moves params[0]
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("destroyed or moved from"));
+}
+
+TEST_CASE("a parameter changed in place between forward and backward is detected by its version",
+          "[tape][parameter]") {
+    Parameter<double> w(M({{2.0}}), "w");
+    Tape<double> tape;
+    Var<double> loss = sum(tape.parameter(w) * tape.parameter(w));
+    w.value(0, 0) = 4.0;  // as an optimizer does
+    w.bump_version();
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("'w'") && Contains("modified in place after it was recorded"));
+
+    SECTION("assigning a whole new parameter counts as a change too") {
+        tape.reset();
+        loss = sum(tape.parameter(w) * tape.parameter(w));
+        w = Parameter<double>(M({{1.0}}), "w");
+        CHECK_THROWS_WITH(tape.backward(loss), Contains("modified in place"));
+    }
+    SECTION("recorded again, it is fine") {
+        tape.reset();
+        tape.backward(sum(tape.parameter(w) * tape.parameter(w)));
+        CHECK(w.grad(0, 0) == 8.0);
+    }
+}
+
+TEST_CASE("an op that throws while it records leaves the tape as it was", "[tape][exceptions]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(M({{1.0, 2.0}}));
+    const std::size_t before = tape.size();
+    auto throwing = [](Node<double>&) { throw Error("boom"); };
+    CHECK_THROWS_WITH(tape.record("throwing", {x}, Shape{1, 2}, nullptr, throwing), Contains("boom"));
+    CHECK(tape.size() == before);
+    Var<double> y = x * x;  // the entry it left is reused, whole
+    tape.backward(sum(y));
+    CHECK((x.grad() == M({{2.0, 4.0}})));
+}
+
+TEST_CASE("an evaluation loop under NoGrad that never resets holds only what it refers to", "[tape][nograd]") {
+    Parameter<double> w(M({{0.5}, {0.25}}), "w");
+    Tape<double> tape;
+    NoGrad<double> no_grad(tape);
+    double total = 0;
+    Var<double> state = tape.constant(M({{0.0}, {0.0}}));
+    for (int step = 0; step < 10000; ++step) {  // no reset(): the mistake of issue 10, item 16
+        Var<double> x = tape.constant(M({{1.0}, {double(step % 3)}}));
+        state = tanh(state * tape.parameter(w) + x);
+        total += sum(state).value()(0, 0);
+    }
+    CHECK(total > 0);
+    CHECK(tape.size() < 20);  // entries are reused once no handle refers to them
+    CHECK(tape.live_entries() <= 3);  // state (and the constant it started from was released)
+    CHECK(tape.recorded_bytes() <= 2 * 2 * sizeof(double));
+}
+
+TEST_CASE("a NoGrad value read by a recorded op stays while the tape needs it", "[tape][nograd]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(M({{1.0, 2.0}}));
+    Var<double> y;
+    {
+        Var<double> c;
+        {
+            NoGrad<double> off(tape);
+            c = exp(tape.constant(M({{0.0, 1.0}})));
+        }
+        y = sum(x * c);
+    }  // c's last handle is gone, but the product's backward reads it
+    {
+        NoGrad<double> off(tape);
+        for (int k = 0; k < 10; ++k) tape.constant(M({{9.0, 9.0}}));  // would reuse c's entry
+    }
+    tape.backward(y);
+    CHECK_THAT(x.grad()(0, 0), Catch::Matchers::WithinAbs(1.0, 1e-15));
+    CHECK_THAT(x.grad()(0, 1), Catch::Matchers::WithinAbs(std::exp(1.0), 1e-15));
+}
+
+TEST_CASE("a tape that keeps growing past its memory limit throws, saying why", "[tape][nograd]") {
+    Tape<double> tape;
+    CHECK(tape.memory_limit() == Tape<double>::default_memory_limit);
+    tape.set_memory_limit(1 << 20);
+    const Matrix<double> batch = xt::ones<double>({std::size_t(100), std::size_t(100)});  // 80 KB
+    std::vector<Var<double>> kept;  // handles kept: the values must stay
+    NoGrad<double> no_grad(tape);
+    auto evaluate = [&] {
+        for (int b = 0; b < 20; ++b) kept.push_back(relu(tape.constant(batch)));
+    };
+    CHECK_THROWS_WITH(evaluate(), Contains("past its limit of 1 MiB") && Contains("reset()") &&
+                                      Contains("set_memory_limit"));
+    CHECK(tape.recorded_bytes() <= (1u << 20));
+    tape.set_memory_limit(0);  // no limit
+    evaluate();
+    CHECK(tape.recorded_bytes() > (1u << 20));
+}
