@@ -25,8 +25,8 @@
 #include "nn/linear.hpp"
 #include "nn/sequential.hpp"
 #include "nn/training.hpp"
-#include "support/output_paths.hpp"
 #include "support/guarded_main.hpp"
+#include "support/output_paths.hpp"
 #include "support/training_run.hpp"
 
 namespace {

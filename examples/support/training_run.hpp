@@ -18,7 +18,6 @@
 #include "nn/schedule.hpp"
 #include "nn/training.hpp"
 #include "metrics_log.hpp"
-#include "output_paths.hpp"
 #include "progress.hpp"
 
 namespace example {
