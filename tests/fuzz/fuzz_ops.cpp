@@ -536,7 +536,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             nn::SGD<double> sgd(trained, learning_rate);
             sgd.step();
         } catch (const Error& e) {
-            FUZZ_CHECK(std::strncmp(e.what(), "sgd: ", 5) == 0);  // a learning rate it refuses
+            FUZZ_CHECK(std::strncmp(e.what(), "SGD: ", 5) == 0);  // a learning rate it refuses
         }
         const double loss = out.shape() == Shape{1, 1} ? out.value()(0, 0) : 0.0;
         bool finite = std::isfinite(loss);
