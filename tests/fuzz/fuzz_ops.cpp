@@ -31,14 +31,27 @@ enum Op : std::uint8_t {
     // values are checked against PyTorch's fixtures in the test suite; here they must name
     // themselves when they refuse, never crash, and pass gradcheck where the values are tame.
     op_square, op_sqrt, op_abs, op_log1p, op_leaky_relu, op_elu, op_gelu, op_softplus, op_silu, op_maximum,
-    op_minimum, op_max_axis, op_huber, op_bce_logits, op_layer_norm, op_count
+    op_minimum, op_max_axis, op_huber, op_bce_logits, op_layer_norm,
+    // The structure, normalisation and convolution ops: each reads its parameters (a range,
+    // a geometry, ids) from the instruction's knobs.
+    op_pow, op_clamp, op_where, op_concat, op_slice, op_gather, op_reshape, op_nll, op_batch_norm, op_dropout,
+    op_conv2d, op_max_pool2d, op_avg_pool2d, op_scalar, op_softmax_axis, op_count
 };
 
 const char* const op_names[op_count] = {
     "matmul", "linear", "transpose", "add", "sub", "mul", "div", "neg", "scale", "exp", "log", "relu", "sigmoid",
     "tanh", "softmax", "log_softmax", "softmax_cross_entropy", "softmax_cross_entropy", "sum", "sum", "mean",
     "mean", "mse", "square", "sqrt", "abs", "log1p", "leaky_relu", "elu", "gelu", "softplus", "silu", "maximum",
-    "minimum", "max", "huber", "binary_cross_entropy_with_logits", "layer_norm"};
+    "minimum", "max", "huber", "binary_cross_entropy_with_logits", "layer_norm", "pow", "clamp", "where", "concat",
+    "slice", "gather", "reshape", "nll_loss", "batch_norm", "dropout", "conv2d", "max_pool2d", "avg_pool2d",
+    nullptr /* op_scalar: named by the form it takes */, "softmax"};
+
+// The ops from op_pow on read six knob bytes (and gather and nll_loss a list of ids).
+bool has_knobs(Op op) { return op >= op_pow; }
+
+// op_scalar's four forms, by knob 0.
+const char* const scalar_forms[4] = {"add_scalar", "rsub_scalar", "div_scalar", "rdiv_scalar"};
+const char* name_of(const struct Instr& ins);
 
 double special(std::uint8_t b) {
     constexpr double inf = std::numeric_limits<double>::infinity();
@@ -71,9 +84,46 @@ struct Instr {
     int axis = 0;
     double factor = 1;
     M Y;          // targets of op_sce_matrix
-    Labels labels;  // targets of op_sce_labels
+    Labels labels;  // targets of op_sce_labels, ids of op_gather and op_nll
+    std::uint8_t knobs[6] = {};  // the newer ops' parameters
     bool ok = false;  // recorded without throwing in the first run
 };
+
+const char* name_of(const Instr& ins) {
+    if (ins.op == op_scalar) return scalar_forms[ins.knobs[0] % 4];
+    if (ins.op == op_softmax_axis) return ins.knobs[0] % 2 ? "softmax" : "log_softmax";
+    return op_names[ins.op];
+}
+
+// A divisor of n picked by a knob (1 when n is 0).
+std::size_t divisor_of(std::size_t n, std::uint8_t knob) {
+    std::vector<std::size_t> ds;
+    for (std::size_t d = 1; d <= n; ++d)
+        if (n % d == 0) ds.push_back(d);
+    return ds.empty() ? 1 : ds[knob % ds.size()];
+}
+
+// The images a matrix of `rows` rows holds for conv2d and the pools: usually a shape that
+// fits (C * H * W == rows, by knobs 0 and 1), sometimes one that does not (knob 0's top bit).
+ImageShape image_of(const Instr& ins, std::size_t rows) {
+    if (ins.knobs[0] & 0x80) return {std::size_t(ins.knobs[0] % 3 + 1), std::size_t(ins.knobs[1] % 4 + 1), 2};
+    const std::size_t channels = divisor_of(rows, ins.knobs[0]);
+    const std::size_t height = divisor_of(rows / channels, ins.knobs[1]);
+    return {channels, height, rows / channels / height};
+}
+
+// A window from knobs 2..5: kernel 1..3 x 1..3, stride 1..2 (0, refused, at 1/64), padding 0..1.
+Window window_of(const Instr& ins) {
+    return {std::size_t(ins.knobs[2] % 3 + 1), std::size_t(ins.knobs[3] % 3 + 1),
+            std::size_t(ins.knobs[4] % 64 == 0 ? 0 : ins.knobs[4] % 2 + 1), std::size_t(ins.knobs[5] % 2)};
+}
+
+// where's selector, of the shape of its first operand, from knob bits.
+M mask_of(const Instr& ins, const M& like) {
+    M mask(like.shape());
+    for (std::size_t k = 0; k < mask.size(); ++k) mask.data()[k] = (ins.knobs[k % 6] >> (k / 6 % 8)) & 1;
+    return mask;
+}
 
 struct Program {
     std::vector<M> leaves;
@@ -332,13 +382,27 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
                 }
             }
             break;
-        case op_layer_norm:
-            for (std::size_t j = 0; j < a.shape(1); ++j) {
+        case op_layer_norm: case op_batch_norm: {
+            // a spread over what is normalised: each column's features, or each row's examples
+            const bool rows = ins.op == op_batch_norm;
+            const std::size_t lines = rows ? a.shape(0) : a.shape(1), along = rows ? a.shape(1) : a.shape(0);
+            for (std::size_t l = 0; l < lines; ++l) {
                 double mean = 0, var = 0;
-                for (std::size_t i = 0; i < a.shape(0); ++i) mean += a(i, j) / double(a.shape(0));
-                for (std::size_t i = 0; i < a.shape(0); ++i) var += (a(i, j) - mean) * (a(i, j) - mean) / double(a.shape(0));
+                for (std::size_t k = 0; k < along; ++k) mean += (rows ? a(l, k) : a(k, l)) / double(along);
+                for (std::size_t k = 0; k < along; ++k) {
+                    const double d = (rows ? a(l, k) : a(k, l)) - mean;
+                    var += d * d / double(along);
+                }
                 cond(var >= 1e-2);
             }
+            break;
+        }
+        case op_pow: for (double v : a) cond(v >= 0.25); cond(std::abs(ins.factor) <= 4); break;
+        case op_clamp: away(a, ins.factor, 1e-3); away(a, ins.factor + ins.knobs[0] / 64.0, 1e-3); break;
+        case op_scalar: if (ins.knobs[0] % 4 == 3) away(a, 0, 0.25); break;
+        case op_max_pool2d:  // no ties anywhere, so no window's maximum is ambiguous
+            for (std::size_t i = 0; i < a.size(); ++i)
+                for (std::size_t k = 0; k < i; ++k) cond(std::abs(a.data()[i] - a.data()[k]) >= 1e-3);
             break;
         default: break;
     }
@@ -385,6 +449,40 @@ Var<double> apply(const Instr& ins, Var<double> a, Var<double> b, Var<double> c)
         case op_huber: return huber(a, b);
         case op_bce_logits: return binary_cross_entropy_with_logits(a, b);
         case op_layer_norm: return layer_norm(a);
+        case op_pow: return pow(a, ins.factor);
+        case op_clamp: return clamp(a, ins.factor, ins.factor + ins.knobs[0] / 64.0);
+        case op_where: return autodiff::where(mask_of(ins, a.value()), a, b);
+        case op_concat: return ins.knobs[0] % 2 ? concat({a, b}, ins.axis) : concat({a, b, c}, ins.axis);
+        case op_slice: return slice(a, ins.axis, ins.knobs[0] % 5, ins.knobs[1] % 6);
+        case op_gather: return gather(a, ins.labels, ins.axis);
+        case op_reshape: {
+            const std::size_t n = a.value().size();
+            if (ins.knobs[0] & 1) return reshape(a, Shape{std::size_t(ins.knobs[1] % 5), std::size_t(ins.knobs[2] % 5)});
+            const std::size_t rows = divisor_of(n, ins.knobs[1]);
+            return reshape(a, Shape{rows, n / rows});
+        }
+        case op_nll: return nll_loss(a, ins.labels);
+        case op_batch_norm: return batch_norm(a);
+        case op_dropout: {
+            // A generator of its own per run: gradcheck's evaluations must draw the same mask.
+            CounterRng rng(ins.knobs[1]);
+            const double p = ins.knobs[0] % 8 == 0 ? ins.factor : ins.knobs[0] / 256.0;
+            return dropout(a, p, rng);
+        }
+        case op_conv2d: {
+            const ImageShape image = image_of(ins, a.value().shape(0));
+            return ins.knobs[5] & 2 ? conv2d(a, image, b, window_of(ins)) : conv2d(a, image, b, c, window_of(ins));
+        }
+        case op_max_pool2d: return max_pool2d(a, image_of(ins, a.value().shape(0)), window_of(ins));
+        case op_avg_pool2d: return avg_pool2d(a, image_of(ins, a.value().shape(0)), window_of(ins));
+        case op_scalar:
+            switch (ins.knobs[0] % 4) {
+                case 0: return a + ins.factor;
+                case 1: return ins.factor - a;
+                case 2: return a / ins.factor;
+                default: return ins.factor / a;
+            }
+        case op_softmax_axis: return ins.knobs[0] % 2 ? softmax(a, ins.axis) : log_softmax(a, ins.axis);
         default: break;
     }
     fuzz::check_failed("unknown op", __FILE__, __LINE__);
@@ -407,7 +505,7 @@ void execute(Program& p, std::vector<Var<double>>& pool, Run& run) {
             Var<double> y = apply(ins, a, b, c);
             FUZZ_CHECK(!must_throw);
             if (!ref.unchecked && !matches(y.value(), ref)) {
-                std::fprintf(stderr, "%s on %s, %s, %s:\n", op_names[ins.op], to_string(a.shape()).c_str(),
+                std::fprintf(stderr, "%s on %s, %s, %s:\n", name_of(ins), to_string(a.shape()).c_str(),
                              to_string(b.shape()).c_str(), to_string(c.shape()).c_str());
                 for (const M* m : {&a.value(), &b.value(), &y.value(), &ref.value})
                     for (double v : *m) std::fprintf(stderr, "%s%.17g", v == *m->begin() ? "\n  " : " ", v);
@@ -423,7 +521,9 @@ void execute(Program& p, std::vector<Var<double>>& pool, Run& run) {
             FUZZ_CHECK(std::strncmp(e.what(), "anomaly: ", 9) == 0);
         } catch (const Error& e) {
             FUZZ_CHECK(must_throw || ref.unchecked);
-            const std::string name = std::string(op_names[ins.op]) + ": ";
+            const std::string name = std::string(name_of(ins)) + ": ";
+            if (std::strncmp(e.what(), name.c_str(), name.size()) != 0)
+                std::fprintf(stderr, "%s refused without naming itself: %s\n", name_of(ins), e.what());
             FUZZ_CHECK(std::strncmp(e.what(), name.c_str(), name.size()) == 0);  // the message names the op
         }
     }
@@ -449,7 +549,9 @@ Program parse(FuzzedDataProvider& in) {
             const std::size_t r = dim(in), c = dim(in);
             ins.Y = random_matrix(in, r, c);
         }
-        if (ins.op == op_sce_labels) {
+        if (has_knobs(ins.op))
+            for (std::uint8_t& k : ins.knobs) k = in.ConsumeIntegral<std::uint8_t>();
+        if (ins.op == op_sce_labels || ins.op == op_gather || ins.op == op_nll) {
             const std::size_t n = in.ConsumeIntegralInRange<std::size_t>(0, 5);
             for (std::size_t j = 0; j < n; ++j) ins.labels.push_back(in.ConsumeIntegralInRange<std::size_t>(0, 4));
         }
