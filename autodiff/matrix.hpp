@@ -53,14 +53,20 @@ std::string first_non_finite(const Matrix<T>& m) {
 // shape would skip the resize and let the op write past the buffer. So a failed resize
 // leaves the matrix empty (0x0), which the next call resizes for real.
 template <class T>
-inline void ensure_shape(Matrix<T>& m, Shape s) {
-    if (m.shape()[0] == s.rows && m.shape()[1] == s.cols) return;
+[[gnu::noinline]] void resize_or_empty(Matrix<T>& m, Shape s) {
     try {
         m.resize({s.rows, s.cols});
     } catch (...) {
         m = Matrix<T>();  // no allocation: an empty xtensor holds no storage
         throw;
     }
+}
+
+// The check stays inline and the resize out of line: every tape entry calls this, and
+// nearly always with the shape the buffer already has.
+template <class T>
+inline void ensure_shape(Matrix<T>& m, Shape s) {
+    if (m.shape()[0] != s.rows || m.shape()[1] != s.cols) resize_or_empty(m, s);
 }
 
 }  // namespace autodiff

@@ -97,30 +97,33 @@ using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 
 // One tape entry. Everything an op's backward reads lives here, so the entry is
 // self-contained and its buffers are reused from one iteration to the next.
+//
+// The fields every recording and every sweep touch come first, so that they share the
+// entry's first cache lines; what only some ops use follows.
 template <class T>
 struct Node {
     const char* op = "";
     std::array<std::uint32_t, 3> inputs{};
     std::uint8_t arity = 0;
+    bool requires_grad = false;
+    bool grad_ready = false;
     BackwardFn<T> backward = nullptr;
     ForwardFn<T> forward = nullptr;   // set by record_op (replayable); null for record()'s lambdas
+    Parameter<T>* parameter = nullptr;
+    const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
     T scalar{};                       // an op's constant (a scale factor, 1/m, ...)
     T scalar2{};                      // a second constant (clamp's upper bound, ...)
-    std::array<std::uint32_t, 8> params{};  // an op's integer parameters (a slice's range, conv geometry)
     Matrix<T> value;                  // unused for parameter leaves (they are read in place)
     Matrix<T> grad;                   // dLoss/dvalue, valid once grad_ready
+    std::array<std::uint32_t, 8> params{};  // an op's integer parameters (a slice's range, conv geometry)
     Matrix<T> saved;                  // what backward needs beyond inputs and output
     Matrix<T> targets;                // a loss's one-hot targets (copied: the caller's may go away)
     Labels labels;                    // a loss's class-index targets
     std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
-    Parameter<T>* parameter = nullptr;
-    const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
     Shape parameter_shape;            // the in-place value's shape when recorded: backward and replay check it
     std::uint32_t parameter_slot = 0;       // where the parameter's identity lives (registry)
     std::uint64_t parameter_identity = 0;   // ... and what it was when recorded: reads check it
     std::uint64_t parameter_version = 0;    // Parameter::version() when recorded: backward checks it
-    bool requires_grad = false;
-    bool grad_ready = false;
 };
 
 // Handle to a value recorded on a tape.

@@ -1,8 +1,9 @@
 #pragma once
 // The activations' rules, shared by their unary ops (ops/unary.cpp) and the fused
-// linear-with-activation entry (ops/linear_algebra.cpp). Each gives its value f(x, s) and
-// its derivative df(x, y, s), which these read from the output y alone, so the fused
-// entry's backward needs no copy of its pre-activation.
+// linear-with-activation entry (ops/linear_algebra.cpp). Each gives its value f(x, s, s2) and
+// its derivative df(x, y, s, s2) in the form of ops/unary_rule.hpp (these take no constants:
+// they default to 0), reading the derivative from the output y alone, so the fused entry's
+// backward needs no copy of its pre-activation.
 
 #include <cmath>
 
@@ -10,27 +11,27 @@ namespace autodiff::ops {
 
 struct IdentityRule {
     static constexpr const char* name = "identity";
-    template <class T> static T f(T x, T) { return x; }
-    template <class T> static T df(T, T, T) { return T(1); }
+    template <class T> static T f(T x, T = T(0), T = T(0)) { return x; }
+    template <class T> static T df(T, T, T = T(0), T = T(0)) { return T(1); }
 };
 struct ReluRule {
     static constexpr const char* name = "relu";
     // Written as selects, not branches, so the loops vectorise; a NaN input stays NaN.
     // y > 0 exactly where x > 0 (the notebook's Z > 0), -0 and NaN included.
-    template <class T> static T f(T x, T) { return x < T(0) ? T(0) : x; }
-    template <class T> static T df(T, T y, T) { return T(y > T(0)); }
+    template <class T> static T f(T x, T = T(0), T = T(0)) { return x < T(0) ? T(0) : x; }
+    template <class T> static T df(T, T y, T = T(0), T = T(0)) { return T(y > T(0)); }
 };
 struct SigmoidRule {
     static constexpr const char* name = "sigmoid";
-    template <class T> static T f(T x, T) {  // never exp() of a large positive number
+    template <class T> static T f(T x, T = T(0), T = T(0)) {  // never exp() of a large positive number
         return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
     }
-    template <class T> static T df(T, T y, T) { return y * (T(1) - y); }
+    template <class T> static T df(T, T y, T = T(0), T = T(0)) { return y * (T(1) - y); }
 };
 struct TanhRule {
     static constexpr const char* name = "tanh";
-    template <class T> static T f(T x, T) { return std::tanh(x); }
-    template <class T> static T df(T, T y, T) { return T(1) - y * y; }
+    template <class T> static T f(T x, T = T(0), T = T(0)) { return std::tanh(x); }
+    template <class T> static T df(T, T y, T = T(0), T = T(0)) { return T(1) - y * y; }
 };
 
 }  // namespace autodiff::ops

@@ -26,7 +26,7 @@ Tape<T>& common_tape(const char* op, std::initializer_list<Var<T>> inputs) {
 
 // NumPy's rule in 2-D: per dimension equal, or one side is 1.
 template <class T>
-Shape broadcast_shape(const char* op, const char* symbol, Var<T> a, Var<T> b) {
+Shape broadcast_shape(const char* op, const char* symbol, const Var<T>& a, const Var<T>& b) {
     const Shape sa = a.shape(), sb = b.shape();
     auto dim = [&](std::size_t x, std::size_t y) {
         if (x != y && x != 1 && y != 1)
@@ -38,7 +38,7 @@ Shape broadcast_shape(const char* op, const char* symbol, Var<T> a, Var<T> b) {
 }
 
 template <class T>
-void require_same_shape(const char* op, const char* what_a, Var<T> a, const char* what_b, Shape sb) {
+void require_same_shape(const char* op, const char* what_a, const Var<T>& a, const char* what_b, Shape sb) {
     if (a.shape() != sb)
         fail(op, std::string(what_a) + " is " + to_string(a.shape()) + " but " + what_b + " is " + to_string(sb) +
                      " (they must have the same shape)");

@@ -42,10 +42,10 @@ template <class T, class Rule>
 void unary_forward(Tape<T>& tape, Node<T>& y) {
     if constexpr (has_domain<Rule>::value)
         require_domain(Rule::name, tape.input(y, 0), [&](T v) { return Rule::in_domain(v, y.scalar); }, Rule::domain);
-    const T* in = tape.input(y, 0).data();
-    T* out = y.value.data();
+    const T* __restrict in = tape.input(y, 0).data();
+    T* __restrict out = y.value.data();
     const T s = y.scalar, s2 = y.scalar2;
-    for (std::size_t k = 0; k < y.value.size(); ++k) out[k] = Rule::f(in[k], s, s2);
+    for (std::size_t k = 0, n = y.value.size(); k < n; ++k) out[k] = Rule::f(in[k], s, s2);
 }
 
 template <class T, class Rule>
