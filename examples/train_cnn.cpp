@@ -6,6 +6,7 @@
 //   train_cnn                                 16 and 32 channels, a 128-unit hidden layer, AdamW, 12 epochs
 //   train_cnn --save cnn/ ; train_cnn --resume cnn/ --epochs 12 ; train_cnn --eval cnn/
 //   train_cnn --limit 2000 --epochs 1         a quick run on the first 2000 training images
+//   mpirun -np 2 train_cnn                    data-parallel: each rank a share of every batch
 //
 // The last line printed is "test accuracy: 0.XXXX".
 
@@ -25,6 +26,7 @@
 #include "nn/linear.hpp"
 #include "nn/sequential.hpp"
 #include "nn/training.hpp"
+#include "support/data_parallel.hpp"
 #include "support/guarded_main.hpp"
 #include "support/output_paths.hpp"
 #include "support/training_run.hpp"
@@ -85,13 +87,16 @@ struct Options {
     std::map<std::string, std::string> settings;
 };
 
+// What --eval takes from the checkpoint: the network's shape (the rest concerns training).
+const example::TrainingFlags architecture_flags = {{"--channels", "--hidden", "--dropout"}, {}};
+
 const example::TrainingFlags training_flags = {
     {"--channels", "--hidden", "--dropout", "--optimizer", "--lr", "--weight-decay", "--schedule", "--batch-size", "--seed",
      "--limit", "--test-limit"},
     {"--epochs"}};
 
 template <class T>
-int run(const Options& o) {
+int run(const Options& o, nn::distributed::Communicator& comm) {
     using Net = ConvNet<float>;
     autodiff::set_blas_threads(o.threads);
     const nn::TrainTest<float> all = nn::load_fashion_mnist<float>(o.data_dir);
@@ -118,8 +123,8 @@ int run(const Options& o) {
     loop.epochs = o.epochs;
     loop.schedule = nn::schedule_from_string(o.schedule);
     loop.learning_rate = o.learning_rate;
-    loop.metrics = o.metrics;
-    loop.plot = o.plot;
+    loop.metrics = comm.is_root() ? o.metrics : "";  // files: rank 0's alone
+    loop.plot = comm.is_root() ? o.plot : "";
     if (!o.resume.empty()) {
         const nn::Checkpoint c = nn::load(o.resume, net, *optimizer);
         const auto epoch = c.meta.find("epoch");
@@ -128,10 +133,12 @@ int run(const Options& o) {
             throw nn::DataError(o.resume + ": the manifest has no whole-number 'epoch' entry");
         loop.first_epoch = std::stoul(epoch->second);
     }
-    std::printf("training %s (%zu parameters) on %zu examples (%zu test), %s, batch %zu\n", net.describe().c_str(),
-                net.parameter_count(), train_set.size(), test_set.size(), o.optimizer.c_str(), o.batch_size);
+    const auto data_parallel = example::data_parallel_for(comm, trainer, net.parameters());  // under mpirun only
+    std::printf("training %s (%zu parameters) on %zu examples (%zu test), %s, batch %zu%s\n", net.describe().c_str(),
+                net.parameter_count(), train_set.size(), test_set.size(), o.optimizer.c_str(), o.batch_size,
+                example::ranks_note(comm).c_str());
     example::run_epochs<float>(trainer, *optimizer, train_batches, test_batches, loop, [&](std::size_t epoch) {
-        if (o.save.empty()) return;
+        if (o.save.empty() || !comm.is_root()) return;
         std::map<std::string, std::string> meta;
         for (const auto& [key, value] : o.settings) meta["train." + key] = value;
         meta["epoch"] = std::to_string(epoch);
@@ -143,6 +150,8 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    const std::unique_ptr<nn::distributed::Communicator> comm = example::join_ranks("train_cnn", argc, argv);
+    if (!comm) return 1;
     Options o;
     CLI::App app{"Train a small CNN on Fashion-MNIST with tapegrad (images are columns: 784 x examples)."};
     app.add_option("--data", o.data_dir, "directory of the Fashion-MNIST IDX files")->capture_default_str();
@@ -171,7 +180,7 @@ int main(int argc, char** argv) {
         std::cerr << "train_cnn: --lr must be a positive finite number, got " << o.learning_rate << "\n";
         return 2;
     }
-    return example::guarded_main("train_cnn", [&] {
+    return example::guarded_ranks_main("train_cnn", *comm, [&] {
         if (!o.resume.empty()) {
             example::adopt_training_settings(app, training_flags, nn::load_checkpoint(o.resume).meta, o.resume);
             if (o.save.empty()) {
@@ -179,8 +188,10 @@ int main(int argc, char** argv) {
                 std::printf("saving into %s, the checkpoint resumed (--save DIR saves elsewhere)\n", o.save.c_str());
             }
         }
+        if (!o.eval.empty())  // the network as saved, as train_mlp rebuilds it from the checkpoint
+            example::adopt_training_settings(app, architecture_flags, nn::load_checkpoint(o.eval).meta, o.eval);
         o.settings = example::training_settings(app, training_flags);
         if (o.eval.empty()) example::check_run_outputs(o.save, o.metrics, o.plot);
-        return run<float>(o);
+        return run<float>(o, *comm);
     });
 }

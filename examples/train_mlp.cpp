@@ -138,16 +138,12 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
     auto optimizer = nn::make_optimizer<T>(o.optimizer, net->parameters(), T(o.learning_rate), T(o.momentum));
     if (!o.resume.empty()) nn::restore_optimizer(resumed, *optimizer);
     nn::Trainer<T> trainer(*net, *optimizer, o.batch_size, o.seed);
-    std::unique_ptr<nn::distributed::DataParallel<T>> data_parallel;  // under mpirun only
-    if (comm.distributed()) {
-        data_parallel = std::make_unique<nn::distributed::DataParallel<T>>(comm, net->parameters());
-        trainer.set_gradient_sync(data_parallel.get());
-    }
+    const auto data_parallel = example::data_parallel_for(comm, trainer, net->parameters());  // under mpirun only
 
     std::printf("training %s on %zu examples (%zu test), %s, batch %zu, %s%s\n",
                 [&] { std::string s; for (auto n : net->sizes()) s += (s.empty() ? "" : "-") + std::to_string(n); return s; }().c_str(),
                 data.train.size(), data.test.size(), o.optimizer.c_str(), o.batch_size, o.dtype.c_str(),
-                comm.distributed() ? (", data-parallel on " + std::to_string(comm.size()) + " processes").c_str() : "");
+                example::ranks_note(comm).c_str());
     const nn::DataLoader<T> train_batches(data.train), test_batches(data.test);
     example::EpochLoop loop;
     loop.first_epoch = first_epoch;
@@ -165,13 +161,8 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::unique_ptr<nn::distributed::Communicator> comm;
-    try {
-        comm = example::join_ranks(argc, argv);
-    } catch (const std::exception& e) {
-        std::cerr << "train_mlp: " << e.what() << "\n";
-        return 1;
-    }
+    const std::unique_ptr<nn::distributed::Communicator> comm = example::join_ranks("train_mlp", argc, argv);
+    if (!comm) return 1;
     Options o;
     CLI::App app{"Train an MLP classifier with tapegrad (features x examples, W is n_out x n_in)."};
     app.add_option("--dataset", o.dataset, "fashion-mnist or iris (compiled in)")

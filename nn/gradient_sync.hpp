@@ -20,6 +20,8 @@ public:
     virtual int ranks() const = 0;  ///< how many processes share each batch
     /// Lets the sync start work during this tape's backward sweeps.
     virtual void attach(autodiff::Tape<T>& tape) = 0;
+    /// Undoes attach(): the tape's sweeps no longer call the sync.
+    virtual void detach(autodiff::Tape<T>& tape) = 0;
     /// This rank computes the mean loss over `local` of the batch's `global` examples.
     virtual void begin_step(std::size_t local, std::size_t global) = 0;
     /// After the backward: Parameter::grad holds the global batch's mean gradient on every rank.

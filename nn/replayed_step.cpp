@@ -21,7 +21,17 @@ typename ReplayedStep<T>::Recording& ReplayedStep<T>::recording(std::size_t coun
         if (r.count == count) return r;
     Recording& r = recordings_.emplace_back();
     r.count = count;
+    if (sync_) sync_->attach(r.tape);
     return r;
+}
+
+template <class T>
+void ReplayedStep<T>::set_gradient_sync(GradientSync<T>* sync) {
+    for (Recording& r : recordings_) {
+        if (sync_) sync_->detach(r.tape);
+        if (sync) sync->attach(r.tape);
+    }
+    sync_ = sync;
 }
 
 template <class T>

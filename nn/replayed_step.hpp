@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "autodiff/replay.hpp"
+#include "nn/gradient_sync.hpp"
 #include "nn/loss.hpp"
 #include "nn/module.hpp"
 
@@ -43,6 +44,10 @@ public:
     bool replaying(std::size_t count) { return recording(count).replay != nullptr; }
     /// Off: every later step is recorded afresh.
     void set_replay(bool on);
+    /// Data-parallel training: every step's tape (each batch size's, replayed or recorded)
+    /// is attached to `sync`, so that gradients start their reduction while the backward
+    /// sweep goes on. nullptr detaches them.
+    void set_gradient_sync(GradientSync<T>* sync);
 
 private:
     // One per batch size (the full batches and the last, shorter one): each keeps its tape,
@@ -60,6 +65,7 @@ private:
     Module<T>& model_;
     const Loss<T>& loss_;
     bool replay_;
+    GradientSync<T>* sync_ = nullptr;
     std::deque<Recording> recordings_;
 };
 

@@ -178,9 +178,9 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
 
 template <class T>
 void Trainer<T>::set_gradient_sync(GradientSync<T>* sync) {
-    // The replayed steps' tapes are not reachable from here: the sync reduces everything in
-    // finish(), after the sweep (correct; the overlap is for loops that attach() their tape).
+    // Every step's tape is attached: the reductions start during the backward sweeps.
     sync_ = sync;
+    step_.set_gradient_sync(sync);
 }
 
 template <class T>

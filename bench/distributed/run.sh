@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Data-parallel step time on this machine: N = 1 and 2 ranks (shared memory), overlap on and
-# off, two bucket sizes, each run --reps times; prints every run's line and the machine's
+# Data-parallel step time on this machine, for the Fashion-MNIST MLP and the CNN: N = 1 and 2
+# ranks (shared memory), overlap on and off, two bucket sizes, each run --reps times; prints every run's line and the machine's
 # load (timings mean little when the load average exceeds the core count).
 #   bench/distributed/run.sh [--build DIR] [--reps N] [--steps S]
 set -euo pipefail
@@ -24,10 +24,14 @@ bench="$build/bench/distributed_bench"
 mpirun=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for rep in $(seq "$reps"); do
-  "$bench" --steps "$steps"
-  for overlap in 1 0; do
-    for kb in 1024 128; do
-      "${mpirun[@]}" -np 2 "$bench" --steps "$steps" --overlap "$overlap" --bucket-kb "$kb"
+  for model in mlp cnn; do
+    model_steps=$steps
+    [ "$model" = cnn ] && model_steps=$(( (steps + 9) / 10 ))  # a CNN step takes ~15x an MLP step
+    "$bench" --model "$model" --steps "$model_steps"
+    for overlap in 1 0; do
+      for kb in 1024 128; do
+        "${mpirun[@]}" -np 2 "$bench" --model "$model" --steps "$model_steps" --overlap "$overlap" --bucket-kb "$kb"
+      done
     done
   done
 done

@@ -58,7 +58,7 @@ public:
     /// Reduction starts from this tape's backward sweeps (its gradient-ready hook).
     /// Without attach() (or with overlap off) everything is reduced in finish().
     void attach(autodiff::Tape<T>& tape) override;
-    void detach(autodiff::Tape<T>& tape);
+    void detach(autodiff::Tape<T>& tape) override;
     /// Off: the hook is ignored and finish() reduces every bucket after the sweep (a blocking
     /// allreduce, for measuring what the overlap gains). On by default.
     void set_overlap(bool on) { overlap_ = on; }

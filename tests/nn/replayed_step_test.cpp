@@ -51,3 +51,37 @@ TEST_CASE("ReplayedStep replays after the first step of each batch size", "[repl
     step.set_replay(false);
     CHECK_FALSE(step.replaying(4));
 }
+
+namespace {
+
+// A GradientSync that reduces nothing and counts the gradients the sweeps report ready:
+// what a data-parallel sync would start reducing during the sweep.
+struct CountingSync : nn::GradientSync<double> {
+    std::size_t ready = 0, finished = 0;
+    int rank() const override { return 0; }
+    int ranks() const override { return 1; }
+    static void on_ready(void* self, autodiff::Parameter<double>&) { ++static_cast<CountingSync*>(self)->ready; }
+    void attach(autodiff::Tape<double>& tape) override { tape.set_gradient_ready_hook(&on_ready, this); }
+    void detach(autodiff::Tape<double>& tape) override { tape.set_gradient_ready_hook(nullptr, nullptr); }
+    void begin_step(std::size_t, std::size_t) override {}
+    void finish() override { ++finished; }
+    void sum(double*, std::size_t) override {}
+};
+
+}  // namespace
+
+TEST_CASE("a Trainer's replayed steps report each gradient ready during the sweep", "[replay][distributed]") {
+    // Before: the Trainer's tapes were never attached, so a data-parallel run reduced every
+    // bucket after the sweep instead of overlapping it.
+    Run<double> run;
+    nn::Trainer<double> trainer(run.net, run.optimizer, 32, 5);
+    CountingSync sync;
+    trainer.set_gradient_sync(&sync);
+    const nn::DataLoader<double> data(nn::iris<double>());  // 5 steps: 4 of 32 (recorded, then replayed), 1 of 22
+    trainer.train_epoch(data, 0);
+    CHECK(sync.finished == 5);
+    CHECK(sync.ready == 5 * run.net.parameters().size());  // every parameter, every step
+    trainer.set_gradient_sync(nullptr);                     // detached: the sweeps report nothing more
+    trainer.train_epoch(data, 1);
+    CHECK(sync.ready == 5 * run.net.parameters().size());
+}
