@@ -53,7 +53,7 @@ public:
     /// d loss / d output, of the output's shape.
     const Matrix<T>& grad_output() const { return node_.grad; }
     /// OpContext::saved as the forward left it.
-    const Matrix<T>& saved() const { return node_.saved; }
+    const Matrix<T>& saved() const { return node_.saved(); }
     /// OpContext::scalar as the forward left it.
     T scalar() const { return node_.scalar; }
     /// Whether the i-th input needs a gradient (backward() is only asked for those).
@@ -101,7 +101,7 @@ Var<T> apply(Var<T> first, More... more) {
     const Shape shape = shape_of(out);
     return tape.record(Op::name, {first, more...}, shape, detail::custom_backward<Op, T>, [&](Node<T>& node) {
         node.value = std::move(out);
-        node.saved = std::move(ctx.saved);
+        node.saved() = std::move(ctx.saved);
         node.scalar = ctx.scalar;
     });
 }

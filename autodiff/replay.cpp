@@ -71,7 +71,7 @@ Node<T>& Replay<T>::loss_entry(Var<T> loss, bool with_labels) {
     if (std::strcmp(n.op, "softmax_cross_entropy") != 0)
         throw Error(std::string(op) + ": tape entry " + std::to_string(loss.index()) + " is " + n.op +
                     ", not softmax_cross_entropy");
-    if (n.labels.empty() == with_labels)
+    if (n.labels().empty() == with_labels)
         throw Error(std::string(op) + ": this softmax_cross_entropy was recorded with " +
                     (with_labels ? "a target matrix: use set_targets" : "class labels: use set_labels"));
     return n;
@@ -81,17 +81,17 @@ template <class T>
 void Replay<T>::set_labels(Var<T> loss, const Labels& classes) {
     Node<T>& n = loss_entry(loss, true);
     ops::require_labels("Replay::set_labels", shape_of(tape_.input(n, 0)), classes);
-    n.labels = classes;  // same length: copy-assign reuses the capacity
+    n.labels() = classes;  // same length: copy-assign reuses the capacity
 }
 
 template <class T>
 void Replay<T>::set_targets(Var<T> loss, const Matrix<T>& Y) {
     Node<T>& n = loss_entry(loss, false);
-    if (shape_of(Y) != shape_of(n.targets))
+    if (shape_of(Y) != shape_of(n.targets()))
         ops::fail("Replay::set_targets", "Y is " + to_string(shape_of(Y)) + " but the logits are " +
-                                             to_string(shape_of(n.targets)) + " (they must have the same shape)");
+                                             to_string(shape_of(n.targets())) + " (they must have the same shape)");
     ops::require_finite("Replay::set_targets", "Y", Y);
-    std::copy(Y.begin(), Y.end(), n.targets.begin());
+    std::copy(Y.begin(), Y.end(), n.targets().begin());
 }
 
 template class Replay<float>;

@@ -208,7 +208,7 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     n.forward = nullptr;
     n.scalar = T(0);
     n.scalar2 = T(0);
-    n.params = {};
+    if (n.extras) n.extras->params = {};
     n.parameter = nullptr;
     n.in_place = nullptr;
     n.requires_grad = false;
@@ -225,7 +225,8 @@ void Tape<T>::abandon(std::uint32_t index) noexcept {
     auto sane = [](Matrix<T>& m) {
         if (m.storage().size() != m.shape()[0] * m.shape()[1]) m = Matrix<T>();
     };
-    sane(n.value), sane(n.grad), sane(n.saved), sane(n.targets), sane(n.work[0]), sane(n.work[1]);
+    sane(n.value), sane(n.grad);
+    if (n.extras) sane(n.extras->saved), sane(n.extras->targets), sane(n.extras->work[0]), sane(n.extras->work[1]);
     n.op = "(abandoned)";
     n.arity = 0;
     n.backward = nullptr;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -97,9 +98,20 @@ using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 
 // One tape entry. Everything an op's backward reads lives here, so the entry is
 // self-contained and its buffers are reused from one iteration to the next.
-//
+// What only some ops keep in their entry: kept apart (NodeExtras, allocated the first time
+// such an op records into the entry, then reused with it), so that the entries of the ops
+// that need none stay small: a recurrent model records hundreds of thousands of them.
+template <class T>
+struct NodeExtras {
+    Matrix<T> saved;                  // what backward needs beyond inputs and output
+    Matrix<T> targets;                // a loss's one-hot targets (copied: the caller's may go away)
+    Labels labels;                    // a loss's class-index targets
+    std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
+    std::array<std::uint32_t, 8> params{};  // an op's integer parameters (a slice's range, conv geometry)
+};
+
 // The fields every recording and every sweep touch come first, so that they share the
-// entry's first cache lines; what only some ops use follows.
+// entry's first cache lines; an op reaches the rest (saved(), work(), ...) through extras.
 template <class T>
 struct Node {
     const char* op = "";
@@ -115,15 +127,32 @@ struct Node {
     T scalar2{};                      // a second constant (clamp's upper bound, ...)
     Matrix<T> value;                  // unused for parameter leaves (they are read in place)
     Matrix<T> grad;                   // dLoss/dvalue, valid once grad_ready
-    std::array<std::uint32_t, 8> params{};  // an op's integer parameters (a slice's range, conv geometry)
-    Matrix<T> saved;                  // what backward needs beyond inputs and output
-    Matrix<T> targets;                // a loss's one-hot targets (copied: the caller's may go away)
-    Labels labels;                    // a loss's class-index targets
-    std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
     Shape parameter_shape;            // the in-place value's shape when recorded: backward and replay check it
     std::uint32_t parameter_slot = 0;       // where the parameter's identity lives (registry)
     std::uint64_t parameter_identity = 0;   // ... and what it was when recorded: reads check it
     std::uint64_t parameter_version = 0;    // Parameter::version() when recorded: backward checks it
+    std::unique_ptr<NodeExtras<T>> extras;  // null until an op of the entry asks for one of these:
+
+    Matrix<T>& saved() { return more().saved; }
+    Matrix<T>& targets() { return more().targets; }
+    Labels& labels() { return more().labels; }
+    std::array<Matrix<T>, 2>& work() { return more().work; }
+    std::array<std::uint32_t, 8>& params() { return more().params; }
+    const Matrix<T>& saved() const { return more().saved; }
+    const Matrix<T>& targets() const { return more().targets; }
+    const Labels& labels() const { return more().labels; }
+    const std::array<Matrix<T>, 2>& work() const { return more().work; }
+    const std::array<std::uint32_t, 8>& params() const { return more().params; }
+
+private:
+    NodeExtras<T>& more() {
+        if (!extras) extras = std::make_unique<NodeExtras<T>>();
+        return *extras;
+    }
+    const NodeExtras<T>& more() const {
+        static const NodeExtras<T> none;  // an entry that never asked: all empty
+        return extras ? *extras : none;
+    }
 };
 
 // Handle to a value recorded on a tape.

@@ -47,7 +47,7 @@ T ReplayedStep<T>::run(std::size_t count) {
     r.tape.backward(r.loss);
     if (replay_) {
         const autodiff::Node<T>& loss = r.tape.node(r.loss);
-        r.relabel = std::strcmp(loss.op, "softmax_cross_entropy") == 0 && !loss.labels.empty();
+        r.relabel = std::strcmp(loss.op, "softmax_cross_entropy") == 0 && !loss.labels().empty();
         try {
             r.replay = std::make_unique<autodiff::Replay<T>>(r.tape, r.loss);
         } catch (const autodiff::Error&) {  // an entry that cannot run again: record every step

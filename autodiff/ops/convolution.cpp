@@ -99,7 +99,7 @@ void conv2d_forward(Tape<T>& tape, Node<T>& y) {
         beta = T(1);
     }
     const std::size_t band = band_rows<T>(g, m);
-    Matrix<T>& col = y.work[0];
+    Matrix<T>& col = y.work()[0];
     ensure_shape(col, {K, band * g.out_w * m});
     for (std::size_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
         const std::size_t oh1 = std::min(g.out_h, oh0 + band), n = (oh1 - oh0) * g.out_w * m;
@@ -125,8 +125,8 @@ void conv2d_backward(Tape<T>& tape, Node<T>& y) {
     T* dW = need_W ? ops::zeroed_sink(tape, y, 1).grad.data() : nullptr;
     T* dx = need_x ? ops::zeroed_sink(tape, y, 0).grad.data() : nullptr;
     const std::size_t band = band_rows<T>(g, m);
-    Matrix<T>& col = y.work[0];  // the forward's im2col, still whole if one band held it
-    Matrix<T>& dcol = y.work[1];
+    Matrix<T>& col = y.work()[0];  // the forward's im2col, still whole if one band held it
+    Matrix<T>& dcol = y.work()[1];
     if (need_x) ensure_shape(dcol, shape_of(col));
     for (std::size_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
         const std::size_t oh1 = std::min(g.out_h, oh0 + band), n = (oh1 - oh0) * g.out_w * m;

@@ -19,10 +19,10 @@ std::uint64_t join(std::uint32_t low, std::uint32_t high) { return (std::uint64_
 template <class T>
 void dropout_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
-    ensure_shape(y.saved, shape_of(x));
-    const std::uint64_t seed = join(y.params[0], y.params[1]), counter = join(y.params[2], y.params[3]);
+    ensure_shape(y.saved(), shape_of(x));
+    const std::uint64_t seed = join(y.params()[0], y.params()[1]), counter = join(y.params()[2], y.params()[3]);
     const double p = static_cast<double>(y.scalar2);
-    T* mask = y.saved.data();
+    T* mask = y.saved().data();
     for (std::size_t k = 0; k < x.size(); ++k) {
         mask[k] = CounterRng::uniform_at(seed, counter + k) >= p ? y.scalar : T(0);
         y.value.data()[k] = x.data()[k] * mask[k];
@@ -32,7 +32,7 @@ void dropout_forward(Tape<T>& tape, Node<T>& y) {
 template <class T>
 void dropout_backward(Tape<T>& tape, Node<T>& y) {
     const T* g = y.grad.data();
-    const T* mask = y.saved.data();
+    const T* mask = y.saved().data();
     tape.grad_of(y, 0).accumulate([&](std::size_t k) { return g[k] * mask[k]; });
 }
 
@@ -46,10 +46,10 @@ Var<T> dropout(Var<T> x, scalar_of<T> p, CounterRng& rng) {
     Var<T> y = tape.record_op("dropout", {x}, x.shape(), dropout_forward<T>, dropout_backward<T>, [&](Node<T>& n) {
         n.scalar = T(1) / (T(1) - p);
         n.scalar2 = p;
-        n.params[0] = static_cast<std::uint32_t>(rng.seed);
-        n.params[1] = static_cast<std::uint32_t>(rng.seed >> 32);
-        n.params[2] = static_cast<std::uint32_t>(rng.counter);
-        n.params[3] = static_cast<std::uint32_t>(rng.counter >> 32);
+        n.params()[0] = static_cast<std::uint32_t>(rng.seed);
+        n.params()[1] = static_cast<std::uint32_t>(rng.seed >> 32);
+        n.params()[2] = static_cast<std::uint32_t>(rng.counter);
+        n.params()[3] = static_cast<std::uint32_t>(rng.counter >> 32);
     });
     rng.counter += x.shape().size();
     return y;

@@ -88,9 +88,9 @@ void backward_side(Tape<T>& tape, Node<T>& y) {
     if (shape_of(sink.grad) == shape_of(y.value)) {
         sink.accumulate_2d(partial);
     } else {  // this input was broadcast: sum the full-shape partials back to its shape
-        ensure_shape(y.work[0], shape_of(y.value));
-        kernels::fill(y.work[0], partial);
-        kernels::sum_to(y.work[0], sink.grad, sink.overwrite);
+        ensure_shape(y.work()[0], shape_of(y.value));
+        kernels::fill(y.work()[0], partial);
+        kernels::sum_to(y.work()[0], sink.grad, sink.overwrite);
     }
 }
 

@@ -85,7 +85,7 @@ void linear_activation_forward(Tape<T>& tape, Node<T>& Y) {
 // each row; then dW and dA from dZ as for matmul.
 template <class T, class Rule>
 void linear_activation_backward(Tape<T>& tape, Node<T>& Y) {
-    Matrix<T>& dZ = Y.work[0];
+    Matrix<T>& dZ = Y.work()[0];
     ensure_shape(dZ, shape_of(Y.value));
     const std::size_t rows = Y.value.shape()[0], cols = Y.value.shape()[1];
     const bool bias_grad = tape.needs_grad(Y, 2);
@@ -107,7 +107,7 @@ template <class T, class Rule>
 Var<T> record_linear_activation(Tape<T>& tape, Var<T> W, Var<T> A, Var<T> b) {
     return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_activation_forward<T, Rule>,
                           linear_activation_backward<T, Rule>,
-                          [](Node<T>& Y) { Y.params[0] = static_cast<std::uint32_t>(Rule::activation); });
+                          [](Node<T>& Y) { Y.params()[0] = static_cast<std::uint32_t>(Rule::activation); });
 }
 
 // y(i, j) = x(j, i)

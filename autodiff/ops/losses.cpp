@@ -77,7 +77,7 @@ void nll_forward(Tape<T>& tape, Node<T>& loss) {
     const std::size_t cols = logp.shape()[1];
     loss.scalar = T(1) / static_cast<T>(cols);
     T total = T(0);
-    for (std::size_t j = 0; j < cols; ++j) total -= logp.data()[loss.labels[j] * cols + j];
+    for (std::size_t j = 0; j < cols; ++j) total -= logp.data()[loss.labels()[j] * cols + j];
     loss.value(0, 0) = total * loss.scalar;
 }
 
@@ -87,7 +87,7 @@ void nll_backward(Tape<T>& tape, Node<T>& loss) {
     if (sink.overwrite) std::fill(sink.grad.begin(), sink.grad.end(), T(0));
     const std::size_t cols = sink.grad.shape()[1];
     const T share = -loss.grad(0, 0) * loss.scalar;
-    for (std::size_t j = 0; j < cols; ++j) sink.grad.data()[loss.labels[j] * cols + j] += share;
+    for (std::size_t j = 0; j < cols; ++j) sink.grad.data()[loss.labels()[j] * cols + j] += share;
 }
 
 }  // namespace
@@ -114,7 +114,7 @@ Var<T> nll_loss(Var<T> log_probs, const Labels& classes) {
     Tape<T>& tape = ops::common_tape("nll_loss", {log_probs});
     ops::require_labels("nll_loss", log_probs.shape(), classes);
     return tape.record_op("nll_loss", {log_probs}, {1, 1}, nll_forward<T>, nll_backward<T>,
-                          [&](Node<T>& loss) { loss.labels = classes; });
+                          [&](Node<T>& loss) { loss.labels() = classes; });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                          \

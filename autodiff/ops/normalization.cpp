@@ -34,13 +34,13 @@ struct Groups {
 template <class T>
 void normalize_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
-    const Groups G(shape_of(x), y.params[0]);
-    ensure_shape(y.saved, shape_of(x));
+    const Groups G(shape_of(x), y.params()[0]);
+    ensure_shape(y.saved(), shape_of(x));
     const Shape stats = G.over_rows ? Shape{1, G.groups} : Shape{G.groups, 1};
-    ensure_shape(y.work[0], stats);
-    ensure_shape(y.work[1], stats);
+    ensure_shape(y.work()[0], stats);
+    ensure_shape(y.work()[1], stats);
     const T* in = x.data();
-    T* xhat = y.saved.data();
+    T* xhat = y.saved().data();
     const T* gain = y.arity == 3 ? tape.input(y, 1).data() : nullptr;
     const T* bias = y.arity == 3 ? tape.input(y, 2).data() : nullptr;
     for (std::size_t g = 0; g < G.groups; ++g) {
@@ -49,8 +49,8 @@ void normalize_forward(Tape<T>& tape, Node<T>& y) {
         mean /= static_cast<T>(G.count);
         for (std::size_t e = 0; e < G.count; ++e) var += (in[G.at(g, e)] - mean) * (in[G.at(g, e)] - mean);
         var /= static_cast<T>(G.count);
-        y.work[0].data()[g] = mean;
-        y.work[1].data()[g] = var;
+        y.work()[0].data()[g] = mean;
+        y.work()[1].data()[g] = var;
         const T rstd = T(1) / std::sqrt(var + y.scalar);
         for (std::size_t e = 0; e < G.count; ++e) {
             const std::size_t k = G.at(g, e);
@@ -62,9 +62,9 @@ void normalize_forward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 void normalize_backward(Tape<T>& tape, Node<T>& y) {
-    const Groups G(shape_of(y.value), y.params[0]);
+    const Groups G(shape_of(y.value), y.params()[0]);
     const T* g = y.grad.data();
-    const T* xhat = y.saved.data();
+    const T* xhat = y.saved().data();
     const std::size_t cols = y.value.shape()[1];
     if (tape.needs_grad(y, 0)) {
         const T* gain = y.arity == 3 ? tape.input(y, 1).data() : nullptr;
@@ -77,7 +77,7 @@ void normalize_backward(Tape<T>& tape, Node<T>& y) {
                 s1 += dxhat(grp, e);
                 s2 += dxhat(grp, e) * xhat[G.at(grp, e)];
             }
-            const T rstd = T(1) / std::sqrt(y.work[1].data()[grp] + y.scalar);
+            const T rstd = T(1) / std::sqrt(y.work()[1].data()[grp] + y.scalar);
             const T n = static_cast<T>(G.count);
             for (std::size_t e = 0; e < G.count; ++e) {
                 const std::size_t k = G.at(grp, e);
@@ -111,7 +111,7 @@ Var<T> normalize(const char* op, std::uint32_t axis, Var<T> x, const Var<T>* gai
         ops::require_same_shape(op, "bias", *bias, "one per feature of x, which is", per_feature);
     }
     auto setup = [&](Node<T>& y) {
-        y.params[0] = axis;
+        y.params()[0] = axis;
         y.scalar = eps;
     };
     if (gain) return tape.record_op(op, {x, *gain, *bias}, s, normalize_forward<T>, normalize_backward<T>, setup);
@@ -134,7 +134,7 @@ BatchStatistics<T> batch_norm_statistics(Var<T> y) {
     const Node<T>& n = ops::common_tape("batch_norm_statistics", {y}).node(y);
     if (std::strcmp(n.op, "batch_norm") != 0)
         ops::fail("batch_norm_statistics", std::string("the handle was recorded by ") + n.op + ", not by batch_norm");
-    return {n.work[0], n.work[1]};
+    return {n.work()[0], n.work()[1]};
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                         \

@@ -1,7 +1,7 @@
 // max_pool2d and avg_pool2d on images stored one per column: one tape entry each.
 // Every pixel is a row of m values (one per example), so a window is a handful of row
 // operations: the max (or sum) of the window's input rows is the output row.
-// max_pool2d keeps the winning tap of each output value (its argmax) in node.saved, and
+// max_pool2d keeps the winning tap of each output value (its argmax) in node.saved(), and
 // its backward sends each gradient back to that tap only.
 
 #include <algorithm>
@@ -43,9 +43,9 @@ void max_pool_forward(Tape<T>& tape, Node<T>& y) {
     const WindowGeometry g = ops::load(y);
     const T* x = tape.input(y, 0).data();
     const std::size_t m = y.value.shape()[1];
-    ensure_shape(y.saved, shape_of(y.value));
+    ensure_shape(y.saved(), shape_of(y.value));
     T* best = y.value.data();
-    T* arg = y.saved.data();  // the winning tap, exact as a T (checked when recorded)
+    T* arg = y.saved().data();  // the winning tap, exact as a T (checked when recorded)
     visit_windows(
         g,
         [&](std::size_t o, std::size_t first) {
@@ -98,7 +98,7 @@ void max_pool_backward(Tape<T>& tape, Node<T>& y) {
     const WindowGeometry g = ops::load(y);
     const std::size_t m = y.value.shape()[1];
     const T* dy = y.grad.data();
-    const T* arg = y.saved.data();
+    const T* arg = y.saved().data();
     const PoolGradient<T> dx = pool_gradient(tape, y, g);
     visit_windows(
         g, [](std::size_t, std::size_t) {},

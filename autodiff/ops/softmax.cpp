@@ -43,16 +43,16 @@ void softmax_along(const Matrix<T>& z, std::uint32_t axis, Matrix<T>& p, Matrix<
 template <int axis>
 std::size_t group_of(std::size_t k, std::size_t cols) { return axis == 0 ? k % cols : k / cols; }
 
-// node.params[0] = axis
+// node.params()[0] = axis
 template <class T>
 void softmax_forward(Tape<T>& tape, Node<T>& y) {
-    softmax_along(tape.input(y, 0), y.params[0], y.value, y.work[0], y.work[1]);
+    softmax_along(tape.input(y, 0), y.params()[0], y.value, y.work()[0], y.work()[1]);
 }
 
 // dz = y * (g - sum_k g_k y_k), per group
 template <class T, int axis>
 void softmax_backward_along(Tape<T>& tape, Node<T>& y) {
-    Matrix<T>& dot = y.work[0];
+    Matrix<T>& dot = y.work()[0];
     ensure_shape(dot, reduced(shape_of(y.value), axis));
     std::fill(dot.begin(), dot.end(), T(0));
     const std::size_t cols = y.value.shape()[1];
@@ -64,16 +64,16 @@ void softmax_backward_along(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 void softmax_backward(Tape<T>& tape, Node<T>& y) {
-    if (y.params[0] == 0) softmax_backward_along<T, 0>(tape, y); else softmax_backward_along<T, 1>(tape, y);
+    if (y.params()[0] == 0) softmax_backward_along<T, 0>(tape, y); else softmax_backward_along<T, 1>(tape, y);
 }
 
-// y = (z - max) - log_sum per group; the softmax stays in y.saved for backward.
+// y = (z - max) - log_sum per group; the softmax stays in y.saved() for backward.
 template <class T, int axis>
 void log_softmax_forward_along(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& zv = tape.input(y, 0);
-    softmax_along(zv, axis, y.saved, y.work[0], y.work[1]);
-    const T* max = y.work[0].data();
-    const T* log_sum = y.work[1].data();
+    softmax_along(zv, axis, y.saved(), y.work()[0], y.work()[1]);
+    const T* max = y.work()[0].data();
+    const T* log_sum = y.work()[1].data();
     const std::size_t cols = zv.shape()[1];
     for (std::size_t k = 0; k < zv.size(); ++k) {
         const std::size_t g = group_of<axis>(k, cols);
@@ -83,50 +83,50 @@ void log_softmax_forward_along(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 void log_softmax_forward(Tape<T>& tape, Node<T>& y) {
-    if (y.params[0] == 0) log_softmax_forward_along<T, 0>(tape, y); else log_softmax_forward_along<T, 1>(tape, y);
+    if (y.params()[0] == 0) log_softmax_forward_along<T, 0>(tape, y); else log_softmax_forward_along<T, 1>(tape, y);
 }
 
 // dz = g - softmax(z) * sum_k g_k, per group
 template <class T, int axis>
 void log_softmax_backward_along(Tape<T>& tape, Node<T>& y) {
-    ensure_shape(y.work[0], reduced(shape_of(y.value), axis));
-    kernels::sum_to(y.grad, y.work[0], /*overwrite=*/true);
+    ensure_shape(y.work()[0], reduced(shape_of(y.value), axis));
+    kernels::sum_to(y.grad, y.work()[0], /*overwrite=*/true);
     const std::size_t cols = y.value.shape()[1];
-    const T* p = y.saved.data();
+    const T* p = y.saved().data();
     const T* g = y.grad.data();
-    const T* total = y.work[0].data();
+    const T* total = y.work()[0].data();
     tape.grad_of(y, 0).accumulate([&](std::size_t k) { return g[k] - p[k] * total[group_of<axis>(k, cols)]; });
 }
 
 template <class T>
 void log_softmax_backward(Tape<T>& tape, Node<T>& y) {
-    if (y.params[0] == 0) log_softmax_backward_along<T, 0>(tape, y); else log_softmax_backward_along<T, 1>(tape, y);
+    if (y.params()[0] == 0) log_softmax_backward_along<T, 0>(tape, y); else log_softmax_backward_along<T, 1>(tape, y);
 }
 
 // ---- cross-entropy ----
 //
-// The targets: class indices in loss.labels; or a matrix Y, the entry's second input when
-// given as a handle, else loss.targets (when labels is empty). With label smoothing
+// The targets: class indices in loss.labels(); or a matrix Y, the entry's second input when
+// given as a handle, else loss.targets() (when labels is empty). With label smoothing
 // eps = loss.scalar2 the targets are (1 - eps) Y + eps / classes, as in PyTorch.
 // -log softmax(Z)[i, j] = (max[j] - Z[i, j]) + log_sum[j]: finite even for logits of +-1e4,
 // and the max is taken off before log_sum is added, so float logits of 1e8 keep their log 2.
 // loss.scalar holds 1/m.
 template <class T>
 const Matrix<T>& target_matrix(Tape<T>& tape, const Node<T>& loss) {
-    return loss.arity == 2 ? tape.input(loss, 1) : loss.targets;
+    return loss.arity == 2 ? tape.input(loss, 1) : loss.targets();
 }
 
 template <class T>
 void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
     const Matrix<T>& Z = tape.input(loss, 0);
-    kernels::softmax_columns(Z, loss.saved, loss.work[0], loss.work[1]);
+    kernels::softmax_columns(Z, loss.saved(), loss.work()[0], loss.work()[1]);
     const std::size_t rows = Z.shape()[0], cols = Z.shape()[1];
-    T* log_norm = loss.work[0].data();  // the column max, until max + log_sum is stored for backward
-    const T* log_sum = loss.work[1].data();
+    T* log_norm = loss.work()[0].data();  // the column max, until max + log_sum is stored for backward
+    const T* log_sum = loss.work()[1].data();
     auto minus_log_softmax = [&](T z, std::size_t j) { return (log_norm[j] - z) + log_sum[j]; };
     const T eps = loss.scalar2, keep = T(1) - eps, spread = eps / static_cast<T>(rows);
     T total = T(0);
-    if (loss.labels.empty()) {
+    if (loss.labels().empty()) {
         const Matrix<T>& Y = target_matrix(tape, loss);
         for (std::size_t i = 0; i < rows; ++i) {
             const T* y = Y.data() + i * cols;
@@ -137,10 +137,10 @@ void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
             }
         }
         for (std::size_t j = 0; j < cols; ++j) log_norm[j] += log_sum[j];  // what backward reads
-        kernels::column_sum(Y, loss.work[1]);  // each example's target mass, for backward
-        for (T& mass : loss.work[1]) mass = keep * mass + eps;
+        kernels::column_sum(Y, loss.work()[1]);  // each example's target mass, for backward
+        for (T& mass : loss.work()[1]) mass = keep * mass + eps;
     } else {
-        for (std::size_t j = 0; j < cols; ++j) total += keep * minus_log_softmax(Z(loss.labels[j], j), j);
+        for (std::size_t j = 0; j < cols; ++j) total += keep * minus_log_softmax(Z(loss.labels()[j], j), j);
         if (eps != T(0))  // the spread part: eps/classes of -log softmax over every class
             for (std::size_t i = 0; i < rows; ++i)
                 for (std::size_t j = 0; j < cols; ++j) total += spread * minus_log_softmax(Z(i, j), j);
@@ -153,22 +153,22 @@ void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
 // targets (1 for one-hot); a target handle gets g / m * -log softmax(Z) (times 1 - eps).
 template <class T>
 void cross_entropy_backward(Tape<T>& tape, Node<T>& loss) {
-    const Matrix<T>& P = loss.saved;
+    const Matrix<T>& P = loss.saved();
     const std::size_t rows = P.shape()[0], cols = P.shape()[1];
     const T factor = loss.grad(0, 0) * loss.scalar;
     const T eps = loss.scalar2, keep = T(1) - eps, spread = eps / static_cast<T>(rows);
     const T* p = P.data();
     if (tape.needs_grad(loss, 0)) {
         auto dZ = tape.grad_of(loss, 0);
-        if (loss.labels.empty()) {
+        if (loss.labels().empty()) {
             const T* y = target_matrix(tape, loss).data();
-            const T* mass = loss.work[1].data();
+            const T* mass = loss.work()[1].data();
             dZ.accumulate_2d([&](std::size_t i, std::size_t j) {
                 const std::size_t k = i * cols + j;
                 return factor * (p[k] * mass[j] - (keep * y[k] + spread));
             });
         } else {
-            const std::size_t* label = loss.labels.data();
+            const std::size_t* label = loss.labels().data();
             dZ.accumulate_2d([&](std::size_t i, std::size_t j) {
                 return factor * (p[i * cols + j] - (label[j] == i ? keep : T(0)) - spread);
             });
@@ -176,7 +176,7 @@ void cross_entropy_backward(Tape<T>& tape, Node<T>& loss) {
     }
     if (loss.arity == 2 && tape.needs_grad(loss, 1)) {
         const T* z = tape.input(loss, 0).data();
-        const T* log_norm = loss.work[0].data();
+        const T* log_norm = loss.work()[0].data();
         tape.grad_of(loss, 1).accumulate_2d(
             [&](std::size_t i, std::size_t j) { return factor * keep * (log_norm[j] - z[i * cols + j]); });
     }
@@ -202,7 +202,7 @@ template <class T>
 Var<T> softmax_or_log(const char* op, Var<T> z, int axis, ForwardFn<T> forward, BackwardFn<T> backward) {
     Tape<T>& tape = ops::common_tape(op, {z});
     const auto along = static_cast<std::uint32_t>(ops::require_axis(op, axis));
-    return tape.record_op(op, {z}, z.shape(), forward, backward, [&](Node<T>& y) { y.params[0] = along; });
+    return tape.record_op(op, {z}, z.shape(), forward, backward, [&](Node<T>& y) { y.params()[0] = along; });
 }
 
 template <class T>
@@ -211,9 +211,9 @@ Var<T> cross_entropy_matrix(Var<T> logits, const Matrix<T>& Y, T label_smoothing
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "Y", shape_of(Y));
     ops::require_finite("softmax_cross_entropy", "Y", Y);
     return cross_entropy({logits}, label_smoothing, [&](Node<T>& loss) {
-        loss.labels.clear();
-        ensure_shape(loss.targets, shape_of(Y));
-        std::copy(Y.begin(), Y.end(), loss.targets.begin());
+        loss.labels().clear();
+        ensure_shape(loss.targets(), shape_of(Y));
+        std::copy(Y.begin(), Y.end(), loss.targets().begin());
     });
 }
 
@@ -222,7 +222,7 @@ Var<T> cross_entropy_labels(Var<T> logits, const Labels& classes, T label_smooth
     ops::common_tape("softmax_cross_entropy", {logits});
     ops::require_labels("softmax_cross_entropy", logits.shape(), classes);
     return cross_entropy({logits}, label_smoothing, [&](Node<T>& loss) {
-        loss.labels = classes;  // copy-assign keeps the capacity: no allocation on reuse
+        loss.labels() = classes;  // copy-assign keeps the capacity: no allocation on reuse
     });
 }
 
@@ -251,7 +251,7 @@ Var<T> softmax_cross_entropy(Var<T> logits, Var<T> targets) {
     ops::common_tape("softmax_cross_entropy", {logits, targets});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "targets", targets.shape());
     ops::require_finite("softmax_cross_entropy", "targets", targets.value());
-    return cross_entropy({logits, targets}, T(0), [](Node<T>& loss) { loss.labels.clear(); });
+    return cross_entropy({logits, targets}, T(0), [](Node<T>& loss) { loss.labels().clear(); });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                  \

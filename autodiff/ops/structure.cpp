@@ -31,7 +31,7 @@ struct Origin {
 
 template <class T>
 void concat_forward(Tape<T>& tape, Node<T>& y) {
-    const std::uint32_t axis = y.params[0];
+    const std::uint32_t axis = y.params()[0];
     const std::size_t big_cols = y.value.shape()[1];
     std::size_t offset = 0;
     for (int i = 0; i < y.arity; ++i) {
@@ -46,7 +46,7 @@ void concat_forward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 void concat_backward(Tape<T>& tape, Node<T>& y) {
-    const std::uint32_t axis = y.params[0];
+    const std::uint32_t axis = y.params()[0];
     const std::size_t big_cols = y.value.shape()[1];
     const T* g = y.grad.data();
     std::size_t offset = 0;
@@ -66,7 +66,7 @@ Var<T> concat_entry(Tape<T>& tape, std::initializer_list<Var<T>> parts, int axis
     if (axis == 0) total.rows = 0; else total.cols = 0;
     for (const Var<T>& p : parts) (axis == 0 ? total.rows : total.cols) += axis == 0 ? p.rows() : p.cols();
     return tape.record_op("concat", parts, total, concat_forward<T>, concat_backward<T>,
-                          [&](Node<T>& y) { y.params[0] = static_cast<std::uint32_t>(axis); });
+                          [&](Node<T>& y) { y.params()[0] = static_cast<std::uint32_t>(axis); });
 }
 
 // ---- slice: params = {axis, begin, end} ----
@@ -74,7 +74,7 @@ Var<T> concat_entry(Tape<T>& tape, std::initializer_list<Var<T>> parts, int axis
 template <class T>
 void slice_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
-    const Origin o(y.params[0], y.params[1]);
+    const Origin o(y.params()[0], y.params()[1]);
     const T* src = x.data();
     T* dst = y.value.data();
     for_block<T>(y.value.shape()[0], y.value.shape()[1], o.row, o.col, x.shape()[1], [&](std::size_t b, std::size_t s) { dst[s] = src[b]; });
@@ -85,7 +85,7 @@ void slice_backward(Tape<T>& tape, Node<T>& y) {
     auto sink = tape.grad_of(y, 0);
     // The range only; a gradient written for the first time is zero outside it.
     if (sink.overwrite) std::fill(sink.grad.begin(), sink.grad.end(), T(0));
-    const Origin o(y.params[0], y.params[1]);
+    const Origin o(y.params()[0], y.params()[1]);
     const T* g = y.grad.data();
     T* dx = sink.grad.data();
     for_block<T>(y.value.shape()[0], y.value.shape()[1], o.row, o.col, sink.grad.shape()[1], [&](std::size_t b, std::size_t s) { dx[b] += g[s]; });
@@ -97,11 +97,11 @@ template <class T>
 void gather_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& table = tape.input(y, 0);
     const std::size_t table_cols = table.shape()[1], out_cols = y.value.shape()[1];
-    const std::size_t* id = y.labels.data();
-    if (y.params[0] == 1) {
+    const std::size_t* id = y.labels().data();
+    if (y.params()[0] == 1) {
         kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return table.data()[i * table_cols + id[j]]; });
     } else {
-        for (std::size_t r = 0; r < y.labels.size(); ++r)
+        for (std::size_t r = 0; r < y.labels().size(); ++r)
             std::copy_n(table.data() + id[r] * table_cols, out_cols, y.value.data() + r * out_cols);
     }
 }
@@ -111,11 +111,11 @@ void gather_backward(Tape<T>& tape, Node<T>& y) {
     auto sink = tape.grad_of(y, 0);
     if (sink.overwrite) std::fill(sink.grad.begin(), sink.grad.end(), T(0));
     const std::size_t table_cols = sink.grad.shape()[1], out_rows = y.value.shape()[0], out_cols = y.value.shape()[1];
-    const std::size_t* id = y.labels.data();
+    const std::size_t* id = y.labels().data();
     const T* g = y.grad.data();
     T* dtable = sink.grad.data();
     // Added, not written: an id that repeats collects the gradient of every place it was used.
-    if (y.params[0] == 1) {
+    if (y.params()[0] == 1) {
         for (std::size_t i = 0; i < out_rows; ++i)
             for (std::size_t j = 0; j < out_cols; ++j) dtable[i * table_cols + id[j]] += g[i * out_cols + j];
     } else {
@@ -144,12 +144,12 @@ template <class T>
 void max_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
     const std::size_t rows = x.shape()[0], cols = x.shape()[1];
-    const std::uint32_t axis = y.params[0];
+    const std::uint32_t axis = y.params()[0];
     // Group g of the reduction: `count` elements at first(g) + e * stride.
     const std::size_t groups = y.value.size();
     const std::size_t count = axis == 0 ? rows : (axis == 1 ? cols : rows * cols);
     const std::size_t stride = axis == 0 ? cols : 1;
-    y.labels.resize(groups);
+    y.labels().resize(groups);
     for (std::size_t g = 0; g < groups; ++g) {
         const std::size_t first = axis == 0 ? g : g * cols;
         std::size_t best = first;
@@ -158,7 +158,7 @@ void max_forward(Tape<T>& tape, Node<T>& y) {
             const T v = x.data()[k], b = x.data()[best];
             if (v > b || (std::isnan(v) && !std::isnan(b))) best = k;  // the first maximum; NaN wins
         }
-        y.labels[g] = best;
+        y.labels()[g] = best;
         y.value.data()[g] = x.data()[best];
     }
 }
@@ -167,7 +167,7 @@ template <class T>
 void max_backward(Tape<T>& tape, Node<T>& y) {
     auto sink = tape.grad_of(y, 0);
     if (sink.overwrite) std::fill(sink.grad.begin(), sink.grad.end(), T(0));
-    for (std::size_t g = 0; g < y.labels.size(); ++g) sink.grad.data()[y.labels[g]] += y.grad.data()[g];
+    for (std::size_t g = 0; g < y.labels().size(); ++g) sink.grad.data()[y.labels()[g]] += y.grad.data()[g];
 }
 
 template <class T>
@@ -175,7 +175,7 @@ Var<T> max_over(Var<T> x, std::uint32_t axis) {
     Tape<T>& tape = ops::common_tape("max", {x});
     const Shape s = x.shape();
     const Shape out = axis == 0 ? Shape{1, s.cols} : (axis == 1 ? Shape{s.rows, 1} : Shape{1, 1});
-    return tape.record_op("max", {x}, out, max_forward<T>, max_backward<T>, [&](Node<T>& y) { y.params[0] = axis; });
+    return tape.record_op("max", {x}, out, max_forward<T>, max_backward<T>, [&](Node<T>& y) { y.params()[0] = axis; });
 }
 
 // Over a plain array, so that neither overload copies the list of handles (no allocation).
@@ -223,9 +223,9 @@ Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end) {
                                " (it needs begin < end <= " + std::to_string(n) + ")");
     const Shape out = axis == 0 ? Shape{end - begin, s.cols} : Shape{s.rows, end - begin};
     return tape.record_op("slice", {x}, out, slice_forward<T>, slice_backward<T>, [&](Node<T>& y) {
-        y.params[0] = static_cast<std::uint32_t>(axis);
-        y.params[1] = static_cast<std::uint32_t>(begin);
-        y.params[2] = static_cast<std::uint32_t>(end);
+        y.params()[0] = static_cast<std::uint32_t>(axis);
+        y.params()[1] = static_cast<std::uint32_t>(begin);
+        y.params()[2] = static_cast<std::uint32_t>(end);
     });
 }
 
@@ -243,8 +243,8 @@ Var<T> gather(Var<T> table, const Labels& ids, int axis) {
                                     std::to_string(axis) + (axis == 1 ? ": one column per id, features x vocab)" : ": one row per id)"));
     const Shape out = axis == 1 ? Shape{s.rows, ids.size()} : Shape{ids.size(), s.cols};
     return tape.record_op("gather", {table}, out, gather_forward<T>, gather_backward<T>, [&](Node<T>& y) {
-        y.params[0] = static_cast<std::uint32_t>(axis);
-        y.labels = ids;  // copy-assign keeps the capacity: no allocation on reuse
+        y.params()[0] = static_cast<std::uint32_t>(axis);
+        y.labels() = ids;  // copy-assign keeps the capacity: no allocation on reuse
     });
 }
 

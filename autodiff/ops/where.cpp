@@ -31,9 +31,9 @@ void where_backward_side(Tape<T>& tape, Node<T>& y) {
     if (shape_of(sink.grad) == shape_of(y.value)) {
         sink.accumulate_2d(picked);
     } else {  // this side was broadcast: sum back to its shape
-        ensure_shape(y.work[0], shape_of(y.value));
-        kernels::fill(y.work[0], picked);
-        kernels::sum_to(y.work[0], sink.grad, sink.overwrite);
+        ensure_shape(y.work()[0], shape_of(y.value));
+        kernels::fill(y.work()[0], picked);
+        kernels::sum_to(y.work()[0], sink.grad, sink.overwrite);
     }
 }
 

@@ -71,13 +71,13 @@ WindowGeometry window_geometry(const char* op, Var<T> x, ImageShape image, Windo
 // The geometry lives in the entry's params, so the forward and backward need nothing else.
 template <class T>
 void store(Node<T>& n, const WindowGeometry& g) {
-    n.params = {std::uint32_t(g.channels), std::uint32_t(g.height), std::uint32_t(g.width), std::uint32_t(g.kernel_h),
+    n.params() = {std::uint32_t(g.channels), std::uint32_t(g.height), std::uint32_t(g.width), std::uint32_t(g.kernel_h),
                 std::uint32_t(g.kernel_w), std::uint32_t(g.stride), std::uint32_t(g.padding), 0};
 }
 
 template <class T>
 WindowGeometry load(const Node<T>& n) {
-    const auto& p = n.params;
+    const auto& p = n.params();
     WindowGeometry g{p[0], p[1], p[2], p[3], p[4], p[5], p[6], 0, 0};
     g.out_h = (g.height + 2 * g.padding - g.kernel_h) / g.stride + 1;
     g.out_w = (g.width + 2 * g.padding - g.kernel_w) / g.stride + 1;

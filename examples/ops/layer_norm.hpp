@@ -18,12 +18,12 @@ autodiff::Var<T> layer_norm(autodiff::Var<T> x, T eps = T(1e-5)) {
     using autodiff::Matrix;
     using autodiff::Node;
     using autodiff::Tape;
-    // The backward reads the output y (node.value) and 1/sigma per column (node.saved).
+    // The backward reads the output y (node.value) and 1/sigma per column (node.saved()).
     auto backward = [](Tape<T>& tape, Node<T>& node) {
         const std::size_t n = node.value.shape()[0], m = node.value.shape()[1];
         const Matrix<T>& y = node.value;
         const Matrix<T>& dy = node.grad;
-        Matrix<T>& dx = node.work[0];  // a workspace kept on the entry, reused next step
+        Matrix<T>& dx = node.work()[0];  // a workspace kept on the entry, reused next step
         autodiff::ensure_shape(dx, {n, m});
         for (std::size_t j = 0; j < m; ++j) {
             T mean_dy = 0, mean_dy_y = 0;
@@ -33,7 +33,7 @@ autodiff::Var<T> layer_norm(autodiff::Var<T> x, T eps = T(1e-5)) {
             }
             mean_dy /= T(n);
             mean_dy_y /= T(n);
-            for (std::size_t i = 0; i < n; ++i) dx(i, j) = (dy(i, j) - mean_dy - y(i, j) * mean_dy_y) * node.saved(0, j);
+            for (std::size_t i = 0; i < n; ++i) dx(i, j) = (dy(i, j) - mean_dy - y(i, j) * mean_dy_y) * node.saved()(0, j);
         }
         const T* d = dx.data();
         tape.grad_of(node, 0).accumulate([d](std::size_t k) { return d[k]; });
@@ -41,7 +41,7 @@ autodiff::Var<T> layer_norm(autodiff::Var<T> x, T eps = T(1e-5)) {
     return x.tape().record("layer_norm", {x}, x.shape(), backward, [&](Node<T>& node) {
         const Matrix<T>& v = x.value();
         const std::size_t n = v.shape()[0], m = v.shape()[1];
-        autodiff::ensure_shape(node.saved, {1, m});
+        autodiff::ensure_shape(node.saved(), {1, m});
         for (std::size_t j = 0; j < m; ++j) {
             T mean = 0, var = 0;
             for (std::size_t i = 0; i < n; ++i) mean += v(i, j);
@@ -49,7 +49,7 @@ autodiff::Var<T> layer_norm(autodiff::Var<T> x, T eps = T(1e-5)) {
             for (std::size_t i = 0; i < n; ++i) var += (v(i, j) - mean) * (v(i, j) - mean);
             var /= T(n);
             const T inv_sigma = T(1) / std::sqrt(var + eps);
-            node.saved(0, j) = inv_sigma;
+            node.saved()(0, j) = inv_sigma;
             for (std::size_t i = 0; i < n; ++i) node.value(i, j) = (v(i, j) - mean) * inv_sigma;
         }
     });

@@ -127,8 +127,8 @@ TEST_CASE("a replayed step equals a fresh recording bit for bit, for every built
             std::copy(x_new.begin(), x_new.end(), x.begin());
             Y = test::one_hot(rng, c.x.rows, c.x.cols);
             labels = random_labels(rng, c.x.rows, c.x.cols);
-            if (takes_targets && out.labels.empty()) replay.set_targets(recorded.out, Y);
-            if (takes_targets && !out.labels.empty()) replay.set_labels(recorded.out, labels);
+            if (takes_targets && out.labels().empty()) replay.set_targets(recorded.out, Y);
+            if (takes_targets && !out.labels().empty()) replay.set_labels(recorded.out, labels);
             p.zero_grad();
             q.zero_grad();
             const double replayed = replay.run();
