@@ -188,6 +188,15 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     if (memory_limit_ != 0 && recorded_bytes_ + value_bytes > memory_limit_) reject_memory(op, value_bytes);
     std::uint32_t index;
     if (!grad_enabled_ && !free_.empty()) {
+        // Of the last few released entries, one whose buffer already has the size asked for:
+        // a buffer resized to another size is reallocated (and an evaluation loop that
+        // alternates shapes would allocate on every op).
+        const std::size_t wanted = value_bytes / sizeof(T), look = std::min<std::size_t>(free_.size(), 8);
+        for (std::size_t k = 1; k <= look; ++k)
+            if (nodes_[free_[free_.size() - k]].value.size() == wanted) {
+                std::swap(free_[free_.size() - k], free_.back());
+                break;
+            }
         index = free_.back();
         free_.pop_back();
     } else {

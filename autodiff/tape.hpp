@@ -16,7 +16,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -153,6 +152,31 @@ private:
         static const NodeExtras<T> none;  // an entry that never asked: all empty
         return extras ? *extras : none;
     }
+};
+
+// The tape's entries, in chunks of 256: contiguous in memory, so that the reverse sweep over
+// a long tape streams through them (one heap block per entry, as std::deque gives entries
+// this size, scattered them between their own buffers), and never moved by growth, so
+// references to recorded values stay valid.
+template <class T>
+class EntryChunks {
+public:
+    Node<T>& operator[](std::size_t i) { return chunks_[i >> shift][i & mask]; }
+    const Node<T>& operator[](std::size_t i) const { return chunks_[i >> shift][i & mask]; }
+    std::size_t size() const { return size_; }
+    // One more entry; on a throw (no memory) nothing changed.
+    void emplace_back() {
+        if (size_ == chunks_.size() * per_chunk) {
+            auto chunk = std::make_unique<Node<T>[]>(per_chunk);
+            chunks_.push_back(std::move(chunk));
+        }
+        ++size_;
+    }
+
+private:
+    static constexpr std::size_t shift = 8, per_chunk = std::size_t(1) << shift, mask = per_chunk - 1;
+    std::vector<std::unique_ptr<Node<T>[]>> chunks_;
+    std::size_t size_ = 0;
 };
 
 // Handle to a value recorded on a tape.
@@ -402,9 +426,9 @@ private:
     Matrix<T>& grad_buffer(Node<T>& n);
     void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
 
-    // A deque, so recording never moves existing entries: references to values stay valid.
+    // Recording never moves existing entries: references to values stay valid.
     // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
-    std::deque<Node<T>> nodes_;
+    EntryChunks<T> nodes_;
     std::vector<std::uint32_t> refs_;   // per entry: counted handles alive | pinned
     std::vector<std::uint32_t> free_;   // NoGrad entries to reuse (capacity >= nodes_: push_back never throws)
     std::vector<std::uint32_t> in_place_entries_;  // parameters and constant_refs, for backward's checks
