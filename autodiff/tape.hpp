@@ -241,6 +241,20 @@ private:
     std::uint64_t generation_ = 0;
 };
 
+// An op's input as record() takes it: a reference to the caller's handle, so that passing
+// {a, b} copies no handle (copying a handle recorded under NoGrad counts it: a registry
+// check and a count per copy, several per op on the way into the tape).
+template <class T>
+class InputRef {
+public:
+    InputRef(const Var<T>& v) : var_(&v) {}  // implicit, so that callers write {a, b}
+    const Var<T>& operator*() const { return *var_; }
+    const Var<T>* operator->() const { return var_; }
+
+private:
+    const Var<T>* var_;
+};
+
 // Where an input's gradient goes: written on the first contribution, added on later ones,
 // so gradients are never zero-filled first and a reused input (a + a) still sums correctly.
 template <class T>
@@ -347,7 +361,7 @@ public:
     // (and node.saved, node.scalar...), then returns the handle. The backward function
     // runs only if some input needs a gradient.
     template <class Forward>
-    Var<T> record(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+    Var<T> record(const char* op, std::initializer_list<InputRef<T>> inputs, Shape shape,
                   BackwardFn<T> backward, Forward&& forward);
 
     // The replayable form, which every built-in op uses: `setup(node)` stores the op's
@@ -355,9 +369,9 @@ public:
     // computes the value from the inputs (tape.input(node, i)) and those parameters alone,
     // so running it again later over new input values is the same computation.
     template <class Setup>
-    Var<T> record_op(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+    Var<T> record_op(const char* op, std::initializer_list<InputRef<T>> inputs, Shape shape,
                      ForwardFn<T> forward, BackwardFn<T> backward, Setup&& setup);
-    Var<T> record_op(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+    Var<T> record_op(const char* op, std::initializer_list<InputRef<T>> inputs, Shape shape,
                      ForwardFn<T> forward, BackwardFn<T> backward) {
         return record_op(op, inputs, shape, forward, backward, [](Node<T>&) {});
     }
@@ -526,24 +540,24 @@ void Var<T>::release() noexcept {
 
 template <class T>
 template <class Forward>
-Var<T> Tape<T>::record(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs, Shape shape,
                        BackwardFn<T> backward, Forward&& forward) {
     ExclusiveUse one_thread(*this, op);
     if (inputs.size() > 3) throw Error(std::string(op) + ": an op takes at most 3 inputs");
     bool any_input_needs_grad = false;
-    for (const Var<T>& in : inputs) {
-        check(in, op);
-        any_input_needs_grad = any_input_needs_grad || nodes_[in.index_].requires_grad;
+    for (const InputRef<T>& in : inputs) {
+        check(*in, op);
+        any_input_needs_grad = any_input_needs_grad || nodes_[in->index_].requires_grad;
     }
     const std::uint32_t index = push(op, shape.size() * sizeof(T));
     Node<T>& n = nodes_[index];
     try {
         n.arity = static_cast<std::uint8_t>(inputs.size());
         std::size_t i = 0;
-        for (const Var<T>& in : inputs) {
-            n.inputs[i++] = in.index_;
+        for (const InputRef<T>& in : inputs) {
+            n.inputs[i++] = in->index_;
             // A NoGrad entry read by an entry that may be swept (or replayed) must stay.
-            if (grad_enabled_) pin(in.index_);
+            if (grad_enabled_) pin(in->index_);
         }
         n.requires_grad = grad_enabled_ && any_input_needs_grad && backward != nullptr;
         n.backward = n.requires_grad ? backward : nullptr;
@@ -561,7 +575,7 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<Var<T>> inputs, Sha
 
 template <class T>
 template <class Setup>
-Var<T> Tape<T>::record_op(const char* op, std::initializer_list<Var<T>> inputs, Shape shape,
+Var<T> Tape<T>::record_op(const char* op, std::initializer_list<InputRef<T>> inputs, Shape shape,
                           ForwardFn<T> forward, BackwardFn<T> backward, Setup&& setup) {
     return record(op, inputs, shape, backward, [&](Node<T>& n) {
         setup(n);

@@ -12,12 +12,14 @@ namespace autodiff::ops {
 [[noreturn]] inline void fail(const char* op, const std::string& what) { throw Error(std::string(op) + ": " + what); }
 
 // The tape every input lives on; throws if they live on different ones or are stale.
+// Called as common_tape<T>(op, {a, b}): the handles are referred to, not copied.
 template <class T>
-Tape<T>& common_tape(const char* op, std::initializer_list<Var<T>> inputs) {
-    const Var<T>& first = *inputs.begin();
+Tape<T>& common_tape(const char* op, std::initializer_list<InputRef<T>> inputs) {
+    const Var<T>& first = **inputs.begin();
     first.require_live(op);  // the registry: safe even if the tape is gone
     Tape<T>& tape = first.tape();
-    for (const Var<T>& v : inputs) {
+    for (const InputRef<T>& in : inputs) {
+        const Var<T>& v = *in;
         if (!v.recorded_on(tape)) v.require_live(op);  // a stale handle says so before "another tape"
         tape.check(v, op);
     }

@@ -127,8 +127,8 @@ void div_forward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T, class Rule, ForwardFn<T> forward = binary_forward<T, Rule>>
-Var<T> binary(Var<T> a, Var<T> b) {
-    Tape<T>& tape = ops::common_tape(Rule::name, {a, b});
+Var<T> binary(const Var<T>& a, const Var<T>& b) {
+    Tape<T>& tape = ops::common_tape<T>(Rule::name, {a, b});
     const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, a, b);
     return tape.record_op(Rule::name, {a, b}, shape, forward, binary_backward<T, Rule>);
 }

@@ -140,21 +140,21 @@ void check_linear(Var<T> W, Var<T> A, Var<T> b) {
 
 template <class T>
 Var<T> matmul(Var<T> W, Var<T> A) {
-    Tape<T>& tape = ops::common_tape("matmul", {W, A});
+    Tape<T>& tape = ops::common_tape<T>("matmul", {W, A});
     check_inner("matmul", W, A);
     return tape.record_op("matmul", {W, A}, {W.rows(), A.cols()}, matmul_forward<T>, matmul_backward<T>);
 }
 
 template <class T>
 Var<T> linear(Var<T> W, Var<T> A, Var<T> b) {
-    Tape<T>& tape = ops::common_tape("linear", {W, A, b});
+    Tape<T>& tape = ops::common_tape<T>("linear", {W, A, b});
     check_linear(W, A, b);
     return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_forward<T>, linear_backward<T>);
 }
 
 template <class T>
 Var<T> linear(Var<T> W, Var<T> A, Var<T> b, Activation activation) {
-    Tape<T>& tape = ops::common_tape("linear", {W, A, b});
+    Tape<T>& tape = ops::common_tape<T>("linear", {W, A, b});
     check_linear(W, A, b);
     switch (activation) {
         case Activation::relu: return record_linear_activation<T, Relu>(tape, W, A, b);
@@ -167,7 +167,7 @@ Var<T> linear(Var<T> W, Var<T> A, Var<T> b, Activation activation) {
 
 template <class T>
 Var<T> transpose(Var<T> x) {
-    Tape<T>& tape = ops::common_tape("transpose", {x});
+    Tape<T>& tape = ops::common_tape<T>("transpose", {x});
     return tape.record_op("transpose", {x}, {x.cols(), x.rows()}, transpose_forward<T>, transpose_backward<T>);
 }
 

@@ -54,7 +54,7 @@ void pointwise_loss_backward(Tape<T>& tape, Node<T>& loss) {
 
 template <class T, class Rule>
 Var<T> pointwise_loss(Var<T> prediction, Var<T> target) {
-    Tape<T>& tape = ops::common_tape(Rule::name, {prediction, target});
+    Tape<T>& tape = ops::common_tape<T>(Rule::name, {prediction, target});
     ops::require_same_shape(Rule::name, "prediction", prediction, "target", target.shape());
     return tape.record_op(Rule::name, {prediction, target}, {1, 1}, pointwise_loss_forward<T, Rule>,
                           pointwise_loss_backward<T, Rule>);
@@ -63,7 +63,7 @@ Var<T> pointwise_loss(Var<T> prediction, Var<T> target) {
 // Targets given as a matrix: checked, then recorded as a constant (a reused buffer).
 template <class T>
 Var<T> constant_target(const char* op, Var<T> prediction, const Matrix<T>& target) {
-    Tape<T>& tape = ops::common_tape(op, {prediction});
+    Tape<T>& tape = ops::common_tape<T>(op, {prediction});
     ops::require_same_shape(op, "prediction", prediction, "target", shape_of(target));
     ops::require_finite(op, "target", target);
     return tape.constant(target);
@@ -111,7 +111,7 @@ template <class T> Var<T> mse(Var<T> prediction, const Matrix<T>& target) {
 
 template <class T>
 Var<T> nll_loss(Var<T> log_probs, const Labels& classes) {
-    Tape<T>& tape = ops::common_tape("nll_loss", {log_probs});
+    Tape<T>& tape = ops::common_tape<T>("nll_loss", {log_probs});
     ops::require_labels("nll_loss", log_probs.shape(), classes);
     return tape.record_op("nll_loss", {log_probs}, {1, 1}, nll_forward<T>, nll_backward<T>,
                           [&](Node<T>& loss) { loss.labels() = classes; });

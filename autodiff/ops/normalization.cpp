@@ -100,7 +100,7 @@ void normalize_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> normalize(const char* op, std::uint32_t axis, Var<T> x, const Var<T>* gain, const Var<T>* bias, T eps) {
-    Tape<T>& tape = gain ? ops::common_tape(op, {x, *gain, *bias}) : ops::common_tape(op, {x});
+    Tape<T>& tape = gain ? ops::common_tape<T>(op, {x, *gain, *bias}) : ops::common_tape<T>(op, {x});
     if (!(eps > T(0)) || !std::isfinite(eps)) ops::fail(op, "eps is " + std::to_string(eps) + " (it must be finite and > 0)");
     const Shape s = x.shape();
     if (axis == 1 && s.cols < 2)
@@ -131,7 +131,7 @@ template <class T> Var<T> batch_norm(Var<T> x, Var<T> gain, Var<T> bias, scalar_
 
 template <class T>
 BatchStatistics<T> batch_norm_statistics(Var<T> y) {
-    const Node<T>& n = ops::common_tape("batch_norm_statistics", {y}).node(y);
+    const Node<T>& n = ops::common_tape<T>("batch_norm_statistics", {y}).node(y);
     if (std::strcmp(n.op, "batch_norm") != 0)
         ops::fail("batch_norm_statistics", std::string("the handle was recorded by ") + n.op + ", not by batch_norm");
     return {n.work()[0], n.work()[1]};

@@ -30,7 +30,7 @@ void reduce_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> reduce(const char* op, Var<T> x, int axis, bool average) {
-    Tape<T>& tape = ops::common_tape(op, {x});
+    Tape<T>& tape = ops::common_tape<T>(op, {x});
     const Shape out_shape = reduced_shape(x.shape(), axis);
     const T factor = average ? T(out_shape.size()) / T(x.shape().size()) : T(1);
     return tape.record_op(op, {x}, out_shape, reduce_forward<T>, reduce_backward<T>,
@@ -66,7 +66,7 @@ template <class T> Var<T> mean(Var<T> x, int axis) { return reduce("mean", x, op
 
 template <class T>
 Var<T> mse(Var<T> prediction, Var<T> target) {
-    Tape<T>& tape = ops::common_tape("mse", {prediction, target});
+    Tape<T>& tape = ops::common_tape<T>("mse", {prediction, target});
     ops::require_same_shape("mse", "prediction", prediction, "target", target.shape());
     const T inverse_count = T(1) / static_cast<T>(prediction.shape().size());
     return tape.record_op("mse", {prediction, target}, {1, 1}, mse_forward<T>, mse_backward<T>,

@@ -184,9 +184,9 @@ void cross_entropy_backward(Tape<T>& tape, Node<T>& loss) {
 
 // store_targets copies the targets into the entry (the caller's may go away).
 template <class T, class Setup>
-Var<T> cross_entropy(std::initializer_list<Var<T>> inputs, T label_smoothing, Setup&& store_targets) {
-    const Var<T>& logits = *inputs.begin();
-    Tape<T>& tape = ops::common_tape("softmax_cross_entropy", inputs);
+Var<T> cross_entropy(std::initializer_list<InputRef<T>> inputs, T label_smoothing, Setup&& store_targets) {
+    const Var<T>& logits = **inputs.begin();
+    Tape<T>& tape = ops::common_tape<T>("softmax_cross_entropy", inputs);
     if (!(label_smoothing >= T(0) && label_smoothing <= T(1)))
         ops::fail("softmax_cross_entropy", "label_smoothing is " + std::to_string(label_smoothing) + " (it must be in [0, 1])");
     const T inverse_m = T(1) / static_cast<T>(logits.cols());
@@ -200,17 +200,17 @@ Var<T> cross_entropy(std::initializer_list<Var<T>> inputs, T label_smoothing, Se
 
 template <class T>
 Var<T> softmax_or_log(const char* op, Var<T> z, int axis, ForwardFn<T> forward, BackwardFn<T> backward) {
-    Tape<T>& tape = ops::common_tape(op, {z});
+    Tape<T>& tape = ops::common_tape<T>(op, {z});
     const auto along = static_cast<std::uint32_t>(ops::require_axis(op, axis));
     return tape.record_op(op, {z}, z.shape(), forward, backward, [&](Node<T>& y) { y.params()[0] = along; });
 }
 
 template <class T>
 Var<T> cross_entropy_matrix(Var<T> logits, const Matrix<T>& Y, T label_smoothing) {
-    ops::common_tape("softmax_cross_entropy", {logits});
+    ops::common_tape<T>("softmax_cross_entropy", {logits});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "Y", shape_of(Y));
     ops::require_finite("softmax_cross_entropy", "Y", Y);
-    return cross_entropy({logits}, label_smoothing, [&](Node<T>& loss) {
+    return cross_entropy<T>({logits}, label_smoothing, [&](Node<T>& loss) {
         loss.labels().clear();
         ensure_shape(loss.targets(), shape_of(Y));
         std::copy(Y.begin(), Y.end(), loss.targets().begin());
@@ -219,9 +219,9 @@ Var<T> cross_entropy_matrix(Var<T> logits, const Matrix<T>& Y, T label_smoothing
 
 template <class T>
 Var<T> cross_entropy_labels(Var<T> logits, const Labels& classes, T label_smoothing) {
-    ops::common_tape("softmax_cross_entropy", {logits});
+    ops::common_tape<T>("softmax_cross_entropy", {logits});
     ops::require_labels("softmax_cross_entropy", logits.shape(), classes);
-    return cross_entropy({logits}, label_smoothing, [&](Node<T>& loss) {
+    return cross_entropy<T>({logits}, label_smoothing, [&](Node<T>& loss) {
         loss.labels() = classes;  // copy-assign keeps the capacity: no allocation on reuse
     });
 }
@@ -248,10 +248,10 @@ template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& cla
 
 template <class T>
 Var<T> softmax_cross_entropy(Var<T> logits, Var<T> targets) {
-    ops::common_tape("softmax_cross_entropy", {logits, targets});
+    ops::common_tape<T>("softmax_cross_entropy", {logits, targets});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "targets", targets.shape());
     ops::require_finite("softmax_cross_entropy", "targets", targets.value());
-    return cross_entropy({logits, targets}, T(0), [](Node<T>& loss) { loss.labels().clear(); });
+    return cross_entropy<T>({logits, targets}, T(0), [](Node<T>& loss) { loss.labels().clear(); });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                  \

@@ -61,10 +61,10 @@ void concat_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T>
-Var<T> concat_entry(Tape<T>& tape, std::initializer_list<Var<T>> parts, int axis) {
-    Shape total = parts.begin()->shape();
+Var<T> concat_entry(Tape<T>& tape, std::initializer_list<InputRef<T>> parts, int axis) {
+    Shape total = (*parts.begin())->shape();
     if (axis == 0) total.rows = 0; else total.cols = 0;
-    for (const Var<T>& p : parts) (axis == 0 ? total.rows : total.cols) += axis == 0 ? p.rows() : p.cols();
+    for (const InputRef<T>& p : parts) (axis == 0 ? total.rows : total.cols) += axis == 0 ? p->rows() : p->cols();
     return tape.record_op("concat", parts, total, concat_forward<T>, concat_backward<T>,
                           [&](Node<T>& y) { y.params()[0] = static_cast<std::uint32_t>(axis); });
 }
@@ -172,7 +172,7 @@ void max_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> max_over(Var<T> x, std::uint32_t axis) {
-    Tape<T>& tape = ops::common_tape("max", {x});
+    Tape<T>& tape = ops::common_tape<T>("max", {x});
     const Shape s = x.shape();
     const Shape out = axis == 0 ? Shape{1, s.cols} : (axis == 1 ? Shape{s.rows, 1} : Shape{1, 1});
     return tape.record_op("max", {x}, out, max_forward<T>, max_backward<T>, [&](Node<T>& y) { y.params()[0] = axis; });
@@ -183,10 +183,10 @@ template <class T>
 Var<T> concat_parts(const Var<T>* parts, std::size_t count, int axis) {
     if (count == 0) ops::fail("concat", "no parts given (it needs at least one handle)");
     ops::require_axis("concat", axis);
-    Tape<T>& tape = ops::common_tape("concat", {parts[0]});
+    Tape<T>& tape = ops::common_tape<T>("concat", {parts[0]});
     const Shape first = parts[0].shape();
     for (std::size_t i = 0; i < count; ++i) {
-        ops::common_tape("concat", {parts[0], parts[i]});
+        ops::common_tape<T>("concat", {parts[0], parts[i]});
         const Shape s = parts[i].shape();
         if (axis == 0 ? s.cols != first.cols : s.rows != first.rows)
             ops::fail("concat", "part " + std::to_string(i) + " is " + to_string(s) + " but part 0 is " + to_string(first) +
@@ -194,13 +194,13 @@ Var<T> concat_parts(const Var<T>* parts, std::size_t count, int axis) {
                                                : " (along axis 1, the examples, every part needs the same number of rows)"));
     }
     // An entry takes at most 3 inputs: each next entry joins the previous result with 2 more parts.
-    Var<T> joined = count == 1 ? concat_entry(tape, {parts[0]}, axis)
-                    : count == 2 ? concat_entry(tape, {parts[0], parts[1]}, axis)
-                                 : concat_entry(tape, {parts[0], parts[1], parts[2]}, axis);
+    Var<T> joined = count == 1 ? concat_entry<T>(tape, {parts[0]}, axis)
+                    : count == 2 ? concat_entry<T>(tape, {parts[0], parts[1]}, axis)
+                                 : concat_entry<T>(tape, {parts[0], parts[1], parts[2]}, axis);
     std::size_t next = std::min<std::size_t>(count, 3);
     while (next < count) {
-        joined = next + 1 < count ? concat_entry(tape, {joined, parts[next], parts[next + 1]}, axis)
-                                         : concat_entry(tape, {joined, parts[next]}, axis);
+        joined = next + 1 < count ? concat_entry<T>(tape, {joined, parts[next], parts[next + 1]}, axis)
+                                         : concat_entry<T>(tape, {joined, parts[next]}, axis);
         next += 2;
     }
     return joined;
@@ -213,7 +213,7 @@ template <class T> Var<T> concat(std::initializer_list<Var<T>> parts, int axis) 
 
 template <class T>
 Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end) {
-    Tape<T>& tape = ops::common_tape("slice", {x});
+    Tape<T>& tape = ops::common_tape<T>("slice", {x});
     ops::require_axis("slice", axis);
     const Shape s = x.shape();
     const std::size_t n = axis == 0 ? s.rows : s.cols;
@@ -231,7 +231,7 @@ Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end) {
 
 template <class T>
 Var<T> gather(Var<T> table, const Labels& ids, int axis) {
-    Tape<T>& tape = ops::common_tape("gather", {table});
+    Tape<T>& tape = ops::common_tape<T>("gather", {table});
     ops::require_axis("gather", axis);
     const Shape s = table.shape();
     const std::size_t vocab = axis == 1 ? s.cols : s.rows;
@@ -250,7 +250,7 @@ Var<T> gather(Var<T> table, const Labels& ids, int axis) {
 
 template <class T>
 Var<T> reshape(Var<T> x, Shape shape) {
-    Tape<T>& tape = ops::common_tape("reshape", {x});
+    Tape<T>& tape = ops::common_tape<T>("reshape", {x});
     if (shape.size() != x.shape().size() || shape.size() == 0)
         ops::fail("reshape", to_string(x.shape()) + " cannot become " + to_string(shape) + " (the sizes must be equal and nonzero)");
     return tape.record_op("reshape", {x}, shape, reshape_forward<T>, reshape_backward<T>);

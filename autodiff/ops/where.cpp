@@ -47,7 +47,7 @@ void where_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> where(Var<T> mask, Var<T> a, Var<T> b) {
-    Tape<T>& tape = ops::common_tape("where", {mask, a, b});
+    Tape<T>& tape = ops::common_tape<T>("where", {mask, a, b});
     if (mask.requires_grad())
         ops::fail("where", "the mask (" + to_string(mask.shape()) + ") needs a gradient; a selector has none (record it with tape.constant)");
     const Shape ab = ops::broadcast_shape("where", "or", a, b);
@@ -61,7 +61,7 @@ Var<T> where(Var<T> mask, Var<T> a, Var<T> b) {
 
 template <class T>
 Var<T> where(const Matrix<T>& mask, Var<T> a, Var<T> b) {
-    Tape<T>& tape = ops::common_tape("where", {a, b});
+    Tape<T>& tape = ops::common_tape<T>("where", {a, b});
     return where(tape.constant(mask), a, b);
 }
 
