@@ -82,7 +82,7 @@ class Replay;
 template <class T>
 using BackwardFn = void (*)(Tape<T>&, Node<T>&);
 
-// Computes node.value (and whatever backward reads, in node.saved/work) from the node's
+// Computes node.value (and whatever backward reads, in node.saved() and node.work()) from the node's
 // inputs and the parameters stored in the node. Kept in the entry, so the tape can run the
 // forward again over new input data without re-recording (replay).
 template <class T>
@@ -358,7 +358,7 @@ public:
     // ---- Recording API: built-in ops and user-defined ops use the same calls. ----
     //
     // record() appends an entry of the given shape, lets `forward(node)` fill node.value
-    // (and node.saved, node.scalar...), then returns the handle. The backward function
+    // (and node.saved(), node.scalar...), then returns the handle. The backward function
     // runs only if some input needs a gradient.
     template <class Forward>
     Var<T> record(const char* op, std::initializer_list<InputRef<T>> inputs, Shape shape,

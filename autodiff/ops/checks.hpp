@@ -58,6 +58,12 @@ inline void require_labels(const char* op, Shape logits, const Labels& classes) 
                          " is out of range for " + std::to_string(logits.rows) + " classes");
 }
 
+// An op's scalar parameter (an exponent, a slope) must be a finite number.
+template <class T>
+void require_finite_scalar(const char* op, const char* what, T value) {
+    if (!std::isfinite(value)) fail(op, std::string(what) + " is " + std::to_string(value) + " (it must be finite)");
+}
+
 inline int require_axis(const char* op, int axis) {
     if (axis != 0 && axis != 1) fail(op, "axis must be 0 (over rows) or 1 (over columns), got " + std::to_string(axis));
     return axis;

@@ -133,7 +133,7 @@ template <class T> Var<T> log1p(Var<T> x) { return ops::unary<T, Log1pRule>(x); 
 
 template <class T>
 Var<T> pow(Var<T> x, scalar_of<T> exponent) {
-    if (!std::isfinite(exponent)) ops::fail("pow", "the exponent is " + std::to_string(exponent) + " (it must be finite)");
+    ops::require_finite_scalar("pow", "the exponent", exponent);
     return ops::unary<T, PowRule>(x, exponent);
 }
 
@@ -146,14 +146,13 @@ Var<T> clamp(Var<T> x, scalar_of<T> lo, scalar_of<T> hi) {
 
 template <class T>
 Var<T> leaky_relu(Var<T> x, scalar_of<T> negative_slope) {
-    if (!std::isfinite(negative_slope))
-        ops::fail("leaky_relu", "negative_slope is " + std::to_string(negative_slope) + " (it must be finite)");
+    ops::require_finite_scalar("leaky_relu", "negative_slope", negative_slope);
     return ops::unary<T, LeakyReluRule>(x, negative_slope);
 }
 
 template <class T>
 Var<T> elu(Var<T> x, scalar_of<T> alpha) {
-    if (!std::isfinite(alpha)) ops::fail("elu", "alpha is " + std::to_string(alpha) + " (it must be finite)");
+    ops::require_finite_scalar("elu", "alpha", alpha);
     return ops::unary<T, EluRule>(x, alpha);
 }
 

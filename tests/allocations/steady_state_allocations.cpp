@@ -227,14 +227,8 @@ TEMPLATE_TEST_CASE("a step with dropout, batch_norm and the structure ops alloca
         tape.backward(loss);
         for (Parameter<T>* p : params) p->zero_grad();
     };
-    long first = allocations.load();
-    step();
-    first = allocations.load() - first;
-    for (int s = 0; s < 10; ++s) step();
-    const long before = allocations.load();
-    for (int s = 0; s < 1000; ++s) step();
-    const long after = allocations.load();
-    INFO("first step: " << first << " allocations; then " << (after - before) << " in 1,000 steps");
-    REQUIRE(first > 0);
-    REQUIRE(after - before == 0);
+    const SteadyState counted = run_steady_state(step, 1000);
+    INFO(counted.summary());
+    REQUIRE(counted.first > 0);
+    REQUIRE(counted.steady == 0);
 }
