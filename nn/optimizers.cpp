@@ -88,12 +88,14 @@ void require_shape(const std::string& optimizer, const Parameter<T>& p, const Ma
                               " but its " + what + " is " + autodiff::to_string(autodiff::shape_of(other)));
 }
 
-// p[k] -= delta(k) over a parameter's flat storage.
+// p[k] -= delta(k) over a parameter's flat storage (vectorised when delta reads only
+// locals and the arrays: see Adam::step).
 template <class T, class F>
 void update(Parameter<T>& p, F&& delta) {
     require_shape("optimizer", p, p.grad, "gradient");
     T* w = p.value.data();
-    for (std::size_t k = 0; k < p.value.size(); ++k) w[k] -= delta(k);
+    const std::size_t n = p.value.size();
+    for (std::size_t k = 0; k < n; ++k) w[k] -= delta(k);
     p.bump_version();  // a tape that recorded p before this update refuses to backward through it
 }
 
@@ -211,6 +213,10 @@ void Adam<T>::step() {
     const T correction2 = T(1) - std::pow(beta2_, T(steps_));
     const T step_size = this->learning_rate_ / correction1;
     const T root_correction2 = std::sqrt(correction2);
+    // Copies, not members: read through `this` inside the loop, they might alias the
+    // moments the loop writes, so the compiler would reload them per element and not
+    // vectorise it (the update then took as long as the step's GEMMs).
+    const T beta1 = beta1_, beta2 = beta2_, epsilon = epsilon_;
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
         require_shape(name(), *this->parameters_[i], m_[i], "first moment");
         const T* g = this->parameters_[i]->grad.data();
@@ -223,9 +229,9 @@ void Adam<T>::step() {
         const T shrink = decoupled_ ? this->learning_rate_ * weight_decay_ : T(0);
         update(*this->parameters_[i], [&](std::size_t k) {
             const T gk = g[k] + l2 * w[k];
-            m[k] = beta1_ * m[k] + (T(1) - beta1_) * gk;
-            v[k] = beta2_ * v[k] + (T(1) - beta2_) * gk * gk;
-            return shrink * w[k] + step_size * m[k] / (std::sqrt(v[k]) / root_correction2 + epsilon_);
+            m[k] = beta1 * m[k] + (T(1) - beta1) * gk;
+            v[k] = beta2 * v[k] + (T(1) - beta2) * gk * gk;
+            return shrink * w[k] + step_size * m[k] / (std::sqrt(v[k]) / root_correction2 + epsilon);
         });
     }
 }
