@@ -11,3 +11,4 @@
 #include "autodiff/replay.hpp"
 #include "autodiff/value_and_grad.hpp"
 #include "autodiff/blas_threads.hpp"
+#include "autodiff/denormals.hpp"

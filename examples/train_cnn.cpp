@@ -81,6 +81,7 @@ struct Options {
     std::size_t limit = 0, test_limit = 0;
     std::uint32_t seed = 0;
     int threads = 1;
+    bool flush_denormals = false;
     std::string save, resume, eval;
     std::string metrics = "train_cnn_metrics.csv";
     std::string plot;
@@ -99,6 +100,7 @@ template <class T>
 int run(const Options& o, nn::distributed::Communicator& comm) {
     using Net = ConvNet<float>;
     autodiff::set_blas_threads(o.threads);
+    if (o.flush_denormals) autodiff::set_flush_denormals(true);
     const nn::TrainTest<float> all = nn::load_fashion_mnist<float>(o.data_dir);
     const nn::Dataset<float> train_set = example::first_examples(all.train, o.limit);
     const nn::Dataset<float> test_set = example::first_examples(all.test, o.test_limit);
@@ -170,6 +172,8 @@ int main(int argc, char** argv) {
     app.add_option("--test-limit", o.test_limit, "test on the first N test images only (0: all)")->capture_default_str();
     app.add_option("--seed", o.seed, "seed of the initial weights, the shuffling and dropout")->capture_default_str();
     app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
+    app.add_flag("--flush-denormals", o.flush_denormals,
+                 "flush subnormal numbers to zero: later epochs run faster (Adam's moments of idle weights decay into them)");
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
     app.add_option("--resume", o.resume, "continue from this checkpoint with the options it was trained with; saves into it unless --save is given");
     app.add_option("--eval", o.eval, "only evaluate this checkpoint on the test set");
