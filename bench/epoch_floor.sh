@@ -3,8 +3,9 @@
 # (784-256-128-10 ReLU, float, batch 128, Adam) at 1 thread, side by side with the GEMM floor
 # of the same number of steps and with PyTorch, run alternately in one session.
 #
-#   bench/epoch_floor.sh [--epochs N] [--rounds R] [--build DIR] [--bench-build DIR] [--no-pytorch]
+#   bench/epoch_floor.sh [--epochs N] [--rounds R] [--build DIR] [--bench-build DIR] [--no-pytorch] [--flush-denormals]
 #
+# --flush-denormals: train_mlp runs with it (subnormals flushed to zero; bench/README.md).
 # tapegrad: examples/train_mlp from DIR (default build/, the default flags users get), its
 # training seconds per epoch. floor: tapegrad_bench's floor/L/f32/t1 (the step's six GEMMs
 # and nothing else, m = 128) from the bench build (default build-bench/, which bench/run.sh
@@ -16,6 +17,7 @@ rounds=3
 build=$root/build
 bench_build=$root/build-bench
 pytorch=1
+flush=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --epochs) epochs=$2; shift 2 ;;
@@ -23,7 +25,8 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift 2 ;;
     --bench-build) bench_build=$2; shift 2 ;;
     --no-pytorch) pytorch=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --flush-denormals) flush=(--flush-denormals); shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "epoch_floor.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -35,7 +38,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 steps=468.75
 for round in $(seq "$rounds"); do
-  "$train_mlp" --epochs "$epochs" --threads 1 --schedule constant --metrics "" \
+  "$train_mlp" --epochs "$epochs" --threads 1 --schedule constant --metrics "" ${flush[@]+"${flush[@]}"} \
     | sed -n "s/^epoch [0-9]*\/[0-9]*: .*, \([0-9.]*\) s$/\1/p" >> "$out/tapegrad"
   "$bench" --benchmark_filter='^floor/L/f32/t1/' --benchmark_repetitions=5 --benchmark_min_time=0.2 \
     --benchmark_report_aggregates_only=true --benchmark_format=json 2>/dev/null \
