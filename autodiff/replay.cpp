@@ -15,7 +15,7 @@ bool draws_random_numbers(const char* op) { return std::strcmp(op, "dropout") ==
 }  // namespace
 
 template <class T>
-Replay<T>::Replay(Tape<T>& tape, Var<T> output)
+Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
     : tape_(tape), output_(output), generation_(tape.generation_), size_(tape.size_) {
     tape.check(output, "Replay");
     for (std::size_t i = 0; i < size_; ++i) {
@@ -63,7 +63,7 @@ T Replay<T>::run() {
 }
 
 template <class T>
-Node<T>& Replay<T>::loss_entry(Var<T> loss, bool with_labels) {
+Node<T>& Replay<T>::loss_entry(const Var<T>& loss, bool with_labels) {
     const char* op = with_labels ? "Replay::set_labels" : "Replay::set_targets";
     check_unchanged(op);
     tape_.check(loss, op);
@@ -78,14 +78,14 @@ Node<T>& Replay<T>::loss_entry(Var<T> loss, bool with_labels) {
 }
 
 template <class T>
-void Replay<T>::set_labels(Var<T> loss, const Labels& classes) {
+void Replay<T>::set_labels(const Var<T>& loss, const Labels& classes) {
     Node<T>& n = loss_entry(loss, true);
     ops::require_labels("Replay::set_labels", shape_of(tape_.input(n, 0)), classes);
     n.labels() = classes;  // same length: copy-assign reuses the capacity
 }
 
 template <class T>
-void Replay<T>::set_targets(Var<T> loss, const Matrix<T>& Y) {
+void Replay<T>::set_targets(const Var<T>& loss, const Matrix<T>& Y) {
     Node<T>& n = loss_entry(loss, false);
     if (shape_of(Y) != shape_of(n.targets()))
         ops::fail("Replay::set_targets", "Y is " + to_string(shape_of(Y)) + " but the logits are " +

@@ -45,7 +45,7 @@ class Replay {
 public:
     /// Takes `tape` as recorded so far; `output` is what run() differentiates (1x1).
     /// Throws autodiff::Error if an entry cannot run again or `output` is not a live handle.
-    Replay(Tape<T>& tape, Var<T> output);
+    Replay(Tape<T>& tape, const Var<T>& output);
 
     /// The forward of every recorded entry again, in recording order, over the current
     /// values of the constant_refs and parameters.
@@ -56,16 +56,16 @@ public:
 
     /// New class labels for a softmax_cross_entropy entry recorded with labels, checked as
     /// when recorded (one per example, each below the number of classes).
-    void set_labels(Var<T> loss, const Labels& classes);
+    void set_labels(const Var<T>& loss, const Labels& classes);
     /// New one-hot (or soft) targets for a softmax_cross_entropy entry recorded with a target matrix.
-    void set_targets(Var<T> loss, const Matrix<T>& Y);
+    void set_targets(const Var<T>& loss, const Matrix<T>& Y);
 
     /// The output handle given to the constructor (its value is the last run's).
     Var<T> output() const { return output_; }
 
 private:
     void check_unchanged(const char* op) const;
-    Node<T>& loss_entry(Var<T> loss, bool with_labels);
+    Node<T>& loss_entry(const Var<T>& loss, bool with_labels);
 
     Tape<T>& tape_;
     Var<T> output_;

@@ -132,7 +132,8 @@ Tape<T>::~Tape() {
 }
 
 template <class T>
-void Tape<T>::reject(Var<T> v, const char* op) const {
+void Tape<T>::reject(const Var<T>& v, const char* op) const {
+    if (v.tape_ != this && v.tape_ != nullptr) v.require_live(op);  // a stale handle says so before "another tape"
     if (v.tape_ != this)
         throw Error(std::string(op) + ": the handle belongs to " +
                     (v.tape_ ? "another tape" : "no tape (default-constructed Var)"));
@@ -140,7 +141,12 @@ void Tape<T>::reject(Var<T> v, const char* op) const {
 }
 
 template <class T>
-const Node<T>& Tape<T>::node(Var<T> v) const {
+void Tape<T>::reject_arity(const char* op) {
+    throw Error(std::string(op) + ": an op takes at most 3 inputs");
+}
+
+template <class T>
+const Node<T>& Tape<T>::node(const Var<T>& v) const {
     check(v, "Tape::node");
     return nodes_[v.index_];
 }
@@ -380,7 +386,7 @@ GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
 }
 
 template <class T>
-void Tape<T>::backward(Var<T> output) {
+void Tape<T>::backward(const Var<T>& output) {
     ExclusiveUse one_thread(*this, "backward");
     check(output, "backward");
     const Shape s = shape_of(value(output.index_));
@@ -392,7 +398,7 @@ void Tape<T>::backward(Var<T> output) {
 }
 
 template <class T>
-void Tape<T>::backward(Var<T> output, const Matrix<T>& seed) {
+void Tape<T>::backward(const Var<T>& output, const Matrix<T>& seed) {
     ExclusiveUse one_thread(*this, "backward");
     check(output, "backward");
     if (shape_of(seed) != shape_of(value(output.index_)))
@@ -404,7 +410,7 @@ void Tape<T>::backward(Var<T> output, const Matrix<T>& seed) {
 }
 
 template <class T>
-GradientSink<T> Tape<T>::start_backward(Var<T> output) {
+GradientSink<T> Tape<T>::start_backward(const Var<T>& output) {
     if (swept_) throw Error("backward: this tape was already swept; reset() it and record again");
     Node<T>& out = nodes_[output.index_];
     if (!out.requires_grad)
@@ -433,7 +439,7 @@ void Tape<T>::check_in_place_shape(const Node<T>& n, std::size_t index, const ch
 }
 
 template <class T>
-void Tape<T>::sweep(Var<T> output) {
+void Tape<T>::sweep(const Var<T>& output) {
     // Swept even if an op's backward throws half way: parameters may already hold part of
     // the gradients, and a second sweep would add them twice.
     swept_ = true;

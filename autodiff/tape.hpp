@@ -216,9 +216,18 @@ public:
     std::size_t rows() const { return shape().rows; }
     std::size_t cols() const { return shape().cols; }
     bool requires_grad() const;
-    Tape<T>& tape() const;
+    // The tape it was recorded on; throws (naming op) unless the handle is live.
+    Tape<T>& tape(const char* op = "Var") const {
+        require_live(op);
+        return *tape_;
+    }
     // Throws, naming op, unless the handle is live: recorded, and its tape neither reset nor destroyed.
-    void require_live(const char* op) const;
+    // Asked of the registry, not of the tape, which may be gone. Inline: every op asks it.
+    void require_live(const char* op) const {
+        if (tape_ == nullptr ||
+            detail::TapeRegistry::generation(slot()).load(std::memory_order_acquire) != generation_)
+            reject_unusable(op);
+    }
     bool recorded_on(const Tape<T>& tape) const { return tape_ == &tape; }  // compares addresses only
     std::uint32_t index() const { return index_; }
 
@@ -232,6 +241,7 @@ private:
     bool live() const {
         return detail::TapeRegistry::generation(slot()).load(std::memory_order_relaxed) == generation_;
     }
+    [[noreturn, gnu::cold, gnu::noinline]] void reject_unusable(const char* op) const;  // require_live's error
     void retain() const;
     void release() noexcept;
     void forget() noexcept { tape_ = nullptr, index_ = 0, slot_ = 0, generation_ = 0; }
@@ -311,8 +321,8 @@ public:
     Var<T> constant_ref(const Matrix<T>& value);
 
     // From a 1x1 output the sweep is seeded with 1; anything else needs a seed of its shape.
-    void backward(Var<T> output);
-    void backward(Var<T> output, const Matrix<T>& seed);
+    void backward(const Var<T>& output);
+    void backward(const Var<T>& output, const Matrix<T>& seed);
 
     // Forget every entry but keep their buffers. Handles from before become stale.
     void reset();
@@ -376,7 +386,7 @@ public:
         return record_op(op, inputs, shape, forward, backward, [](Node<T>&) {});
     }
 
-    const Node<T>& node(Var<T> v) const;
+    const Node<T>& node(const Var<T>& v) const;
     // The index-th entry in recording order (an input's index is in Node::inputs), for
     // tools that walk the tape, such as to_dot. Throws unless index < size().
     const Node<T>& entry(std::size_t index) const;
@@ -392,7 +402,7 @@ public:
     GradientSink<T> grad_of(const Node<T>& n, int i);
 
     // Throws unless v is a live handle of this tape; `op` names the caller in the message.
-    void check(Var<T> v, const char* op) const {
+    void check(const Var<T>& v, const char* op) const {
         if (v.tape_ != this || v.generation_ != generation_ || v.index_ >= size_) reject(v, op);
     }
 
@@ -409,6 +419,7 @@ private:
     }
     void pin_nograd_entry(std::uint32_t index);
     [[noreturn]] void reject_memory(const char* op, std::size_t value_bytes) const;
+    [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
     void lock_for(const char* op);               // ExclusiveUse's halves, inline-able
     void unlock() noexcept { busy_.store(false, std::memory_order_release); }
     [[noreturn]] static void reject_concurrent_use(const char* op);
@@ -419,14 +430,14 @@ private:
     // same shape) and its version taken as of now.
     void rerecord_in_place(std::uint32_t index);
     Var<T> copy_leaf(const Matrix<T>& value, const char* op, bool requires_grad);
-    [[noreturn]] void reject(Var<T> v, const char* op) const;  // check()'s error, out of the hot path
+    [[noreturn]] void reject(const Var<T>& v, const char* op) const;  // check()'s error, out of the hot path
     static int check_input(const Node<T>& n, int i) {
         if (i < 0 || i >= n.arity) reject_input(n, i);
         return i;
     }
     [[noreturn]] static void reject_input(const Node<T>& n, int i);
-    GradientSink<T> start_backward(Var<T> output);  // checks, then the output's seed sink
-    void sweep(Var<T> output);
+    GradientSink<T> start_backward(const Var<T>& output);  // checks, then the output's seed sink
+    void sweep(const Var<T>& output);
     // A handle of entry index: counted (and counting) unless the entry is pinned.
     Var<T> handle(std::uint32_t index) {
         if (refs_[index] & pinned) return Var<T>(this, index, slot_, generation_);
@@ -481,18 +492,10 @@ private:
 // ---- inline template members ----
 
 template <class T>
-void Var<T>::require_live(const char* op) const {
+void Var<T>::reject_unusable(const char* op) const {
     if (tape_ == nullptr)
         throw Error(std::string(op) + ": the handle was never recorded on a tape (a default-constructed Var)");
-    // Asked of the registry, not of the tape, which may be gone.
-    if (detail::TapeRegistry::generation(slot()).load(std::memory_order_acquire) != generation_)
-        throw Error(std::string(op) + ": stale handle: its tape was reset or destroyed after it was recorded");
-}
-
-template <class T>
-Tape<T>& Var<T>::tape() const {
-    require_live("Var");
-    return *tape_;
+    throw Error(std::string(op) + ": stale handle: its tape was reset or destroyed after it was recorded");
 }
 
 template <class T>
@@ -543,7 +546,7 @@ template <class Forward>
 Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs, Shape shape,
                        BackwardFn<T> backward, Forward&& forward) {
     ExclusiveUse one_thread(*this, op);
-    if (inputs.size() > 3) throw Error(std::string(op) + ": an op takes at most 3 inputs");
+    if (inputs.size() > 3) reject_arity(op);
     bool any_input_needs_grad = false;
     for (const InputRef<T>& in : inputs) {
         check(*in, op);

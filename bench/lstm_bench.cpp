@@ -4,7 +4,8 @@
 //
 //   lstm_bench [--reps N] [--check] [--only WHAT]
 //
-// --only runs one thing twice, untimed, for instruction counts (valgrind --tool=callgrind):
+// --only runs one thing twice (or --reps times), untimed, for instruction counts (valgrind
+// --tool=callgrind) or a profile (perf record):
 // entry (100,000 chained muls), grad or loss (tapegrad, 2 layers, 1024 steps), hw-grad, hw-loss.
 //
 // Timings are medians over N repetitions of this thread's CPU time (not wall time: on a
@@ -125,32 +126,36 @@ void timings(int reps) {
             first_loss = seconds([&] { fresh.loss(); });
         }
         Tapegrad tg(p);
-        std::vector<double> hw_grad, tg_grad, hw_loss, tg_loss;
+        Tapegrad replayed(p);
+        replayed.replayed_loss_and_gradient();  // the recording it replays
+        std::vector<double> hw_grad, tg_grad, tg_replay, hw_loss, tg_loss;
         for (int r = 0; r < reps; ++r) {
             hw_grad.push_back(seconds([&] { hw.loss_and_gradient(); }));
             tg_grad.push_back(seconds([&] { tg.loss_and_gradient(); }));
+            tg_replay.push_back(seconds([&] { replayed.replayed_loss_and_gradient(); }));
             hw_loss.push_back(seconds([&] { hw.loss(); }));
             tg_loss.push_back(seconds([&] { tg.loss(); }));
         }
         const std::size_t grad_entries = [&] { tg.loss_and_gradient(); return tg.tape().size(); }();
         const std::size_t nograd_entries = [&] { tg.loss(); return tg.tape().size(); }();
-        std::printf("{\"layers\": %zu, \"steps\": %zu, \"handwritten_grad_s\": %.6g, \"tapegrad_grad_s\": %.6g, "
+        std::printf("{\"layers\": %zu, \"steps\": %zu, \"handwritten_grad_s\": %.6g, \"tapegrad_grad_s\": %.6g, \"tapegrad_replay_s\": %.6g, "
                     "\"handwritten_loss_s\": %.6g, \"tapegrad_loss_s\": %.6g, \"tapegrad_first_grad_s\": %.6g, "
                     "\"tapegrad_first_loss_s\": %.6g, \"grad_entries\": %zu, \"nograd_entries_kept\": %zu}\n",
-                    layers, steps, median(hw_grad), median(tg_grad), median(hw_loss), median(tg_loss), first_grad,
+                    layers, steps, median(hw_grad), median(tg_grad), median(tg_replay), median(hw_loss), median(tg_loss), first_grad,
                     first_loss, grad_entries, nograd_entries);
         std::fflush(stdout);
     }
 }
 
-int only(const std::string& what) {
+int only(const std::string& what, int reps) {
     const Problem p = make_problem(2, 1024);
     Handwritten hw(p);
     Tapegrad tg(p);
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < reps; ++r) {
         if (what == "entry") per_entry_cost(1);
         else if (what == "grad") tg.loss_and_gradient();
         else if (what == "loss") tg.loss();
+        else if (what == "replay") tg.replayed_loss_and_gradient();
         else if (what == "hw-grad") hw.loss_and_gradient();
         else if (what == "hw-loss") hw.loss();
         else return 2;
@@ -161,23 +166,25 @@ int only(const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    int reps = 11;
+    int reps = 0;  // 0: not given (11 timed repetitions, or 2 runs of --only)
     bool only_check = false;
+    std::string only_what;
     for (int a = 1; a < argc; ++a) {
         if (!std::strcmp(argv[a], "--check")) only_check = true;
         else if (!std::strcmp(argv[a], "--reps") && a + 1 < argc) reps = std::max(1, std::atoi(argv[++a]));
-        else if (!std::strcmp(argv[a], "--only") && a + 1 < argc) return only(argv[++a]);
+        else if (!std::strcmp(argv[a], "--only") && a + 1 < argc) only_what = argv[++a];
         else {
             std::fprintf(stderr, "usage: lstm_bench [--reps N] [--check] [--only entry|grad|loss|hw-grad|hw-loss]\n");
             return 2;
         }
     }
+    if (!only_what.empty()) return only(only_what, reps ? reps : 2);
     if (only_check) return check();
     if (check() != 0) {
         std::fprintf(stderr, "lstm_bench: tapegrad and the hand-written reference disagree\n");
         return 1;
     }
-    per_entry_cost(reps);
-    timings(reps);
+    per_entry_cost(reps ? reps : 11);
+    timings(reps ? reps : 11);
     return 0;
 }

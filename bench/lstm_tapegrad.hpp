@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "autodiff/autodiff.hpp"
@@ -65,13 +66,28 @@ public:
     }
 
     double loss_and_gradient() {
+        replay_.reset();
         for (auto& prm : params_) prm.zero_grad();
         const Var loss = record();
         tape_.backward(loss);
         return loss.value()(0, 0);
     }
 
+    // The same gradient by replaying the first recording (autodiff::Replay): every entry's
+    // forward and backward run again without being recorded.
+    double replayed_loss_and_gradient() {
+        for (auto& prm : params_) prm.zero_grad();
+        if (!replay_) {
+            const Var loss = record();
+            tape_.backward(loss);
+            replay_ = std::make_unique<autodiff::Replay<double>>(tape_, loss);
+            return loss.value()(0, 0);
+        }
+        return replay_->run();
+    }
+
     double loss() {
+        replay_.reset();
         autodiff::NoGrad<double> no_grad(tape_);
         return record().value()(0, 0);
     }
@@ -96,6 +112,7 @@ private:
     Matrix zero_;
     std::vector<autodiff::Labels> targets_;
     std::vector<Var> h_, c_;
+    std::unique_ptr<autodiff::Replay<double>> replay_;
 };
 
 }  // namespace bench::lstm

@@ -12,31 +12,31 @@ namespace autodiff::ops {
 [[noreturn]] inline void fail(const char* op, const std::string& what) { throw Error(std::string(op) + ": " + what); }
 
 // The tape every input lives on; throws if they live on different ones or are stale.
-// Called as common_tape<T>(op, {a, b}): the handles are referred to, not copied.
+// Called as common_tape<T>(op, {a, b}): the handles are referred to, not copied. Every op
+// calls it: the checks are compares, their messages built out of line (Tape::reject).
 template <class T>
 Tape<T>& common_tape(const char* op, std::initializer_list<InputRef<T>> inputs) {
-    const Var<T>& first = **inputs.begin();
-    first.require_live(op);  // the registry: safe even if the tape is gone
-    Tape<T>& tape = first.tape();
-    for (const InputRef<T>& in : inputs) {
-        const Var<T>& v = *in;
-        if (!v.recorded_on(tape)) v.require_live(op);  // a stale handle says so before "another tape"
-        tape.check(v, op);
-    }
+    Tape<T>& tape = (*inputs.begin())->tape(op);  // the registry: safe even if the tape is gone
+    for (const InputRef<T>& in : inputs) tape.check(*in, op);
     return tape;
 }
 
-// NumPy's rule in 2-D: per dimension equal, or one side is 1.
+// An input's value once common_tape has checked its handle (Var::value would ask again).
 template <class T>
-Shape broadcast_shape(const char* op, const char* symbol, const Var<T>& a, const Var<T>& b) {
-    const Shape sa = a.shape(), sb = b.shape();
-    auto dim = [&](std::size_t x, std::size_t y) {
-        if (x != y && x != 1 && y != 1)
-            fail(op, "(" + to_string(sa) + ") " + symbol + " (" + to_string(sb) +
-                         "): shapes do not broadcast (each dimension must be equal or 1)");
-        return x == 1 ? y : x;
-    };
-    return {dim(sa.rows, sb.rows), dim(sa.cols, sb.cols)};
+const Matrix<T>& checked_value(const Tape<T>& tape, const Var<T>& v) {
+    return tape.value(v.index());
+}
+
+[[noreturn, gnu::cold, gnu::noinline]] inline void reject_broadcast(const char* op, const char* symbol, Shape a, Shape b) {
+    fail(op, "(" + to_string(a) + ") " + symbol + " (" + to_string(b) +
+                 "): shapes do not broadcast (each dimension must be equal or 1)");
+}
+
+// NumPy's rule in 2-D: per dimension equal, or one side is 1.
+inline Shape broadcast_shape(const char* op, const char* symbol, Shape a, Shape b) {
+    auto fits = [](std::size_t x, std::size_t y) { return x == y || x == 1 || y == 1; };
+    if (!fits(a.rows, b.rows) || !fits(a.cols, b.cols)) reject_broadcast(op, symbol, a, b);
+    return {a.rows == 1 ? b.rows : a.rows, a.cols == 1 ? b.cols : a.cols};
 }
 
 template <class T>

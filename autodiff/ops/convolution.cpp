@@ -144,7 +144,7 @@ void conv2d_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T>
-Var<T> conv2d_impl(Var<T> x, ImageShape image, Var<T> W, const Var<T>* b, Window window) {
+Var<T> conv2d_impl(const Var<T>& x, ImageShape image, const Var<T>& W, const Var<T>* b, Window window) {
     const char* op = "conv2d";
     Tape<T>& tape = b ? ops::common_tape<T>(op, {x, W, *b}) : ops::common_tape<T>(op, {x, W});
     const WindowGeometry g = ops::window_geometry(op, x, image, window, false);
@@ -171,18 +171,18 @@ Var<T> conv2d_impl(Var<T> x, ImageShape image, Var<T> W, const Var<T>* b, Window
 }  // namespace
 
 template <class T>
-Var<T> conv2d(Var<T> x, ImageShape image, Var<T> W, Var<T> b, Window window) {
+Var<T> conv2d(const Var<T>& x, ImageShape image, const Var<T>& W, const Var<T>& b, Window window) {
     return conv2d_impl(x, image, W, &b, window);
 }
 
 template <class T>
-Var<T> conv2d(Var<T> x, ImageShape image, Var<T> W, Window window) {
+Var<T> conv2d(const Var<T>& x, ImageShape image, const Var<T>& W, Window window) {
     return conv2d_impl<T>(x, image, W, nullptr, window);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                     \
-    template Var<T> conv2d<T>(Var<T>, ImageShape, Var<T>, Var<T>, Window);         \
-    template Var<T> conv2d<T>(Var<T>, ImageShape, Var<T>, Window);
+    template Var<T> conv2d<T>(const Var<T>&, ImageShape, const Var<T>&, const Var<T>&, Window);         \
+    template Var<T> conv2d<T>(const Var<T>&, ImageShape, const Var<T>&, Window);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -39,7 +39,7 @@ void dropout_backward(Tape<T>& tape, Node<T>& y) {
 }  // namespace
 
 template <class T>
-Var<T> dropout(Var<T> x, scalar_of<T> p, CounterRng& rng) {
+Var<T> dropout(const Var<T>& x, scalar_of<T> p, CounterRng& rng) {
     Tape<T>& tape = ops::common_tape<T>("dropout", {x});
     if (!(p >= T(0) && p < T(1)))
         ops::fail("dropout", "p is " + std::to_string(p) + " (the probability of zeroing an element must be in [0, 1))");
@@ -55,7 +55,7 @@ Var<T> dropout(Var<T> x, scalar_of<T> p, CounterRng& rng) {
     return y;
 }
 
-template Var<float> dropout<float>(Var<float>, float, CounterRng&);
-template Var<double> dropout<double>(Var<double>, double, CounterRng&);
+template Var<float> dropout<float>(const Var<float>&, float, CounterRng&);
+template Var<double> dropout<double>(const Var<double>&, double, CounterRng&);
 
 }  // namespace autodiff

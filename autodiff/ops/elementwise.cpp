@@ -129,26 +129,27 @@ void div_forward(Tape<T>& tape, Node<T>& y) {
 template <class T, class Rule, ForwardFn<T> forward = binary_forward<T, Rule>>
 Var<T> binary(const Var<T>& a, const Var<T>& b) {
     Tape<T>& tape = ops::common_tape<T>(Rule::name, {a, b});
-    const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, a, b);
+    const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(ops::checked_value(tape, a)),
+                                             shape_of(ops::checked_value(tape, b)));
     return tape.record_op(Rule::name, {a, b}, shape, forward, binary_backward<T, Rule>);
 }
 
 }  // namespace
 
-template <class T> Var<T> add(Var<T> a, Var<T> b) { return binary<T, AddRule>(a, b); }
-template <class T> Var<T> sub(Var<T> a, Var<T> b) { return binary<T, SubRule>(a, b); }
-template <class T> Var<T> mul(Var<T> a, Var<T> b) { return binary<T, MulRule>(a, b); }
-template <class T> Var<T> maximum(Var<T> a, Var<T> b) { return binary<T, MaximumRule>(a, b); }
-template <class T> Var<T> minimum(Var<T> a, Var<T> b) { return binary<T, MinimumRule>(a, b); }
-template <class T> Var<T> div(Var<T> a, Var<T> b) { return binary<T, DivRule, div_forward<T>>(a, b); }
+template <class T> Var<T> add(const Var<T>& a, const Var<T>& b) { return binary<T, AddRule>(a, b); }
+template <class T> Var<T> sub(const Var<T>& a, const Var<T>& b) { return binary<T, SubRule>(a, b); }
+template <class T> Var<T> mul(const Var<T>& a, const Var<T>& b) { return binary<T, MulRule>(a, b); }
+template <class T> Var<T> maximum(const Var<T>& a, const Var<T>& b) { return binary<T, MaximumRule>(a, b); }
+template <class T> Var<T> minimum(const Var<T>& a, const Var<T>& b) { return binary<T, MinimumRule>(a, b); }
+template <class T> Var<T> div(const Var<T>& a, const Var<T>& b) { return binary<T, DivRule, div_forward<T>>(a, b); }
 
 #define TAPEGRAD_INSTANTIATE(T)               \
-    template Var<T> add<T>(Var<T>, Var<T>); \
-    template Var<T> sub<T>(Var<T>, Var<T>); \
-    template Var<T> mul<T>(Var<T>, Var<T>); \
-    template Var<T> maximum<T>(Var<T>, Var<T>); \
-    template Var<T> minimum<T>(Var<T>, Var<T>); \
-    template Var<T> div<T>(Var<T>, Var<T>);
+    template Var<T> add<T>(const Var<T>&, const Var<T>&); \
+    template Var<T> sub<T>(const Var<T>&, const Var<T>&); \
+    template Var<T> mul<T>(const Var<T>&, const Var<T>&); \
+    template Var<T> maximum<T>(const Var<T>&, const Var<T>&); \
+    template Var<T> minimum<T>(const Var<T>&, const Var<T>&); \
+    template Var<T> div<T>(const Var<T>&, const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -112,52 +112,52 @@ struct SiluRule {  // x sigmoid(x)
 
 }  // namespace
 
-template <class T> Var<T> add_scalar(Var<T> x, scalar_of<T> c) { return ops::unary<T, AddScalarRule>(x, c); }
-template <class T> Var<T> rsub_scalar(scalar_of<T> c, Var<T> x) { return ops::unary<T, RsubScalarRule>(x, c); }
+template <class T> Var<T> add_scalar(const Var<T>& x, scalar_of<T> c) { return ops::unary<T, AddScalarRule>(x, c); }
+template <class T> Var<T> rsub_scalar(scalar_of<T> c, const Var<T>& x) { return ops::unary<T, RsubScalarRule>(x, c); }
 
 template <class T>
-Var<T> div_scalar(Var<T> x, scalar_of<T> c) {
+Var<T> div_scalar(const Var<T>& x, scalar_of<T> c) {
     if (c == T(0)) ops::fail("div_scalar", "dividing " + to_string(x.shape()) + " by the scalar 0");
     return ops::unary<T, DivScalarRule>(x, c);
 }
 
-template <class T> Var<T> rdiv_scalar(scalar_of<T> c, Var<T> x) { return ops::unary<T, RdivScalarRule>(x, c); }
+template <class T> Var<T> rdiv_scalar(scalar_of<T> c, const Var<T>& x) { return ops::unary<T, RdivScalarRule>(x, c); }
 
-template <class T> Var<T> square(Var<T> x) { return ops::unary<T, SquareRule>(x); }
-template <class T> Var<T> abs(Var<T> x) { return ops::unary<T, AbsRule>(x); }
-template <class T> Var<T> gelu(Var<T> x) { return ops::unary<T, GeluRule>(x); }
-template <class T> Var<T> silu(Var<T> x) { return ops::unary<T, SiluRule>(x); }
+template <class T> Var<T> square(const Var<T>& x) { return ops::unary<T, SquareRule>(x); }
+template <class T> Var<T> abs(const Var<T>& x) { return ops::unary<T, AbsRule>(x); }
+template <class T> Var<T> gelu(const Var<T>& x) { return ops::unary<T, GeluRule>(x); }
+template <class T> Var<T> silu(const Var<T>& x) { return ops::unary<T, SiluRule>(x); }
 
-template <class T> Var<T> sqrt(Var<T> x) { return ops::unary<T, SqrtRule>(x); }
-template <class T> Var<T> log1p(Var<T> x) { return ops::unary<T, Log1pRule>(x); }
+template <class T> Var<T> sqrt(const Var<T>& x) { return ops::unary<T, SqrtRule>(x); }
+template <class T> Var<T> log1p(const Var<T>& x) { return ops::unary<T, Log1pRule>(x); }
 
 template <class T>
-Var<T> pow(Var<T> x, scalar_of<T> exponent) {
+Var<T> pow(const Var<T>& x, scalar_of<T> exponent) {
     ops::require_finite_scalar("pow", "the exponent", exponent);
     return ops::unary<T, PowRule>(x, exponent);
 }
 
 template <class T>
-Var<T> clamp(Var<T> x, scalar_of<T> lo, scalar_of<T> hi) {
+Var<T> clamp(const Var<T>& x, scalar_of<T> lo, scalar_of<T> hi) {
     if (!(lo <= hi))
         ops::fail("clamp", "the bounds are [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (lo must be <= hi)");
     return ops::unary<T, ClampRule>(x, lo, hi);
 }
 
 template <class T>
-Var<T> leaky_relu(Var<T> x, scalar_of<T> negative_slope) {
+Var<T> leaky_relu(const Var<T>& x, scalar_of<T> negative_slope) {
     ops::require_finite_scalar("leaky_relu", "negative_slope", negative_slope);
     return ops::unary<T, LeakyReluRule>(x, negative_slope);
 }
 
 template <class T>
-Var<T> elu(Var<T> x, scalar_of<T> alpha) {
+Var<T> elu(const Var<T>& x, scalar_of<T> alpha) {
     ops::require_finite_scalar("elu", "alpha", alpha);
     return ops::unary<T, EluRule>(x, alpha);
 }
 
 template <class T>
-Var<T> softplus(Var<T> x, scalar_of<T> beta, scalar_of<T> threshold) {
+Var<T> softplus(const Var<T>& x, scalar_of<T> beta, scalar_of<T> threshold) {
     if (!(beta > T(0)) || !std::isfinite(beta) || std::isnan(threshold))
         ops::fail("softplus", "beta is " + std::to_string(beta) + " and threshold " + std::to_string(threshold) +
                                   " (beta must be finite and > 0, threshold a number)");
@@ -165,21 +165,21 @@ Var<T> softplus(Var<T> x, scalar_of<T> beta, scalar_of<T> threshold) {
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                        \
-    template Var<T> add_scalar<T>(Var<T>, T);          \
-    template Var<T> rsub_scalar<T>(T, Var<T>);         \
-    template Var<T> div_scalar<T>(Var<T>, T);          \
-    template Var<T> rdiv_scalar<T>(T, Var<T>);         \
-    template Var<T> square<T>(Var<T>);                 \
-    template Var<T> sqrt<T>(Var<T>);                   \
-    template Var<T> pow<T>(Var<T>, T);                 \
-    template Var<T> abs<T>(Var<T>);                    \
-    template Var<T> clamp<T>(Var<T>, T, T);            \
-    template Var<T> log1p<T>(Var<T>);                  \
-    template Var<T> leaky_relu<T>(Var<T>, T);          \
-    template Var<T> elu<T>(Var<T>, T);                 \
-    template Var<T> gelu<T>(Var<T>);                   \
-    template Var<T> softplus<T>(Var<T>, T, T);         \
-    template Var<T> silu<T>(Var<T>);
+    template Var<T> add_scalar<T>(const Var<T>&, T);          \
+    template Var<T> rsub_scalar<T>(T, const Var<T>&);         \
+    template Var<T> div_scalar<T>(const Var<T>&, T);          \
+    template Var<T> rdiv_scalar<T>(T, const Var<T>&);         \
+    template Var<T> square<T>(const Var<T>&);                 \
+    template Var<T> sqrt<T>(const Var<T>&);                   \
+    template Var<T> pow<T>(const Var<T>&, T);                 \
+    template Var<T> abs<T>(const Var<T>&);                    \
+    template Var<T> clamp<T>(const Var<T>&, T, T);            \
+    template Var<T> log1p<T>(const Var<T>&);                  \
+    template Var<T> leaky_relu<T>(const Var<T>&, T);          \
+    template Var<T> elu<T>(const Var<T>&, T);                 \
+    template Var<T> gelu<T>(const Var<T>&);                   \
+    template Var<T> softplus<T>(const Var<T>&, T, T);         \
+    template Var<T> silu<T>(const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

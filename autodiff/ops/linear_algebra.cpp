@@ -20,7 +20,7 @@ struct Sigmoid : ops::SigmoidRule { static constexpr Activation activation = Act
 struct Tanh : ops::TanhRule { static constexpr Activation activation = Activation::tanh; };
 
 template <class T>
-void check_inner(const char* op, Var<T> W, Var<T> A) {
+void check_inner(const char* op, const Var<T>& W, const Var<T>& A) {
     if (W.cols() != A.rows())
         ops::fail(op, "(" + to_string(W.shape()) + ") @ (" + to_string(A.shape()) + "): inner dimensions " +
                           std::to_string(W.cols()) + " and " + std::to_string(A.rows()) +
@@ -104,7 +104,7 @@ void linear_activation_backward(Tape<T>& tape, Node<T>& Y) {
 }
 
 template <class T, class Rule>
-Var<T> record_linear_activation(Tape<T>& tape, Var<T> W, Var<T> A, Var<T> b) {
+Var<T> record_linear_activation(Tape<T>& tape, const Var<T>& W, const Var<T>& A, const Var<T>& b) {
     return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_activation_forward<T, Rule>,
                           linear_activation_backward<T, Rule>,
                           [](Node<T>& Y) { Y.params()[0] = static_cast<std::uint32_t>(Rule::activation); });
@@ -129,7 +129,7 @@ void transpose_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T>
-void check_linear(Var<T> W, Var<T> A, Var<T> b) {
+void check_linear(const Var<T>& W, const Var<T>& A, const Var<T>& b) {
     check_inner("linear", W, A);
     if (b.shape() != Shape{W.rows(), 1})
         ops::fail("linear", "b is " + to_string(b.shape()) + " but W is " + to_string(W.shape()) +
@@ -139,21 +139,21 @@ void check_linear(Var<T> W, Var<T> A, Var<T> b) {
 }  // namespace
 
 template <class T>
-Var<T> matmul(Var<T> W, Var<T> A) {
+Var<T> matmul(const Var<T>& W, const Var<T>& A) {
     Tape<T>& tape = ops::common_tape<T>("matmul", {W, A});
     check_inner("matmul", W, A);
     return tape.record_op("matmul", {W, A}, {W.rows(), A.cols()}, matmul_forward<T>, matmul_backward<T>);
 }
 
 template <class T>
-Var<T> linear(Var<T> W, Var<T> A, Var<T> b) {
+Var<T> linear(const Var<T>& W, const Var<T>& A, const Var<T>& b) {
     Tape<T>& tape = ops::common_tape<T>("linear", {W, A, b});
     check_linear(W, A, b);
     return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_forward<T>, linear_backward<T>);
 }
 
 template <class T>
-Var<T> linear(Var<T> W, Var<T> A, Var<T> b, Activation activation) {
+Var<T> linear(const Var<T>& W, const Var<T>& A, const Var<T>& b, Activation activation) {
     Tape<T>& tape = ops::common_tape<T>("linear", {W, A, b});
     check_linear(W, A, b);
     switch (activation) {
@@ -166,16 +166,16 @@ Var<T> linear(Var<T> W, Var<T> A, Var<T> b, Activation activation) {
 }
 
 template <class T>
-Var<T> transpose(Var<T> x) {
+Var<T> transpose(const Var<T>& x) {
     Tape<T>& tape = ops::common_tape<T>("transpose", {x});
     return tape.record_op("transpose", {x}, {x.cols(), x.rows()}, transpose_forward<T>, transpose_backward<T>);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                      \
-    template Var<T> matmul<T>(Var<T>, Var<T>);         \
-    template Var<T> linear<T>(Var<T>, Var<T>, Var<T>); \
-    template Var<T> linear<T>(Var<T>, Var<T>, Var<T>, Activation); \
-    template Var<T> transpose<T>(Var<T>);
+    template Var<T> matmul<T>(const Var<T>&, const Var<T>&);         \
+    template Var<T> linear<T>(const Var<T>&, const Var<T>&, const Var<T>&); \
+    template Var<T> linear<T>(const Var<T>&, const Var<T>&, const Var<T>&, Activation); \
+    template Var<T> transpose<T>(const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -53,7 +53,7 @@ void pointwise_loss_backward(Tape<T>& tape, Node<T>& loss) {
 }
 
 template <class T, class Rule>
-Var<T> pointwise_loss(Var<T> prediction, Var<T> target) {
+Var<T> pointwise_loss(const Var<T>& prediction, const Var<T>& target) {
     Tape<T>& tape = ops::common_tape<T>(Rule::name, {prediction, target});
     ops::require_same_shape(Rule::name, "prediction", prediction, "target", target.shape());
     return tape.record_op(Rule::name, {prediction, target}, {1, 1}, pointwise_loss_forward<T, Rule>,
@@ -62,7 +62,7 @@ Var<T> pointwise_loss(Var<T> prediction, Var<T> target) {
 
 // Targets given as a matrix: checked, then recorded as a constant (a reused buffer).
 template <class T>
-Var<T> constant_target(const char* op, Var<T> prediction, const Matrix<T>& target) {
+Var<T> constant_target(const char* op, const Var<T>& prediction, const Matrix<T>& target) {
     Tape<T>& tape = ops::common_tape<T>(op, {prediction});
     ops::require_same_shape(op, "prediction", prediction, "target", shape_of(target));
     ops::require_finite(op, "target", target);
@@ -93,24 +93,24 @@ void nll_backward(Tape<T>& tape, Node<T>& loss) {
 }  // namespace
 
 template <class T>
-Var<T> binary_cross_entropy_with_logits(Var<T> logits, Var<T> targets) {
+Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Var<T>& targets) {
     return pointwise_loss<T, BceWithLogitsRule>(logits, targets);
 }
 template <class T>
-Var<T> binary_cross_entropy_with_logits(Var<T> logits, const Matrix<T>& targets) {
+Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Matrix<T>& targets) {
     return pointwise_loss<T, BceWithLogitsRule>(logits, constant_target(BceWithLogitsRule::name, logits, targets));
 }
-template <class T> Var<T> huber(Var<T> prediction, Var<T> target) { return pointwise_loss<T, HuberRule>(prediction, target); }
+template <class T> Var<T> huber(const Var<T>& prediction, const Var<T>& target) { return pointwise_loss<T, HuberRule>(prediction, target); }
 template <class T>
-Var<T> huber(Var<T> prediction, const Matrix<T>& target) {
+Var<T> huber(const Var<T>& prediction, const Matrix<T>& target) {
     return pointwise_loss<T, HuberRule>(prediction, constant_target(HuberRule::name, prediction, target));
 }
-template <class T> Var<T> mse(Var<T> prediction, const Matrix<T>& target) {
+template <class T> Var<T> mse(const Var<T>& prediction, const Matrix<T>& target) {
     return mse(prediction, constant_target("mse", prediction, target));
 }
 
 template <class T>
-Var<T> nll_loss(Var<T> log_probs, const Labels& classes) {
+Var<T> nll_loss(const Var<T>& log_probs, const Labels& classes) {
     Tape<T>& tape = ops::common_tape<T>("nll_loss", {log_probs});
     ops::require_labels("nll_loss", log_probs.shape(), classes);
     return tape.record_op("nll_loss", {log_probs}, {1, 1}, nll_forward<T>, nll_backward<T>,
@@ -118,12 +118,12 @@ Var<T> nll_loss(Var<T> log_probs, const Labels& classes) {
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                          \
-    template Var<T> binary_cross_entropy_with_logits<T>(Var<T>, Var<T>);                 \
-    template Var<T> binary_cross_entropy_with_logits<T>(Var<T>, const Matrix<T>&);       \
-    template Var<T> huber<T>(Var<T>, Var<T>);                                            \
-    template Var<T> huber<T>(Var<T>, const Matrix<T>&);                                  \
-    template Var<T> mse<T>(Var<T>, const Matrix<T>&);                                    \
-    template Var<T> nll_loss<T>(Var<T>, const Labels&);
+    template Var<T> binary_cross_entropy_with_logits<T>(const Var<T>&, const Var<T>&);                 \
+    template Var<T> binary_cross_entropy_with_logits<T>(const Var<T>&, const Matrix<T>&);       \
+    template Var<T> huber<T>(const Var<T>&, const Var<T>&);                                            \
+    template Var<T> huber<T>(const Var<T>&, const Matrix<T>&);                                  \
+    template Var<T> mse<T>(const Var<T>&, const Matrix<T>&);                                    \
+    template Var<T> nll_loss<T>(const Var<T>&, const Labels&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

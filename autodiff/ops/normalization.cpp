@@ -99,7 +99,7 @@ void normalize_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T>
-Var<T> normalize(const char* op, std::uint32_t axis, Var<T> x, const Var<T>* gain, const Var<T>* bias, T eps) {
+Var<T> normalize(const char* op, std::uint32_t axis, const Var<T>& x, const Var<T>* gain, const Var<T>* bias, T eps) {
     Tape<T>& tape = gain ? ops::common_tape<T>(op, {x, *gain, *bias}) : ops::common_tape<T>(op, {x});
     if (!(eps > T(0)) || !std::isfinite(eps)) ops::fail(op, "eps is " + std::to_string(eps) + " (it must be finite and > 0)");
     const Shape s = x.shape();
@@ -120,17 +120,17 @@ Var<T> normalize(const char* op, std::uint32_t axis, Var<T> x, const Var<T>* gai
 
 }  // namespace
 
-template <class T> Var<T> layer_norm(Var<T> x, scalar_of<T> eps) { return normalize<T>("layer_norm", 0, x, nullptr, nullptr, eps); }
-template <class T> Var<T> layer_norm(Var<T> x, Var<T> gain, Var<T> bias, scalar_of<T> eps) {
+template <class T> Var<T> layer_norm(const Var<T>& x, scalar_of<T> eps) { return normalize<T>("layer_norm", 0, x, nullptr, nullptr, eps); }
+template <class T> Var<T> layer_norm(const Var<T>& x, const Var<T>& gain, const Var<T>& bias, scalar_of<T> eps) {
     return normalize<T>("layer_norm", 0, x, &gain, &bias, eps);
 }
-template <class T> Var<T> batch_norm(Var<T> x, scalar_of<T> eps) { return normalize<T>("batch_norm", 1, x, nullptr, nullptr, eps); }
-template <class T> Var<T> batch_norm(Var<T> x, Var<T> gain, Var<T> bias, scalar_of<T> eps) {
+template <class T> Var<T> batch_norm(const Var<T>& x, scalar_of<T> eps) { return normalize<T>("batch_norm", 1, x, nullptr, nullptr, eps); }
+template <class T> Var<T> batch_norm(const Var<T>& x, const Var<T>& gain, const Var<T>& bias, scalar_of<T> eps) {
     return normalize<T>("batch_norm", 1, x, &gain, &bias, eps);
 }
 
 template <class T>
-BatchStatistics<T> batch_norm_statistics(Var<T> y) {
+BatchStatistics<T> batch_norm_statistics(const Var<T>& y) {
     const Node<T>& n = ops::common_tape<T>("batch_norm_statistics", {y}).node(y);
     if (std::strcmp(n.op, "batch_norm") != 0)
         ops::fail("batch_norm_statistics", std::string("the handle was recorded by ") + n.op + ", not by batch_norm");
@@ -138,11 +138,11 @@ BatchStatistics<T> batch_norm_statistics(Var<T> y) {
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                         \
-    template Var<T> layer_norm<T>(Var<T>, T);                           \
-    template Var<T> layer_norm<T>(Var<T>, Var<T>, Var<T>, T);           \
-    template Var<T> batch_norm<T>(Var<T>, T);                           \
-    template Var<T> batch_norm<T>(Var<T>, Var<T>, Var<T>, T);           \
-    template BatchStatistics<T> batch_norm_statistics<T>(Var<T>);
+    template Var<T> layer_norm<T>(const Var<T>&, T);                           \
+    template Var<T> layer_norm<T>(const Var<T>&, const Var<T>&, const Var<T>&, T);           \
+    template Var<T> batch_norm<T>(const Var<T>&, T);                           \
+    template Var<T> batch_norm<T>(const Var<T>&, const Var<T>&, const Var<T>&, T);           \
+    template BatchStatistics<T> batch_norm_statistics<T>(const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -144,7 +144,7 @@ void avg_pool_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T>
-Var<T> pool(const char* op, Var<T> x, ImageShape image, Window window, ForwardFn<T> forward, BackwardFn<T> backward) {
+Var<T> pool(const char* op, const Var<T>& x, ImageShape image, Window window, ForwardFn<T> forward, BackwardFn<T> backward) {
     Tape<T>& tape = ops::common_tape<T>(op, {x});
     const WindowGeometry g = ops::window_geometry(op, x, image, window, true);
     // max_pool2d keeps tap indices as T values: exact up to 2^24 in float.
@@ -161,27 +161,27 @@ Window square(std::size_t kernel) { return {kernel, kernel, kernel, 0}; }
 }  // namespace
 
 template <class T>
-Var<T> max_pool2d(Var<T> x, ImageShape image, Window window) {
+Var<T> max_pool2d(const Var<T>& x, ImageShape image, Window window) {
     return pool<T>("max_pool2d", x, image, window, max_pool_forward<T>, max_pool_backward<T>);
 }
 template <class T>
-Var<T> max_pool2d(Var<T> x, ImageShape image, std::size_t kernel) {
+Var<T> max_pool2d(const Var<T>& x, ImageShape image, std::size_t kernel) {
     return max_pool2d(x, image, square(kernel));
 }
 template <class T>
-Var<T> avg_pool2d(Var<T> x, ImageShape image, Window window) {
+Var<T> avg_pool2d(const Var<T>& x, ImageShape image, Window window) {
     return pool<T>("avg_pool2d", x, image, window, avg_pool_forward<T>, avg_pool_backward<T>);
 }
 template <class T>
-Var<T> avg_pool2d(Var<T> x, ImageShape image, std::size_t kernel) {
+Var<T> avg_pool2d(const Var<T>& x, ImageShape image, std::size_t kernel) {
     return avg_pool2d(x, image, square(kernel));
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                  \
-    template Var<T> max_pool2d<T>(Var<T>, ImageShape, Window);                  \
-    template Var<T> max_pool2d<T>(Var<T>, ImageShape, std::size_t);             \
-    template Var<T> avg_pool2d<T>(Var<T>, ImageShape, Window);                  \
-    template Var<T> avg_pool2d<T>(Var<T>, ImageShape, std::size_t);
+    template Var<T> max_pool2d<T>(const Var<T>&, ImageShape, Window);                  \
+    template Var<T> max_pool2d<T>(const Var<T>&, ImageShape, std::size_t);             \
+    template Var<T> avg_pool2d<T>(const Var<T>&, ImageShape, Window);                  \
+    template Var<T> avg_pool2d<T>(const Var<T>&, ImageShape, std::size_t);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -29,7 +29,7 @@ void reduce_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T>
-Var<T> reduce(const char* op, Var<T> x, int axis, bool average) {
+Var<T> reduce(const char* op, const Var<T>& x, int axis, bool average) {
     Tape<T>& tape = ops::common_tape<T>(op, {x});
     const Shape out_shape = reduced_shape(x.shape(), axis);
     const T factor = average ? T(out_shape.size()) / T(x.shape().size()) : T(1);
@@ -59,13 +59,13 @@ void mse_backward(Tape<T>& tape, Node<T>& loss) {
 
 }  // namespace
 
-template <class T> Var<T> sum(Var<T> x) { return reduce("sum", x, -1, false); }
-template <class T> Var<T> mean(Var<T> x) { return reduce("mean", x, -1, true); }
-template <class T> Var<T> sum(Var<T> x, int axis) { return reduce("sum", x, ops::require_axis("sum", axis), false); }
-template <class T> Var<T> mean(Var<T> x, int axis) { return reduce("mean", x, ops::require_axis("mean", axis), true); }
+template <class T> Var<T> sum(const Var<T>& x) { return reduce("sum", x, -1, false); }
+template <class T> Var<T> mean(const Var<T>& x) { return reduce("mean", x, -1, true); }
+template <class T> Var<T> sum(const Var<T>& x, int axis) { return reduce("sum", x, ops::require_axis("sum", axis), false); }
+template <class T> Var<T> mean(const Var<T>& x, int axis) { return reduce("mean", x, ops::require_axis("mean", axis), true); }
 
 template <class T>
-Var<T> mse(Var<T> prediction, Var<T> target) {
+Var<T> mse(const Var<T>& prediction, const Var<T>& target) {
     Tape<T>& tape = ops::common_tape<T>("mse", {prediction, target});
     ops::require_same_shape("mse", "prediction", prediction, "target", target.shape());
     const T inverse_count = T(1) / static_cast<T>(prediction.shape().size());
@@ -74,11 +74,11 @@ Var<T> mse(Var<T> prediction, Var<T> target) {
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                 \
-    template Var<T> sum<T>(Var<T>);             \
-    template Var<T> mean<T>(Var<T>);            \
-    template Var<T> sum<T>(Var<T>, int);        \
-    template Var<T> mean<T>(Var<T>, int);       \
-    template Var<T> mse<T>(Var<T>, Var<T>);
+    template Var<T> sum<T>(const Var<T>&);             \
+    template Var<T> mean<T>(const Var<T>&);            \
+    template Var<T> sum<T>(const Var<T>&, int);        \
+    template Var<T> mean<T>(const Var<T>&, int);       \
+    template Var<T> mse<T>(const Var<T>&, const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -199,14 +199,14 @@ Var<T> cross_entropy(std::initializer_list<InputRef<T>> inputs, T label_smoothin
 }
 
 template <class T>
-Var<T> softmax_or_log(const char* op, Var<T> z, int axis, ForwardFn<T> forward, BackwardFn<T> backward) {
+Var<T> softmax_or_log(const char* op, const Var<T>& z, int axis, ForwardFn<T> forward, BackwardFn<T> backward) {
     Tape<T>& tape = ops::common_tape<T>(op, {z});
     const auto along = static_cast<std::uint32_t>(ops::require_axis(op, axis));
     return tape.record_op(op, {z}, z.shape(), forward, backward, [&](Node<T>& y) { y.params()[0] = along; });
 }
 
 template <class T>
-Var<T> cross_entropy_matrix(Var<T> logits, const Matrix<T>& Y, T label_smoothing) {
+Var<T> cross_entropy_matrix(const Var<T>& logits, const Matrix<T>& Y, T label_smoothing) {
     ops::common_tape<T>("softmax_cross_entropy", {logits});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "Y", shape_of(Y));
     ops::require_finite("softmax_cross_entropy", "Y", Y);
@@ -218,7 +218,7 @@ Var<T> cross_entropy_matrix(Var<T> logits, const Matrix<T>& Y, T label_smoothing
 }
 
 template <class T>
-Var<T> cross_entropy_labels(Var<T> logits, const Labels& classes, T label_smoothing) {
+Var<T> cross_entropy_labels(const Var<T>& logits, const Labels& classes, T label_smoothing) {
     ops::common_tape<T>("softmax_cross_entropy", {logits});
     ops::require_labels("softmax_cross_entropy", logits.shape(), classes);
     return cross_entropy<T>({logits}, label_smoothing, [&](Node<T>& loss) {
@@ -228,26 +228,26 @@ Var<T> cross_entropy_labels(Var<T> logits, const Labels& classes, T label_smooth
 
 }  // namespace
 
-template <class T> Var<T> softmax(Var<T> z, int axis) { return softmax_or_log("softmax", z, axis, softmax_forward<T>, softmax_backward<T>); }
-template <class T> Var<T> log_softmax(Var<T> z, int axis) {
+template <class T> Var<T> softmax(const Var<T>& z, int axis) { return softmax_or_log("softmax", z, axis, softmax_forward<T>, softmax_backward<T>); }
+template <class T> Var<T> log_softmax(const Var<T>& z, int axis) {
     return softmax_or_log("log_softmax", z, axis, log_softmax_forward<T>, log_softmax_backward<T>);
 }
-template <class T> Var<T> softmax(Var<T> z) { return softmax(z, 0); }
-template <class T> Var<T> log_softmax(Var<T> z) { return log_softmax(z, 0); }
+template <class T> Var<T> softmax(const Var<T>& z) { return softmax(z, 0); }
+template <class T> Var<T> log_softmax(const Var<T>& z) { return log_softmax(z, 0); }
 
-template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y) { return cross_entropy_matrix(logits, Y, T(0)); }
-template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes) {
+template <class T> Var<T> softmax_cross_entropy(const Var<T>& logits, const Matrix<T>& Y) { return cross_entropy_matrix(logits, Y, T(0)); }
+template <class T> Var<T> softmax_cross_entropy(const Var<T>& logits, const Labels& classes) {
     return cross_entropy_labels(logits, classes, T(0));
 }
-template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Matrix<T>& Y, scalar_of<T> label_smoothing) {
+template <class T> Var<T> softmax_cross_entropy(const Var<T>& logits, const Matrix<T>& Y, scalar_of<T> label_smoothing) {
     return cross_entropy_matrix(logits, Y, label_smoothing);
 }
-template <class T> Var<T> softmax_cross_entropy(Var<T> logits, const Labels& classes, scalar_of<T> label_smoothing) {
+template <class T> Var<T> softmax_cross_entropy(const Var<T>& logits, const Labels& classes, scalar_of<T> label_smoothing) {
     return cross_entropy_labels(logits, classes, label_smoothing);
 }
 
 template <class T>
-Var<T> softmax_cross_entropy(Var<T> logits, Var<T> targets) {
+Var<T> softmax_cross_entropy(const Var<T>& logits, const Var<T>& targets) {
     ops::common_tape<T>("softmax_cross_entropy", {logits, targets});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "targets", targets.shape());
     ops::require_finite("softmax_cross_entropy", "targets", targets.value());
@@ -255,15 +255,15 @@ Var<T> softmax_cross_entropy(Var<T> logits, Var<T> targets) {
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                  \
-    template Var<T> softmax<T>(Var<T>);                                          \
-    template Var<T> log_softmax<T>(Var<T>);                                      \
-    template Var<T> softmax<T>(Var<T>, int);                                     \
-    template Var<T> log_softmax<T>(Var<T>, int);                                 \
-    template Var<T> softmax_cross_entropy<T>(Var<T>, const Matrix<T>&);          \
-    template Var<T> softmax_cross_entropy<T>(Var<T>, const Labels&);             \
-    template Var<T> softmax_cross_entropy<T>(Var<T>, const Matrix<T>&, T);       \
-    template Var<T> softmax_cross_entropy<T>(Var<T>, const Labels&, T);          \
-    template Var<T> softmax_cross_entropy<T>(Var<T>, Var<T>);
+    template Var<T> softmax<T>(const Var<T>&);                                          \
+    template Var<T> log_softmax<T>(const Var<T>&);                                      \
+    template Var<T> softmax<T>(const Var<T>&, int);                                     \
+    template Var<T> log_softmax<T>(const Var<T>&, int);                                 \
+    template Var<T> softmax_cross_entropy<T>(const Var<T>&, const Matrix<T>&);          \
+    template Var<T> softmax_cross_entropy<T>(const Var<T>&, const Labels&);             \
+    template Var<T> softmax_cross_entropy<T>(const Var<T>&, const Matrix<T>&, T);       \
+    template Var<T> softmax_cross_entropy<T>(const Var<T>&, const Labels&, T);          \
+    template Var<T> softmax_cross_entropy<T>(const Var<T>&, const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -171,7 +171,7 @@ void max_backward(Tape<T>& tape, Node<T>& y) {
 }
 
 template <class T>
-Var<T> max_over(Var<T> x, std::uint32_t axis) {
+Var<T> max_over(const Var<T>& x, std::uint32_t axis) {
     Tape<T>& tape = ops::common_tape<T>("max", {x});
     const Shape s = x.shape();
     const Shape out = axis == 0 ? Shape{1, s.cols} : (axis == 1 ? Shape{s.rows, 1} : Shape{1, 1});
@@ -212,7 +212,7 @@ template <class T> Var<T> concat(const std::vector<Var<T>>& parts, int axis) { r
 template <class T> Var<T> concat(std::initializer_list<Var<T>> parts, int axis) { return concat_parts(parts.begin(), parts.size(), axis); }
 
 template <class T>
-Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end) {
+Var<T> slice(const Var<T>& x, int axis, std::size_t begin, std::size_t end) {
     Tape<T>& tape = ops::common_tape<T>("slice", {x});
     ops::require_axis("slice", axis);
     const Shape s = x.shape();
@@ -230,7 +230,7 @@ Var<T> slice(Var<T> x, int axis, std::size_t begin, std::size_t end) {
 }
 
 template <class T>
-Var<T> gather(Var<T> table, const Labels& ids, int axis) {
+Var<T> gather(const Var<T>& table, const Labels& ids, int axis) {
     Tape<T>& tape = ops::common_tape<T>("gather", {table});
     ops::require_axis("gather", axis);
     const Shape s = table.shape();
@@ -249,24 +249,24 @@ Var<T> gather(Var<T> table, const Labels& ids, int axis) {
 }
 
 template <class T>
-Var<T> reshape(Var<T> x, Shape shape) {
+Var<T> reshape(const Var<T>& x, Shape shape) {
     Tape<T>& tape = ops::common_tape<T>("reshape", {x});
     if (shape.size() != x.shape().size() || shape.size() == 0)
         ops::fail("reshape", to_string(x.shape()) + " cannot become " + to_string(shape) + " (the sizes must be equal and nonzero)");
     return tape.record_op("reshape", {x}, shape, reshape_forward<T>, reshape_backward<T>);
 }
 
-template <class T> Var<T> max(Var<T> x, int axis) { return max_over(x, static_cast<std::uint32_t>(ops::require_axis("max", axis))); }
-template <class T> Var<T> max(Var<T> x) { return max_over(x, 2); }
+template <class T> Var<T> max(const Var<T>& x, int axis) { return max_over(x, static_cast<std::uint32_t>(ops::require_axis("max", axis))); }
+template <class T> Var<T> max(const Var<T>& x) { return max_over(x, 2); }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                 \
     template Var<T> concat<T>(const std::vector<Var<T>>&, int);                 \
     template Var<T> concat<T>(std::initializer_list<Var<T>>, int);              \
-    template Var<T> slice<T>(Var<T>, int, std::size_t, std::size_t);            \
-    template Var<T> gather<T>(Var<T>, const Labels&, int);                      \
-    template Var<T> reshape<T>(Var<T>, Shape);                                  \
-    template Var<T> max<T>(Var<T>, int);                                        \
-    template Var<T> max<T>(Var<T>);
+    template Var<T> slice<T>(const Var<T>&, int, std::size_t, std::size_t);            \
+    template Var<T> gather<T>(const Var<T>&, const Labels&, int);                      \
+    template Var<T> reshape<T>(const Var<T>&, Shape);                                  \
+    template Var<T> max<T>(const Var<T>&, int);                                        \
+    template Var<T> max<T>(const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -36,22 +36,22 @@ struct LogRule {  // checked in the forward, so that a replay over new values is
 
 }  // namespace
 
-template <class T> Var<T> neg(Var<T> x) { return ops::unary<T, NegRule>(x); }
-template <class T> Var<T> scale(Var<T> x, scalar_of<T> factor) { return ops::unary<T, ScaleRule>(x, factor); }
-template <class T> Var<T> exp(Var<T> x) { return ops::unary<T, ExpRule>(x); }
-template <class T> Var<T> log(Var<T> x) { return ops::unary<T, LogRule>(x); }
-template <class T> Var<T> relu(Var<T> x) { return ops::unary<T, ops::ReluRule>(x); }
-template <class T> Var<T> sigmoid(Var<T> x) { return ops::unary<T, ops::SigmoidRule>(x); }
-template <class T> Var<T> tanh(Var<T> x) { return ops::unary<T, ops::TanhRule>(x); }
+template <class T> Var<T> neg(const Var<T>& x) { return ops::unary<T, NegRule>(x); }
+template <class T> Var<T> scale(const Var<T>& x, scalar_of<T> factor) { return ops::unary<T, ScaleRule>(x, factor); }
+template <class T> Var<T> exp(const Var<T>& x) { return ops::unary<T, ExpRule>(x); }
+template <class T> Var<T> log(const Var<T>& x) { return ops::unary<T, LogRule>(x); }
+template <class T> Var<T> relu(const Var<T>& x) { return ops::unary<T, ops::ReluRule>(x); }
+template <class T> Var<T> sigmoid(const Var<T>& x) { return ops::unary<T, ops::SigmoidRule>(x); }
+template <class T> Var<T> tanh(const Var<T>& x) { return ops::unary<T, ops::TanhRule>(x); }
 
 #define TAPEGRAD_INSTANTIATE(T)            \
-    template Var<T> neg<T>(Var<T>);        \
-    template Var<T> scale<T>(Var<T>, T);   \
-    template Var<T> exp<T>(Var<T>);        \
-    template Var<T> log<T>(Var<T>);        \
-    template Var<T> relu<T>(Var<T>);       \
-    template Var<T> sigmoid<T>(Var<T>);    \
-    template Var<T> tanh<T>(Var<T>);
+    template Var<T> neg<T>(const Var<T>&);        \
+    template Var<T> scale<T>(const Var<T>&, T);   \
+    template Var<T> exp<T>(const Var<T>&);        \
+    template Var<T> log<T>(const Var<T>&);        \
+    template Var<T> relu<T>(const Var<T>&);       \
+    template Var<T> sigmoid<T>(const Var<T>&);    \
+    template Var<T> tanh<T>(const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

@@ -51,7 +51,7 @@ void unary_forward(Tape<T>& tape, Node<T>& y) {
 template <class T, class Rule>
 Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
     Tape<T>& tape = common_tape<T>(Rule::name, {x});
-    return tape.record_op(Rule::name, {x}, x.shape(), unary_forward<T, Rule>, unary_backward<T, Rule>,
+    return tape.record_op(Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
                           [&](Node<T>& y) {
                               y.scalar = s;
                               y.scalar2 = s2;

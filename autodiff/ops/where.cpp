@@ -46,11 +46,11 @@ void where_backward(Tape<T>& tape, Node<T>& y) {
 }  // namespace
 
 template <class T>
-Var<T> where(Var<T> mask, Var<T> a, Var<T> b) {
+Var<T> where(const Var<T>& mask, const Var<T>& a, const Var<T>& b) {
     Tape<T>& tape = ops::common_tape<T>("where", {mask, a, b});
     if (mask.requires_grad())
         ops::fail("where", "the mask (" + to_string(mask.shape()) + ") needs a gradient; a selector has none (record it with tape.constant)");
-    const Shape ab = ops::broadcast_shape("where", "or", a, b);
+    const Shape ab = ops::broadcast_shape("where", "or", a.shape(), b.shape());
     const Shape sm = mask.shape();
     if ((sm.rows != ab.rows && sm.rows != 1 && ab.rows != 1) || (sm.cols != ab.cols && sm.cols != 1 && ab.cols != 1))
         ops::fail("where", "mask (" + to_string(sm) + ") does not broadcast with a (" + to_string(a.shape()) + ") and b (" +
@@ -60,14 +60,14 @@ Var<T> where(Var<T> mask, Var<T> a, Var<T> b) {
 }
 
 template <class T>
-Var<T> where(const Matrix<T>& mask, Var<T> a, Var<T> b) {
+Var<T> where(const Matrix<T>& mask, const Var<T>& a, const Var<T>& b) {
     Tape<T>& tape = ops::common_tape<T>("where", {a, b});
     return where(tape.constant(mask), a, b);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                     \
-    template Var<T> where<T>(Var<T>, Var<T>, Var<T>);               \
-    template Var<T> where<T>(const Matrix<T>&, Var<T>, Var<T>);
+    template Var<T> where<T>(const Var<T>&, const Var<T>&, const Var<T>&);               \
+    template Var<T> where<T>(const Matrix<T>&, const Var<T>&, const Var<T>&);
 TAPEGRAD_INSTANTIATE(float)
 TAPEGRAD_INSTANTIATE(double)
 #undef TAPEGRAD_INSTANTIATE

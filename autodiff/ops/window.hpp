@@ -59,7 +59,7 @@ private:
 WindowGeometry window_geometry(const char* op, ImageShape image, Window window, bool pool);
 
 template <class T>
-WindowGeometry window_geometry(const char* op, Var<T> x, ImageShape image, Window window, bool pool) {
+WindowGeometry window_geometry(const char* op, const Var<T>& x, ImageShape image, Window window, bool pool) {
     const WindowGeometry g = window_geometry(op, image, window, pool);
     if (x.rows() != image.size())
         fail(op, "x is " + to_string(x.shape()) + " but the image is " + std::to_string(image.channels) + "x" +

@@ -242,7 +242,7 @@ TEST_CASE("conv and pool gradients add to an input's other uses, whichever runs 
     const ImageShape im{2, 4, 6};
     const Matrix<double> x = distinct_values(rng, {im.size(), 3});
     const Matrix<double> W = random_matrix(rng, {3, 2 * 9}), b = random_matrix(rng, {3, 1});
-    using Pool = Var<double> (*)(Var<double>, ImageShape, Window);
+    using Pool = Var<double> (*)(const Var<double>&, ImageShape, Window);
     for (Pool pool : {Pool(max_pool2d<double>), Pool(avg_pool2d<double>)})
         for (Window w : {Window{2, 2, 2, 0}, Window{3, 2, 1, 1}}) {  // tiling the image, overlapping
             INFO("window " << w.height << "x" << w.width << ", stride " << w.stride);

@@ -29,12 +29,15 @@ void check_unary_fn(const std::function<Var<double>(Var<double>)>& op, double lo
                           {random_matrix(rng, s, low, high, gap)});
 }
 
-using Unary = Var<double> (*)(Var<double>);
+// Every op takes its inputs by const reference; the tests' own lambdas take them by value.
+using Unary = Var<double> (*)(const Var<double>&);
+using UnaryByValue = Var<double> (*)(Var<double>);
 
 void check_unary(Unary op, double low, double high, double gap) { check_unary_fn(op, low, high, gap); }
+void check_unary(UnaryByValue op, double low, double high, double gap) { check_unary_fn(op, low, high, gap); }
 
 // Both operand orders and every way the second can broadcast against the first.
-void check_binary(Var<double> (*op)(Var<double>, Var<double>), double gap) {
+void check_binary(Var<double> (*op)(const Var<double>&, const Var<double>&), double gap) {
     std::mt19937_64 rng(11);
     for (Shape s : test::sweep_shapes(rng)) {
         const std::vector<Shape> partners = {s, {s.rows, 1}, {1, s.cols}, {1, 1}};
