@@ -412,6 +412,7 @@ private:
     class ExclusiveUse;  // one thread at a time (tape.cpp)
     static constexpr std::uint32_t pinned = 1u << 31;  // refs_ bit: the entry is never reused
     std::uint32_t push(const char* op, std::size_t value_bytes);
+    bool take_released(std::size_t wanted, std::uint32_t& index);  // a NoGrad entry to reuse, if any
     void abandon(std::uint32_t index) noexcept;  // undoes push() after a throw
     void recycle(std::uint32_t index) noexcept;  // the last counted handle of a NoGrad entry is gone
     void pin(std::uint32_t index) {
@@ -438,6 +439,7 @@ private:
     [[noreturn]] static void reject_input(const Node<T>& n, int i);
     GradientSink<T> start_backward(const Var<T>& output);  // checks, then the output's seed sink
     void sweep(const Var<T>& output);
+    void prefetch_for_sweep(std::size_t i) const;  // the entries and buffers entry i's backward will read
     // A handle of entry index: counted (and counting) unless the entry is pinned.
     Var<T> handle(std::uint32_t index) {
         if (refs_[index] & pinned) return Var<T>(this, index, slot_, generation_);

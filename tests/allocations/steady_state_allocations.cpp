@@ -3,6 +3,8 @@
 // loop a user writes with nn (MLP, SGD, zero_grad), for 10,000 steps.
 
 #include <array>
+#include <cmath>
+#include <type_traits>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -231,4 +233,39 @@ TEMPLATE_TEST_CASE("a step with dropout, batch_norm and the structure ops alloca
     INFO(counted.summary());
     REQUIRE(counted.first > 0);
     REQUIRE(counted.steady == 0);
+}
+
+// Under NoGrad an entry no handle refers to any more is reused by the next op. A recurrent
+// model's evaluation alternates 14x1 states with 1x1 losses: taking whichever entry was
+// released last resized (reallocated) a buffer of the other size on nearly every op, so
+// the reuse must prefer a released entry whose buffer already has the size asked for.
+TEMPLATE_TEST_CASE("a NoGrad evaluation alternating 14x1 and 1x1 results allocates nothing after the first",
+                   "[allocations][nograd]", float, double) {
+    autodiff::Parameter<TestType> w(xt::ones<TestType>({std::size_t(14), std::size_t(1)}) * TestType(0.5));
+    const Matrix<TestType> x0 = xt::ones<TestType>({std::size_t(14), std::size_t(1)});
+    autodiff::Tape<TestType> tape;
+    TestType loss = 0;
+    auto step = [&] {
+        tape.reset();
+        autodiff::NoGrad<TestType> no_grad(tape);
+        const autodiff::Var<TestType> wv = tape.parameter(w);
+        autodiff::Var<TestType> h = tape.constant(x0);
+        autodiff::Var<TestType> total = sum(h);
+        for (int t = 0; t < 32; ++t) {
+            h = tanh(h * wv);
+            total = total + sum(h);
+        }
+        loss = total.value()(0, 0);
+    };
+
+    const SteadyState counted = run_steady_state(step, 2000);
+    INFO(counted.summary());
+    REQUIRE(counted.first > 0);
+    REQUIRE(counted.steady == 0);
+    REQUIRE(tape.live_entries() <= 12);  // what the loop's handles still need, not 1 + 32 * 4 entries
+    // h_t = tanh(0.5 h_{t-1}) from h_0 = 1, summed over 14 rows and t = 0..32.
+    double h_t = 1, expected = 14;
+    for (int t = 0; t < 32; ++t) expected += 14 * (h_t = std::tanh(0.5 * h_t));
+    const double relative = std::is_same_v<TestType, float> ? 1e-5 : 1e-12;
+    REQUIRE(double(loss) == Approx(expected).epsilon(0).margin(relative * expected));
 }
