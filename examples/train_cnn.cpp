@@ -172,8 +172,7 @@ int main(int argc, char** argv) {
     app.add_option("--test-limit", o.test_limit, "test on the first N test images only (0: all)")->capture_default_str();
     app.add_option("--seed", o.seed, "seed of the initial weights, the shuffling and dropout")->capture_default_str();
     app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
-    app.add_flag("--flush-denormals", o.flush_denormals,
-                 "flush subnormal numbers to zero: later epochs run faster (Adam's moments of idle weights decay into them)");
+    example::add_flush_denormals_flag(app, o.flush_denormals);
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
     app.add_option("--resume", o.resume, "continue from this checkpoint with the options it was trained with; saves into it unless --save is given");
     app.add_option("--eval", o.eval, "only evaluate this checkpoint on the test set");

@@ -185,8 +185,7 @@ int main(int argc, char** argv) {
     app.add_option("--seed", o.seed, "seed of the initial weights and the shuffling")->capture_default_str();
     app.add_option("--dtype", o.dtype, "float or double")->check(CLI::IsMember({"float", "double"}))->capture_default_str();
     app.add_option("--threads", o.threads, "BLAS threads")->check(CLI::Range(1, 256))->capture_default_str();
-    app.add_flag("--flush-denormals", o.flush_denormals,
-                 "flush subnormal numbers to zero: later epochs run faster (Adam's moments of idle weights decay into them)");
+    example::add_flush_denormals_flag(app, o.flush_denormals);
     app.add_option("--save", o.save, "checkpoint directory, written atomically after every epoch");
     app.add_option("--resume", o.resume,
                    "continue training from this checkpoint, with the options it was trained with (--epochs "

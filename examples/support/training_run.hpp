@@ -31,6 +31,12 @@ struct TrainingFlags {
     std::vector<std::string> extendable;
 };
 
+/// --flush-denormals, as both examples offer it: off by default (autodiff::set_flush_denormals).
+inline void add_flush_denormals_flag(CLI::App& app, bool& flush) {
+    app.add_flag("--flush-denormals", flush,
+                 "flush subnormal numbers to zero: later epochs run faster (Adam's moments of idle weights decay into them)");
+}
+
 // An option's value as given, the parts of a list joined by ',' ("16,32"), or its default.
 inline std::string given_value(const CLI::Option* option) {
     if (option->count() == 0) return option->get_default_str();
