@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "autodiff/error.hpp"
+#include "nn/adam_update.hpp"
 
 namespace nn {
 
@@ -88,15 +89,21 @@ void require_shape(const std::string& optimizer, const Parameter<T>& p, const Ma
                               " but its " + what + " is " + autodiff::to_string(autodiff::shape_of(other)));
 }
 
+// kernel(w, n) changes a parameter's flat storage in place, once its gradient is checked.
+template <class T, class Kernel>
+void update_in_place(Parameter<T>& p, Kernel&& kernel) {
+    require_shape("optimizer", p, p.grad, "gradient");
+    kernel(p.value.data(), p.value.size());
+    p.bump_version();  // a tape that recorded p before this update refuses to backward through it
+}
+
 // p[k] -= delta(k) over a parameter's flat storage (vectorised when delta reads only
-// locals and the arrays: see Adam::step).
+// locals and the arrays).
 template <class T, class F>
 void update(Parameter<T>& p, F&& delta) {
-    require_shape("optimizer", p, p.grad, "gradient");
-    T* w = p.value.data();
-    const std::size_t n = p.value.size();
-    for (std::size_t k = 0; k < n; ++k) w[k] -= delta(k);
-    p.bump_version();  // a tape that recorded p before this update refuses to backward through it
+    update_in_place(p, [&](T* w, std::size_t n) {
+        for (std::size_t k = 0; k < n; ++k) w[k] -= delta(k);
+    });
 }
 
 }  // namespace
@@ -211,28 +218,20 @@ void Adam<T>::step() {
     ++steps_;
     const T correction1 = T(1) - std::pow(beta1_, T(steps_));
     const T correction2 = T(1) - std::pow(beta2_, T(steps_));
-    const T step_size = this->learning_rate_ / correction1;
-    const T root_correction2 = std::sqrt(correction2);
-    // Copies, not members: read through `this` inside the loop, they might alias the
-    // moments the loop writes, so the compiler would reload them per element and not
-    // vectorise it (the update then took as long as the step's GEMMs).
-    const T beta1 = beta1_, beta2 = beta2_, epsilon = epsilon_;
+    // L2 (Adam) folds the decay into the gradient; decoupled (AdamW) shrinks W apart from
+    // the adaptive step. Zero decay makes both the plain Adam update. The loop itself is
+    // detail::adam_update, compiled for the CPU's vector width (nn/adam_update.cpp).
+    const detail::AdamConstants<T> c{beta1_,
+                                     beta2_,
+                                     epsilon_,
+                                     decoupled_ ? T(0) : weight_decay_,
+                                     decoupled_ ? this->learning_rate_ * weight_decay_ : T(0),
+                                     this->learning_rate_ / correction1,
+                                     std::sqrt(correction2)};
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
-        require_shape(name(), *this->parameters_[i], m_[i], "first moment");
-        const T* g = this->parameters_[i]->grad.data();
-        const T* w = this->parameters_[i]->value.data();
-        T* m = m_[i].data();
-        T* v = v_[i].data();
-        // L2 (Adam) folds the decay into the gradient; decoupled (AdamW) shrinks W apart
-        // from the adaptive step. Zero decay makes both the plain Adam update.
-        const T l2 = decoupled_ ? T(0) : weight_decay_;
-        const T shrink = decoupled_ ? this->learning_rate_ * weight_decay_ : T(0);
-        update(*this->parameters_[i], [&](std::size_t k) {
-            const T gk = g[k] + l2 * w[k];
-            m[k] = beta1 * m[k] + (T(1) - beta1) * gk;
-            v[k] = beta2 * v[k] + (T(1) - beta2) * gk * gk;
-            return shrink * w[k] + step_size * m[k] / (std::sqrt(v[k]) / root_correction2 + epsilon);
-        });
+        Parameter<T>& p = *this->parameters_[i];
+        require_shape(name(), p, m_[i], "first moment");
+        update_in_place(p, [&](T* w, std::size_t n) { detail::adam_update(n, w, m_[i].data(), v_[i].data(), p.grad.data(), c); });
     }
 }
 

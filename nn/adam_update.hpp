@@ -1,0 +1,23 @@
+#pragma once
+// Adam's update of one parameter (the inner loop of nn::Adam::step), kept in a file of its
+// own so that it can be compiled for several instruction sets (adam_update.cpp says why).
+
+#include <cstddef>
+
+namespace nn::detail {
+
+template <class T>
+struct AdamConstants {
+    T beta1, beta2, epsilon;
+    T l2;               // L2 decay folded into the gradient (Adam); 0 for AdamW
+    T shrink;           // learning rate x decoupled decay (AdamW); 0 for Adam
+    T step_size;        // learning rate / (1 - beta1^t)
+    T root_correction2; // sqrt(1 - beta2^t)
+};
+
+// Over k < n: g' = g + l2 w; m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2;
+// w -= shrink w + step_size m / (sqrt(v) / root_correction2 + epsilon).
+void adam_update(std::size_t n, float* w, float* m, float* v, const float* g, const AdamConstants<float>& c);
+void adam_update(std::size_t n, double* w, double* m, double* v, const double* g, const AdamConstants<double>& c);
+
+}  // namespace nn::detail
