@@ -15,7 +15,8 @@ struct AdamConstants {
     T root_correction2; // sqrt(1 - beta2^t)
 };
 
-// Over k < n: g' = g + l2 w; m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2;
+// Over k < n: g' = g + l2 w; m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2,
+// each stored as 0 where it would be subnormal (adam_update.cpp says why);
 // w -= shrink w + step_size m / (sqrt(v) / root_correction2 + epsilon).
 void adam_update(std::size_t n, float* w, float* m, float* v, const float* g, const AdamConstants<float>& c);
 void adam_update(std::size_t n, double* w, double* m, double* v, const double* g, const AdamConstants<double>& c);
