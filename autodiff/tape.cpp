@@ -14,7 +14,8 @@ namespace {
 std::uint64_t next_generation() { return detail::TapeRegistry::next_generation(); }
 
 // reserve() to exactly n would reallocate on every call: grow geometrically instead.
-void reserve_for(std::vector<std::uint32_t>& v, std::size_t n) {
+template <class Item>
+void reserve_for(std::vector<Item>& v, std::size_t n) {
     if (v.capacity() < n) v.reserve(std::max(n, 2 * v.capacity()));
 }
 
@@ -141,6 +142,11 @@ void Tape<T>::reject(const Var<T>& v, const char* op) const {
 }
 
 template <class T>
+void Tape<T>::reject_after_backward(const char* op) {
+    throw Error(std::string(op) + ": recording on a tape after backward(); call reset() first");
+}
+
+template <class T>
 void Tape<T>::reject_arity(const char* op) {
     throw Error(std::string(op) + ": an op takes at most 3 inputs");
 }
@@ -200,21 +206,21 @@ bool Tape<T>::take_released(std::size_t wanted, std::uint32_t& index) {
     if (free_.empty()) return false;
     const std::size_t look = std::min(free_.size(), kLook);
     for (std::size_t k = 1; k <= look; ++k)
-        if (nodes_[free_[free_.size() - k]].value.size() == wanted) {
+        if (free_[free_.size() - k].size == wanted) {
             std::swap(free_[free_.size() - k], free_.back());
-            index = free_.back();
+            index = free_.back().index;
             free_.pop_back();
             return true;
         }
     if (free_.size() < kMaxWaiting) return false;
-    index = free_.back();
+    index = free_.back().index;
     free_.pop_back();
     return true;
 }
 
 template <class T>
 std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
-    if (swept_) throw Error(std::string(op) + ": recording on a tape after backward(); call reset() first");
+    if (swept_) reject_after_backward(op);
     if (memory_limit_ != 0 && recorded_bytes_ + value_bytes > memory_limit_) reject_memory(op, value_bytes);
     std::uint32_t index;
     if (!grad_enabled_ && take_released(value_bytes / sizeof(T), index)) {
@@ -265,7 +271,7 @@ void Tape<T>::abandon(std::uint32_t index) noexcept {
     n.requires_grad = false;
     refs_[index] = 0;
     if (index + 1 == size_) --size_;
-    else free_.push_back(index);  // capacity reserved in push()
+    else free_.push_back({index, n.value.size()});  // capacity reserved in push()
 }
 
 // A NoGrad entry that a recorded op reads: never reused, and if it is a parameter, checked
@@ -286,7 +292,7 @@ void Tape<T>::recycle(std::uint32_t index) noexcept {
     n.forward = nullptr;
     n.parameter = nullptr;
     n.in_place = nullptr;
-    free_.push_back(index);  // capacity reserved in push()
+    free_.push_back({index, n.value.size()});  // capacity reserved in push()
 }
 
 // A leaf's value is its data (copied when recorded, or a parameter read in place): running

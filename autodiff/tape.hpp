@@ -421,6 +421,7 @@ private:
     void pin_nograd_entry(std::uint32_t index);
     [[noreturn]] void reject_memory(const char* op, std::size_t value_bytes) const;
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
+    [[noreturn]] static void reject_after_backward(const char* op);
     void lock_for(const char* op);               // ExclusiveUse's halves, inline-able
     void unlock() noexcept { busy_.store(false, std::memory_order_release); }
     [[noreturn]] static void reject_concurrent_use(const char* op);
@@ -457,7 +458,11 @@ private:
     // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
     EntryChunks<T> nodes_;
     std::vector<std::uint32_t> refs_;   // per entry: counted handles alive | pinned
-    std::vector<std::uint32_t> free_;   // NoGrad entries to reuse (capacity >= nodes_: push_back never throws)
+    struct Released {
+        std::uint32_t index;
+        std::size_t size;  // of its value buffer: take_released matches it without touching the entry
+    };
+    std::vector<Released> free_;  // NoGrad entries to reuse (capacity >= nodes_: push_back never throws)
     std::vector<std::uint32_t> in_place_entries_;  // parameters and constant_refs, for backward's checks
     std::size_t recorded_bytes_ = 0;
     std::size_t memory_limit_ = default_memory_limit;
