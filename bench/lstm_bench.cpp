@@ -6,7 +6,8 @@
 //
 // --only runs one thing twice (or --reps times), untimed, for instruction counts (valgrind
 // --tool=callgrind) or a profile (perf record):
-// entry (100,000 chained muls), grad or loss (tapegrad, 2 layers, 1024 steps), hw-grad, hw-loss.
+// entry (100,000 chained muls), grad, replay or loss (tapegrad, 2 layers, 1024 steps), hw-grad, hw-loss.
+// The gradient is timed both recorded afresh each time and replayed (autodiff::Replay).
 //
 // Timings are medians over N repetitions of this thread's CPU time (not wall time: on a
 // shared machine a descheduled run would count the other processes' time), the
@@ -75,12 +76,18 @@ int check() {
         const double hw_loss = hw.loss(), hw_grad_loss = hw.loss_and_gradient();
         const double tg_loss = tg.loss(), tg_grad_loss = tg.loss_and_gradient();
         const double dg = max_abs_diff(hw.gradient(), tg.gradient());
+        // A replay's gradient equals a fresh recording's bit for bit (its second run replays).
+        Tapegrad replayed(p);
+        replayed.replayed_loss_and_gradient();
+        const double replayed_loss = replayed.replayed_loss_and_gradient();
+        const bool replay_same = replayed_loss == tg_grad_loss && max_abs_diff(replayed.gradient(), tg.gradient()) == 0;
         const bool ok = std::abs(hw_loss - tg_loss) < 1e-12 && std::abs(hw_grad_loss - hw_loss) < 1e-12 &&
-                        std::abs(tg_grad_loss - tg_loss) < 1e-12 && dg < 1e-12;
+                        std::abs(tg_grad_loss - tg_loss) < 1e-12 && dg < 1e-12 && replay_same;
         failures += !ok;
         std::printf("{\"check\": \"L%zu T%zu\", \"handwritten_loss\": %.17g, \"tapegrad_loss\": %.17g, "
-                    "\"gradient_l1\": %.17g, \"max_grad_diff\": %.3g, \"ok\": %s}\n",
-                    layers, steps, hw_loss, tg_loss, gradient_norm1(hw.gradient()), dg, ok ? "true" : "false");
+                    "\"gradient_l1\": %.17g, \"max_grad_diff\": %.3g, \"replay_bit_for_bit\": %s, \"ok\": %s}\n",
+                    layers, steps, hw_loss, tg_loss, gradient_norm1(hw.gradient()), dg, replay_same ? "true" : "false",
+                    ok ? "true" : "false");
     }
     return failures ? 1 : 0;
 }
@@ -174,7 +181,7 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[a], "--reps") && a + 1 < argc) reps = std::max(1, std::atoi(argv[++a]));
         else if (!std::strcmp(argv[a], "--only") && a + 1 < argc) only_what = argv[++a];
         else {
-            std::fprintf(stderr, "usage: lstm_bench [--reps N] [--check] [--only entry|grad|loss|hw-grad|hw-loss]\n");
+            std::fprintf(stderr, "usage: lstm_bench [--reps N] [--check] [--only entry|grad|replay|loss|hw-grad|hw-loss]\n");
             return 2;
         }
     }
