@@ -557,7 +557,8 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs
     bool any_input_needs_grad = false;
     for (const InputRef<T>& in : inputs) {
         check(*in, op);
-        any_input_needs_grad = any_input_needs_grad || nodes_[in->index_].requires_grad;
+        // Under NoGrad nothing needs a gradient: the inputs' entries are not even read.
+        any_input_needs_grad = any_input_needs_grad || (grad_enabled_ && nodes_[in->index_].requires_grad);
     }
     const std::uint32_t index = push(op, shape.size() * sizeof(T));
     Node<T>& n = nodes_[index];
