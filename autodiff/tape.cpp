@@ -383,10 +383,6 @@ void Tape<T>::reset() {
     detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }
 
-template <class T>
-Matrix<T>& Tape<T>::grad_buffer(Node<T>& n) {
-    return (n.parameter && accumulate_into_parameters_) ? n.parameter->grad : n.grad;
-}
 
 template <class T>
 void Tape<T>::reject_input(const Node<T>& n, int i) {
@@ -394,16 +390,6 @@ void Tape<T>::reject_input(const Node<T>& n, int i) {
                 std::to_string(n.arity) + (n.arity == 1 ? " input" : " inputs"));
 }
 
-template <class T>
-GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
-    Node<T>& in = nodes_[n.inputs[check_input(n, i)]];
-    // Parameter::grad accumulates across sweeps, so it is always added to.
-    const bool overwrite = !in.grad_ready && !(in.parameter && accumulate_into_parameters_);
-    Matrix<T>& g = grad_buffer(in);
-    if (overwrite) ensure_shape(g, shape_of(value(n.inputs[i])));
-    in.grad_ready = true;
-    return {g, overwrite};
-}
 
 template <class T>
 void Tape<T>::backward(const Var<T>& output) {

@@ -451,7 +451,9 @@ private:
     // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
-    Matrix<T>& grad_buffer(Node<T>& n);
+    Matrix<T>& grad_buffer(Node<T>& n) {  // where n's gradient accumulates
+        return (n.parameter && accumulate_into_parameters_) ? n.parameter->grad : n.grad;
+    }
     void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
 
     // Recording never moves existing entries: references to values stay valid.
@@ -582,6 +584,18 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs
     recorded_bytes_ += n.value.size() * sizeof(T);
     if (detect_anomaly_) check_finite_value(index);
     return handle(index);
+}
+
+// Inline: every backward calls it once per input.
+template <class T>
+inline GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
+    Node<T>& in = nodes_[n.inputs[check_input(n, i)]];
+    // Parameter::grad accumulates across sweeps, so it is always added to.
+    const bool overwrite = !in.grad_ready && !(in.parameter && accumulate_into_parameters_);
+    Matrix<T>& g = grad_buffer(in);
+    if (overwrite) ensure_shape(g, shape_of(value(n.inputs[i])));
+    in.grad_ready = true;
+    return {g, overwrite};
 }
 
 template <class T>

@@ -64,9 +64,7 @@ bool same_shapes(const Matrix<T>& a, const Matrix<T>& b, const Matrix<T>& y) {
 }
 
 template <class T, class Rule, int side>
-void backward_side(Tape<T>& tape, Node<T>& y) {
-    if (!tape.needs_grad(y, side)) return;
-    const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
+void backward_side(Tape<T>& tape, Node<T>& y, const Matrix<T>& A, const Matrix<T>& B) {
     const T* out = y.value.data();
     const T* g = y.grad.data();
     if (same_shapes(A, B, y.value)) {
@@ -96,8 +94,9 @@ void backward_side(Tape<T>& tape, Node<T>& y) {
 
 template <class T, class Rule>
 void binary_backward(Tape<T>& tape, Node<T>& y) {
-    backward_side<T, Rule, 0>(tape, y);
-    backward_side<T, Rule, 1>(tape, y);
+    const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
+    if (tape.needs_grad(y, 0)) backward_side<T, Rule, 0>(tape, y, A, B);
+    if (tape.needs_grad(y, 1)) backward_side<T, Rule, 1>(tape, y, A, B);
 }
 
 template <class T, class Rule>
