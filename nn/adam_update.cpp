@@ -24,20 +24,44 @@ namespace nn::detail {
 
 namespace {
 
+// The update of one element; the caller's loop decides what else happens in the pass.
 template <class T>
-inline void adam_update_loop(std::size_t n, T* __restrict w, T* __restrict m, T* __restrict v, const T* __restrict g,
-                             const AdamConstants<T>& c) {
-    const T beta1 = c.beta1, beta2 = c.beta2, epsilon = c.epsilon, l2 = c.l2, shrink = c.shrink;
-    const T step_size = c.step_size, root_correction2 = c.root_correction2;
-    const T smallest_normal = std::numeric_limits<T>::min();
-    for (std::size_t k = 0; k < n; ++k) {
-        const T gk = g[k] + l2 * w[k];
-        const T mk = beta1 * m[k] + (T(1) - beta1) * gk;
-        const T vk = beta2 * v[k] + (T(1) - beta2) * gk * gk;
-        m[k] = std::abs(mk) < smallest_normal ? T(0) : mk;
-        v[k] = vk < smallest_normal ? T(0) : vk;
-        w[k] -= shrink * w[k] + step_size * m[k] / (std::sqrt(v[k]) / root_correction2 + epsilon);
+struct AdamStep {
+    T beta1, beta2, epsilon, l2, shrink, step_size, root_correction2, smallest_normal;
+    explicit AdamStep(const AdamConstants<T>& c)
+        : beta1(c.beta1), beta2(c.beta2), epsilon(c.epsilon), l2(c.l2), shrink(c.shrink), step_size(c.step_size),
+          root_correction2(c.root_correction2), smallest_normal(std::numeric_limits<T>::min()) {}
+    [[gnu::always_inline]] T operator()(T& w, T& m, T& v, T g) const {
+        const T gk = g + l2 * w;
+        const T mk = beta1 * m + (T(1) - beta1) * gk;
+        const T vk = beta2 * v + (T(1) - beta2) * gk * gk;
+        m = std::abs(mk) < smallest_normal ? T(0) : mk;
+        v = vk < smallest_normal ? T(0) : vk;
+        return w -= shrink * w + step_size * m / (std::sqrt(v) / root_correction2 + epsilon);
     }
+};
+
+// Every new weight checked finite in the same pass (no early exit, so the loop vectorises):
+// the training loop's check after every step then need not read the weights again. A NaN
+// fails |w| <= max as an infinity does.
+// always_inline: each instruction-set clone must compile the loop for its own target.
+template <class T, bool zero_gradient>
+[[gnu::always_inline]] inline bool adam_update_loop(std::size_t n, T* __restrict w, T* __restrict m, T* __restrict v, T* __restrict g,
+                             const AdamConstants<T>& c) {
+    const AdamStep<T> step(c);  // copies: the loop reloads nothing through a pointer it writes
+    const T largest = std::numeric_limits<T>::max();
+    unsigned not_finite = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+        const T updated = step(w[k], m[k], v[k], g[k]);
+        not_finite |= !(std::abs(updated) <= largest);
+        if constexpr (zero_gradient) g[k] = T(0);
+    }
+    return not_finite == 0;
+}
+
+template <class T>
+[[gnu::always_inline]] inline bool adam_update_pass(std::size_t n, T* w, T* m, T* v, T* g, const AdamConstants<T>& c, bool zero_gradient) {
+    return zero_gradient ? adam_update_loop<T, true>(n, w, m, v, g, c) : adam_update_loop<T, false>(n, w, m, v, g, c);
 }
 
 }  // namespace
@@ -49,13 +73,15 @@ inline void adam_update_loop(std::size_t n, T* __restrict w, T* __restrict m, T*
 #endif
 
 TAPEGRAD_INSTRUCTION_SET_CLONES
-void adam_update(std::size_t n, float* w, float* m, float* v, const float* g, const AdamConstants<float>& c) {
-    adam_update_loop(n, w, m, v, g, c);
+bool adam_update(std::size_t n, float* w, float* m, float* v, float* g, const AdamConstants<float>& c,
+                 bool zero_gradient) {
+    return adam_update_pass(n, w, m, v, g, c, zero_gradient);
 }
 
 TAPEGRAD_INSTRUCTION_SET_CLONES
-void adam_update(std::size_t n, double* w, double* m, double* v, const double* g, const AdamConstants<double>& c) {
-    adam_update_loop(n, w, m, v, g, c);
+bool adam_update(std::size_t n, double* w, double* m, double* v, double* g, const AdamConstants<double>& c,
+                 bool zero_gradient) {
+    return adam_update_pass(n, w, m, v, g, c, zero_gradient);
 }
 
 }  // namespace nn::detail

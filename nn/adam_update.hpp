@@ -17,8 +17,11 @@ struct AdamConstants {
 
 // Over k < n: g' = g + l2 w; m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2,
 // each stored as 0 where it would be subnormal (adam_update.cpp says why);
-// w -= shrink w + step_size m / (sqrt(v) / root_correction2 + epsilon).
-void adam_update(std::size_t n, float* w, float* m, float* v, const float* g, const AdamConstants<float>& c);
-void adam_update(std::size_t n, double* w, double* m, double* v, const double* g, const AdamConstants<double>& c);
+// w -= shrink w + step_size m / (sqrt(v) / root_correction2 + epsilon); then g = 0 if
+// zero_gradient (zero_grad() in the same pass). Returns whether every new w is finite.
+bool adam_update(std::size_t n, float* w, float* m, float* v, float* g, const AdamConstants<float>& c,
+                 bool zero_gradient);
+bool adam_update(std::size_t n, double* w, double* m, double* v, double* g, const AdamConstants<double>& c,
+                 bool zero_gradient);
 
 }  // namespace nn::detail

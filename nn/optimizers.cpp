@@ -123,6 +123,13 @@ void Optimizer<T>::zero_grad() {
 }
 
 template <class T>
+bool Optimizer<T>::step_and_zero_grad() {
+    step();
+    zero_grad();
+    return false;
+}
+
+template <class T>
 void Optimizer<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     if (!state.empty()) throw autodiff::Error(name() + ": this optimizer keeps no state, but some was given");
 }
@@ -220,6 +227,16 @@ Adam<T>::Adam(Decoupled, std::vector<Parameter<T>*> parameters, T learning_rate,
 
 template <class T>
 void Adam<T>::step() {
+    update(false);
+}
+
+template <class T>
+bool Adam<T>::step_and_zero_grad() {
+    return update(true);
+}
+
+template <class T>
+bool Adam<T>::update(bool zero_gradient) {
     ++steps_;
     const T correction1 = T(1) - std::pow(beta1_, T(steps_));
     const T correction2 = T(1) - std::pow(beta2_, T(steps_));
@@ -233,11 +250,15 @@ void Adam<T>::step() {
                                      decoupled_ ? this->learning_rate_ * weight_decay_ : T(0),
                                      this->learning_rate_ / correction1,
                                      std::sqrt(correction2)};
+    bool finite = true;
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
         Parameter<T>& p = *this->parameters_[i];
         require_shape(name(), p, m_[i], "first moment");
-        update_in_place(p, [&](T* w, std::size_t n) { detail::adam_update(n, w, m_[i].data(), v_[i].data(), p.grad.data(), c); });
+        update_in_place(p, [&](T* w, std::size_t n) {
+            finite = detail::adam_update(n, w, m_[i].data(), v_[i].data(), p.grad.data(), c, zero_gradient) && finite;
+        });
     }
+    return finite;
 }
 
 template <class T>

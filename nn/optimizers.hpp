@@ -21,6 +21,12 @@ public:
     virtual ~Optimizer() = default;
     virtual void step() = 0;
     void zero_grad();
+    /// step() then zero_grad(), as nn::Trainer calls them after every batch. An optimizer may
+    /// do both in one pass over each parameter (Adam does), and check there that every updated
+    /// value is finite: true means it did and found them all finite, so the caller need not
+    /// read them again; false, that it did not look or found otherwise. By default: step();
+    /// zero_grad(); false.
+    virtual bool step_and_zero_grad();
 
     T learning_rate() const { return learning_rate_; }
     /// For schedules: finite and >= 0 (a schedule may reach 0; then step() changes nothing
@@ -79,6 +85,7 @@ public:
     Adam(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate = T(1e-3), T beta1 = T(0.9),
          T beta2 = T(0.999), T epsilon = T(1e-8), T weight_decay = T(0));
     void step() override;
+    bool step_and_zero_grad() override;  // one pass per parameter: the update, the finiteness check, the zeroing
     std::string name() const override { return decoupled_ ? "adamw" : "adam"; }
     std::map<std::string, std::string> hyperparameters() const override;
     std::map<std::string, autodiff::Matrix<T>> state() const override;
@@ -90,6 +97,7 @@ protected:
          T beta2, T epsilon);
 
 private:
+    bool update(bool zero_gradient);  // step(), and zero_grad() in the same pass if asked; true if all finite
     T beta1_, beta2_, epsilon_, weight_decay_;
     bool decoupled_ = false;
     std::vector<autodiff::Matrix<T>> m_, v_;

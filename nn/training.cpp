@@ -160,9 +160,11 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
         if (sync_) sync_->finish();
         if (clip_ > 0) clip_grad_norm(parameters_, clip_);
         if (schedule_) optimizer_.set_learning_rate(T(schedule_->at(epoch * batches + b)));
-        optimizer_.step();
-        optimizer_.zero_grad();
-        check_finite_step(loss, parameters_, {epoch, b});
+        // One pass per parameter where the optimizer can (Adam): the update, zeroing the
+        // gradient and checking the new values finite; then only the loss is left to check.
+        static const std::vector<autodiff::Parameter<T>*> already_checked;
+        const bool checked = optimizer_.step_and_zero_grad() && optimizer_.parameters() == parameters_;
+        check_finite_step(loss, checked ? already_checked : parameters_, {epoch, b});
 
         stats.examples += mine.count;
         if (progress)

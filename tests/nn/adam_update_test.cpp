@@ -59,9 +59,9 @@ TEMPLATE_TEST_CASE("Adam's update gives the plain loop's numbers bit for bit, wh
     const T t = 3;
     for (bool decoupled : {false, true}) {
         const nn::detail::AdamConstants<T> c = adam_constants(decoupled, t);
-        std::vector<T> w1 = w, m1 = m, v1 = v, w2 = w, m2 = m, v2 = v;
+        std::vector<T> w1 = w, m1 = m, v1 = v, w2 = w, m2 = m, v2 = v, g1 = g;
         for (int step = 0; step < 3; ++step) {
-            nn::detail::adam_update(n, w1.data(), m1.data(), v1.data(), g.data(), c);
+            REQUIRE(nn::detail::adam_update(n, w1.data(), m1.data(), v1.data(), g1.data(), c, false));
             reference_update(n, w2.data(), m2.data(), v2.data(), g.data(), c);
         }
         std::size_t differing = 0;
@@ -69,6 +69,31 @@ TEMPLATE_TEST_CASE("Adam's update gives the plain loop's numbers bit for bit, wh
         INFO("decoupled: " << decoupled);
         REQUIRE(differing == 0);
         REQUIRE(w1 != w);  // it did update
+        REQUIRE(g1 == g);  // and left the gradient alone
+
+        // The same pass zeroing the gradient (Adam::step_and_zero_grad): the same numbers.
+        std::vector<T> w3 = w, m3 = m, v3 = v, g3 = g;
+        REQUIRE(nn::detail::adam_update(n, w3.data(), m3.data(), v3.data(), g3.data(), c, true));
+        std::vector<T> w4 = w, m4 = m, v4 = v;
+        reference_update(n, w4.data(), m4.data(), v4.data(), g.data(), c);
+        REQUIRE((w3 == w4 && m3 == m4 && v3 == v4));
+        REQUIRE(g3 == std::vector<T>(n, T(0)));
+    }
+}
+
+// The pass reports a weight that the update made infinite or NaN (the training loop then
+// reads the weights to say which), wherever it is in the array: the vector body or the tail.
+TEMPLATE_TEST_CASE("Adam's update reports a non-finite weight", "[optimizers]", float, double) {
+    using T = TestType;
+    for (std::size_t bad : {std::size_t(0), std::size_t(17), std::size_t(30)}) {
+        for (T poison : {std::numeric_limits<T>::infinity(), std::numeric_limits<T>::quiet_NaN()}) {
+            std::vector<T> w(31, T(0.5)), m(31, T(0)), v(31, T(0)), g(31, T(0.1));
+            g[bad] = poison;
+            INFO("index " << bad << ", gradient " << poison);
+            REQUIRE_FALSE(nn::detail::adam_update(31, w.data(), m.data(), v.data(), g.data(),
+                                                  adam_constants(false, T(1)), true));
+            REQUIRE_FALSE(std::isfinite(w[bad]));
+        }
     }
 }
 
@@ -79,7 +104,7 @@ TEMPLATE_TEST_CASE("Adam's moments of an idle weight decay to 0, never through s
                    float, double) {
     using T = TestType;
     T w = T(0.25), m = T(0.01), v = T(1e-4);
-    const T g = 0;
+    T g = 0;
     const int steps = std::is_same_v<T, float> ? 1000 : 7000;  // 0.9^steps * 0.01 < the smallest normal
     bool subnormal_seen = false;
     for (int step = 1; step <= steps; ++step) {
@@ -87,7 +112,7 @@ TEMPLATE_TEST_CASE("Adam's moments of an idle weight decay to 0, never through s
         const nn::detail::AdamConstants<T> plain{T(0.9), T(0.999), T(1e-8), T(0), T(0),  // no weight decay
                                                  T(1e-3) / (T(1) - std::pow(T(0.9), T(step))),
                                                  std::sqrt(T(1) - std::pow(T(0.999), T(step)))};
-        nn::detail::adam_update(1, &w, &m, &v, &g, plain);
+        REQUIRE(nn::detail::adam_update(1, &w, &m, &v, &g, plain, false));
         subnormal_seen = subnormal_seen || std::fpclassify(m) == FP_SUBNORMAL || std::fpclassify(v) == FP_SUBNORMAL;
         if (m == T(0)) REQUIRE(w == w_before);  // a flushed moment takes no step
     }
