@@ -43,11 +43,11 @@ struct AdamStep {
 
 // Every new weight checked finite in the same pass (no early exit, so the loop vectorises):
 // the training loop's check after every step then need not read the weights again. A NaN
-// fails |w| <= max as an infinity does.
-// always_inline: each instruction-set clone must compile the loop for its own target.
+// fails |w| <= max as an infinity does. Always inlined, here and below: each instruction-set
+// clone must compile the loop for its own target (called, it ran the baseline's code).
 template <class T, bool zero_gradient>
-[[gnu::always_inline]] inline bool adam_update_loop(std::size_t n, T* __restrict w, T* __restrict m, T* __restrict v, T* __restrict g,
-                             const AdamConstants<T>& c) {
+[[gnu::always_inline]] inline bool adam_update_loop(std::size_t n, T* __restrict w, T* __restrict m,
+                                                    T* __restrict v, T* __restrict g, const AdamConstants<T>& c) {
     const AdamStep<T> step(c);  // copies: the loop reloads nothing through a pointer it writes
     const T largest = std::numeric_limits<T>::max();
     unsigned not_finite = 0;
@@ -60,7 +60,8 @@ template <class T, bool zero_gradient>
 }
 
 template <class T>
-[[gnu::always_inline]] inline bool adam_update_pass(std::size_t n, T* w, T* m, T* v, T* g, const AdamConstants<T>& c, bool zero_gradient) {
+[[gnu::always_inline]] inline bool adam_update_pass(std::size_t n, T* w, T* m, T* v, T* g, const AdamConstants<T>& c,
+                                                    bool zero_gradient) {
     return zero_gradient ? adam_update_loop<T, true>(n, w, m, v, g, c) : adam_update_loop<T, false>(n, w, m, v, g, c);
 }
 
