@@ -1,6 +1,7 @@
 #include "nn/optimizers.hpp"
 
 #include <cmath>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -215,7 +216,9 @@ Adam<T>::Adam(std::vector<Parameter<T>*> parameters, T learning_rate, T beta1, T
       epsilon_(require_rate("Adam", "epsilon", epsilon)),
       weight_decay_(require_nonnegative("Adam", "weight decay", weight_decay)),
       m_(zeros_like(this->parameters_)),
-      v_(zeros_like(this->parameters_)) {}
+      v_(zeros_like(this->parameters_)),
+      distinct_(std::set<const Parameter<T>*>(this->parameters_.begin(), this->parameters_.end()).size() ==
+                this->parameters_.size()) {}
 
 template <class T>
 Adam<T>::Adam(Decoupled, std::vector<Parameter<T>*> parameters, T learning_rate, T weight_decay, T beta1, T beta2,
@@ -232,6 +235,9 @@ void Adam<T>::step() {
 
 template <class T>
 bool Adam<T>::step_and_zero_grad() {
+    // Zeroing in the pass would leave a parameter listed twice a zero gradient for its second
+    // update, where step() then zero_grad() updates it twice with its gradient.
+    if (!distinct_) return Optimizer<T>::step_and_zero_grad();
     return update(true);
 }
 

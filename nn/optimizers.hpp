@@ -101,6 +101,7 @@ private:
     T beta1_, beta2_, epsilon_, weight_decay_;
     bool decoupled_ = false;
     std::vector<autodiff::Matrix<T>> m_, v_;
+    bool distinct_;  // no parameter listed twice: step_and_zero_grad may zero in its pass
     std::uint64_t steps_ = 0;
 };
 
