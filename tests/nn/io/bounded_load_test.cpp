@@ -29,7 +29,8 @@ namespace {
 // memory, so that a hang or a runaway allocation on a broken build fails the test instead of
 // stalling or swapping the machine. The child reports whether `load` threw nn::DataError
 // whose message holds `expected`.
-bool refuses_within(const std::function<void()>& load, const std::string& expected, rlim_t address_space = 0) {
+bool refuses_within(const std::function<void()>& load, const std::string& expected,
+                    [[maybe_unused]] rlim_t address_space = 0) {  // unused under the sanitizers
     const pid_t child = fork();
     REQUIRE(child >= 0);
     if (child == 0) {
