@@ -223,9 +223,7 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     if (swept_) reject_after_backward(op);
     if (memory_limit_ != 0 && recorded_bytes_ + value_bytes > memory_limit_) reject_memory(op, value_bytes);
     std::uint32_t index;
-    if (!grad_enabled_ && take_released(value_bytes / sizeof(T), index)) {
-        // reused
-    } else {
+    if (grad_enabled_ || !take_released(value_bytes / sizeof(T), index)) {
         if (size_ == nodes_.size()) {
             // Reserved first, so that nothing after the new entry exists can throw.
             reserve_for(refs_, nodes_.size() + 1);
@@ -455,8 +453,12 @@ void Tape<T>::sweep(const Var<T>& output) {
     std::size_t next_final = 0;
     // Recording order is a topological order: walking it backwards visits every entry
     // after all the entries that consume it.
+    // Only a tape far larger than the cache waits for its entries (a recurrent model's); an
+    // MLP's dozen entries stay cached from the forward pass.
+    constexpr std::size_t kLongTape = 1024;
+    const bool prefetch = output.index_ >= kLongTape;
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
-        prefetch_for_sweep(i);
+        if (prefetch) prefetch_for_sweep(i);
         Node<T>& n = nodes_[i];
         // Only later entries add to a leaf: reaching it, its gradient is whole.
         if (hooked && next_final < final_leaves_.size() && final_leaves_[next_final].second == i)
@@ -468,9 +470,12 @@ void Tape<T>::sweep(const Var<T>& output) {
 }
 
 namespace {
+// The first lines of a buffer: a small value whole; of a large one, the start (the hardware
+// prefetcher follows a sequential read from there).
 void prefetch_lines(const void* p, std::size_t bytes) {
+    constexpr std::size_t kMaxBytes = 256;
     const char* c = static_cast<const char*>(p);
-    for (std::size_t k = 0; k < bytes; k += 64) __builtin_prefetch(c + k);
+    for (std::size_t k = 0; k < std::min(bytes, kMaxBytes); k += 64) __builtin_prefetch(c + k);
 }
 }  // namespace
 

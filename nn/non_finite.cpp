@@ -12,11 +12,15 @@ namespace {
 
 }  // namespace
 
-template <class T>
-void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where) {
+void check_finite_loss(double loss, TrainingStep where) {
     if (!std::isfinite(loss)) {
         diverged(where, std::string("the loss is not finite (") + (std::isnan(loss) ? "nan" : "inf") + ")");
     }
+}
+
+template <class T>
+void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where) {
+    check_finite_loss(loss, where);
     for (const autodiff::Parameter<T>* p : parameters) {
         const std::string at = autodiff::first_non_finite(p->value);
         if (!at.empty()) {

@@ -29,6 +29,10 @@ struct TrainingStep {
 /// Throws TrainingDiverged naming the epoch, the batch, the loss or the first parameter (by
 /// name, row and column) that is NaN or Inf, with a hint (a lower learning rate, scaled
 /// input features). Call it after the optimizer's step.
+/// Throws TrainingDiverged naming the epoch and the batch if the loss is NaN or Inf (the first
+/// half of check_finite_step, for an optimizer that checked its own new weights).
+void check_finite_loss(double loss, TrainingStep where);
+
 template <class T>
 void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where);
 

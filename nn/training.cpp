@@ -109,6 +109,7 @@ Trainer<T>::Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std
     if (!loss_.compute) throw autodiff::Error("Trainer: the loss has no compute function");
     registered_.assign(parameters_.begin(), parameters_.end());
     std::sort(registered_.begin(), registered_.end());
+    optimizer_covers_model_ = optimizer_.parameters() == parameters_;
 }
 
 template <class T>
@@ -162,9 +163,10 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
         if (schedule_) optimizer_.set_learning_rate(T(schedule_->at(epoch * batches + b)));
         // One pass per parameter where the optimizer can (Adam): the update, zeroing the
         // gradient and checking the new values finite; then only the loss is left to check.
-        static const std::vector<autodiff::Parameter<T>*> already_checked;
-        const bool checked = optimizer_.step_and_zero_grad() && optimizer_.parameters() == parameters_;
-        check_finite_step(loss, checked ? already_checked : parameters_, {epoch, b});
+        if (optimizer_.step_and_zero_grad() && optimizer_covers_model_)
+            check_finite_loss(loss, {epoch, b});
+        else
+            check_finite_step(loss, parameters_, {epoch, b});
 
         stats.examples += mine.count;
         if (progress)

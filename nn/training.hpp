@@ -124,6 +124,9 @@ private:
     std::optional<LearningRateSchedule> schedule_;
     std::vector<autodiff::Parameter<T>*> parameters_;        // the model's, for clipping and checks
     std::vector<const autodiff::Parameter<T>*> registered_;  // the same, sorted: the per-step check allocates nothing
+    // The optimizer updates exactly the model's parameters, so when its step checked the new
+    // weights finite (step_and_zero_grad), only the loss is left to check.
+    bool optimizer_covers_model_ = false;
     ReplayedStep<T> step_;    ///< training: one recording per batch size, replayed
     autodiff::Tape<T> tape_;  ///< evaluation's, reused every batch: no allocation after the first
     Batch<T> batch_;

@@ -33,9 +33,13 @@ const Matrix<T>& checked_value(const Tape<T>& tape, const Var<T>& v) {
 }
 
 // NumPy's rule in 2-D: per dimension equal, or one side is 1.
-inline Shape broadcast_shape(const char* op, const char* symbol, Shape a, Shape b) {
+inline bool broadcasts(Shape a, Shape b) {
     auto fits = [](std::size_t x, std::size_t y) { return x == y || x == 1 || y == 1; };
-    if (!fits(a.rows, b.rows) || !fits(a.cols, b.cols)) reject_broadcast(op, symbol, a, b);
+    return fits(a.rows, b.rows) && fits(a.cols, b.cols);
+}
+
+inline Shape broadcast_shape(const char* op, const char* symbol, Shape a, Shape b) {
+    if (!broadcasts(a, b)) reject_broadcast(op, symbol, a, b);
     return {a.rows == 1 ? b.rows : a.rows, a.cols == 1 ? b.cols : a.cols};
 }
 

@@ -48,13 +48,14 @@ void where_backward(Tape<T>& tape, Node<T>& y) {
 template <class T>
 Var<T> where(const Var<T>& mask, const Var<T>& a, const Var<T>& b) {
     Tape<T>& tape = ops::common_tape<T>("where", {mask, a, b});
+    const Shape sm = shape_of(ops::checked_value(tape, mask)), sa = shape_of(ops::checked_value(tape, a)),
+                sb = shape_of(ops::checked_value(tape, b));
     if (mask.requires_grad())
-        ops::fail("where", "the mask (" + to_string(mask.shape()) + ") needs a gradient; a selector has none (record it with tape.constant)");
-    const Shape ab = ops::broadcast_shape("where", "or", a.shape(), b.shape());
-    const Shape sm = mask.shape();
-    if ((sm.rows != ab.rows && sm.rows != 1 && ab.rows != 1) || (sm.cols != ab.cols && sm.cols != 1 && ab.cols != 1))
-        ops::fail("where", "mask (" + to_string(sm) + ") does not broadcast with a (" + to_string(a.shape()) + ") and b (" +
-                               to_string(b.shape()) + ") (each dimension must be equal or 1)");
+        ops::fail("where", "the mask (" + to_string(sm) + ") needs a gradient; a selector has none (record it with tape.constant)");
+    const Shape ab = ops::broadcast_shape("where", "or", sa, sb);
+    if (!ops::broadcasts(sm, ab))
+        ops::fail("where", "mask (" + to_string(sm) + ") does not broadcast with a (" + to_string(sa) + ") and b (" +
+                               to_string(sb) + ") (each dimension must be equal or 1)");
     const Shape out{std::max(sm.rows, ab.rows), std::max(sm.cols, ab.cols)};
     return tape.record_op("where", {mask, a, b}, out, where_forward<T>, where_backward<T>);
 }
