@@ -6,7 +6,9 @@
 // recording the same computation again with the same shapes allocates nothing.
 // A Var is a small handle (tape, index, generation); one used after reset() throws.
 // One Tape belongs to one thread at a time: a second thread recording, sweeping or
-// resetting it while the first does throws (tape_guards.hpp).
+// resetting it while the first does throws (tape_guards.hpp). A NoGrad scope holds its tape
+// for the thread that made it, as PyTorch's no_grad is a thread's own: while it lives,
+// another thread's use throws too, and the scope's own ops skip the per-op exclusion.
 //
 // Under NoGrad nothing is swept, so an entry no handle refers to any more is never read
 // again: handles of entries recorded under NoGrad count their copies, and the tape reuses
@@ -77,6 +79,9 @@ struct Node;
 
 template <class T>
 class Replay;
+
+template <class T>
+class NoGrad;
 
 // Reads the node's gradient (node.grad) and adds each input's share into that input.
 template <class T>
@@ -409,6 +414,7 @@ public:
 private:
     friend class Var<T>;
     friend class Replay<T>;
+    friend class NoGrad<T>;
     class ExclusiveUse;  // one thread at a time (tape.cpp)
     static constexpr std::uint32_t pinned = 1u << 31;  // refs_ bit: the entry is never reused
     std::uint32_t push(const char* op, std::size_t value_bytes);
@@ -422,8 +428,20 @@ private:
     [[noreturn]] void reject_memory(const char* op, std::size_t value_bytes) const;
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
     [[noreturn]] static void reject_after_backward(const char* op);
-    void lock_for(const char* op);               // ExclusiveUse's halves, inline-able
+    bool lock_for(const char* op);               // ExclusiveUse's halves, inline-able
     void unlock() noexcept { busy_.store(false, std::memory_order_release); }
+    // NoGrad's halves: whether this thread now holds the tape for the scope (not when it
+    // already did, nor when the tape is busy: ops then lock one by one and find who else).
+    bool hold_for_this_thread() noexcept;
+    void end_hold() noexcept {
+        held_by_.store(nullptr, std::memory_order_relaxed);
+        unlock();
+    }
+    // An address only this thread has: who holds the tape, without a system call.
+    static const void* this_thread_token() noexcept {
+        static thread_local const char token = 0;
+        return &token;
+    }
     [[noreturn]] static void reject_concurrent_use(const char* op);
     const Matrix<T>& parameter_value(const Node<T>& n) const;  // checks the parameter still exists
     [[noreturn]] void reject_parameter(const Node<T>& n) const;
@@ -468,7 +486,8 @@ private:
     std::vector<std::uint32_t> in_place_entries_;  // parameters and constant_refs, for backward's checks
     std::size_t recorded_bytes_ = 0;
     std::size_t memory_limit_ = default_memory_limit;
-    std::atomic<bool> busy_{false};     // a thread is inside a recording, a sweep or a reset
+    std::atomic<bool> busy_{false};     // a thread is inside a recording, a sweep or a reset, or holds a NoGrad
+    std::atomic<const void*> held_by_{nullptr};  // that NoGrad's thread (this_thread_token)
     std::size_t size_ = 0;
     std::uint32_t slot_;
     std::uint64_t generation_ = 0;
@@ -485,17 +504,27 @@ private:
 };
 
 // Records values without gradients inside its scope (inference), like torch::NoGradGuard.
+// The tape belongs to this thread while the scope lives (another thread's use throws), which
+// spares each op of an evaluation its atomic exclusion: a recurrent model's evaluation runs
+// hundreds of thousands of tiny ops.
 template <class T = double>
 class NoGrad {
 public:
-    explicit NoGrad(Tape<T>& tape) : tape_(tape), previous_(tape.grad_enabled()) { tape.set_grad_enabled(false); }
-    ~NoGrad() { tape_.set_grad_enabled(previous_); }
+    explicit NoGrad(Tape<T>& tape)
+        : tape_(tape), previous_(tape.grad_enabled()), held_(tape.hold_for_this_thread()) {
+        tape.set_grad_enabled(false);
+    }
+    ~NoGrad() {
+        tape_.set_grad_enabled(previous_);
+        if (held_) tape_.end_hold();
+    }
     NoGrad(const NoGrad&) = delete;
     NoGrad& operator=(const NoGrad&) = delete;
 
 private:
     Tape<T>& tape_;
     bool previous_;
+    bool held_;
 };
 
 // ---- inline template members ----
@@ -519,18 +548,34 @@ const Matrix<T>& Var<T>::value() const {
 template <class T>
 class Tape<T>::ExclusiveUse {
 public:
-    ExclusiveUse(Tape& tape, const char* op) : tape_(tape) { tape.lock_for(op); }
-    ~ExclusiveUse() { tape_.unlock(); }
+    ExclusiveUse(Tape& tape, const char* op) : tape_(tape), locked_(tape.lock_for(op)) {}
+    ~ExclusiveUse() {
+        if (locked_) tape_.unlock();
+    }
     ExclusiveUse(const ExclusiveUse&) = delete;
     ExclusiveUse& operator=(const ExclusiveUse&) = delete;
 
 private:
     Tape& tape_;
+    bool locked_;
 };
 
+// False when this thread's NoGrad already holds the tape. Only this thread stores its own
+// token in held_by_, so reading it relaxed can only mistake another thread's (or no) holder
+// for not-this-thread, and then the exchange decides.
 template <class T>
-inline void Tape<T>::lock_for(const char* op) {
+inline bool Tape<T>::lock_for(const char* op) {
+    if (held_by_.load(std::memory_order_relaxed) == this_thread_token()) return false;
     if (busy_.exchange(true, std::memory_order_acquire)) reject_concurrent_use(op);
+    return true;
+}
+
+template <class T>
+inline bool Tape<T>::hold_for_this_thread() noexcept {
+    if (held_by_.load(std::memory_order_relaxed) == this_thread_token()) return false;  // an outer NoGrad holds it
+    if (busy_.exchange(true, std::memory_order_acquire)) return false;
+    held_by_.store(this_thread_token(), std::memory_order_relaxed);
+    return true;
 }
 
 template <class T>

@@ -109,3 +109,65 @@ TEST_CASE("one tape used from two threads at once throws, naming the rule", "[ha
     tape.reset();
     std::thread([&] { CHECK(tape.constant(Matrix<double>{{3.0}}).value()(0, 0) == 3.0); }).join();
 }
+
+TEST_CASE("a NoGrad scope holds its tape for its thread; after it ends, any one thread may use it",
+          "[hardening][threads]") {
+    autodiff::Tape<double> tape;
+    const auto use_from_another_thread = [&] {
+        std::string message;
+        std::thread([&] {
+            try {
+                tape.constant(Matrix<double>{{2.0}});
+            } catch (const autodiff::Error& e) {
+                message = e.what();
+            }
+        }).join();
+        return message;
+    };
+    {
+        autodiff::NoGrad<double> outer(tape);
+        {
+            autodiff::NoGrad<double> inner(tape);  // nested: the outer scope keeps the hold
+            CHECK(autodiff::exp(tape.constant(Matrix<double>{{0.0}})).value()(0, 0) == 1.0);
+        }
+        CHECK(autodiff::exp(tape.constant(Matrix<double>{{0.0}})).value()(0, 0) == 1.0);
+        CHECK_THAT(use_from_another_thread(), Catch::Matchers::Contains("another thread") &&
+                                                  Catch::Matchers::Contains("NoGrad scope"));
+        tape.reset();  // the holder itself may do anything
+        CHECK(tape.constant(Matrix<double>{{4.0}}).value()(0, 0) == 4.0);
+    }
+    CHECK(use_from_another_thread().empty());
+    CHECK(tape.grad_enabled());
+    // And the scope's own thread, after it ended: recording with gradients locks per op again.
+    autodiff::Parameter<double> p(Matrix<double>{{3.0}});
+    const auto y = autodiff::mul(tape.parameter(p), tape.parameter(p));
+    tape.backward(y);
+    CHECK(p.grad(0, 0) == 6.0);
+}
+
+TEST_CASE("a NoGrad made while another thread records holds nothing: that thread's ops still throw",
+          "[hardening][threads]") {
+    autodiff::Tape<double> tape;
+    std::atomic<bool> inside{false}, tried{false};
+    std::thread holder([&] {
+        tape.record("slow_op", {}, autodiff::Shape{1, 1}, nullptr, [&](autodiff::Node<double>& n) {
+            inside = true;
+            while (!tried) std::this_thread::yield();
+            n.value(0, 0) = 1.0;
+        });
+    });
+    while (!inside) std::this_thread::yield();
+    std::string message;
+    {
+        autodiff::NoGrad<double> no_grad(tape);
+        try {
+            tape.constant(Matrix<double>{{2.0}});
+        } catch (const autodiff::Error& e) {
+            message = e.what();
+        }
+    }
+    tried = true;
+    holder.join();
+    CHECK_THAT(message, Catch::Matchers::Contains("another thread"));
+    CHECK(tape.constant(Matrix<double>{{3.0}}).value()(0, 0) == 3.0);  // nothing left held
+}
