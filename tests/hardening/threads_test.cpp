@@ -60,6 +60,30 @@ bool same_bits(const Run& a, const Run& b) {
     return true;
 }
 
+// A thread that stays inside a recording on `tape` until finish(): the constructor returns
+// once it is inside.
+class SlowRecording {
+public:
+    explicit SlowRecording(autodiff::Tape<double>& tape)
+        : thread_([this, &tape] {
+              tape.record("slow_op", {}, autodiff::Shape{1, 1}, nullptr, [this](autodiff::Node<double>& n) {
+                  inside_ = true;
+                  while (!finish_) std::this_thread::yield();
+                  n.value(0, 0) = 1.0;
+              });
+          }) {
+        while (!inside_) std::this_thread::yield();
+    }
+    void finish() {
+        finish_ = true;
+        thread_.join();
+    }
+
+private:
+    std::atomic<bool> inside_{false}, finish_{false};
+    std::thread thread_;
+};
+
 }  // namespace
 
 TEST_CASE("two models on two tapes train concurrently exactly as they do one after the other",
@@ -86,23 +110,14 @@ TEST_CASE("one tape used from two threads at once throws, naming the rule", "[ha
     // inside a recording until the second has tried to use the tape; the second's call
     // throws before it touches anything of the tape.
     autodiff::Tape<double> tape;
-    std::atomic<bool> inside{false}, tried{false};
-    std::thread holder([&] {
-        tape.record("slow_op", {}, autodiff::Shape{1, 1}, nullptr, [&](autodiff::Node<double>& n) {
-            inside = true;
-            while (!tried) std::this_thread::yield();
-            n.value(0, 0) = 1.0;
-        });
-    });
-    while (!inside) std::this_thread::yield();
+    SlowRecording holder(tape);
     std::string message;
     try {
         tape.constant(Matrix<double>{{2.0}});
     } catch (const autodiff::Error& e) {
         message = e.what();
     }
-    tried = true;
-    holder.join();
+    holder.finish();
     CHECK_THAT(message, Catch::Matchers::Contains("another thread") && Catch::Matchers::Contains("one tape per thread"));
 
     // Used by one thread at a time (even a different one each time), it is fine.
@@ -148,15 +163,7 @@ TEST_CASE("a NoGrad scope holds its tape for its thread; after it ends, any one 
 TEST_CASE("a NoGrad made while another thread records holds nothing: that thread's ops still throw",
           "[hardening][threads]") {
     autodiff::Tape<double> tape;
-    std::atomic<bool> inside{false}, tried{false};
-    std::thread holder([&] {
-        tape.record("slow_op", {}, autodiff::Shape{1, 1}, nullptr, [&](autodiff::Node<double>& n) {
-            inside = true;
-            while (!tried) std::this_thread::yield();
-            n.value(0, 0) = 1.0;
-        });
-    });
-    while (!inside) std::this_thread::yield();
+    SlowRecording holder(tape);
     std::string message;
     {
         autodiff::NoGrad<double> no_grad(tape);
@@ -166,8 +173,7 @@ TEST_CASE("a NoGrad made while another thread records holds nothing: that thread
             message = e.what();
         }
     }
-    tried = true;
-    holder.join();
+    holder.finish();
     CHECK_THAT(message, Catch::Matchers::Contains("another thread"));
     CHECK(tape.constant(Matrix<double>{{3.0}}).value()(0, 0) == 3.0);  // nothing left held
 }
