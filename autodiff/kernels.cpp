@@ -25,19 +25,6 @@ void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, doub
 
 }  // namespace
 
-template <class T>
-T row_sum(const T* x, std::size_t n) {
-    // Eight independent partial sums: the compiler may not reorder a floating-point sum
-    // by itself, but it vectorises eight separate ones.
-    T part[8] = {};
-    std::size_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (std::size_t l = 0; l < 8; ++l) part[l] += x[j + l];
-    T total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    for (; j < n; ++j) total += x[j];
-    return total;
-}
-
 namespace {
 
 // exp(r) for |r| <= ln(2)/2 by its Taylor series (Horner): degree 13 leaves a truncation
@@ -179,7 +166,6 @@ void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& ma
     template void gemm<T>(Transpose, Transpose, std::size_t, std::size_t, std::size_t, T, const T*, std::size_t, \
                           const T*, std::size_t, T, T*, std::size_t);                               \
     template void sum_to<T>(const Matrix<T>&, Matrix<T>&, bool, T);                               \
-    template T row_sum<T>(const T*, std::size_t);                                                 \
     template void exp_nonpositive<T>(T*, std::size_t);                                            \
     template void column_max<T>(const Matrix<T>&, Matrix<T>&);                                    \
     template void column_sum<T>(const Matrix<T>&, Matrix<T>&);                                    \
