@@ -30,6 +30,7 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
                         "draw, so record the step afresh each time");
         if (n.in_place != nullptr) in_place_.push_back(static_cast<std::uint32_t>(i));
         if (n.arity > 0) computed_.push_back(static_cast<std::uint32_t>(i));
+        if (n.in_place == nullptr && n.arity == 0) leaves_.push_back(static_cast<std::uint32_t>(i));
     }
 }
 
@@ -43,15 +44,21 @@ void Replay<T>::check_unchanged(const char* op) const {
 template <class T>
 void Replay<T>::forward() {
     check_unchanged("Replay::forward");
+    // Each entry's gradient flag is cleared here, while the entry is read anyway: the next
+    // sweep then need not clear them in a pass of its own over a tape larger than the cache.
     for (std::uint32_t i : in_place_) {
         tape_.rerecord_in_place(i);  // alive, same shape; its version read again
+        tape_.nodes_[i].grad_ready = false;
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
+    for (std::uint32_t i : leaves_) tape_.nodes_[i].grad_ready = false;
     for (std::uint32_t i : computed_) {
         Node<T>& n = tape_.nodes_[i];
+        n.grad_ready = false;
         n.forward(tape_, n);
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
+    tape_.swept_before_ = false;
 }
 
 template <class T>

@@ -73,6 +73,7 @@ private:
     std::size_t size_;
     std::vector<std::uint32_t> computed_;  ///< entries whose forward computes something (not leaves)
     std::vector<std::uint32_t> in_place_;  ///< parameters and constant_refs: their shapes are re-checked
+    std::vector<std::uint32_t> leaves_;    ///< the other leaves (copied constants): only their gradient flags cleared
 };
 
 }  // namespace autodiff
