@@ -242,3 +242,24 @@ TEST_CASE("replay refuses a dropout, which must draw a new mask every step", "[r
     CHECK(message_of([&] { Replay<double> refused(tape, loss); }).find("tape entry 1 (dropout) draws new random numbers") !=
           std::string::npos);
 }
+
+TEST_CASE("each replay's gradients are its own: nothing carries over from the last run, copied leaves included",
+          "[replay]") {
+    // The replay's forward clears the entries' gradient flags that the sweep used to clear:
+    // an entry it missed would add this run's gradient to the last one's.
+    Tape<double> tape;
+    Parameter<double> p(Matrix<double>{{2.0, -1.0}}, "p");
+    Matrix<double> X = {{3.0, 5.0}};
+    Var<double> leaf = tape.leaf(Matrix<double>{{0.5, 4.0}});
+    Var<double> loss = sum(leaf * tape.parameter(p) * tape.constant_ref(X) + leaf * leaf);
+    tape.backward(loss);
+    Replay<double> replay(tape, loss);
+    for (int run = 1; run <= 3; ++run) {
+        X = Matrix<double>{{3.0 * run, 5.0}};
+        p.zero_grad();
+        replay.run();
+        // d/dleaf = p x + 2 leaf; d/dp = leaf x
+        CHECK((leaf.grad() == Matrix<double>{{2.0 * 3.0 * run + 1.0, -5.0 + 8.0}}));
+        CHECK((p.grad == Matrix<double>{{0.5 * 3.0 * run, 20.0}}));
+    }
+}
