@@ -44,8 +44,8 @@ void Replay<T>::check_unchanged(const char* op) const {
 template <class T>
 void Replay<T>::forward() {
     check_unchanged("Replay::forward");
-    // Each entry's gradient flag is cleared here, while the entry is read anyway: the next
-    // sweep then need not clear them in a pass of its own over a tape larger than the cache.
+    // Each entry's gradient flag is cleared here, while the entry is read anyway, for the sweep
+    // that follows (a pass of its own would walk a tape larger than the cache once more).
     for (std::uint32_t i : in_place_) {
         tape_.rerecord_in_place(i);  // alive, same shape; its version read again
         tape_.nodes_[i].grad_ready = false;
@@ -58,7 +58,6 @@ void Replay<T>::forward() {
         n.forward(tape_, n);
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
-    tape_.swept_before_ = false;
 }
 
 template <class T>

@@ -382,7 +382,6 @@ void Tape<T>::reset() {
     in_place_entries_.clear();
     recorded_bytes_ = 0;
     swept_ = false;
-    swept_before_ = false;
     generation_ = next_generation();
     detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }
@@ -426,11 +425,10 @@ GradientSink<T> Tape<T>::start_backward(const Var<T>& output) {
     if (!out.requires_grad)
         throw Error(std::string("backward: the output (") + out.op +
                     ") depends on no parameter or leaf that needs a gradient (recorded under NoGrad?)");
-    // Every entry's grad_ready is false since push(), and a tape is swept once: only the
-    // entries that read a value in place need a look, not every entry.
+    // Every entry's grad_ready is false since push() (or since Replay::forward cleared it
+    // for a sweep of the same entries again), and a tape is swept once: only the entries
+    // that read a value in place need a look, not every entry.
     for (const std::uint32_t i : in_place_entries_) check_in_place_unchanged(i);
-    if (swept_before_)  // a Replay sweeps the same entries again: their flags are from last time
-        for (std::size_t i = 0; i <= output.index_; ++i) nodes_[i].grad_ready = false;
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
     if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
@@ -453,7 +451,6 @@ void Tape<T>::sweep(const Var<T>& output) {
     // Swept even if an op's backward throws half way: parameters may already hold part of
     // the gradients, and a second sweep would add them twice.
     swept_ = true;
-    swept_before_ = true;
     const bool hooked = ready_hook_ != nullptr && accumulate_into_parameters_;
     if (hooked) find_final_leaves(output.index_);
     std::size_t next_final = 0;

@@ -395,8 +395,8 @@ public:
     // The index-th entry in recording order (an input's index is in Node::inputs), for
     // tools that walk the tape, such as to_dot. Throws unless index < size().
     const Node<T>& entry(std::size_t index) const;
-    const Matrix<T>& value(std::uint32_t index) const {
-        const Node<T>& n = nodes_[index];
+    const Matrix<T>& value(std::uint32_t index) const { return value_of(nodes_[index]); }
+    const Matrix<T>& value_of(const Node<T>& n) const {
         if (n.in_place == nullptr) return n.value;
         return n.parameter ? parameter_value(n) : *n.in_place;  // a parameter: checked to exist still
     }
@@ -429,6 +429,11 @@ private:
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
     [[noreturn]] static void reject_after_backward(const char* op);
     bool lock_for(const char* op);               // ExclusiveUse's halves, inline-able
+    // Only this thread stores its own token in held_by_, so reading it relaxed can only
+    // mistake another thread's (or no) holder for not-this-thread, and then the exchange decides.
+    bool held_by_this_thread() const noexcept {
+        return held_by_.load(std::memory_order_relaxed) == this_thread_token();
+    }
     void unlock() noexcept { busy_.store(false, std::memory_order_release); }
     // NoGrad's halves: whether this thread now holds the tape for the scope (not when it
     // already did, nor when the tape is busy: ops then lock one by one and find who else).
@@ -492,7 +497,6 @@ private:
     std::uint32_t slot_;
     std::uint64_t generation_ = 0;
     bool swept_ = false;
-    bool swept_before_ = false;  // since reset(): a Replay's second sweep must clear grad_ready
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;
@@ -560,19 +564,17 @@ private:
     bool locked_;
 };
 
-// False when this thread's NoGrad already holds the tape. Only this thread stores its own
-// token in held_by_, so reading it relaxed can only mistake another thread's (or no) holder
-// for not-this-thread, and then the exchange decides.
+// False when this thread's NoGrad already holds the tape.
 template <class T>
 inline bool Tape<T>::lock_for(const char* op) {
-    if (held_by_.load(std::memory_order_relaxed) == this_thread_token()) return false;
+    if (held_by_this_thread()) return false;
     if (busy_.exchange(true, std::memory_order_acquire)) reject_concurrent_use(op);
     return true;
 }
 
 template <class T>
 inline bool Tape<T>::hold_for_this_thread() noexcept {
-    if (held_by_.load(std::memory_order_relaxed) == this_thread_token()) return false;  // an outer NoGrad holds it
+    if (held_by_this_thread()) return false;  // an outer NoGrad holds it
     if (busy_.exchange(true, std::memory_order_acquire)) return false;
     held_by_.store(this_thread_token(), std::memory_order_relaxed);
     return true;
@@ -638,7 +640,7 @@ inline GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
     // Parameter::grad accumulates across sweeps, so it is always added to.
     const bool overwrite = !in.grad_ready && !(in.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(in);
-    if (overwrite) ensure_shape(g, shape_of(value(n.inputs[i])));
+    if (overwrite) ensure_shape(g, shape_of(value_of(in)));
     in.grad_ready = true;
     return {g, overwrite};
 }

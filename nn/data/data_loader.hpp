@@ -63,16 +63,14 @@ public:
         T* out = X.data();
         const T* example[tile];
         const T* next[tile];
-        std::size_t next_n = std::min(tile, count);
-        for (std::size_t t = 0; t < next_n; ++t) next[t] = by_example_.data() + indices[t] * features_;
         for (std::size_t j0 = 0; j0 < count; j0 += tile) {
-            const std::size_t n = next_n;
-            std::copy(next, next + n, example);
-            next_n = j0 + tile < count ? std::min(tile, count - j0 - tile) : 0;
-            for (std::size_t t = 0; t < next_n; ++t) next[t] = by_example_.data() + indices[j0 + tile + t] * features_;
+            const std::size_t n = std::min(tile, count - j0);
+            const std::size_t ahead = count - j0 > tile ? std::min(tile, count - j0 - tile) : 0;
+            for (std::size_t t = 0; t < n; ++t) example[t] = by_example_.data() + indices[j0 + t] * features_;
+            for (std::size_t t = 0; t < ahead; ++t) next[t] = by_example_.data() + indices[j0 + tile + t] * features_;
             for (std::size_t i = 0; i < features_; ++i) {
                 if (i % tile == 0)
-                    for (std::size_t t = 0; t < next_n; ++t) __builtin_prefetch(next[t] + i);
+                    for (std::size_t t = 0; t < ahead; ++t) __builtin_prefetch(next[t] + i);
                 T* row = out + i * count + j0;
                 for (std::size_t t = 0; t < n; ++t) row[t] = example[t][i];
             }
