@@ -66,7 +66,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    for layers, steps in [(2, 1024), (2, 4096), (4, 1024), (4, 4096)]:
+    for layers, steps in [(2, 32), (2, 128), (2, 1024), (2, 4096), (4, 1024), (4, 4096)]:
         layer_params, w_out, b_out, chars = make_problem(layers, steps)
         params = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in layer_params + [w_out, b_out]]
         one_hot = torch.eye(14, dtype=torch.float64)
