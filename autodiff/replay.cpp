@@ -17,9 +17,19 @@ bool draws_random_numbers(const char* op) { return std::strcmp(op, "dropout") ==
 template <class T>
 Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
     : tape_(tape), output_(output), generation_(tape.generation_), size_(tape.size_) {
+    typename Tape<T>::ExclusiveUse one_thread(tape, "Replay");
     tape.check(output, "Replay");
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = tape.nodes_[i];
+        // Entries recorded under NoGrad that no entry of the step reads (pinned marks those
+        // one does) are not part of the step: released ones may be reused for anything.
+        if (!(tape.refs_[i] & Tape<T>::pinned)) continue;
+        if (n.recorded_under_nograd && n.arity > 0)
+            throw Error("Replay: tape entry " + std::to_string(i) + " (" + n.op +
+                        ") was computed under NoGrad and the step reads it: a replay can neither compute it again "
+                        "(its inputs were not kept: released under NoGrad, they may hold other values now) nor "
+                        "keep its value (it would go stale); record it with gradients enabled (an entry whose "
+                        "inputs need no gradient gets no backward), or pass its value in with constant_ref");
         if (n.forward == nullptr)
             throw Error("Replay: tape entry " + std::to_string(i) + " (" + n.op +
                         ") cannot run again: it was recorded by Tape::record with a lambda (custom ops made with "
@@ -43,6 +53,12 @@ void Replay<T>::check_unchanged(const char* op) const {
 
 template <class T>
 void Replay<T>::forward() {
+    typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::forward");
+    forward_locked();
+}
+
+template <class T>
+void Replay<T>::forward_locked() {
     check_unchanged("Replay::forward");
     // Each entry's gradient flag is cleared here, while the entry is read anyway, for the sweep
     // that follows (a pass of its own would walk a tape larger than the cache once more).
@@ -60,18 +76,21 @@ void Replay<T>::forward() {
     }
 }
 
+// Locked from the forward to the value read after the sweep: another thread cannot come
+// between them (nor change the values the sweep reads).
 template <class T>
 T Replay<T>::run() {
-    forward();
+    typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::run");
+    forward_locked();
     tape_.swept_ = false;
-    tape_.backward(output_);
+    tape_.backward_from_scalar(output_);
     return tape_.value(output_.index())(0, 0);
 }
 
 template <class T>
 Node<T>& Replay<T>::loss_entry(const Var<T>& loss, bool with_labels) {
     const char* op = with_labels ? "Replay::set_labels" : "Replay::set_targets";
-    check_unchanged(op);
+    check_unchanged(op);  // the caller holds the tape
     tape_.check(loss, op);
     Node<T>& n = tape_.nodes_[loss.index()];
     if (std::strcmp(n.op, "softmax_cross_entropy") != 0)
@@ -85,6 +104,7 @@ Node<T>& Replay<T>::loss_entry(const Var<T>& loss, bool with_labels) {
 
 template <class T>
 void Replay<T>::set_labels(const Var<T>& loss, const Labels& classes) {
+    typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::set_labels");
     Node<T>& n = loss_entry(loss, true);
     ops::require_labels("Replay::set_labels", shape_of(tape_.input(n, 0)), classes);
     n.labels() = classes;  // same length: copy-assign reuses the capacity
@@ -92,6 +112,7 @@ void Replay<T>::set_labels(const Var<T>& loss, const Labels& classes) {
 
 template <class T>
 void Replay<T>::set_targets(const Var<T>& loss, const Matrix<T>& Y) {
+    typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::set_targets");
     Node<T>& n = loss_entry(loss, false);
     if (shape_of(Y) != shape_of(n.targets()))
         ops::fail("Replay::set_targets", "Y is " + to_string(shape_of(Y)) + " but the logits are " +

@@ -27,10 +27,13 @@
 /// recorded (a module updating a running statistic, say) does not.
 ///
 /// Refused with autodiff::Error: a tape holding an entry that cannot run again (one
-/// recorded by Tape::record with a lambda, as custom ops made with apply() are, or a
-/// dropout, which must draw a new mask each step), a run
+/// recorded by Tape::record with a lambda, as custom ops made with apply() are, a
+/// dropout, which must draw a new mask each step, or an entry computed under NoGrad that
+/// the step reads, whose inputs were not kept), a run
 /// after the tape was reset or recorded on, and an input whose shape changed since it was
-/// recorded (the message names it, with both shapes).
+/// recorded (the message names it, with both shapes). Entries recorded under NoGrad that
+/// the step does not read are left out. A Replay uses its tape as the tape's own calls do:
+/// from one thread at a time, another thread's call throwing before it changes anything.
 
 #include <cstdint>
 #include <vector>
@@ -65,6 +68,7 @@ public:
 
 private:
     void check_unchanged(const char* op) const;
+    void forward_locked();  // forward() once the tape is held
     Node<T>& loss_entry(const Var<T>& loss, bool with_labels);
 
     Tape<T>& tape_;

@@ -34,13 +34,16 @@ template <class T>
 Parameter<T>::Parameter(Matrix<T> initial, std::string name_)
     : value(std::move(initial)), grad(xt::zeros<T>(value.shape())), name(std::move(name_)) {
     check_not_empty(value, ("parameter " + name).c_str());
-    slot_ = detail::TapeRegistry::acquire();
-    identity_ = next_generation();
-    detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
+    take_new_identity();
 }
 
 template <class T>
 Parameter<T>::Parameter(const Parameter& other) : value(other.value), grad(other.grad), name(other.name) {
+    take_new_identity();
+}
+
+template <class T>
+void Parameter<T>::take_new_identity() {
     slot_ = detail::TapeRegistry::acquire();
     identity_ = next_generation();
     detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
@@ -66,7 +69,9 @@ Parameter<T>::Parameter(Parameter&& other) noexcept
 }
 
 // Assignment changes this parameter's values in place: a version bump, so that a recording
-// made before refuses backward(); its identity stays (the object is where it was).
+// made before refuses backward(); its identity stays (the object is where it was). One that
+// was moved from has none, and gets one: assigned to, it is a parameter again (std::swap
+// and std::sort move from an object, then assign to it).
 template <class T>
 Parameter<T>& Parameter<T>::operator=(const Parameter& other) {
     if (this == &other) return *this;
@@ -74,6 +79,7 @@ Parameter<T>& Parameter<T>::operator=(const Parameter& other) {
     grad = other.grad;
     name = other.name;
     ++version_;
+    if (slot_ == no_slot) take_new_identity();
     return *this;
 }
 
@@ -84,6 +90,10 @@ Parameter<T>& Parameter<T>::operator=(Parameter&& other) noexcept {
     grad = std::move(other.grad);
     name = std::move(other.name);
     ++version_;
+    if (slot_ == no_slot) {  // as the move constructor does: other's slot, under a new identity
+        take_identity_of(other);
+        return *this;
+    }
     if (other.slot_ != no_slot) {  // other keeps its slot, but recordings of it are void
         other.identity_ = next_generation();
         detail::TapeRegistry::generation(other.slot_).store(other.identity_, std::memory_order_release);
@@ -236,6 +246,7 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     }
     refs_[index] = grad_enabled_ ? pinned : 0;
     Node<T>& n = nodes_[index];
+    n.recorded_under_nograd = !grad_enabled_;
     n.op = op;
     n.arity = 0;
     n.backward = nullptr;
@@ -326,6 +337,18 @@ Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool requires_
     return handle(index);
 }
 
+// An entry that reads a value in place joins the list backward() checks now if it may be
+// swept, or when it is pinned if recorded under NoGrad: listed at once, the entries of a
+// NoGrad loop would grow the list by one per evaluation, and their indices would stay in it
+// after the entries were reused for other ops.
+template <class T>
+std::uint32_t Tape<T>::push_in_place(const char* op) {
+    if (grad_enabled_) reserve_for(in_place_entries_, in_place_entries_.size() + 1);
+    const std::uint32_t index = push(op, 0);
+    if (grad_enabled_) in_place_entries_.push_back(index);  // capacity reserved: cannot throw
+    return index;
+}
+
 template <class T>
 Var<T> Tape<T>::constant(const Matrix<T>& value) {
     return copy_leaf(value, "constant", false);
@@ -335,9 +358,7 @@ template <class T>
 Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
     check_not_empty(value, "constant_ref");
     ExclusiveUse one_thread(*this, "constant_ref");
-    reserve_for(in_place_entries_, in_place_entries_.size() + 1);
-    const std::uint32_t index = push("constant_ref", 0);
-    in_place_entries_.push_back(index);  // capacity reserved: cannot throw
+    const std::uint32_t index = push_in_place("constant_ref");
     Node<T>& n = nodes_[index];
     n.forward = leaf_forward<T>;
     n.in_place = &value;
@@ -358,9 +379,7 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     check_not_empty(p.value, "parameter");
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
     ExclusiveUse one_thread(*this, "parameter");
-    if (grad_enabled_) reserve_for(in_place_entries_, in_place_entries_.size() + 1);
-    const std::uint32_t index = push("parameter", 0);
-    if (grad_enabled_) in_place_entries_.push_back(index);  // NoGrad ones: when pinned
+    const std::uint32_t index = push_in_place("parameter");
     Node<T>& n = nodes_[index];
     n.forward = leaf_forward<T>;
     n.parameter = &p;
@@ -397,6 +416,11 @@ void Tape<T>::reject_input(const Node<T>& n, int i) {
 template <class T>
 void Tape<T>::backward(const Var<T>& output) {
     ExclusiveUse one_thread(*this, "backward");
+    backward_from_scalar(output);
+}
+
+template <class T>
+void Tape<T>::backward_from_scalar(const Var<T>& output) {
     check(output, "backward");
     const Shape s = shape_of(value(output.index_));
     if (s != Shape{1, 1})
@@ -511,7 +535,8 @@ template <class T>
 void Tape<T>::find_final_leaves(std::uint32_t output) {
     final_leaves_.clear();
     for (std::uint32_t i = 0; i <= output; ++i)
-        if (nodes_[i].parameter) final_leaves_.emplace_back(nodes_[i].parameter, i);
+        // Not a parameter recorded under NoGrad: no gradient reaches it, and it may be gone.
+        if (nodes_[i].parameter && nodes_[i].requires_grad) final_leaves_.emplace_back(nodes_[i].parameter, i);
     // Per parameter keep the earliest leaf (sorted by parameter, then index), then order
     // the survivors as the sweep meets them: highest index first.
     std::sort(final_leaves_.begin(), final_leaves_.end(), [](const auto& a, const auto& b) {

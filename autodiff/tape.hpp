@@ -69,6 +69,7 @@ private:
     friend class Tape<T>;
     static constexpr std::uint32_t no_slot = ~std::uint32_t(0);  // moved from
     void take_identity_of(Parameter& other) noexcept;
+    void take_new_identity();  // a registry slot of its own
     std::uint32_t slot_ = no_slot;   // registry slot holding identity_ while this object lives
     std::uint64_t identity_ = 0;
     std::uint64_t version_ = 0;
@@ -128,6 +129,7 @@ struct alignas(64) Node {
     std::uint8_t arity = 0;
     bool requires_grad = false;
     bool grad_ready = false;
+    bool recorded_under_nograd = false;  // its inputs may since have been released and reused
     BackwardFn<T> backward = nullptr;
     const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
     Parameter<T>* parameter = nullptr;
@@ -424,6 +426,7 @@ private:
     class ExclusiveUse;  // one thread at a time (tape.cpp)
     static constexpr std::uint32_t pinned = 1u << 31;  // refs_ bit: the entry is never reused
     std::uint32_t push(const char* op, std::size_t value_bytes);
+    std::uint32_t push_in_place(const char* op);  // a parameter's or constant_ref's entry
     bool take_released(std::size_t wanted, std::uint32_t& index);  // a NoGrad entry to reuse, if any
     void abandon(std::uint32_t index) noexcept;  // undoes push() after a throw
     void recycle(std::uint32_t index) noexcept;  // the last counted handle of a NoGrad entry is gone
@@ -441,9 +444,9 @@ private:
         return held_by_.load(std::memory_order_relaxed) == this_thread_token();
     }
     void unlock() noexcept { busy_.store(false, std::memory_order_release); }
-    // NoGrad's halves: whether this thread now holds the tape for the scope (not when it
-    // already did, nor when the tape is busy: ops then lock one by one and find who else).
-    bool hold_for_this_thread() noexcept;
+    // NoGrad's halves: whether this thread now holds the tape for the scope (false when an
+    // outer scope of this thread already does); throws while another thread uses the tape.
+    bool hold_for_this_thread();
     void end_hold() noexcept {
         held_by_.store(nullptr, std::memory_order_relaxed);
         unlock();
@@ -468,6 +471,7 @@ private:
     }
     [[noreturn]] static void reject_input(const Node<T>& n, int i);
     GradientSink<T> start_backward(const Var<T>& output);  // checks, then the output's seed sink
+    void backward_from_scalar(const Var<T>& output);       // backward(output) once the tape is locked
     void sweep(const Var<T>& output);
     void prefetch_for_sweep(std::size_t i) const;  // the entries and buffers entry i's backward will read
     // A handle of entry index: counted (and counting) unless the entry is pinned.
@@ -516,12 +520,15 @@ private:
 // Records values without gradients inside its scope (inference), like torch::NoGradGuard.
 // The tape belongs to this thread while the scope lives (another thread's use throws), which
 // spares each op of an evaluation its atomic exclusion: a recurrent model's evaluation runs
-// hundreds of thousands of tiny ops.
+// hundreds of thousands of tiny ops. Made while another thread records on the tape or holds
+// it, it throws, changing nothing (it would switch that thread's recording off). Scopes end
+// in the reverse order of their making, and before their tape is destroyed.
 template <class T = double>
 class NoGrad {
 public:
+    // The hold first: the grad mode is read and changed only by the thread that holds the tape.
     explicit NoGrad(Tape<T>& tape)
-        : tape_(tape), previous_(tape.grad_enabled()), held_(tape.hold_for_this_thread()) {
+        : tape_(tape), held_(tape.hold_for_this_thread()), previous_(tape.grad_enabled()) {
         tape.set_grad_enabled(false);
     }
     ~NoGrad() {
@@ -533,8 +540,8 @@ public:
 
 private:
     Tape<T>& tape_;
-    bool previous_;
     bool held_;
+    bool previous_;
 };
 
 // ---- inline template members ----
@@ -579,9 +586,9 @@ inline bool Tape<T>::lock_for(const char* op) {
 }
 
 template <class T>
-inline bool Tape<T>::hold_for_this_thread() noexcept {
+inline bool Tape<T>::hold_for_this_thread() {
     if (held_by_this_thread()) return false;  // an outer NoGrad holds it
-    if (busy_.exchange(true, std::memory_order_acquire)) return false;
+    if (busy_.exchange(true, std::memory_order_acquire)) reject_concurrent_use("NoGrad");
     held_by_.store(this_thread_token(), std::memory_order_relaxed);
     return true;
 }
@@ -593,14 +600,26 @@ inline const Matrix<T>& Tape<T>::parameter_value(const Node<T>& n) const {
     return n.parameter->value;
 }
 
+// A count changes the tape (an entry whose last handle goes is reused), so counting is a use
+// of it: free for the thread that holds it (a NoGrad scope's), locked for any other. A copy
+// made while another thread uses the tape throws; a handle destroyed meanwhile leaves its
+// entry counted, to be reclaimed at reset(), instead of racing with that thread. Liveness
+// is asked again once locked: the tape may have been reset in between.
 template <class T>
 void Var<T>::retain() const {
+    if (!live()) return;
+    typename Tape<T>::ExclusiveUse one_thread(*tape_, "Var (a copy of a handle recorded under NoGrad)");
     if (live()) ++tape_->refs_[index_];
 }
 
 template <class T>
 void Var<T>::release() noexcept {
-    if (live() && --tape_->refs_[index_] == 0) tape_->recycle(index_);
+    if (!live()) return;
+    Tape<T>& tape = *tape_;
+    const bool held = tape.held_by_this_thread();
+    if (!held && tape.busy_.exchange(true, std::memory_order_acquire)) return;  // in use: counted until reset()
+    if (live() && --tape.refs_[index_] == 0) tape.recycle(index_);
+    if (!held) tape.unlock();
 }
 
 template <class T>

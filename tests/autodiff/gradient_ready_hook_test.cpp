@@ -84,3 +84,22 @@ TEST_CASE("the gradient-ready hook is silent when removed and in value_and_grad 
     tape.backward(sum(tape.parameter(W) * 2.0));
     REQUIRE(seen.names.empty());
 }
+
+TEST_CASE("the hook is not called for a parameter recorded under NoGrad, which gets no gradient and may be gone",
+          "[tape][hook]") {
+    // The NoGrad entry's handle lives on after its parameter was destroyed: the hook used to
+    // be handed the destroyed parameter.
+    Parameter<double> p(filled(1, 1, 2.0), "p");
+    Tape<double> tape;
+    Seen seen;
+    tape.set_gradient_ready_hook(remember, &seen);
+    Var<double> kept;
+    {
+        Parameter<double> gone(filled(1, 1, 9.0), "gone");
+        NoGrad<double> no_grad(tape);
+        kept = tape.parameter(gone);
+    }
+    tape.backward(sum(tape.parameter(p) * tape.parameter(p)));
+    CHECK((seen.names == std::vector<std::string>{"p"}));
+    CHECK(p.grad(0, 0) == Approx(4.0).epsilon(0));
+}

@@ -10,6 +10,7 @@
 
 using namespace autodiff;
 using test::random_matrix;
+using Catch::Matchers::Contains;
 
 namespace {
 
@@ -261,5 +262,49 @@ TEST_CASE("each replay's gradients are its own: nothing carries over from the la
         // d/dleaf = p x + 2 leaf; d/dp = leaf x
         CHECK((leaf.grad() == Matrix<double>{{2.0 * 3.0 * run + 1.0, -5.0 + 8.0}}));
         CHECK((p.grad == Matrix<double>{{0.5 * 3.0 * run, 20.0}}));
+    }
+}
+
+TEST_CASE("replay refuses an entry computed under NoGrad that the step reads, and leaves out those it does not",
+          "[replay][nograd]") {
+    const Matrix<double> X = {{0.1, 0.2}}, Y = {{5.0, 6.0}};
+    Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "p");
+    {
+        // b = tanh(a) under NoGrad; a's handle goes, and its entry is reused for c: b's input
+        // now holds Y. Run again, b would be tanh(Y) and the gradient silently wrong.
+        Tape<double> tape;
+        Var<double> b, c;
+        {
+            NoGrad<double> no_grad(tape);
+            Var<double> a = tape.constant(X);
+            b = tanh(a);
+        }
+        {
+            NoGrad<double> no_grad(tape);
+            c = tape.constant(Y);
+        }
+        REQUIRE(c.index() == 0);  // a's entry, reused
+        Var<double> loss = sum(b * tape.parameter(p));
+        tape.backward(loss);
+        CHECK_THROWS_WITH(Replay<double>(tape, loss), Contains("tape entry 1 (tanh)") && Contains("NoGrad"));
+    }
+    {
+        // Entries of a NoGrad evaluation that the step does not read: released or still held,
+        // they are no part of it.
+        Tape<double> tape;
+        Var<double> still_held;
+        {
+            NoGrad<double> no_grad(tape);
+            still_held = exp(tape.constant(X));
+            Var<double> released = tanh(tape.constant(Y));
+        }
+        Var<double> loss = sum(tape.parameter(p) * tape.parameter(p));
+        p.zero_grad();
+        tape.backward(loss);
+        const Matrix<double> fresh = p.grad;
+        Replay<double> replay(tape, loss);
+        p.zero_grad();
+        CHECK(replay.run() == 5.0);
+        CHECK((p.grad == fresh));
     }
 }

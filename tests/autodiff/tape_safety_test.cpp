@@ -141,3 +141,55 @@ TEST_CASE("a tape that keeps growing past its memory limit throws, saying why", 
     evaluate();
     CHECK(tape.recorded_bytes() > (1u << 20));
 }
+
+TEST_CASE("a parameter moved from and then assigned to is a parameter again: std::swap works", "[tape][parameter]") {
+    Parameter<double> a(M({{1.0}}), "a"), b(M({{2.0}}), "b");
+    std::swap(a, b);  // moves from a, then assigns to it
+    Tape<double> tape;
+    tape.backward(sum(tape.parameter(a) * tape.parameter(b)));
+    CHECK(a.name == "b");
+    CHECK(a.grad(0, 0) == 1.0);  // d(a b)/da = b = 1
+    CHECK(b.grad(0, 0) == 2.0);
+
+    Parameter<double> x(M({{3.0}}), "x");
+    Parameter<double> y(std::move(x));
+    x = Parameter<double>(M({{4.0}}), "x again");  // move-assigned
+    Parameter<double> z(M({{5.0}}), "z");
+    Parameter<double> w(std::move(z));
+    z = w;  // copy-assigned
+    tape.reset();
+    tape.backward(sum(tape.parameter(x) * tape.parameter(z)));
+    CHECK(x.grad(0, 0) == 5.0);
+    CHECK(z.grad(0, 0) == 4.0);
+}
+
+TEST_CASE("constant_refs recorded under NoGrad are not listed for backward's checks until a recorded op reads one",
+          "[tape][nograd]") {
+    // Listed at once, an evaluation loop grew the list by one per constant_ref, and the index
+    // stayed after the entry was reused: here by a NoGrad parameter, whose stale version then
+    // made a valid backward throw.
+    const Matrix<double> X = M({{1.0}});
+    Parameter<double> p(M({{3.0}}), "p");
+    Tape<double> tape;
+    Var<double> held;
+    {
+        NoGrad<double> no_grad(tape);
+        for (int k = 0; k < 3; ++k) Var<double> v = tape.constant_ref(X);
+        held = tape.parameter(p);
+    }
+    p.bump_version();
+    tape.backward(sum(tape.parameter(p) * tape.parameter(p)));
+    CHECK(p.grad(0, 0) == 6.0);
+
+    // One read by a recorded op is listed then, and checked.
+    Matrix<double> Z = M({{2.0}});
+    tape.reset();
+    Var<double> z;
+    {
+        NoGrad<double> no_grad(tape);
+        z = tape.constant_ref(Z);
+    }
+    Var<double> loss = sum(z * tape.parameter(p));
+    Z = M({{2.0, 2.0}});
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("constant_ref was 1x1 when recorded"));
+}

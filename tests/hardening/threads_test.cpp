@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -160,20 +161,86 @@ TEST_CASE("a NoGrad scope holds its tape for its thread; after it ends, any one 
     CHECK(p.grad(0, 0) == 6.0);
 }
 
-TEST_CASE("a NoGrad made while another thread records holds nothing: that thread's ops still throw",
+TEST_CASE("a NoGrad made while another thread records on the tape or holds it throws, changing nothing",
           "[hardening][threads]") {
+    // It used to hold nothing and still switch the tape's gradients off: the other thread's
+    // recording went on without them, silently.
     autodiff::Tape<double> tape;
-    SlowRecording holder(tape);
-    std::string message;
-    {
-        autodiff::NoGrad<double> no_grad(tape);
+    const auto no_grad_message = [&] {
         try {
-            tape.constant(Matrix<double>{{2.0}});
+            autodiff::NoGrad<double> no_grad(tape);
         } catch (const autodiff::Error& e) {
-            message = e.what();
+            return std::string(e.what());
         }
+        return std::string();
+    };
+    {
+        SlowRecording holder(tape);
+        const std::string message = no_grad_message();
+        holder.finish();
+        CHECK_THAT(message, Catch::Matchers::Contains("NoGrad") && Catch::Matchers::Contains("another thread"));
+        CHECK(tape.grad_enabled());
     }
-    holder.finish();
-    CHECK_THAT(message, Catch::Matchers::Contains("another thread"));
+    {
+        autodiff::NoGrad<double> held(tape);
+        std::string message;
+        std::thread([&] { message = no_grad_message(); }).join();
+        CHECK_THAT(message, Catch::Matchers::Contains("NoGrad") && Catch::Matchers::Contains("another thread"));
+        CHECK_FALSE(tape.grad_enabled());  // the holder's scope, as it set it
+    }
+    CHECK(tape.grad_enabled());
     CHECK(tape.constant(Matrix<double>{{3.0}}).value()(0, 0) == 3.0);  // nothing left held
+}
+
+TEST_CASE("a Replay's calls from another thread throw while the tape is held, changing nothing", "[hardening][threads]") {
+    autodiff::Tape<double> tape;
+    autodiff::Parameter<double> p(Matrix<double>{{3.0}});
+    const auto loss = autodiff::mul(tape.parameter(p), tape.parameter(p));
+    tape.backward(loss);
+    autodiff::Replay<double> replay(tape, loss);
+    p.zero_grad();
+    {
+        autodiff::NoGrad<double> held(tape);
+        std::string forward_message, run_message;
+        std::thread([&] {
+            try {
+                replay.forward();
+            } catch (const autodiff::Error& e) {
+                forward_message = e.what();
+            }
+            try {
+                replay.run();
+            } catch (const autodiff::Error& e) {
+                run_message = e.what();
+            }
+        }).join();
+        CHECK_THAT(forward_message, Catch::Matchers::Contains("Replay::forward") && Catch::Matchers::Contains("another thread"));
+        CHECK_THAT(run_message, Catch::Matchers::Contains("Replay::run") && Catch::Matchers::Contains("another thread"));
+        CHECK(p.grad(0, 0) == 0.0);
+    }
+    CHECK(replay.run() == 9.0);
+    CHECK(p.grad(0, 0) == 6.0);
+}
+
+TEST_CASE("handles recorded under NoGrad, copied or destroyed on another thread, do not touch a tape in use",
+          "[hardening][threads]") {
+    // Their counts are the tape's: a copy on another thread throws while the tape is in use,
+    // and a handle destroyed there leaves its entry counted until reset(), instead of racing
+    // with the holder's recording (ThreadSanitizer runs this).
+    autodiff::Tape<double> tape;
+    autodiff::NoGrad<double> held(tape);
+    auto kept = std::make_unique<autodiff::Var<double>>(autodiff::exp(tape.constant(Matrix<double>{{0.0}})));
+    const std::size_t live = tape.live_entries();
+    std::string copy_message;
+    std::thread([&] {
+        try {
+            autodiff::Var<double> copy = *kept;
+        } catch (const autodiff::Error& e) {
+            copy_message = e.what();
+        }
+        kept.reset();
+    }).join();
+    CHECK_THAT(copy_message, Catch::Matchers::Contains("Var") && Catch::Matchers::Contains("another thread"));
+    CHECK(tape.live_entries() == live);
+    CHECK(autodiff::exp(tape.constant(Matrix<double>{{0.0}})).value()(0, 0) == 1.0);
 }
