@@ -255,8 +255,12 @@ private:
         return detail::TapeRegistry::generation(slot()).load(std::memory_order_relaxed) == generation_;
     }
     [[noreturn, gnu::cold, gnu::noinline]] void reject_unusable(const char* op) const;  // require_live's error
-    void retain() const;
-    void release() noexcept;
+    // Inline into every copy and destruction of a handle: under NoGrad an evaluation makes
+    // several per op.
+    [[gnu::always_inline]] inline void retain() const;
+    [[gnu::always_inline]] inline void release() noexcept;
+    [[gnu::noinline]] void retain_unheld() const;      // retain() when this thread does not hold the tape
+    [[gnu::noinline]] void release_unheld() noexcept;  // release() likewise
     void forget() noexcept { tape_ = nullptr, index_ = 0, slot_ = 0, generation_ = 0; }
     Tape<T>* tape_ = nullptr;
     std::uint32_t index_ = 0;
@@ -601,25 +605,39 @@ inline const Matrix<T>& Tape<T>::parameter_value(const Node<T>& n) const {
 }
 
 // A count changes the tape (an entry whose last handle goes is reused), so counting is a use
-// of it: free for the thread that holds it (a NoGrad scope's), locked for any other. A copy
-// made while another thread uses the tape throws; a handle destroyed meanwhile leaves its
-// entry counted, to be reclaimed at reset(), instead of racing with that thread. Liveness
-// is asked again once locked: the tape may have been reset in between.
+// of it: free for the thread that holds it (a NoGrad scope's, the hot path, inline), locked
+// for any other (out of line). A copy made while another thread uses the tape throws; a
+// handle destroyed meanwhile leaves its entry counted, to be reclaimed at reset(), instead of
+// racing with that thread. Liveness is asked again once locked: the tape may have been reset
+// in between.
 template <class T>
 void Var<T>::retain() const {
     if (!live()) return;
-    typename Tape<T>::ExclusiveUse one_thread(*tape_, "Var (a copy of a handle recorded under NoGrad)");
-    if (live()) ++tape_->refs_[index_];
+    if (tape_->held_by_this_thread())
+        ++tape_->refs_[index_];
+    else
+        retain_unheld();
 }
 
 template <class T>
 void Var<T>::release() noexcept {
     if (!live()) return;
+    if (!tape_->held_by_this_thread()) return release_unheld();
+    if (--tape_->refs_[index_] == 0) tape_->recycle(index_);
+}
+
+template <class T>
+void Var<T>::retain_unheld() const {
+    typename Tape<T>::ExclusiveUse one_thread(*tape_, "Var (a copy of a handle recorded under NoGrad)");
+    if (live()) ++tape_->refs_[index_];
+}
+
+template <class T>
+void Var<T>::release_unheld() noexcept {
     Tape<T>& tape = *tape_;
-    const bool held = tape.held_by_this_thread();
-    if (!held && tape.busy_.exchange(true, std::memory_order_acquire)) return;  // in use: counted until reset()
+    if (tape.busy_.exchange(true, std::memory_order_acquire)) return;  // in use: counted until reset()
     if (live() && --tape.refs_[index_] == 0) tape.recycle(index_);
-    if (!held) tape.unlock();
+    tape.unlock();
 }
 
 template <class T>
