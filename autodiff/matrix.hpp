@@ -29,6 +29,12 @@ struct Shape {
     friend bool operator!=(Shape a, Shape b) { return !(a == b); }
 };
 
+// a * b into `product`, or false when it does not fit in a size_t: a shape or an image whose
+// element count wraps around would make an op allocate a small buffer and index a huge one.
+inline bool multiply_fits(std::size_t a, std::size_t b, std::size_t& product) {
+    return !__builtin_mul_overflow(a, b, &product);
+}
+
 template <class T>
 Shape shape_of(const Matrix<T>& m) {
     return {m.shape()[0], m.shape()[1]};

@@ -176,6 +176,11 @@ const Node<T>& Tape<T>::entry(std::size_t index) const {
 }
 
 template <class T>
+void Tape<T>::reject_shape(const char* op, Shape shape) {
+    throw Error(std::string(op) + ": an output of " + to_string(shape) + " (rows x cols) has more elements than memory can address");
+}
+
+template <class T>
 void Tape<T>::reject_concurrent_use(const char* op) {
     throw Error(std::string(op) +
                 ": this tape is being used by another thread at the same time: one tape per thread (a Tape "

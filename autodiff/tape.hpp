@@ -440,6 +440,7 @@ private:
     void pin_nograd_entry(std::uint32_t index);
     [[noreturn]] void reject_memory(const char* op, std::size_t value_bytes) const;
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
+    [[noreturn]] static void reject_shape(const char* op, Shape shape);  // rows x cols x sizeof(T) overflows
     [[noreturn]] static void reject_after_backward(const char* op);
     bool lock_for(const char* op);               // ExclusiveUse's halves, inline-able
     // Only this thread stores its own token in held_by_, so reading it relaxed can only
@@ -646,13 +647,16 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs
                        BackwardFn<T> backward, Forward&& forward) {
     ExclusiveUse one_thread(*this, op);
     if (inputs.size() > 3) reject_arity(op);
+    std::size_t value_bytes = 0;
+    if (!multiply_fits(shape.rows, shape.cols, value_bytes) || !multiply_fits(value_bytes, sizeof(T), value_bytes))
+        reject_shape(op, shape);
     bool any_input_needs_grad = false;
     for (const InputRef<T>& in : inputs) {
         check(*in, op);
         // Under NoGrad nothing needs a gradient: the inputs' entries are not even read.
         any_input_needs_grad = any_input_needs_grad || (grad_enabled_ && nodes_[in->index_].requires_grad);
     }
-    const std::uint32_t index = push(op, shape.size() * sizeof(T));
+    const std::uint32_t index = push(op, value_bytes);
     Node<T>& n = nodes_[index];
     try {
         n.arity = static_cast<std::uint8_t>(inputs.size());

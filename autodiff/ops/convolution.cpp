@@ -7,11 +7,13 @@
 //     dW = dY @ col^T      db = sum of dY over positions and examples
 //     dcol = W^T @ dY      dx = the rows of dcol added back where they were copied from
 // with no transposed copies. col is built for a band of output rows at a time, so its
-// workspace stays a few MiB whatever the batch; the backward rebuilds it band by band
+// workspace stays a few MiB whatever the batch (or one output row's, if that is more: it
+// counts against the tape's memory limit, check_workspace); the backward rebuilds it band by band
 // (row copies are cheap next to the GEMMs) unless the whole image fitted in one band.
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 
 #include "autodiff/kernels.hpp"
 #include "autodiff/ops.hpp"
@@ -33,6 +35,25 @@ template <class T>
 std::size_t band_rows(const WindowGeometry& g, std::size_t m) {
     const std::size_t row_bytes = g.channels * g.taps() * g.out_w * m * sizeof(T);
     return std::min(g.out_h, std::max<std::size_t>(1, band_bytes / row_bytes));
+}
+
+// A band holds at least one output row of col (K taps x out_w positions x m examples), and
+// the backward a dcol of the same size: with a wide output and a long kernel that row alone
+// can be far larger than the image. Both count against the tape's memory limit. (Once one
+// row's bytes fit, a band's do: band_rows keeps it at one row or under band_bytes.)
+template <class T>
+void check_workspace(const Tape<T>& tape, const WindowGeometry& g, std::size_t m) {
+    std::size_t row_bytes = 0;
+    const bool fits = multiply_fits(g.channels * g.taps(), g.out_w * m, row_bytes) &&
+                      multiply_fits(row_bytes, 2 * sizeof(T), row_bytes);
+    const std::size_t workspace = fits ? band_rows<T>(g, m) * row_bytes : SIZE_MAX;
+    if (!fits || (tape.memory_limit() != 0 && workspace > tape.memory_limit()))
+        ops::fail("conv2d", "its im2col workspace needs " + std::to_string(workspace) + " bytes (" +
+                                std::to_string(g.channels * g.taps()) + " taps x " + std::to_string(g.out_w) +
+                                " output columns x " + std::to_string(m) +
+                                " examples per output row, twice for the backward), above the tape's memory limit of " +
+                                std::to_string(tape.memory_limit()) +
+                                " bytes: use a smaller batch or kernel, or raise Tape::set_memory_limit");
 }
 
 // Visits the col band for output rows [oh0, oh1): `gap(col_part, length)` where a tap
@@ -158,10 +179,11 @@ Var<T> conv2d_impl(const Var<T>& x, ImageShape image, const Var<T>& W, const Var
         ops::fail(op, "b is " + to_string(b->shape()) + " but W is " + to_string(W.shape()) + ": b must be " +
                           std::to_string(W.rows()) + "x1 (one bias per output channel)");
     const std::size_t P = g.positions(), m = x.cols();
-    if (K > INT_MAX || W.rows() > INT_MAX || P * m > INT_MAX)
+    if (K > INT_MAX || W.rows() > INT_MAX || P > INT_MAX / m)  // m >= 1: x is a matrix
         ops::fail(op, "x is " + to_string(x.shape()) + " and W is " + to_string(W.shape()) + ": " +
                           std::to_string(P) + " output positions x " + std::to_string(m) +
                           " examples exceed BLAS's int sizes; split the batch");
+    check_workspace<T>(tape, g, m);
     auto setup = [&](Node<T>& y) { ops::store(y, g); };
     const Shape shape{W.rows() * P, m};
     if (b) return tape.record_op(op, {x, W, *b}, shape, conv2d_forward<T>, conv2d_backward<T>, setup);

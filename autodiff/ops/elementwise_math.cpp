@@ -2,6 +2,7 @@
 // with a scalar. Each Rule is its value and its derivative side by side; at a kink the
 // derivative is the one PyTorch picks (stated per rule, checked against PyTorch's fixtures).
 
+#include <algorithm>
 #include <cmath>
 
 #include "autodiff/ops/unary_rule.hpp"
@@ -90,15 +91,20 @@ struct GeluRule {  // the exact form x Phi(x), Phi the normal CDF (PyTorch's def
         return cdf(x) + x * pdf;
     }
 };
-struct SoftplusRule {  // log(1 + e^(s x)) / s, and x itself where s x > s2 (PyTorch's threshold)
+// log(1 + e^(s x)) / s, and x itself where s x > s2 (PyTorch's threshold). Below the
+// threshold in the form that cannot overflow, max(s x, 0) + log1p(e^-|s x|): e^(s x) itself
+// is inf past s x = 709 (double), which a threshold above that (or inf) let through.
+struct SoftplusRule {
     static constexpr const char* name = "softplus";
     template <class T> static T f(T x, T beta, T threshold) {
-        return x * beta > threshold ? x : std::log1p(std::exp(x * beta)) / beta;
+        const T z = x * beta;
+        return z > threshold ? x : (std::max(z, T(0)) + std::log1p(std::exp(-std::abs(z)))) / beta;
     }
     template <class T> static T df(T x, T, T beta, T threshold) {
-        if (x * beta > threshold) return T(1);
-        const T z = std::exp(x * beta);
-        return z / (z + T(1));
+        const T z = x * beta;
+        if (z > threshold) return T(1);
+        const T e = std::exp(-std::abs(z));  // the sigmoid of z, from whichever side keeps e <= 1
+        return z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
     }
 };
 struct SiluRule {  // x sigmoid(x)

@@ -5,6 +5,7 @@
 //   dx = rstd * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)),  dx_hat = g * gain,
 //   dgain = sum over the row of g * x_hat,  dbias = sum over the row of g.
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -31,6 +32,20 @@ struct Groups {
     std::size_t row(std::size_t g, std::size_t e) const { return over_rows ? e : g; }  // which gain/bias
 };
 
+// Finite values whose mean or variance overflows (beyond about 1e154 in double, 1e19 in
+// float, the square of a deviation does) would come out as NaN or 0 with no error; a
+// non-finite input's NaN is the input's, as in every op.
+template <class T>
+void reject_overflow(const Node<T>& y, const Matrix<T>& x, const Groups& G, std::size_t group) {
+    for (std::size_t e = 0; e < G.count; ++e)
+        if (!std::isfinite(x.data()[G.at(group, e)])) return;
+    T largest = T(0);
+    for (std::size_t e = 0; e < G.count; ++e) largest = std::max(largest, std::abs(x.data()[G.at(group, e)]));
+    ops::fail(y.op, std::string(G.over_rows ? "column " : "row ") + std::to_string(group) + " of x (" +
+                        to_string(shape_of(x)) + ") holds values up to " + std::to_string(largest) +
+                        " in magnitude: its variance overflows; scale the input down");
+}
+
 template <class T>
 void normalize_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
@@ -49,6 +64,7 @@ void normalize_forward(Tape<T>& tape, Node<T>& y) {
         mean /= static_cast<T>(G.count);
         for (std::size_t e = 0; e < G.count; ++e) var += (in[G.at(g, e)] - mean) * (in[G.at(g, e)] - mean);
         var /= static_cast<T>(G.count);
+        if (!std::isfinite(var)) reject_overflow(y, x, G, g);
         y.work()[0].data()[g] = mean;
         y.work()[1].data()[g] = var;
         const T rstd = T(1) / std::sqrt(var + y.scalar);

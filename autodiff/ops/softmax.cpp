@@ -128,6 +128,9 @@ void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
     T total = T(0);
     if (loss.labels().empty()) {
         const Matrix<T>& Y = target_matrix(tape, loss);
+        // Targets given as a handle are checked here, so that a replay over new values checks
+        // them too (copied ones were checked when recorded, and by Replay::set_targets).
+        if (loss.arity == 2) ops::require_finite("softmax_cross_entropy", "targets", Y);
         for (std::size_t i = 0; i < rows; ++i) {
             const T* y = Y.data() + i * cols;
             const T* z = Z.data() + i * cols;
@@ -250,7 +253,6 @@ template <class T>
 Var<T> softmax_cross_entropy(const Var<T>& logits, const Var<T>& targets) {
     ops::common_tape<T>("softmax_cross_entropy", {logits, targets});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "targets", targets.shape());
-    ops::require_finite("softmax_cross_entropy", "targets", targets.value());
     return cross_entropy<T>({logits, targets}, T(0), [](Node<T>& loss) { loss.labels().clear(); });
 }
 

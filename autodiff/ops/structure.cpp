@@ -251,7 +251,8 @@ Var<T> gather(const Var<T>& table, const Labels& ids, int axis) {
 template <class T>
 Var<T> reshape(const Var<T>& x, Shape shape) {
     Tape<T>& tape = ops::common_tape<T>("reshape", {x});
-    if (shape.size() != x.shape().size() || shape.size() == 0)
+    std::size_t size = 0;
+    if (!multiply_fits(shape.rows, shape.cols, size) || size != x.shape().size() || size == 0)
         ops::fail("reshape", to_string(x.shape()) + " cannot become " + to_string(shape) + " (the sizes must be equal and nonzero)");
     return tape.record_op("reshape", {x}, shape, reshape_forward<T>, reshape_backward<T>);
 }

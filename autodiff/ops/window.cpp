@@ -36,8 +36,20 @@ WindowGeometry window_geometry(const char* op, ImageShape image, Window w, bool 
         fail(op, "the " + kernel_text(w) + " kernel is larger than the padded image " + std::to_string(padded_h) + "x" +
                      std::to_string(padded_w) + " (image " + image_text(image) + " (C x H x W), padding " +
                      std::to_string(w.padding) + " on each side)");
-    return {image.channels, image.height, image.width, w.height, w.width, w.stride, w.padding,
-            (padded_h - w.height) / w.stride + 1, (padded_w - w.width) / w.stride + 1};
+    const WindowGeometry g{image.channels, image.height, image.width, w.height, w.width, w.stride, w.padding,
+                           (padded_h - w.height) / w.stride + 1, (padded_w - w.width) / w.stride + 1};
+    // Each size is bounded above, but their products are not: the image's, the output's and
+    // the taps' element counts must not wrap (every buffer and index is sized from them).
+    auto elements = [](std::size_t a, std::size_t b, std::size_t c) {
+        std::size_t ab = 0, abc = 0;
+        return multiply_fits(a, b, ab) && multiply_fits(ab, c, abc);
+    };
+    if (!elements(g.channels, g.height, g.width) || !elements(g.channels, g.out_h, g.out_w) ||
+        !elements(g.channels, g.kernel_h, g.kernel_w))
+        fail(op, "image " + image_text(image) + " (C x H x W), kernel " + kernel_text(w) + ", stride " +
+                     std::to_string(w.stride) + ", padding " + std::to_string(w.padding) +
+                     ": the image, its output or its taps have more elements than memory can address");
+    return g;
 }
 
 }  // namespace autodiff::ops

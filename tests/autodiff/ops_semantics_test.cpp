@@ -122,3 +122,68 @@ TEST_CASE("an op's scalar parameters take double literals on a float tape", "[op
     CHECK(std::isfinite(loss.value()(0, 0)));
     CHECK(x.grad().shape()[0] == 2);
 }
+
+TEST_CASE("a shape whose element count wraps around is refused, not indexed past its buffer", "[ops][structure]") {
+    // 3 * 0xAAAAAAAAAAAAAAAB is 1 modulo 2^64: reshape took it for a 1-element shape.
+    Tape<double> tape;
+    Var<double> x = tape.leaf(filled(1, 1, 2.0));
+    CHECK_THROWS_WITH(reshape(x, Shape{0xAAAAAAAAAAAAAAABull, 3}), Contains("reshape") && Contains("cannot become"));
+    // An op of one's own (Tape::record) asking for such a shape gets the same refusal.
+    CHECK_THROWS_WITH(tape.record("big", {x}, Shape{std::size_t(1) << 40, std::size_t(1) << 40}, nullptr,
+                                  [](Node<double>&) {}),
+                      Contains("big") && Contains("more elements than memory can address"));
+    CHECK(sum(x).value()(0, 0) == 2.0);  // the tape is as it was
+}
+
+TEST_CASE("images and windows whose element counts wrap around are refused", "[ops][conv]") {
+    // Each side is below the per-size limit; the products C*H*W wrap to 4 and 5.
+    Tape<double> tape;
+    Var<double> x4 = tape.leaf(filled(4, 1, 1.0));
+    const ImageShape wrapping{968973220, 49477, 384773};
+    CHECK_THROWS_WITH(max_pool2d(x4, wrapping, Window{1, 1, 1, 0}), Contains("more elements than memory can address"));
+    CHECK_THROWS_WITH(avg_pool2d(x4, wrapping, Window{1, 1, 1, 0}), Contains("more elements than memory can address"));
+    Var<double> x5 = tape.leaf(filled(5, 1, 1.0));
+    Var<double> W = tape.leaf(filled(1, 21, 1.0));
+    CHECK_THROWS_WITH(conv2d(x5, ImageShape{21, 823996703, 1066043567}, W, Window{1, 1, 1073741823, 0}),
+                      Contains("conv2d") && Contains("more elements than memory can address"));
+}
+
+TEST_CASE("conv2d's im2col workspace counts against the tape's memory limit", "[ops][conv]") {
+    // One output row of a 1 x 1000 kernel over a 100000-wide image is 1000 x 99001 doubles
+    // (792 MB) of workspace for 0.8 MB of values: it was allocated without a word.
+    Tape<double> tape;
+    tape.set_memory_limit(std::size_t(64) << 20);
+    Var<double> x = tape.leaf(filled(100000, 1, 1.0));
+    Var<double> W = tape.leaf(filled(1, 1000, 1.0));
+    CHECK_THROWS_WITH(conv2d(x, ImageShape{1, 1, 100000}, W, Window{1, 1000, 1, 0}),
+                      Contains("im2col workspace") && Contains("memory limit"));
+    // A small convolution fits as before.
+    Var<double> small = tape.leaf(filled(16, 1, 1.0));
+    Var<double> K = tape.leaf(filled(1, 9, 1.0));
+    CHECK(conv2d(small, ImageShape{1, 4, 4}, K, Window{3, 3, 1, 0}).value()(0, 0) == 9.0);
+}
+
+TEST_CASE("softplus stays finite past e^709 for any threshold, infinite included", "[ops][unary]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(filled(1, 1, 800.0));
+    for (double threshold : {1000.0, std::numeric_limits<double>::infinity()}) {
+        Var<double> y = softplus(x, 1.0, threshold);
+        tape.backward(sum(y));
+        CHECK(y.value()(0, 0) == Approx(800.0).epsilon(0));  // log(1 + e^800) = 800 + log1p(e^-800)
+        CHECK(x.grad()(0, 0) == Approx(1.0).epsilon(0));
+        tape.reset();
+        x = tape.leaf(filled(1, 1, 800.0));
+    }
+}
+
+TEST_CASE("layer_norm and batch_norm refuse finite values whose variance overflows instead of giving NaN or 0",
+          "[ops][normalization]") {
+    Tape<double> tape;
+    Var<double> huge = tape.leaf(Matrix<double>{{1e200}, {-1e200}});  // the math: +1 and -1
+    CHECK_THROWS_WITH(layer_norm(huge), Contains("layer_norm") && Contains("variance overflows"));
+    CHECK_THROWS_WITH(batch_norm(tape.leaf(Matrix<double>{{1e308, -1e308}})),
+                      Contains("batch_norm") && Contains("variance overflows"));
+    // A NaN in the input is the input's (as in every op), not refused.
+    Var<double> nan = tape.leaf(Matrix<double>{{std::nan("")}, {1.0}});
+    CHECK(std::isnan(layer_norm(nan).value()(0, 0)));
+}

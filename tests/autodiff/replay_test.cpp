@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "autodiff/autodiff.hpp"
 #include "autodiff/custom_op.hpp"
 #include "autodiff/replay.hpp"
@@ -307,4 +309,15 @@ TEST_CASE("replay refuses an entry computed under NoGrad that the step reads, an
         CHECK(replay.run() == 5.0);
         CHECK((p.grad == fresh));
     }
+}
+
+TEST_CASE("a replay checks targets given as a handle, as recording does", "[replay]") {
+    Tape<double> tape;
+    Parameter<double> Z(Matrix<double>{{1.0, 2.0}, {3.0, 4.0}}, "Z");
+    Matrix<double> Y = {{1.0, 0.0}, {0.0, 1.0}};
+    Var<double> loss = softmax_cross_entropy(tape.parameter(Z), tape.constant_ref(Y));
+    tape.backward(loss);
+    Replay<double> replay(tape, loss);
+    Y(0, 0) = std::numeric_limits<double>::infinity();
+    CHECK_THROWS_WITH(replay.run(), Contains("softmax_cross_entropy") && Contains("targets") && Contains("inf"));
 }
