@@ -82,9 +82,12 @@ struct EluRule {  // alpha s; at 0 the derivative is alpha (PyTorch: x <= 0 ? al
     template <class T> static T f(T x, T s, T) { return x > T(0) ? x : s * std::expm1(x); }
     template <class T> static T df(T x, T, T s, T) { return x > T(0) ? T(1) : s * std::exp(x); }
 };
-struct GeluRule {  // the exact form x Phi(x), Phi the normal CDF (PyTorch's default)
+// The exact form x Phi(x), Phi the normal CDF (PyTorch's default). Phi through erfc, which
+// keeps its relative accuracy in the left tail: 1 + erf(x / sqrt 2) cancels to 0 below x = -8
+// (gelu(-10) came out -0 instead of -7.6e-23).
+struct GeluRule {
     static constexpr const char* name = "gelu";
-    template <class T> static T cdf(T x) { return T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2))); }
+    template <class T> static T cdf(T x) { return T(0.5) * std::erfc(-x * T(M_SQRT1_2)); }
     template <class T> static T f(T x, T, T) { return x * cdf(x); }
     template <class T> static T df(T x, T, T, T) {
         const T pdf = std::exp(T(-0.5) * x * x) * T(M_2_SQRTPI * M_SQRT1_2 * 0.5);

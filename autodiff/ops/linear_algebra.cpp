@@ -160,9 +160,11 @@ Var<T> linear(const Var<T>& W, const Var<T>& A, const Var<T>& b, Activation acti
         case Activation::relu: return record_linear_activation<T, Relu>(tape, W, A, b);
         case Activation::sigmoid: return record_linear_activation<T, Sigmoid>(tape, W, A, b);
         case Activation::tanh: return record_linear_activation<T, Tanh>(tape, W, A, b);
-        case Activation::identity: break;
+        case Activation::identity: return record_linear_activation<T, Identity>(tape, W, A, b);
     }
-    return record_linear_activation<T, Identity>(tape, W, A, b);
+    // A value cast from an integer outside the enum: not silently the identity.
+    ops::fail("linear", "unknown activation " + std::to_string(static_cast<int>(activation)) +
+                            " (relu, sigmoid, tanh or identity)");
 }
 
 template <class T>

@@ -187,3 +187,13 @@ TEST_CASE("layer_norm and batch_norm refuse finite values whose variance overflo
     Var<double> nan = tape.leaf(Matrix<double>{{std::nan("")}, {1.0}});
     CHECK(std::isnan(layer_norm(nan).value()(0, 0)));
 }
+
+TEST_CASE("gelu keeps its relative accuracy in the left tail; linear refuses an activation outside the enum",
+          "[ops][unary]") {
+    Tape<double> tape;
+    // x Phi(x) at -10: Phi(-10) = 7.6198530241605e-24 (erfc(10 / sqrt 2) / 2).
+    CHECK(gelu(tape.leaf(filled(1, 1, -10.0))).value()(0, 0) ==
+          Approx(-7.6198530241605e-23).epsilon(0).margin(1e-33));  // relative 1.3e-11
+    Var<double> W = tape.leaf(filled(2, 2, 1.0)), A = tape.leaf(filled(2, 1, 1.0)), b = tape.leaf(filled(2, 1, 0.0));
+    CHECK_THROWS_WITH(linear(W, A, b, static_cast<Activation>(42)), Contains("unknown activation 42"));
+}
