@@ -102,7 +102,11 @@ fs::path make_temp_dir_beside(const fs::path& target) {
     return dir;
 }
 
-void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
+// Through a symlink, the file it points to is replaced (beside it, where the rename is atomic):
+// renaming over the link itself would turn the user's link into a file of its own and leave
+// its target stale.
+void write_file_atomically(const fs::path& path_in, const std::function<void(std::ostream&)>& write) {
+    const fs::path path = fs::is_symlink(path_in) ? fs::weakly_canonical(path_in) : path_in;
     TempFile temp(path);
     if (::fchmod(temp.fd(), 0666 & ~current_umask()) != 0) throw system_error("cannot set the mode of the file for", path);
     {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -165,7 +166,14 @@ Manifest read_manifest(const std::filesystem::path& dir) {
 
 void verify_manifest_crc(const Manifest& manifest, const std::string& file) {
     const std::string& text = manifest.text;
-    const std::string actual = crc32_hex(text.substr(0, text.rfind(crc_member)));
+    const std::size_t at = text.rfind(crc_member);
+    // The checksum covers what comes before it: anything after its value (a member added by
+    // hand, which would override an earlier one of that name) is refused.
+    const std::size_t value_end = text.find('"', text.find('"', at + std::strlen(crc_member) + 1) + 1);
+    if (value_end == std::string::npos || text.find_first_not_of(" \t\r\n}", value_end + 1) != std::string::npos ||
+        std::count(text.begin() + std::ptrdiff_t(value_end), text.end(), '}') != 1)
+        throw DataError(file + ": corrupted: content after manifest_crc32, which must be its last member");
+    const std::string actual = crc32_hex(text.substr(0, at));
     if (actual != manifest.crc32) {
         throw DataError(file + ": corrupted: CRC32 of its content is " + actual + " but its manifest_crc32 says " +
                         manifest.crc32);

@@ -61,3 +61,18 @@ TEST_CASE("write_file_atomically onto a directory fails and leaves it alone", "[
     CHECK(std::filesystem::is_directory(path));
     CHECK(entries_in(tmp.path) == 1);
 }
+
+TEST_CASE("write_file_atomically through a symlink replaces the file it points to and keeps the link",
+          "[atomic_file]") {
+    // It renamed over the link: the user's link became a file of its own, its target stale.
+    TempDir tmp("atomic_link");
+    std::filesystem::create_directory(tmp.path / "shared");
+    const auto target = tmp.path / "shared" / "run1.csv";
+    nn::write_file_atomically(target, [](std::ostream& out) { out << "old"; });
+    const auto link = tmp.path / "metrics.csv";
+    std::filesystem::create_symlink(target, link);
+    nn::write_file_atomically(link, [](std::ostream& out) { out << "new"; });
+    CHECK(std::filesystem::is_symlink(link));
+    CHECK(read_file(target) == "new");
+    CHECK(entries_in(tmp.path / "shared") == 1);
+}

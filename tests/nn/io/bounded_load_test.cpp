@@ -152,3 +152,18 @@ TEST_CASE("a manifest's layer sizes are checked against its arrays before a mode
     nn::save_checkpoint(dir, c);
     CHECK(refuses_within([&] { nn::load_model<float>(dir); }, "W1", rlim_t(1) << 31));
 }
+
+TEST_CASE("a manifest with members after its checksum is refused: they would override what it covers",
+          "[load][bounded]") {
+    TempDir tmp("after_crc");
+    nn::Checkpoint ckpt;
+    ckpt.meta["epoch"] = "3";
+    ckpt.arrays["w"] = xt::xtensor<float, 2>{{1.0f}};
+    nn::save_checkpoint(tmp.path / "model", ckpt);
+    const fs::path manifest = tmp.path / "model" / "manifest.json";
+    std::string text = test_support::read_file(manifest);
+    CHECK(nn::load_checkpoint(tmp.path / "model").meta.at("epoch") == "3");
+    text.insert(text.rfind('}'), ", \"meta\": {\"epoch\": \"666\"}\n");
+    write(manifest, text);
+    CHECK_THROWS_WITH(nn::load_checkpoint(tmp.path / "model"), Contains("content after manifest_crc32"));
+}
