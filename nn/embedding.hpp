@@ -25,6 +25,9 @@ public:
     std::size_t dim() const { return table.value.shape()[0]; }
     std::string type() const override { return "Embedding"; }
     std::string describe() const override;
+    /// False: forward reads the ids from x's value, outside the tape, so a replay would
+    /// gather the first batch's tokens again.
+    bool replayable() const override { return false; }
 
     autodiff::Parameter<T>& table;
 
