@@ -32,6 +32,9 @@ public:
     autodiff::Parameter<T>& table;
 
 private:
+    /// id as a column index; throws naming `example` unless it is a whole number < vocabulary().
+    std::size_t token_id(T id, std::size_t example) const;
+
     autodiff::Labels ids_;  // reused
 };
 
