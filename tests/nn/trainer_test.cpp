@@ -10,6 +10,7 @@
 #include "nn/optimizers.hpp"
 #include "nn/sequential.hpp"
 #include "nn/training.hpp"
+#include "tolerance.hpp"
 
 using autodiff::Matrix;
 using Catch::Matchers::Contains;
@@ -138,6 +139,51 @@ TEST_CASE("a model with an Embedding trains the same with replay on and off", "[
     REQUIRE(replayed == recorded);       // bit for bit
 }
 
+TEST_CASE("the Trainer refuses an optimizer with no parameters or with one the model does not have",
+          "[trainer][errors]") {
+    Regressor net;
+    nn::SGD<double> empty(std::vector<autodiff::Parameter<double>*>{}, 0.1);
+    REQUIRE_THROWS_WITH(nn::Trainer<double>(net, empty, nn::mse_loss<double>(), 4, 0),
+                        Contains("the optimizer has no parameters"));
+    autodiff::Parameter<double> stray(Matrix<double>({2, 2}), "stray");
+    std::vector<autodiff::Parameter<double>*> list = net.parameters();
+    list.push_back(&stray);
+    nn::SGD<double> foreign(list, 0.1);
+    REQUIRE_THROWS_WITH(nn::Trainer<double>(net, foreign, nn::mse_loss<double>(), 4, 0),
+                        Contains("'stray' (2x2)") && Contains("is not a parameter of the model"));
+    list.back() = list.front();  // updated twice per step
+    nn::SGD<double> twice(list, 0.1);
+    REQUIRE_THROWS_WITH(nn::Trainer<double>(net, twice, nn::mse_loss<double>(), 4, 0),
+                        Contains("lists the parameter '0.W' twice"));
+}
+
+TEST_CASE("fine-tuning the head only: the frozen layer's gradients do not pile up and clipping sees the head's",
+          "[trainer][finetune]") {
+    // One example, one batch: the Trainer's single step against the same step by hand.
+    const nn::RegressionData<double> data = sine(1, 3);
+    Regressor net, reference;
+    auto& head = static_cast<nn::Linear<double>&>(net[2]);
+    auto& body = static_cast<nn::Linear<double>&>(net[0]);
+    const Matrix<double> frozen = body.W.value;
+    nn::SGD<double> sgd({&head.W, &head.b}, 0.1);
+    nn::Trainer<double> trainer(net, sgd, nn::mse_loss<double>(), 1, 0);
+    trainer.set_clip_grad_norm(1e-3);
+    trainer.train_epoch(data, 0);
+
+    auto& reference_head = static_cast<nn::Linear<double>&>(reference[2]);
+    const std::vector<autodiff::Parameter<double>*> head_parameters{&reference_head.W, &reference_head.b};
+    autodiff::Tape<double> tape;
+    tape.backward(autodiff::mse(reference(tape.constant(data.inputs)), tape.constant(data.targets)));
+    REQUIRE(nn::clip_grad_norm(head_parameters, 1e-3) > 1e-2);  // the clipping bites
+    nn::SGD<double>(head_parameters, 0.1).step();
+
+    test::require_close(head.W.value, reference_head.W.value, 1e-15);
+    test::require_close(head.b.value, reference_head.b.value, 1e-15);
+    REQUIRE(test::max_abs_diff(body.W.value, frozen) == 0);
+    // Zeroed: the next step starts clean.
+    REQUIRE(test::max_abs_diff(body.W.grad, xt::zeros_like(body.W.grad)) == 0);
+    REQUIRE(test::max_abs_diff(body.b.grad, xt::zeros_like(body.b.grad)) == 0);
+}
 TEST_CASE("a container is replayable only when all its children are", "[trainer][replay]") {
     nn::Sequential<double> inner;
     inner.add<nn::Linear<double>>(2, 2);
