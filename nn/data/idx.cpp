@@ -64,6 +64,17 @@ void read_exact(gzFile f, unsigned char* dst, std::size_t size, const std::strin
     }
 }
 
+// gzread reports a gzip stream that stops early (a trailer cut off, even when all the data
+// arrived) as a read of 0 bytes, the same as a clean end: only gzerror tells them apart.
+void require_complete_stream(gzFile f, const std::string& path) {
+    int code = Z_OK;
+    const char* message = gzerror(f, &code);
+    if (code != Z_OK) {
+        throw DataError(path + ": truncated gzip stream: the data ends before the gzip trailer (zlib: " + message +
+                        ")");
+    }
+}
+
 std::uint32_t big_endian32(const unsigned char* b) {
     return (std::uint32_t(b[0]) << 24) | (std::uint32_t(b[1]) << 16) | (std::uint32_t(b[2]) << 8) |
            std::uint32_t(b[3]);
@@ -127,6 +138,7 @@ IdxContents read_idx(const std::string& path, std::uint32_t expected_magic, cons
         throw DataError(path + ": unexpected data after the " + std::to_string(total) +
                         " bytes the header announces");
     }
+    require_complete_stream(f.get(), path);
     return idx;
 }
 

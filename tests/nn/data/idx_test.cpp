@@ -161,3 +161,16 @@ TEST_CASE("IDX: a FIFO or a device is refused, not read", "[idx][bounded]") {
     std::filesystem::create_symlink("/dev/zero", tmp.path / "zero-images");
     CHECK_THROWS_WITH(nn::load_idx_images<float>(tmp.file("zero-images")), Contains("zero-images"));
 }
+
+TEST_CASE("IDX: a gzip file cut anywhere in its 8-byte trailer or the end of its data is truncated", "[idx][gzip]") {
+    // zlib reports a stream that stops early as Z_BUF_ERROR with a read of 0 bytes, which
+    // looked like a clean end once the announced data had arrived.
+    TempDir tmp("idx");
+    const auto whole = test_support::read_file(write_gzip(tmp.file("whole.gz"), labels));
+    CHECK(nn::load_idx_labels(tmp.file("whole.gz")) == std::vector<std::size_t>{2, 0, 9});
+    for (std::size_t cut = 1; cut <= 9; ++cut) {
+        CAPTURE(cut);
+        const auto path = tmp.write("cut" + std::to_string(cut) + ".gz", whole.substr(0, whole.size() - cut));
+        CHECK_THROWS_WITH(nn::load_idx_labels(path), Contains(path) && Contains("truncated"));
+    }
+}
