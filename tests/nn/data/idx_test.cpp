@@ -174,3 +174,19 @@ TEST_CASE("IDX: a gzip file cut anywhere in its 8-byte trailer or the end of its
         CHECK_THROWS_WITH(nn::load_idx_labels(path), Contains(path) && Contains("truncated"));
     }
 }
+
+TEST_CASE("IDX: bytes after the gzip stream are refused; a second gzip member is read on", "[idx][gzip]") {
+    // zlib's gzread dropped whatever followed the last member without a word.
+    TempDir tmp("idx");
+    const auto whole = test_support::read_file(write_gzip(tmp.file("whole.gz"), labels));
+    for (const std::string& garbage : {std::string("x"), std::string("garbage"), std::string(3, '\0')}) {
+        CAPTURE(garbage.size());
+        const auto path = tmp.write("garbage.gz", whole + garbage);
+        CHECK_THROWS_WITH(nn::load_idx_labels(path),
+                          Contains(path) && Contains("unexpected data after the end of the gzip stream"));
+    }
+    // gzip files may be concatenated (cat a.gz b.gz): the header in one member, the data in the next.
+    const auto first = test_support::read_file(write_gzip(tmp.file("head.gz"), labels.substr(0, 6)));
+    const auto second = test_support::read_file(write_gzip(tmp.file("tail.gz"), labels.substr(6)));
+    CHECK(nn::load_idx_labels(tmp.write("two.gz", first + second)) == std::vector<std::size_t>{2, 0, 9});
+}
