@@ -1,12 +1,24 @@
 #include "nn/embedding.hpp"
 
 #include <cmath>
+#include <iomanip>
+#include <limits>
+#include <sstream>
 
 #include "nn/numpy_random.hpp"
 
 namespace nn {
 
 namespace {
+
+// The value as written by a person ("1e+30", "2.5", "inf"): to_string's "%f" shows 1e30 as
+// 31 digits and six decimals.
+template <class T>
+std::string shortest(T value) {
+    std::ostringstream out;
+    out << std::setprecision(std::numeric_limits<T>::max_digits10) << value;
+    return out.str();
+}
 
 template <class T>
 autodiff::Matrix<T> standard_normal(std::size_t rows, std::size_t cols, std::uint32_t seed) {
@@ -36,6 +48,17 @@ autodiff::Var<T> Embedding<T>::operator()(autodiff::Tape<T>& tape, const autodif
     return autodiff::gather(tape.parameter(table), ids, 1);
 }
 
+// Checked before the cast: converting Inf, NaN or a value past size_t's range to size_t is
+// undefined (on x86 such ids came out as token 0).
+template <class T>
+std::size_t Embedding<T>::token_id(T id, std::size_t example) const {
+    if (!(id >= T(0) && id < T(vocabulary()) && id == std::floor(id)))
+        throw autodiff::Error(this->who() + ": example " + std::to_string(example) + " holds " + shortest(id) +
+                              ", not a token id (a whole number from 0 to " + std::to_string(vocabulary() - 1) +
+                              ")");
+    return static_cast<std::size_t>(id);
+}
+
 template <class T>
 autodiff::Var<T> Embedding<T>::forward(autodiff::Var<T> x) {
     if (x.rows() != 1)
@@ -43,13 +66,7 @@ autodiff::Var<T> Embedding<T>::forward(autodiff::Var<T> x) {
                               " but it takes 1 x m token ids (one per example)");
     const autodiff::Matrix<T>& v = x.value();
     ids_.resize(v.size());
-    for (std::size_t j = 0; j < v.size(); ++j) {
-        const T id = v(0, j);
-        if (!(id >= T(0) && id == std::floor(id)))
-            throw autodiff::Error(this->who() + ": example " + std::to_string(j) + " holds " +
-                                  std::to_string(double(id)) + ", not a token id");
-        ids_[j] = static_cast<std::size_t>(id);
-    }
+    for (std::size_t j = 0; j < v.size(); ++j) ids_[j] = token_id(v(0, j), j);
     return (*this)(x.tape(), ids_);
 }
 

@@ -25,10 +25,16 @@ public:
     std::size_t dim() const { return table.value.shape()[0]; }
     std::string type() const override { return "Embedding"; }
     std::string describe() const override;
+    /// False: forward reads the ids from x's value, outside the tape, so a replay would
+    /// gather the first batch's tokens again.
+    bool replayable() const override { return false; }
 
     autodiff::Parameter<T>& table;
 
 private:
+    /// id as a column index; throws naming `example` unless it is a whole number < vocabulary().
+    std::size_t token_id(T id, std::size_t example) const;
+
     autodiff::Labels ids_;  // reused
 };
 

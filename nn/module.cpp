@@ -154,6 +154,12 @@ void Module<T>::zero_grad() {
 }
 
 template <class T>
+bool Module<T>::replayable() const {
+    return std::all_of(children_.begin(), children_.end(),
+                       [](const NamedModule& c) { return c.item->replayable(); });
+}
+
+template <class T>
 std::string Module<T>::describe() const {
     std::string s = type() + "(";
     for (std::size_t i = 0; i < children_.size(); ++i)

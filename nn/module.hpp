@@ -72,6 +72,14 @@ public:
 
     void zero_grad();
 
+    /// Whether a training step of this module may be recorded once and replayed
+    /// (nn::ReplayedStep, the Trainer's default): a replay re-runs the recorded tape entries
+    /// on the new batch, so anything the forward computed outside the tape stays as it was
+    /// in the first batch. A module of your own must return false when its forward reads
+    /// values (x.value()) to decide what it records: ids, indices, a branch or a shape taken
+    /// from the data (nn::Embedding does). The default is true when every child says so.
+    virtual bool replayable() const;
+
     /// Its path from the root model ("block2.conv"), or its type until a parent registers it.
     const std::string& name() const { return name_; }
     /// What kind of module this is ("Linear").

@@ -111,7 +111,14 @@ void update(Parameter<T>& p, F&& delta) {
 
 template <class T>
 Optimizer<T>::Optimizer(std::vector<Parameter<T>*> parameters, T learning_rate)
-    : parameters_(std::move(parameters)), learning_rate_(learning_rate) {}
+    : parameters_(std::move(parameters)), learning_rate_(learning_rate) {
+    // Every step and every state array dereferences each entry. (name() is not callable yet:
+    // the derived optimizer is not constructed.)
+    for (std::size_t i = 0; i < parameters_.size(); ++i)
+        if (parameters_[i] == nullptr)
+            throw autodiff::Error("optimizer: parameter " + std::to_string(i) + " of " +
+                                  std::to_string(parameters_.size()) + " is a null pointer");
+}
 
 template <class T>
 void Optimizer<T>::set_learning_rate(T rate) {

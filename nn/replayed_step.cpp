@@ -11,7 +11,7 @@ ReplayedStep<T>::ReplayedStep(Module<T>& model, const Loss<T>& loss, bool replay
 
 template <class T>
 void ReplayedStep<T>::set_replay(bool on) {
-    replay_ = on && loss_.replayable && model_.named_buffers().empty();
+    replay_ = on && loss_.replayable && model_.named_buffers().empty() && model_.replayable();
     for (Recording& r : recordings_) r.replay.reset();
 }
 

@@ -13,7 +13,8 @@
 /// every replay; class labels are rebound when the loss entry is a softmax_cross_entropy.
 /// A step that cannot be replayed is recorded afresh every time instead (same results, only
 /// slower): a loss not marked Loss::replayable, a model with buffers (state its forward
-/// updates outside the tape, such as running statistics), or a tape holding an entry that
+/// updates outside the tape, such as running statistics), a model that is not
+/// Module::replayable (its forward reads input values outside the tape), or a tape holding an entry that
 /// cannot run again (a custom op, a dropout). Gradients equal a fresh recording's bit for bit.
 
 #include <deque>

@@ -109,7 +109,29 @@ Trainer<T>::Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std
     if (!loss_.compute) throw autodiff::Error("Trainer: the loss has no compute function");
     registered_.assign(parameters_.begin(), parameters_.end());
     std::sort(registered_.begin(), registered_.end());
-    optimizer_covers_model_ = optimizer_.parameters() == parameters_;
+    require_optimizer_of_model();
+    // Each of the optimizer's parameters is the model's and listed once: as many means all.
+    optimizer_covers_model_ = optimizer_.parameters().size() == registered_.size();
+}
+
+// An optimizer with no parameters, or with one from elsewhere, trained nothing of the model
+// without a word; one listing a parameter twice would update it twice per step.
+template <class T>
+void Trainer<T>::require_optimizer_of_model() const {
+    std::vector<const autodiff::Parameter<T>*> updated(optimizer_.parameters().begin(), optimizer_.parameters().end());
+    if (updated.empty())
+        throw autodiff::Error("Trainer: the optimizer has no parameters, so training would change nothing in " +
+                              model_.who() + "; build it from model.parameters() (or the part to fine-tune)");
+    for (const autodiff::Parameter<T>* p : updated)
+        if (!std::binary_search(registered_.begin(), registered_.end(), p))
+            throw autodiff::Error("Trainer: the optimizer's parameter '" + p->name + "' (" +
+                                  autodiff::to_string(p->shape()) + ") is not a parameter of the model " +
+                                  model_.who() + "; build the optimizer from model.parameters() (or a part of them)");
+    std::sort(updated.begin(), updated.end());
+    const auto twice = std::adjacent_find(updated.begin(), updated.end());
+    if (twice != updated.end())
+        throw autodiff::Error("Trainer: the optimizer lists the parameter '" + (*twice)->name +
+                              "' twice, so every step would update it twice");
 }
 
 template <class T>
@@ -159,14 +181,8 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
             if (loss_.classification) correct += count_correct(step_.output(count), batch.labels);
         }
         if (sync_) sync_->finish();
-        if (clip_ > 0) clip_grad_norm(parameters_, clip_);
         if (schedule_) optimizer_.set_learning_rate(T(schedule_->at(epoch * batches + b)));
-        // One pass per parameter where the optimizer can (Adam): the update, zeroing the
-        // gradient and checking the new values finite; then only the loss is left to check.
-        if (optimizer_.step_and_zero_grad() && optimizer_covers_model_)
-            check_finite_loss(loss, {epoch, b});
-        else
-            check_finite_step(loss, parameters_, {epoch, b});
+        apply_step(loss, epoch, b);
 
         stats.examples += mine.count;
         if (progress)
@@ -178,6 +194,22 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
     stats.accuracy = double(correct) / double(n);
     stats.seconds = seconds_since(start);
     return stats;
+}
+
+// Clips, updates and zeroes the gradients after a batch's backward, then checks the result.
+template <class T>
+void Trainer<T>::apply_step(double loss, std::size_t epoch, std::size_t batch) {
+    // Fine-tuning: the norm is that of the gradients the optimizer applies, not the frozen ones'.
+    if (clip_ > 0) clip_grad_norm(optimizer_.parameters(), clip_);
+    // One pass per parameter where the optimizer can (Adam): the update, zeroing the
+    // gradient and checking the new values finite; then only the loss is left to check.
+    const bool checked = optimizer_.step_and_zero_grad();
+    // The frozen parameters' gradients would otherwise pile up over the steps.
+    if (!optimizer_covers_model_) model_.zero_grad();
+    if (checked && optimizer_covers_model_)
+        check_finite_loss(loss, {epoch, batch});
+    else
+        check_finite_step(loss, parameters_, {epoch, batch});
 }
 
 template <class T>

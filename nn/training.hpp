@@ -60,6 +60,9 @@ struct RegressionData {
 template <class T>
 class Trainer {
 public:
+    /// The optimizer updates the model's parameters, all or a part (fine-tuning: the rest stay
+    /// frozen, their gradients zeroed every step and left out of clipping); an empty list, a
+    /// parameter of another model or one listed twice throws autodiff::Error, naming it.
     /// Classification with the mean softmax cross-entropy.
     Trainer(Module<T>& model, Optimizer<T>& optimizer, std::size_t batch_size, std::uint32_t seed);
     Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std::size_t batch_size, std::uint32_t seed);
@@ -114,6 +117,8 @@ private:
                          const std::function<void(const Progress&)>& progress);
     EpochStats run_evaluation(std::size_t n, const Gather& gather);
     void require_registered(const autodiff::Tape<T>& tape);
+    void require_optimizer_of_model() const;
+    void apply_step(double loss, std::size_t epoch, std::size_t batch);
 
     Module<T>& model_;
     Optimizer<T>& optimizer_;
@@ -122,10 +127,11 @@ private:
     std::uint32_t seed_;
     double clip_ = 0;
     std::optional<LearningRateSchedule> schedule_;
-    std::vector<autodiff::Parameter<T>*> parameters_;        // the model's, for clipping and checks
+    std::vector<autodiff::Parameter<T>*> parameters_;        // the model's, for the finiteness check
     std::vector<const autodiff::Parameter<T>*> registered_;  // the same, sorted: the per-step check allocates nothing
-    // The optimizer updates exactly the model's parameters, so when its step checked the new
-    // weights finite (step_and_zero_grad), only the loss is left to check.
+    // The optimizer updates all of the model's parameters (in any order), so when its step
+    // checked the new weights finite (step_and_zero_grad), only the loss is left to check.
+    // Otherwise it updates a part (fine-tuning) and the frozen rest is zeroed every step.
     bool optimizer_covers_model_ = false;
     ReplayedStep<T> step_;    ///< training: one recording per batch size, replayed
     autodiff::Tape<T> tape_;  ///< evaluation's, reused every batch: no allocation after the first

@@ -35,6 +35,24 @@ std::vector<std::string_view> split_fields(std::string_view line) {
     }
 }
 
+// A quoted field may hold commas and quotes, which split_fields would cut apart or keep:
+// "1" became a class name with the quotes in it. Refused, naming where, rather than misread.
+void refuse_quoted_fields(const std::vector<std::string_view>& fields, const std::string& where) {
+    for (std::size_t c = 0; c < fields.size(); ++c) {
+        if (fields[c].find('"') != std::string_view::npos) {
+            throw DataError(where + "column " + std::to_string(c + 1) + ": '" + std::string(fields[c]) +
+                            "': quoted fields are not supported (write the values without quotes)");
+        }
+    }
+}
+
+// Editors on Windows start UTF-8 files with a byte order mark; left in, it made the first
+// field "not a number" and so the first example a header, silently dropped.
+void skip_byte_order_mark(std::string& first_line) {
+    constexpr std::string_view bom = "\xEF\xBB\xBF";
+    if (std::string_view(first_line).substr(0, bom.size()) == bom) first_line.erase(0, bom.size());
+}
+
 // from_chars, unlike strtod, ignores the C locale: "3.5" parses the same everywhere.
 std::optional<double> parse_number(std::string_view s) {
     // from_chars rejects the leading '+' that other CSV writers emit.
@@ -118,10 +136,12 @@ Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
     std::string first_label;
     std::string line;
     for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
+        if (line_no == 1) skip_byte_order_mark(line);
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (trim(line).empty()) continue;
         const auto where = name + ":" + std::to_string(line_no) + ": ";
         const auto fields = split_fields(line);
+        refuse_quoted_fields(fields, where);
         const bool first = columns == 0;
         if (first) {
             columns = fields.size();

@@ -19,7 +19,10 @@ namespace nn {
 ///   (classes = largest + 1, class_names "0", "1", ...; an index above 65535, however many
 ///   digits it has, is a DataError); otherwise each distinct name gets
 ///   the next index in order of first appearance and is kept in class_names.
-/// - Blank lines are skipped; fields are trimmed of spaces; "\r\n" endings are accepted.
+/// - Blank lines are skipped; fields are trimmed of spaces; "\r\n" endings are accepted; a
+///   UTF-8 byte order mark at the start is skipped.
+/// - Quoted fields ("a,b") are not supported: a field holding a '"' is a DataError naming the
+///   line and the column.
 /// Throws DataError naming the source and line for a bad or non-finite number, a wrong
 /// column count, or no data at all.
 template <class T>

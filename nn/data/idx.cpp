@@ -1,11 +1,14 @@
 #include "nn/data/idx.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <memory>
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include "nn/data_error.hpp"
@@ -24,43 +27,111 @@ std::string hex32(std::uint32_t v) {
     return buf;
 }
 
-struct GzCloser {
-    void operator()(gzFile_s* f) const { gzclose(f); }
-};
-using GzHandle = std::unique_ptr<gzFile_s, GzCloser>;
-
-// Reads up to `size` bytes; returns how many arrived. gzread checks the first two bytes
-// for the gzip magic 1f 8b and passes any other file through unchanged, so gzip'd and
-// plain IDX files share this one path. A damaged gzip stream is an error, not a short read.
-std::size_t read_some(gzFile f, unsigned char* dst, std::size_t size, const std::string& path) {
-    std::size_t got = 0;
-    while (got < size) {
-        // gzread takes an unsigned count: feed it in chunks well below that limit.
-        const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(size - got, 1u << 30));
-        const int n = gzread(f, dst + got, chunk);
-        if (n < 0) {
-            int code = 0;
-            throw DataError(path + ": cannot decompress: " + gzerror(f, &code));
-        }
-        if (n == 0) break;
-        got += static_cast<std::size_t>(n);
+// The bytes of an IDX file: inflated when it starts with the gzip magic 1f 8b, as they are
+// otherwise. zlib's gzread is not used: it reports a stream cut short (its trailer missing)
+// as a clean end, and silently drops bytes after the last gzip member.
+class IdxBytes {
+public:
+    IdxBytes(int fd, const std::string& path) : fd_(fd), path_(path) {
+        gzip_ = fill_at_least(2) && input_[0] == 0x1f && input_[1] == 0x8b;
+        // 16 + MAX_WBITS: a gzip wrapper only, its header and trailer (CRC, length) checked.
+        if (gzip_ && inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK) throw DataError(path_ + ": cannot start zlib");
     }
-    return got;
-}
+    ~IdxBytes() {
+        if (gzip_) inflateEnd(&z_);
+    }
+    IdxBytes(const IdxBytes&) = delete;
+    IdxBytes& operator=(const IdxBytes&) = delete;
 
-// Why a read came up short: a gzip stream that stops mid-way says so, a plain file just ends.
-std::string eof_reason(gzFile f) {
-    int code = 0;
-    const char* msg = gzerror(f, &code);
-    return code == Z_OK ? std::string() : std::string(" (gzip: ") + msg + ")";
-}
+    bool gzip() const { return gzip_; }
 
-void read_exact(gzFile f, unsigned char* dst, std::size_t size, const std::string& path,
-                const std::string& what) {
-    const std::size_t got = read_some(f, dst, size, path);
+    // Up to `size` bytes into dst; fewer only at the end of the data.
+    std::size_t read(unsigned char* dst, std::size_t size) { return gzip_ ? inflate_some(dst, size) : copy_some(dst, size); }
+
+private:
+    // Raw bytes are kept in input_[begin_, end_): gzip's input, or a plain file's next bytes.
+    std::size_t buffered() const { return end_ - begin_; }
+
+    // Reads from the file until `count` bytes are buffered or the file ends; false if it ended first.
+    bool fill_at_least(std::size_t count) {
+        if (begin_ > 0) {  // keep the unread bytes at the front
+            std::copy(input_.begin() + std::ptrdiff_t(begin_), input_.begin() + std::ptrdiff_t(end_), input_.begin());
+            end_ -= begin_;
+            begin_ = 0;
+        }
+        while (buffered() < count) {
+            const ssize_t n = ::read(fd_, input_.data() + end_, input_.size() - end_);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) throw DataError(path_ + ": read error: " + std::strerror(errno));
+            if (n == 0) return false;
+            end_ += std::size_t(n);
+        }
+        return true;
+    }
+
+    std::size_t copy_some(unsigned char* dst, std::size_t size) {
+        std::size_t got = 0;
+        while (got < size && (buffered() > 0 || fill_at_least(1))) {
+            const std::size_t n = std::min(size - got, buffered());
+            std::memcpy(dst + got, input_.data() + begin_, n);
+            begin_ += n;
+            got += n;
+        }
+        return got;
+    }
+
+    std::size_t inflate_some(unsigned char* dst, std::size_t size) {
+        std::size_t got = 0;
+        while (got < size) {
+            if (member_ended_ && !start_next_member()) break;
+            if (buffered() == 0 && !fill_at_least(1))
+                throw DataError(path_ + ": truncated gzip stream: the file ends before the gzip trailer");
+            got += inflate_into(dst + got, size - got);
+        }
+        return got;
+    }
+
+    // Inflates buffered input into at most `room` bytes at dst; returns how many it wrote.
+    std::size_t inflate_into(unsigned char* dst, std::size_t room) {
+        z_.next_in = input_.data() + begin_;
+        z_.avail_in = static_cast<uInt>(buffered());
+        z_.next_out = dst;
+        z_.avail_out = static_cast<uInt>(std::min<std::size_t>(room, 1u << 30));
+        const uInt out_before = z_.avail_out;
+        const int code = inflate(&z_, Z_NO_FLUSH);
+        begin_ = end_ - z_.avail_in;
+        if (code == Z_STREAM_END) member_ended_ = true;
+        else if (code != Z_OK && code != Z_BUF_ERROR)
+            throw DataError(path_ + ": cannot decompress: " + (z_.msg ? z_.msg : zError(code)));
+        return out_before - z_.avail_out;
+    }
+
+    // After a gzip member: the file ends (false), another member follows (gzip files may be
+    // concatenated), or anything else is an error, not ignored.
+    bool start_next_member() {
+        if (buffered() == 0 && !fill_at_least(1)) return false;
+        if (!fill_at_least(2) || input_[begin_] != 0x1f || input_[begin_ + 1] != 0x8b)
+            throw DataError(path_ + ": unexpected data after the end of the gzip stream (trailing bytes that are "
+                                    "not another gzip member)");
+        if (inflateReset(&z_) != Z_OK) throw DataError(path_ + ": cannot restart zlib");
+        member_ended_ = false;
+        return true;
+    }
+
+    int fd_;
+    std::string path_;
+    std::vector<unsigned char> input_ = std::vector<unsigned char>(std::size_t(1) << 16);
+    std::size_t begin_ = 0, end_ = 0;
+    bool gzip_ = false;
+    bool member_ended_ = false;
+    z_stream z_{};
+};
+
+void read_exact(IdxBytes& in, unsigned char* dst, std::size_t size, const std::string& path, const std::string& what) {
+    const std::size_t got = in.read(dst, size);
     if (got != size) {
-        throw DataError(path + ": truncated file: expected " + std::to_string(size) +
-                        " bytes of " + what + ", got " + std::to_string(got) + eof_reason(f));
+        throw DataError(path + ": truncated file: expected " + std::to_string(size) + " bytes of " + what + ", got " +
+                        std::to_string(got));
     }
 }
 
@@ -77,17 +148,15 @@ struct IdxContents {
 IdxContents read_idx(const std::string& path, std::uint32_t expected_magic, const char* kind) {
     RegularFile file(path, std::string("IDX ") + kind + " file");
     const std::size_t file_size = file.size();
-    GzHandle f(gzdopen(file.fd(), "rb"));
-    if (!f) throw DataError(path + ": cannot open for reading");
-    file.release();  // gzclose closes it now
+    IdxBytes in(file.fd(), path);
     // A gzip stream may announce (and deliver) far more than its size: a 600 KB file can
     // inflate to 600 MB of zeros. Real image data compresses a few-fold at most.
-    const std::size_t most_data = gzdirect(f.get()) ? max_idx_bytes
-                                                     : std::min(max_idx_bytes, std::max(file_size, std::size_t(1) << 16) *
-                                                                                   max_idx_gzip_expansion);
+    const std::size_t most_data = !in.gzip() ? max_idx_bytes
+                                             : std::min(max_idx_bytes, std::max(file_size, std::size_t(1) << 16) *
+                                                                           max_idx_gzip_expansion);
 
     unsigned char word[4];
-    read_exact(f.get(), word, 4, path, "IDX magic number");
+    read_exact(in, word, 4, path, "IDX magic number");
     const std::uint32_t magic = big_endian32(word);
     if (magic != expected_magic) {
         throw DataError(path + ": wrong magic number: expected " + hex32(expected_magic) + " (IDX " +
@@ -96,7 +165,7 @@ IdxContents read_idx(const std::string& path, std::uint32_t expected_magic, cons
     IdxContents idx;
     std::size_t total = 1;
     for (std::uint32_t d = 0; d < (magic & 0xff); ++d) {
-        read_exact(f.get(), word, 4, path, "header (dimension sizes)");
+        read_exact(in, word, 4, path, "header (dimension sizes)");
         idx.dims.push_back(big_endian32(word));
         // A corrupted header could announce petabytes: refuse before allocating.
         if (idx.dims.back() != 0 && total > max_idx_bytes / idx.dims.back()) {
@@ -116,14 +185,14 @@ IdxContents read_idx(const std::string& path, std::uint32_t expected_magic, cons
     while (idx.bytes.size() < total) {
         const std::size_t at = idx.bytes.size(), n = std::min(chunk, total - at);
         idx.bytes.resize(at + n);
-        const std::size_t got = read_some(f.get(), idx.bytes.data() + at, n, path);
+        const std::size_t got = in.read(idx.bytes.data() + at, n);
         if (got != n) {
             throw DataError(path + ": truncated file: expected " + std::to_string(total) + " bytes of " + kind +
-                            " data, got " + std::to_string(at + got) + eof_reason(f.get()));
+                            " data, got " + std::to_string(at + got));
         }
     }
     unsigned char extra;
-    if (read_some(f.get(), &extra, 1, path) != 0) {
+    if (in.read(&extra, 1) != 0) {
         throw DataError(path + ": unexpected data after the " + std::to_string(total) +
                         " bytes the header announces");
     }

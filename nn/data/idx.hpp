@@ -1,7 +1,9 @@
 #pragma once
 /// @file
 /// Readers for IDX, the format of MNIST and Fashion-MNIST: a big-endian header (magic,
-/// dimension sizes) followed by raw unsigned bytes. Files may be gzip'd or plain.
+/// dimension sizes) followed by raw unsigned bytes. Files may be gzip'd or plain; a gzip stream
+/// must be whole (cut short, or followed by bytes that are not another gzip member, is an
+/// error; concatenated members are read as one).
 /// Every failure throws nn::DataError naming the file and what is wrong with it. Only regular
 /// files are read, and no more data than the limits below.
 #include <cstddef>

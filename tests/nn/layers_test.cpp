@@ -3,6 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+#include <string>
+#include <utility>
+
 #include "../autodiff/torch_fixture.hpp"
 #include "nn/convolution.hpp"
 #include "nn/dropout.hpp"
@@ -158,4 +162,27 @@ TEST_CASE("a misfit input names the layer, the shape it got and the shape it tak
                         Contains("LayerNorm(4, eps=1e-05): its input is 5x2 but it takes 4 features"));
     nn::Embedding<double> emb(5, 2);
     REQUIRE_THROWS_WITH(emb(tape, autodiff::Labels{1, 5}), Contains("id 5 (example 1) is outside the vocabulary of 5"));
+}
+
+TEST_CASE("an Embedding refuses an id that is not a whole number inside its vocabulary, naming it", "[layers][errors]") {
+    // Inf and ids past 2^64 used to reach an undefined static_cast and came out as token 0.
+    autodiff::Tape<double> tape;
+    nn::Embedding<double> emb(10, 2);
+    const std::pair<double, std::string> bad[] = {
+        {std::numeric_limits<double>::infinity(), "inf"},
+        {1e30, "1e+30"},
+        {18446744073709551616.0, "1.8446744073709552e+19"},  // 2^64
+        {10, "10"},
+        {-1, "-1"},
+        {2.5, "2.5"},
+        {std::numeric_limits<double>::quiet_NaN(), "nan"}};
+    for (const auto& [id, shown] : bad) {
+        CAPTURE(shown);
+        Matrix<double> x({1, 2});
+        x(0, 0) = 3;
+        x(0, 1) = id;
+        REQUIRE_THROWS_WITH(emb(tape.constant(x)),
+                            Contains("Embedding(10, 2): example 1 holds " + shown +
+                                     ", not a token id (a whole number from 0 to 9)"));
+    }
 }

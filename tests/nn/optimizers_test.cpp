@@ -129,3 +129,9 @@ TEST_CASE("step_and_zero_grad equals step then zero_grad, a parameter listed twi
         }
     }
 }
+
+TEST_CASE("an optimizer refuses a null pointer in its parameter list, saying where", "[optimizers][errors]") {
+    Parameter<double> p(Matrix<double>({1, 1}), "p");
+    REQUIRE_THROWS_WITH(nn::SGD<double>({&p, nullptr}, 0.1), Contains("parameter 1 of 2 is a null pointer"));
+    REQUIRE_THROWS_WITH(nn::Adam<double>({nullptr}, 0.1), Contains("parameter 0 of 1 is a null pointer"));
+}

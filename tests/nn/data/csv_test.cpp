@@ -126,3 +126,24 @@ TEST_CASE("CSV: an integer label out of range is refused whatever its number of 
     CHECK_THROWS_WITH(parse("1,0\n2,99999999999999999999\n"),
                       Contains("mem.csv") && Contains("99999999999999999999") && Contains("larger than"));
 }
+
+TEST_CASE("CSV: a quoted field is refused, naming the line and the column", "[csv][quotes]") {
+    // Read as text, "1" and "0" became class names with the quotes in them, renumbered.
+    CHECK_THROWS_WITH(parse("1,\"1\"\n2,\"0\"\n3,\"1\"\n"),
+                      Contains("mem.csv:1: column 2") && Contains("quoted fields are not supported"));
+    CHECK_THROWS_WITH(parse("x,class\n\"1,5\",a\n"),
+                      Contains("mem.csv:2: column 1") && Contains("quoted fields are not supported"));
+    CHECK_THROWS_WITH(parse("\"x\",class\n1,a\n"),
+                      Contains("mem.csv:1: column 1") && Contains("quoted fields are not supported"));
+}
+
+TEST_CASE("CSV: a UTF-8 byte order mark at the start of the file is skipped", "[csv][bom]") {
+    // Before, the mark made the first example's first field "not a number", so the example
+    // was taken for a header and silently dropped.
+    const auto d = parse("\xEF\xBB\xBF" "1.5,0\n2,1\n");
+    REQUIRE(d.features.shape(1) == 2);
+    CHECK(d.features(0, 0) == 1.5);
+    CHECK(d.labels == std::vector<std::size_t>{0, 1});
+    const auto with_header = parse("\xEF\xBB\xBFx,class\n1,0\n");
+    CHECK(with_header.features.shape(1) == 1);
+}

@@ -161,3 +161,32 @@ TEST_CASE("IDX: a FIFO or a device is refused, not read", "[idx][bounded]") {
     std::filesystem::create_symlink("/dev/zero", tmp.path / "zero-images");
     CHECK_THROWS_WITH(nn::load_idx_images<float>(tmp.file("zero-images")), Contains("zero-images"));
 }
+
+TEST_CASE("IDX: a gzip file cut anywhere in its 8-byte trailer or the end of its data is truncated", "[idx][gzip]") {
+    // zlib reports a stream that stops early as Z_BUF_ERROR with a read of 0 bytes, which
+    // looked like a clean end once the announced data had arrived.
+    TempDir tmp("idx");
+    const auto whole = test_support::read_file(write_gzip(tmp.file("whole.gz"), labels));
+    CHECK(nn::load_idx_labels(tmp.file("whole.gz")) == std::vector<std::size_t>{2, 0, 9});
+    for (std::size_t cut = 1; cut <= 9; ++cut) {
+        CAPTURE(cut);
+        const auto path = tmp.write("cut" + std::to_string(cut) + ".gz", whole.substr(0, whole.size() - cut));
+        CHECK_THROWS_WITH(nn::load_idx_labels(path), Contains(path) && Contains("truncated"));
+    }
+}
+
+TEST_CASE("IDX: bytes after the gzip stream are refused; a second gzip member is read on", "[idx][gzip]") {
+    // zlib's gzread dropped whatever followed the last member without a word.
+    TempDir tmp("idx");
+    const auto whole = test_support::read_file(write_gzip(tmp.file("whole.gz"), labels));
+    for (const std::string& garbage : {std::string("x"), std::string("garbage"), std::string(3, '\0')}) {
+        CAPTURE(garbage.size());
+        const auto path = tmp.write("garbage.gz", whole + garbage);
+        CHECK_THROWS_WITH(nn::load_idx_labels(path),
+                          Contains(path) && Contains("unexpected data after the end of the gzip stream"));
+    }
+    // gzip files may be concatenated (cat a.gz b.gz): the header in one member, the data in the next.
+    const auto first = test_support::read_file(write_gzip(tmp.file("head.gz"), labels.substr(0, 6)));
+    const auto second = test_support::read_file(write_gzip(tmp.file("tail.gz"), labels.substr(6)));
+    CHECK(nn::load_idx_labels(tmp.write("two.gz", first + second)) == std::vector<std::size_t>{2, 0, 9});
+}
