@@ -57,39 +57,106 @@ void remove_checkpoint_files(const fs::path& dir, const std::vector<std::string>
     fs::remove(dir, ignored);  // fails, and keeps it, if anything else appeared meanwhile
 }
 
-// The files of the checkpoint at `dir`, after checking save_checkpoint may replace it.
-std::vector<std::string> replaceable_files(const fs::path& dir) {
-    const auto status = fs::symlink_status(dir);
-    if (!fs::exists(status)) return {};
-    const std::string refusing = "save_checkpoint: refusing to replace '" + dir.string() + "': ";
-    if (!fs::is_directory(status)) throw IoError(refusing + "it exists and is not a directory");
+// What a directory holds, seen as a checkpoint save_checkpoint may replace: the files it
+// consists of, or what is wrong with it. An empty directory has no files and nothing wrong.
+struct CheckpointContents {
+    std::vector<std::string> files;
+    std::string problem;
+};
+
+std::string comma_separated(const std::vector<std::string>& names) {
+    std::string text;
+    for (const std::string& n : names) text += (text.empty() ? "" : ", ") + n;
+    return text;
+}
+
+// `dir` must be a directory. A replaceable checkpoint is complete (its manifest parses and
+// matches its manifest_crc32, every file it names is there) and holds no other file.
+CheckpointContents listed_contents(const fs::path& dir) {
     if (fs::is_empty(dir)) return {};
     Manifest manifest;
     try {
         manifest = read_manifest(dir);
         verify_manifest_crc(manifest, (dir / manifest_file_name).string());
     } catch (const DataError& e) {
-        throw IoError(refusing + "it is not empty and not a checkpoint (a tapegrad checkpoint holds a valid " +
-                      manifest_file_name + "; here: " + e.what() + ")");
+        return {{}, std::string("it is not empty and not a checkpoint (a tapegrad checkpoint holds a valid ") +
+                        manifest_file_name + "; here: " + e.what() + ")"};
     }
     const std::vector<std::string> files = files_of(manifest);
-    std::string foreign, missing;
+    std::vector<std::string> foreign, missing;
     for (const auto& entry : fs::directory_iterator(dir)) {
         const std::string name = entry.path().filename().string();
-        if (!is_one_of(name, files) || !fs::is_regular_file(fs::symlink_status(entry.path())))
-            foreign += (foreign.empty() ? "" : ", ") + name;
+        if (!is_one_of(name, files) || !fs::is_regular_file(fs::symlink_status(entry.path()))) foreign.push_back(name);
     }
     for (const std::string& f : files)
-        if (!fs::is_regular_file(fs::symlink_status(dir / f))) missing += (missing.empty() ? "" : ", ") + f;
+        if (!fs::is_regular_file(fs::symlink_status(dir / f))) missing.push_back(f);
     if (!foreign.empty()) {
-        throw IoError(refusing + "it holds files that are not part of the checkpoint (" + foreign +
-                      "); saving would delete them. Move them elsewhere or save to another directory");
+        return {{}, "it holds files that are not part of the checkpoint (" + comma_separated(foreign) +
+                        "); saving would delete them. Move them elsewhere or save to another directory"};
     }
     if (!missing.empty()) {
-        throw IoError(refusing + "it is an incomplete checkpoint (" + missing +
-                      " missing); remove it yourself if it is not needed");
+        return {{}, "it is an incomplete checkpoint (" + comma_separated(missing) +
+                        " missing); remove it yourself if it is not needed"};
     }
-    return files;
+    return {files, ""};
+}
+
+// listed_contents, with a directory that cannot be read (permissions) as its problem.
+CheckpointContents contents_of(const fs::path& dir) {
+    try {
+        return listed_contents(dir);
+    } catch (const fs::filesystem_error& e) {
+        return {{}, std::string("it cannot be read: ") + e.what()};
+    }
+}
+
+// The files of the checkpoint at `dir`, after checking save_checkpoint may replace it.
+std::vector<std::string> replaceable_files(const fs::path& dir) {
+    const auto status = fs::symlink_status(dir);
+    if (!fs::exists(status)) return {};
+    const std::string refusing = "save_checkpoint: refusing to replace '" + dir.string() + "': ";
+    if (!fs::is_directory(status)) throw IoError(refusing + "it exists and is not a directory");
+    CheckpointContents contents = contents_of(dir);
+    if (!contents.problem.empty()) throw IoError(refusing + contents.problem);
+    return std::move(contents.files);
+}
+
+// Which parked directories (directory_replace.hpp) may hold the checkpoint of `dir`: a
+// save takes only those of killed processes; a load also those of a save still running,
+// which are the committed checkpoint until that save's last rename.
+enum class ParkedBy { gone_process, any_process };
+
+// The newest directory that exchange_directories parked beside `dir` and that holds a complete
+// checkpoint and nothing else; empty if there is none.
+fs::path newest_parked_checkpoint(const fs::path& dir, ParkedBy parked_by) {
+    fs::path newest;
+    fs::file_time_type newest_time{};
+    for (const ParkedDir& parked : parked_dirs_beside(dir)) {
+        if (parked_by == ParkedBy::gone_process && !parked.owner_gone) continue;
+        const CheckpointContents contents = contents_of(parked.path);
+        if (!contents.problem.empty() || contents.files.empty()) continue;
+        std::error_code error;
+        const auto time = fs::last_write_time(parked.path / manifest_file_name, error);
+        if (!error && (newest.empty() || time > newest_time)) {
+            newest = parked.path;
+            newest_time = time;
+        }
+    }
+    return newest;
+}
+
+// A save killed between the fallback exchange's renames leaves no `dir` and its old
+// checkpoint parked beside it: that checkpoint is put back before anything else is done.
+void recover_parked_checkpoint(const fs::path& dir) {
+    if (fs::exists(fs::symlink_status(dir))) return;
+    const fs::path parked = newest_parked_checkpoint(dir, ParkedBy::gone_process);
+    if (parked.empty()) return;
+    std::error_code error;
+    fs::rename(parked, dir, error);
+    if (error) {
+        throw IoError("save_checkpoint: cannot move the checkpoint parked at '" + parked.string() + "' back to '" +
+                      dir.string() + "': " + error.message());
+    }
 }
 
 template <class T>
@@ -113,10 +180,7 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
         check_array_name(name, "save_checkpoint");
         std::visit([&name = name](const auto& a) { check_finite_array(name, a); }, array);
     }
-    // A crash in the fallback exchange's window leaves the old checkpoint at .previous; recover it.
-    if (!fs::exists(fs::symlink_status(dir)) && fs::is_directory(previous_of(dir))) {
-        fs::rename(previous_of(dir), dir);
-    }
+    recover_parked_checkpoint(dir);
     const std::vector<std::string> old_files = replaceable_files(dir);
     std::error_code error;
     fs::create_directories(dir.parent_path(), error);
@@ -164,7 +228,12 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
 
 Checkpoint load_checkpoint(const fs::path& dir_in) {
     fs::path dir = dir_in;
-    if (!fs::is_directory(dir) && fs::is_directory(previous_of(dir))) dir = previous_of(dir);
+    if (!dir.empty() && !fs::exists(fs::symlink_status(dir))) {
+        // Without RENAME_EXCHANGE a save parks the old checkpoint for a moment (or, killed
+        // then, until the next save): that is the checkpoint at `dir`.
+        const fs::path parked = newest_parked_checkpoint(checkpoint_path(dir), ParkedBy::any_process);
+        if (!parked.empty()) dir = parked;
+    }
     if (!fs::is_directory(dir)) throw DataError(dir_in.string() + ": no such checkpoint directory");
 
     const std::string manifest_path = (dir / manifest_file_name).string();
