@@ -159,6 +159,17 @@ void recover_parked_checkpoint(const fs::path& dir) {
     }
 }
 
+// A save killed after the fallback exchange put its new checkpoint in place leaves the old
+// one parked: once its process is gone, its own files are removed (and an empty parking
+// directory), anything else in it is left alone.
+void remove_stale_parked_checkpoints(const fs::path& dir) {
+    for (const ParkedDir& parked : parked_dirs_beside(dir)) {
+        if (!parked.owner_gone) continue;
+        const CheckpointContents contents = contents_of(parked.path);
+        if (contents.problem.empty()) remove_checkpoint_files(parked.path, contents.files);
+    }
+}
+
 template <class T>
 void check_finite_array(const std::string& name, const xt::xtensor<T, 2>& a) {
     const std::string at = autodiff::first_non_finite(a);
@@ -182,6 +193,7 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
     }
     recover_parked_checkpoint(dir);
     const std::vector<std::string> old_files = replaceable_files(dir);
+    if (!old_files.empty()) remove_stale_parked_checkpoints(dir);
     std::error_code error;
     fs::create_directories(dir.parent_path(), error);
     if (error) throw IoError("save_checkpoint: cannot create '" + dir.parent_path().string() + "': " + error.message());

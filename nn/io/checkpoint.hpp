@@ -53,11 +53,12 @@ struct Checkpoint {
 // files that are not its own are named in the message, never deleted. A symlink `dir` is
 // followed and kept. Temporary directories left beside `dir` by a save that was killed are
 // removed. On file systems without an atomic exchange (NFS, FUSE) the old checkpoint is parked
-// beside `dir` as ".<name>.previous-<pid>-XXXXXX" for a moment; if a kill leaves it there and
-// no `dir`, the next save puts it back. Nothing else beside `dir`, "<dir>.previous" included,
-// is ever moved or removed. Throws autodiff::Error for an array name unfit for a file name, for
-// an array holding NaN or Inf (naming it, its row and column), and for metadata that is not
-// UTF-8. Files and directories get the modes the user's umask gives.
+// beside `dir` as ".<name>.previous-<pid>-XXXXXX" for a moment; if a kill leaves it there, the
+// next save puts it back (no `dir`) or removes its files (a valid `dir`). Nothing else beside
+// `dir`, "<dir>.previous" included, is ever moved or removed. Throws autodiff::Error for an
+// array name unfit for a file name, for an array holding NaN or Inf (naming it, its row and
+// column), and for metadata that is not UTF-8. Files and directories get the modes the user's
+// umask gives.
 void save_checkpoint(const std::filesystem::path& dir, const Checkpoint& checkpoint);
 
 // Throws what save_checkpoint(dir, ...) would throw about what is at `dir` now, without

@@ -1,7 +1,7 @@
 // The old checkpoint the fallback exchange parks (file systems without RENAME_EXCHANGE) is
 // parked under a name only tapegrad makes: a user's "<dir>.previous" is never moved, loaded or
-// deleted, and the old checkpoint a save killed between the renames left parked is put back
-// by the next save.
+// deleted, and what a save killed between the renames leaves is recovered or removed by the
+// next save, touching only a parked checkpoint's own files.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -99,4 +99,41 @@ TEST_CASE("a save killed before its new checkpoint was in place: the parked one 
     nn::save_checkpoint(dir, epoch_checkpoint("3"));
     CHECK(epoch_at(dir) == "3");
     CHECK(names_in(tmp.path) == std::vector<std::string>{"model"});
+}
+
+TEST_CASE("a save killed after its new checkpoint was in place: the parked one is removed", "[checkpoint][parked]") {
+    TempDir tmp("killed-new-in-place");
+    const fs::path dir = tmp.path / "model";
+    nn::save_checkpoint(dir, epoch_checkpoint("2"));
+    nn::save_checkpoint(tmp.path / "scratch", epoch_checkpoint("1"));
+    fs::rename(tmp.path / "scratch", parked_path(dir, pid_of_exited_process()));
+    REQUIRE(epoch_at(dir) == "2");
+
+    nn::save_checkpoint(dir, epoch_checkpoint("3"));
+    CHECK(epoch_at(dir) == "3");
+    CHECK(names_in(tmp.path) == std::vector<std::string>{"model"});
+}
+
+TEST_CASE("a parked directory is removed only if it is a checkpoint of a process that is gone", "[checkpoint][parked]") {
+    TempDir tmp("parked-kept");
+    const fs::path dir = tmp.path / "model";
+    SECTION("one holding a file of the user's keeps everything, and is not put back either") {
+        const fs::path parked = parked_path(dir, pid_of_exited_process());
+        nn::save_checkpoint(parked, epoch_checkpoint("1"));
+        tmp.write(parked.filename().string() + "/notes.txt", "keep me");
+        const auto before = tree_of(parked);
+        nn::save_checkpoint(dir, epoch_checkpoint("2"));  // no model: a new one, not the parked
+        nn::save_checkpoint(dir, epoch_checkpoint("3"));  // model valid: the parked one is not ours
+        CHECK(epoch_at(dir) == "3");
+        CHECK(tree_of(parked) == before);
+    }
+    SECTION("one of a process that is still running") {
+        const fs::path parked = parked_path(dir, ::getppid());
+        nn::save_checkpoint(parked, epoch_checkpoint("1"));
+        const auto before = tree_of(parked);
+        nn::save_checkpoint(dir, epoch_checkpoint("2"));
+        nn::save_checkpoint(dir, epoch_checkpoint("3"));
+        CHECK(epoch_at(dir) == "3");
+        CHECK(tree_of(parked) == before);
+    }
 }
