@@ -15,16 +15,15 @@ namespace nn {
 namespace fs = std::filesystem;
 namespace {
 
-// "ckpt/" and "ckpt" are the same checkpoint; the temp name needs the last component. A
-// symlink is followed, so that saving through it replaces what it points to and keeps it.
-fs::path checkpoint_path(const fs::path& dir_in) {
-    fs::path dir = dir_in.lexically_normal();
-    if (!dir.has_filename()) dir = dir.parent_path();
-    if (dir.empty()) throw autodiff::Error("save_checkpoint: empty directory name");
-    if (fs::is_symlink(dir)) dir = fs::weakly_canonical(dir);
-    if (!dir.has_parent_path()) dir = fs::path(".") / dir;
+// "ckpt/", "ckpt/." and "ckpt" are the same directory: its last component names it (and its
+// temporary and parked directories). Only these are taken off; "link/../x" is not "x".
+fs::path without_trailing_dots(fs::path dir) {
+    while (dir.has_relative_path() && (!dir.has_filename() || dir.filename() == ".")) dir = dir.parent_path();
     return dir;
 }
+
+// "ckpt" as "./ckpt": a save creates, fsyncs and renames in its parent directory.
+fs::path with_parent(const fs::path& dir) { return dir.has_parent_path() ? dir : fs::path(".") / dir; }
 
 // The files a checkpoint consists of, by the manifest in `dir`: the manifest and its arrays.
 std::vector<std::string> files_of(const Manifest& manifest) {
@@ -181,12 +180,23 @@ void check_finite_array(const std::string& name, const xt::xtensor<T, 2>& a) {
 
 }  // namespace
 
+// lexically_normal would drop "link/.." where the kernel steps out of what the link points to:
+// save and load could use two different directories. Only a name that ends in "." or ".." (or
+// is a symlink) is resolved here, so that the temporary and parked directories go beside the
+// real one; messages name the rest as given.
+fs::path checkpoint_directory(const fs::path& dir_in) {
+    if (dir_in.empty()) throw autodiff::Error("checkpoint: empty directory name");
+    fs::path dir = without_trailing_dots(dir_in);
+    if (dir.empty() || dir.filename() == ".." || fs::is_symlink(dir)) dir = fs::weakly_canonical(dir_in);
+    return dir;
+}
+
 void check_checkpoint_target(const fs::path& dir) {
-    replaceable_files(checkpoint_path(dir));
+    replaceable_files(checkpoint_directory(dir));
 }
 
 void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
-    const fs::path dir = checkpoint_path(dir_in);
+    const fs::path dir = with_parent(checkpoint_directory(dir_in));
     for (const auto& [name, array] : ckpt.arrays) {
         check_array_name(name, "save_checkpoint");
         std::visit([&name = name](const auto& a) { check_finite_array(name, a); }, array);
@@ -239,11 +249,11 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
 }
 
 Checkpoint load_checkpoint(const fs::path& dir_in) {
-    fs::path dir = dir_in;
-    if (!dir.empty() && !fs::exists(fs::symlink_status(dir))) {
+    fs::path dir = checkpoint_directory(dir_in);
+    if (!fs::exists(fs::symlink_status(dir))) {
         // Without RENAME_EXCHANGE a save parks the old checkpoint for a moment (or, killed
         // then, until the next save): that is the checkpoint at `dir`.
-        const fs::path parked = newest_parked_checkpoint(checkpoint_path(dir), ParkedBy::any_process);
+        const fs::path parked = newest_parked_checkpoint(dir, ParkedBy::any_process);
         if (!parked.empty()) dir = parked;
     }
     if (!fs::is_directory(dir)) throw DataError(dir_in.string() + ": no such checkpoint directory");

@@ -46,6 +46,12 @@ struct Checkpoint {
     }
 };
 
+// The directory save_checkpoint, load_checkpoint and check_checkpoint_target use for `dir`: as
+// the kernel resolves it ("link/../ckpt" is beside what the link points to, not "./ckpt"), with
+// trailing "/" and "." taken off, and a symlink or ".." at the end resolved to the real
+// directory. autodiff::Error for an empty path.
+std::filesystem::path checkpoint_directory(const std::filesystem::path& dir);
+
 // Writes `checkpoint` to the directory `dir`, replacing any checkpoint already there
 // atomically. Refuses (nn::IoError naming `dir` and why) to replace a `dir` that
 // exists and is not empty, unless it is a complete tapegrad checkpoint (its manifest parses

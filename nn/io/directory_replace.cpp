@@ -54,7 +54,8 @@ struct OwnedDir {
 std::vector<OwnedDir> owned_dirs_beside(const fs::path& dir, const std::string& prefix) {
     std::vector<OwnedDir> found;
     std::error_code error;
-    for (const auto& entry : fs::directory_iterator(dir.parent_path(), error)) {
+    const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+    for (const auto& entry : fs::directory_iterator(parent, error)) {
         const pid_t owner = owner_in_name(entry.path().filename().string(), prefix);
         std::error_code ignored;
         if (owner > 0 && fs::is_directory(fs::symlink_status(entry.path(), ignored))) found.push_back({entry.path(), owner});
