@@ -63,11 +63,12 @@ std::vector<OwnedDir> owned_dirs_beside(const fs::path& dir, const std::string& 
     return found;
 }
 
-// A new empty directory whose name no user would choose, for the old `dir` to be renamed onto
-// (rename replaces an empty directory): made by mkdtemp, so no other save can pick it too.
-fs::path make_parking_dir(const fs::path& dir) {
+// A name for the old `dir` that no user would choose and no other save picks: mkdtemp's,
+// whose directory is removed again, so that the rename does not rely on replacing an empty
+// directory (some FUSE file systems refuse that).
+fs::path parking_name(const fs::path& dir) {
     std::string name = (dir.parent_path() / (parked_prefix(dir) + std::to_string(::getpid()) + "-XXXXXX")).string();
-    if (::mkdtemp(name.data()) == nullptr) {
+    if (::mkdtemp(name.data()) == nullptr || ::rmdir(name.c_str()) != 0) {
         throw IoError("save_checkpoint: cannot create a directory beside '" + dir.string() + "': " + std::strerror(errno));
     }
     return fs::path(name);
@@ -75,13 +76,8 @@ fs::path make_parking_dir(const fs::path& dir) {
 
 // Without RENAME_EXCHANGE: park the old `dir`, move `fresh` in, move the parked one to `fresh`.
 void exchange_by_renames(const fs::path& fresh, const fs::path& dir) {
-    const fs::path parked = make_parking_dir(dir);
-    if (::rename(dir.c_str(), parked.c_str()) != 0) {
-        const int error = errno;
-        ::rmdir(parked.c_str());
-        errno = error;
-        rename_failed(dir, parked);
-    }
+    const fs::path parked = parking_name(dir);
+    if (::rename(dir.c_str(), parked.c_str()) != 0) rename_failed(dir, parked);
     if (::rename(fresh.c_str(), dir.c_str()) != 0) {
         const int error = errno;
         ::rename(parked.c_str(), dir.c_str());  // the old checkpoint back where it was
