@@ -61,24 +61,65 @@ std::vector<Matrix<T>> zeros_like(const std::vector<Parameter<T>*>& parameters) 
     return out;
 }
 
+// The state's name for the i-th array under `key`: "m.0", "velocity.3".
+std::string state_name(const std::string& key, std::size_t i) { return key + "." + std::to_string(i); }
+
+// The names of `count` arrays under `key`.
+std::set<std::string> state_names(const std::string& key, std::size_t count) {
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < count; ++i) names.insert(state_name(key, i));
+    return names;
+}
+
+// Throws unless `state` holds exactly the arrays named `expected`, naming the first missing
+// or extra one: state for other parameters would otherwise be dropped or half-loaded.
 template <class T>
-void save(std::map<std::string, Matrix<T>>& state, const std::string& key, const std::vector<Matrix<T>>& arrays) {
-    for (std::size_t i = 0; i < arrays.size(); ++i) state[key + "." + std::to_string(i)] = arrays[i];
+void require_names(const std::string& optimizer, const std::map<std::string, Matrix<T>>& state,
+                   const std::set<std::string>& expected) {
+    for (const std::string& name : expected)
+        if (state.count(name) == 0) throw autodiff::Error(optimizer + ": state has no '" + name + "'");
+    for (const auto& entry : state)
+        if (expected.count(entry.first) == 0)
+            throw autodiff::Error(optimizer + ": state has '" + entry.first +
+                                  "', which this optimizer does not keep (saved for other parameters?)");
+}
+
+// Throws unless every array under `key` in `state` has the shape of its counterpart in `arrays`.
+template <class T>
+void require_shapes(const std::string& optimizer, const std::map<std::string, Matrix<T>>& state,
+                    const std::string& key, const std::vector<Matrix<T>>& arrays) {
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+        const Matrix<T>& saved = state.at(state_name(key, i));
+        if (saved.shape() != arrays[i].shape())
+            throw autodiff::Error(optimizer + ": state '" + state_name(key, i) + "' is " +
+                                  autodiff::to_string(autodiff::shape_of(saved)) + " but its parameter is " +
+                                  autodiff::to_string(autodiff::shape_of(arrays[i])));
+    }
+}
+
+// Copies of the `count` arrays under `key`, checked before: the caller swaps them in once
+// everything is copied, so that a failure leaves the optimizer as it was.
+template <class T>
+std::vector<Matrix<T>> copies(const std::map<std::string, Matrix<T>>& state, const std::string& key,
+                              std::size_t count) {
+    std::vector<Matrix<T>> arrays;
+    for (std::size_t i = 0; i < count; ++i) arrays.push_back(state.at(state_name(key, i)));
+    return arrays;
 }
 
 template <class T>
-void restore(const std::string& optimizer, const std::map<std::string, Matrix<T>>& state, const std::string& key,
-             std::vector<Matrix<T>>& arrays) {
-    for (std::size_t i = 0; i < arrays.size(); ++i) {
-        const std::string name = key + "." + std::to_string(i);
-        auto it = state.find(name);
-        if (it == state.end()) throw autodiff::Error(optimizer + ": state has no '" + name + "'");
-        if (it->second.shape() != arrays[i].shape())
-            throw autodiff::Error(optimizer + ": state '" + name + "' is " +
-                                  autodiff::to_string(autodiff::shape_of(it->second)) + " but its parameter is " +
-                                  autodiff::to_string(autodiff::shape_of(arrays[i])));
-        arrays[i] = it->second;
-    }
+void save(std::map<std::string, Matrix<T>>& state, const std::string& key, const std::vector<Matrix<T>>& arrays) {
+    for (std::size_t i = 0; i < arrays.size(); ++i) state[state_name(key, i)] = arrays[i];
+}
+
+// The step count a state holds, as one whole number >= 0.
+template <class T>
+std::uint64_t whole_steps(const std::string& optimizer, const Matrix<T>& saved) {
+    if (saved.size() != 1) throw autodiff::Error(optimizer + ": state 'steps' must hold one number");
+    const T steps = saved(0, 0);
+    if (!(steps >= T(0) && steps < T(1e15) && steps == std::floor(steps)))
+        throw autodiff::Error(optimizer + ": state 'steps' must be a whole number of steps, got " + text(steps));
+    return static_cast<std::uint64_t>(steps);
 }
 
 // A parameter resized after the optimizer was made would be updated past the end of its
@@ -210,7 +251,10 @@ std::map<std::string, Matrix<T>> Momentum<T>::state() const {
 
 template <class T>
 void Momentum<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
-    restore(name(), state, "velocity", velocity_);
+    require_names(name(), state, state_names("velocity", velocity_.size()));
+    require_shapes(name(), state, "velocity", velocity_);
+    std::vector<Matrix<T>> velocity = copies(state, "velocity", velocity_.size());
+    velocity_.swap(velocity);
 }
 
 // ---- Adam ----
@@ -289,16 +333,21 @@ std::map<std::string, Matrix<T>> Adam<T>::state() const {
     return s;
 }
 
+// Everything is checked and copied before anything is assigned: a state that does not fit
+// leaves the optimizer as it was.
 template <class T>
 void Adam<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
-    restore(name(), state, "m", m_);
-    restore(name(), state, "v", v_);
-    auto it = state.find("steps");
-    if (it == state.end() || it->second.size() != 1) throw autodiff::Error(name() + ": state has no 'steps'");
-    const T steps = it->second(0, 0);
-    if (!(steps >= T(0) && steps < T(1e15) && steps == std::floor(steps)))
-        throw autodiff::Error(name() + ": state 'steps' must be a whole number of steps, got " + text(steps));
-    steps_ = static_cast<std::uint64_t>(steps);
+    std::set<std::string> expected = state_names("m", m_.size());
+    expected.merge(state_names("v", v_.size()));
+    expected.insert("steps");
+    require_names(name(), state, expected);
+    require_shapes(name(), state, "m", m_);
+    require_shapes(name(), state, "v", v_);
+    const std::uint64_t steps = whole_steps(name(), state.at("steps"));
+    std::vector<Matrix<T>> m = copies(state, "m", m_.size()), v = copies(state, "v", v_.size());
+    m_.swap(m);
+    v_.swap(v);
+    steps_ = steps;
 }
 
 template <class T>

@@ -39,6 +39,8 @@ public:
     /// (velocities, moments) keyed by name, so that a resumed run continues exactly.
     virtual std::map<std::string, std::string> hyperparameters() const = 0;
     virtual std::map<std::string, autodiff::Matrix<T>> state() const { return {}; }
+    /// Throws autodiff::Error, changing nothing, unless `state` is what state() gives for these
+    /// parameters: the same names, none more, the same shapes.
     virtual void load_state(const std::map<std::string, autodiff::Matrix<T>>& state);
 
 protected:

@@ -39,8 +39,7 @@ inline void check_checkpoint_dir(const std::string& path, const std::string& opt
     namespace fs = std::filesystem;
     if (path.empty()) return;
     nn::check_checkpoint_target(path);
-    fs::path ancestor = fs::path(path).lexically_normal();
-    if (!ancestor.has_filename()) ancestor = ancestor.parent_path();
+    fs::path ancestor = nn::checkpoint_directory(path);  // where the save will go, "link/.." as the kernel takes it
     do {
         ancestor = ancestor.has_parent_path() ? ancestor.parent_path() : fs::path(".");
     } while (!fs::exists(ancestor) && ancestor != ancestor.parent_path());

@@ -15,16 +15,15 @@ namespace nn {
 namespace fs = std::filesystem;
 namespace {
 
-// "ckpt/" and "ckpt" are the same checkpoint; the temp name needs the last component. A
-// symlink is followed, so that saving through it replaces what it points to and keeps it.
-fs::path checkpoint_path(const fs::path& dir_in) {
-    fs::path dir = dir_in.lexically_normal();
-    if (!dir.has_filename()) dir = dir.parent_path();
-    if (dir.empty()) throw autodiff::Error("save_checkpoint: empty directory name");
-    if (fs::is_symlink(dir)) dir = fs::weakly_canonical(dir);
-    if (!dir.has_parent_path()) dir = fs::path(".") / dir;
+// "ckpt/", "ckpt/." and "ckpt" are the same directory: its last component names it (and its
+// temporary and parked directories). Only these are taken off; "link/../x" is not "x".
+fs::path without_trailing_dots(fs::path dir) {
+    while (dir.has_relative_path() && (!dir.has_filename() || dir.filename() == ".")) dir = dir.parent_path();
     return dir;
 }
+
+// "ckpt" as "./ckpt": a save creates, fsyncs and renames in its parent directory.
+fs::path with_parent(const fs::path& dir) { return dir.has_parent_path() ? dir : fs::path(".") / dir; }
 
 // The files a checkpoint consists of, by the manifest in `dir`: the manifest and its arrays.
 std::vector<std::string> files_of(const Manifest& manifest) {
@@ -57,39 +56,117 @@ void remove_checkpoint_files(const fs::path& dir, const std::vector<std::string>
     fs::remove(dir, ignored);  // fails, and keeps it, if anything else appeared meanwhile
 }
 
-// The files of the checkpoint at `dir`, after checking save_checkpoint may replace it.
-std::vector<std::string> replaceable_files(const fs::path& dir) {
-    const auto status = fs::symlink_status(dir);
-    if (!fs::exists(status)) return {};
-    const std::string refusing = "save_checkpoint: refusing to replace '" + dir.string() + "': ";
-    if (!fs::is_directory(status)) throw IoError(refusing + "it exists and is not a directory");
+// What a directory holds, seen as a checkpoint save_checkpoint may replace: the files it
+// consists of, or what is wrong with it. An empty directory has no files and nothing wrong.
+struct CheckpointContents {
+    std::vector<std::string> files;
+    std::string problem;
+};
+
+std::string comma_separated(const std::vector<std::string>& names) {
+    std::string text;
+    for (const std::string& n : names) text += (text.empty() ? "" : ", ") + n;
+    return text;
+}
+
+// `dir` must be a directory. A replaceable checkpoint is complete (its manifest parses and
+// matches its manifest_crc32, every file it names is there) and holds no other file.
+CheckpointContents listed_contents(const fs::path& dir) {
     if (fs::is_empty(dir)) return {};
     Manifest manifest;
     try {
         manifest = read_manifest(dir);
         verify_manifest_crc(manifest, (dir / manifest_file_name).string());
     } catch (const DataError& e) {
-        throw IoError(refusing + "it is not empty and not a checkpoint (a tapegrad checkpoint holds a valid " +
-                      manifest_file_name + "; here: " + e.what() + ")");
+        return {{}, std::string("it is not empty and not a checkpoint (a tapegrad checkpoint holds a valid ") +
+                        manifest_file_name + "; here: " + e.what() + ")"};
     }
     const std::vector<std::string> files = files_of(manifest);
-    std::string foreign, missing;
+    std::vector<std::string> foreign, missing;
     for (const auto& entry : fs::directory_iterator(dir)) {
         const std::string name = entry.path().filename().string();
-        if (!is_one_of(name, files) || !fs::is_regular_file(fs::symlink_status(entry.path())))
-            foreign += (foreign.empty() ? "" : ", ") + name;
+        if (!is_one_of(name, files) || !fs::is_regular_file(fs::symlink_status(entry.path()))) foreign.push_back(name);
     }
     for (const std::string& f : files)
-        if (!fs::is_regular_file(fs::symlink_status(dir / f))) missing += (missing.empty() ? "" : ", ") + f;
+        if (!fs::is_regular_file(fs::symlink_status(dir / f))) missing.push_back(f);
     if (!foreign.empty()) {
-        throw IoError(refusing + "it holds files that are not part of the checkpoint (" + foreign +
-                      "); saving would delete them. Move them elsewhere or save to another directory");
+        return {{}, "it holds files that are not part of the checkpoint (" + comma_separated(foreign) +
+                        "); saving would delete them. Move them elsewhere or save to another directory"};
     }
     if (!missing.empty()) {
-        throw IoError(refusing + "it is an incomplete checkpoint (" + missing +
-                      " missing); remove it yourself if it is not needed");
+        return {{}, "it is an incomplete checkpoint (" + comma_separated(missing) +
+                        " missing); remove it yourself if it is not needed"};
     }
-    return files;
+    return {files, ""};
+}
+
+// listed_contents, with a directory that cannot be read (permissions) as its problem.
+CheckpointContents contents_of(const fs::path& dir) {
+    try {
+        return listed_contents(dir);
+    } catch (const fs::filesystem_error& e) {
+        return {{}, std::string("it cannot be read: ") + e.what()};
+    }
+}
+
+// The files of the checkpoint at `dir`, after checking save_checkpoint may replace it.
+std::vector<std::string> replaceable_files(const fs::path& dir) {
+    const auto status = fs::symlink_status(dir);
+    if (!fs::exists(status)) return {};
+    const std::string refusing = "save_checkpoint: refusing to replace '" + dir.string() + "': ";
+    if (!fs::is_directory(status)) throw IoError(refusing + "it exists and is not a directory");
+    CheckpointContents contents = contents_of(dir);
+    if (!contents.problem.empty()) throw IoError(refusing + contents.problem);
+    return std::move(contents.files);
+}
+
+// Which parked directories (directory_replace.hpp) may hold the checkpoint of `dir`: a
+// save takes only those of killed processes; a load also those of a save still running,
+// which are the committed checkpoint until that save's last rename.
+enum class ParkedBy { gone_process, any_process };
+
+// The newest directory that exchange_directories parked beside `dir` and that holds a complete
+// checkpoint and nothing else; empty if there is none.
+fs::path newest_parked_checkpoint(const fs::path& dir, ParkedBy parked_by) {
+    fs::path newest;
+    fs::file_time_type newest_time{};
+    for (const ParkedDir& parked : parked_dirs_beside(dir)) {
+        if (parked_by == ParkedBy::gone_process && !parked.owner_gone) continue;
+        const CheckpointContents contents = contents_of(parked.path);
+        if (!contents.problem.empty() || contents.files.empty()) continue;
+        std::error_code error;
+        const auto time = fs::last_write_time(parked.path / manifest_file_name, error);
+        if (!error && (newest.empty() || time > newest_time)) {
+            newest = parked.path;
+            newest_time = time;
+        }
+    }
+    return newest;
+}
+
+// A save killed between the fallback exchange's renames leaves no `dir` and its old
+// checkpoint parked beside it: that checkpoint is put back before anything else is done.
+void recover_parked_checkpoint(const fs::path& dir) {
+    if (fs::exists(fs::symlink_status(dir))) return;
+    const fs::path parked = newest_parked_checkpoint(dir, ParkedBy::gone_process);
+    if (parked.empty()) return;
+    std::error_code error;
+    fs::rename(parked, dir, error);
+    if (error) {
+        throw IoError("save_checkpoint: cannot move the checkpoint parked at '" + parked.string() + "' back to '" +
+                      dir.string() + "': " + error.message());
+    }
+}
+
+// A save killed after the fallback exchange put its new checkpoint in place leaves the old
+// one parked: once its process is gone, its own files are removed (and an empty parking
+// directory), anything else in it is left alone.
+void remove_stale_parked_checkpoints(const fs::path& dir) {
+    for (const ParkedDir& parked : parked_dirs_beside(dir)) {
+        if (!parked.owner_gone) continue;
+        const CheckpointContents contents = contents_of(parked.path);
+        if (contents.problem.empty()) remove_checkpoint_files(parked.path, contents.files);
+    }
 }
 
 template <class T>
@@ -103,21 +180,30 @@ void check_finite_array(const std::string& name, const xt::xtensor<T, 2>& a) {
 
 }  // namespace
 
+// lexically_normal would drop "link/.." where the kernel steps out of what the link points to:
+// save and load could use two different directories. Only a name that ends in "." or ".." (or
+// is a symlink) is resolved here, so that the temporary and parked directories go beside the
+// real one; messages name the rest as given.
+fs::path checkpoint_directory(const fs::path& dir_in) {
+    if (dir_in.empty()) throw autodiff::Error("checkpoint: empty directory name");
+    fs::path dir = without_trailing_dots(dir_in);
+    if (dir.empty() || dir.filename() == ".." || fs::is_symlink(dir)) dir = fs::weakly_canonical(dir_in);
+    return dir;
+}
+
 void check_checkpoint_target(const fs::path& dir) {
-    replaceable_files(checkpoint_path(dir));
+    replaceable_files(checkpoint_directory(dir));
 }
 
 void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
-    const fs::path dir = checkpoint_path(dir_in);
+    const fs::path dir = with_parent(checkpoint_directory(dir_in));
     for (const auto& [name, array] : ckpt.arrays) {
         check_array_name(name, "save_checkpoint");
         std::visit([&name = name](const auto& a) { check_finite_array(name, a); }, array);
     }
-    // A crash in the fallback exchange's window leaves the old checkpoint at .previous; recover it.
-    if (!fs::exists(fs::symlink_status(dir)) && fs::is_directory(previous_of(dir))) {
-        fs::rename(previous_of(dir), dir);
-    }
+    recover_parked_checkpoint(dir);
     const std::vector<std::string> old_files = replaceable_files(dir);
+    if (!old_files.empty()) remove_stale_parked_checkpoints(dir);
     std::error_code error;
     fs::create_directories(dir.parent_path(), error);
     if (error) throw IoError("save_checkpoint: cannot create '" + dir.parent_path().string() + "': " + error.message());
@@ -163,8 +249,13 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
 }
 
 Checkpoint load_checkpoint(const fs::path& dir_in) {
-    fs::path dir = dir_in;
-    if (!fs::is_directory(dir) && fs::is_directory(previous_of(dir))) dir = previous_of(dir);
+    fs::path dir = checkpoint_directory(dir_in);
+    if (!fs::exists(fs::symlink_status(dir))) {
+        // Without RENAME_EXCHANGE a save parks the old checkpoint for a moment (or, killed
+        // then, until the next save): that is the checkpoint at `dir`.
+        const fs::path parked = newest_parked_checkpoint(dir, ParkedBy::any_process);
+        if (!parked.empty()) dir = parked;
+    }
     if (!fs::is_directory(dir)) throw DataError(dir_in.string() + ": no such checkpoint directory");
 
     const std::string manifest_path = (dir / manifest_file_name).string();

@@ -46,28 +46,40 @@ struct Checkpoint {
     }
 };
 
+// The directory save_checkpoint, load_checkpoint and check_checkpoint_target use for `dir`: as
+// the kernel resolves it ("link/../ckpt" is beside what the link points to, not "./ckpt"), with
+// trailing "/" and "." taken off, and a symlink or ".." at the end resolved to the real
+// directory. autodiff::Error for an empty path.
+std::filesystem::path checkpoint_directory(const std::filesystem::path& dir);
+
 // Writes `checkpoint` to the directory `dir`, replacing any checkpoint already there
 // atomically. Refuses (nn::IoError naming `dir` and why) to replace a `dir` that
 // exists and is not empty, unless it is a complete tapegrad checkpoint (its manifest parses
 // and matches its manifest_crc32, every file it names is there) holding no other file: the
 // files that are not its own are named in the message, never deleted. A symlink `dir` is
 // followed and kept. Temporary directories left beside `dir` by a save that was killed are
-// removed. Throws autodiff::Error for an array name unfit for a file name, for an array
-// holding NaN or Inf (naming it, its row and column), and for metadata that is not UTF-8.
-// Files and directories get the modes the user's umask gives.
+// removed. On file systems without an atomic exchange (NFS, FUSE) the old checkpoint is parked
+// beside `dir` as ".<name>.previous-<pid>-XXXXXX" for a moment; if a kill leaves it there, the
+// next save puts it back (no `dir`) or removes its files (a valid `dir`). Nothing else beside
+// `dir`, "<dir>.previous" included, is ever moved or removed. Throws autodiff::Error for an
+// array name unfit for a file name, for an array holding NaN or Inf (naming it, its row and
+// column), and for metadata that is not UTF-8. Files and directories get the modes the user's
+// umask gives.
 void save_checkpoint(const std::filesystem::path& dir, const Checkpoint& checkpoint);
 
 // Throws what save_checkpoint(dir, ...) would throw about what is at `dir` now, without
 // writing anything: lets a program check its output directory before hours of training.
 void check_checkpoint_target(const std::filesystem::path& dir);
 
-// Reads and verifies the checkpoint in `dir`. DataError naming the file for: a missing
-// directory, manifest or array file; a malformed manifest or an unsupported version; an
-// array file whose size or CRC32 differs from the manifest (truncated or corrupted); a
-// manifest whose own content differs from its manifest_crc32; an .npy whose dtype or shape
-// disagrees with the manifest; an array holding NaN or Inf; an array name that is not a plain
-// file name inside `dir`; a manifest, an array file that is not a regular file (a FIFO, a
-// device) or is larger than the manifest says. Nothing is allocated beyond the files' sizes.
+// Reads and verifies the checkpoint in `dir`, or, if there is no `dir`, the old one a save
+// parked beside it (see save_checkpoint) and was killed before it put it back. DataError naming
+// the file for: a missing directory, manifest or array file; a malformed manifest or an
+// unsupported version; an array file whose size or CRC32 differs from the manifest (truncated
+// or corrupted); a manifest whose own content differs from its manifest_crc32; an .npy whose
+// dtype or shape disagrees with the manifest; an array holding NaN or Inf; an array name that
+// is not a plain file name inside `dir`; a manifest, an array file that is not a regular file
+// (a FIFO, a device) or is larger than the manifest says. Nothing is allocated beyond the
+// files' sizes.
 Checkpoint load_checkpoint(const std::filesystem::path& dir);
 
 }  // namespace nn

@@ -2,6 +2,8 @@
 
 #include <sstream>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace nn {
 
@@ -80,21 +82,41 @@ void save_model(const std::filesystem::path& dir, const MLP<T>& net, const Optim
     save_checkpoint(dir, c);
 }
 
+namespace {
+
 template <class T>
-void load_weights(const Checkpoint& c, MLP<T>& net) {
+using WeightSource = std::pair<autodiff::Parameter<T>*, const autodiff::Matrix<T>*>;
+
+// Each of the network's parameters with its saved array, after checking that every one is
+// there in T with its parameter's shape and that the checkpoint has no further layer.
+template <class T>
+std::vector<WeightSource<T>> fitting_weights(const Checkpoint& c, MLP<T>& net) {
+    std::vector<WeightSource<T>> saved;
     for (std::size_t l = 0; l < net.layers.size(); ++l) {
         for (autodiff::Parameter<T>* p : {&net.layers[l].W, &net.layers[l].b}) {
             const std::string name = (p == &net.layers[l].W ? "W" : "b") + std::to_string(l + 1);
-            const autodiff::Matrix<T>& saved = c.array<T>(name);
-            if (saved.shape() != p->value.shape())
-                throw DataError("checkpoint: " + name + " is " + autodiff::to_string(autodiff::shape_of(saved)) +
+            const autodiff::Matrix<T>& array = c.array<T>(name);
+            if (array.shape() != p->value.shape())
+                throw DataError("checkpoint: " + name + " is " + autodiff::to_string(autodiff::shape_of(array)) +
                                 " but " + net.layers[l].name() + " of the model has " + autodiff::to_string(p->shape()));
-            p->value = saved;
-            p->zero_grad();
+            saved.push_back({p, &array});
         }
     }
     if (c.arrays.count("W" + std::to_string(net.layers.size() + 1)))
         throw DataError("checkpoint: it has more layers than the model's " + std::to_string(net.layers.size()));
+    return saved;
+}
+
+}  // namespace
+
+// Everything is checked before the first weight is copied: a checkpoint that does not fit
+// leaves the network as it was.
+template <class T>
+void load_weights(const Checkpoint& c, MLP<T>& net) {
+    for (const auto& [parameter, array] : fitting_weights(c, net)) {
+        parameter->value = *array;
+        parameter->zero_grad();
+    }
 }
 
 template <class T>

@@ -50,8 +50,12 @@ void store_module(Checkpoint& checkpoint, Module<T>& model) {
     }
 }
 
+namespace {
+
+// Throws DataError, listing every missing, extra and mis-shaped name, unless `checkpoint`
+// holds exactly the arrays of `model` (the optimizer's entries aside).
 template <class T>
-void restore_module(const Checkpoint& checkpoint, Module<T>& model, const std::string& where) {
+void require_module_fits(const Checkpoint& checkpoint, Module<T>& model, const std::string& where) {
     const auto wanted = arrays_of(model);
     std::vector<std::string> missing, extra, misfit;
     for (const auto& [name, array] : wanted) {
@@ -79,7 +83,39 @@ void restore_module(const Checkpoint& checkpoint, Module<T>& model, const std::s
         if (saved != checkpoint.meta.end()) msg += " it was saved from " + saved->second;
         throw DataError(msg);
     }
-    for (const auto& [name, array] : wanted) *array = checkpoint.array<T>(name);
+}
+
+// Copies the arrays into the model, once require_module_fits has passed.
+template <class T>
+void assign_module(const Checkpoint& checkpoint, Module<T>& model) {
+    for (const auto& [name, array] : arrays_of(model)) *array = checkpoint.array<T>(name);
+}
+
+// Loads the optimizer's entries of `checkpoint` into `optimizer`, which changes nothing if
+// they do not fit it (Optimizer::load_state).
+template <class T>
+void restore_optimizer_state(const Checkpoint& checkpoint, Optimizer<T>& optimizer, const std::filesystem::path& dir) {
+    const auto saved = checkpoint.meta.find("optimizer");
+    if (saved == checkpoint.meta.end())
+        throw DataError(dir.string() + ": holds no optimizer state (saved without an optimizer)");
+    if (saved->second != optimizer.name())
+        throw DataError(dir.string() + ": its optimizer state is " + saved->second + "'s, not " + optimizer.name() + "'s");
+    std::map<std::string, autodiff::Matrix<T>> state;
+    for (const auto& [name, array] : checkpoint.arrays)
+        if (is_optimizer_entry(name)) state[name.substr(optimizer_prefix.size())] = checkpoint.array<T>(name);
+    try {
+        optimizer.load_state(state);
+    } catch (const std::exception& e) {
+        throw DataError(dir.string() + ": " + e.what());
+    }
+}
+
+}  // namespace
+
+template <class T>
+void restore_module(const Checkpoint& checkpoint, Module<T>& model, const std::string& where) {
+    require_module_fits(checkpoint, model, where);
+    assign_module(checkpoint, model);
 }
 
 template <class T>
@@ -104,23 +140,14 @@ Checkpoint load(const std::filesystem::path& dir, Module<T>& model) {
     return c;
 }
 
+// The model is changed last, when the optimizer has taken its state: a checkpoint that does
+// not fit either changes neither.
 template <class T>
 Checkpoint load(const std::filesystem::path& dir, Module<T>& model, Optimizer<T>& optimizer) {
     Checkpoint c = load_checkpoint(dir);
-    const auto saved = c.meta.find("optimizer");
-    if (saved == c.meta.end())
-        throw DataError(dir.string() + ": holds no optimizer state (saved without an optimizer)");
-    if (saved->second != optimizer.name())
-        throw DataError(dir.string() + ": its optimizer state is " + saved->second + "'s, not " + optimizer.name() + "'s");
-    restore_module(c, model, dir.string());
-    std::map<std::string, autodiff::Matrix<T>> state;
-    for (const auto& [name, array] : c.arrays)
-        if (is_optimizer_entry(name)) state[name.substr(optimizer_prefix.size())] = c.array<T>(name);
-    try {
-        optimizer.load_state(state);
-    } catch (const std::exception& e) {
-        throw DataError(dir.string() + ": " + e.what());
-    }
+    require_module_fits(c, model, dir.string());
+    restore_optimizer_state(c, optimizer, dir);
+    assign_module(c, model);
     return c;
 }
 

@@ -154,3 +154,23 @@ TEST_CASE("checkpoint files and directories get the user's umask", "[checkpoint]
     CHECK(mode_of(tmp.path / "private") == 0700);
     CHECK(mode_of(tmp.path / "private" / "W.npy") == 0600);
 }
+
+TEST_CASE("save, load and check_checkpoint_target take 'link/../ckpt' as the kernel does", "[checkpoint][replace]") {
+    // "link/.." is the directory holding what the link points to, not the one holding the link.
+    TempDir tmp("dotdot");
+    fs::create_directories(tmp.path / "runs" / "deep");
+    fs::create_directory_symlink(tmp.path / "runs" / "deep", tmp.path / "link");
+    const fs::path through_link = tmp.path / "link" / ".." / "ckpt";  // runs/ckpt
+    // What a lexical "..", dropping "link", would take for it: a directory of the user's.
+    fs::create_directory(tmp.path / "ckpt");
+    tmp.write("ckpt/thesis.tex", "chapter 1");
+
+    nn::check_checkpoint_target(through_link);  // runs/ckpt does not exist: nothing in the way
+    nn::save_checkpoint(through_link, small_checkpoint("1"));
+    CHECK(nn::load_checkpoint(tmp.path / "runs" / "ckpt").meta.at("epoch") == "1");
+    nn::save_checkpoint(tmp.path / "link" / ".." / "ckpt" / ".", small_checkpoint("2"));
+    CHECK(nn::load_checkpoint(through_link).meta.at("epoch") == "2");
+    CHECK(nn::load_checkpoint(tmp.path / "runs" / "ckpt/").meta.at("epoch") == "2");
+    CHECK(names_in(tmp.path / "ckpt") == std::vector<std::string>{"thesis.tex"});
+    CHECK(names_in(tmp.path / "runs") == std::vector<std::string>{"ckpt", "deep"});
+}

@@ -8,6 +8,7 @@
 
 #include "nn/io/checkpoint.hpp"
 #include "../temp_dir.hpp"
+#include "killed_save.hpp"
 
 using Catch::Matchers::Contains;
 using test_support::read_file;
@@ -175,13 +176,13 @@ TEST_CASE("save_checkpoint refuses what it must not do, and changes nothing", "[
     CHECK(entries_in(tmp.path) <= 1);
 }
 
-TEST_CASE("loading falls back to <dir>.previous left by a crash mid-swap", "[checkpoint]") {
+TEST_CASE("loading falls back to the checkpoint parked by a save killed mid-swap", "[checkpoint]") {
     // Only the non-atomic fallback swap (file systems without RENAME_EXCHANGE) can leave
-    // this state; the old checkpoint must still load.
+    // this state; the old checkpoint must still load, and the next save put it back first.
     TempDir tmp("ckpt");
     const auto dir = tmp.path / "model";
     nn::save_checkpoint(dir, sample_checkpoint());
-    fs::rename(dir, tmp.path / "model.previous");
+    fs::rename(dir, test_support::parked_path(dir, test_support::pid_of_exited_process()));
     CHECK(nn::load_checkpoint(dir).meta.at("epoch") == "7");
     nn::save_checkpoint(dir, nn::Checkpoint{{{"epoch", "8"}}, {}});
     CHECK(nn::load_checkpoint(dir).meta.at("epoch") == "8");

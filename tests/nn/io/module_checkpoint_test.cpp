@@ -1,6 +1,7 @@
 // Checkpoints of any module: parameters and buffers by name, optimizer state, refusals that
 // list every misfit, and save -> load -> save writing the same bytes.
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -53,6 +54,14 @@ std::map<std::string, std::string> files_of(const std::filesystem::path& dir) {
         out[entry.path().filename().string()] = bytes.str();
     }
     return out;
+}
+
+// The model's weights and buffers and the optimizer's state, as the bytes nn::save writes.
+template <class T>
+std::map<std::string, std::string> saved_bytes(const std::filesystem::path& dir, Model<T>& model,
+                                               const nn::Optimizer<T>& optimizer) {
+    nn::save(dir, model, optimizer);
+    return files_of(dir);
 }
 
 }  // namespace
@@ -119,4 +128,53 @@ TEST_CASE("loading refuses missing, extra and mis-shaped names, listing them, an
     REQUIRE_THROWS_WITH(nn::save(dir.path / "x", model, {{"module", "mine"}}), Contains("the entry 'module' is the checkpoint's own"));
     Model<float> as_float;
     REQUIRE_THROWS_WITH(nn::load(dir.path / "m", as_float), Contains("encoder.W (stored as float64, the model is float32)"));
+}
+
+TEST_CASE("a load whose optimizer state does not fit changes neither the model nor the optimizer", "[checkpoint][module]") {
+    test_support::TempDir dir("module-checkpoint-unchanged");
+    Model<double> saved;
+    const std::vector<autodiff::Parameter<double>*> all = saved.parameters();
+    REQUIRE(all.size() == 6);
+    // Trained apart, so that every weight and moment differs from the checkpoint's.
+    Model<double> loaded;
+    const std::vector<autodiff::Parameter<double>*> loaded_all = loaded.parameters();
+
+    SECTION("saved with an Adam over 2 of the 6 parameters: state for 4 is missing") {
+        nn::Adam<double> half_adam({all[0], all[1]}, 1e-2);
+        train_steps(saved, half_adam, 2);
+        nn::save(dir.path / "saved", saved, half_adam);
+        nn::Adam<double> loaded_adam(loaded_all, 1e-2);
+        train_steps(loaded, loaded_adam, 1);
+        const auto before = saved_bytes(dir.path / "before", loaded, loaded_adam);
+        REQUIRE_THROWS_WITH(nn::load(dir.path / "saved", loaded, loaded_adam), Contains("adam: state has no 'm.2'"));
+        REQUIRE(saved_bytes(dir.path / "after", loaded, loaded_adam) == before);  // every weight and moment
+    }
+    SECTION("loaded with an Adam over 2 of the 6 parameters: state for 4 is left over") {
+        nn::Adam<double> full_adam(all, 1e-2);
+        train_steps(saved, full_adam, 2);
+        nn::save(dir.path / "saved", saved, full_adam);
+        nn::Adam<double> loaded_adam({loaded_all[0], loaded_all[1]}, 1e-2);
+        train_steps(loaded, loaded_adam, 1);
+        const auto before = saved_bytes(dir.path / "before", loaded, loaded_adam);
+        REQUIRE_THROWS_WITH(nn::load(dir.path / "saved", loaded, loaded_adam),
+                            Contains("adam: state has 'm.2', which this optimizer does not keep"));
+        REQUIRE(saved_bytes(dir.path / "after", loaded, loaded_adam) == before);
+    }
+}
+
+TEST_CASE("Adam::load_state changes nothing when a later array does not fit", "[checkpoint][module][optimizers]") {
+    Model<double> model;
+    nn::Adam<double> adam(model.parameters(), 1e-2);
+    train_steps(model, adam, 2);
+    const std::map<std::string, Matrix<double>> before = adam.state();
+    std::map<std::string, Matrix<double>> bad = before;
+    for (auto& [name, array] : bad) array += 1.0;  // every m, v and steps differs
+    bad["v.5"] = Matrix<double>({{1.0, 2.0, 3.0}});  // head.b is 3x1
+    REQUIRE_THROWS_WITH(adam.load_state(bad), Contains("adam: state 'v.5' is 1x3 but its parameter is 3x1"));
+    const std::map<std::string, Matrix<double>> after = adam.state();
+    REQUIRE(after.size() == before.size());
+    for (const auto& [name, array] : before) {
+        INFO(name);
+        REQUIRE(std::memcmp(after.at(name).data(), array.data(), array.size() * sizeof(double)) == 0);
+    }
 }
