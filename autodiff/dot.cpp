@@ -14,6 +14,10 @@ namespace {
 std::string escaped(const std::string& text) {  // for a "quoted" DOT string
     std::string out;
     for (char c : text) {
+        if (c == '\0') {  // a DOT file cannot hold one: shown as the two characters \0
+            out += "\\\\0";
+            continue;
+        }
         if (c == '"' || c == '\\') out += '\\';
         out += c;
     }

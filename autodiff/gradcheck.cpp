@@ -79,6 +79,12 @@ GradcheckResult gradcheck(const TapeFunction<T>& f, const std::vector<Matrix<T>>
                           const GradcheckOptions& options) {
     const double step = options.step.value_or(GradcheckDefaults<T>::step);
     const double tolerance = options.tolerance.value_or(GradcheckDefaults<T>::tolerance);
+    // A step of 0 or NaN makes every difference NaN, a NaN or negative tolerance fails every
+    // comparison: a correct op would be reported wrong with nothing saying why.
+    if (!(std::isfinite(step) && step > 0))
+        throw Error("gradcheck: step " + std::to_string(step) + ": it must be finite and above 0");
+    if (!(std::isfinite(tolerance) && tolerance >= 0))
+        throw Error("gradcheck: tolerance " + std::to_string(tolerance) + ": it must be finite and at least 0");
     Probe<T> probe(f, options.seed);
     const std::vector<Matrix<T>> analytic = probe.analytic(inputs);
     std::vector<Matrix<T>> shifted = inputs;

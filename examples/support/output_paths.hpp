@@ -61,9 +61,28 @@ inline void check_outside_checkpoint(const std::string& path, const std::string&
     }
 }
 
+// Throws if two outputs are one path (a.csv and ./a.csv included): one would overwrite the
+// other, or the save would refuse the file standing where its checkpoint goes, after training.
+inline void check_distinct_outputs(const std::string& save, const std::string& metrics, const std::string& plot) {
+    namespace fs = std::filesystem;
+    const std::pair<std::string, const char*> outputs[] = {{save, "--save"}, {metrics, "--metrics"}, {plot, "--plot"}};
+    auto resolved = [](const std::pair<std::string, const char*>& output) {
+        const fs::path p = output.second == std::string("--save") ? nn::checkpoint_directory(output.first)
+                                                                   : fs::path(output.first);
+        return fs::weakly_canonical(p);
+    };
+    for (std::size_t a = 0; a < 3; ++a)
+        for (std::size_t b = a + 1; b < 3; ++b)
+            if (!outputs[a].first.empty() && !outputs[b].first.empty() && resolved(outputs[a]) == resolved(outputs[b]))
+                throw std::runtime_error(std::string(outputs[a].second) + " " + outputs[a].first + " and " +
+                                         outputs[b].second + " " + outputs[b].first +
+                                         " are the same path: each output needs its own");
+}
+
 // Every path a training run writes (--save, --metrics, --plot; empty ones are skipped), checked
 // before the data is loaded and the first epoch runs.
 inline void check_run_outputs(const std::string& save, const std::string& metrics, const std::string& plot) {
+    check_distinct_outputs(save, metrics, plot);
     check_checkpoint_dir(save, "--save");
     for (const auto& [path, option] : {std::pair{metrics, "--metrics"}, std::pair{plot, "--plot"}}) {
         check_output_file(path, option);

@@ -99,6 +99,12 @@ TEST_CASE("to_dot: options, escaping, a reused input, stale handles", "[dot]") {
     // Only what the given output depends on: drawing x alone shows one box.
     CHECK(arrows(to_dot(tape, x)).empty());
 
+    // A NUL byte (a DOT file cannot hold one) is shown as the two characters \0.
+    Parameter<double> nul(Matrix<double>{{1.0}}, std::string("a\0b", 3));
+    const std::string with_nul = to_dot(tape, tape.parameter(nul));
+    CHECK(with_nul.find('\0') == std::string::npos);
+    CHECK(with_nul.find("a\\\\0b") != std::string::npos);
+
     tape.reset();
     CHECK_THROWS_WITH(to_dot(tape, y), Catch::Contains("to_dot") && Catch::Contains("stale"));
     CHECK_THROWS_WITH(tape.entry(0), Catch::Contains("Tape::entry"));

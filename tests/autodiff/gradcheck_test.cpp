@@ -106,3 +106,20 @@ TEST_CASE("gradcheck catches a wrong gradient in float and in double", "[gradche
     CHECK(in_double.worst_error > 0.1);  // analytic 2R against numeric 3R
     CHECK(in_float.worst_error > 0.1);
 }
+
+TEST_CASE("gradcheck refuses a step or tolerance that would fail a correct op", "[gradcheck]") {
+    // A step of 0 made every difference NaN: tanh was reported FAILED, nothing saying why.
+    const TapeFunction<double> f = [](Tape<double>&, const std::vector<Var<double>>& x) { return sum(tanh(x[0])); };
+    const std::vector<Matrix<double>> inputs{Matrix<double>{{0.3, -0.2}}};
+    for (double step : {0.0, -1e-6, std::nan("")}) {
+        GradcheckOptions options;
+        options.step = step;
+        CHECK_THROWS_WITH(gradcheck<double>(f, inputs, options), Catch::Contains("gradcheck: step"));
+    }
+    for (double tolerance : {-1.0, std::nan("")}) {
+        GradcheckOptions options;
+        options.tolerance = tolerance;
+        CHECK_THROWS_WITH(gradcheck<double>(f, inputs, options), Catch::Contains("gradcheck: tolerance"));
+    }
+    CHECK(gradcheck<double>(f, inputs).passed);
+}

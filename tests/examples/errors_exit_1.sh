@@ -11,4 +11,13 @@ expect_failure "train_mlp --metrics into a missing directory" "$train_mlp" --dat
 grep -qi "No such file or directory" "$dir/out" || fail "no reason"
 expect_failure "train_mlp --csv of a missing file" "$train_mlp" --csv /nonexistent/d.csv --epochs 1 --metrics ""
 grep -qi "No such file or directory" "$dir/out" || fail "no reason"
+# Two outputs at one path: refused before training (they trained an epoch, or the whole run,
+# first, then failed, or the plot silently replaced the metrics).
+cd "$dir"  # (the refusals write nothing; were one to slip through, it would write here)
+for pair in "--save same --metrics same" "--metrics same.svg --plot same.svg" "--save same --metrics ./same.csv --plot same"; do
+  # shellcheck disable=SC2086
+  expect_failure "train_mlp $pair" "$train_mlp" --dataset iris --epochs 1 $pair
+  grep -q "are the same path" "$dir/out" || fail "no clear refusal of $pair"
+  grep -q "^epoch" "$dir/out" && fail "$pair trained before it was refused"
+done
 echo "errors reported with exit 1 and the system's reason"
