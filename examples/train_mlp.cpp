@@ -199,6 +199,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     return example::guarded_ranks_main("train_mlp", *comm, [&] {
+        // --eval reads the checkpoint in the type it was trained in, as --resume does, unless
+        // --dtype says otherwise (then a mismatch is reported).
+        if (!o.eval.empty() && !app.get_option("--dtype")->count())
+            o.dtype = nn::load_checkpoint(o.eval).meta["dtype"] == "float64" ? "double" : "float";
         if (!o.resume.empty()) {
             const std::map<std::string, std::string> meta = nn::load_checkpoint(o.resume).meta;
             example::adopt_training_settings(app, training_flags, meta, o.resume);

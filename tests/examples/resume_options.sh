@@ -26,6 +26,11 @@ grep -q "^epoch 6/6" "$dir/out" || fail "did not train to epoch 6"
 ! grep -q "^epoch [1-4]/" "$dir/out" || fail "retrained finished epochs"
 grep -q '"epoch": "6"' "$dir/ckpt/manifest.json" || fail "the resumed checkpoint was not updated"
 
+# --eval reads a checkpoint in the type it was trained in (a double one was refused as not float).
+"$train_mlp" --dataset iris --epochs 1 --dtype double --save "$dir/double" --metrics "" > /dev/null
+"$train_mlp" --dataset iris --eval "$dir/double" > "$dir/out" 2>&1 || fail "--eval of a double checkpoint failed"
+grep -q "^test accuracy" "$dir/out" || fail "--eval printed no accuracy"
+
 # Output paths that cannot be written are refused before the first epoch.
 echo "a file" > "$dir/file"
 for flag in --save --metrics --plot; do
