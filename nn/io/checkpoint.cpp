@@ -1,7 +1,10 @@
 #include "nn/io/checkpoint.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include "autodiff/matrix.hpp"
 #include "nn/data_error.hpp"
@@ -248,7 +251,9 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
     fresh.path.clear();
 }
 
-Checkpoint load_checkpoint(const fs::path& dir_in) {
+namespace {
+
+Checkpoint load_checkpoint_once(const fs::path& dir_in) {
     fs::path dir = checkpoint_directory(dir_in);
     if (!fs::exists(fs::symlink_status(dir))) {
         // Without RENAME_EXCHANGE a save parks the old checkpoint for a moment (or, killed
@@ -284,6 +289,32 @@ Checkpoint load_checkpoint(const fs::path& dir_in) {
     // Last, so that the errors above still say what is wrong with a hand-edited manifest.
     verify_manifest_crc(manifest, manifest_path);
     return ckpt;
+}
+
+// The directory's identity (device, inode), or {0, 0} if there is none: a save replaces a
+// checkpoint by exchanging directories, so a load that overlapped one sees it change.
+std::pair<dev_t, ino_t> identity_of(const fs::path& dir) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return {0, 0};
+    return {st.st_dev, st.st_ino};
+}
+
+}  // namespace
+
+// A load that overlaps a save (--eval while training saves) may read the old manifest and a
+// new array, and find them mismatched: a checkpoint replaced while it was read is read again,
+// so that only a checkpoint corrupt as it stands is reported as one.
+Checkpoint load_checkpoint(const fs::path& dir_in) {
+    const fs::path dir = checkpoint_directory(dir_in);
+    constexpr int attempts = 10;
+    for (int attempt = 1;; ++attempt) {
+        const auto before = identity_of(dir);
+        try {
+            return load_checkpoint_once(dir_in);
+        } catch (const DataError&) {
+            if (attempt == attempts || identity_of(dir) == before) throw;
+        }
+    }
 }
 
 }  // namespace nn

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <atomic>
+#include <thread>
 
 #include "nn/io/checkpoint.hpp"
 #include "../temp_dir.hpp"
@@ -187,4 +189,39 @@ TEST_CASE("loading falls back to the checkpoint parked by a save killed mid-swap
     nn::save_checkpoint(dir, nn::Checkpoint{{{"epoch", "8"}}, {}});
     CHECK(nn::load_checkpoint(dir).meta.at("epoch") == "8");
     CHECK(entries_in(tmp.path) == 1);
+}
+
+TEST_CASE("a load that overlaps saves reads one whole checkpoint, never a false 'corrupted'", "[checkpoint]") {
+    // A load read the old manifest and then a new array (the save exchanged the directories in
+    // between) and reported a valid checkpoint as corrupted: 25 of 600 loads in the attack.
+    TempDir tmp("overlap");
+    const auto dir = tmp.path / "model";
+    auto version = [](int k) {
+        nn::Checkpoint c;
+        c.meta["version"] = std::to_string(k);
+        c.arrays["w"] = xt::xtensor<float, 2>(std::array<std::size_t, 2>{8, 8}, float(k));
+        c.arrays["b"] = xt::xtensor<double, 2>(std::array<std::size_t, 2>{8, 1}, double(k));
+        return c;
+    };
+    nn::save_checkpoint(dir, version(0));
+    std::atomic<bool> stop{false};
+    std::thread saver([&] {
+        for (int k = 1; !stop; ++k) nn::save_checkpoint(dir, version(k));
+    });
+    int failures = 0, mixed = 0;
+    for (int i = 0; i < 1000; ++i) {
+        try {
+            const nn::Checkpoint c = nn::load_checkpoint(dir);
+            const float k = float(std::stoi(c.meta.at("version")));
+            const auto& w = std::get<xt::xtensor<float, 2>>(c.arrays.at("w"));
+            const auto& b = std::get<xt::xtensor<double, 2>>(c.arrays.at("b"));
+            mixed += (w(0, 0) != k || b(7, 0) != double(k));
+        } catch (const nn::DataError&) {
+            ++failures;
+        }
+    }
+    stop = true;
+    saver.join();
+    CHECK(failures == 0);
+    CHECK(mixed == 0);
 }
