@@ -563,6 +563,16 @@ void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
     if (n.in_place == nullptr) return;  // a NoGrad entry reused for another op
     if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
     check_in_place_shape(n, i, "backward");
+    // Its gradient is added to where it lives: one replaced by another shape since (by hand,
+    // or by another tape's parameter() after the value was resized and back) would be indexed
+    // out of bounds. An empty one is a gradient not started yet.
+    if (n.parameter != nullptr && accumulate_into_parameters_ && shape_of(n.parameter->grad) != n.parameter_shape) {
+        if (n.parameter->grad.size() != 0)
+            throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) + ") is " +
+                        to_string(n.parameter_shape) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +
+                        ": a gradient is added to it in place; call zero_grad() to give it the parameter's shape");
+        n.parameter->zero_grad();
+    }
     if (n.parameter == nullptr || n.parameter->version_ == n.parameter_version) return;
     throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) +
                 ") was modified in place after it was recorded (version " + std::to_string(n.parameter->version_) +

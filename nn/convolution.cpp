@@ -17,13 +17,21 @@ std::string images(autodiff::ImageShape s) {
     return "rows: " + to_string(s) + " images as columns (channels x height x width)";
 }
 
+// C * kernel * kernel, once the kernel is known to fit the image: checked before the weights
+// are drawn, which for an impossible kernel would be an allocation of hundreds of GB first.
+std::size_t checked_fan_in(autodiff::ImageShape input, std::size_t out_channels, std::size_t kernel,
+                           std::size_t padding, std::size_t stride) {
+    autodiff::conv2d_output_shape(input, out_channels, autodiff::Window{kernel, kernel, stride, padding});
+    return input.channels * kernel * kernel;  // below the image's C*H*W (padded), which is checked
+}
+
 }  // namespace
 
 template <class T>
 Conv2d<T>::Conv2d(autodiff::ImageShape input, std::size_t out_channels, std::size_t kernel, std::size_t padding,
                   NumpyRandom& rng, Init init, std::size_t stride)
     : Conv2d(input, out_channels, autodiff::Window{kernel, kernel, stride, padding},
-             initialise_layer<T>(init, input.channels * kernel * kernel, out_channels, rng)) {}
+             initialise_layer<T>(init, checked_fan_in(input, out_channels, kernel, padding, stride), out_channels, rng)) {}
 
 template <class T>
 Conv2d<T>::Conv2d(autodiff::ImageShape input, std::size_t out_channels, std::size_t kernel, std::size_t padding,

@@ -65,6 +65,15 @@ Matrix<T>& Module<T>::add_buffer(const std::string& name, Matrix<T> initial) {
 }
 
 template <class T>
+Module<T>::~Module() {
+    for (NamedModule& c : children_) c.item->parent_ = nullptr;
+    if (parent_ == nullptr) return;
+    std::vector<NamedModule>& siblings = parent_->children_;
+    siblings.erase(std::remove_if(siblings.begin(), siblings.end(), [this](const NamedModule& c) { return c.item == this; }),
+                   siblings.end());
+}
+
+template <class T>
 void Module<T>::attach(const std::string& name, Module<T>& child) {
     check_new_name(name);
     if (&child == this) throw Error(who() + ": a module cannot be its own child ('" + name + "')");

@@ -47,7 +47,10 @@ public:
     Module& operator=(const Module&) = delete;
     Module(Module&&) = delete;
     Module& operator=(Module&&) = delete;
-    virtual ~Module() = default;
+    /// A module's children and parent forget it: a child that outlives its parent may be
+    /// registered again (and is never led into the parent's freed memory), a child destroyed
+    /// first leaves its parent's list.
+    virtual ~Module();
 
     /// The computation on one input (features x examples): what Sequential and the Trainer
     /// call. A model with one input overrides it; the default throws, naming the module.

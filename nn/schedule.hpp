@@ -41,6 +41,7 @@ public:
     }
     /// Cosine annealing (Loshchilov & Hutter 2017) from base to 0 over `length` steps.
     static LearningRateSchedule cosine(double base, std::size_t length) {
+        if (length == 0) throw autodiff::Error("cosine schedule: 'length' must be at least 1 step (0 would train at rate 0)");
         LearningRateSchedule s(Schedule::cosine, base);
         s.length_ = length;
         return s;

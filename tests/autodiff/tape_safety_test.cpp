@@ -193,3 +193,19 @@ TEST_CASE("constant_refs recorded under NoGrad are not listed for backward's che
     Z = M({{2.0, 2.0}});
     CHECK_THROWS_WITH(tape.backward(loss), Contains("constant_ref was 1x1 when recorded"));
 }
+
+TEST_CASE("a parameter whose grad was replaced by another shape is refused at backward, not indexed out of bounds",
+          "[tape][parameter]") {
+    Parameter<double> b(M({{0.0}, {0.0}}), "b");
+    Tape<double> tape;
+    Var<double> loss = sum(tape.constant(M({{1.0, 2.0}, {3.0, 4.0}})) + tape.parameter(b));
+    b.grad = M({{0.0, 0.0}, {0.0, 0.0}});  // 2x2 for a 2x1 parameter
+    CHECK_THROWS_WITH(tape.backward(loss), Contains("parameter 'b'") && Contains("2x1 but its grad is 2x2"));
+
+    // An emptied grad is a gradient not started: it is given the parameter's shape.
+    tape.reset();
+    loss = sum(tape.constant(M({{1.0, 2.0}, {3.0, 4.0}})) + tape.parameter(b));
+    b.grad = Matrix<double>();
+    tape.backward(loss);
+    CHECK((b.grad == M({{2.0}, {2.0}})));
+}

@@ -186,3 +186,10 @@ TEST_CASE("an Embedding refuses an id that is not a whole number inside its voca
                                      ", not a token id (a whole number from 0 to 9)"));
     }
 }
+
+TEST_CASE("Conv2d checks its kernel against the image before it draws a single weight", "[layers][errors]") {
+    // A kernel of 100000 over 28x28 drew 4e10 weights (320 GB) before conv2d's check ran.
+    REQUIRE_THROWS_WITH(nn::Conv2d<double>({1, 28, 28}, 4, 100000),
+                        Catch::Matchers::Contains("conv2d") && Catch::Matchers::Contains("larger than the padded image"));
+    REQUIRE_THROWS_WITH(nn::Conv2d<double>({1, 28, 28}, 4, 0), Catch::Matchers::Contains("conv2d"));
+}

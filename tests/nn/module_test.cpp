@@ -133,3 +133,24 @@ TEST_CASE("zero_grad clears every parameter of the tree", "[module]") {
     net.zero_grad();
     for (auto* p : net.parameters()) REQUIRE(xt::all(xt::equal(p->grad, 0.0)));
 }
+
+TEST_CASE("a child that outlives its parent may be registered again; one destroyed first leaves the parent",
+          "[module]") {
+    // It kept a pointer to the destroyed parent: "registered already", and a cycle check
+    // through it read freed memory.
+    nn::Sequential<double> mid;
+    nn::Linear<double> leaf(2, 2, 0u);
+    {
+        nn::Sequential<double> outer;
+        outer.append("m", mid);
+    }
+    mid.append("l", leaf);
+    nn::Sequential<double> again;
+    again.append("m2", mid);
+    REQUIRE(names(again) == std::vector<std::string>{"m2.l.W", "m2.l.b"});
+    {
+        nn::Linear<double> short_lived(2, 2, 1u);
+        again.append("short", short_lived);
+    }
+    REQUIRE(names(again) == std::vector<std::string>{"m2.l.W", "m2.l.b"});
+}

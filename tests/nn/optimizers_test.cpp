@@ -93,6 +93,7 @@ TEST_CASE("learning-rate schedules: constant, step, cosine to 0, linear warm-up"
     REQUIRE(S::step(1.0, 2).with_warmup(4).at(6) == Approx(0.1).epsilon(0).margin(1e-15));
     REQUIRE_THROWS(S::constant(0.0));
     REQUIRE_THROWS(S::step(1.0, 0));
+    REQUIRE_THROWS_WITH(S::cosine(1.0, 0), Catch::Matchers::Contains("at least 1 step"));  // was rate 0 throughout
     // train_mlp's per-epoch cosine: unchanged formula.
     REQUIRE(nn::learning_rate_at(nn::Schedule::cosine, 1.0, 0, 10) == 1.0);
     REQUIRE(nn::learning_rate_at(nn::Schedule::cosine, 1.0, 5, 10) == Approx(0.5).epsilon(0).margin(1e-15));
