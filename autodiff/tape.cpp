@@ -199,9 +199,11 @@ void Tape<T>::reject_parameter(const Node<T>& n) const {
 
 template <class T>
 void Tape<T>::reject_memory(const char* op, std::size_t value_bytes) const {
-    auto mib = [](std::size_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; };
-    throw Error(std::string(op) + ": recording it would make the tape hold " + mib(recorded_bytes_ + value_bytes) +
-                " of values (" + std::to_string(live_entries()) + " entries), past its limit of " +
+    auto mib = [](std::size_t bytes) {  // rounded up: below a MiB, in bytes ("1 MiB past a limit of 1 MiB" said nothing)
+        return bytes < (1u << 20) ? std::to_string(bytes) + " bytes" : std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
+    };
+    throw Error(std::string(op) + ": recording it would make the tape hold " + mib(held_bytes(value_bytes)) +
+                " of values and entries (" + std::to_string(live_entries()) + " entries), past its limit of " +
                 mib(memory_limit_) +
                 ". A loop that records without calling tape.reset() each iteration grows the tape without bound "
                 "(under NoGrad too, while it keeps handles); reset() each step, or raise the limit with "
@@ -237,7 +239,7 @@ bool Tape<T>::take_released(std::size_t wanted, std::uint32_t& index) {
 template <class T>
 std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     if (swept_) reject_after_backward(op);
-    if (memory_limit_ != 0 && recorded_bytes_ + value_bytes > memory_limit_) reject_memory(op, value_bytes);
+    if (memory_limit_ != 0 && held_bytes(value_bytes) > memory_limit_) reject_memory(op, value_bytes);
     std::uint32_t index;
     if (grad_enabled_ || !take_released(value_bytes / sizeof(T), index)) {
         if (size_ == nodes_.size()) {
@@ -439,6 +441,8 @@ template <class T>
 void Tape<T>::backward(const Var<T>& output, const Matrix<T>& seed) {
     ExclusiveUse one_thread(*this, "backward");
     check(output, "backward");
+    if (detect_anomaly_ && !first_non_finite(seed).empty())
+        throw AnomalyError("anomaly: the seed given to backward holds " + first_non_finite(seed));
     if (shape_of(seed) != shape_of(value(output.index_)))
         throw Error("backward: seed is " + to_string(shape_of(seed)) + " but the output is " +
                     to_string(shape_of(value(output.index_))));
@@ -457,7 +461,10 @@ GradientSink<T> Tape<T>::start_backward(const Var<T>& output) {
     // Every entry's grad_ready is false since push() (or since Replay::forward cleared it
     // for a sweep of the same entries again), and a tape is swept once: only the entries
     // that read a value in place need a look, not every entry.
-    for (const std::uint32_t i : in_place_entries_) check_in_place_unchanged(i);
+    for (const std::uint32_t i : in_place_entries_) {
+        check_in_place_unchanged(i);
+        if (detect_anomaly_) check_finite_accumulated_grad(i);
+    }
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
     if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
@@ -620,6 +627,19 @@ void Tape<T>::check_finite_value(std::uint32_t index) const {
     for (int i = 0; i < n.arity; ++i) inputs += (i ? ", " : "") + to_string(shape_of(value(n.inputs[i])));
     throw AnomalyError("anomaly: " + std::string(n.op) + " (" + entry + ", inputs " + inputs +
                        ") produced a NaN or Inf value: " + where + " of " + to_string(shape_of(v)));
+}
+
+// A gradient that adds to a parameter's: one already non-finite (an earlier step's) would be
+// blamed on the first backward to add to it.
+template <class T>
+void Tape<T>::check_finite_accumulated_grad(std::uint32_t index) const {
+    const Node<T>& n = nodes_[index];
+    if (n.parameter == nullptr || !accumulate_into_parameters_ || !n.requires_grad) return;
+    const std::string where = first_non_finite(n.parameter->grad);
+    if (!where.empty())
+        throw AnomalyError("anomaly: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(index) +
+                           ") holds a non-finite gradient before this backward (" + where +
+                           "): left from an earlier step; zero_grad() it");
 }
 
 template <class T>

@@ -350,8 +350,9 @@ public:
     /// Bytes of values the tape holds for its live entries (parameters are not copied: 0).
     std::size_t recorded_bytes() const { return recorded_bytes_; }
 
-    /// Recording past this many bytes of values throws, naming the likely cause (a loop
-    /// that never calls reset()); 0 means no limit. Default: default_memory_limit.
+    /// Recording past this many bytes of values and entries (sizeof(Node) each, which a loop
+    /// of 1x1 ops fills faster than values) throws, naming the likely cause (a loop that
+    /// never calls reset()); 0 means no limit. Default: default_memory_limit.
     void set_memory_limit(std::size_t bytes) { memory_limit_ = bytes; }
     std::size_t memory_limit() const { return memory_limit_; }
     static constexpr std::size_t default_memory_limit = std::size_t(1) << 30;  // 1 GiB
@@ -439,6 +440,11 @@ private:
     }
     void pin_nograd_entry(std::uint32_t index);
     [[noreturn]] void reject_memory(const char* op, std::size_t value_bytes) const;
+    // What the memory limit counts once an entry of value_bytes more is recorded: values, and
+    // the entries themselves (a recording that reuses a released one overestimates by one).
+    std::size_t held_bytes(std::size_t value_bytes) const {
+        return recorded_bytes_ + value_bytes + (live_entries() + 1) * sizeof(Node<T>);
+    }
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
     [[noreturn]] static void reject_shape(const char* op, Shape shape);  // rows x cols x sizeof(T) overflows
     [[noreturn]] static void reject_after_backward(const char* op);
@@ -489,6 +495,7 @@ private:
     // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
+    void check_finite_accumulated_grad(std::uint32_t index) const;  // a parameter's grad before a sweep
     Matrix<T>& grad_buffer(Node<T>& n) {  // where n's gradient accumulates
         return (n.parameter && accumulate_into_parameters_) ? n.parameter->grad : n.grad;
     }

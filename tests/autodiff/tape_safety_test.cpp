@@ -209,3 +209,36 @@ TEST_CASE("a parameter whose grad was replaced by another shape is refused at ba
     tape.backward(loss);
     CHECK((b.grad == M({{2.0}, {2.0}})));
 }
+
+TEST_CASE("the memory limit counts the entries too, which a loop of 1x1 ops fills faster than values",
+          "[tape][nograd]") {
+    // 300,000 parameter and constant_ref entries held ~100 MB while the limit of 1 MiB saw 0 bytes.
+    Parameter<double> p(M({{1.0}}), "p");
+    const Matrix<double> c = M({{2.0}});
+    Tape<double> tape;
+    tape.set_memory_limit(1 << 20);
+    const auto grow = [&] {
+        for (int k = 0; k < 300000; ++k) {
+            tape.parameter(p);
+            tape.constant_ref(c);
+        }
+    };
+    CHECK_THROWS_WITH(grow(), Contains("values and entries") && Contains("past its limit of 1 MiB"));
+    CHECK(tape.live_entries() * sizeof(Node<double>) <= (1u << 20));
+    tape.reset();
+    tape.set_memory_limit(100);  // below a MiB the message says bytes, not "1 MiB past a limit of 1 MiB"
+    CHECK_THROWS_WITH(tape.constant(M({{1.0}})), Contains("past its limit of 100 bytes"));
+}
+
+TEST_CASE("anomaly detection blames a non-finite seed or an earlier step's gradient, not the first op it meets",
+          "[tape][anomaly]") {
+    Tape<double> tape;
+    tape.set_detect_anomaly(true);
+    Var<double> a = tape.leaf(M({{0.5}}));
+    CHECK_THROWS_WITH(tape.backward(a, M({{std::nan("")}})), Contains("seed given to backward holds nan"));
+    tape.reset();
+    Parameter<double> p(M({{0.5}}), "p");
+    p.grad(0, 0) = std::nan("");  // left over from an earlier step
+    CHECK_THROWS_WITH(tape.backward(sum(exp(tape.parameter(p)))),
+                      Contains("parameter 'p'") && Contains("before this backward"));
+}
