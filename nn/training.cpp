@@ -49,6 +49,26 @@ void sum_over_ranks(GradientSync<T>* sync, double& loss_sum, std::size_t& correc
     examples = std::size_t(totals[2]);
 }
 
+// Data-parallel: each rank takes its share of every batch of the same n examples, and the
+// statistics summed over the ranks are divided by n, so every rank must hold the same n
+// (different counts would also give the ranks different numbers of batches: a hang). Two
+// small sums, exact for totals below 2^53: n over the ranks, then how many ranks' n differ
+// from the mean (a rank whose n is the mean cannot tell on its own that the others differ).
+template <class T>
+void require_same_count(GradientSync<T>* sync, std::size_t n, const char* what) {
+    if (!sync || sync->ranks() == 1) return;
+    double total = double(n);
+    sync->sum(&total, 1);
+    double differing = double(n) * double(sync->ranks()) == total ? 0 : 1;
+    sync->sum(&differing, 1);
+    if (differing == 0) return;
+    throw DataError(std::string(what) + ": the ranks hold different data: rank " + std::to_string(sync->rank()) +
+                    " of " + std::to_string(sync->ranks()) + " has " + std::to_string(n) + " examples, the " +
+                    std::to_string(sync->ranks()) + " ranks " + std::to_string(std::uint64_t(total)) +
+                    " in all; data-parallel training needs the same data set on every rank (each takes its "
+                    "share of every batch)");
+}
+
 }  // namespace
 
 template <class T>
@@ -155,6 +175,7 @@ void Trainer<T>::require_registered(const autodiff::Tape<T>& tape) {
 template <class T>
 EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_t epoch,
                                  const std::function<void(const Progress&)>& progress) {
+    require_same_count(sync_, n, "Trainer::train_epoch");
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
@@ -221,6 +242,7 @@ void Trainer<T>::set_gradient_sync(GradientSync<T>* sync) {
 
 template <class T>
 EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
+    require_same_count(sync_, n, "Trainer::evaluate");
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -20,6 +21,97 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 template <class T>
 std::string name_of(const Parameter<T>& p) {
     return p.name.empty() ? "(unnamed)" : "'" + p.name + "'";
+}
+
+// The layout of a parameter list, as the ranks compare it: sizes and 64-bit FNV-1a hashes,
+// sent as doubles that hold them exactly (counts below 2^53, hashes as two 32-bit halves).
+std::uint64_t fnv1a(std::uint64_t h, const void* data, std::size_t n) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+    return h;
+}
+constexpr std::uint64_t fnv_offset = 14695981039346656037ull;
+
+template <class T>
+std::uint64_t name_hash(const Parameter<T>& p) { return fnv1a(fnv_offset, p.name.data(), p.name.size()); }
+
+// Per parameter: rows, cols, and the hash of its name in two halves.
+constexpr std::size_t row_width = 4;
+template <class T>
+void layout_row(const Parameter<T>& p, double* row) {
+    const std::uint64_t h = name_hash(p);
+    row[0] = double(p.value.shape()[0]);
+    row[1] = double(p.value.shape()[1]);
+    row[2] = double(h >> 32);
+    row[3] = double(h & 0xffffffffu);
+}
+
+template <class T>
+std::string shape_of(const Parameter<T>& p) {
+    return std::to_string(p.value.shape()[0]) + "x" + std::to_string(p.value.shape()[1]);
+}
+
+template <class T>
+std::string describe(const std::vector<Parameter<T>*>& parameters) {
+    std::string s = std::to_string(parameters.size()) + " (";
+    for (std::size_t k = 0; k < parameters.size() && k < 4; ++k)
+        s += (k ? ", " : "") + name_of(*parameters[k]) + " " + shape_of(*parameters[k]);
+    return s + (parameters.size() > 4 ? ", ...)" : ")");
+}
+
+// Every rank must list the same parameters (names, shapes, order), or the broadcast and the
+// reductions would pair up unrelated arrays: silently when the sizes agree, and with a
+// truncation error or a hang when they do not. Fixed-size collectives first, so a mismatch
+// can neither truncate nor hang; then, only on a mismatch, rank 0's table (its length known
+// to all from the first broadcast) so each rank can name the first difference it sees.
+template <class T>
+void require_same_layout(Communicator& comm, const std::vector<Parameter<T>*>& parameters) {
+    if (!comm.distributed()) return;
+    std::vector<double> table(parameters.size() * row_width);
+    double elements = 0;
+    for (std::size_t k = 0; k < parameters.size(); ++k) {
+        layout_row(*parameters[k], &table[k * row_width]);
+        elements += double(parameters[k]->value.size());
+    }
+    const std::uint64_t h = fnv1a(fnv_offset, table.data(), table.size() * sizeof(double));
+    const double mine[4] = {double(parameters.size()), elements, double(h >> 32), double(h & 0xffffffffu)};
+    double root[4] = {mine[0], mine[1], mine[2], mine[3]};
+    comm.broadcast(root, 4, 0);
+    double differs = std::equal(mine, mine + 4, root) ? 0 : 1;
+    comm.allreduce_sum(&differs, 1);
+    if (differs == 0) return;
+
+    const std::size_t root_count = std::size_t(root[0]);
+    std::vector<double> root_table(root_count * row_width);
+    if (comm.is_root()) root_table = table;
+    comm.broadcast(root_table.data(), root_table.size(), 0);
+    std::string where;
+    const std::size_t common = std::min(root_count, parameters.size());
+    std::size_t k = 0;
+    while (k < common && std::equal(&table[k * row_width], &table[(k + 1) * row_width], &root_table[k * row_width]))
+        ++k;
+    const auto root_shape = [&](std::size_t i) {
+        return std::to_string(std::size_t(root_table[i * row_width])) + "x" +
+               std::to_string(std::size_t(root_table[i * row_width + 1]));
+    };
+    if (k == common && root_count == parameters.size()) {
+        where = "; this rank's agree with rank 0's, another rank's differ";
+    } else if (k < common) {
+        const bool same_name = root_table[k * row_width + 2] == table[k * row_width + 2] &&
+                               root_table[k * row_width + 3] == table[k * row_width + 3];
+        where = "; the first difference is parameter #" + std::to_string(k + 1) + ": here " + name_of(*parameters[k]) +
+                " " + shape_of(*parameters[k]) + ", on rank 0 one " + root_shape(k) +
+                (same_name ? " of the same name" : " of another name");
+    } else if (parameters.size() > root_count) {
+        where = "; rank 0 has only " + std::to_string(root_count) + ", so this rank's parameter #" +
+                std::to_string(k + 1) + " " + name_of(*parameters[k]) + " " + shape_of(*parameters[k]) + " is extra";
+    } else {
+        where = "; rank 0 has " + std::to_string(root_count) + ", and its parameter #" + std::to_string(k + 1) + " (" +
+                root_shape(k) + ") is missing here";
+    }
+    throw autodiff::Error("DataParallel: the parameters differ between ranks: rank " + std::to_string(comm.rank()) +
+                          " of " + std::to_string(comm.size()) + " has " + describe(parameters) + where +
+                          ": build the same model on every rank");
 }
 
 }  // namespace
@@ -47,6 +139,7 @@ DataParallel<T>::DataParallel(Communicator& comm, std::vector<Parameter<T>*> par
         b.data.resize(b.data.size() + p->value.size());
         bytes += size;
     }
+    require_same_layout(comm_, parameters);
     broadcast_parameters();
 }
 

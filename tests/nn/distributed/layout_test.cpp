@@ -1,0 +1,71 @@
+// Ranks that list different parameters (order, shapes, an extra one) are told so by
+// DataParallel's constructor on every rank, at once, instead of training different models,
+// failing inside MPI with MPI_ERR_TRUNCATE, or hanging until the timeout.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+
+#include "nn/distributed/data_parallel.hpp"
+#include "world.hpp"
+
+using namespace autodiff;
+using nn::distributed::DataParallel;
+using Catch::Matchers::Contains;
+
+namespace {
+
+Matrix<double> ones(std::size_t rows, std::size_t cols) { return xt::ones<double>({rows, cols}); }
+
+// Builds DataParallel over `parameters` (rank 1's may differ); every rank must throw the
+// clear error well within the timeout. Returns this rank's message.
+std::string refused(std::vector<Parameter<double>*> parameters) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string message;
+    try {
+        DataParallel<double> ddp(test_support::world(), parameters);
+    } catch (const Error& e) {
+        message = e.what();
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(seconds < 10);
+    CHECK_THAT(message, Contains("the parameters differ between ranks") && Contains("build the same model on every rank"));
+    return message;
+}
+
+}  // namespace
+
+TEST_CASE("ranks whose parameters differ are told so on every rank, naming the difference", "[mpi][distributed]") {
+    auto& comm = test_support::world();
+    if (!comm.distributed()) return;  // one rank cannot differ from itself
+    const bool odd_one = comm.rank() == 1;
+    Parameter<double> a(ones(3, 4), "a"), b(ones(4, 3), "b"), c(ones(2, 2), "c"), wide(ones(3, 5), "a");
+
+    SECTION("the same parameters in another order") {
+        const std::string message = refused(odd_one ? std::vector<Parameter<double>*>{&b, &a}
+                                                    : std::vector<Parameter<double>*>{&a, &b});
+        if (odd_one)
+            CHECK_THAT(message, Contains("has 2 ('b' 4x3, 'a' 3x4)") &&
+                                    Contains("parameter #1: here 'b' 4x3, on rank 0 one 3x4 of another name"));
+        else if (comm.rank() != 0)
+            CHECK_THAT(message, Contains("agree with rank 0's, another rank's differ"));
+    }
+    SECTION("a parameter of another shape") {
+        const std::string message = refused(odd_one ? std::vector<Parameter<double>*>{&wide, &b}
+                                                    : std::vector<Parameter<double>*>{&a, &b});
+        if (odd_one) CHECK_THAT(message, Contains("parameter #1: here 'a' 3x5, on rank 0 one 3x4 of the same name"));
+    }
+    SECTION("an extra parameter on one rank") {
+        const std::string message = refused(odd_one ? std::vector<Parameter<double>*>{&a, &b, &c}
+                                                    : std::vector<Parameter<double>*>{&a, &b});
+        if (odd_one) CHECK_THAT(message, Contains("rank 0 has only 2, so this rank's parameter #3 'c' 2x2 is extra"));
+    }
+    SECTION("a parameter missing on one rank") {
+        const std::string message = refused(odd_one ? std::vector<Parameter<double>*>{&a}
+                                                    : std::vector<Parameter<double>*>{&a, &b});
+        if (odd_one) CHECK_THAT(message, Contains("rank 0 has 2, and its parameter #2 (4x3) is missing here"));
+    }
+    // Afterwards the ranks are still in step: the same parameters go through.
+    DataParallel<double> ddp(comm, {&a, &b});
+    CHECK(ddp.bucket_count() >= 1);
+}
