@@ -1,7 +1,6 @@
 #include "nn/io/checkpoint.hpp"
 
 #include <algorithm>
-#include <utility>
 #include <vector>
 
 #include <sys/stat.h>
@@ -291,12 +290,23 @@ Checkpoint load_checkpoint_once(const fs::path& dir_in) {
     return ckpt;
 }
 
-// The directory's identity (device, inode), or {0, 0} if there is none: a save replaces a
-// checkpoint by exchanging directories, so a load that overlapped one sees it change.
-std::pair<dev_t, ino_t> identity_of(const fs::path& dir) {
+// The directory's identity, or all zeros if there is none: a save replaces a checkpoint by
+// exchanging directories, so a load that overlapped one sees it change. The inode alone
+// would not do: the old directory, removed, frees its number for the next save's.
+struct DirectoryIdentity {
+    dev_t device = 0;
+    ino_t inode = 0;
+    struct timespec changed {};
+    bool operator==(const DirectoryIdentity& o) const {
+        return device == o.device && inode == o.inode && changed.tv_sec == o.changed.tv_sec &&
+               changed.tv_nsec == o.changed.tv_nsec;
+    }
+};
+
+DirectoryIdentity identity_of(const fs::path& dir) {
     struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0) return {0, 0};
-    return {st.st_dev, st.st_ino};
+    if (::stat(dir.c_str(), &st) != 0) return {};
+    return {st.st_dev, st.st_ino, st.st_ctim};
 }
 
 }  // namespace
