@@ -65,7 +65,7 @@ std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options
             fill = "\"#9ecae1\"";
         else if (n.arity == 0)
             fill = n.requires_grad ? "\"#deebf7\"" : "\"#eeeeee\"";
-        if (n.grad_ready) label += "\\ngrad " + to_string(shape);
+        if (tape.gradient_started(i)) label += "\\ngrad " + to_string(shape);
         if (i == last && shape == Shape{1, 1})
             label += "\\n" + escaped(options.output_label) + " = " + number(double(tape.value(output.index())(0, 0)));
         if (i == last) fill = "\"#fdd835\"";

@@ -51,7 +51,7 @@ public:
         std::vector<Matrix<T>> grads;
         for (std::size_t i = 0; i < leaves.size(); ++i) {
             const Node<T>& n = tape_.node(leaves[i]);
-            grads.push_back(n.grad_ready ? n.grad : Matrix<T>(xt::zeros<T>(inputs[i].shape())));
+            grads.push_back(tape_.gradient_started(leaves[i].index()) ? n.grad : Matrix<T>(xt::zeros<T>(inputs[i].shape())));
         }
         return grads;
     }

@@ -19,6 +19,8 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
     : tape_(tape), output_(output), generation_(tape.generation_), size_(tape.size_) {
     typename Tape<T>::ExclusiveUse one_thread(tape, "Replay");
     tape.check(output, "Replay");
+    plan_.step_of.assign(size_, -1);
+    std::pair<ForwardFn<T>, FlatKernels<T>> last{nullptr, {}};  // entries of one op come in runs: looked up once
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = tape.nodes_[i];
         // Entries recorded under NoGrad that no entry of the step reads (pinned marks those
@@ -39,9 +41,54 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
                         ") draws new random numbers each time it is recorded; a replay would repeat the recorded "
                         "draw, so record the step afresh each time");
         if (n.in_place != nullptr) in_place_.push_back(static_cast<std::uint32_t>(i));
-        if (n.arity > 0) computed_.push_back(static_cast<std::uint32_t>(i));
         if (n.in_place == nullptr && n.arity == 0) leaves_.push_back(static_cast<std::uint32_t>(i));
+        if (n.arity == 0) continue;
+        computed_.push_back(static_cast<std::uint32_t>(i));
+        if (last.first != n.forward) last = {n.forward, detail::flat_kernels_of(n.forward)};
+        if (last.second.forward != nullptr) plan_flat_step(static_cast<std::uint32_t>(i), last.second);
     }
+}
+
+// An entry of an op with flat kernels whose inputs have its shape: its buffers' addresses,
+// which stay put while the tape is neither reset nor recorded on (check_unchanged), except
+// those of leaves, looked up again on each run. Gradients are sized now, so that a flat
+// step can write into them (the entry's own sized as its backward would size them).
+template <class T>
+void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels) {
+    Node<T>& n = tape_.nodes_[index];
+    if (n.arity > 2) return;
+    for (std::uint8_t k = 0; k < n.arity; ++k)
+        if (tape_.value(n.inputs[k]).size() != n.value.size()) return;  // broadcast: the entry's own code
+    FlatStep<T> step;
+    const auto at = static_cast<std::uint32_t>(plan_.steps.size());
+    step.kernels = kernels;
+    step.arity = n.arity;
+    step.n = n.value.size();
+    step.s = n.scalar;
+    step.s2 = n.scalar2;
+    step.y = n.value.data();
+    if (n.requires_grad) {
+        ensure_shape(n.grad, shape_of(n.value));
+        step.gy = n.grad.data();
+    }
+    for (std::uint32_t k = 0; k < n.arity; ++k) {
+        Node<T>& in = tape_.nodes_[n.inputs[k]];
+        step.input[k] = n.inputs[k];
+        if (in.parameter != nullptr) step.parameters |= std::uint8_t(1u << k);
+        if (in.in_place != nullptr)
+            plan_.in_place_values.push_back({at, k, n.inputs[k]});
+        else
+            step.x[k] = in.value.data();
+        if (!n.requires_grad || !in.requires_grad) continue;
+        if (in.arity == 0) {
+            plan_.leaf_grads.push_back({at, k, n.inputs[k]});
+        } else {
+            ensure_shape(in.grad, shape_of(in.value));
+            step.gx[k] = in.grad.data();
+        }
+    }
+    plan_.steps.push_back(step);
+    plan_.step_of[index] = static_cast<std::int32_t>(at);
 }
 
 template <class T>
@@ -60,18 +107,24 @@ void Replay<T>::forward() {
 template <class T>
 void Replay<T>::forward_locked() {
     check_unchanged("Replay::forward");
-    // Each entry's gradient flag is cleared here, while the entry is read anyway, for the sweep
+    // Each entry's gradient flag is cleared here, in the order the entries run, for the sweep
     // that follows (a pass of its own would walk a tape larger than the cache once more).
     for (std::uint32_t i : in_place_) {
         tape_.rerecord_in_place(i);  // alive, same shape; its version read again
-        tape_.nodes_[i].grad_ready = false;
+        tape_.refs_[i] &= ~Tape<T>::started;
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
-    for (std::uint32_t i : leaves_) tape_.nodes_[i].grad_ready = false;
+    for (std::uint32_t i : leaves_) tape_.refs_[i] &= ~Tape<T>::started;
+    for (const auto& leaf : plan_.in_place_values) plan_.steps[leaf.step].x[leaf.side] = tape_.value(leaf.leaf).data();
     for (std::uint32_t i : computed_) {
-        Node<T>& n = tape_.nodes_[i];
-        n.grad_ready = false;
-        n.forward(tape_, n);
+        tape_.refs_[i] &= ~Tape<T>::started;
+        const std::int32_t flat = plan_.step_of[i];
+        if (flat >= 0) {
+            plan_.steps[flat].kernels.forward(plan_.steps[flat]);  // its entry is not read
+        } else {
+            Node<T>& n = tape_.nodes_[i];
+            n.forward(tape_, n);
+        }
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
 }
@@ -83,7 +136,7 @@ T Replay<T>::run() {
     typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::run");
     forward_locked();
     tape_.swept_ = false;
-    tape_.backward_from_scalar(output_);
+    tape_.backward_from_scalar(output_, &plan_);
     return tape_.value(output_.index())(0, 0);
 }
 

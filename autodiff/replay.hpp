@@ -23,6 +23,10 @@
 /// Tape::constant keeps the copy it took when recorded. The gradients of a run equal those
 /// of a fresh recording of the same step bit for bit.
 ///
+/// Elementwise entries whose inputs have their shape (the bulk of a recurrent model's tape)
+/// run as flat steps: the op's arithmetic straight on the buffers, found when the Replay is
+/// built (autodiff/flat_step.hpp), with the same kernels the ops record with.
+///
 /// Only the tape's entries run again: code that ran outside the tape while the step was
 /// recorded (a module updating a running statistic, say) does not.
 ///
@@ -38,6 +42,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "autodiff/flat_step.hpp"
 #include "autodiff/tape.hpp"
 
 namespace autodiff {
@@ -68,6 +73,7 @@ public:
 
 private:
     void check_unchanged(const char* op) const;
+    void plan_flat_step(std::uint32_t index, FlatKernels<T> kernels);  // an elementwise entry's FlatStep
     void forward_locked();  // forward() once the tape is held
     Node<T>& loss_entry(const Var<T>& loss, bool with_labels);
 
@@ -78,6 +84,7 @@ private:
     std::vector<std::uint32_t> computed_;  ///< entries whose forward computes something (not leaves)
     std::vector<std::uint32_t> in_place_;  ///< parameters and constant_refs: their shapes are re-checked
     std::vector<std::uint32_t> leaves_;    ///< the other leaves (copied constants): only their gradient flags cleared
+    FlatPlan<T> plan_;                     ///< the elementwise entries, run on their buffers (autodiff/flat_step.hpp)
 };
 
 }  // namespace autodiff

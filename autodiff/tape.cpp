@@ -1,5 +1,7 @@
 #include "autodiff/tape.hpp"
 
+#include "autodiff/flat_step.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -124,13 +126,19 @@ const Matrix<T>& Var<T>::grad() const {
     const Node<T>& n = tape().node(*this);
     if (n.parameter != nullptr) tape_->parameter_value(n);  // throws if the parameter is gone
     if (n.parameter != nullptr && tape_->accumulate_into_parameters_) return n.parameter->grad;
-    if (!n.grad_ready)
+    if (!tape_->gradient_started(index_))
         throw Error(std::string("Var::grad: no gradient for this ") + n.op +
                     " entry (it is a constant, does not lead to the loss, or backward() was not called)");
     return n.grad;
 }
 
 // ---- Tape ----
+
+template <class T>
+bool Tape<T>::gradient_started(std::size_t index) const {
+    entry(index);  // checks the index
+    return refs_[index] & started;
+}
 
 template <class T>
 Tape<T>::Tape() : slot_(detail::TapeRegistry::acquire()), generation_(next_generation()) {
@@ -264,7 +272,6 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     n.parameter = nullptr;
     n.in_place = nullptr;
     n.requires_grad = false;
-    n.grad_ready = false;
     return index;
 }
 
@@ -427,14 +434,14 @@ void Tape<T>::backward(const Var<T>& output) {
 }
 
 template <class T>
-void Tape<T>::backward_from_scalar(const Var<T>& output) {
+void Tape<T>::backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan) {
     check(output, "backward");
     const Shape s = shape_of(value(output.index_));
     if (s != Shape{1, 1})
         throw Error("backward: the output is " + to_string(s) +
                     ", not 1x1: pass a seed of that shape (backward(output, seed))");
     start_backward(output).accumulate([](std::size_t) { return T(1); });
-    sweep(output);
+    sweep(output, plan);
 }
 
 template <class T>
@@ -448,7 +455,7 @@ void Tape<T>::backward(const Var<T>& output, const Matrix<T>& seed) {
                     to_string(shape_of(value(output.index_))));
     const T* s = seed.data();
     start_backward(output).accumulate([s](std::size_t k) { return s[k]; });
-    sweep(output);
+    sweep(output, nullptr);
 }
 
 template <class T>
@@ -458,7 +465,7 @@ GradientSink<T> Tape<T>::start_backward(const Var<T>& output) {
     if (!out.requires_grad)
         throw Error(std::string("backward: the output (") + out.op +
                     ") depends on no parameter or leaf that needs a gradient (recorded under NoGrad?)");
-    // Every entry's grad_ready is false since push() (or since Replay::forward cleared it
+    // No entry's gradient is started since push() (or since Replay::forward cleared it
     // for a sweep of the same entries again), and a tape is swept once: only the entries
     // that read a value in place need a look, not every entry.
     for (const std::uint32_t i : in_place_entries_) {
@@ -468,7 +475,7 @@ GradientSink<T> Tape<T>::start_backward(const Var<T>& output) {
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
     if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
-    out.grad_ready = true;
+    refs_[output.index_] |= started;
     return {g, overwrite};
 }
 
@@ -483,7 +490,7 @@ void Tape<T>::check_in_place_shape(const Node<T>& n, std::size_t index, const ch
 }
 
 template <class T>
-void Tape<T>::sweep(const Var<T>& output) {
+void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
     // Swept even if an op's backward throws half way: parameters may already hold part of
     // the gradients, and a second sweep would add them twice.
     swept_ = true;
@@ -496,15 +503,27 @@ void Tape<T>::sweep(const Var<T>& output) {
     // MLP's dozen entries stay cached from the forward pass.
     constexpr std::size_t kLongTape = 1024;
     const bool prefetch = output.index_ >= kLongTape;
+    if (plan != nullptr) resolve_leaf_grads(*plan);
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
-        if (prefetch) prefetch_for_sweep(i);
-        Node<T>& n = nodes_[i];
+        if (prefetch) plan ? prefetch_for_flat_sweep(*plan, i) : prefetch_for_sweep(i);
         // Only later entries add to a leaf: reaching it, its gradient is whole.
         if (hooked && next_final < final_leaves_.size() && final_leaves_[next_final].second == i)
             ready_hook_(ready_context_, *nodes_[final_leaves_[next_final++].second].parameter);
-        if (n.backward == nullptr || !n.grad_ready) continue;
-        n.backward(*this, n);
-        if (detect_anomaly_) check_finite_input_grads(n, static_cast<std::uint32_t>(i));
+        if (!(refs_[i] & started)) continue;
+        const std::int32_t flat = plan ? plan->step_of[i] : -1;
+        if (flat >= 0) {  // its entry is not read
+            const FlatStep<T>& step = plan->steps[flat];
+            if (step.gy == nullptr) continue;  // no backward: no input needs a gradient
+            bool overwrite[2] = {false, false};
+            for (std::uint32_t k = 0; k < step.arity; ++k)
+                if (step.gx[k] != nullptr) overwrite[k] = claim_gradient(step.input[k], (step.parameters >> k) & 1);
+            step.kernels.backward(step, overwrite);
+        } else {
+            Node<T>& n = nodes_[i];
+            if (n.backward == nullptr) continue;
+            n.backward(*this, n);
+        }
+        if (detect_anomaly_) check_finite_input_grads(nodes_[i], static_cast<std::uint32_t>(i));
     }
 }
 
@@ -527,19 +546,63 @@ template <class T>
 void Tape<T>::prefetch_for_sweep(std::size_t i) const {
     constexpr std::size_t kFar = 8, kNear = 4, kBuffers = 2;
     if (i >= kFar) prefetch_lines(&nodes_[i - kFar], sizeof(Node<T>));
+    if (i >= kNear) prefetch_input_entries(nodes_[i - kNear]);
+    if (i >= kBuffers) prefetch_buffers(nodes_[i - kBuffers]);
+}
+
+// A flat step reads its buffers through the plan and of its inputs' entries only their
+// gradient flags: the first line of each.
+template <class T>
+void Tape<T>::prefetch_for_flat_sweep(const FlatPlan<T>& plan, std::size_t i) const {
+    constexpr std::size_t kFar = 8, kNear = 4, kBuffers = 2;
+    if (i >= kFar) prefetch_lines(&nodes_[i - kFar], 64);
     if (i >= kNear) {
-        const Node<T>& n = nodes_[i - kNear];
-        for (std::uint8_t k = 0; k < n.arity; ++k) prefetch_lines(&nodes_[n.inputs[k]], sizeof(Node<T>));
+        const std::int32_t f = plan.step_of[i - kNear];
+        if (f < 0) {
+            prefetch_input_entries(nodes_[i - kNear]);
+        } else {
+            const FlatStep<T>& step = plan.steps[f];
+            for (std::uint32_t k = 0; k < step.arity; ++k) prefetch_lines(&nodes_[step.input[k]], 64);
+        }
     }
     if (i >= kBuffers) {
-        const Node<T>& n = nodes_[i - kBuffers];
-        if (n.backward == nullptr) return;
-        prefetch_lines(n.grad.data(), n.grad.size() * sizeof(T));
-        for (std::uint8_t k = 0; k < n.arity; ++k) {
-            const Node<T>& in = nodes_[n.inputs[k]];
-            prefetch_lines(in.value.data(), in.value.size() * sizeof(T));
-            prefetch_lines(in.grad.data(), in.grad.size() * sizeof(T));
+        const std::int32_t f = plan.step_of[i - kBuffers];
+        if (f < 0) return prefetch_buffers(nodes_[i - kBuffers]);
+        const FlatStep<T>& step = plan.steps[f];
+        const std::size_t bytes = step.n * sizeof(T);
+        prefetch_lines(step.gy, bytes);
+        for (std::uint32_t k = 0; k < step.arity; ++k) {
+            prefetch_lines(step.x[k], bytes);
+            if (step.gx[k] != nullptr) prefetch_lines(step.gx[k], bytes);
         }
+    }
+}
+
+template <class T>
+void Tape<T>::prefetch_input_entries(const Node<T>& n) const {
+    for (std::uint8_t k = 0; k < n.arity; ++k) prefetch_lines(&nodes_[n.inputs[k]], sizeof(Node<T>));
+}
+
+template <class T>
+void Tape<T>::prefetch_buffers(const Node<T>& n) const {
+    if (n.backward == nullptr) return;
+    prefetch_lines(n.grad.data(), n.grad.size() * sizeof(T));
+    for (std::uint8_t k = 0; k < n.arity; ++k) {
+        const Node<T>& in = nodes_[n.inputs[k]];
+        prefetch_lines(in.value.data(), in.value.size() * sizeof(T));
+        prefetch_lines(in.grad.data(), in.grad.size() * sizeof(T));
+    }
+}
+
+// Leaves' gradients may live elsewhere since the last sweep (a parameter's grad replaced, or
+// started afresh by start_backward): looked up once the sweep's checks have run.
+template <class T>
+void Tape<T>::resolve_leaf_grads(FlatPlan<T>& plan) {
+    for (const auto& leaf : plan.leaf_grads) {
+        Node<T>& n = nodes_[leaf.leaf];
+        Matrix<T>& g = grad_buffer(n);
+        if (!(n.parameter && accumulate_into_parameters_)) ensure_shape(g, shape_of(value_of(n)));
+        plan.steps[leaf.step].gx[leaf.side] = g.data();
     }
 }
 
@@ -602,7 +665,7 @@ Matrix<T> Tape<T>::gradient_of(const Parameter<T>& p) const {
     Matrix<T> total = xt::zeros<T>(p.value.shape());
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = nodes_[i];
-        if (n.parameter != &p || !n.grad_ready) continue;
+        if (n.parameter != &p || !(refs_[i] & started)) continue;
         const Matrix<T>& g = (accumulate_into_parameters_) ? p.grad : n.grad;
         total += g;
         if (accumulate_into_parameters_) break;  // p.grad already holds the sum

@@ -84,6 +84,9 @@ class Replay;
 template <class T>
 class NoGrad;
 
+template <class T>
+struct FlatPlan;  // autodiff/flat_step.hpp
+
 // Reads the node's gradient (node.grad) and adds each input's share into that input.
 template <class T>
 using BackwardFn = void (*)(Tape<T>&, Node<T>&);
@@ -128,14 +131,13 @@ struct alignas(64) Node {
     std::array<std::uint32_t, 3> inputs{};
     std::uint8_t arity = 0;
     bool requires_grad = false;
-    bool grad_ready = false;
     bool recorded_under_nograd = false;  // its inputs may since have been released and reused
     BackwardFn<T> backward = nullptr;
     const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
     Parameter<T>* parameter = nullptr;
     ForwardFn<T> forward = nullptr;   // set by record_op (replayable); null for record()'s lambdas
     Matrix<T> value;                  // unused for parameter leaves (they are read in place)
-    Matrix<T> grad;                   // dLoss/dvalue, valid once grad_ready
+    Matrix<T> grad;                   // dLoss/dvalue, valid once Tape::gradient_started(its index)
     const char* op = "";
     T scalar{};                       // an op's constant (a scale factor, 1/m, ...)
     T scalar2{};                      // a second constant (clamp's upper bound, ...)
@@ -405,6 +407,9 @@ public:
     }
 
     const Node<T>& node(const Var<T>& v) const;
+    // Whether the last sweep gave the index-th entry a gradient (Node::grad holds it, or for
+    // a parameter with accumulation on, Parameter::grad). Throws unless index < size().
+    bool gradient_started(std::size_t index) const;
     // The index-th entry in recording order (an input's index is in Node::inputs), for
     // tools that walk the tape, such as to_dot. Throws unless index < size().
     const Node<T>& entry(std::size_t index) const;
@@ -430,6 +435,11 @@ private:
     friend class NoGrad<T>;
     class ExclusiveUse;  // one thread at a time (tape.cpp)
     static constexpr std::uint32_t pinned = 1u << 31;  // refs_ bit: the entry is never reused
+    // refs_ bit: the sweep has started the entry's gradient (its first contribution is in).
+    // Kept beside the counts rather than in the entry, so that a replay's flat steps need not
+    // touch their entries. Only entries recorded with gradients get it, and those are
+    // pinned, never counted.
+    static constexpr std::uint32_t started = 1u << 30;
     std::uint32_t push(const char* op, std::size_t value_bytes);
     std::uint32_t push_in_place(const char* op);  // a parameter's or constant_ref's entry
     bool take_released(std::size_t wanted, std::uint32_t& index);  // a NoGrad entry to reuse, if any
@@ -482,9 +492,22 @@ private:
     }
     [[noreturn]] static void reject_input(const Node<T>& n, int i);
     GradientSink<T> start_backward(const Var<T>& output);  // checks, then the output's seed sink
-    void backward_from_scalar(const Var<T>& output);       // backward(output) once the tape is locked
-    void sweep(const Var<T>& output);
+    // backward(output) once the tape is locked; a Replay passes its flat plan (else null).
+    void backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan = nullptr);
+    void sweep(const Var<T>& output, FlatPlan<T>* plan);
+    void resolve_leaf_grads(FlatPlan<T>& plan);
     void prefetch_for_sweep(std::size_t i) const;  // the entries and buffers entry i's backward will read
+    void prefetch_for_flat_sweep(const FlatPlan<T>& plan, std::size_t i) const;  // the same for a flat plan
+    void prefetch_input_entries(const Node<T>& n) const;
+    void prefetch_buffers(const Node<T>& n) const;  // its gradient, its inputs' values and gradients
+    // Whether the first contribution to entry `index`'s gradient is written (else added: a
+    // parameter's, which accumulates across sweeps), and marks it started: grad_of's
+    // decision, shared with a Replay's flat steps.
+    bool claim_gradient(std::uint32_t index, bool is_parameter) {
+        const bool overwrite = !(refs_[index] & started) && !(is_parameter && accumulate_into_parameters_);
+        refs_[index] |= started;
+        return overwrite;
+    }
     // A handle of entry index: counted (and counting) unless the entry is pinned.
     Var<T> handle(std::uint32_t index) {
         if (refs_[index] & pinned) return Var<T>(this, index, slot_, generation_);
@@ -690,12 +713,11 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs
 // Inline: every backward calls it once per input.
 template <class T>
 inline GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
-    Node<T>& in = nodes_[n.inputs[check_input(n, i)]];
-    // Parameter::grad accumulates across sweeps, so it is always added to.
-    const bool overwrite = !in.grad_ready && !(in.parameter && accumulate_into_parameters_);
+    const std::uint32_t index = n.inputs[check_input(n, i)];
+    Node<T>& in = nodes_[index];
+    const bool overwrite = claim_gradient(index, in.parameter != nullptr);
     Matrix<T>& g = grad_buffer(in);
     if (overwrite) ensure_shape(g, shape_of(value_of(in)));
-    in.grad_ready = true;
     return {g, overwrite};
 }
 

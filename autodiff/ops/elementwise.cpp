@@ -1,6 +1,7 @@
 // add, sub, mul, div, maximum, minimum with 2-D broadcasting. One rule per op gives the value and the two
 // partial derivatives; broadcasting forward and its reduction backward are shared.
 
+#include "autodiff/flat_step.hpp"
 #include "autodiff/kernels.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/ops/checks.hpp"
@@ -55,6 +56,26 @@ struct MinimumRule {
     template <class T> static T db(T a, T b, T) { return b < a ? T(1) : (a == b ? T(0.5) : T(0)); }
 };
 
+// The op's same-shape arithmetic, on raw buffers (autodiff/flat_step.hpp): the entry's
+// forward and backward below call these, and so does a Replay, which runs them without the
+// entry. Side 0's gradient is complete before side 1's is started: x * x adds both to one buffer.
+template <class T, class Rule>
+void binary_flat_forward(const FlatStep<T>& step) {
+    const T* __restrict a = step.x[0];
+    const T* __restrict b = step.x[1];
+    T* __restrict out = step.y;
+    for (std::size_t k = 0; k < step.n; ++k) out[k] = Rule::f(a[k], b[k]);
+}
+
+template <class T, class Rule>
+void binary_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
+    const T *a = step.x[0], *b = step.x[1], *out = step.y, *g = step.gy;
+    if (step.gx[0] != nullptr)
+        accumulate_flat(step.gx[0], overwrite[0], step.n, [&](std::size_t k) { return g[k] * Rule::da(a[k], b[k], out[k]); });
+    if (step.gx[1] != nullptr)
+        accumulate_flat(step.gx[1], overwrite[1], step.n, [&](std::size_t k) { return g[k] * Rule::db(a[k], b[k], out[k]); });
+}
+
 // Both operands of the output's shape (the common case, and the whole of a recurrent
 // model's elementwise work): one flat loop the compiler vectorises, whatever the shape
 // (a 14x1 column walked as rows of one element would pay a loop per element).
@@ -63,18 +84,22 @@ bool same_shapes(const Matrix<T>& a, const Matrix<T>& b, const Matrix<T>& y) {
     return a.size() == y.size() && b.size() == y.size();
 }
 
+template <class T>
+FlatStep<T> binary_step(const Matrix<T>& A, const Matrix<T>& B, Node<T>& y) {
+    FlatStep<T> step;
+    step.x[0] = A.data();
+    step.x[1] = B.data();
+    step.y = y.value.data();
+    step.gy = y.grad.data();
+    step.n = y.value.size();
+    return step;
+}
+
+// An operand broadcast to the output's shape: its partials are summed back to its shape.
 template <class T, class Rule, int side>
-void backward_side(Tape<T>& tape, Node<T>& y, const Matrix<T>& A, const Matrix<T>& B) {
+void broadcast_backward_side(Tape<T>& tape, Node<T>& y, const Matrix<T>& A, const Matrix<T>& B) {
     const T* out = y.value.data();
     const T* g = y.grad.data();
-    if (same_shapes(A, B, y.value)) {
-        const T* __restrict a = A.data();
-        const T* __restrict b = B.data();
-        tape.grad_of(y, side).accumulate([&](std::size_t k) {
-            return g[k] * (side == 0 ? Rule::da(a[k], b[k], out[k]) : Rule::db(a[k], b[k], out[k]));
-        });
-        return;
-    }
     const kernels::Broadcast<T> a(A), b(B);
     const std::size_t cols = y.value.shape()[1];
     auto partial = [&](std::size_t i, std::size_t j) {
@@ -95,20 +120,26 @@ void backward_side(Tape<T>& tape, Node<T>& y, const Matrix<T>& A, const Matrix<T
 template <class T, class Rule>
 void binary_backward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
-    if (tape.needs_grad(y, 0)) backward_side<T, Rule, 0>(tape, y, A, B);
-    if (tape.needs_grad(y, 1)) backward_side<T, Rule, 1>(tape, y, A, B);
+    if (!same_shapes(A, B, y.value)) {
+        if (tape.needs_grad(y, 0)) broadcast_backward_side<T, Rule, 0>(tape, y, A, B);
+        if (tape.needs_grad(y, 1)) broadcast_backward_side<T, Rule, 1>(tape, y, A, B);
+        return;
+    }
+    FlatStep<T> step = binary_step(A, B, y);
+    bool overwrite[2] = {false, false};
+    for (int side = 0; side < 2; ++side) {
+        if (!tape.needs_grad(y, side)) continue;
+        const GradientSink<T> sink = tape.grad_of(y, side);  // both claimed first: x * x overwrites, then adds
+        step.gx[side] = sink.grad.data();
+        overwrite[side] = sink.overwrite;
+    }
+    binary_flat_backward<T, Rule>(step, overwrite);
 }
 
 template <class T, class Rule>
 void binary_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
-    if (same_shapes(A, B, y.value)) {
-        const T* __restrict a = A.data();
-        const T* __restrict b = B.data();
-        T* __restrict out = y.value.data();
-        for (std::size_t k = 0, n = y.value.size(); k < n; ++k) out[k] = Rule::f(a[k], b[k]);
-        return;
-    }
+    if (same_shapes(A, B, y.value)) return binary_flat_forward<T, Rule>(binary_step(A, B, y));
     const kernels::Broadcast<T> a(A), b(B);
     kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(a(i, j), b(i, j)); });
 }
@@ -127,6 +158,12 @@ void div_forward(Tape<T>& tape, Node<T>& y) {
 
 template <class T, class Rule, ForwardFn<T> forward = binary_forward<T, Rule>>
 Var<T> binary(const Var<T>& a, const Var<T>& b) {
+    // div's forward checks its divisor: a Replay runs that, not the flat kernels.
+    if constexpr (forward == binary_forward<T, Rule>) {
+        static const bool registered = (detail::register_flat_kernels<T>(
+            forward, {binary_flat_forward<T, Rule>, binary_flat_backward<T, Rule>}), true);
+        (void)registered;
+    }
     Tape<T>& tape = ops::common_tape<T>(Rule::name, {a, b});
     const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(ops::checked_value(tape, a)),
                                              shape_of(ops::checked_value(tape, b)));

@@ -9,18 +9,51 @@
 #include <string>
 #include <type_traits>
 
+#include "autodiff/flat_step.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/ops/checks.hpp"
 
 namespace autodiff::ops {
 
+// The op's arithmetic, on raw buffers (autodiff/flat_step.hpp): the entry's forward and
+// backward below call these, and so does a Replay, which runs them without the entry.
+template <class T, class Rule>
+void unary_flat_forward(const FlatStep<T>& step) {
+    const T* __restrict in = step.x[0];
+    T* __restrict out = step.y;
+    const T s = step.s, s2 = step.s2;
+    for (std::size_t k = 0; k < step.n; ++k) out[k] = Rule::f(in[k], s, s2);
+}
+
+template <class T, class Rule>
+void unary_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
+    const T* x = step.x[0];
+    const T* out = step.y;
+    const T* g = step.gy;
+    const T s = step.s, s2 = step.s2;
+    accumulate_flat(step.gx[0], overwrite[0], step.n, [&](std::size_t k) { return g[k] * Rule::df(x[k], out[k], s, s2); });
+}
+
+// The entry's buffers as a FlatStep (its input's gradient left to the caller).
+template <class T>
+FlatStep<T> unary_step(Tape<T>& tape, Node<T>& y) {
+    FlatStep<T> step;
+    step.x[0] = tape.input(y, 0).data();
+    step.y = y.value.data();
+    step.gy = y.grad.data();
+    step.n = y.value.size();
+    step.s = y.scalar;
+    step.s2 = y.scalar2;
+    return step;
+}
+
 template <class T, class Rule>
 void unary_backward(Tape<T>& tape, Node<T>& y) {
-    const T* x = tape.input(y, 0).data();
-    const T* out = y.value.data();
-    const T* g = y.grad.data();
-    const T s = y.scalar, s2 = y.scalar2;
-    tape.grad_of(y, 0).accumulate([&](std::size_t k) { return g[k] * Rule::df(x[k], out[k], s, s2); });
+    FlatStep<T> step = unary_step(tape, y);
+    const GradientSink<T> sink = tape.grad_of(y, 0);
+    step.gx[0] = sink.grad.data();
+    const bool overwrite[1] = {sink.overwrite};
+    unary_flat_backward<T, Rule>(step, overwrite);
 }
 
 // Throws, naming op and the first element of x where in_domain fails; `rule` says the domain.
@@ -42,14 +75,17 @@ template <class T, class Rule>
 void unary_forward(Tape<T>& tape, Node<T>& y) {
     if constexpr (has_domain<Rule>::value)
         require_domain(Rule::name, tape.input(y, 0), [&](T v) { return Rule::in_domain(v, y.scalar); }, Rule::domain);
-    const T* __restrict in = tape.input(y, 0).data();
-    T* __restrict out = y.value.data();
-    const T s = y.scalar, s2 = y.scalar2;
-    for (std::size_t k = 0, n = y.value.size(); k < n; ++k) out[k] = Rule::f(in[k], s, s2);
+    unary_flat_forward<T, Rule>(unary_step(tape, y));
 }
 
 template <class T, class Rule>
 Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
+    // A rule with a domain checks it in its forward: a Replay runs that, not the flat kernels.
+    if constexpr (!has_domain<Rule>::value) {
+        static const bool registered = (detail::register_flat_kernels<T>(
+            unary_forward<T, Rule>, {unary_flat_forward<T, Rule>, unary_flat_backward<T, Rule>}), true);
+        (void)registered;
+    }
     Tape<T>& tape = common_tape<T>(Rule::name, {x});
     return tape.record_op(Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
                           [&](Node<T>& y) {

@@ -1,0 +1,85 @@
+#pragma once
+// An elementwise tape entry reduced to its raw buffers, for a Replay to run without the
+// tape's bookkeeping.
+//
+// A recurrent model records tens of thousands of entries like sigmoid(x * w + b) on 14x1
+// columns, where an entry's arithmetic is a few dozen instructions and its bookkeeping
+// (resolving each input's value through its entry, deciding where its gradient goes,
+// checking shapes) about as many again, reading five cache lines of each input's entry. A
+// Replay knows every entry's buffers once it is built: it keeps for each elementwise entry a
+// FlatStep (the buffers' addresses and the op's constants, in one array walked in order)
+// and runs the op's flat kernels on it.
+//
+// The op's own forward and backward call the same kernels (a single compiled function for
+// each), so a replayed step equals a recorded one bit for bit.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "autodiff/tape.hpp"
+
+namespace autodiff {
+
+template <class T>
+struct FlatStep;
+
+template <class T>
+struct FlatKernels {
+    void (*forward)(const FlatStep<T>&);
+    // overwrite[i]: the i-th input's gradient is written (its first contribution), else added to.
+    void (*backward)(const FlatStep<T>&, const bool* overwrite);
+};
+
+// Only entries whose inputs and output all have the output's shape (no broadcasting).
+template <class T>
+struct FlatStep {
+    const T* x[2] = {nullptr, nullptr};  // the inputs' values
+    T* y = nullptr;                      // the entry's value
+    const T* gy = nullptr;               // the entry's gradient
+    T* gx[2] = {nullptr, nullptr};       // the inputs' gradients; null for an input that needs none
+    std::size_t n = 0;                   // elements
+    T s{}, s2{};                         // the op's constants (Node::scalar, scalar2)
+    std::uint32_t input[2] = {0, 0};     // the inputs' entries: their gradient flags
+    std::uint8_t arity = 0;
+    std::uint8_t parameters = 0;         // bit k: input k is a parameter (its gradient accumulates)
+    FlatKernels<T> kernels{};
+};
+
+// What a backward kernel does for one input: grad (=|+=) contribution(k), deciding once.
+// __restrict: a gradient never aliases the values and the gradient a contribution reads.
+template <class T, class F>
+inline void accumulate_flat(T* __restrict grad, bool overwrite, std::size_t n, F&& contribution) {
+    if (overwrite) {
+        for (std::size_t k = 0; k < n; ++k) grad[k] = contribution(k);
+    } else {
+        for (std::size_t k = 0; k < n; ++k) grad[k] += contribution(k);
+    }
+}
+
+namespace detail {
+// Ops with flat kernels register them under their ForwardFn the first time they record
+// (ops/unary_rule.hpp, ops/elementwise.cpp); a Replay looks an entry's ForwardFn up. Both
+// thread-safe. Returns kernels with null functions for a ForwardFn nobody registered.
+template <class T>
+void register_flat_kernels(ForwardFn<T> op_forward, FlatKernels<T> kernels);
+template <class T>
+FlatKernels<T> flat_kernels_of(ForwardFn<T> op_forward);
+}  // namespace detail
+
+// What a Replay runs in place of its elementwise entries' forward and backward.
+template <class T>
+struct FlatPlan {
+    std::vector<FlatStep<T>> steps;
+    std::vector<std::int32_t> step_of;  // per entry: its step, or -1 (run through the entry)
+    // Inputs read in place (parameters, constant_refs) may live in another buffer on the next
+    // run: their addresses are looked up again before each forward, and the gradient
+    // addresses of leaves before each sweep (a parameter's grad may have been replaced).
+    struct LeafInput {
+        std::uint32_t step, side, leaf;
+    };
+    std::vector<LeafInput> in_place_values;
+    std::vector<LeafInput> leaf_grads;
+};
+
+}  // namespace autodiff
