@@ -123,3 +123,20 @@ TEST_CASE("gradcheck refuses a step or tolerance that would fail a correct op", 
     }
     CHECK(gradcheck<double>(f, inputs).passed);
 }
+
+TEST_CASE("gradcheck refuses a function whose output's shape depends on the input values", "[gradcheck]") {
+    // The random projection took the shape of the first output; an output 4 times as wide
+    // at x + h was read beyond it (heap overflow under ASan), and a narrower one in part only.
+    const TapeFunction<double> grows = [](Tape<double>&, const std::vector<Var<double>>& x) {
+        return x[0].value()(0, 0) > 1.0 ? concat({x[0], x[0], x[0], x[0]}, 1) : x[0];
+    };
+    const TapeFunction<double> shrinks = [](Tape<double>&, const std::vector<Var<double>>& x) {
+        return x[0].value()(0, 0) > 1.0 ? slice(x[0], 1, 0, 1) : x[0];
+    };
+    const std::vector<Matrix<double>> inputs{Matrix<double>{{1.0, 0.5}}};
+    for (const TapeFunction<double>* f : {&grows, &shrinks}) {
+        CHECK_THROWS_WITH(gradcheck<double>(*f, inputs),
+                          Catch::Contains("gradcheck: f returned a 1x") &&
+                              Catch::Contains("with element (0, 0) of input 0 moved, but a 1x2 output at the inputs given"));
+    }
+}
