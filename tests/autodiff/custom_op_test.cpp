@@ -48,6 +48,19 @@ struct BadShape {
     }
 };
 
+// An op whose backward reads a matrix its forward never saved.
+struct ForgotToSave {
+    static constexpr const char* name = "forgot_to_save";
+    template <class T>
+    static Matrix<T> forward(OpContext<T>&, const Matrix<T>& x) {
+        return x;
+    }
+    template <class T>
+    static Matrix<T> backward(const GradContext<T>& ctx, int) {
+        return ctx.grad_output() * ctx.saved();
+    }
+};
+
 }  // namespace
 
 TEST_CASE("custom softplus (apply) matches finite differences", "[custom_op][gradcheck]") {
@@ -108,6 +121,11 @@ TEST_CASE("custom ops: only inputs that need a gradient get one; errors name the
     tape.reset();
     Var<double> z = sum(apply<BadShape>(tape.leaf(Matrix<double>{{1.0, 2.0}})));
     CHECK_THROWS_WITH(tape.backward(z), Catch::Contains("bad_shape") && Catch::Contains("1x1") && Catch::Contains("1x2"));
+
+    // It was xtensor's "Incompatible dimension of arrays" (or, read by index, out of bounds).
+    tape.reset();
+    Var<double> f = sum(apply<ForgotToSave>(tape.leaf(Matrix<double>{{1.0, 2.0}})));
+    CHECK_THROWS_WITH(tape.backward(f), Catch::StartsWith("forgot_to_save: backward reads saved(), but forward saved nothing"));
 }
 
 TEST_CASE("custom ops record nothing to differentiate under NoGrad", "[custom_op]") {
