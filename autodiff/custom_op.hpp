@@ -46,6 +46,10 @@ class GradContext {
 public:
     /// Wraps one tape entry during the backward sweep (apply() builds it).
     GradContext(const Tape<T>& tape, const Node<T>& node) : tape_(tape), node_(node) {}
+    /// Not copyable: it refers to the tape's entry, valid during this backward call only. A
+    /// copy kept by the op (to look at later) read a reset or destroyed tape with no error.
+    GradContext(const GradContext&) = delete;
+    GradContext& operator=(const GradContext&) = delete;
     /// The value of the i-th input, as it was in the forward pass.
     const Matrix<T>& input(int i) const { return tape_.input(node_, i); }
     /// The op's output value.
