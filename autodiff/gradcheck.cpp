@@ -57,7 +57,11 @@ public:
     std::vector<Matrix<T>> analytic(const std::vector<Matrix<T>>& inputs) {
         std::vector<Var<T>> leaves;
         Var<T> y = run(inputs, leaves);
-        tape_.backward(y, projection_);
+        tape_.check(y, "gradcheck (f's output)");
+        // An output that needs no gradient has a zero one: the central differences then say
+        // whether f really is constant, or lost its gradient (through tape.constant(x.value()),
+        // say), instead of backward() refusing the output.
+        if (y.requires_grad()) tape_.backward(y, projection_);
         std::vector<Matrix<T>> grads;
         for (std::size_t i = 0; i < leaves.size(); ++i) {
             const Node<T>& n = tape_.node(leaves[i]);
