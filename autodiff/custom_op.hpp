@@ -46,14 +46,25 @@ class GradContext {
 public:
     /// Wraps one tape entry during the backward sweep (apply() builds it).
     GradContext(const Tape<T>& tape, const Node<T>& node) : tape_(tape), node_(node) {}
+    /// Not copyable: it refers to the tape's entry, valid during this backward call only. A
+    /// copy kept by the op (to look at later) read a reset or destroyed tape with no error.
+    GradContext(const GradContext&) = delete;
+    GradContext& operator=(const GradContext&) = delete;
     /// The value of the i-th input, as it was in the forward pass.
     const Matrix<T>& input(int i) const { return tape_.input(node_, i); }
     /// The op's output value.
     const Matrix<T>& output() const { return node_.value; }
     /// d loss / d output, of the output's shape.
     const Matrix<T>& grad_output() const { return node_.grad; }
-    /// OpContext::saved as the forward left it.
-    const Matrix<T>& saved() const { return node_.saved(); }
+    /// OpContext::saved as the forward left it. Throws autodiff::Error, naming the op, if the
+    /// forward saved nothing: the empty matrix would be indexed out of bounds or fail to
+    /// broadcast with an error that names neither the op nor the forward.
+    const Matrix<T>& saved() const {
+        const Matrix<T>& s = node_.saved();
+        if (s.size() == 0)
+            throw Error(std::string(node_.op) + ": backward reads saved(), but forward saved nothing (set ctx.saved in forward)");
+        return s;
+    }
     /// OpContext::scalar as the forward left it.
     T scalar() const { return node_.scalar; }
     /// Whether the i-th input needs a gradient (backward() is only asked for those).

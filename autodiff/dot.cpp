@@ -30,6 +30,15 @@ std::string number(double x) {
     return buffer;
 }
 
+// Whether input k of n is still the entry n read. An entry recorded under NoGrad may have
+// had its input released and the input's entry reused by a later NoGrad recording (of
+// any inputs, even ones recorded after n): only an input recorded with gradients on, which
+// is never released, is surely the one n read.
+template <class T>
+bool input_kept(const Tape<T>& tape, const Node<T>& n, int k) {
+    return !n.recorded_under_nograd || !tape.entry(n.inputs[k]).recorded_under_nograd;
+}
+
 }  // namespace
 
 template <class T>
@@ -42,7 +51,8 @@ std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options
     for (std::size_t i = last + 1; i-- > 0;) {
         if (!used[i]) continue;
         const Node<T>& n = tape.entry(i);
-        for (int k = 0; k < n.arity; ++k) used[n.inputs[k]] = true;
+        for (int k = 0; k < n.arity; ++k)
+            if (input_kept(tape, n, k)) used[n.inputs[k]] = true;
     }
 
     std::ostringstream dot;
@@ -66,6 +76,11 @@ std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options
         else if (n.arity == 0)
             fill = n.requires_grad ? "\"#deebf7\"" : "\"#eeeeee\"";
         if (tape.gradient_started(i)) label += "\\ngrad " + to_string(shape);
+        for (int k = 0; k < n.arity; ++k)
+            if (!input_kept(tape, n, k)) {
+                label += "\\n(NoGrad: inputs not drawn)";
+                break;
+            }
         if (i == last && shape == Shape{1, 1})
             label += "\\n" + escaped(options.output_label) + " = " + number(double(tape.value(output.index())(0, 0)));
         if (i == last) fill = "\"#fdd835\"";
@@ -79,6 +94,7 @@ std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options
         if (!used[i]) continue;
         const Node<T>& n = tape.entry(i);
         for (int k = 0; k < n.arity; ++k) {
+            if (!input_kept(tape, n, k)) continue;
             dot << "  n" << n.inputs[k] << " -> n" << i;
             if (n.arity > 1) dot << " [label=\"" << k << "\"]";
             dot << ";\n";

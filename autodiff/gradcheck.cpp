@@ -36,9 +36,19 @@ public:
         return y;
     }
 
-    double projected(const std::vector<Matrix<T>>& inputs) {
+    // f at inputs whose element `element` of input `input` was moved: sum(R * y).
+    double projected(const std::vector<Matrix<T>>& inputs, std::size_t input, std::size_t element) {
         std::vector<Var<T>> leaves;
         const Matrix<T>& y = run(inputs, leaves).value();
+        // R has the shape of the first output: an output of another shape would be read
+        // beyond R (a larger one) or only in part (a smaller one).
+        if (shape_of(y) != shape_of(projection_)) {
+            const std::size_t cols = inputs[input].shape()[1];
+            throw Error("gradcheck: f returned a " + to_string(shape_of(y)) + " output with element (" +
+                        std::to_string(element / cols) + ", " + std::to_string(element % cols) + ") of input " +
+                        std::to_string(input) + " moved, but a " + to_string(shape_of(projection_)) +
+                        " output at the inputs given: the output's shape must not depend on the input values");
+        }
         double total = 0;
         for (std::size_t k = 0; k < y.size(); ++k) total += double(projection_.data()[k]) * double(y.data()[k]);
         return total;
@@ -47,7 +57,11 @@ public:
     std::vector<Matrix<T>> analytic(const std::vector<Matrix<T>>& inputs) {
         std::vector<Var<T>> leaves;
         Var<T> y = run(inputs, leaves);
-        tape_.backward(y, projection_);
+        tape_.check(y, "gradcheck (f's output)");
+        // An output that needs no gradient has a zero one: the central differences then say
+        // whether f really is constant, or lost its gradient (through tape.constant(x.value()),
+        // say), instead of backward() refusing the output.
+        if (y.requires_grad()) tape_.backward(y, projection_);
         std::vector<Matrix<T>> grads;
         for (std::size_t i = 0; i < leaves.size(); ++i) {
             const Node<T>& n = tape_.node(leaves[i]);
@@ -99,9 +113,9 @@ GradcheckResult gradcheck(const TapeFunction<T>& f, const std::vector<Matrix<T>>
             auto central_difference = [&](double h) {
                 const T above = T(original + h), below = T(original - h);
                 shifted[i].data()[k] = above;
-                const double plus = probe.projected(shifted);
+                const double plus = probe.projected(shifted, i, k);
                 shifted[i].data()[k] = below;
-                const double minus = probe.projected(shifted);
+                const double minus = probe.projected(shifted, i, k);
                 shifted[i].data()[k] = original;
                 return (plus - minus) / (double(above) - double(below));
             };

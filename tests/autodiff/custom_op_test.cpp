@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <type_traits>
+
 #include "autodiff/autodiff.hpp"
 #include "autodiff/custom_op.hpp"
 #include "examples/ops/layer_norm.hpp"
@@ -45,6 +47,19 @@ struct BadShape {
     template <class T>
     static Matrix<T> backward(const GradContext<T>&, int) {
         return Matrix<T>({1, 1}, T(1));
+    }
+};
+
+// An op whose backward reads a matrix its forward never saved.
+struct ForgotToSave {
+    static constexpr const char* name = "forgot_to_save";
+    template <class T>
+    static Matrix<T> forward(OpContext<T>&, const Matrix<T>& x) {
+        return x;
+    }
+    template <class T>
+    static Matrix<T> backward(const GradContext<T>& ctx, int) {
+        return ctx.grad_output() * ctx.saved();
     }
 };
 
@@ -108,6 +123,18 @@ TEST_CASE("custom ops: only inputs that need a gradient get one; errors name the
     tape.reset();
     Var<double> z = sum(apply<BadShape>(tape.leaf(Matrix<double>{{1.0, 2.0}})));
     CHECK_THROWS_WITH(tape.backward(z), Catch::Contains("bad_shape") && Catch::Contains("1x1") && Catch::Contains("1x2"));
+
+    // It was xtensor's "Incompatible dimension of arrays" (or, read by index, out of bounds).
+    tape.reset();
+    Var<double> f = sum(apply<ForgotToSave>(tape.leaf(Matrix<double>{{1.0, 2.0}})));
+    CHECK_THROWS_WITH(tape.backward(f), Catch::StartsWith("forgot_to_save: backward reads saved(), but forward saved nothing"));
+}
+
+TEST_CASE("custom ops: a GradContext cannot be kept beyond its backward call", "[custom_op]") {
+    // It refers to the tape's entry: a copy kept by an op's backward read the tape after a
+    // reset (another step's entry) or after its destruction (freed memory), with no error.
+    CHECK_FALSE(std::is_copy_constructible<GradContext<double>>::value);
+    CHECK_FALSE(std::is_copy_constructible<GradContext<float>>::value);
 }
 
 TEST_CASE("custom ops record nothing to differentiate under NoGrad", "[custom_op]") {

@@ -110,6 +110,38 @@ TEST_CASE("to_dot: options, escaping, a reused input, stale handles", "[dot]") {
     CHECK_THROWS_WITH(tape.entry(0), Catch::Contains("Tape::entry"));
 }
 
+TEST_CASE("to_dot does not follow NoGrad inputs whose entries may have been reused", "[dot]") {
+    // Under NoGrad an entry whose last handle is gone is reused: sum(x)'s entry 1, read by
+    // exp (entry 2), became sum(w) with input 3, and to_dot drew an arrow from a box that
+    // did not exist (n3 -> n1), after marking index 3 of a 3-entry vector.
+    Tape<double> tape;
+    NoGrad<double> off(tape);
+    const Var<double> x = tape.leaf(Matrix<double>({2, 2}, 1.0));
+    Var<double> b;
+    {
+        const Var<double> total = sum(x);
+        b = exp(total);
+    }
+    const Var<double> w = exp(x);
+    const Var<double> v = sum(w);
+    REQUIRE(v.index() == 1);  // the released entry, reused
+    REQUIRE(w.index() == 3);
+    const std::string dot = to_dot(tape, b);
+    CHECK(arrows(dot).empty());
+    CHECK(box(dot, 1).empty());
+    CHECK_THAT(box(dot, 2), Catch::Contains("exp\\n1x1\\n(NoGrad: inputs not drawn)"));
+
+    // An input recorded with gradients on is never released: still drawn.
+    Tape<double> kept;
+    const Var<double> a = kept.leaf(Matrix<double>{{1.0}});
+    Var<double> e;
+    {
+        NoGrad<double> scope(kept);
+        e = exp(a);
+    }
+    CHECK(arrows(to_dot(kept, e)) == std::set<std::pair<int, int>>{{0, 1}});
+}
+
 TEST_CASE("to_dot's graph renders with Graphviz", "[dot]") {
     if (!dot_installed()) {
         WARN("Graphviz's dot is not installed: render skipped");

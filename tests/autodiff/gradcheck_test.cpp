@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
 
 #include "autodiff/autodiff.hpp"
@@ -122,4 +123,46 @@ TEST_CASE("gradcheck refuses a step or tolerance that would fail a correct op", 
         CHECK_THROWS_WITH(gradcheck<double>(f, inputs, options), Catch::Contains("gradcheck: tolerance"));
     }
     CHECK(gradcheck<double>(f, inputs).passed);
+}
+
+TEST_CASE("gradcheck refuses a function whose output's shape depends on the input values", "[gradcheck]") {
+    // The random projection took the shape of the first output; an output 4 times as wide
+    // at x + h was read beyond it (heap overflow under ASan), and a narrower one in part only.
+    const TapeFunction<double> grows = [](Tape<double>&, const std::vector<Var<double>>& x) {
+        return x[0].value()(0, 0) > 1.0 ? concat({x[0], x[0], x[0], x[0]}, 1) : x[0];
+    };
+    const TapeFunction<double> shrinks = [](Tape<double>&, const std::vector<Var<double>>& x) {
+        return x[0].value()(0, 0) > 1.0 ? slice(x[0], 1, 0, 1) : x[0];
+    };
+    const std::vector<Matrix<double>> inputs{Matrix<double>{{1.0, 0.5}}};
+    for (const TapeFunction<double>* f : {&grows, &shrinks}) {
+        CHECK_THROWS_WITH(gradcheck<double>(*f, inputs),
+                          Catch::Contains("gradcheck: f returned a 1x") &&
+                              Catch::Contains("with element (0, 0) of input 0 moved, but a 1x2 output at the inputs given"));
+    }
+}
+
+TEST_CASE("gradcheck reports a gradient lost through a constant instead of refusing the output", "[gradcheck]") {
+    // Every path to the output went through tape.constant(x.value()): backward() refused the
+    // output ("depends on no parameter or leaf") and gradcheck threw, naming neither itself
+    // nor the lost gradient. Now the analytic gradient is 0 and the differences say so.
+    const TapeFunction<double> lost = [](Tape<double>& tape, const std::vector<Var<double>>& x) {
+        return sum(tape.constant(x[0].value()) * 2.0);
+    };
+    const GradcheckResult result = gradcheck<double>(lost, {Matrix<double>{{0.5, -1.5}}});
+    CHECK_FALSE(result.passed);
+    CHECK(result.analytic == 0.0);
+    CHECK(std::abs(result.numeric) > 0.1);  // 2 R, R the random projection of the 1x1 output
+    // A function that truly ignores its input has the zero gradient it reports.
+    const TapeFunction<double> constant = [](Tape<double>& tape, const std::vector<Var<double>>&) {
+        return sum(tape.constant(Matrix<double>{{1.0, 2.0}}));
+    };
+    CHECK(gradcheck<double>(constant, {Matrix<double>{{0.5, -1.5}}}).passed);
+    // An output recorded on another tape is still refused, naming gradcheck.
+    Tape<double> other;
+    const TapeFunction<double> elsewhere = [&other](Tape<double>&, const std::vector<Var<double>>& x) {
+        return sum(other.leaf(x[0].value()));
+    };
+    CHECK_THROWS_WITH(gradcheck<double>(elsewhere, {Matrix<double>{{0.5}}}),
+                      Catch::StartsWith("gradcheck (f's output): the handle belongs to another tape"));
 }

@@ -7,6 +7,7 @@
 // NUL) and its file's bytes: the harness writes the file under that name when the name is a
 // plain file name, and a manifest naming it with the right size and CRC32; the loader must
 // refuse any name that would leave the checkpoint directory, and load a valid one exactly.
+// Every eleventh input is the whole manifest, its own manifest_crc32 included.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -91,7 +92,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
 
     const auto& dir = fixed_dir();
-    const std::string manifest = fuzz::manifest_with_crc(text);
+    // Every eleventh input is the whole manifest, its manifest_crc32 as the input has it
+    // (missing, wrong, duplicated, escaped, followed by more members): refused, or right.
+    const std::string manifest = size % 11 == 7 ? text : fuzz::manifest_with_crc(text);
     fuzz::write_file("ckpt/manifest.json", manifest.data(), manifest.size());
     nn::Checkpoint c;
     try {

@@ -35,7 +35,13 @@ enum Op : std::uint8_t {
     // The structure, normalisation and convolution ops: each reads its parameters (a range,
     // a geometry, ids) from the instruction's knobs.
     op_pow, op_clamp, op_where, op_concat, op_slice, op_gather, op_reshape, op_nll, op_batch_norm, op_dropout,
-    op_conv2d, op_max_pool2d, op_avg_pool2d, op_scalar, op_softmax_axis, op_count
+    op_conv2d, op_max_pool2d, op_avg_pool2d, op_scalar, op_softmax_axis,
+    // The overloads and parameters the ops above leave at their defaults: the fused linear
+    // (checked against linear then the activation), max over everything, the normalisations
+    // with gain and bias and an eps, cross-entropy with label smoothing or targets as a
+    // handle, the losses with a target matrix, the activations' slope, alpha, beta and
+    // threshold, and where with a mask handle (refused when it needs a gradient).
+    op_linear_act, op_max_all, op_norm_affine, op_sce_forms, op_loss_matrix, op_unary_param, op_where_var, op_count
 };
 
 const char* const op_names[op_count] = {
@@ -44,13 +50,17 @@ const char* const op_names[op_count] = {
     "mean", "mse", "square", "sqrt", "abs", "log1p", "leaky_relu", "elu", "gelu", "softplus", "silu", "maximum",
     "minimum", "max", "huber", "binary_cross_entropy_with_logits", "layer_norm", "pow", "clamp", "where", "concat",
     "slice", "gather", "reshape", "nll_loss", "batch_norm", "dropout", "conv2d", "max_pool2d", "avg_pool2d",
-    nullptr /* op_scalar: named by the form it takes */, "softmax"};
+    nullptr /* op_scalar: named by the form it takes */, "softmax", "linear", "max", nullptr /* op_norm_affine */,
+    "softmax_cross_entropy", nullptr /* op_loss_matrix */, nullptr /* op_unary_param */, "where"};
 
 // The ops from op_pow on read six knob bytes (and gather and nll_loss a list of ids).
 bool has_knobs(Op op) { return op >= op_pow; }
 
-// op_scalar's four forms, by knob 0.
+// op_scalar's four forms, by knob 0; likewise the ops of op_norm_affine, op_loss_matrix, op_unary_param.
 const char* const scalar_forms[4] = {"add_scalar", "rsub_scalar", "div_scalar", "rdiv_scalar"};
+const char* const norm_forms[2] = {"layer_norm", "batch_norm"};
+const char* const loss_forms[3] = {"binary_cross_entropy_with_logits", "huber", "mse"};
+const char* const unary_forms[3] = {"leaky_relu", "elu", "softplus"};
 const char* name_of(const struct Instr& ins);
 
 double special(std::uint8_t b) {
@@ -92,6 +102,9 @@ struct Instr {
 const char* name_of(const Instr& ins) {
     if (ins.op == op_scalar) return scalar_forms[ins.knobs[0] % 4];
     if (ins.op == op_softmax_axis) return ins.knobs[0] % 2 ? "softmax" : "log_softmax";
+    if (ins.op == op_norm_affine) return norm_forms[ins.knobs[0] % 2];
+    if (ins.op == op_loss_matrix) return loss_forms[ins.knobs[0] % 3];
+    if (ins.op == op_unary_param) return unary_forms[ins.knobs[0] % 3];
     return op_names[ins.op];
 }
 
@@ -117,6 +130,31 @@ Window window_of(const Instr& ins) {
     return {std::size_t(ins.knobs[2] % 3 + 1), std::size_t(ins.knobs[3] % 3 + 1),
             std::size_t(ins.knobs[4] % 64 == 0 ? 0 : ins.knobs[4] % 2 + 1), std::size_t(ins.knobs[5] % 2)};
 }
+
+// A scalar parameter from knob 1: usually ordinary, (0, 4], sometimes the instruction's
+// factor (NaN, +-Inf, 0, huge, negative...), which the op may refuse.
+double parameter_of(const Instr& ins) { return ins.knobs[1] % 16 == 0 ? ins.factor : (ins.knobs[1] + 1) / 64.0; }
+
+// Class labels, one per column of `logits`, from the knobs: now and then one equal to the
+// number of rows, out of range.
+Labels labels_of(const Instr& ins, const M& logits) {
+    Labels labels(logits.shape(1));
+    for (std::size_t j = 0; j < labels.size(); ++j) labels[j] = ins.knobs[(j + 2) % 6] % (logits.shape(0) + 1);
+    return labels;
+}
+
+// A target matrix for the losses that take one: of `like`'s shape, or (knob 3's top bit)
+// of another; values from the knobs, NaN and Inf among them. Not an operand's value: a
+// target is a constant, and gradcheck's replay must see the same one whatever the leaves.
+M target_of(const Instr& ins, const M& like) {
+    const bool other = ins.knobs[3] & 0x80;
+    M t({other ? ins.knobs[3] % 3 + 1u : like.shape(0), other ? ins.knobs[4] % 3 + 1u : like.shape(1)});
+    for (std::size_t k = 0; k < t.size(); ++k) t.data()[k] = special(std::uint8_t(ins.knobs[k % 6] + 31 * k));
+    return t;
+}
+
+// softplus's threshold, in [-2, 6): below 20, where the jump to x is not negligible.
+double threshold_of(const Instr& ins) { return ins.knobs[2] / 32.0 - 2; }
 
 // where's selector, of the shape of its first operand, from knob bits.
 M mask_of(const Instr& ins, const M& like) {
@@ -179,6 +217,17 @@ Reference matmul_ref(const M& a, const M& b) {
             }
             r.value(i, j) = s;
             r.scale(i, j) = size;
+        }
+    return r;
+}
+
+// W @ A + b, b a column.
+Reference linear_ref(const M& W, const M& A, const M& b) {
+    Reference r = matmul_ref(W, A);
+    for (std::size_t i = 0; i < r.value.shape(0); ++i)
+        for (std::size_t j = 0; j < r.value.shape(1); ++j) {
+            r.value(i, j) += b(i, 0);
+            r.scale(i, j) += std::abs(b(i, 0));
         }
     return r;
 }
@@ -262,20 +311,16 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
         return ok;
     };
     auto cond = [&](bool ok) { run.well_conditioned = run.well_conditioned && ok; };
+    auto away = [&](const M& x, double from, double gap) {
+        for (double v : x) cond(std::abs(v - from) >= gap);
+    };
     switch (ins.op) {
         case op_matmul:
             if (!need(a.shape(1) == b.shape(0))) return {};
             return matmul_ref(a, b);
-        case op_linear: {
+        case op_linear:
             if (!need(a.shape(1) == b.shape(0) && c.shape(0) == a.shape(0) && c.shape(1) == 1)) return {};
-            Reference r = matmul_ref(a, b);
-            for (std::size_t i = 0; i < r.value.shape(0); ++i)
-                for (std::size_t j = 0; j < r.value.shape(1); ++j) {
-                    r.value(i, j) += c(i, 0);
-                    r.scale(i, j) += std::abs(c(i, 0));
-                }
-            return r;
-        }
+            return linear_ref(a, b, c);
         case op_transpose: {
             M t({a.shape(1), a.shape(0)});
             for (std::size_t i = 0; i < a.shape(0); ++i)
@@ -350,6 +395,32 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
             M sq = broadcast(a, b, [](double x, double y) { return (x - y) * (x - y); });
             return reduce_ref(sq, -1, true);
         }
+        case op_linear_act: {
+            if (!need(a.shape(1) == b.shape(0) && c.shape(0) == a.shape(0) && c.shape(1) == 1)) return {};
+            Reference r = linear_ref(a, b, c);
+            if (ins.knobs[0] % 4 == 0) away(r.value, 0, 1e-3);  // relu's kink
+            // Each activation moves a value by at most as much as its argument moved (slope
+            // <= 1), so the tolerance of the sum carries over.
+            switch (ins.knobs[0] % 4) {
+                case 0: r.value = map(r.value, [](double x) { return x < 0 ? 0.0 : x; }); break;
+                case 1: r.value = map(r.value, [](double x) { return 1 / (1 + std::exp(-x)); }); break;
+                case 2: r.value = map(r.value, [](double x) { return std::tanh(x); }); break;
+                default: break;
+            }
+            return r;
+        }
+        case op_max_all: {
+            // The first maximum; a NaN counts as the largest.
+            double best = a.data()[0];
+            for (double v : a)
+                if (v > best || (std::isnan(v) && !std::isnan(best))) best = v;
+            for (std::size_t i = 0; i < a.size(); ++i)  // no tie with the largest
+                if (a.data()[i] != best) cond(std::abs(a.data()[i] - best) >= 1e-3);
+            std::size_t ties = 0;
+            for (double v : a) ties += v == best;
+            cond(ties == 1);
+            return exact(M({1, 1}, best));
+        }
         default: break;
     }
     // The newer ops: no reference value; central differences need their inputs away from
@@ -357,9 +428,6 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
     // their domains (sqrt at 0, log1p at -1), and layer_norm a spread in each column.
     Reference unknown;
     unknown.unchecked = true;
-    auto away = [&](const M& x, double from, double gap) {
-        for (double v : x) cond(std::abs(v - from) >= gap);
-    };
     switch (ins.op) {
         case op_sqrt: for (double v : a) cond(v >= 0.25); break;
         case op_log1p: for (double v : a) cond(v >= -0.75); break;
@@ -382,9 +450,9 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
                 }
             }
             break;
-        case op_layer_norm: case op_batch_norm: {
+        case op_layer_norm: case op_batch_norm: case op_norm_affine: {
             // a spread over what is normalised: each column's features, or each row's examples
-            const bool rows = ins.op == op_batch_norm;
+            const bool rows = ins.op == op_batch_norm || (ins.op == op_norm_affine && ins.knobs[0] % 2);
             const std::size_t lines = rows ? a.shape(0) : a.shape(1), along = rows ? a.shape(1) : a.shape(0);
             for (std::size_t l = 0; l < lines; ++l) {
                 double mean = 0, var = 0;
@@ -400,6 +468,22 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
         case op_pow: for (double v : a) cond(v >= 0.25); cond(std::abs(ins.factor) <= 4); break;
         case op_clamp: away(a, ins.factor, 1e-3); away(a, ins.factor + ins.knobs[0] / 64.0, 1e-3); break;
         case op_scalar: if (ins.knobs[0] % 4 == 3) away(a, 0, 0.25); break;
+        case op_loss_matrix: {  // huber's kinks at |prediction - target| = 1
+            const M t = target_of(ins, a);
+            if (ins.knobs[0] % 3 == 1 && a.shape() == t.shape())
+                for (std::size_t k = 0; k < a.size(); ++k) cond(std::abs(std::abs(a.data()[k] - t.data()[k]) - 1) >= 1e-3);
+            break;
+        }
+        // Its mask may be a constant here and a leaf in gradcheck's replay (every input is a
+        // leaf there), which where refuses: its gradients are op_where's.
+        case op_where_var: cond(false); break;
+        case op_unary_param: {
+            const double p = parameter_of(ins);
+            cond(std::abs(p) <= 4);
+            if (ins.knobs[0] % 3 < 2) away(a, 0, 1e-3);
+            else away(map(a, [p](double x) { return x * p; }), threshold_of(ins), 1e-2);  // softplus jumps to x there
+            break;
+        }
         case op_max_pool2d:  // no ties anywhere, so no window's maximum is ambiguous
             for (std::size_t i = 0; i < a.size(); ++i)
                 for (std::size_t k = 0; k < i; ++k) cond(std::abs(a.data()[i] - a.data()[k]) >= 1e-3);
@@ -483,6 +567,36 @@ Var<double> apply(const Instr& ins, Var<double> a, Var<double> b, Var<double> c)
                 default: return ins.factor / a;
             }
         case op_softmax_axis: return ins.knobs[0] % 2 ? softmax(a, ins.axis) : log_softmax(a, ins.axis);
+        case op_linear_act: {
+            const Activation activations[4] = {Activation::relu, Activation::sigmoid, Activation::tanh, Activation::identity};
+            return linear(a, b, c, activations[ins.knobs[0] % 4]);
+        }
+        case op_max_all: return max(a);
+        case op_norm_affine: {
+            const double eps = ins.knobs[1] % 16 == 0 ? ins.factor : 1e-5 * ins.knobs[1];
+            return ins.knobs[0] % 2 ? batch_norm(a, b, c, eps) : layer_norm(a, b, c, eps);
+        }
+        case op_sce_forms: {
+            const double smoothing = ins.knobs[1] % 16 == 0 ? ins.factor : ins.knobs[1] / 240.0;  // above 1 now and then
+            switch (ins.knobs[0] % 3) {
+                case 0: return softmax_cross_entropy(a, labels_of(ins, a.value()), smoothing);
+                case 1: return softmax_cross_entropy(a, target_of(ins, a.value()), smoothing);
+                default: return softmax_cross_entropy(a, b);
+            }
+        }
+        case op_loss_matrix:
+            switch (ins.knobs[0] % 3) {
+                case 0: return binary_cross_entropy_with_logits(a, target_of(ins, a.value()));
+                case 1: return huber(a, target_of(ins, a.value()));
+                default: return mse(a, target_of(ins, a.value()));
+            }
+        case op_unary_param:
+            switch (ins.knobs[0] % 3) {
+                case 0: return leaky_relu(a, parameter_of(ins));
+                case 1: return elu(a, parameter_of(ins));
+                default: return softplus(a, parameter_of(ins), threshold_of(ins));
+            }
+        case op_where_var: return autodiff::where(c, a, b);
         default: break;
     }
     fuzz::check_failed("unknown op", __FILE__, __LINE__);
