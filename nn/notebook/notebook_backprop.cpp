@@ -9,6 +9,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include "autodiff/error.hpp"
+#include "nn/allocate.hpp"
 
 namespace nn::notebook {
 
@@ -220,7 +221,9 @@ Parameters<T> update_parameters(const Parameters<T>& parameters, const Gradients
 
 template <class T>
 Matrix<T> one_hot(const std::vector<std::int64_t>& labels, std::size_t classes) {
-    Matrix<T> Y = xt::zeros<T>({classes, labels.size()});
+    // classes comes from the caller: 2^62 classes wrapped the size around to nothing.
+    Matrix<T> Y = allocate_matrix<T>("one_hot", classes, labels.size());
+    Y.fill(T(0));
     for (std::size_t example = 0; example < labels.size(); ++example) {
         const std::int64_t label = labels[example];
         if (label < 0 || static_cast<std::size_t>(label) >= classes) {

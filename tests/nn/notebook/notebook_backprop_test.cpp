@@ -163,3 +163,18 @@ TEST_CASE("forward_prop, backward_prop and update_parameters reject mismatched s
     nn::NumpyRandom rng(1);
     REQUIRE_THROWS_AS(nn::notebook::init_parameters<double>(rng, {5}), autodiff::Error);
 }
+
+TEST_CASE("init_parameters refuses layer sizes whose weight count wraps around size_t, naming the shape",
+          "[nn][notebook]") {
+    // randn(2^62, 4): 2^64 numbers wrapped around to an empty buffer, which was then filled
+    // (a segmentation fault).
+    nn::NumpyRandom rng(1);
+    REQUIRE_THROWS_WITH(nn::notebook::init_parameters<double>(rng, {4, std::size_t(1) << 62}),
+                        Catch::Matchers::Contains("NumpyRandom::randn: a 4611686018427387904x4 matrix"));
+}
+
+TEST_CASE("one_hot refuses a class count whose matrix size wraps around size_t", "[nn][notebook]") {
+    // 2^62 classes x 4 labels wrapped around to an empty buffer that the ones were written into.
+    REQUIRE_THROWS_WITH(nn::notebook::one_hot<double>({0, 1, 2, 3}, std::size_t(1) << 62),
+                        Catch::Matchers::Contains("one_hot: a 4611686018427387904x4 matrix"));
+}
