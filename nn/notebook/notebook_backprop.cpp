@@ -158,8 +158,20 @@ Gradients<T> backward_prop(const Matrix<T>& X, const Matrix<T>& Y, const Paramet
                                          std::to_string(A.size()) + " A for " + std::to_string(layers) +
                                          " layers; pass what forward_prop returned");
     }
+    // Each Z and A must be what forward_prop made of X: a 1x1 Z broadcast silently into a
+    // wrong gradient, a mis-sized A failed in the dot product without a name.
+    for (std::size_t l = 0; l < layers; ++l) {
+        const std::size_t rows = parameters.W[l].shape(0), examples = X.shape(1);
+        for (const auto& [quantity, M] : {std::pair{"Z", &Z[l]}, std::pair{"A", &A[l]}}) {
+            if (M->shape(0) != rows || M->shape(1) != examples) {
+                shape_error("backward_prop", name(quantity, l) + " is " + shape_of(*M) + " but must be " +
+                                                 std::to_string(rows) + "x" + std::to_string(examples) + " (" +
+                                                 name("W", l) + " rows x X's examples); pass what forward_prop returned");
+            }
+        }
+    }
     const Matrix<T>& A_out = A.back();
-    if (Y.shape() != A_out.shape() || A_out.shape(1) != X.shape(1)) {
+    if (Y.shape() != A_out.shape()) {
         shape_error("backward_prop", "Y is " + shape_of(Y) + ", " + name("A", layers - 1) + " is " +
                                          shape_of(A_out) + " and X is " + shape_of(X) +
                                          " (Y must be one-hot classes x examples, as many examples as X)");
