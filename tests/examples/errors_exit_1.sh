@@ -7,6 +7,10 @@ notebook_mlp=$1
 train_mlp=$2
 expect_failure "notebook_mlp --dot into a missing directory" "$notebook_mlp" --dot /nonexistent/x.dot
 grep -q "/nonexistent/x.dot" "$dir/out" && grep -qi "No such file or directory" "$dir/out" || fail "no path or reason"
+# A diverging run stops at the step that went non-finite (it printed "loss nan" with exit 0).
+expect_failure "notebook_mlp --lr 1e300" "$notebook_mlp" --lr 1e300 --steps 3
+grep -q "epoch 2, batch 1.*not finite" "$dir/out" || fail "the message does not name the step and what went non-finite"
+grep -q "loss nan" "$dir/out" && fail "a NaN loss was printed"
 expect_failure "train_mlp --metrics into a missing directory" "$train_mlp" --dataset iris --epochs 1 --metrics /nonexistent/m.csv
 grep -qi "No such file or directory" "$dir/out" || fail "no reason"
 expect_failure "train_mlp --csv of a missing file" "$train_mlp" --csv /nonexistent/d.csv --epochs 1 --metrics ""
