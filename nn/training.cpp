@@ -162,13 +162,18 @@ void Trainer<T>::set_clip_grad_norm(double max_norm) {
 }
 
 // A parameter recorded on the tape but absent from the model would get gradients that no
-// optimizer applies: say so at the first step instead of training without it.
+// optimizer applies: say so at the first step instead of training without it. So would one
+// the model gained after this Trainer (and its optimizer) listed the model's parameters.
 template <class T>
 void Trainer<T>::require_registered(const autodiff::Tape<T>& tape) {
     for (std::size_t i = 0; i < tape.size(); ++i) {
         const autodiff::Parameter<T>* p = tape.entry(i).parameter;
-        if (p != nullptr && !std::binary_search(registered_.begin(), registered_.end(), p))
-            check_registered(tape, model_);  // throws, listing them
+        if (p == nullptr || std::binary_search(registered_.begin(), registered_.end(), p)) continue;
+        check_registered(tape, model_);  // throws, listing them, unless the model lists them now
+        throw autodiff::Error("Trainer: the parameter '" + p->name + "' (" + autodiff::to_string(p->shape()) +
+                              ") joined " + model_.who() +
+                              " after the Trainer was built, so its optimizer would never update it (its gradient "
+                              "would only pile up); build the optimizer and the Trainer once the model is complete");
     }
 }
 

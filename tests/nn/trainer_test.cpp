@@ -194,3 +194,16 @@ TEST_CASE("a container is replayable only when all its children are", "[trainer]
     REQUIRE_FALSE(inner.replayable());
     REQUIRE_FALSE(outer.replayable());
 }
+
+TEST_CASE("the Trainer refuses a layer appended to the model after it was built, naming its parameter", "[trainer]") {
+    // The appended layer was never trained: the optimizer, built before it, does not list it,
+    // and its gradient piled up step after step (-7.08 after one epoch of Iris), silently.
+    nn::Sequential<double> model;
+    model.add<nn::Linear<double>>(4, 8, 1u);
+    nn::Adam<double> adam(model.parameters(), 0.01);
+    nn::Trainer<double> trainer(model, adam, 16, 0);
+    model.add<nn::Linear<double>>(8, 3, 2u);
+    REQUIRE_THROWS_WITH(trainer.train_epoch(nn::DataLoader<double>(nn::iris<double>()), 0),
+                        Contains("the parameter '1.b' (3x1) joined Sequential(0=Linear(4, 8), 1=Linear(8, 3))") &&
+                            Contains("after the Trainer was built, so its optimizer would never update it"));
+}
