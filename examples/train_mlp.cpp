@@ -213,7 +213,7 @@ int main(int argc, char** argv) {
             }
         }
         o.settings = example::training_settings(app, training_flags);
-        if (o.eval.empty() && comm->is_root()) example::check_run_outputs(o.save, o.metrics, o.plot);  // rank 0 alone writes
+        if (o.eval.empty() && comm->is_root()) example::check_run_outputs(o.save, o.metrics, o.plot, o.csv);  // rank 0 alone writes
         return o.dtype == "double" ? run<double>(o, *comm) : run<float>(o, *comm);
     });
 }

@@ -79,14 +79,26 @@ inline void check_distinct_outputs(const std::string& save, const std::string& m
                                          " are the same path: each output needs its own");
 }
 
+// Throws if the output file `path` is the file `input` the run reads (--metrics data.csv
+// with --csv data.csv, or a hard link to it): the first epoch's metrics replaced the data.
+inline void check_not_input(const std::string& path, const std::string& option, const std::string& input,
+                            const std::string& input_option) {
+    std::error_code ec;
+    if (path.empty() || input.empty() || !std::filesystem::equivalent(path, input, ec)) return;
+    throw std::runtime_error(option + " " + path + " is the file " + input_option + " " + input +
+                             " reads: writing it would replace the data; write it elsewhere");
+}
+
 // Every path a training run writes (--save, --metrics, --plot; empty ones are skipped), checked
-// before the data is loaded and the first epoch runs.
-inline void check_run_outputs(const std::string& save, const std::string& metrics, const std::string& plot) {
+// before the data is loaded and the first epoch runs; `csv` is the data file read (or "").
+inline void check_run_outputs(const std::string& save, const std::string& metrics, const std::string& plot,
+                              const std::string& csv = "") {
     check_distinct_outputs(save, metrics, plot);
     check_checkpoint_dir(save, "--save");
     for (const auto& [path, option] : {std::pair{metrics, "--metrics"}, std::pair{plot, "--plot"}}) {
         check_output_file(path, option);
         check_outside_checkpoint(path, option, save);
+        check_not_input(path, option, csv, "--csv");
     }
 }
 
