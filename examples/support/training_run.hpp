@@ -110,6 +110,15 @@ struct EpochLoop {
 template <class T>
 void run_epochs(nn::Trainer<T>& trainer, nn::Optimizer<T>& optimizer, const nn::DataLoader<T>& train,
                 const nn::DataLoader<T>& test, const EpochLoop& loop, const std::function<void(std::size_t)>& save) {
+    // --resume of a checkpoint past --epochs trained nothing and said nothing (exit 0).
+    if (loop.first_epoch > loop.epochs)
+        throw std::invalid_argument("--epochs " + std::to_string(loop.epochs) + " is fewer than the " +
+                                    std::to_string(loop.first_epoch) +
+                                    " epochs the resumed checkpoint has trained: nothing to train (--epochs counts "
+                                    "all epochs; give more to continue, or --eval to evaluate it)");
+    if (loop.first_epoch == loop.epochs && loop.epochs > 0)
+        std::printf("nothing to train: the checkpoint has trained all %zu epochs (--epochs N continues it)\n",
+                    loop.epochs);
     ProgressReporter progress(loop.epochs);
     MetricsLog log(loop.metrics);
     nn::EpochStats tested;
