@@ -49,6 +49,18 @@ inline void check_checkpoint_dir(const std::string& path, const std::string& opt
     }
 }
 
+// Throws if `path` exists but is not a regular file. For outputs written beside the path and
+// renamed over it (--metrics, --plot): run as root, --metrics /dev/null replaced the system's
+// null device with a CSV, and a FIFO became a plain file. (--dot writes in place: a pipe or
+// /dev/stdout serves it.)
+inline void check_replaceable(const std::string& path, const std::string& option) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (path.empty() || !fs::exists(path, ec) || fs::is_regular_file(path, ec)) return;
+    throw std::runtime_error(option + " " + path + ": is not a regular file (a device, FIFO or socket), which " +
+                             "writing would replace with one; give " + option + " '' to write none");
+}
+
 // Throws if the file `path` would be inside the checkpoint directory `checkpoint`, where the
 // next save would refuse to replace the checkpoint (it never deletes files it did not write).
 inline void check_outside_checkpoint(const std::string& path, const std::string& option, const std::string& checkpoint) {
@@ -97,6 +109,7 @@ inline void check_run_outputs(const std::string& save, const std::string& metric
     check_checkpoint_dir(save, "--save");
     for (const auto& [path, option] : {std::pair{metrics, "--metrics"}, std::pair{plot, "--plot"}}) {
         check_output_file(path, option);
+        check_replaceable(path, option);
         check_outside_checkpoint(path, option, save);
         check_not_input(path, option, csv, "--csv");
     }
