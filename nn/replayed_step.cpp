@@ -1,5 +1,6 @@
 #include "nn/replayed_step.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace nn {
@@ -29,11 +30,25 @@ bool ReplayedStep<T>::model_replayable() {
 
 template <class T>
 typename ReplayedStep<T>::Recording& ReplayedStep<T>::recording(std::size_t count) {
-    for (Recording& r : recordings_)
-        if (r.count == count) return r;
-    Recording& r = recordings_.emplace_back();
+    ++clock_;
+    for (Recording& r : recordings_) {
+        if (r.count == count) {
+            r.last_used = clock_;
+            return r;
+        }
+    }
+    if (recordings_.size() < max_recordings) {
+        Recording& r = recordings_.emplace_back();
+        if (sync_) sync_->attach(r.tape);
+        r.count = count;
+        r.last_used = clock_;
+        return r;
+    }
+    Recording& r = *std::min_element(recordings_.begin(), recordings_.end(),
+                                     [](const Recording& a, const Recording& b) { return a.last_used < b.last_used; });
+    r.replay.reset();  // the next run(count) records afresh, on the same tape and buffers
     r.count = count;
-    if (sync_) sync_->attach(r.tape);
+    r.last_used = clock_;
     return r;
 }
 

@@ -11,6 +11,8 @@
 /// @endcode
 /// The model's input is recorded by Tape::constant_ref(batch.X) and read again in place on
 /// every replay; class labels are rebound when the loss entry is a softmax_cross_entropy.
+/// The last 4 batch sizes used are kept recorded: a fifth takes over the least recently used
+/// one, whose batch() reference then serves the new size.
 /// A step that cannot be replayed is recorded afresh every time instead (same results, only
 /// slower): a loss not marked Loss::replayable, a model with buffers (state its forward
 /// updates outside the tape, such as running statistics), a model that is not
@@ -64,8 +66,13 @@ private:
         autodiff::Var<T> output, loss;
         std::unique_ptr<autodiff::Replay<T>> replay;
         std::uint64_t model_version = 0;  // Module::version() when the replay was recorded
+        std::uint64_t last_used = 0;      // recording()'s clock: the least recent is reused
         bool relabel = false;             // the loss entry takes batch.labels
     };
+    // Each recording keeps a tape of activations for its batch size: a run over ever new sizes
+    // (growing data sets, data-parallel shares) would keep them all. A fifth size takes over
+    // the least recently used recording, its tape and buffers.
+    static constexpr std::size_t max_recordings = 4;
     Recording& recording(std::size_t count);
     bool current(const Recording& r) const { return r.replay && r.model_version == model_.version(); }
     bool model_replayable();
@@ -76,7 +83,8 @@ private:
     std::optional<std::uint64_t> judged_version_;  // model_replayable()'s cache
     bool model_replayable_ = false;
     GradientSync<T>* sync_ = nullptr;
-    std::deque<Recording> recordings_;
+    std::deque<Recording> recordings_;  // a deque: batch(count) references stay valid as it grows
+    std::uint64_t clock_ = 0;
 };
 
 }  // namespace nn

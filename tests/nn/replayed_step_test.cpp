@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include "nn/data/csv.hpp"
 #include "nn/linear.hpp"
 #include "nn/mlp.hpp"
@@ -161,4 +163,29 @@ TEST_CASE("ReplayedStep records afresh when the model changed, as recording ever
         });
         CHECK(s.fast.replaying(6));
     }
+}
+
+TEST_CASE("ReplayedStep keeps at most 4 batch sizes recorded, reusing the least recently used", "[replay]") {
+    // Every new batch size kept a tape of its own forever: 256 sizes of a 784-512-512-10 MLP
+    // held 522 MB. The fifth size now takes over the least recently used recording.
+    SideBySide s;
+    s.replayed.add<nn::Linear<double>>(4, 3, 3u);
+    s.recorded.add<nn::Linear<double>>(4, 3, 3u);
+    const std::size_t sizes[] = {2, 3, 4, 5, 2, 6, 7, 2, 3, 2};
+    for (std::size_t round = 0; round < 2; ++round) {
+        for (std::size_t count : sizes) {
+            std::size_t examples[7];
+            for (std::size_t i = 0; i < count; ++i) examples[i] = (round * 50 + count * 11 + i * 17) % 150;
+            s.data.gather(examples, count, s.fast.batch(count).X, s.fast.batch(count).labels);
+            s.data.gather(examples, count, s.plain.batch(count).X, s.plain.batch(count).labels);
+            INFO("round " << round << ", " << count << " examples");
+            REQUIRE(s.fast.run(count) == s.plain.run(count));
+        }
+    }
+    CHECK(s.fast.replaying(2));  // used all along: never taken over
+    // A size never seen takes over one of the 4 recordings kept (its buffers): none is added.
+    std::set<const nn::Batch<double>*> kept;
+    for (std::size_t count : {2, 3, 6, 7}) kept.insert(&s.fast.batch(count));
+    CHECK(kept.size() == 4);
+    CHECK(kept.count(&s.fast.batch(100)) == 1);
 }
