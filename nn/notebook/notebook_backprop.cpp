@@ -1,5 +1,6 @@
 #include "nn/notebook/notebook_backprop.hpp"
 
+#include <cmath>
 #include <string>
 #include <utility>
 
@@ -206,6 +207,11 @@ Gradients<T> backward_prop(const Matrix<T>& X, const Matrix<T>& Y, const Paramet
 template <class T>
 Parameters<T> update_parameters(const Parameters<T>& parameters, const Gradients<T>& pass_gradients,
                                 T learning_rate) {
+    // A NaN or infinite rate made every weight NaN without a word.
+    if (!std::isfinite(learning_rate)) {
+        throw autodiff::Error("update_parameters: learning_rate is " + std::to_string(double(learning_rate)) +
+                              "; it must be a finite number");
+    }
     const std::size_t layers = parameters.W.size();
     if (pass_gradients.dW.size() != layers || pass_gradients.db.size() != layers) {
         shape_error("update_parameters", "gradients hold " + std::to_string(pass_gradients.dW.size()) +

@@ -193,3 +193,15 @@ TEST_CASE("one_hot refuses a class count whose matrix size wraps around size_t",
     REQUIRE_THROWS_WITH(nn::notebook::one_hot<double>({0, 1, 2, 3}, std::size_t(1) << 62),
                         Catch::Matchers::Contains("one_hot: a 4611686018427387904x4 matrix"));
 }
+
+TEST_CASE("update_parameters refuses a learning rate that is not finite", "[nn][notebook]") {
+    // A NaN rate turned every weight into NaN, silently.
+    const auto run = nn::notebook::notebook_execution<double>();
+    const auto gradients =
+        nn::notebook::backward_prop(run.X, run.Y, run.parameters, nn::notebook::forward_prop(run.X, run.parameters));
+    for (const double rate : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+        REQUIRE_THROWS_WITH(nn::notebook::update_parameters(run.parameters, gradients, rate),
+                            Catch::Matchers::Contains("update_parameters: learning_rate is " + std::to_string(rate)));
+    }
+    REQUIRE_NOTHROW(nn::notebook::update_parameters(run.parameters, gradients, 0.01));
+}
