@@ -37,6 +37,11 @@ inline void add_flush_denormals_flag(CLI::App& app, bool& flush) {
                  "flush subnormal numbers to zero: later epochs run faster (Adam's moments of idle weights decay into them)");
 }
 
+/// The sizes a layer may be given on the command line (--hidden, --channels): CLI11 wraps a
+/// negative number around to 2^64 - 1, which then failed as an impossible allocation naming
+/// neither the option nor the -1 typed; the range refuses it as "--hidden: Value -1 not in range".
+inline CLI::Range layer_size_range(int smallest) { return CLI::Range(smallest, 1 << 24); }
+
 // An option's value as given, the parts of a list joined by ',' ("16,32"), or its default.
 inline std::string given_value(const CLI::Option* option) {
     if (option->count() == 0) return option->get_default_str();
