@@ -14,6 +14,7 @@
 #include "autodiff/autodiff.hpp"
 #include "autodiff/dot.hpp"
 #include "nn/mlp.hpp"
+#include "nn/non_finite.hpp"
 #include "nn/notebook/notebook_backprop.hpp"
 #include "nn/notebook/numpy_format.hpp"
 #include "nn/optimizers.hpp"
@@ -88,6 +89,9 @@ int main(int argc, char** argv) {
             autodiff::save_dot(dot_file, tape, loss, {"The notebook's 5-10-10-4 network on the tape (one training step)"});
         const double gradient_gap = largest_gradient_difference(net, parameters, X, Y);
         sgd.step();                                                      // update_parameters
+        // A rate too large (--lr 1e300) makes the weights NaN within a step or two: stop with
+        // the step and the parameter, as train_mlp does, rather than print "loss nan" to the end.
+        nn::check_finite_step(loss.value()(0, 0), net.parameters(), {0, 0});
 
         std::printf("Output after one forward pass: %s\n", nn::array_str(A3).c_str());
         std::printf("Updated parameters after 1st pass -  %s\n", nn::tuple_repr(parameters_tuple(net)).c_str());
@@ -100,6 +104,7 @@ int main(int argc, char** argv) {
             auto loss = autodiff::softmax_cross_entropy(net(tape, X), Y);
             tape.backward(loss);
             sgd.step();
+            nn::check_finite_step(loss.value()(0, 0), net.parameters(), {std::size_t(step), 0});  // each step is an epoch
             if (step % std::max(1, steps / 10) == 0 || step == steps - 1)
                 std::printf("step %d: loss %.8f\n", step + 1, loss.value()(0, 0));
         }

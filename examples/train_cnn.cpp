@@ -157,8 +157,10 @@ int main(int argc, char** argv) {
     Options o;
     CLI::App app{"Train a small CNN on Fashion-MNIST with tapegrad (images are columns: 784 x examples)."};
     app.add_option("--data", o.data_dir, "directory of the Fashion-MNIST IDX files")->capture_default_str();
-    app.add_option("--channels", o.channels, "channels of the two conv layers")->delimiter(',')->expected(2)->capture_default_str();
-    app.add_option("--hidden", o.hidden, "units of the hidden layer of the head (0: none)")->capture_default_str();
+    app.add_option("--channels", o.channels, "channels of the two conv layers")->delimiter(',')->expected(2)
+        ->check(example::layer_size_range(1))->capture_default_str();
+    app.add_option("--hidden", o.hidden, "units of the hidden layer of the head (0: none)")
+        ->check(example::layer_size_range(0))->capture_default_str();
     app.add_option("--dropout", o.dropout, "dropout before the head")->check(CLI::Range(0.0, 0.95))->capture_default_str();
     app.add_option("--optimizer", o.optimizer, "sgd, momentum, adam or adamw")
         ->check(CLI::IsMember({"sgd", "momentum", "adam", "adamw"}))->capture_default_str();

@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"fashion-mnist", "iris"}))->capture_default_str();
     app.add_option("--data", o.data_dir, "directory of the Fashion-MNIST IDX files")->capture_default_str();
     app.add_option("--csv", o.csv, "train on a CSV file instead (features..., class), 20% held out");
-    app.add_option("--hidden", o.hidden, "hidden layer sizes")->delimiter(',')->capture_default_str();
+    app.add_option("--hidden", o.hidden, "hidden layer sizes")->delimiter(',')->check(example::layer_size_range(1))->capture_default_str();
     app.add_option("--activation", o.activation, "hidden activation: relu, sigmoid, tanh")->capture_default_str();
     app.add_option("--init", o.init, "initialiser: he, glorot, notebook (randn x 0.01)")->capture_default_str();
     app.add_option("--optimizer", o.optimizer, "sgd, momentum or adam")
@@ -213,7 +213,7 @@ int main(int argc, char** argv) {
             }
         }
         o.settings = example::training_settings(app, training_flags);
-        if (o.eval.empty() && comm->is_root()) example::check_run_outputs(o.save, o.metrics, o.plot);  // rank 0 alone writes
+        if (o.eval.empty() && comm->is_root()) example::check_run_outputs(o.save, o.metrics, o.plot, o.csv);  // rank 0 alone writes
         return o.dtype == "double" ? run<double>(o, *comm) : run<float>(o, *comm);
     });
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autodiff/error.hpp"
+#include "nn/allocate.hpp"
 
 namespace nn {
 
@@ -25,7 +26,7 @@ namespace {
 
 template <class T, class Draw>
 autodiff::Matrix<T> draw(std::size_t rows, std::size_t cols, Draw&& one) {
-    autodiff::Matrix<T> m({rows, cols});
+    autodiff::Matrix<T> m = allocate_matrix<T>("initialise_layer", rows, cols);
     for (T& x : m) x = static_cast<T>(one());  // row-major, as NumPy fills
     return m;
 }

@@ -45,6 +45,7 @@ Parameter<T>& Module<T>::add_parameter(const std::string& name, Matrix<T> initia
     check_new_name(name);
     owned_parameters_.emplace_back(std::move(initial), name_.empty() ? name : name_ + "." + name);
     parameters_.push_back({name, &owned_parameters_.back()});
+    changed();
     return owned_parameters_.back();
 }
 
@@ -52,6 +53,7 @@ template <class T>
 Parameter<T>& Module<T>::register_parameter(const std::string& name, Parameter<T>& parameter) {
     check_new_name(name);
     parameters_.push_back({name, &parameter});
+    changed();
     if (parameter.name.empty()) parameter.name = name_.empty() ? name : name_ + "." + name;
     return parameter;
 }
@@ -61,6 +63,7 @@ Matrix<T>& Module<T>::add_buffer(const std::string& name, Matrix<T> initial) {
     check_new_name(name);
     owned_buffers_.push_back(std::move(initial));
     buffers_.push_back({name, &owned_buffers_.back()});
+    changed();
     return owned_buffers_.back();
 }
 
@@ -71,6 +74,7 @@ Module<T>::~Module() {
     std::vector<NamedModule>& siblings = parent_->children_;
     siblings.erase(std::remove_if(siblings.begin(), siblings.end(), [this](const NamedModule& c) { return c.item == this; }),
                    siblings.end());
+    parent_->changed();
 }
 
 template <class T>
@@ -85,7 +89,13 @@ void Module<T>::attach(const std::string& name, Module<T>& child) {
     child.parent_ = this;
     children_.push_back({name, &child});
     child.rename(name_.empty() ? name : name_ + "." + name);
-    child.train(training_);
+    child.set_training(training_);
+    changed();
+}
+
+template <class T>
+void Module<T>::changed() {
+    for (Module<T>* m = this; m != nullptr; m = m->parent_) ++m->version_;
 }
 
 // Parents register children after the children are built, so the names grow from the leaves
@@ -150,8 +160,18 @@ std::size_t Module<T>::parameter_count() {
 
 template <class T>
 void Module<T>::train(bool on) {
+    // The Trainer calls train() every epoch: a call that flips nothing must not make the
+    // replayed steps record afresh.
+    if (set_training(on) && parent_ != nullptr) parent_->changed();
+}
+
+template <class T>
+bool Module<T>::set_training(bool on) {
+    bool flipped = training_ != on;
     training_ = on;
-    for (NamedModule& c : children_) c.item->train(on);
+    for (NamedModule& c : children_) flipped = c.item->set_training(on) || flipped;
+    if (flipped) ++version_;
+    return flipped;
 }
 
 template <class T>

@@ -16,6 +16,7 @@
 /// they were built (members, locals, std::unique_ptr, std::deque::emplace_back).
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <initializer_list>
 #include <string>
@@ -73,6 +74,12 @@ public:
     void eval() { train(false); }
     bool is_training() const { return training_; }
 
+    /// Moves whenever what this module's forward records may have changed: a module
+    /// registered in its tree or leaving it, a parameter or buffer added, a mode switched
+    /// (only when some module's mode actually flips). nn::ReplayedStep records afresh when it
+    /// moved, instead of replaying a step recorded for another tree or mode.
+    std::uint64_t version() const { return version_; }
+
     void zero_grad();
 
     /// Whether a training step of this module may be recorded once and replayed
@@ -123,6 +130,8 @@ private:
     void attach(const std::string& name, Module<T>& child);
     void check_new_name(const std::string& name) const;
     void rename(const std::string& path);  // sets the full names of this subtree
+    bool set_training(bool on);            // this subtree's modes; whether any flipped
+    void changed();                        // moves version() of this module and its ancestors
     template <class Item, class Get>
     static void collect(Module<T>& m, const std::string& prefix, std::vector<Named<Item>>& out, Get get);
 
@@ -134,6 +143,7 @@ private:
     std::string name_;
     Module<T>* parent_ = nullptr;
     bool training_ = true;
+    std::uint64_t version_ = 0;
 };
 
 /// Throws autodiff::Error naming every parameter recorded on `tape` (so receiving a

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "autodiff/error.hpp"
+#include "nn/allocate.hpp"
 
 namespace nn {
 
@@ -90,13 +91,13 @@ double NumpyRandom::standard_normal() {
 }
 
 xt::xtensor<double, 2> NumpyRandom::rand(std::size_t rows, std::size_t cols) {
-    xt::xtensor<double, 2> out = xt::empty<double>({rows, cols});
+    xt::xtensor<double, 2> out = allocate_matrix<double>("NumpyRandom::rand", rows, cols);
     for (double& value : out) value = uniform();  // row-major, as NumPy's C-order fill
     return out;
 }
 
 xt::xtensor<double, 2> NumpyRandom::randn(std::size_t rows, std::size_t cols) {
-    xt::xtensor<double, 2> out = xt::empty<double>({rows, cols});
+    xt::xtensor<double, 2> out = allocate_matrix<double>("NumpyRandom::randn", rows, cols);
     for (double& value : out) value = standard_normal();
     return out;
 }

@@ -1,5 +1,6 @@
 #include "nn/replayed_step.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace nn {
@@ -11,17 +12,43 @@ ReplayedStep<T>::ReplayedStep(Module<T>& model, const Loss<T>& loss, bool replay
 
 template <class T>
 void ReplayedStep<T>::set_replay(bool on) {
-    replay_ = on && loss_.replayable && model_.named_buffers().empty() && model_.replayable();
+    replay_ = on;
     for (Recording& r : recordings_) r.replay.reset();
+}
+
+// Judged again whenever the model changed, not once: a BatchNorm appended after this was
+// built has running statistics that a replay would leave at the first step's. Cached per
+// version: named_buffers() allocates, and a model with buffers records every step.
+template <class T>
+bool ReplayedStep<T>::model_replayable() {
+    if (judged_version_ != model_.version()) {
+        model_replayable_ = loss_.replayable && model_.named_buffers().empty() && model_.replayable();
+        judged_version_ = model_.version();
+    }
+    return model_replayable_;
 }
 
 template <class T>
 typename ReplayedStep<T>::Recording& ReplayedStep<T>::recording(std::size_t count) {
-    for (Recording& r : recordings_)
-        if (r.count == count) return r;
-    Recording& r = recordings_.emplace_back();
+    ++clock_;
+    for (Recording& r : recordings_) {
+        if (r.count == count) {
+            r.last_used = clock_;
+            return r;
+        }
+    }
+    if (recordings_.size() < max_recordings) {
+        Recording& r = recordings_.emplace_back();
+        if (sync_) sync_->attach(r.tape);
+        r.count = count;
+        r.last_used = clock_;
+        return r;
+    }
+    Recording& r = *std::min_element(recordings_.begin(), recordings_.end(),
+                                     [](const Recording& a, const Recording& b) { return a.last_used < b.last_used; });
+    r.replay.reset();  // the next run(count) records afresh, on the same tape and buffers
     r.count = count;
-    if (sync_) sync_->attach(r.tape);
+    r.last_used = clock_;
     return r;
 }
 
@@ -37,15 +64,17 @@ void ReplayedStep<T>::set_gradient_sync(GradientSync<T>* sync) {
 template <class T>
 T ReplayedStep<T>::run(std::size_t count) {
     Recording& r = recording(count);
-    if (r.replay) {
+    if (current(r)) {
         if (r.relabel) r.replay->set_labels(r.loss, r.batch.labels);
         return r.replay->run();
     }
+    r.replay.reset();  // before the tape it holds is recorded on again
     r.tape.reset();
     r.output = model_(r.tape.constant_ref(r.batch.X));
     r.loss = loss_.compute(r.output, r.batch);
     r.tape.backward(r.loss);
-    if (replay_) {
+    if (replay_ && model_replayable()) {
+        r.model_version = model_.version();
         const autodiff::Node<T>& loss = r.tape.node(r.loss);
         r.relabel = std::strcmp(loss.op, "softmax_cross_entropy") == 0 && !loss.labels().empty();
         try {

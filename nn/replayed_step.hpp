@@ -11,14 +11,20 @@
 /// @endcode
 /// The model's input is recorded by Tape::constant_ref(batch.X) and read again in place on
 /// every replay; class labels are rebound when the loss entry is a softmax_cross_entropy.
+/// The last 4 batch sizes used are kept recorded: a fifth takes over the least recently used
+/// one, whose batch() reference then serves the new size.
 /// A step that cannot be replayed is recorded afresh every time instead (same results, only
 /// slower): a loss not marked Loss::replayable, a model with buffers (state its forward
 /// updates outside the tape, such as running statistics), a model that is not
 /// Module::replayable (its forward reads input values outside the tape), or a tape holding an entry that
 /// cannot run again (a custom op, a dropout). Gradients equal a fresh recording's bit for bit.
+/// The model is judged when a step is recorded, and a step is recorded afresh whenever the
+/// model's Module::version() moved since: a layer appended, a train()/eval() switch.
 
+#include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 
 #include "autodiff/replay.hpp"
 #include "nn/gradient_sync.hpp"
@@ -41,8 +47,8 @@ public:
     const autodiff::Matrix<T>& output(std::size_t count) { return recording(count).output.value(); }
     /// The tape of the last run(count) (for checks that walk its entries).
     const autodiff::Tape<T>& tape(std::size_t count) { return recording(count).tape; }
-    /// Whether steps of `count` examples are being replayed (after the first one).
-    bool replaying(std::size_t count) { return recording(count).replay != nullptr; }
+    /// Whether the next step of `count` examples will be replayed (after the first one).
+    bool replaying(std::size_t count) { return current(recording(count)); }
     /// Off: every later step is recorded afresh.
     void set_replay(bool on);
     /// Data-parallel training: every step's tape (each batch size's, replayed or recorded)
@@ -59,15 +65,26 @@ private:
         autodiff::Tape<T> tape;
         autodiff::Var<T> output, loss;
         std::unique_ptr<autodiff::Replay<T>> replay;
-        bool relabel = false;  // the loss entry takes batch.labels
+        std::uint64_t model_version = 0;  // Module::version() when the replay was recorded
+        std::uint64_t last_used = 0;      // recording()'s clock: the least recent is reused
+        bool relabel = false;             // the loss entry takes batch.labels
     };
+    // Each recording keeps a tape of activations for its batch size: a run over ever new sizes
+    // (growing data sets, data-parallel shares) would keep them all. A fifth size takes over
+    // the least recently used recording, its tape and buffers.
+    static constexpr std::size_t max_recordings = 4;
     Recording& recording(std::size_t count);
+    bool current(const Recording& r) const { return r.replay && r.model_version == model_.version(); }
+    bool model_replayable();
 
     Module<T>& model_;
     const Loss<T>& loss_;
     bool replay_;
+    std::optional<std::uint64_t> judged_version_;  // model_replayable()'s cache
+    bool model_replayable_ = false;
     GradientSync<T>* sync_ = nullptr;
-    std::deque<Recording> recordings_;
+    std::deque<Recording> recordings_;  // a deque: batch(count) references stay valid as it grows
+    std::uint64_t clock_ = 0;
 };
 
 }  // namespace nn

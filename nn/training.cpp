@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
+#include <utility>
 
 #include "nn/data_error.hpp"
 #include "nn/distributed/shard.hpp"
@@ -68,6 +69,27 @@ void require_same_count(GradientSync<T>* sync, std::size_t n, const char* what) 
                     " in all; data-parallel training needs the same data set on every rank (each takes its "
                     "share of every batch)");
 }
+
+// Every module's mode as it was, put back when this goes out of scope (an exception
+// included). Restoring only the root's mode to the whole tree switched a BatchNorm the user
+// had frozen in evaluation mode back to training.
+template <class T>
+class ModesRestored {
+public:
+    explicit ModesRestored(Module<T>& model) : modes_{{&model, model.is_training()}} {
+        for (const auto& m : model.named_modules()) modes_.push_back({m.item, m.item->is_training()});
+    }
+    ~ModesRestored() {
+        // Parents before their children (named_modules is depth first): each train() sets a
+        // subtree, whose own modules are set after it.
+        for (const auto& [module, training] : modes_) module->train(training);
+    }
+    ModesRestored(const ModesRestored&) = delete;
+    ModesRestored& operator=(const ModesRestored&) = delete;
+
+private:
+    std::vector<std::pair<Module<T>*, bool>> modes_;
+};
 
 }  // namespace
 
@@ -162,13 +184,18 @@ void Trainer<T>::set_clip_grad_norm(double max_norm) {
 }
 
 // A parameter recorded on the tape but absent from the model would get gradients that no
-// optimizer applies: say so at the first step instead of training without it.
+// optimizer applies: say so at the first step instead of training without it. So would one
+// the model gained after this Trainer (and its optimizer) listed the model's parameters.
 template <class T>
 void Trainer<T>::require_registered(const autodiff::Tape<T>& tape) {
     for (std::size_t i = 0; i < tape.size(); ++i) {
         const autodiff::Parameter<T>* p = tape.entry(i).parameter;
-        if (p != nullptr && !std::binary_search(registered_.begin(), registered_.end(), p))
-            check_registered(tape, model_);  // throws, listing them
+        if (p == nullptr || std::binary_search(registered_.begin(), registered_.end(), p)) continue;
+        check_registered(tape, model_);  // throws, listing them, unless the model lists them now
+        throw autodiff::Error("Trainer: the parameter '" + p->name + "' (" + autodiff::to_string(p->shape()) +
+                              ") joined " + model_.who() +
+                              " after the Trainer was built, so its optimizer would never update it (its gradient "
+                              "would only pile up); build the optimizer and the Trainer once the model is complete");
     }
 }
 
@@ -181,7 +208,9 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
     std::iota(order.begin(), order.end(), std::size_t(0));
     NumpyRandom shuffle_rng(static_cast<std::uint32_t>(seed_ + epoch));
     shuffle_rng.shuffle(order);
-    model_.train();
+    // A model in evaluation mode is switched to training; one in training mode is left as it
+    // is, so that a module the user froze in evaluation mode (a BatchNorm) stays frozen.
+    if (!model_.is_training()) model_.train();
 
     EpochStats stats;
     double loss_sum = 0;
@@ -246,13 +275,13 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
-    const bool was_training = model_.is_training();
-    model_.eval();
     EpochStats stats;
     double loss_sum = 0;
     std::size_t correct = 0;
     const distributed::Share mine = share(n, sync_);  // data-parallel: each rank a part of the set
-    try {
+    {
+        const ModesRestored restored(model_);
+        model_.eval();
         for (std::size_t first = mine.begin; first < mine.begin + mine.count; first += batch_size_) {
             const std::size_t count = std::min(batch_size_, mine.begin + mine.count - first);
             gather(order.data() + first, count, batch_);
@@ -262,11 +291,7 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
             loss_sum += double(loss_.compute(output, batch_).value()(0, 0)) * double(count);
             if (loss_.classification) correct += count_correct(output.value(), batch_.labels);
         }
-    } catch (...) {
-        model_.train(was_training);
-        throw;
     }
-    model_.train(was_training);
     sum_over_ranks(sync_, loss_sum, correct, stats.examples);
     stats.examples = n;
     stats.loss = loss_sum / double(n);

@@ -73,13 +73,15 @@ public:
     /// global step is epoch * batches per epoch + batch: resumable by construction.
     void set_schedule(const LearningRateSchedule& schedule) { schedule_ = schedule; }
 
-    /// One pass over data in a shuffled order, in training mode; calls progress after every batch if given.
+    /// One pass over data in a shuffled order, in training mode (a model in evaluation mode is
+    /// switched; in a model in training mode, a module set to evaluation, such as a frozen
+    /// BatchNorm, stays so); calls progress after every batch if given.
     /// Throws TrainingDiverged (nn/non_finite.hpp) as soon as the loss or a parameter is NaN or Inf.
     EpochStats train_epoch(const DataLoader<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
     EpochStats train_epoch(const RegressionData<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
-    /// Loss (and accuracy) in evaluation mode, without recording gradients; the model's mode is restored after.
+    /// Loss (and accuracy) in evaluation mode, without recording gradients; every module's mode is restored after.
     EpochStats evaluate(const DataLoader<T>& data);
     EpochStats evaluate(const RegressionData<T>& data);
     /// On (the default): each batch size's step is recorded once and replayed after that

@@ -8,7 +8,9 @@
 //   dx = (dy - mean(dy) - y * mean(dy * y)) / sigma            per column
 
 #include <cmath>
+#include <string>
 
+#include "autodiff/error.hpp"
 #include "autodiff/tape.hpp"
 
 namespace example {
@@ -18,6 +20,10 @@ autodiff::Var<T> layer_norm(autodiff::Var<T> x, T eps = T(1e-5)) {
     using autodiff::Matrix;
     using autodiff::Node;
     using autodiff::Tape;
+    // eps 0 made a constant column 0/0 = NaN, and a negative one the root of a negative
+    // number, with no error.
+    if (!(std::isfinite(eps) && eps > T(0)))
+        throw autodiff::Error("layer_norm: eps must be a positive finite number, got " + std::to_string(double(eps)));
     // The backward reads the output y (node.value) and 1/sigma per column (node.saved()).
     auto backward = [](Tape<T>& tape, Node<T>& node) {
         const std::size_t n = node.value.shape()[0], m = node.value.shape()[1];

@@ -49,6 +49,18 @@ inline void check_checkpoint_dir(const std::string& path, const std::string& opt
     }
 }
 
+// Throws if `path` exists but is not a regular file. For outputs written beside the path and
+// renamed over it (--metrics, --plot): run as root, --metrics /dev/null replaced the system's
+// null device with a CSV, and a FIFO became a plain file. (--dot writes in place: a pipe or
+// /dev/stdout serves it.)
+inline void check_replaceable(const std::string& path, const std::string& option) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (path.empty() || !fs::exists(path, ec) || fs::is_regular_file(path, ec)) return;
+    throw std::runtime_error(option + " " + path + ": is not a regular file (a device, FIFO or socket), which " +
+                             "writing would replace with one; give " + option + " '' to write none");
+}
+
 // Throws if the file `path` would be inside the checkpoint directory `checkpoint`, where the
 // next save would refuse to replace the checkpoint (it never deletes files it did not write).
 inline void check_outside_checkpoint(const std::string& path, const std::string& option, const std::string& checkpoint) {
@@ -79,14 +91,27 @@ inline void check_distinct_outputs(const std::string& save, const std::string& m
                                          " are the same path: each output needs its own");
 }
 
+// Throws if the output file `path` is the file `input` the run reads (--metrics data.csv
+// with --csv data.csv, or a hard link to it): the first epoch's metrics replaced the data.
+inline void check_not_input(const std::string& path, const std::string& option, const std::string& input,
+                            const std::string& input_option) {
+    std::error_code ec;
+    if (path.empty() || input.empty() || !std::filesystem::equivalent(path, input, ec)) return;
+    throw std::runtime_error(option + " " + path + " is the file " + input_option + " " + input +
+                             " reads: writing it would replace the data; write it elsewhere");
+}
+
 // Every path a training run writes (--save, --metrics, --plot; empty ones are skipped), checked
-// before the data is loaded and the first epoch runs.
-inline void check_run_outputs(const std::string& save, const std::string& metrics, const std::string& plot) {
+// before the data is loaded and the first epoch runs; `csv` is the data file read (or "").
+inline void check_run_outputs(const std::string& save, const std::string& metrics, const std::string& plot,
+                              const std::string& csv = "") {
     check_distinct_outputs(save, metrics, plot);
     check_checkpoint_dir(save, "--save");
     for (const auto& [path, option] : {std::pair{metrics, "--metrics"}, std::pair{plot, "--plot"}}) {
         check_output_file(path, option);
+        check_replaceable(path, option);
         check_outside_checkpoint(path, option, save);
+        check_not_input(path, option, csv, "--csv");
     }
 }
 

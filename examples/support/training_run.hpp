@@ -37,6 +37,11 @@ inline void add_flush_denormals_flag(CLI::App& app, bool& flush) {
                  "flush subnormal numbers to zero: later epochs run faster (Adam's moments of idle weights decay into them)");
 }
 
+/// The sizes a layer may be given on the command line (--hidden, --channels): CLI11 wraps a
+/// negative number around to 2^64 - 1, which then failed as an impossible allocation naming
+/// neither the option nor the -1 typed; the range refuses it as "--hidden: Value -1 not in range".
+inline CLI::Range layer_size_range(int smallest) { return CLI::Range(smallest, 1 << 24); }
+
 // An option's value as given, the parts of a list joined by ',' ("16,32"), or its default.
 inline std::string given_value(const CLI::Option* option) {
     if (option->count() == 0) return option->get_default_str();
@@ -110,6 +115,15 @@ struct EpochLoop {
 template <class T>
 void run_epochs(nn::Trainer<T>& trainer, nn::Optimizer<T>& optimizer, const nn::DataLoader<T>& train,
                 const nn::DataLoader<T>& test, const EpochLoop& loop, const std::function<void(std::size_t)>& save) {
+    // --resume of a checkpoint past --epochs trained nothing and said nothing (exit 0).
+    if (loop.first_epoch > loop.epochs)
+        throw std::invalid_argument("--epochs " + std::to_string(loop.epochs) + " is fewer than the " +
+                                    std::to_string(loop.first_epoch) +
+                                    " epochs the resumed checkpoint has trained: nothing to train (--epochs counts "
+                                    "all epochs; give more to continue, or --eval to evaluate it)");
+    if (loop.first_epoch == loop.epochs && loop.epochs > 0)
+        std::printf("nothing to train: the checkpoint has trained all %zu epochs (--epochs N continues it)\n",
+                    loop.epochs);
     ProgressReporter progress(loop.epochs);
     MetricsLog log(loop.metrics);
     nn::EpochStats tested;

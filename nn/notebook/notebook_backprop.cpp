@@ -1,5 +1,6 @@
 #include "nn/notebook/notebook_backprop.hpp"
 
+#include <cmath>
 #include <string>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include "autodiff/error.hpp"
+#include "nn/allocate.hpp"
 
 namespace nn::notebook {
 
@@ -157,8 +159,20 @@ Gradients<T> backward_prop(const Matrix<T>& X, const Matrix<T>& Y, const Paramet
                                          std::to_string(A.size()) + " A for " + std::to_string(layers) +
                                          " layers; pass what forward_prop returned");
     }
+    // Each Z and A must be what forward_prop made of X: a 1x1 Z broadcast silently into a
+    // wrong gradient, a mis-sized A failed in the dot product without a name.
+    for (std::size_t l = 0; l < layers; ++l) {
+        const std::size_t rows = parameters.W[l].shape(0), examples = X.shape(1);
+        for (const auto& [quantity, M] : {std::pair{"Z", &Z[l]}, std::pair{"A", &A[l]}}) {
+            if (M->shape(0) != rows || M->shape(1) != examples) {
+                shape_error("backward_prop", name(quantity, l) + " is " + shape_of(*M) + " but must be " +
+                                                 std::to_string(rows) + "x" + std::to_string(examples) + " (" +
+                                                 name("W", l) + " rows x X's examples); pass what forward_prop returned");
+            }
+        }
+    }
     const Matrix<T>& A_out = A.back();
-    if (Y.shape() != A_out.shape() || A_out.shape(1) != X.shape(1)) {
+    if (Y.shape() != A_out.shape()) {
         shape_error("backward_prop", "Y is " + shape_of(Y) + ", " + name("A", layers - 1) + " is " +
                                          shape_of(A_out) + " and X is " + shape_of(X) +
                                          " (Y must be one-hot classes x examples, as many examples as X)");
@@ -193,6 +207,11 @@ Gradients<T> backward_prop(const Matrix<T>& X, const Matrix<T>& Y, const Paramet
 template <class T>
 Parameters<T> update_parameters(const Parameters<T>& parameters, const Gradients<T>& pass_gradients,
                                 T learning_rate) {
+    // A NaN or infinite rate made every weight NaN without a word.
+    if (!std::isfinite(learning_rate)) {
+        throw autodiff::Error("update_parameters: learning_rate is " + std::to_string(double(learning_rate)) +
+                              "; it must be a finite number");
+    }
     const std::size_t layers = parameters.W.size();
     if (pass_gradients.dW.size() != layers || pass_gradients.db.size() != layers) {
         shape_error("update_parameters", "gradients hold " + std::to_string(pass_gradients.dW.size()) +
@@ -220,7 +239,9 @@ Parameters<T> update_parameters(const Parameters<T>& parameters, const Gradients
 
 template <class T>
 Matrix<T> one_hot(const std::vector<std::int64_t>& labels, std::size_t classes) {
-    Matrix<T> Y = xt::zeros<T>({classes, labels.size()});
+    // classes comes from the caller: 2^62 classes wrapped the size around to nothing.
+    Matrix<T> Y = allocate_matrix<T>("one_hot", classes, labels.size());
+    Y.fill(T(0));
     for (std::size_t example = 0; example < labels.size(); ++example) {
         const std::int64_t label = labels[example];
         if (label < 0 || static_cast<std::size_t>(label) >= classes) {

@@ -147,3 +147,13 @@ TEST_CASE("custom ops record nothing to differentiate under NoGrad", "[custom_op
     }
     CHECK(example::softplus(a).requires_grad());
 }
+
+TEST_CASE("the example layer_norm refuses an eps that is not a positive finite number", "[custom_op]") {
+    // eps 0 normalised a constant column to 0/0 = NaN; a negative eps took the root of a negative number.
+    Tape<double> tape;
+    Var<double> x = tape.leaf(Matrix<double>{{2.0, 1.0}, {2.0, 3.0}});  // column 0 is constant
+    for (const double eps : {0.0, -1.0, std::nan("")})
+        CHECK_THROWS_WITH(example::layer_norm(x, eps),
+                          Catch::Contains("layer_norm: eps must be a positive finite number, got " + std::to_string(eps)));
+    CHECK(example::layer_norm(x, 1e-5).value()(0, 0) == 0.0);
+}

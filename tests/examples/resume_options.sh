@@ -14,6 +14,10 @@ umask 022
 # All 4 epochs done: resuming without --epochs trains nothing more.
 "$train_mlp" --resume "$dir/ckpt" --metrics "" > "$dir/out" 2>&1 || fail "resume failed"
 ! grep -q "^epoch [0-9]*/" "$dir/out" || fail "a finished run trained on: $(grep '^epoch' "$dir/out" | head -n 2)"
+grep -q "^nothing to train" "$dir/out" || fail "a finished run resumed without saying it trains nothing"
+# Fewer --epochs than the checkpoint has trained: refused (it trained nothing, silently, exit 0).
+expect_failure "resume with --epochs 2 of a 4-epoch checkpoint" "$train_mlp" --resume "$dir/ckpt" --epochs 2 --metrics ""
+grep -q -- "--epochs 2 is fewer than the 4 epochs" "$dir/out" || fail "the refusal does not name --epochs and the 4 epochs"
 
 for bad in "--hidden 16" "--activation relu" "--init he"; do
   expect_failure "resume with $bad" "$train_mlp" --resume "$dir/ckpt" --epochs 5 --metrics "" $bad

@@ -28,6 +28,21 @@ rm "$dir/ckpt/README"
 expect_failure "--metrics inside --save" "$train_mlp" --dataset iris --epochs 2 --save "$dir/ckpt" --metrics "$dir/ckpt/metrics.csv"
 ! grep -q "^epoch 1/" "$dir/out" || fail "trained before refusing"
 
+# The training data as --metrics or --plot (also by another spelling): refused before the first
+# epoch; the metrics used to replace the CSV.
+data="$dir/project/data.csv"
+{ echo "a,b,class"; for i in $(seq 1 40); do echo "$((i % 7)).5,$((i % 3)).25,$((i % 2))"; done; } > "$data"
+data_before=$(digest project/data.csv)
+refused_as_data() {
+  expect_failure "--csv data.csv $*" "$train_mlp" --csv "$data" --epochs 1 "$@"
+  grep -q "would replace the data" "$dir/out" || fail "no clear refusal of $*"
+  ! grep -q "^epoch 1/" "$dir/out" || fail "trained before refusing"
+}
+refused_as_data --metrics "$data"
+refused_as_data --metrics "$dir/project/../project/data.csv"
+refused_as_data --metrics "" --plot "$data"
+[ "$data_before" = "$(digest project/data.csv)" ] || fail "the training data was replaced"
+
 # Through a symlink: the link stays, the checkpoint it points to is replaced.
 ln -s "$dir/ckpt" "$dir/latest"
 run --save "$dir/latest" --seed 3 > /dev/null

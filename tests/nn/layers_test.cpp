@@ -12,7 +12,9 @@
 #include "nn/dropout.hpp"
 #include "nn/embedding.hpp"
 #include "nn/linear.hpp"
+#include "nn/mlp.hpp"
 #include "nn/normalization.hpp"
+#include "nn/numpy_random.hpp"
 
 using autodiff::Matrix;
 using autodiff::Parameter;
@@ -192,4 +194,15 @@ TEST_CASE("Conv2d checks its kernel against the image before it draws a single w
     REQUIRE_THROWS_WITH(nn::Conv2d<double>({1, 28, 28}, 4, 100000),
                         Catch::Matchers::Contains("conv2d") && Catch::Matchers::Contains("larger than the padded image"));
     REQUIRE_THROWS_WITH(nn::Conv2d<double>({1, 28, 28}, 4, 0), Catch::Matchers::Contains("conv2d"));
+}
+
+TEST_CASE("a layer size whose weight count wraps around size_t is refused, naming the shape", "[layers][errors]") {
+    // train_mlp --hidden 4611686018427387904: the 2^62 x 4 weights (2^64 numbers) wrapped
+    // around to an empty buffer, which the initialiser then filled (a segmentation fault).
+    const std::size_t huge = std::size_t(1) << 62;
+    REQUIRE_THROWS_WITH(nn::Linear<double>(4, huge),
+                        Contains("initialise_layer: a 4611686018427387904x4 matrix has more bytes than a size_t"));
+    REQUIRE_THROWS_WITH(nn::MLP<float>({4, huge, 3}), Contains("4611686018427387904x4 matrix"));
+    REQUIRE_THROWS_WITH(nn::NumpyRandom(0).randn(huge, 4), Contains("NumpyRandom::randn: a 4611686018427387904x4"));
+    REQUIRE_THROWS_WITH(nn::NumpyRandom(0).rand(3, huge), Contains("NumpyRandom::rand: a 3x4611686018427387904"));
 }

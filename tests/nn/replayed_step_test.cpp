@@ -3,9 +3,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include "nn/data/csv.hpp"
+#include "nn/linear.hpp"
 #include "nn/mlp.hpp"
+#include "nn/normalization.hpp"
 #include "nn/replayed_step.hpp"
+#include "nn/sequential.hpp"
 #include "nn/training.hpp"
 
 namespace {
@@ -84,4 +89,103 @@ TEST_CASE("a Trainer's replayed steps report each gradient ready during the swee
     trainer.set_gradient_sync(nullptr);                     // detached: the sweeps report nothing more
     trainer.train_epoch(data, 1);
     CHECK(sync.ready == 5 * run.net.parameters().size());
+}
+
+namespace {
+
+// A module whose forward records something else in evaluation mode, with no buffer to make
+// ReplayedStep record every step (a user's noise layer, say).
+struct DoubledInTraining : nn::Module<double> {
+    autodiff::Var<double> forward(autodiff::Var<double> x) override { return this->is_training() ? x * 2.0 : x; }
+};
+
+// Two copies of a model, one stepped with replay and one recorded every step, fed the same
+// batches of 6 Iris examples; `change(model, step)` alters both the same way between steps.
+struct SideBySide {
+    nn::Sequential<double> replayed, recorded;
+    nn::Loss<double> loss = nn::cross_entropy_loss<double>();
+    nn::ReplayedStep<double> fast{replayed, loss, true}, plain{recorded, loss, false};
+    nn::DataLoader<double> data{nn::iris<double>()};
+
+    template <class Change>
+    void run(int steps, Change change) {
+        for (int step = 0; step < steps; ++step) {
+            change(replayed, step);
+            change(recorded, step);
+            std::size_t examples[6];
+            for (std::size_t i = 0; i < 6; ++i) examples[i] = (std::size_t(step) * 31 + i * 23) % 150;
+            data.gather(examples, 6, fast.batch(6).X, fast.batch(6).labels);
+            data.gather(examples, 6, plain.batch(6).X, plain.batch(6).labels);
+            INFO("step " << step);
+            REQUIRE(fast.run(6) == plain.run(6));
+        }
+    }
+};
+
+}  // namespace
+
+// Before: ReplayedStep judged the model once, when built, and kept replaying the first
+// recording whatever happened to the model after: a BatchNorm appended after it was built had
+// its running statistics updated by the first step only, a layer appended after the first
+// step was never run, and a train()/eval() switch went unnoticed.
+TEST_CASE("ReplayedStep records afresh when the model changed, as recording every step does", "[replay]") {
+    SECTION("a BatchNorm appended after the step was built updates its running statistics every step") {
+        SideBySide s;
+        s.run(4, [](nn::Sequential<double>& m, int step) {
+            if (step > 0) return;
+            m.add<nn::Linear<double>>(4, 5, 3u);
+            m.add<nn::BatchNorm<double>>(5);
+            m.add<nn::Linear<double>>(5, 3, 4u);
+        });
+        auto& fast_bn = static_cast<nn::BatchNorm<double>&>(s.replayed[1]);
+        auto& plain_bn = static_cast<nn::BatchNorm<double>&>(s.recorded[1]);
+        CHECK((fast_bn.running_mean == plain_bn.running_mean));
+        CHECK((fast_bn.running_var == plain_bn.running_var));
+        CHECK_FALSE(s.fast.replaying(6));
+    }
+    SECTION("a layer appended after the replay was built is run") {
+        SideBySide s;
+        s.run(4, [](nn::Sequential<double>& m, int step) {
+            if (step == 0) m.add<nn::Linear<double>>(4, 3, 3u);
+            if (step == 2) m.add<nn::Linear<double>>(3, 3, 4u);
+        });
+        CHECK(s.fast.replaying(6));
+    }
+    SECTION("a switch to evaluation mode and back records the mode's step") {
+        SideBySide s;
+        s.run(5, [](nn::Sequential<double>& m, int step) {
+            if (step == 0) {
+                m.add<nn::Linear<double>>(4, 3, 3u);
+                m.add<DoubledInTraining>();
+            }
+            if (step == 2) m.eval();
+            if (step == 4) m.train();
+        });
+        CHECK(s.fast.replaying(6));
+    }
+}
+
+TEST_CASE("ReplayedStep keeps at most 4 batch sizes recorded, reusing the least recently used", "[replay]") {
+    // Every new batch size kept a tape of its own forever: 256 sizes of a 784-512-512-10 MLP
+    // held 522 MB. The fifth size now takes over the least recently used recording.
+    SideBySide s;
+    s.replayed.add<nn::Linear<double>>(4, 3, 3u);
+    s.recorded.add<nn::Linear<double>>(4, 3, 3u);
+    const std::size_t sizes[] = {2, 3, 4, 5, 2, 6, 7, 2, 3, 2};
+    for (std::size_t round = 0; round < 2; ++round) {
+        for (std::size_t count : sizes) {
+            std::size_t examples[7];
+            for (std::size_t i = 0; i < count; ++i) examples[i] = (round * 50 + count * 11 + i * 17) % 150;
+            s.data.gather(examples, count, s.fast.batch(count).X, s.fast.batch(count).labels);
+            s.data.gather(examples, count, s.plain.batch(count).X, s.plain.batch(count).labels);
+            INFO("round " << round << ", " << count << " examples");
+            REQUIRE(s.fast.run(count) == s.plain.run(count));
+        }
+    }
+    CHECK(s.fast.replaying(2));  // used all along: never taken over
+    // A size never seen takes over one of the 4 recordings kept (its buffers): none is added.
+    std::set<const nn::Batch<double>*> kept;
+    for (std::size_t count : {2, 3, 6, 7}) kept.insert(&s.fast.batch(count));
+    CHECK(kept.size() == 4);
+    CHECK(kept.count(&s.fast.batch(100)) == 1);
 }

@@ -7,6 +7,7 @@
 #include "nn/data/csv.hpp"
 #include "nn/embedding.hpp"
 #include "nn/linear.hpp"
+#include "nn/normalization.hpp"
 #include "nn/optimizers.hpp"
 #include "nn/sequential.hpp"
 #include "nn/training.hpp"
@@ -193,4 +194,40 @@ TEST_CASE("a container is replayable only when all its children are", "[trainer]
     inner.add<nn::Embedding<double>>(3, 2);
     REQUIRE_FALSE(inner.replayable());
     REQUIRE_FALSE(outer.replayable());
+}
+
+TEST_CASE("the Trainer refuses a layer appended to the model after it was built, naming its parameter", "[trainer]") {
+    // The appended layer was never trained: the optimizer, built before it, does not list it,
+    // and its gradient piled up step after step (-7.08 after one epoch of Iris), silently.
+    nn::Sequential<double> model;
+    model.add<nn::Linear<double>>(4, 8, 1u);
+    nn::Adam<double> adam(model.parameters(), 0.01);
+    nn::Trainer<double> trainer(model, adam, 16, 0);
+    model.add<nn::Linear<double>>(8, 3, 2u);
+    REQUIRE_THROWS_WITH(trainer.train_epoch(nn::DataLoader<double>(nn::iris<double>()), 0),
+                        Contains("the parameter '1.b' (3x1) joined Sequential(0=Linear(4, 8), 1=Linear(8, 3))") &&
+                            Contains("after the Trainer was built, so its optimizer would never update it"));
+}
+
+TEST_CASE("a BatchNorm frozen in evaluation mode stays frozen through train_epoch and evaluate", "[trainer]") {
+    // Fine-tuning with frozen batch statistics: bn.eval() inside a model in training mode. The
+    // Trainer switched the whole model to training mode every epoch, and evaluate() restored
+    // the root's mode to every module, so the frozen statistics moved, silently.
+    nn::Sequential<double> model;
+    model.add<nn::Linear<double>>(4, 6, 1u);
+    auto& bn = model.add<nn::BatchNorm<double>>(6);
+    model.add<nn::Linear<double>>(6, 3, 2u);
+    nn::Adam<double> adam(model.parameters(), 0.01);
+    nn::Trainer<double> trainer(model, adam, 16, 0);
+    const nn::DataLoader<double> iris(nn::iris<double>());
+    bn.eval();
+    const autodiff::Matrix<double> mean = bn.running_mean, var = bn.running_var;
+    trainer.train_epoch(iris, 0);
+    trainer.evaluate(iris);
+    CHECK_FALSE(bn.is_training());
+    trainer.train_epoch(iris, 1);
+    REQUIRE((bn.running_mean == mean));
+    REQUIRE((bn.running_var == var));
+    REQUIRE(model.is_training());
+    REQUIRE(model[0].is_training());
 }

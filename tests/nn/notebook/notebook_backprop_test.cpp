@@ -163,3 +163,45 @@ TEST_CASE("forward_prop, backward_prop and update_parameters reject mismatched s
     nn::NumpyRandom rng(1);
     REQUIRE_THROWS_AS(nn::notebook::init_parameters<double>(rng, {5}), autodiff::Error);
 }
+
+TEST_CASE("init_parameters refuses layer sizes whose weight count wraps around size_t, naming the shape",
+          "[nn][notebook]") {
+    // randn(2^62, 4): 2^64 numbers wrapped around to an empty buffer, which was then filled
+    // (a segmentation fault).
+    nn::NumpyRandom rng(1);
+    REQUIRE_THROWS_WITH(nn::notebook::init_parameters<double>(rng, {4, std::size_t(1) << 62}),
+                        Catch::Matchers::Contains("NumpyRandom::randn: a 4611686018427387904x4 matrix"));
+}
+
+TEST_CASE("backward_prop refuses activations that forward_prop did not make of X, naming them", "[nn][notebook]") {
+    // A 1x1 Z2 was broadcast into a silently wrong dL_dZ2; a mis-sized A2 failed inside the
+    // dot product as "Dot: shape mismatch.", naming neither.
+    using Catch::Matchers::Contains;
+    const auto run = nn::notebook::notebook_execution<double>();
+    auto tampered = nn::notebook::forward_prop(run.X, run.parameters);
+    tampered.Z[1] = xt::ones<double>({1, 1});
+    REQUIRE_THROWS_WITH(nn::notebook::backward_prop(run.X, run.Y, run.parameters, tampered),
+                        Contains("backward_prop: Z2 is 1x1 but must be 10x10 (W2 rows x X's examples)"));
+    tampered = nn::notebook::forward_prop(run.X, run.parameters);
+    tampered.A[1] = xt::ones<double>({10, 3});
+    REQUIRE_THROWS_WITH(nn::notebook::backward_prop(run.X, run.Y, run.parameters, tampered),
+                        Contains("backward_prop: A2 is 10x3 but must be 10x10"));
+}
+
+TEST_CASE("one_hot refuses a class count whose matrix size wraps around size_t", "[nn][notebook]") {
+    // 2^62 classes x 4 labels wrapped around to an empty buffer that the ones were written into.
+    REQUIRE_THROWS_WITH(nn::notebook::one_hot<double>({0, 1, 2, 3}, std::size_t(1) << 62),
+                        Catch::Matchers::Contains("one_hot: a 4611686018427387904x4 matrix"));
+}
+
+TEST_CASE("update_parameters refuses a learning rate that is not finite", "[nn][notebook]") {
+    // A NaN rate turned every weight into NaN, silently.
+    const auto run = nn::notebook::notebook_execution<double>();
+    const auto gradients =
+        nn::notebook::backward_prop(run.X, run.Y, run.parameters, nn::notebook::forward_prop(run.X, run.parameters));
+    for (const double rate : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+        REQUIRE_THROWS_WITH(nn::notebook::update_parameters(run.parameters, gradients, rate),
+                            Catch::Matchers::Contains("update_parameters: learning_rate is " + std::to_string(rate)));
+    }
+    REQUIRE_NOTHROW(nn::notebook::update_parameters(run.parameters, gradients, 0.01));
+}
