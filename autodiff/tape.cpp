@@ -191,9 +191,16 @@ void Tape<T>::reject_shape(const char* op, Shape shape) {
 template <class T>
 void Tape<T>::reject_concurrent_use(const char* op) {
     throw Error(std::string(op) +
-                ": this tape is being used by another thread at the same time: one tape per thread (a Tape "
-                "belongs to one thread at a time, and to the thread of a NoGrad scope while it lives; give each "
-                "thread its own Tape and its own model copy)");
+                ": this tape is being used by another thread at the same time, or this call comes from inside one "
+                "of its own recordings or sweeps (an op's forward or backward may not use the tape it runs on): one "
+                "tape per thread (a Tape belongs to one thread at a time, and to the thread of a NoGrad scope while "
+                "it lives; give each thread its own Tape and its own model copy)");
+}
+
+template <class T>
+void Tape<T>::reject_value_shape(const Node<T>& n, Shape declared) {
+    throw Error(std::string(n.op) + ": its forward left a " + to_string(shape_of(n.value)) + " value, but it was recorded as " +
+                to_string(declared) + " (Tape::record's shape): fill node.value in place, or record the shape it makes");
 }
 
 template <class T>

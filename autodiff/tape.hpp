@@ -457,6 +457,7 @@ private:
     }
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
     [[noreturn]] static void reject_shape(const char* op, Shape shape);  // rows x cols x sizeof(T) overflows
+    [[noreturn]] static void reject_value_shape(const Node<T>& n, Shape declared);  // forward left another shape
     [[noreturn]] static void reject_after_backward(const char* op);
     bool lock_for(const char* op);               // ExclusiveUse's halves, inline-able
     // Only this thread stores its own token in held_by_, so reading it relaxed can only
@@ -701,6 +702,8 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs
         n.forward = nullptr;  // a capturing lambda cannot be run again
         ensure_shape(n.value, shape);
         forward(n);
+        // A user's forward may have replaced the value: the ops that read it trust its shape.
+        if (n.value.shape()[0] != shape.rows || n.value.shape()[1] != shape.cols) reject_value_shape(n, shape);
     } catch (...) {
         abandon(index);  // the tape is as it was before this call
         throw;

@@ -242,3 +242,24 @@ TEST_CASE("anomaly detection blames a non-finite seed or an earlier step's gradi
     CHECK_THROWS_WITH(tape.backward(sum(exp(tape.parameter(p)))),
                       Contains("parameter 'p'") && Contains("before this backward"));
 }
+
+TEST_CASE("a recorded forward that leaves a value of another shape is refused, naming the op and both shapes",
+          "[tape][exceptions]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(M({{1.0, 2.0, 3.0}, {4.0, 5.0, 6.0}}));
+    const std::size_t before = tape.size();
+    auto shrinks = [](Node<double>& n) { n.value = Matrix<double>::from_shape({0, 3}); };
+    CHECK_THROWS_WITH(tape.record("shrinks", {x}, Shape{2, 3}, nullptr, shrinks),
+                      Contains("shrinks") && Contains("0x3") && Contains("2x3"));
+    CHECK(tape.size() == before);  // and a later op cannot read its empty value (it read a null pointer)
+    auto grows = [](Node<double>& n) { n.value = Matrix<double>::from_shape({3, 3}); };
+    CHECK_THROWS_WITH(tape.record("grows", {x}, Shape{2, 3}, nullptr, grows), Contains("3x3"));
+}
+
+TEST_CASE("an op that records on its own tape from inside its forward is told so", "[tape][exceptions]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(M({{1.0, 2.0}}));
+    auto nested = [&](Node<double>&) { (void)(x * x); };
+    CHECK_THROWS_WITH(tape.record("nested", {x}, Shape{1, 2}, nullptr, nested),
+                      Contains("from inside one of its own recordings or sweeps"));
+}
