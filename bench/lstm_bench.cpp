@@ -95,30 +95,39 @@ int check() {
     return failures ? 1 : 0;
 }
 
-// Record + sweep of `entries` chained 14x1 muls (y = y ⊙ w), per entry, first recording and later.
+// Per entry of `entries` chained 14x1 muls (y = y ⊙ w): record + sweep, record under NoGrad,
+// and a replay of the recorded chain (forward + sweep); the first run and the later ones.
 void per_entry_cost(int reps) {
     const std::size_t entries = 100000;
     autodiff::Parameter<double> w(xt::ones<double>({std::size_t(14), std::size_t(1)}));
     const autodiff::Matrix<double> x0 = xt::ones<double>({std::size_t(14), std::size_t(1)});
-    for (bool no_grad : {false, true}) {
+    enum class Mode { record_and_sweep, no_grad, replay };
+    for (Mode mode : {Mode::record_and_sweep, Mode::no_grad, Mode::replay}) {
         autodiff::Tape<double> tape;
+        std::unique_ptr<autodiff::Replay<double>> replay;
         auto run = [&] {
+            if (replay) return void(replay->run());
             tape.reset();
             std::unique_ptr<autodiff::NoGrad<double>> guard;
-            if (no_grad) guard = std::make_unique<autodiff::NoGrad<double>>(tape);
+            if (mode == Mode::no_grad) guard = std::make_unique<autodiff::NoGrad<double>>(tape);
             const auto wv = tape.parameter(w);
             auto y = tape.constant(x0);
             for (std::size_t k = 0; k < entries; ++k) y = y * wv;
-            if (!no_grad) tape.backward(sum(y));
+            if (mode == Mode::no_grad) return;
+            const auto loss = sum(y);
+            tape.backward(loss);
+            if (mode == Mode::replay) replay = std::make_unique<autodiff::Replay<double>>(tape, loss);
         };
         const double first = seconds(run);
         std::vector<double> later;
         for (int r = 0; r < reps; ++r) later.push_back(seconds(run));
         const double ns = median(later) / double(entries) * 1e9;
+        const char* what = mode == Mode::no_grad ? "record (NoGrad)"
+                           : mode == Mode::replay ? "replay (forward + sweep)"
+                                                  : "record + sweep";
         std::printf("{\"per_entry\": \"%s\", \"entries\": %zu, \"ns_per_entry\": %.1f, \"first_ns_per_entry\": %.1f, "
                     "\"first_over_later\": %.2f, \"node_bytes\": %zu}\n",
-                    no_grad ? "record (NoGrad)" : "record + sweep", entries, ns, first / double(entries) * 1e9,
-                    first / median(later), sizeof(autodiff::Node<double>));
+                    what, entries, ns, first / double(entries) * 1e9, first / median(later), sizeof(autodiff::Node<double>));
     }
 }
 
