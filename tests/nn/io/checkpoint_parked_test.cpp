@@ -15,22 +15,18 @@
 #include "../temp_dir.hpp"
 #include "killed_save.hpp"
 #include "nn/io/checkpoint.hpp"
+#include "small_checkpoint.hpp"
 
 using Catch::Matchers::Contains;
 using test_support::parked_path;
 using test_support::pid_of_exited_process;
+using test_support::names_in;
 using test_support::read_file;
+using test_support::small_checkpoint;
 using test_support::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-nn::Checkpoint epoch_checkpoint(const std::string& epoch) {
-    nn::Checkpoint c;
-    c.meta["epoch"] = epoch;
-    c.arrays["W"] = xt::xtensor<float, 2>{{1.0f, 2.0f}, {3.0f, std::stof(epoch)}};
-    return c;
-}
 
 // Every file under `dir` (relative path -> bytes): what "unchanged byte for byte" compares.
 std::map<std::string, std::string> tree_of(const fs::path& dir) {
@@ -38,13 +34,6 @@ std::map<std::string, std::string> tree_of(const fs::path& dir) {
     for (const auto& entry : fs::recursive_directory_iterator(dir))
         tree[fs::relative(entry.path(), dir).string()] = entry.is_regular_file() ? read_file(entry.path()) : "<dir>";
     return tree;
-}
-
-std::vector<std::string> names_in(const fs::path& dir) {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
 }
 
 std::string epoch_at(const fs::path& dir) { return nn::load_checkpoint(dir).meta.at("epoch"); }
@@ -55,11 +44,11 @@ TEST_CASE("a user's <dir>.previous survives saves byte for byte and is never loa
     TempDir tmp("user-previous");
     SECTION("a backup of a checkpoint named model.previous, with no model") {
         const fs::path dir = tmp.path / "model";
-        nn::save_checkpoint(tmp.path / "model.previous", epoch_checkpoint("1"));
+        nn::save_checkpoint(tmp.path / "model.previous", small_checkpoint("1"));
         const auto backup = tree_of(tmp.path / "model.previous");
         CHECK_THROWS_WITH(nn::load_checkpoint(dir), Contains(dir.string()) && Contains("no such checkpoint"));
-        nn::save_checkpoint(dir, epoch_checkpoint("2"));
-        nn::save_checkpoint(dir, epoch_checkpoint("3"));
+        nn::save_checkpoint(dir, small_checkpoint("2"));
+        nn::save_checkpoint(dir, small_checkpoint("3"));
         CHECK(epoch_at(dir) == "3");
         CHECK(tree_of(tmp.path / "model.previous") == backup);
         CHECK(epoch_at(tmp.path / "model.previous") == "1");
@@ -70,16 +59,16 @@ TEST_CASE("a user's <dir>.previous survives saves byte for byte and is never loa
         tmp.write("notes.previous/todo.txt", "buy milk");
         tmp.write("notes.previous/drafts/chapter1.md", "# It was a dark night");
         const auto notes = tree_of(tmp.path / "notes.previous");
-        nn::save_checkpoint(dir, epoch_checkpoint("1"));
+        nn::save_checkpoint(dir, small_checkpoint("1"));
         CHECK(epoch_at(dir) == "1");
         CHECK(tree_of(tmp.path / "notes.previous") == notes);
     }
     SECTION("beside a checkpoint that is replaced") {
         const fs::path dir = tmp.path / "model";
-        nn::save_checkpoint(dir, epoch_checkpoint("1"));
-        nn::save_checkpoint(tmp.path / "model.previous", epoch_checkpoint("0"));
+        nn::save_checkpoint(dir, small_checkpoint("1"));
+        nn::save_checkpoint(tmp.path / "model.previous", small_checkpoint("0"));
         const auto backup = tree_of(tmp.path / "model.previous");
-        nn::save_checkpoint(dir, epoch_checkpoint("2"));
+        nn::save_checkpoint(dir, small_checkpoint("2"));
         CHECK(epoch_at(dir) == "2");
         CHECK(tree_of(tmp.path / "model.previous") == backup);
     }
@@ -89,14 +78,14 @@ TEST_CASE("a save killed before its new checkpoint was in place: the parked one 
     TempDir tmp("killed-parked");
     const fs::path dir = tmp.path / "model";
     const pid_t killed = pid_of_exited_process();
-    nn::save_checkpoint(dir, epoch_checkpoint("1"));
+    nn::save_checkpoint(dir, small_checkpoint("1"));
     fs::rename(dir, parked_path(dir, killed));
     // Its new checkpoint, complete in its temporary directory, had not been moved in yet.
-    nn::save_checkpoint(tmp.path / "scratch", epoch_checkpoint("2"));
+    nn::save_checkpoint(tmp.path / "scratch", small_checkpoint("2"));
     fs::rename(tmp.path / "scratch", tmp.path / (".model.tmp-" + std::to_string(killed) + "-x9Y8z7"));
 
     CHECK(epoch_at(dir) == "1");  // the last checkpoint saved completely
-    nn::save_checkpoint(dir, epoch_checkpoint("3"));
+    nn::save_checkpoint(dir, small_checkpoint("3"));
     CHECK(epoch_at(dir) == "3");
     CHECK(names_in(tmp.path) == std::vector<std::string>{"model"});
 }
@@ -104,12 +93,12 @@ TEST_CASE("a save killed before its new checkpoint was in place: the parked one 
 TEST_CASE("a save killed after its new checkpoint was in place: the parked one is removed", "[checkpoint][parked]") {
     TempDir tmp("killed-new-in-place");
     const fs::path dir = tmp.path / "model";
-    nn::save_checkpoint(dir, epoch_checkpoint("2"));
-    nn::save_checkpoint(tmp.path / "scratch", epoch_checkpoint("1"));
+    nn::save_checkpoint(dir, small_checkpoint("2"));
+    nn::save_checkpoint(tmp.path / "scratch", small_checkpoint("1"));
     fs::rename(tmp.path / "scratch", parked_path(dir, pid_of_exited_process()));
     REQUIRE(epoch_at(dir) == "2");
 
-    nn::save_checkpoint(dir, epoch_checkpoint("3"));
+    nn::save_checkpoint(dir, small_checkpoint("3"));
     CHECK(epoch_at(dir) == "3");
     CHECK(names_in(tmp.path) == std::vector<std::string>{"model"});
 }
@@ -119,20 +108,20 @@ TEST_CASE("a parked directory is removed only if it is a checkpoint of a process
     const fs::path dir = tmp.path / "model";
     SECTION("one holding a file of the user's keeps everything, and is not put back either") {
         const fs::path parked = parked_path(dir, pid_of_exited_process());
-        nn::save_checkpoint(parked, epoch_checkpoint("1"));
+        nn::save_checkpoint(parked, small_checkpoint("1"));
         tmp.write(parked.filename().string() + "/notes.txt", "keep me");
         const auto before = tree_of(parked);
-        nn::save_checkpoint(dir, epoch_checkpoint("2"));  // no model: a new one, not the parked
-        nn::save_checkpoint(dir, epoch_checkpoint("3"));  // model valid: the parked one is not ours
+        nn::save_checkpoint(dir, small_checkpoint("2"));  // no model: a new one, not the parked
+        nn::save_checkpoint(dir, small_checkpoint("3"));  // model valid: the parked one is not ours
         CHECK(epoch_at(dir) == "3");
         CHECK(tree_of(parked) == before);
     }
     SECTION("one of a process that is still running") {
         const fs::path parked = parked_path(dir, ::getppid());
-        nn::save_checkpoint(parked, epoch_checkpoint("1"));
+        nn::save_checkpoint(parked, small_checkpoint("1"));
         const auto before = tree_of(parked);
-        nn::save_checkpoint(dir, epoch_checkpoint("2"));
-        nn::save_checkpoint(dir, epoch_checkpoint("3"));
+        nn::save_checkpoint(dir, small_checkpoint("2"));
+        nn::save_checkpoint(dir, small_checkpoint("3"));
         CHECK(epoch_at(dir) == "3");
         CHECK(tree_of(parked) == before);
     }

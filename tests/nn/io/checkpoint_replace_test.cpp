@@ -15,27 +15,16 @@
 
 #include "../temp_dir.hpp"
 #include "nn/io/checkpoint.hpp"
+#include "small_checkpoint.hpp"
 
 using Catch::Matchers::Contains;
+using test_support::names_in;
 using test_support::read_file;
+using test_support::small_checkpoint;
 using test_support::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-nn::Checkpoint small_checkpoint(const std::string& epoch) {
-    nn::Checkpoint c;
-    c.meta["epoch"] = epoch;
-    c.arrays["W"] = xt::xtensor<float, 2>{{1.0f, 2.0f}, {3.0f, 4.0f}};
-    return c;
-}
-
-std::vector<std::string> names_in(const fs::path& dir) {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
 
 unsigned mode_of(const fs::path& p) {
     struct stat st {};
