@@ -31,19 +31,24 @@ struct FlatKernels {
     void (*backward)(const FlatStep<T>&, const bool* overwrite);
 };
 
-// Only entries whose inputs and output all have the output's shape (no broadcasting).
+// Only entries whose inputs and output all have the output's shape as recorded (no broadcasting).
 template <class T>
 struct FlatStep {
     const T* x[2] = {nullptr, nullptr};  // the inputs' values
     T* y = nullptr;                      // the entry's value
     const T* gy = nullptr;               // the entry's gradient
     T* gx[2] = {nullptr, nullptr};       // the inputs' gradients; null for an input that needs none
-    std::size_t n = 0;                   // elements
+    FlatKernels<T> kernels{};
     T s{}, s2{};                         // the op's constants (Node::scalar, scalar2)
     std::uint32_t input[2] = {0, 0};     // the inputs' entries: their gradient flags
+    std::uint32_t n = 0;                 // elements
     std::uint8_t arity = 0;
     std::uint8_t parameters = 0;         // bit k: input k is a parameter (its gradient accumulates)
-    FlatKernels<T> kernels{};
+    // Gradients an entry running its own code may have put in another buffer (a user's op
+    // that assigns to a gradient instead of adding through GradientSink): read from the
+    // entries at each sweep. Bit k: input k's (a computed entry that is not a flat step); bit
+    // 2: the step's own (read by such an entry).
+    std::uint8_t grads_from_entries = 0;
 };
 
 // What a backward kernel does for one input: grad (=|+=) contribution(k), deciding once.
@@ -80,6 +85,10 @@ struct FlatPlan {
     };
     std::vector<LeafInput> in_place_values;
     std::vector<LeafInput> leaf_grads;
+    // Values of entries that run their own code, read by flat steps: a user's forward may
+    // assign a new matrix each run, so they are looked up after that forward runs. In
+    // recording order of the producing entry (`leaf` here names it).
+    std::vector<LeafInput> computed_values;
 };
 
 }  // namespace autodiff

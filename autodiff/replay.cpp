@@ -1,5 +1,6 @@
 #include "autodiff/replay.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "autodiff/ops/checks.hpp"
@@ -19,8 +20,6 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
     : tape_(tape), output_(output), generation_(tape.generation_), size_(tape.size_) {
     typename Tape<T>::ExclusiveUse one_thread(tape, "Replay");
     tape.check(output, "Replay");
-    plan_.step_of.assign(size_, -1);
-    std::pair<ForwardFn<T>, FlatKernels<T>> last{nullptr, {}};  // entries of one op come in runs: looked up once
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = tape.nodes_[i];
         // Entries recorded under NoGrad that no entry of the step reads (pinned marks those
@@ -42,46 +41,90 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
                         "draw, so record the step afresh each time");
         if (n.in_place != nullptr) in_place_.push_back(static_cast<std::uint32_t>(i));
         if (n.in_place == nullptr && n.arity == 0) leaves_.push_back(static_cast<std::uint32_t>(i));
-        if (n.arity == 0) continue;
-        computed_.push_back(static_cast<std::uint32_t>(i));
-        if (last.first != n.forward) last = {n.forward, detail::flat_kernels_of(n.forward)};
-        if (last.second.forward != nullptr) plan_flat_step(static_cast<std::uint32_t>(i), last.second);
+        if (n.arity > 0) computed_.push_back(static_cast<std::uint32_t>(i));
     }
+    if (tape.value(output.index()).size() != 1)
+        throw Error("Replay: the output (" + std::string(tape.nodes_[output.index()].op) + ", " +
+                    to_string(shape_of(tape.value(output.index()))) +
+                    ") is not 1x1: a replay differentiates a scalar loss (sum or mean it first)");
+    plan_flat_steps();
 }
 
-// An entry of an op with flat kernels whose inputs have its shape: its buffers' addresses,
-// which stay put while the tape is neither reset nor recorded on (check_unchanged), except
-// those of leaves, looked up again on each run. Gradients are sized now, so that a flat
-// step can write into them (the entry's own sized as its backward would size them).
+// Which recorded entries run as flat steps, then their steps. Built-in entries running their
+// own code read and write their buffers in place, but a user's op made with record_op may
+// assign new matrices: so the buffers such an entry produces, or whose gradient it adds to,
+// are looked up on each run instead of kept (FlatPlan::computed_values, grads_from_entries).
 template <class T>
-void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels) {
+void Replay<T>::plan_flat_steps() {
+    plan_.step_of.assign(size_, -1);
+    std::vector<FlatKernels<T>> kernels(size_);
+    std::pair<ForwardFn<T>, FlatKernels<T>> last{nullptr, {}};  // entries of one op come in runs: looked up once
+    for (std::uint32_t i : computed_) {
+        const Node<T>& n = tape_.nodes_[i];
+        if (last.first != n.forward) last = {n.forward, detail::flat_kernels_of(n.forward)};
+        if (last.second.forward != nullptr && flat_shapes(n)) kernels[i] = last.second;
+    }
+    std::vector<bool> read_by_own_code(size_, false);  // an input of an entry that runs its own code
+    for (std::uint32_t i : computed_) {
+        const Node<T>& n = tape_.nodes_[i];
+        if (kernels[i].forward != nullptr || n.backward == nullptr) continue;
+        for (std::uint8_t k = 0; k < n.arity; ++k) read_by_own_code[n.inputs[k]] = true;
+    }
+    for (std::uint32_t i : computed_)
+        if (kernels[i].forward != nullptr) plan_flat_step(i, kernels[i], read_by_own_code);
+    std::sort(plan_.computed_values.begin(), plan_.computed_values.end(),
+              [](const auto& a, const auto& b) { return a.leaf < b.leaf; });
+}
+
+// Inputs and output of the output's size as recorded (a parameter's or constant_ref's value
+// may be another size now, which the run then refuses), and elements counted in 32 bits.
+template <class T>
+bool Replay<T>::flat_shapes(const Node<T>& n) const {
+    if (n.arity > 2 || n.value.size() > UINT32_MAX) return false;
+    for (std::uint8_t k = 0; k < n.arity; ++k) {
+        const Node<T>& in = tape_.nodes_[n.inputs[k]];
+        const std::size_t recorded = in.in_place ? in.parameter_shape.rows * in.parameter_shape.cols : in.value.size();
+        if (recorded != n.value.size()) return false;  // broadcast: the entry's own code
+    }
+    return true;
+}
+
+// An entry's FlatStep: its buffers' addresses, which stay put while the tape is neither
+// reset nor recorded on (check_unchanged), except where plan_flat_steps says. Gradients are
+// sized now, so that a flat step can write into them.
+template <class T>
+void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, const std::vector<bool>& read_by_own_code) {
     Node<T>& n = tape_.nodes_[index];
-    if (n.arity > 2) return;
-    for (std::uint8_t k = 0; k < n.arity; ++k)
-        if (tape_.value(n.inputs[k]).size() != n.value.size()) return;  // broadcast: the entry's own code
     FlatStep<T> step;
     const auto at = static_cast<std::uint32_t>(plan_.steps.size());
     step.kernels = kernels;
     step.arity = n.arity;
-    step.n = n.value.size();
+    step.n = static_cast<std::uint32_t>(n.value.size());
     step.s = n.scalar;
     step.s2 = n.scalar2;
     step.y = n.value.data();
     if (n.requires_grad) {
         ensure_shape(n.grad, shape_of(n.value));
         step.gy = n.grad.data();
+        if (read_by_own_code[index]) step.grads_from_entries |= 4;
     }
     for (std::uint32_t k = 0; k < n.arity; ++k) {
-        Node<T>& in = tape_.nodes_[n.inputs[k]];
-        step.input[k] = n.inputs[k];
+        const std::uint32_t j = n.inputs[k];
+        Node<T>& in = tape_.nodes_[j];
+        const bool runs_own_code = in.arity > 0 && plan_.step_of[j] < 0;
+        step.input[k] = j;
         if (in.parameter != nullptr) step.parameters |= std::uint8_t(1u << k);
         if (in.in_place != nullptr)
-            plan_.in_place_values.push_back({at, k, n.inputs[k]});
+            plan_.in_place_values.push_back({at, k, j});
+        else if (runs_own_code)
+            plan_.computed_values.push_back({at, k, j});
         else
             step.x[k] = in.value.data();
         if (!n.requires_grad || !in.requires_grad) continue;
-        if (in.arity == 0) {
-            plan_.leaf_grads.push_back({at, k, n.inputs[k]});
+        if (runs_own_code || read_by_own_code[j]) {
+            step.grads_from_entries |= std::uint8_t(1u << k);
+        } else if (in.arity == 0) {
+            plan_.leaf_grads.push_back({at, k, j});
         } else {
             ensure_shape(in.grad, shape_of(in.value));
             step.gx[k] = in.grad.data();
@@ -89,6 +132,13 @@ void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels) {
     }
     plan_.steps.push_back(step);
     plan_.step_of[index] = static_cast<std::int32_t>(at);
+}
+
+template <class T>
+void Replay<T>::reject_moved_buffer(std::uint32_t index, const char* what) const {
+    throw Error("Replay: tape entry " + std::to_string(index) + " (" + tape_.nodes_[index].op + ") left a " + what +
+                " of another size than it was recorded with (" + to_string(shape_of(tape_.nodes_[index].value)) +
+                " now): an op's forward must make the shape it recorded");
 }
 
 template <class T>
@@ -116,6 +166,7 @@ void Replay<T>::forward_locked() {
     }
     for (std::uint32_t i : leaves_) tape_.refs_[i] &= ~Tape<T>::started;
     for (const auto& leaf : plan_.in_place_values) plan_.steps[leaf.step].x[leaf.side] = tape_.value(leaf.leaf).data();
+    auto produced = plan_.computed_values.begin();  // by producer, in the order they run
     for (std::uint32_t i : computed_) {
         tape_.refs_[i] &= ~Tape<T>::started;
         const std::int32_t flat = plan_.step_of[i];
@@ -124,6 +175,11 @@ void Replay<T>::forward_locked() {
         } else {
             Node<T>& n = tape_.nodes_[i];
             n.forward(tape_, n);
+            for (; produced != plan_.computed_values.end() && produced->leaf == i; ++produced) {
+                FlatStep<T>& reader = plan_.steps[produced->step];
+                if (n.value.size() != reader.n) reject_moved_buffer(i, "value");
+                reader.x[produced->side] = n.value.data();
+            }
         }
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }

@@ -73,7 +73,10 @@ public:
 
 private:
     void check_unchanged(const char* op) const;
-    void plan_flat_step(std::uint32_t index, FlatKernels<T> kernels);  // an elementwise entry's FlatStep
+    void plan_flat_steps();
+    bool flat_shapes(const Node<T>& n) const;
+    void plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, const std::vector<bool>& read_by_own_code);
+    [[noreturn]] void reject_moved_buffer(std::uint32_t index, const char* what) const;
     void forward_locked();  // forward() once the tape is held
     Node<T>& loss_entry(const Var<T>& loss, bool with_labels);
 

@@ -135,8 +135,15 @@ const Matrix<T>& Var<T>::grad() const {
 // ---- Tape ----
 
 template <class T>
+void Tape<T>::check_index(std::size_t index, const char* who) const {
+    if (index >= size_)
+        throw Error(std::string(who) + ": index " + std::to_string(index) + " but the tape holds " +
+                    std::to_string(size_) + " entries");
+}
+
+template <class T>
 bool Tape<T>::gradient_started(std::size_t index) const {
-    entry(index);  // checks the index
+    check_index(index, "Tape::gradient_started");
     return refs_[index] & started;
 }
 
@@ -177,9 +184,7 @@ const Node<T>& Tape<T>::node(const Var<T>& v) const {
 
 template <class T>
 const Node<T>& Tape<T>::entry(std::size_t index) const {
-    if (index >= size_)
-        throw Error("Tape::entry: index " + std::to_string(index) + " but the tape holds " + std::to_string(size_) +
-                    " entries");
+    check_index(index, "Tape::entry");
     return nodes_[index];
 }
 
@@ -519,11 +524,13 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
         if (!(refs_[i] & started)) continue;
         const std::int32_t flat = plan ? plan->step_of[i] : -1;
         if (flat >= 0) {  // its entry is not read
-            const FlatStep<T>& step = plan->steps[flat];
+            FlatStep<T>& step = plan->steps[flat];
             if (step.gy == nullptr) continue;  // no backward: no input needs a gradient
             bool overwrite[2] = {false, false};
             for (std::uint32_t k = 0; k < step.arity; ++k)
-                if (step.gx[k] != nullptr) overwrite[k] = claim_gradient(step.input[k], (step.parameters >> k) & 1);
+                if (step.gx[k] != nullptr || ((step.grads_from_entries >> k) & 1))
+                    overwrite[k] = claim_gradient(step.input[k], (step.parameters >> k) & 1);
+            if (step.grads_from_entries != 0) point_at_entries_grads(step, static_cast<std::uint32_t>(i), overwrite);
             step.kernels.backward(step, overwrite);
         } else {
             Node<T>& n = nodes_[i];
@@ -599,6 +606,25 @@ void Tape<T>::prefetch_buffers(const Node<T>& n) const {
         prefetch_lines(in.value.data(), in.value.size() * sizeof(T));
         prefetch_lines(in.grad.data(), in.grad.size() * sizeof(T));
     }
+}
+
+// The gradients an entry running its own code may have replaced, looked up as grad_of does
+// (sized when first written), and refused if another size (one added to, or the step's own).
+template <class T>
+void Tape<T>::point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, const bool* overwrite) {
+    auto buffer = [&](std::uint32_t entry, bool first) {
+        Node<T>& n = nodes_[entry];
+        Matrix<T>& g = grad_buffer(n);
+        if (first) ensure_shape(g, shape_of(value_of(n)));
+        if (g.size() != step.n)
+            throw Error("backward: the gradient of tape entry " + std::to_string(entry) + " (" + n.op + ") is " +
+                        to_string(shape_of(g)) + " but its value " + to_string(shape_of(value_of(n))) +
+                        ": an op replaced it instead of adding to it (write gradients through Tape::grad_of)");
+        return g.data();
+    };
+    if (step.grads_from_entries & 4) step.gy = buffer(index, false);
+    for (std::uint32_t k = 0; k < step.arity; ++k)
+        if ((step.grads_from_entries >> k) & 1) step.gx[k] = buffer(step.input[k], overwrite[k]);
 }
 
 // Leaves' gradients may live elsewhere since the last sweep (a parameter's grad replaced, or

@@ -86,6 +86,8 @@ class NoGrad;
 
 template <class T>
 struct FlatPlan;  // autodiff/flat_step.hpp
+template <class T>
+struct FlatStep;
 
 // Reads the node's gradient (node.grad) and adds each input's share into that input.
 template <class T>
@@ -456,6 +458,7 @@ private:
         return recorded_bytes_ + value_bytes + (live_entries() + 1) * sizeof(Node<T>);
     }
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
+    void check_index(std::size_t index, const char* who) const;  // throws unless index < size()
     [[noreturn]] static void reject_shape(const char* op, Shape shape);  // rows x cols x sizeof(T) overflows
     [[noreturn]] static void reject_value_shape(const Node<T>& n, Shape declared);  // forward left another shape
     [[noreturn]] static void reject_after_backward(const char* op);
@@ -497,6 +500,7 @@ private:
     void backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan = nullptr);
     void sweep(const Var<T>& output, FlatPlan<T>* plan);
     void resolve_leaf_grads(FlatPlan<T>& plan);
+    void point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, const bool* overwrite);
     void prefetch_for_sweep(std::size_t i) const;  // the entries and buffers entry i's backward will read
     void prefetch_for_flat_sweep(const FlatPlan<T>& plan, std::size_t i) const;  // the same for a flat plan
     void prefetch_input_entries(const Node<T>& n) const;
@@ -692,11 +696,7 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs
     try {
         n.arity = static_cast<std::uint8_t>(inputs.size());
         std::size_t i = 0;
-        for (const InputRef<T>& in : inputs) {
-            n.inputs[i++] = in->index_;
-            // A NoGrad entry read by an entry that may be swept (or replayed) must stay.
-            if (grad_enabled_) pin(in->index_);
-        }
+        for (const InputRef<T>& in : inputs) n.inputs[i++] = in->index_;
         n.requires_grad = grad_enabled_ && any_input_needs_grad && backward != nullptr;
         n.backward = n.requires_grad ? backward : nullptr;
         n.forward = nullptr;  // a capturing lambda cannot be run again
@@ -704,6 +704,10 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs
         forward(n);
         // A user's forward may have replaced the value: the ops that read it trust its shape.
         if (n.value.shape()[0] != shape.rows || n.value.shape()[1] != shape.cols) reject_value_shape(n, shape);
+        // A NoGrad entry read by an entry that may be swept (or replayed) must stay; pinned
+        // once the entry is recorded, so that one abandoned pins nothing.
+        if (grad_enabled_)
+            for (std::size_t k = 0; k < i; ++k) pin(n.inputs[k]);
     } catch (...) {
         abandon(index);  // the tape is as it was before this call
         throw;

@@ -162,3 +162,81 @@ TEST_CASE("anomaly detection names the flat step that made a non-finite value", 
         REQUIRE_THAT(e.what(), Contains("mul"));
     }
 }
+
+namespace {
+
+// A user's replayable op whose forward assigns a new matrix each time (xtensor allocates a
+// new buffer for it) instead of filling node.value in place.
+void twice_forward(Tape<double>& t, Node<double>& y) { y.value = 2.0 * t.input(y, 0); }
+void twice_backward(Tape<double>& t, Node<double>& y) {
+    const double* g = y.grad.data();
+    t.grad_of(y, 0).accumulate([g](std::size_t k) { return 2.0 * g[k]; });
+}
+Var<double> twice(const Var<double>& x) { return x.tape().record_op("twice", {x}, x.shape(), twice_forward, twice_backward); }
+
+// ... and one whose backward assigns its input's gradient on the first contribution.
+void twice_assigning_backward(Tape<double>& t, Node<double>& y) {
+    GradientSink<double> sink = t.grad_of(y, 0);
+    if (sink.overwrite)
+        sink.grad = 2.0 * y.grad;
+    else
+        sink.grad += 2.0 * y.grad;
+}
+Var<double> twice_assigning(const Var<double>& x) {
+    return x.tape().record_op("twice_assigning", {x}, x.shape(), twice_forward, twice_assigning_backward);
+}
+
+// Replays `f(p, X)`'s loss three times over new X, comparing each run with a fresh recording.
+template <class F>
+void check_replay_equals_recording(F&& f) {
+    std::mt19937_64 rng(11);
+    Parameter<double> p(random_matrix(rng, {3, 2}), "p");
+    Matrix<double> X = random_matrix(rng, {3, 2});
+    Tape<double> tape;
+    const Var<double> loss = sum(f(tape.parameter(p), tape.constant_ref(X)));
+    tape.backward(loss);
+    Replay<double> replay(tape, loss);
+    for (int round = 0; round < 3; ++round) {
+        const Matrix<double> fresh_x = random_matrix(rng, {3, 2});
+        std::copy(fresh_x.begin(), fresh_x.end(), X.begin());
+        p.zero_grad();
+        const double replayed = replay.run();
+        const Matrix<double> replayed_grad = p.grad;
+        Tape<double> fresh;
+        p.zero_grad();
+        const Var<double> fresh_loss = sum(f(fresh.parameter(p), fresh.constant_ref(X)));
+        fresh.backward(fresh_loss);
+        REQUIRE(replayed == fresh_loss.value()(0, 0));
+        REQUIRE((replayed_grad == p.grad));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("flat steps read what a user's op made on this run, where its forward or backward put it", "[replay][flat]") {
+    // Before: the flat tanh read the value buffer twice's forward had freed (ASan: use after
+    // free), and the flat mul's backward the gradient buffer twice_assigning had replaced.
+    SECTION("a forward that assigns its value") {
+        check_replay_equals_recording([](Var<double> p, Var<double> x) { return tanh(twice(p * x)); });
+    }
+    SECTION("a backward that assigns its input's gradient") {
+        check_replay_equals_recording([](Var<double> p, Var<double> x) { return tanh(twice_assigning(p * x)) + p * x; });
+    }
+}
+
+TEST_CASE("a Replay plans from the shapes recorded, not from a parameter's shape while it is built", "[replay][flat]") {
+    // Before: a broadcast mul planned as a flat step from p's temporary 4x3 shape read 12
+    // elements of the recorded 1x3 buffer on the run (ASan: heap-buffer-overflow).
+    Parameter<double> p(Matrix<double>(xt::ones<double>({1, 3})), "p");
+    Matrix<double> X = xt::ones<double>({4, 3});
+    Tape<double> tape;
+    const Var<double> loss = sum(tape.parameter(p) * tape.constant_ref(X));
+    tape.backward(loss);
+    const Matrix<double> recorded = p.value;
+    p.value = Matrix<double>(xt::ones<double>({4, 3}));
+    Replay<double> replay(tape, loss);
+    p.value = recorded;
+    p.zero_grad();
+    REQUIRE(replay.run() == 12.0);
+    REQUIRE((p.grad == Matrix<double>{{4.0, 4.0, 4.0}}));
+}

@@ -321,3 +321,28 @@ TEST_CASE("a replay checks targets given as a handle, as recording does", "[repl
     Y(0, 0) = std::numeric_limits<double>::infinity();
     CHECK_THROWS_WITH(replay.run(), Contains("softmax_cross_entropy") && Contains("targets") && Contains("inf"));
 }
+
+TEST_CASE("a Replay of an output that is not 1x1 is refused when built, not after a whole forward", "[replay]") {
+    Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "p");
+    Tape<double> tape;
+    const Var<double> y = tape.parameter(p) * 3.0;
+    CHECK_THROWS_WITH(Replay<double>(tape, y), Contains("1x2") && Contains("not 1x1"));
+}
+
+TEST_CASE("an op that throws while it records pins none of its inputs: a Replay is not refused for them", "[replay]") {
+    // Before: log of a NoGrad value threw on its domain after pinning that value, and the
+    // Replay then refused the step for a NoGrad entry "the step reads", which it did not.
+    Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "p");
+    Tape<double> tape;
+    Var<double> negative;
+    {
+        NoGrad<double> no_grad(tape);
+        negative = neg(tape.parameter(p));
+    }
+    CHECK_THROWS(log(negative));
+    const Var<double> loss = sum(tape.parameter(p) * 2.0);
+    tape.backward(loss);
+    p.zero_grad();
+    Replay<double> replay(tape, loss);
+    CHECK(replay.run() == 6.0);
+}
