@@ -12,7 +12,7 @@ namespace {
 template <class T>
 struct FlatRegistry {
     std::mutex mutex;
-    std::vector<std::pair<ForwardFn<T>, FlatKernels<T>>> kernels;
+    std::vector<std::pair<ForwardFn<T>, FlatOp<T>>> kernels;
 };
 
 template <class T>
@@ -24,16 +24,16 @@ FlatRegistry<T>& registry() {
 }  // namespace
 
 template <class T>
-void register_flat_kernels(ForwardFn<T> op_forward, FlatKernels<T> kernels) {
+void register_flat_kernels(ForwardFn<T> op_forward, FlatOp<T> op) {
     FlatRegistry<T>& r = registry<T>();
     std::lock_guard<std::mutex> lock(r.mutex);
     for (const auto& entry : r.kernels)
         if (entry.first == op_forward) return;
-    r.kernels.emplace_back(op_forward, kernels);
+    r.kernels.emplace_back(op_forward, op);
 }
 
 template <class T>
-FlatKernels<T> flat_kernels_of(ForwardFn<T> op_forward) {
+FlatOp<T> flat_kernels_of(ForwardFn<T> op_forward) {
     FlatRegistry<T>& r = registry<T>();
     std::lock_guard<std::mutex> lock(r.mutex);
     for (const auto& entry : r.kernels)
@@ -41,9 +41,9 @@ FlatKernels<T> flat_kernels_of(ForwardFn<T> op_forward) {
     return {};
 }
 
-template void register_flat_kernels<float>(ForwardFn<float>, FlatKernels<float>);
-template void register_flat_kernels<double>(ForwardFn<double>, FlatKernels<double>);
-template FlatKernels<float> flat_kernels_of<float>(ForwardFn<float>);
-template FlatKernels<double> flat_kernels_of<double>(ForwardFn<double>);
+template void register_flat_kernels<float>(ForwardFn<float>, FlatOp<float>);
+template void register_flat_kernels<double>(ForwardFn<double>, FlatOp<double>);
+template FlatOp<float> flat_kernels_of<float>(ForwardFn<float>);
+template FlatOp<double> flat_kernels_of<double>(ForwardFn<double>);
 
 }  // namespace autodiff::detail

@@ -31,6 +31,20 @@ struct FlatKernels {
     void (*backward)(const FlatStep<T>&, const bool* overwrite);
 };
 
+// What a flat step's backward reads besides its gradient: bits of its inputs' values and its
+// own. A Replay keeps a value no backward reads only until its last reader's forward has run
+// (autodiff/replay.cpp), so an op declares these exactly; by default it reads everything.
+namespace backward_reads {
+constexpr std::uint8_t input0 = 1, input1 = 2, output = 4, everything = 7, nothing = 0;
+}
+
+// An op's flat kernels and what its backward reads, as the op registers them.
+template <class T>
+struct FlatOp {
+    FlatKernels<T> kernels{};
+    std::uint8_t reads = backward_reads::everything;
+};
+
 // Only entries whose inputs and output all have the output's shape as recorded (no broadcasting).
 template <class T>
 struct FlatStep {
@@ -67,9 +81,9 @@ namespace detail {
 // (ops/unary_rule.hpp, ops/elementwise.cpp); a Replay looks an entry's ForwardFn up. Both
 // thread-safe. Returns kernels with null functions for a ForwardFn nobody registered.
 template <class T>
-void register_flat_kernels(ForwardFn<T> op_forward, FlatKernels<T> kernels);
+void register_flat_kernels(ForwardFn<T> op_forward, FlatOp<T> op);
 template <class T>
-FlatKernels<T> flat_kernels_of(ForwardFn<T> op_forward);
+FlatOp<T> flat_kernels_of(ForwardFn<T> op_forward);
 }  // namespace detail
 
 // What a Replay runs in place of its elementwise entries' forward and backward.
@@ -89,6 +103,11 @@ struct FlatPlan {
     // assign a new matrix each run, so they are looked up after that forward runs. In
     // recording order of the producing entry (`leaf` here names it).
     std::vector<LeafInput> computed_values;
+    // The values and gradients only flat steps read, each in a slot of this arena for as long
+    // as it is live (a value until its last reader's forward, a gradient from its first
+    // contribution to its entry's backward), slots reused by entries that come later: a long
+    // tape's intermediates take a few cache-resident slots instead of two buffers per entry.
+    std::vector<T> arena;
 };
 
 }  // namespace autodiff

@@ -1,7 +1,9 @@
 #include "autodiff/replay.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <functional>
 
 #include "autodiff/ops/checks.hpp"
 
@@ -16,10 +18,11 @@ bool draws_random_numbers(const char* op) { return std::strcmp(op, "dropout") ==
 }  // namespace
 
 template <class T>
-Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
+Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>& keep)
     : tape_(tape), output_(output), generation_(tape.generation_), size_(tape.size_) {
     typename Tape<T>::ExclusiveUse one_thread(tape, "Replay");
     tape.check(output, "Replay");
+    for (const Var<T>& v : keep) tape.check(v, "Replay (a handle to keep)");
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = tape.nodes_[i];
         // Entries recorded under NoGrad that no entry of the step reads (pinned marks those
@@ -47,7 +50,7 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
         throw Error("Replay: the output (" + std::string(tape.nodes_[output.index()].op) + ", " +
                     to_string(shape_of(tape.value(output.index()))) +
                     ") is not 1x1: a replay differentiates a scalar loss (sum or mean it first)");
-    plan_flat_steps();
+    plan_flat_steps(keep);
 }
 
 // Which recorded entries run as flat steps, then their steps. Built-in entries running their
@@ -55,25 +58,147 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output)
 // assign new matrices: so the buffers such an entry produces, or whose gradient it adds to,
 // are looked up on each run instead of kept (FlatPlan::computed_values, grads_from_entries).
 template <class T>
-void Replay<T>::plan_flat_steps() {
+void Replay<T>::plan_flat_steps(const std::vector<Var<T>>& keep) {
     plan_.step_of.assign(size_, -1);
-    std::vector<FlatKernels<T>> kernels(size_);
-    std::pair<ForwardFn<T>, FlatKernels<T>> last{nullptr, {}};  // entries of one op come in runs: looked up once
+    std::vector<FlatOp<T>> ops(size_);
+    std::pair<ForwardFn<T>, FlatOp<T>> last{nullptr, {}};  // entries of one op come in runs: looked up once
     for (std::uint32_t i : computed_) {
         const Node<T>& n = tape_.nodes_[i];
         if (last.first != n.forward) last = {n.forward, detail::flat_kernels_of(n.forward)};
-        if (last.second.forward != nullptr && flat_shapes(n)) kernels[i] = last.second;
+        if (last.second.kernels.forward != nullptr && flat_shapes(n)) ops[i] = last.second;
     }
-    std::vector<bool> read_by_own_code(size_, false);  // an input of an entry that runs its own code
+    // Values read by an entry that runs its own code, and gradients it adds to, stay in their
+    // entries; so do the output's and those the caller keeps.
+    std::vector<bool> read_by_own_code(size_, false), value_kept(size_, false);
     for (std::uint32_t i : computed_) {
         const Node<T>& n = tape_.nodes_[i];
-        if (kernels[i].forward != nullptr || n.backward == nullptr) continue;
-        for (std::uint8_t k = 0; k < n.arity; ++k) read_by_own_code[n.inputs[k]] = true;
+        if (ops[i].kernels.forward != nullptr) continue;
+        for (std::uint8_t k = 0; k < n.arity; ++k) {
+            value_kept[n.inputs[k]] = true;
+            if (n.backward != nullptr) read_by_own_code[n.inputs[k]] = true;
+        }
     }
     for (std::uint32_t i : computed_)
-        if (kernels[i].forward != nullptr) plan_flat_step(i, kernels[i], read_by_own_code);
+        if (ops[i].kernels.forward != nullptr) plan_flat_step(i, ops[i].kernels, read_by_own_code);
     std::sort(plan_.computed_values.begin(), plan_.computed_values.end(),
               [](const auto& a, const auto& b) { return a.leaf < b.leaf; });
+    std::vector<bool> grad_kept = read_by_own_code;
+    value_kept[output_.index()] = grad_kept[output_.index()] = true;
+    for (const Var<T>& v : keep) value_kept[v.index()] = grad_kept[v.index()] = true;
+    std::vector<std::uint8_t> reads(size_, backward_reads::everything);
+    for (std::uint32_t i : computed_) reads[i] = ops[i].reads;
+    plan_memory(reads, value_kept, grad_kept);
+}
+
+namespace {
+
+// Slots of an arena handed out and given back by size (a tape's elementwise entries come in
+// a few sizes), each rounded up to whole cache lines.
+template <class T>
+class ArenaSlots {
+public:
+    std::size_t take(std::uint32_t n) {
+        for (auto& [size, free] : free_)
+            if (size == n && !free.empty()) {
+                const std::size_t at = free.back();
+                free.pop_back();
+                return at;
+            }
+        const std::size_t at = top_;
+        top_ += (n + per_line - 1) / per_line * per_line;
+        return at;
+    }
+    void give(std::uint32_t n, std::size_t at) {
+        for (auto& [size, free] : free_)
+            if (size == n) return free.push_back(at);
+        free_.push_back({n, {at}});
+    }
+    std::size_t size() const { return top_; }
+
+private:
+    static constexpr std::size_t per_line = 64 / sizeof(T) > 0 ? 64 / sizeof(T) : 1;
+    std::vector<std::pair<std::uint32_t, std::vector<std::size_t>>> free_;
+    std::size_t top_ = 0;
+};
+
+constexpr std::size_t unplaced = SIZE_MAX;
+
+}  // namespace
+
+// Where each flat step's value and gradient live. A value that no backward reads is live
+// from its forward to its last reader's; a gradient from its first contribution (by its
+// last consumer, the sweep going backwards) to its own entry's backward. Such values and
+// gradients get slots of plan_.arena, reused once they are dead: a recurrent tape's
+// intermediates then cycle through a few cached slots where each entry had two buffers of
+// its own. Values are dead before the sweep starts, so both share the one arena.
+template <class T>
+void Replay<T>::plan_memory(const std::vector<std::uint8_t>& reads, const std::vector<bool>& value_kept,
+                            const std::vector<bool>& grad_kept) {
+    std::vector<std::uint32_t> value_end(size_, 0), grad_end(size_, 0);
+    std::vector<bool> read_backward(size_, false);
+    for (std::uint32_t c : computed_) {
+        const std::int32_t f = plan_.step_of[c];
+        if (f < 0) continue;
+        const FlatStep<T>& step = plan_.steps[f];
+        const bool has_backward = step.gy != nullptr;
+        value_end[c] = grad_end[c] = c;
+        if (has_backward && (reads[c] & backward_reads::output)) read_backward[c] = true;
+        for (std::uint32_t k = 0; k < step.arity; ++k) {
+            const std::uint32_t j = step.input[k];
+            value_end[j] = std::max(value_end[j], c);
+            if (has_backward && ((reads[c] >> k) & 1)) read_backward[j] = true;
+            if (has_backward) grad_end[j] = std::max(grad_end[j], c);
+        }
+    }
+    std::vector<std::size_t> value_at(size_, unplaced), grad_at(size_, unplaced);
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> value_dies, grad_starts;  // (when, entry)
+    for (std::uint32_t c : computed_) {
+        const std::int32_t f = plan_.step_of[c];
+        if (f < 0 || plan_.steps[f].n == 0) continue;
+        if (!value_kept[c] && !read_backward[c]) value_dies.push_back({value_end[c], c});
+        if (!grad_kept[c] && plan_.steps[f].gy != nullptr) grad_starts.push_back({grad_end[c], c});
+    }
+    if (value_dies.empty() && grad_starts.empty()) return;
+    auto size_of = [&](std::uint32_t i) { return plan_.steps[plan_.step_of[i]].n; };
+    // Forward, in recording order: an entry's slot is taken before its forward and its
+    // inputs' are given back after it, so that a step never writes over what it reads.
+    std::sort(value_dies.begin(), value_dies.end());
+    std::vector<bool> value_pooled(size_, false);
+    for (const auto& [when, i] : value_dies) value_pooled[i] = true;
+    ArenaSlots<T> values;
+    auto dying = value_dies.begin();
+    for (std::uint32_t i : computed_) {
+        if (value_pooled[i]) value_at[i] = values.take(size_of(i));
+        for (; dying != value_dies.end() && dying->first <= i; ++dying) values.give(size_of(dying->second), value_at[dying->second]);
+    }
+    // The sweep, in reverse: an entry's gradient slot is taken when its last consumer's
+    // backward runs (before that backward gives its own back) and given back after its own.
+    std::sort(grad_starts.begin(), grad_starts.end(), std::greater<>());
+    std::vector<bool> grad_pooled(size_, false);
+    for (const auto& [when, i] : grad_starts) grad_pooled[i] = true;
+    ArenaSlots<T> grads;
+    auto starting = grad_starts.begin();
+    for (auto c = computed_.rbegin(); c != computed_.rend(); ++c) {
+        for (; starting != grad_starts.end() && starting->first >= *c; ++starting)
+            grad_at[starting->second] = grads.take(size_of(starting->second));
+        if (grad_pooled[*c]) grads.give(size_of(*c), grad_at[*c]);
+    }
+    plan_.arena.assign(std::max(values.size(), grads.size()), T(0));
+    tape_.held_by_replay_ = true;
+    T* const arena = plan_.arena.data();
+    for (std::uint32_t c : computed_) {
+        const std::int32_t f = plan_.step_of[c];
+        if (f < 0) continue;
+        FlatStep<T>& step = plan_.steps[f];
+        Node<T>& n = tape_.nodes_[c];
+        if (value_at[c] != unplaced) step.y = arena + value_at[c], n.replay_owned |= Node<T>::replay_value;
+        if (grad_at[c] != unplaced) step.gy = arena + grad_at[c], n.replay_owned |= Node<T>::replay_grad;
+        for (std::uint32_t k = 0; k < step.arity; ++k) {
+            const std::uint32_t j = step.input[k];
+            if (value_at[j] != unplaced) step.x[k] = arena + value_at[j];
+            if (grad_at[j] != unplaced && step.gx[k] != nullptr) step.gx[k] = arena + grad_at[j];
+        }
+    }
 }
 
 // Inputs and output of the output's size as recorded (a parameter's or constant_ref's value
@@ -171,7 +296,9 @@ void Replay<T>::forward_locked() {
         tape_.refs_[i] &= ~Tape<T>::started;
         const std::int32_t flat = plan_.step_of[i];
         if (flat >= 0) {
-            plan_.steps[flat].kernels.forward(plan_.steps[flat]);  // its entry is not read
+            const FlatStep<T>& step = plan_.steps[flat];
+            step.kernels.forward(step);  // its entry is not read
+            if (tape_.detect_anomaly_) tape_.copy_owned_buffers_back(step, i);
         } else {
             Node<T>& n = tape_.nodes_[i];
             n.forward(tape_, n);

@@ -52,8 +52,14 @@ template <class T = double>
 class Replay {
 public:
     /// Takes `tape` as recorded so far; `output` is what run() differentiates (1x1).
-    /// Throws autodiff::Error if an entry cannot run again or `output` is not a live handle.
-    Replay(Tape<T>& tape, const Var<T>& output);
+    /// Intermediate values and gradients that only the replay's own elementwise steps read
+    /// live in memory the Replay shares between entries (a long tape's intermediates then
+    /// stay in the cache); reading one through its handle (Var::value, Var::grad) is refused,
+    /// and so is recording on the tape until it is reset (PyTorch keeps no intermediate
+    /// gradient either unless asked). The handles in `keep` stay readable after each run.
+    /// Throws autodiff::Error if an entry cannot run again or `output` (or a handle in
+    /// `keep`) is not a live handle of `tape`.
+    Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>& keep = {});
 
     /// The forward of every recorded entry again, in recording order, over the current
     /// values of the constant_refs and parameters.
@@ -73,9 +79,11 @@ public:
 
 private:
     void check_unchanged(const char* op) const;
-    void plan_flat_steps();
+    void plan_flat_steps(const std::vector<Var<T>>& keep);
     bool flat_shapes(const Node<T>& n) const;
     void plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, const std::vector<bool>& read_by_own_code);
+    void plan_memory(const std::vector<std::uint8_t>& reads, const std::vector<bool>& value_kept,
+                     const std::vector<bool>& grad_kept);
     [[noreturn]] void reject_moved_buffer(std::uint32_t index, const char* what) const;
     void forward_locked();  // forward() once the tape is held
     Node<T>& loss_entry(const Var<T>& loss, bool with_labels);

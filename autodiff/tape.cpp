@@ -126,6 +126,7 @@ const Matrix<T>& Var<T>::grad() const {
     const Node<T>& n = tape().node(*this);
     if (n.parameter != nullptr) tape_->parameter_value(n);  // throws if the parameter is gone
     if (n.parameter != nullptr && tape_->accumulate_into_parameters_) return n.parameter->grad;
+    if (n.replay_owned & Node<T>::replay_grad) tape_->reject_replay_owned(index_, "Var::grad", "gradient");
     if (!tape_->gradient_started(index_))
         throw Error(std::string("Var::grad: no gradient for this ") + n.op +
                     " entry (it is a constant, does not lead to the loss, or backward() was not called)");
@@ -139,6 +140,14 @@ void Tape<T>::check_index(std::size_t index, const char* who) const {
     if (index >= size_)
         throw Error(std::string(who) + ": index " + std::to_string(index) + " but the tape holds " +
                     std::to_string(size_) + " entries");
+}
+
+template <class T>
+void Tape<T>::reject_replay_owned(std::uint32_t index, const char* who, const char* what) const {
+    throw Error(std::string(who) + ": the " + what + " of tape entry " + std::to_string(index) + " (" +
+                nodes_[index].op + ") is not kept: a Replay of this tape keeps intermediate values and gradients "
+                "that only its own steps read in memory shared between entries (as PyTorch keeps no intermediate "
+                "gradient unless asked); pass the handle in the Replay's keep list to read it after a run");
 }
 
 template <class T>
@@ -167,7 +176,10 @@ void Tape<T>::reject(const Var<T>& v, const char* op) const {
 }
 
 template <class T>
-void Tape<T>::reject_after_backward(const char* op) {
+void Tape<T>::reject_after_backward(const char* op) const {
+    if (!swept_)
+        throw Error(std::string(op) + ": recording on a tape whose step a Replay holds (it keeps some intermediate "
+                                      "values in memory of its own); call reset() first, or record on another tape");
     throw Error(std::string(op) + ": recording on a tape after backward(); call reset() first");
 }
 
@@ -258,7 +270,7 @@ bool Tape<T>::take_released(std::size_t wanted, std::uint32_t& index) {
 
 template <class T>
 std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
-    if (swept_) reject_after_backward(op);
+    if (swept_ || held_by_replay_) reject_after_backward(op);
     if (memory_limit_ != 0 && held_bytes(value_bytes) > memory_limit_) reject_memory(op, value_bytes);
     std::uint32_t index;
     if (grad_enabled_ || !take_released(value_bytes / sizeof(T), index)) {
@@ -274,6 +286,7 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     refs_[index] = grad_enabled_ ? pinned : 0;
     Node<T>& n = nodes_[index];
     n.recorded_under_nograd = !grad_enabled_;
+    n.replay_owned = 0;
     n.op = op;
     n.arity = 0;
     n.backward = nullptr;
@@ -427,6 +440,7 @@ void Tape<T>::reset() {
     in_place_entries_.clear();
     recorded_bytes_ = 0;
     swept_ = false;
+    held_by_replay_ = false;
     generation_ = next_generation();
     detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }
@@ -532,6 +546,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
                     overwrite[k] = claim_gradient(step.input[k], (step.parameters >> k) & 1);
             if (step.grads_from_entries != 0) point_at_entries_grads(step, static_cast<std::uint32_t>(i), overwrite);
             step.kernels.backward(step, overwrite);
+            if (detect_anomaly_) copy_owned_buffers_back(step, static_cast<std::uint32_t>(i));
         } else {
             Node<T>& n = nodes_[i];
             if (n.backward == nullptr) continue;
@@ -625,6 +640,21 @@ void Tape<T>::point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, con
     if (step.grads_from_entries & 4) step.gy = buffer(index, false);
     for (std::uint32_t k = 0; k < step.arity; ++k)
         if ((step.grads_from_entries >> k) & 1) step.gx[k] = buffer(step.input[k], overwrite[k]);
+}
+
+// Anomaly detection reads the entries' own buffers: what a Replay keeps in its arena instead
+// (autodiff/replay.cpp) is copied there first, the step's value after its forward and its
+// inputs' gradients after its backward (copying a value again in the sweep is harmless).
+template <class T>
+void Tape<T>::copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t index) {
+    Node<T>& n = nodes_[index];
+    if (n.replay_owned & Node<T>::replay_value) std::copy(step.y, step.y + step.n, n.value.data());
+    for (std::uint32_t k = 0; k < step.arity; ++k) {
+        Node<T>& in = nodes_[step.input[k]];
+        if (!(in.replay_owned & Node<T>::replay_grad) || step.gx[k] == nullptr) continue;
+        ensure_shape(in.grad, shape_of(in.value));
+        std::copy(step.gx[k], step.gx[k] + step.n, in.grad.data());
+    }
 }
 
 // Leaves' gradients may live elsewhere since the last sweep (a parameter's grad replaced, or

@@ -134,6 +134,10 @@ struct alignas(64) Node {
     std::uint8_t arity = 0;
     bool requires_grad = false;
     bool recorded_under_nograd = false;  // its inputs may since have been released and reused
+    // Bits replay_value, replay_grad: a Replay keeps this entry's value (gradient) in memory of
+    // its own, shared with other entries', so the buffer here goes stale: reading it is refused.
+    std::uint8_t replay_owned = 0;
+    static constexpr std::uint8_t replay_value = 1, replay_grad = 2;
     BackwardFn<T> backward = nullptr;
     const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
     Parameter<T>* parameter = nullptr;
@@ -458,10 +462,13 @@ private:
         return recorded_bytes_ + value_bytes + (live_entries() + 1) * sizeof(Node<T>);
     }
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
+    // Reading an entry's value or gradient that a Replay keeps in memory of its own.
+    [[noreturn, gnu::cold, gnu::noinline]] void reject_replay_owned(std::uint32_t index, const char* who,
+                                                                    const char* what) const;
     void check_index(std::size_t index, const char* who) const;  // throws unless index < size()
     [[noreturn]] static void reject_shape(const char* op, Shape shape);  // rows x cols x sizeof(T) overflows
     [[noreturn]] static void reject_value_shape(const Node<T>& n, Shape declared);  // forward left another shape
-    [[noreturn]] static void reject_after_backward(const char* op);
+    [[noreturn]] void reject_after_backward(const char* op) const;  // or while a Replay holds the step
     bool lock_for(const char* op);               // ExclusiveUse's halves, inline-able
     // Only this thread stores its own token in held_by_, so reading it relaxed can only
     // mistake another thread's (or no) holder for not-this-thread, and then the exchange decides.
@@ -523,6 +530,7 @@ private:
     // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
+    void copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t index);  // for anomaly checks of a Replay
     void check_finite_accumulated_grad(std::uint32_t index) const;  // a parameter's grad before a sweep
     Matrix<T>& grad_buffer(Node<T>& n) {  // where n's gradient accumulates
         return (n.parameter && accumulate_into_parameters_) ? n.parameter->grad : n.grad;
@@ -547,6 +555,9 @@ private:
     std::uint32_t slot_;
     std::uint64_t generation_ = 0;
     bool swept_ = false;
+    // A Replay keeps some entries' values in memory of its own: an op recorded now could read
+    // one's stale buffer, so recording waits for reset().
+    bool held_by_replay_ = false;
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;
@@ -597,6 +608,8 @@ template <class T>
 const Matrix<T>& Var<T>::value() const {
     // A live handle's index is below its tape's size: the registry check is the whole check.
     require_live("Var::value");
+    if (tape_->nodes_[index_].replay_owned & Node<T>::replay_value)
+        tape_->reject_replay_owned(index_, "Var::value", "value");
     return tape_->value(index_);
 }
 

@@ -78,7 +78,7 @@ T ReplayedStep<T>::run(std::size_t count) {
         const autodiff::Node<T>& loss = r.tape.node(r.loss);
         r.relabel = std::strcmp(loss.op, "softmax_cross_entropy") == 0 && !loss.labels().empty();
         try {
-            r.replay = std::make_unique<autodiff::Replay<T>>(r.tape, r.loss);
+            r.replay = std::make_unique<autodiff::Replay<T>>(r.tape, r.loss, std::vector<autodiff::Var<T>>{r.output});
         } catch (const autodiff::Error&) {  // an entry that cannot run again: record every step
             replay_ = false;
         }

@@ -6,16 +6,21 @@
 // backward needs no copy of its pre-activation.
 
 #include <cmath>
+#include <cstdint>
+
+#include "autodiff/flat_step.hpp"
 
 namespace autodiff::ops {
 
 struct IdentityRule {
     static constexpr const char* name = "identity";
+    static constexpr std::uint8_t derivative_reads = backward_reads::nothing;
     template <class T> static T f(T x, T = T(0), T = T(0)) { return x; }
     template <class T> static T df(T, T, T = T(0), T = T(0)) { return T(1); }
 };
 struct ReluRule {
     static constexpr const char* name = "relu";
+    static constexpr std::uint8_t derivative_reads = backward_reads::output;
     // Written as selects, not branches, so the loops vectorise; a NaN input stays NaN.
     // y > 0 exactly where x > 0 (the notebook's Z > 0), -0 and NaN included.
     template <class T> static T f(T x, T = T(0), T = T(0)) { return x < T(0) ? T(0) : x; }
@@ -23,6 +28,7 @@ struct ReluRule {
 };
 struct SigmoidRule {
     static constexpr const char* name = "sigmoid";
+    static constexpr std::uint8_t derivative_reads = backward_reads::output;
     template <class T> static T f(T x, T = T(0), T = T(0)) {  // never exp() of a large positive number
         return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
     }
@@ -30,6 +36,7 @@ struct SigmoidRule {
 };
 struct TanhRule {
     static constexpr const char* name = "tanh";
+    static constexpr std::uint8_t derivative_reads = backward_reads::output;
     template <class T> static T f(T x, T = T(0), T = T(0)) { return std::tanh(x); }
     template <class T> static T df(T, T y, T = T(0), T = T(0)) { return T(1) - y * y; }
 };

@@ -10,9 +10,12 @@ namespace autodiff {
 
 namespace {
 
-// y = f(a, b); dy/da and dy/db, given a, b and y.
+// y = f(a, b); dy/da and dy/db, given a, b and y, and which of them the two read
+// (autodiff/flat_step.hpp: a Replay keeps a value no derivative reads only while its forward
+// readers need it).
 struct AddRule {
     static constexpr const char* name = "add";
+    static constexpr std::uint8_t derivative_reads = backward_reads::nothing;
     static constexpr const char* symbol = "+";
     template <class T> static T f(T a, T b) { return a + b; }
     template <class T> static T da(T, T, T) { return T(1); }
@@ -20,6 +23,7 @@ struct AddRule {
 };
 struct SubRule {
     static constexpr const char* name = "sub";
+    static constexpr std::uint8_t derivative_reads = backward_reads::nothing;
     static constexpr const char* symbol = "-";
     template <class T> static T f(T a, T b) { return a - b; }
     template <class T> static T da(T, T, T) { return T(1); }
@@ -27,6 +31,7 @@ struct SubRule {
 };
 struct MulRule {
     static constexpr const char* name = "mul";
+    static constexpr std::uint8_t derivative_reads = backward_reads::input0 | backward_reads::input1;
     static constexpr const char* symbol = "*";
     template <class T> static T f(T a, T b) { return a * b; }
     template <class T> static T da(T, T b, T) { return b; }
@@ -34,6 +39,7 @@ struct MulRule {
 };
 struct DivRule {
     static constexpr const char* name = "div";
+    static constexpr std::uint8_t derivative_reads = backward_reads::input1 | backward_reads::output;
     static constexpr const char* symbol = "/";
     template <class T> static T f(T a, T b) { return a / b; }
     template <class T> static T da(T, T b, T) { return T(1) / b; }
@@ -43,6 +49,7 @@ struct DivRule {
 // A NaN on either side gives NaN; at a tie each side gets half the gradient (PyTorch).
 struct MaximumRule {
     static constexpr const char* name = "maximum";
+    static constexpr std::uint8_t derivative_reads = backward_reads::input0 | backward_reads::input1;
     static constexpr const char* symbol = "max";
     template <class T> static T f(T a, T b) { return (a > b || a != a) ? a : b; }
     template <class T> static T da(T a, T b, T) { return a > b ? T(1) : (a == b ? T(0.5) : T(0)); }
@@ -50,6 +57,7 @@ struct MaximumRule {
 };
 struct MinimumRule {
     static constexpr const char* name = "minimum";
+    static constexpr std::uint8_t derivative_reads = backward_reads::input0 | backward_reads::input1;
     static constexpr const char* symbol = "min";
     template <class T> static T f(T a, T b) { return (a < b || a != a) ? a : b; }
     template <class T> static T da(T a, T b, T) { return a < b ? T(1) : (a == b ? T(0.5) : T(0)); }
@@ -161,7 +169,7 @@ Var<T> binary(const Var<T>& a, const Var<T>& b) {
     // div's forward checks its divisor: a Replay runs that, not the flat kernels.
     if constexpr (forward == binary_forward<T, Rule>) {
         static const bool registered = (detail::register_flat_kernels<T>(
-            forward, {binary_flat_forward<T, Rule>, binary_flat_backward<T, Rule>}), true);
+            forward, {{binary_flat_forward<T, Rule>, binary_flat_backward<T, Rule>}, Rule::derivative_reads}), true);
         (void)registered;
     }
     Tape<T>& tape = ops::common_tape<T>(Rule::name, {a, b});

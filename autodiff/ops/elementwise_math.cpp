@@ -14,16 +14,19 @@ namespace {
 // ---- a handle and a scalar s ----
 struct AddScalarRule {
     static constexpr const char* name = "add_scalar";
+    static constexpr std::uint8_t derivative_reads = backward_reads::nothing;
     template <class T> static T f(T x, T s, T) { return x + s; }
     template <class T> static T df(T, T, T, T) { return T(1); }
 };
 struct RsubScalarRule {  // s - x
     static constexpr const char* name = "rsub_scalar";
+    static constexpr std::uint8_t derivative_reads = backward_reads::nothing;
     template <class T> static T f(T x, T s, T) { return s - x; }
     template <class T> static T df(T, T, T, T) { return T(-1); }
 };
 struct DivScalarRule {  // x / s
     static constexpr const char* name = "div_scalar";
+    static constexpr std::uint8_t derivative_reads = backward_reads::nothing;
     template <class T> static T f(T x, T s, T) { return x / s; }
     template <class T> static T df(T, T, T s, T) { return T(1) / s; }
 };
@@ -38,6 +41,7 @@ struct RdivScalarRule {  // s / x
 // ---- functions of x ----
 struct SquareRule {
     static constexpr const char* name = "square";
+    static constexpr std::uint8_t derivative_reads = backward_reads::input0;
     template <class T> static T f(T x, T, T) { return x * x; }
     template <class T> static T df(T x, T, T, T) { return T(2) * x; }
 };

@@ -13,16 +13,19 @@ namespace {
 
 struct NegRule {
     static constexpr const char* name = "neg";
+    static constexpr std::uint8_t derivative_reads = backward_reads::nothing;
     template <class T> static T f(T x, T, T) { return -x; }
     template <class T> static T df(T, T, T, T) { return T(-1); }
 };
 struct ScaleRule {
     static constexpr const char* name = "scale";
+    static constexpr std::uint8_t derivative_reads = backward_reads::nothing;
     template <class T> static T f(T x, T s, T) { return s * x; }
     template <class T> static T df(T, T, T s, T) { return s; }
 };
 struct ExpRule {
     static constexpr const char* name = "exp";
+    static constexpr std::uint8_t derivative_reads = backward_reads::output;
     template <class T> static T f(T x, T, T) { return std::exp(x); }
     template <class T> static T df(T, T y, T, T) { return y; }
 };

@@ -66,6 +66,14 @@ void require_domain(const char* op, const Matrix<T>& x, InDomain&& in_domain, co
                          std::to_string(k / cols) + ", column " + std::to_string(k % cols) + " (" + rule + ")");
 }
 
+// What a rule's df reads (autodiff/flat_step.hpp): Rule::derivative_reads where the rule says,
+// else its input and its output.
+template <class Rule, class = void>
+struct derivative_reads_of : std::integral_constant<std::uint8_t, backward_reads::input0 | backward_reads::output> {};
+template <class Rule>
+struct derivative_reads_of<Rule, std::void_t<decltype(Rule::derivative_reads)>>
+    : std::integral_constant<std::uint8_t, Rule::derivative_reads> {};
+
 template <class Rule, class = void>
 struct has_domain : std::false_type {};
 template <class Rule>
@@ -83,7 +91,7 @@ Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
     // A rule with a domain checks it in its forward: a Replay runs that, not the flat kernels.
     if constexpr (!has_domain<Rule>::value) {
         static const bool registered = (detail::register_flat_kernels<T>(
-            unary_forward<T, Rule>, {unary_flat_forward<T, Rule>, unary_flat_backward<T, Rule>}), true);
+            unary_forward<T, Rule>, {{unary_flat_forward<T, Rule>, unary_flat_backward<T, Rule>}, derivative_reads_of<Rule>::value}), true);
         (void)registered;
     }
     Tape<T>& tape = common_tape<T>(Rule::name, {x});
