@@ -38,11 +38,18 @@ namespace backward_reads {
 constexpr std::uint8_t input0 = 1, input1 = 2, output = 4, everything = 7, nothing = 0;
 }
 
-// An op's flat kernels and what its backward reads, as the op registers them.
+// An op's flat kernels and what its backward reads, as the op registers them. An activation
+// whose derivative needs no input also gives `affine`: f(x * w + b) as one step, which a
+// Replay runs in place of a mul, an add and the activation recorded one after the other
+// (sigmoid(x * w + b), each gate of a recurrent cell) when nothing else reads the two
+// intermediates: one loop each way instead of three, with the same arithmetic in the same
+// order, so the same numbers bit for bit (the engine is compiled with -ffp-contract=off, so
+// that x * w + b is rounded twice in either).
 template <class T>
 struct FlatOp {
     FlatKernels<T> kernels{};
     std::uint8_t reads = backward_reads::everything;
+    FlatKernels<T> affine{};
 };
 
 // Only entries whose inputs and output all have the output's shape as recorded (no broadcasting).
@@ -63,7 +70,26 @@ struct FlatStep {
     // entries at each sweep. Bit k: input k's (a computed entry that is not a flat step); bit
     // 2: the step's own (read by such an entry).
     std::uint8_t grads_from_entries = 0;
+    // 2 for an affine step (FlatOp::affine): its kernels read the mul's and the add's steps,
+    // the two before it, whose entries do not run on their own. Its backward's overwrite flags
+    // are those of the three parts, two per part: the mul's, the add's, then its own.
+    std::uint8_t fused = 0;
 };
+
+// The parts of an affine step (FlatStep::fused): the mul x * w, then the add of b.
+template <class T>
+const FlatStep<T>& fused_mul(const FlatStep<T>& step) {
+    return (&step)[-2];
+}
+template <class T>
+const FlatStep<T>& fused_add(const FlatStep<T>& step) {
+    return (&step)[-1];
+}
+// Which of the add's inputs is b (the other is the mul's entry, the one before the add's).
+template <class T>
+int fused_bias_side(const FlatStep<T>& step) {
+    return fused_add(step).input[0] + 1 == step.input[0] ? 1 : 0;
+}
 
 // What a backward kernel does for one input: grad (=|+=) contribution(k), deciding once.
 // __restrict: a gradient never aliases the values and the gradient a contribution reads.
@@ -90,7 +116,9 @@ FlatOp<T> flat_kernels_of(ForwardFn<T> op_forward);
 template <class T>
 struct FlatPlan {
     std::vector<FlatStep<T>> steps;
-    std::vector<std::int32_t> step_of;  // per entry: its step, or -1 (run through the entry)
+    std::vector<std::int32_t> step_of;  // per entry: its step, or run_by_entry, or fused_away
+    static constexpr std::int32_t run_by_entry = -1;  // the entry's own forward and backward
+    static constexpr std::int32_t fused_away = -2;    // a part of the affine step after it
     // Inputs read in place (parameters, constant_refs) may live in another buffer on the next
     // run: their addresses are looked up again before each forward, and the gradient
     // addresses of leaves before each sweep (a parameter's grad may have been replaced).

@@ -85,9 +85,7 @@ void Replay<T>::plan_flat_steps(const std::vector<Var<T>>& keep) {
     std::vector<bool> grad_kept = read_by_own_code;
     value_kept[output_.index()] = grad_kept[output_.index()] = true;
     for (const Var<T>& v : keep) value_kept[v.index()] = grad_kept[v.index()] = true;
-    std::vector<std::uint8_t> reads(size_, backward_reads::everything);
-    for (std::uint32_t i : computed_) reads[i] = ops[i].reads;
-    plan_memory(reads, value_kept, grad_kept);
+    plan_memory(ops, value_kept, grad_kept);
 }
 
 namespace {
@@ -132,8 +130,9 @@ constexpr std::size_t unplaced = SIZE_MAX;
 // intermediates then cycle through a few cached slots where each entry had two buffers of
 // its own. Values are dead before the sweep starts, so both share the one arena.
 template <class T>
-void Replay<T>::plan_memory(const std::vector<std::uint8_t>& reads, const std::vector<bool>& value_kept,
+void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector<bool>& value_kept,
                             const std::vector<bool>& grad_kept) {
+    auto reads = [&](std::uint32_t i) { return ops[i].reads; };
     std::vector<std::uint32_t> value_end(size_, 0), grad_end(size_, 0);
     std::vector<bool> read_backward(size_, false);
     for (std::uint32_t c : computed_) {
@@ -142,29 +141,33 @@ void Replay<T>::plan_memory(const std::vector<std::uint8_t>& reads, const std::v
         const FlatStep<T>& step = plan_.steps[f];
         const bool has_backward = step.gy != nullptr;
         value_end[c] = grad_end[c] = c;
-        if (has_backward && (reads[c] & backward_reads::output)) read_backward[c] = true;
+        if (has_backward && (reads(c) & backward_reads::output)) read_backward[c] = true;
         for (std::uint32_t k = 0; k < step.arity; ++k) {
             const std::uint32_t j = step.input[k];
             value_end[j] = std::max(value_end[j], c);
-            if (has_backward && ((reads[c] >> k) & 1)) read_backward[j] = true;
+            if (has_backward && ((reads(c) >> k) & 1)) read_backward[j] = true;
             if (has_backward) grad_end[j] = std::max(grad_end[j], c);
         }
     }
-    std::vector<std::size_t> value_at(size_, unplaced), grad_at(size_, unplaced);
-    std::vector<std::pair<std::uint32_t, std::uint32_t>> value_dies, grad_starts;  // (when, entry)
+    std::vector<bool> value_pooled(size_, false), grad_pooled(size_, false);
     for (std::uint32_t c : computed_) {
         const std::int32_t f = plan_.step_of[c];
         if (f < 0 || plan_.steps[f].n == 0) continue;
-        if (!value_kept[c] && !read_backward[c]) value_dies.push_back({value_end[c], c});
-        if (!grad_kept[c] && plan_.steps[f].gy != nullptr) grad_starts.push_back({grad_end[c], c});
+        value_pooled[c] = !value_kept[c] && !read_backward[c];
+        grad_pooled[c] = !grad_kept[c] && plan_.steps[f].gy != nullptr;
+    }
+    const std::vector<std::uint32_t> fused_parts = fuse_affine_steps(ops, value_pooled, grad_pooled, value_end, grad_end);
+    std::vector<std::size_t> value_at(size_, unplaced), grad_at(size_, unplaced);
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> value_dies, grad_starts;  // (when, entry)
+    for (std::uint32_t c : computed_) {
+        if (value_pooled[c]) value_dies.push_back({value_end[c], c});
+        if (grad_pooled[c]) grad_starts.push_back({grad_end[c], c});
     }
     if (value_dies.empty() && grad_starts.empty()) return;
     auto size_of = [&](std::uint32_t i) { return plan_.steps[plan_.step_of[i]].n; };
     // Forward, in recording order: an entry's slot is taken before its forward and its
     // inputs' are given back after it, so that a step never writes over what it reads.
     std::sort(value_dies.begin(), value_dies.end());
-    std::vector<bool> value_pooled(size_, false);
-    for (const auto& [when, i] : value_dies) value_pooled[i] = true;
     ArenaSlots<T> values;
     auto dying = value_dies.begin();
     for (std::uint32_t i : computed_) {
@@ -174,8 +177,6 @@ void Replay<T>::plan_memory(const std::vector<std::uint8_t>& reads, const std::v
     // The sweep, in reverse: an entry's gradient slot is taken when its last consumer's
     // backward runs (before that backward gives its own back) and given back after its own.
     std::sort(grad_starts.begin(), grad_starts.end(), std::greater<>());
-    std::vector<bool> grad_pooled(size_, false);
-    for (const auto& [when, i] : grad_starts) grad_pooled[i] = true;
     ArenaSlots<T> grads;
     auto starting = grad_starts.begin();
     for (auto c = computed_.rbegin(); c != computed_.rend(); ++c) {
@@ -199,6 +200,47 @@ void Replay<T>::plan_memory(const std::vector<std::uint8_t>& reads, const std::v
             if (grad_at[j] != unplaced && step.gx[k] != nullptr) step.gx[k] = arena + grad_at[j];
         }
     }
+    for (std::uint32_t part : fused_parts) plan_.step_of[part] = FlatPlan<T>::fused_away;
+}
+
+// An activation whose derivative reads no input, recorded right after an add of a mul's
+// value (sigmoid(x * w + b)), becomes one affine step (FlatOp::affine) when nothing else reads
+// the mul's and the add's values or gradients. The parts' inputs are then read, and their
+// gradients written, when the affine step runs: their lifetimes reach it.
+template <class T>
+std::vector<std::uint32_t> Replay<T>::fuse_affine_steps(const std::vector<FlatOp<T>>& ops, const std::vector<bool>& value_pooled,
+                                  const std::vector<bool>& grad_pooled, std::vector<std::uint32_t>& value_end,
+                                  std::vector<std::uint32_t>& grad_end) {
+    std::vector<std::uint8_t> readers(size_, 0);  // 0, 1 or 2 (more)
+    for (std::uint32_t c : computed_)
+        for (std::uint8_t k = 0; k < tape_.nodes_[c].arity; ++k) {
+            std::uint8_t& r = readers[tape_.nodes_[c].inputs[k]];
+            r = static_cast<std::uint8_t>(std::min(r + 1, 2));
+        }
+    auto private_to = [&](std::uint32_t part) {  // its value and gradient read by the next entry alone
+        return readers[part] == 1 && value_pooled[part] && (grad_pooled[part] || !tape_.nodes_[part].requires_grad);
+    };
+    std::vector<std::uint32_t> parts;  // the mul and add entries of the affine steps
+    for (std::uint32_t u : computed_) {
+        const std::int32_t f = plan_.step_of[u];
+        if (f < 2 || ops[u].affine.forward == nullptr) continue;
+        const std::uint32_t a = u - 1, m = u - 2;
+        if (plan_.step_of[a] != f - 1 || plan_.step_of[m] != f - 2) continue;
+        const Node<T>&add = tape_.nodes_[a], &mul = tape_.nodes_[m];
+        if (std::strcmp(add.op, "add") != 0 || std::strcmp(mul.op, "mul") != 0) continue;
+        if (tape_.nodes_[u].inputs[0] != a || (add.inputs[0] != m && add.inputs[1] != m)) continue;
+        if (!private_to(m) || !private_to(a)) continue;
+        FlatStep<T>& step = plan_.steps[f];
+        step.kernels = ops[u].affine;
+        step.fused = 2;
+        parts.push_back(m), parts.push_back(a);
+        const FlatStep<T>&mul_step = plan_.steps[f - 2], &add_step = plan_.steps[f - 1];
+        for (std::uint32_t j : {mul_step.input[0], mul_step.input[1], add_step.input[fused_bias_side(step)]}) {
+            value_end[j] = std::max(value_end[j], u);
+            grad_end[j] = std::max(grad_end[j], u);
+        }
+    }
+    return parts;
 }
 
 // Inputs and output of the output's size as recorded (a parameter's or constant_ref's value
@@ -273,6 +315,21 @@ void Replay<T>::check_unchanged(const char* op) const {
                     " after this step was recorded; record the step again and make a new Replay");
 }
 
+// Anomaly detection names the first entry that made a non-finite value: an affine step's
+// parts run on their own, with their plain kernels, each checked.
+template <class T>
+void Replay<T>::forward_parts_checked(const FlatStep<T>& step, std::uint32_t index) {
+    const FlatKernels<T> plain = detail::flat_kernels_of(tape_.nodes_[index].forward).kernels;
+    const FlatStep<T>* parts = &step - step.fused;
+    for (std::uint32_t part = 0; part <= step.fused; ++part) {
+        const FlatStep<T>& s = parts[part];
+        const std::uint32_t entry = index - step.fused + part;
+        (part == step.fused ? plain : s.kernels).forward(s);
+        tape_.copy_owned_buffers_back(s, entry);
+        tape_.check_finite_value(entry);
+    }
+}
+
 template <class T>
 void Replay<T>::forward() {
     typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::forward");
@@ -297,8 +354,14 @@ void Replay<T>::forward_locked() {
         const std::int32_t flat = plan_.step_of[i];
         if (flat >= 0) {
             const FlatStep<T>& step = plan_.steps[flat];
-            step.kernels.forward(step);  // its entry is not read
-            if (tape_.detect_anomaly_) tape_.copy_owned_buffers_back(step, i);
+            if (step.fused != 0 && tape_.detect_anomaly_) {
+                forward_parts_checked(step, i);
+            } else {
+                step.kernels.forward(step);  // its entry is not read
+                if (tape_.detect_anomaly_) tape_.copy_owned_buffers_back(step, i);
+            }
+        } else if (flat == FlatPlan<T>::fused_away) {
+            continue;  // run (and checked) by the affine step after it
         } else {
             Node<T>& n = tape_.nodes_[i];
             n.forward(tape_, n);

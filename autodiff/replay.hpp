@@ -82,10 +82,14 @@ private:
     void plan_flat_steps(const std::vector<Var<T>>& keep);
     bool flat_shapes(const Node<T>& n) const;
     void plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, const std::vector<bool>& read_by_own_code);
-    void plan_memory(const std::vector<std::uint8_t>& reads, const std::vector<bool>& value_kept,
+    void plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector<bool>& value_kept,
                      const std::vector<bool>& grad_kept);
+    std::vector<std::uint32_t> fuse_affine_steps(const std::vector<FlatOp<T>>& ops, const std::vector<bool>& value_pooled,
+                                                 const std::vector<bool>& grad_pooled, std::vector<std::uint32_t>& value_end,
+                                                 std::vector<std::uint32_t>& grad_end);
     [[noreturn]] void reject_moved_buffer(std::uint32_t index, const char* what) const;
     void forward_locked();  // forward() once the tape is held
+    void forward_parts_checked(const FlatStep<T>& step, std::uint32_t index);
     Node<T>& loss_entry(const Var<T>& loss, bool with_labels);
 
     Tape<T>& tape_;

@@ -515,6 +515,38 @@ void Tape<T>::check_in_place_shape(const Node<T>& n, std::size_t index, const ch
                 std::to_string(index) + ") and is " + to_string(shape_of(*n.in_place)) + " now");
 }
 
+// Which of a flat step's inputs' gradients its backward starts (overwrite[k]) and where
+// those gradients are now.
+template <class T>
+void Tape<T>::claim_flat_inputs(FlatStep<T>& step, std::uint32_t index, bool* overwrite) {
+    for (std::uint32_t k = 0; k < step.arity; ++k)
+        if (step.gx[k] != nullptr || ((step.grads_from_entries >> k) & 1))
+            overwrite[k] = claim_gradient(step.input[k], (step.parameters >> k) & 1);
+    if (step.grads_from_entries != 0) point_at_entries_grads(step, index, overwrite);
+}
+
+// An affine step's parts (autodiff/flat_step.hpp) claim their inputs' gradients in the order
+// their own backwards would (this step's, the add's, the mul's), then run as one. Under
+// anomaly detection each runs on its own, with its plain kernels, and is checked, so that
+// the message names the entry at fault.
+template <class T>
+void Tape<T>::sweep_affine(FlatStep<T>& step, std::uint32_t index) {
+    FlatStep<T>* parts = &step - step.fused;
+    bool overwrite[3][2] = {};
+    for (std::uint32_t part = step.fused + 1u; part-- > 0;)
+        if (parts[part].gy != nullptr) claim_flat_inputs(parts[part], index - step.fused + part, overwrite[part]);
+    if (!detect_anomaly_) return step.kernels.backward(step, &overwrite[0][0]);
+    const FlatKernels<T> plain = detail::flat_kernels_of(nodes_[index].forward).kernels;
+    for (std::uint32_t part = step.fused + 1u; part-- > 0;) {
+        FlatStep<T>& s = parts[part];
+        const std::uint32_t entry = index - step.fused + part;
+        if (s.gy == nullptr) continue;
+        (part == step.fused ? plain : s.kernels).backward(s, overwrite[part]);
+        copy_owned_buffers_back(s, entry);
+        check_finite_input_grads(nodes_[entry], entry);
+    }
+}
+
 template <class T>
 void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
     // Swept even if an op's backward throws half way: parameters may already hold part of
@@ -536,15 +568,17 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
         if (hooked && next_final < final_leaves_.size() && final_leaves_[next_final].second == i)
             ready_hook_(ready_context_, *nodes_[final_leaves_[next_final++].second].parameter);
         if (!(refs_[i] & started)) continue;
-        const std::int32_t flat = plan ? plan->step_of[i] : -1;
+        const std::int32_t flat = plan ? plan->step_of[i] : FlatPlan<T>::run_by_entry;
+        if (flat == FlatPlan<T>::fused_away) continue;  // swept by the affine step after it
         if (flat >= 0) {  // its entry is not read
             FlatStep<T>& step = plan->steps[flat];
             if (step.gy == nullptr) continue;  // no backward: no input needs a gradient
+            if (step.fused != 0) {
+                sweep_affine(step, static_cast<std::uint32_t>(i));
+                continue;
+            }
             bool overwrite[2] = {false, false};
-            for (std::uint32_t k = 0; k < step.arity; ++k)
-                if (step.gx[k] != nullptr || ((step.grads_from_entries >> k) & 1))
-                    overwrite[k] = claim_gradient(step.input[k], (step.parameters >> k) & 1);
-            if (step.grads_from_entries != 0) point_at_entries_grads(step, static_cast<std::uint32_t>(i), overwrite);
+            claim_flat_inputs(step, static_cast<std::uint32_t>(i), overwrite);
             step.kernels.backward(step, overwrite);
             if (detect_anomaly_) copy_owned_buffers_back(step, static_cast<std::uint32_t>(i));
         } else {
@@ -587,15 +621,16 @@ void Tape<T>::prefetch_for_flat_sweep(const FlatPlan<T>& plan, std::size_t i) co
     if (i >= kFar) prefetch_lines(&nodes_[i - kFar], 64);
     if (i >= kNear) {
         const std::int32_t f = plan.step_of[i - kNear];
-        if (f < 0) {
+        if (f == FlatPlan<T>::run_by_entry) {
             prefetch_input_entries(nodes_[i - kNear]);
-        } else {
+        } else if (f >= 0) {
             const FlatStep<T>& step = plan.steps[f];
             for (std::uint32_t k = 0; k < step.arity; ++k) prefetch_lines(&nodes_[step.input[k]], 64);
         }
     }
     if (i >= kBuffers) {
         const std::int32_t f = plan.step_of[i - kBuffers];
+        if (f == FlatPlan<T>::fused_away) return;
         if (f < 0) return prefetch_buffers(nodes_[i - kBuffers]);
         const FlatStep<T>& step = plan.steps[f];
         const std::size_t bytes = step.n * sizeof(T);

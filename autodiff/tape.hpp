@@ -531,6 +531,8 @@ private:
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
     void copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t index);  // for anomaly checks of a Replay
+    void claim_flat_inputs(FlatStep<T>& step, std::uint32_t index, bool* overwrite);
+    void sweep_affine(FlatStep<T>& step, std::uint32_t index);
     void check_finite_accumulated_grad(std::uint32_t index) const;  // a parameter's grad before a sweep
     Matrix<T>& grad_buffer(Node<T>& n) {  // where n's gradient accumulates
         return (n.parameter && accumulate_into_parameters_) ? n.parameter->grad : n.grad;

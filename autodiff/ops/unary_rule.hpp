@@ -34,6 +34,39 @@ void unary_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
     accumulate_flat(step.gx[0], overwrite[0], step.n, [&](std::size_t k) { return g[k] * Rule::df(x[k], out[k], s, s2); });
 }
 
+// f(x * w + b) as one step (FlatOp::affine, FlatStep::fused): the mul's, the add's and this
+// rule's arithmetic, in the order their own kernels do it. x * w + b is rounded twice, as in
+// the separate steps (the engine is built with -ffp-contract=off); b + t and t + b are equal.
+template <class T, class Rule>
+void affine_flat_forward(const FlatStep<T>& step) {
+    const FlatStep<T>& mul = fused_mul(step);
+    const T* x = mul.x[0];
+    const T* w = mul.x[1];
+    const T* b = fused_add(step).x[fused_bias_side(step)];
+    T* out = step.y;
+    const T s = step.s, s2 = step.s2;
+    for (std::size_t k = 0; k < step.n; ++k) out[k] = Rule::f(x[k] * w[k] + b[k], s, s2);
+}
+
+// The three backwards in turn, into the same buffers, but for the copy of the add's gradient
+// into the mul's (the add's partial is 1): the mul's parts read the add's gradient instead.
+// The rule's df reads no input (FlatOp::affine), so it is given the output for both.
+template <class T, class Rule>
+void affine_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
+    const FlatStep<T>& mul = fused_mul(step);
+    const FlatStep<T>& add = fused_add(step);
+    const int side = fused_bias_side(step);
+    const T* g = step.gy;
+    const T* out = step.y;
+    const T s = step.s, s2 = step.s2;
+    T* ga = const_cast<T*>(add.gy);  // the add's gradient: its slot, written here as the rule's backward would
+    accumulate_flat(ga, true, step.n, [&](std::size_t k) { return g[k] * Rule::df(out[k], out[k], s, s2); });
+    if (add.gx[side] != nullptr) accumulate_flat(add.gx[side], overwrite[2 + side], step.n, [&](std::size_t k) { return ga[k] * T(1); });
+    const T *x = mul.x[0], *w = mul.x[1];
+    if (mul.gx[0] != nullptr) accumulate_flat(mul.gx[0], overwrite[0], step.n, [&](std::size_t k) { return ga[k] * w[k]; });
+    if (mul.gx[1] != nullptr) accumulate_flat(mul.gx[1], overwrite[1], step.n, [&](std::size_t k) { return ga[k] * x[k]; });
+}
+
 // The entry's buffers as a FlatStep (its input's gradient left to the caller).
 template <class T>
 FlatStep<T> unary_step(Tape<T>& tape, Node<T>& y) {
@@ -90,8 +123,15 @@ template <class T, class Rule>
 Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
     // A rule with a domain checks it in its forward: a Replay runs that, not the flat kernels.
     if constexpr (!has_domain<Rule>::value) {
-        static const bool registered = (detail::register_flat_kernels<T>(
-            unary_forward<T, Rule>, {{unary_flat_forward<T, Rule>, unary_flat_backward<T, Rule>}, derivative_reads_of<Rule>::value}), true);
+        constexpr std::uint8_t reads = derivative_reads_of<Rule>::value;
+        constexpr bool affine = !(reads & backward_reads::input0);
+        static const bool registered =
+            (detail::register_flat_kernels<T>(
+                 unary_forward<T, Rule>,
+                 {{unary_flat_forward<T, Rule>, unary_flat_backward<T, Rule>},
+                  reads,
+                  affine ? FlatKernels<T>{affine_flat_forward<T, Rule>, affine_flat_backward<T, Rule>} : FlatKernels<T>{}}),
+             true);
         (void)registered;
     }
     Tape<T>& tape = common_tape<T>(Rule::name, {x});

@@ -40,6 +40,11 @@ const std::vector<Binary> binary_ops = {
     [](const Var<double>& a, const Var<double>& b) { return maximum(a, b); },
     [](const Var<double>& a, const Var<double>& b) { return minimum(a, b); },
     [](const Var<double>& a, const Var<double>& b) { return a * a + b; },  // one input twice
+    // Affine steps (FlatOp::affine): f(x * w + b), b also a factor, the factors one value.
+    [](const Var<double>& a, const Var<double>& b) { return sigmoid(a * b + a); },
+    [](const Var<double>& a, const Var<double>& b) { return tanh(b + a * b); },
+    [](const Var<double>& a, const Var<double>& b) { return relu(a * a + (a - b)); },
+    [](const Var<double>& a, const Var<double>& b) { return exp(tanh(a) * b + b) * 0.5; },
 };
 
 // A random program over 14x1 columns: each op reads one or two recent values (so values and
@@ -231,5 +236,30 @@ TEST_CASE("anomaly detection turned on after a Replay was built names the flat s
         FAIL("no AnomalyError");
     } catch (const AnomalyError& e) {
         REQUIRE_THAT(e.what(), Contains("mul") && Contains("row 2"));
+    }
+}
+
+TEST_CASE("anomaly detection names the mul inside an affine step, and a Replay built under it runs the same",
+          "[replay][memory]") {
+    std::mt19937_64 rng(10);
+    Model m{Parameter<double>(random_matrix(rng, {14, 1}), "w"), Parameter<double>(random_matrix(rng, {14, 1}), "b"),
+            random_matrix(rng, {14, 1})};
+    Tape<double> tape;
+    const Var<double> W = tape.parameter(m.w), B = tape.parameter(m.b), X = tape.constant_ref(m.x);
+    const Var<double> loss = sum(sigmoid(X * W + B) * tanh(W * B + X));  // two affine steps
+    Replay<double> replay(tape, loss);
+    const double clean = replay.run();
+    const Matrix<double> clean_grad = m.w.grad;
+    tape.set_detect_anomaly(true);
+    m.w.zero_grad(), m.b.zero_grad();
+    REQUIRE(replay.run() == clean);  // the parts one by one: the same numbers
+    REQUIRE((m.w.grad == clean_grad));
+    m.x(4, 0) = 1e308;
+    m.w.value(4, 0) = -10.0;  // X * W overflows to -inf
+    try {
+        replay.run();
+        FAIL("no AnomalyError");
+    } catch (const AnomalyError& e) {
+        REQUIRE_THAT(e.what(), Contains("mul") && Contains("row 4"));
     }
 }
