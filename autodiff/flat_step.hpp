@@ -91,6 +91,13 @@ int fused_bias_side(const FlatStep<T>& step) {
     return fused_add(step).input[0] + 1 == step.input[0] ? 1 : 0;
 }
 
+// Sets a step's buffer address, writing only if it moved: a long tape's plan is far larger
+// than the cache, and an unchanged line stays clean.
+template <class P, class Q>
+inline void repoint(P*& address, Q* now) {
+    if (address != now) address = now;
+}
+
 // What a backward kernel does for one input: grad (=|+=) contribution(k), deciding once.
 // __restrict: a gradient never aliases the values and the gradient a contribution reads.
 template <class T, class F>

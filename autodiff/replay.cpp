@@ -347,12 +347,17 @@ void Replay<T>::forward_locked() {
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
     for (std::uint32_t i : leaves_) tape_.refs_[i] &= ~Tape<T>::started;
-    for (const auto& leaf : plan_.in_place_values) plan_.steps[leaf.step].x[leaf.side] = tape_.value(leaf.leaf).data();
+    // A leaf's address is written into a step just before the step runs (with the parts of
+    // an affine step), and only if it moved: a separate pass would read and dirty a long
+    // tape's whole plan once more.
+    auto in_place = plan_.in_place_values.begin();  // in the order of their steps
     auto produced = plan_.computed_values.begin();  // by producer, in the order they run
     for (std::uint32_t i : computed_) {
         tape_.refs_[i] &= ~Tape<T>::started;
         const std::int32_t flat = plan_.step_of[i];
         if (flat >= 0) {
+            for (; in_place != plan_.in_place_values.end() && in_place->step <= std::uint32_t(flat); ++in_place)
+                repoint(plan_.steps[in_place->step].x[in_place->side], tape_.value(in_place->leaf).data());
             const FlatStep<T>& step = plan_.steps[flat];
             if (step.fused != 0 && tape_.detect_anomaly_) {
                 forward_parts_checked(step, i);
@@ -368,7 +373,7 @@ void Replay<T>::forward_locked() {
             for (; produced != plan_.computed_values.end() && produced->leaf == i; ++produced) {
                 FlatStep<T>& reader = plan_.steps[produced->step];
                 if (n.value.size() != reader.n) reject_moved_buffer(i, "value");
-                reader.x[produced->side] = n.value.data();
+                repoint(reader.x[produced->side], n.value.data());
             }
         }
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);

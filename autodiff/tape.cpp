@@ -561,7 +561,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
     // MLP's dozen entries stay cached from the forward pass.
     constexpr std::size_t kLongTape = 1024;
     const bool prefetch = output.index_ >= kLongTape;
-    if (plan != nullptr) resolve_leaf_grads(*plan);
+    std::size_t unresolved = plan ? plan->leaf_grads.size() : 0;  // resolved as the sweep reaches their steps
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
         if (prefetch) plan ? prefetch_for_flat_sweep(*plan, i) : prefetch_for_sweep(i);
         // Only later entries add to a leaf: reaching it, its gradient is whole.
@@ -573,6 +573,9 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
         if (flat >= 0) {  // its entry is not read
             FlatStep<T>& step = plan->steps[flat];
             if (step.gy == nullptr) continue;  // no backward: no input needs a gradient
+            for (; unresolved > 0 && plan->leaf_grads[unresolved - 1].step + step.fused >= std::uint32_t(flat); --unresolved)
+                resolve_leaf_grad(plan->steps[plan->leaf_grads[unresolved - 1].step], plan->leaf_grads[unresolved - 1].side,
+                                  plan->leaf_grads[unresolved - 1].leaf);
             if (step.fused != 0) {
                 sweep_affine(step, static_cast<std::uint32_t>(i));
                 continue;
@@ -693,15 +696,13 @@ void Tape<T>::copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t ind
 }
 
 // Leaves' gradients may live elsewhere since the last sweep (a parameter's grad replaced, or
-// started afresh by start_backward): looked up once the sweep's checks have run.
+// started afresh by start_backward): looked up as the sweep reaches the step that adds to one.
 template <class T>
-void Tape<T>::resolve_leaf_grads(FlatPlan<T>& plan) {
-    for (const auto& leaf : plan.leaf_grads) {
-        Node<T>& n = nodes_[leaf.leaf];
-        Matrix<T>& g = grad_buffer(n);
-        if (!(n.parameter && accumulate_into_parameters_)) ensure_shape(g, shape_of(value_of(n)));
-        plan.steps[leaf.step].gx[leaf.side] = g.data();
-    }
+void Tape<T>::resolve_leaf_grad(FlatStep<T>& step, std::uint32_t side, std::uint32_t leaf) {
+    Node<T>& n = nodes_[leaf];
+    Matrix<T>& g = grad_buffer(n);
+    if (!(n.parameter && accumulate_into_parameters_)) ensure_shape(g, shape_of(value_of(n)));
+    repoint(step.gx[side], g.data());
 }
 
 template <class T>

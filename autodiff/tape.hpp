@@ -506,7 +506,7 @@ private:
     // backward(output) once the tape is locked; a Replay passes its flat plan (else null).
     void backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan = nullptr);
     void sweep(const Var<T>& output, FlatPlan<T>* plan);
-    void resolve_leaf_grads(FlatPlan<T>& plan);
+    void resolve_leaf_grad(FlatStep<T>& step, std::uint32_t side, std::uint32_t leaf);  // where a leaf's gradient is now
     void point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, const bool* overwrite);
     void prefetch_for_sweep(std::size_t i) const;  // the entries and buffers entry i's backward will read
     void prefetch_for_flat_sweep(const FlatPlan<T>& plan, std::size_t i) const;  // the same for a flat plan
