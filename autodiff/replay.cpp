@@ -128,7 +128,8 @@ constexpr std::size_t unplaced = SIZE_MAX;
 // last consumer, the sweep going backwards) to its own entry's backward. Such values and
 // gradients get slots of plan_.arena, reused once they are dead: a recurrent tape's
 // intermediates then cycle through a few cached slots where each entry had two buffers of
-// its own. Values are dead before the sweep starts, so both share the one arena.
+// its own. Values are dead before the sweep starts, so both share the one arena. The values
+// that only flat steps read but a backward needs stay to the end of the sweep, densely.
 template <class T>
 void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector<bool>& value_kept,
                             const std::vector<bool>& grad_kept) {
@@ -149,21 +150,26 @@ void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector
             if (has_backward) grad_end[j] = std::max(grad_end[j], c);
         }
     }
-    std::vector<bool> value_pooled(size_, false), grad_pooled(size_, false);
+    // Values a backward reads live to the end of the sweep: they get slots of their own, in a
+    // region after the shared one, in recording order (a dense stream, read back in reverse).
+    std::vector<bool> value_pooled(size_, false), grad_pooled(size_, false), value_lasting(size_, false);
     for (std::uint32_t c : computed_) {
         const std::int32_t f = plan_.step_of[c];
         if (f < 0 || plan_.steps[f].n == 0) continue;
         value_pooled[c] = !value_kept[c] && !read_backward[c];
+        value_lasting[c] = !value_kept[c] && read_backward[c];
         grad_pooled[c] = !grad_kept[c] && plan_.steps[f].gy != nullptr;
     }
     const std::vector<std::uint32_t> fused_parts = fuse_affine_steps(ops, value_pooled, grad_pooled, value_end, grad_end);
     std::vector<std::size_t> value_at(size_, unplaced), grad_at(size_, unplaced);
     std::vector<std::pair<std::uint32_t, std::uint32_t>> value_dies, grad_starts;  // (when, entry)
+    std::vector<std::uint32_t> lasting;
     for (std::uint32_t c : computed_) {
         if (value_pooled[c]) value_dies.push_back({value_end[c], c});
+        if (value_lasting[c]) lasting.push_back(c);
         if (grad_pooled[c]) grad_starts.push_back({grad_end[c], c});
     }
-    if (value_dies.empty() && grad_starts.empty()) return;
+    if (value_dies.empty() && grad_starts.empty() && lasting.empty()) return;
     auto size_of = [&](std::uint32_t i) { return plan_.steps[plan_.step_of[i]].n; };
     // Forward, in recording order: an entry's slot is taken before its forward and its
     // inputs' are given back after it, so that a step never writes over what it reads.
@@ -184,7 +190,10 @@ void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector
             grad_at[starting->second] = grads.take(size_of(starting->second));
         if (grad_pooled[*c]) grads.give(size_of(*c), grad_at[*c]);
     }
-    plan_.arena.assign(std::max(values.size(), grads.size()), T(0));
+    ArenaSlots<T> kept;
+    const std::size_t shared = std::max(values.size(), grads.size());
+    for (std::uint32_t c : lasting) value_at[c] = shared + kept.take(size_of(c));
+    plan_.arena.assign(shared + kept.size(), T(0));
     tape_.held_by_replay_ = true;
     T* const arena = plan_.arena.data();
     for (std::uint32_t c : computed_) {

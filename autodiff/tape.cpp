@@ -145,9 +145,10 @@ void Tape<T>::check_index(std::size_t index, const char* who) const {
 template <class T>
 void Tape<T>::reject_replay_owned(std::uint32_t index, const char* who, const char* what) const {
     throw Error(std::string(who) + ": the " + what + " of tape entry " + std::to_string(index) + " (" +
-                nodes_[index].op + ") is not kept: a Replay of this tape keeps intermediate values and gradients "
-                "that only its own steps read in memory shared between entries (as PyTorch keeps no intermediate "
-                "gradient unless asked); pass the handle in the Replay's keep list to read it after a run");
+                nodes_[index].op + ") is not kept: a Replay of this tape keeps the intermediate values and gradients "
+                "that only its own steps read in memory of its own, shared between entries where their lifetimes "
+                "allow (as PyTorch keeps no intermediate gradient unless asked); pass the handle in the Replay's "
+                "keep list to read it after a run");
 }
 
 template <class T>

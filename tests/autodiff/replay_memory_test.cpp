@@ -178,8 +178,9 @@ TEST_CASE("a Replay's intermediates: kept handles read, others refused by name, 
     const Var<double> W = tape.parameter(m.w), B = tape.parameter(m.b), X = tape.constant_ref(m.x);
     const Var<double> gate = sigmoid(X * W + B);
     const Var<double> pre = X * W;  // its value and gradient only flat steps read
-    const Var<double> h = tanh(pre) * gate;
-    const Var<double> loss = sum(h * h);
+    const Var<double> h = tanh(pre) * gate;  // read by flat steps' backwards: in the Replay's memory too
+    const Var<double> squared = h * h;
+    const Var<double> loss = sum(squared);
 
     SECTION("kept handles read the last run's value and gradient") {
         Replay<double> replay(tape, loss, {gate, pre});
@@ -201,7 +202,8 @@ TEST_CASE("a Replay's intermediates: kept handles read, others refused by name, 
         replay.run();
         REQUIRE_THROWS_WITH(pre.value(), Contains("Var::value") && Contains("mul") && Contains("keep"));
         REQUIRE_THROWS_WITH(gate.grad(), Contains("Var::grad") && Contains("sigmoid") && Contains("keep"));
-        REQUIRE_NOTHROW(h.value());  // read by sum, an entry running its own code
+        REQUIRE_THROWS_WITH(h.value(), Contains("Var::value") && Contains("keep"));
+        REQUIRE_NOTHROW(squared.value());  // read by sum, an entry running its own code
     }
     SECTION("recording on the tape is refused until it is reset, even before the first run") {
         Replay<double> replay(tape, loss);
