@@ -10,8 +10,9 @@
 // FlatStep (the buffers' addresses and the op's constants, in one array walked in order)
 // and runs the op's flat kernels on it.
 //
-// The op's own forward and backward call the same kernels (a single compiled function for
-// each), so a replayed step equals a recorded one bit for bit.
+// The op's own forward and backward call the same kernels, and the engine is compiled
+// without floating-point contraction (-ffp-contract=off), so a replayed step equals a
+// recorded one bit for bit wherever the compiler inlined either.
 
 #include <cstddef>
 #include <cstdint>

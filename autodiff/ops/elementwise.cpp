@@ -93,7 +93,7 @@ bool same_shapes(const Matrix<T>& a, const Matrix<T>& b, const Matrix<T>& y) {
 }
 
 template <class T>
-FlatStep<T> binary_step(const Matrix<T>& A, const Matrix<T>& B, Node<T>& y) {
+[[gnu::always_inline]] inline FlatStep<T> binary_step(const Matrix<T>& A, const Matrix<T>& B, Node<T>& y) {
     FlatStep<T> step;
     step.x[0] = A.data();
     step.x[1] = B.data();

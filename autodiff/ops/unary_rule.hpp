@@ -67,9 +67,11 @@ void affine_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
     if (mul.gx[1] != nullptr) accumulate_flat(mul.gx[1], overwrite[1], step.n, [&](std::size_t k) { return ga[k] * x[k]; });
 }
 
-// The entry's buffers as a FlatStep (its input's gradient left to the caller).
+// The entry's buffers as a FlatStep (its input's gradient left to the caller). Inline into
+// the op's own forward and backward: out of line it cost a recurrent evaluation 1.3% of its
+// instructions. (Inlined kernels give the same numbers: the engine does not contract.)
 template <class T>
-FlatStep<T> unary_step(Tape<T>& tape, Node<T>& y) {
+[[gnu::always_inline]] inline FlatStep<T> unary_step(Tape<T>& tape, Node<T>& y) {
     FlatStep<T> step;
     step.x[0] = tape.input(y, 0).data();
     step.y = y.value.data();
