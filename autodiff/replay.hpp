@@ -25,7 +25,10 @@
 ///
 /// Elementwise entries whose inputs have their shape (the bulk of a recurrent model's tape)
 /// run as flat steps: the op's arithmetic straight on the buffers, found when the Replay is
-/// built (autodiff/flat_step.hpp), with the same kernels the ops record with.
+/// built (autodiff/flat_step.hpp), with the same kernels the ops record with. The values and
+/// gradients only flat steps read live in the Replay's own arena, in slots reused once dead,
+/// and `sigmoid(x * w + b)`-shaped runs of entries become one step (see the constructor for
+/// what that means for reading intermediates).
 ///
 /// Only the tape's entries run again: code that ran outside the tape while the step was
 /// recorded (a module updating a running statistic, say) does not.
