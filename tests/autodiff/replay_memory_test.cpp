@@ -72,6 +72,17 @@ struct Model {
     Matrix<double> x;
 };
 
+struct Leaves {
+    Var<double> W, B, X;
+};
+Leaves record_leaves(Tape<double>& tape, Model& m) { return {tape.parameter(m.w), tape.parameter(m.b), tape.constant_ref(m.x)}; }
+
+// w, b and x: 14x1 columns (w's entries at least `gap` from 0).
+Model random_model(std::mt19937_64& rng, double gap = 0) {
+    return {Parameter<double>(random_matrix(rng, {14, 1}, -2, 2, gap), "w"), Parameter<double>(random_matrix(rng, {14, 1}), "b"),
+            random_matrix(rng, {14, 1})};
+}
+
 // The program's loss (the sum of its last values, and of w * b so that it needs a gradient
 // whatever the program), recorded on tape; `results` gets every value.
 Var<double> record(Tape<double>& tape, Model& m, const Program& p, std::vector<Var<double>>& results) {
@@ -105,8 +116,7 @@ TEST_CASE("a Replay reusing dead values' and gradients' memory equals fresh reco
     std::mt19937_64 rng(2026);
     for (int trial = 0; trial < 40; ++trial) {
         const Program p = random_program(rng, 60);
-        Model m{Parameter<double>(random_matrix(rng, {14, 1}), "w"), Parameter<double>(random_matrix(rng, {14, 1}), "b"),
-                random_matrix(rng, {14, 1})};
+        Model m = random_model(rng);
         Tape<double> tape;
         std::vector<Var<double>> results;
         const Var<double> loss = record(tape, m, p, results);
@@ -141,12 +151,11 @@ TEST_CASE("each flat op's declared derivative reads keep what its backward reads
     };
     for (const auto& [name, op] : ops) {
         INFO(name);
-        Model m{Parameter<double>(random_matrix(rng, {14, 1}, -1, 1, 0.1), "w"), Parameter<double>(random_matrix(rng, {14, 1}), "b"),
-                random_matrix(rng, {14, 1})};
+        Model m = random_model(rng, 0.1);
         // x * w + b dies into op's input; later ops of the same size take its slot, then the
         // loss reads op's value.
         auto step = [&](Tape<double>& tape) {
-            const Var<double> W = tape.parameter(m.w), B = tape.parameter(m.b), X = tape.constant_ref(m.x);
+            const auto [W, B, X] = record_leaves(tape, m);
             const Var<double> y = op(X * W + B);
             const Var<double> later = tanh(tanh(X * B) * W) + tanh(X - W);
             return sum(y * later);
@@ -172,10 +181,9 @@ TEST_CASE("each flat op's declared derivative reads keep what its backward reads
 TEST_CASE("a Replay's intermediates: kept handles read, others refused by name, recording waits for reset",
           "[replay][memory]") {
     std::mt19937_64 rng(5);
-    Model m{Parameter<double>(random_matrix(rng, {14, 1}), "w"), Parameter<double>(random_matrix(rng, {14, 1}), "b"),
-            random_matrix(rng, {14, 1})};
+    Model m = random_model(rng);
     Tape<double> tape;
-    const Var<double> W = tape.parameter(m.w), B = tape.parameter(m.b), X = tape.constant_ref(m.x);
+    const auto [W, B, X] = record_leaves(tape, m);
     const Var<double> gate = sigmoid(X * W + B);
     const Var<double> pre = X * W;  // its value and gradient only flat steps read
     const Var<double> h = tanh(pre) * gate;  // read by flat steps' backwards: in the Replay's memory too
@@ -187,7 +195,7 @@ TEST_CASE("a Replay's intermediates: kept handles read, others refused by name, 
         m.x(3, 0) += 1.0;
         replay.run();
         Tape<double> fresh_tape;
-        const Var<double> fW = fresh_tape.parameter(m.w), fB = fresh_tape.parameter(m.b), fX = fresh_tape.constant_ref(m.x);
+        const auto [fW, fB, fX] = record_leaves(fresh_tape, m);
         const Var<double> fgate = sigmoid(fX * fW + fB), fpre = fX * fW;
         const Var<double> fh = tanh(fpre) * fgate;
         fresh_tape.backward(sum(fh * fh));
@@ -224,10 +232,9 @@ TEST_CASE("a Replay's intermediates: kept handles read, others refused by name, 
 TEST_CASE("anomaly detection turned on after a Replay was built names the flat step whose value is in its arena",
           "[replay][memory]") {
     std::mt19937_64 rng(9);
-    Model m{Parameter<double>(random_matrix(rng, {14, 1}), "w"), Parameter<double>(random_matrix(rng, {14, 1}), "b"),
-            random_matrix(rng, {14, 1})};
+    Model m = random_model(rng);
     Tape<double> tape;
-    const Var<double> W = tape.parameter(m.w), B = tape.parameter(m.b), X = tape.constant_ref(m.x);
+    const auto [W, B, X] = record_leaves(tape, m);
     const Var<double> loss = sum(tanh(exp(X * W) + B));  // X * W and exp(...) live in the arena
     Replay<double> replay(tape, loss);
     tape.set_detect_anomaly(true);
@@ -244,10 +251,9 @@ TEST_CASE("anomaly detection turned on after a Replay was built names the flat s
 TEST_CASE("anomaly detection names the mul inside an affine step, and a Replay built under it runs the same",
           "[replay][memory]") {
     std::mt19937_64 rng(10);
-    Model m{Parameter<double>(random_matrix(rng, {14, 1}), "w"), Parameter<double>(random_matrix(rng, {14, 1}), "b"),
-            random_matrix(rng, {14, 1})};
+    Model m = random_model(rng);
     Tape<double> tape;
-    const Var<double> W = tape.parameter(m.w), B = tape.parameter(m.b), X = tape.constant_ref(m.x);
+    const auto [W, B, X] = record_leaves(tape, m);
     const Var<double> loss = sum(sigmoid(X * W + B) * tanh(W * B + X));  // two affine steps
     Replay<double> replay(tape, loss);
     const double clean = replay.run();
