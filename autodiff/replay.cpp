@@ -23,6 +23,9 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>
     typename Tape<T>::ExclusiveUse one_thread(tape, "Replay");
     tape.check(output, "Replay");
     for (const Var<T>& v : keep) tape.check(v, "Replay (a handle to keep)");
+    if (tape.replay_owner_ != nullptr)
+        throw Error("Replay: another Replay of this tape keeps some of its entries' values in memory of its own; "
+                    "destroy it (or reset() the tape and record again) before making another");
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = tape.nodes_[i];
         // Entries recorded under NoGrad that no entry of the step reads (pinned marks those
@@ -195,14 +198,18 @@ void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector
     for (std::uint32_t c : lasting) value_at[c] = shared + kept.take(size_of(c));
     plan_.arena.assign(shared + kept.size(), T(0));
     tape_.held_by_replay_ = true;
+    tape_.replay_owner_ = this;
     T* const arena = plan_.arena.data();
     for (std::uint32_t c : computed_) {
         const std::int32_t f = plan_.step_of[c];
         if (f < 0) continue;
         FlatStep<T>& step = plan_.steps[f];
         Node<T>& n = tape_.nodes_[c];
-        if (value_at[c] != unplaced) step.y = arena + value_at[c], n.replay_owned |= Node<T>::replay_value;
-        if (grad_at[c] != unplaced) step.gy = arena + grad_at[c], n.replay_owned |= Node<T>::replay_grad;
+        const std::uint8_t owned = (value_at[c] != unplaced ? Node<T>::replay_value : 0) |
+                                   (grad_at[c] != unplaced ? Node<T>::replay_grad : 0);
+        if (value_at[c] != unplaced) step.y = arena + value_at[c];
+        if (grad_at[c] != unplaced) step.gy = arena + grad_at[c];
+        if (owned != 0) n.replay_owned |= owned, owned_.push_back({c, owned});
         for (std::uint32_t k = 0; k < step.arity; ++k) {
             const std::uint32_t j = step.input[k];
             if (value_at[j] != unplaced) step.x[k] = arena + value_at[j];
@@ -268,6 +275,11 @@ bool Replay<T>::flat_shapes(const Node<T>& n) const {
 // An entry's FlatStep: its buffers' addresses, which stay put while the tape is neither
 // reset nor recorded on (check_unchanged), except where plan_flat_steps says. Gradients are
 // sized now, so that a flat step can write into them.
+template <class T>
+Replay<T>::~Replay() {
+    if (tape_.replay_owner_ == this) tape_.replay_owner_ = nullptr;
+}
+
 template <class T>
 void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, const std::vector<bool>& read_by_own_code) {
     Node<T>& n = tape_.nodes_[index];
@@ -387,6 +399,17 @@ void Replay<T>::forward_locked() {
         }
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
+    if (!ownership_settled_) settle_ownership();
+}
+
+// Until its first forward, the entries an earlier Replay of the tape kept (gone now) still
+// hold stale values: they stay refused. After it, every entry this one does not keep in its
+// arena holds this run's value, and gradients are started afresh by the sweep.
+template <class T>
+void Replay<T>::settle_ownership() {
+    for (std::size_t i = 0; i < size_; ++i) tape_.nodes_[i].replay_owned = 0;
+    for (const auto& [entry, owned] : owned_) tape_.nodes_[entry].replay_owned = owned;
+    ownership_settled_ = true;
 }
 
 // Locked from the forward to the value read after the sweep: another thread cannot come

@@ -43,6 +43,7 @@
 /// from one thread at a time, another thread's call throwing before it changes anything.
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "autodiff/flat_step.hpp"
@@ -60,9 +61,15 @@ public:
     /// stay in the cache); reading one through its handle (Var::value, Var::grad) is refused,
     /// and so is recording on the tape until it is reset (PyTorch keeps no intermediate
     /// gradient either unless asked). The handles in `keep` stay readable after each run.
-    /// Throws autodiff::Error if an entry cannot run again or `output` (or a handle in
-    /// `keep`) is not a live handle of `tape`.
+    /// Throws autodiff::Error if an entry cannot run again, `output` (or a handle in `keep`)
+    /// is not a live handle of `tape`, or another Replay of `tape` that keeps values in its
+    /// own memory is alive.
     Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>& keep = {});
+    /// Another Replay of the tape can be made once this one is gone (it holds the tape's
+    /// intermediates in its own memory); the tape's own backward() waits for reset().
+    ~Replay();
+    Replay(const Replay&) = delete;  ///< its steps point into its own arena
+    Replay& operator=(const Replay&) = delete;
 
     /// The forward of every recorded entry again, in recording order, over the current
     /// values of the constant_refs and parameters.
@@ -92,6 +99,7 @@ private:
                                                  std::vector<std::uint32_t>& grad_end);
     [[noreturn]] void reject_moved_buffer(std::uint32_t index, const char* what) const;
     void forward_locked();  // forward() once the tape is held
+    void settle_ownership();
     void forward_parts_checked(const FlatStep<T>& step, std::uint32_t index);
     Node<T>& loss_entry(const Var<T>& loss, bool with_labels);
 
@@ -103,6 +111,8 @@ private:
     std::vector<std::uint32_t> in_place_;  ///< parameters and constant_refs: their shapes are re-checked
     std::vector<std::uint32_t> leaves_;    ///< the other leaves (copied constants): only their gradient flags cleared
     FlatPlan<T> plan_;                     ///< the elementwise entries, run on their buffers (autodiff/flat_step.hpp)
+    std::vector<std::pair<std::uint32_t, std::uint8_t>> owned_;  ///< entries whose value/gradient live in plan_.arena (Node::replay_owned)
+    bool ownership_settled_ = false;       ///< the first forward has run: owned_ is all the tape's entries say
 };
 
 }  // namespace autodiff

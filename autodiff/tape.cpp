@@ -442,6 +442,7 @@ void Tape<T>::reset() {
     recorded_bytes_ = 0;
     swept_ = false;
     held_by_replay_ = false;
+    replay_owner_ = nullptr;
     generation_ = next_generation();
     detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }
@@ -457,7 +458,16 @@ void Tape<T>::reject_input(const Node<T>& n, int i) {
 template <class T>
 void Tape<T>::backward(const Var<T>& output) {
     ExclusiveUse one_thread(*this, "backward");
+    if (held_by_replay_) reject_held_by_replay("backward");
     backward_from_scalar(output);
+}
+
+// The entries' own backwards would read values a Replay has kept in its arena instead.
+template <class T>
+void Tape<T>::reject_held_by_replay(const char* op) const {
+    throw Error(std::string(op) + ": a Replay holds this tape's step and keeps some of its values in memory of its "
+                                  "own, so the entries' buffers are stale; run() the Replay, or reset() the tape and "
+                                  "record again");
 }
 
 template <class T>
@@ -474,6 +484,7 @@ void Tape<T>::backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan) {
 template <class T>
 void Tape<T>::backward(const Var<T>& output, const Matrix<T>& seed) {
     ExclusiveUse one_thread(*this, "backward");
+    if (held_by_replay_) reject_held_by_replay("backward");
     check(output, "backward");
     if (detect_anomaly_ && !first_non_finite(seed).empty())
         throw AnomalyError("anomaly: the seed given to backward holds " + first_non_finite(seed));

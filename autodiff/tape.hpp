@@ -469,6 +469,7 @@ private:
     [[noreturn]] static void reject_shape(const char* op, Shape shape);  // rows x cols x sizeof(T) overflows
     [[noreturn]] static void reject_value_shape(const Node<T>& n, Shape declared);  // forward left another shape
     [[noreturn]] void reject_after_backward(const char* op) const;  // or while a Replay holds the step
+    [[noreturn]] void reject_held_by_replay(const char* op) const;
     bool lock_for(const char* op);               // ExclusiveUse's halves, inline-able
     // Only this thread stores its own token in held_by_, so reading it relaxed can only
     // mistake another thread's (or no) holder for not-this-thread, and then the exchange decides.
@@ -560,6 +561,7 @@ private:
     // A Replay keeps some entries' values in memory of its own: an op recorded now could read
     // one's stale buffer, so recording waits for reset().
     bool held_by_replay_ = false;
+    const void* replay_owner_ = nullptr;  // the live Replay whose arena holds some entries' values, if any
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;

@@ -8,7 +8,9 @@
 #include <catch2/catch.hpp>
 
 #include <functional>
+#include <memory>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "autodiff/autodiff.hpp"
@@ -270,4 +272,50 @@ TEST_CASE("anomaly detection names the mul inside an affine step, and a Replay b
     } catch (const AnomalyError& e) {
         REQUIRE_THAT(e.what(), Contains("mul") && Contains("row 4"));
     }
+}
+
+// Found by attacking the memory plan: each failed before its fix.
+TEST_CASE("the tape's own backward is refused while a Replay keeps its values: it would read stale ones",
+          "[replay][memory]") {
+    std::mt19937_64 rng(21);
+    Model m = random_model(rng);
+    Tape<double> tape;
+    const auto [W, B, X] = record_leaves(tape, m);
+    const Var<double> loss = sum(exp(tanh(X * W)));  // tanh's value lives in the Replay's arena
+    Replay<double> replay(tape, loss);
+    m.x(0, 0) += 1.0;
+    replay.forward();
+    REQUIRE_THROWS_WITH(tape.backward(loss), Contains("backward") && Contains("Replay") && Contains("reset()"));
+    REQUIRE_THROWS_WITH(tape.backward(loss, Matrix<double>{{1.0}}), Contains("Replay"));
+    m.w.zero_grad();
+    replay.run();  // the replay itself runs
+    const Matrix<double> replayed = m.w.grad;
+    Tape<double> fresh;
+    const auto [fW, fB, fX] = record_leaves(fresh, m);
+    m.w.zero_grad();
+    fresh.backward(sum(exp(tanh(fX * fW))));
+    REQUIRE((replayed == m.w.grad));
+}
+
+TEST_CASE("a Replay cannot be copied (its steps point into its own arena), nor made twice while one keeps values",
+          "[replay][memory]") {
+    static_assert(!std::is_copy_constructible_v<Replay<double>> && !std::is_copy_assignable_v<Replay<double>>);
+    std::mt19937_64 rng(22);
+    Model m = random_model(rng);
+    Tape<double> tape;
+    const auto [W, B, X] = record_leaves(tape, m);
+    const Var<double> h = tanh(X * W);
+    const Var<double> loss = sum(sigmoid(h * W + B) * h);
+    auto first = std::make_unique<Replay<double>>(tape, loss);
+    first->run();
+    REQUIRE_THROWS_WITH(Replay<double>(tape, loss, {h}), Contains("another Replay") && Contains("destroy it"));
+    first.reset();
+    // Once it is gone, a new one keeps what it is asked to: h reads this run's value.
+    Replay<double> second(tape, loss, {h});
+    REQUIRE_THROWS_WITH(h.value(), Contains("not kept"));  // stale until the new Replay runs
+    m.x(1, 0) -= 0.5;
+    second.run();
+    Tape<double> fresh;
+    const auto [fW, fB, fX] = record_leaves(fresh, m);
+    REQUIRE((h.value() == tanh(fX * fW).value()));
 }
