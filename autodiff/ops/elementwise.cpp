@@ -39,7 +39,6 @@ struct MulRule {
 };
 struct DivRule {
     static constexpr const char* name = "div";
-    static constexpr std::uint8_t derivative_reads = backward_reads::input1 | backward_reads::output;
     static constexpr const char* symbol = "/";
     template <class T> static T f(T a, T b) { return a / b; }
     template <class T> static T da(T, T b, T) { return T(1) / b; }
