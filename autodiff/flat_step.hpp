@@ -127,18 +127,20 @@ struct FlatPlan {
     std::vector<std::int32_t> step_of;  // per entry: its step, or run_by_entry, or fused_away
     static constexpr std::int32_t run_by_entry = -1;  // the entry's own forward and backward
     static constexpr std::int32_t fused_away = -2;    // a part of the affine step after it
-    // Inputs read in place (parameters, constant_refs) may live in another buffer on the next
-    // run: their addresses are looked up again before each forward, and the gradient
-    // addresses of leaves before each sweep (a parameter's grad may have been replaced).
-    struct LeafInput {
-        std::uint32_t step, side, leaf;
+    // A step's input whose buffer is looked up on each run: side `side` of step `step` reads
+    // tape entry `entry`.
+    struct LookedUp {
+        std::uint32_t step, side, entry;
     };
-    std::vector<LeafInput> in_place_values;
-    std::vector<LeafInput> leaf_grads;
+    // Inputs read in place (parameters, constant_refs) may live in another buffer on the next
+    // run: their addresses are looked up as each forward reaches their steps, and the gradient
+    // addresses of leaves as each sweep does (a parameter's grad may have been replaced).
+    std::vector<LookedUp> in_place_values;
+    std::vector<LookedUp> leaf_grads;
     // Values of entries that run their own code, read by flat steps: a user's forward may
     // assign a new matrix each run, so they are looked up after that forward runs. In
-    // recording order of the producing entry (`leaf` here names it).
-    std::vector<LeafInput> computed_values;
+    // recording order of the producing entry.
+    std::vector<LookedUp> computed_values;
     // The values and gradients only flat steps read, each in a slot of this arena for as long
     // as it is live (a value until its last reader's forward, a gradient from its first
     // contribution to its entry's backward), slots reused by entries that come later: a long

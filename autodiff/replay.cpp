@@ -84,7 +84,7 @@ void Replay<T>::plan_flat_steps(const std::vector<Var<T>>& keep) {
     for (std::uint32_t i : computed_)
         if (ops[i].kernels.forward != nullptr) plan_flat_step(i, ops[i].kernels, read_by_own_code);
     std::sort(plan_.computed_values.begin(), plan_.computed_values.end(),
-              [](const auto& a, const auto& b) { return a.leaf < b.leaf; });
+              [](const auto& a, const auto& b) { return a.entry < b.entry; });
     std::vector<bool> grad_kept = read_by_own_code;
     value_kept[output_.index()] = grad_kept[output_.index()] = true;
     for (const Var<T>& v : keep) value_kept[v.index()] = grad_kept[v.index()] = true;
@@ -378,7 +378,7 @@ void Replay<T>::forward_locked() {
         const std::int32_t flat = plan_.step_of[i];
         if (flat >= 0) {
             for (; in_place != plan_.in_place_values.end() && in_place->step <= std::uint32_t(flat); ++in_place)
-                repoint(plan_.steps[in_place->step].x[in_place->side], tape_.value(in_place->leaf).data());
+                repoint(plan_.steps[in_place->step].x[in_place->side], tape_.value(in_place->entry).data());
             const FlatStep<T>& step = plan_.steps[flat];
             if (step.fused != 0 && tape_.detect_anomaly_) {
                 forward_parts_checked(step, i);
@@ -391,7 +391,7 @@ void Replay<T>::forward_locked() {
         } else {
             Node<T>& n = tape_.nodes_[i];
             n.forward(tape_, n);
-            for (; produced != plan_.computed_values.end() && produced->leaf == i; ++produced) {
+            for (; produced != plan_.computed_values.end() && produced->entry == i; ++produced) {
                 FlatStep<T>& reader = plan_.steps[produced->step];
                 if (n.value.size() != reader.n) reject_moved_buffer(i, "value");
                 repoint(reader.x[produced->side], n.value.data());

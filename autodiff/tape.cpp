@@ -587,7 +587,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
             if (step.gy == nullptr) continue;  // no backward: no input needs a gradient
             for (; unresolved > 0 && plan->leaf_grads[unresolved - 1].step + step.fused >= std::uint32_t(flat); --unresolved)
                 resolve_leaf_grad(plan->steps[plan->leaf_grads[unresolved - 1].step], plan->leaf_grads[unresolved - 1].side,
-                                  plan->leaf_grads[unresolved - 1].leaf);
+                                  plan->leaf_grads[unresolved - 1].entry);
             if (step.fused != 0) {
                 sweep_affine(step, static_cast<std::uint32_t>(i));
                 continue;
