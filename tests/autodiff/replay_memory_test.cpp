@@ -111,6 +111,19 @@ Outcome fresh(Model& m, const Program& p) {
     return {loss.value()(0, 0), m.w.grad, m.b.grad};
 }
 
+
+// x * w overflows at `row` (w there set to `w`): the run must throw an AnomalyError naming mul and the row.
+void require_overflow_named(Replay<double>& replay, Model& m, std::size_t row, double w) {
+    m.x(row, 0) = 1e308;
+    m.w.value(row, 0) = w;
+    try {
+        replay.run();
+        FAIL("no AnomalyError");
+    } catch (const AnomalyError& e) {
+        REQUIRE_THAT(e.what(), Contains("mul") && Contains("row " + std::to_string(row)));
+    }
+}
+
 }  // namespace
 
 TEST_CASE("a Replay reusing dead values' and gradients' memory equals fresh recordings bit for bit",
@@ -240,14 +253,7 @@ TEST_CASE("anomaly detection turned on after a Replay was built names the flat s
     const Var<double> loss = sum(tanh(exp(X * W) + B));  // X * W and exp(...) live in the arena
     Replay<double> replay(tape, loss);
     tape.set_detect_anomaly(true);
-    m.x(2, 0) = 1e308;  // X * W overflows to inf
-    m.w.value(2, 0) = 10.0;
-    try {
-        replay.run();
-        FAIL("no AnomalyError");
-    } catch (const AnomalyError& e) {
-        REQUIRE_THAT(e.what(), Contains("mul") && Contains("row 2"));
-    }
+    require_overflow_named(replay, m, 2, 10.0);
 }
 
 TEST_CASE("anomaly detection names the mul inside an affine step, and a Replay built under it runs the same",
@@ -264,14 +270,7 @@ TEST_CASE("anomaly detection names the mul inside an affine step, and a Replay b
     m.w.zero_grad(), m.b.zero_grad();
     REQUIRE(replay.run() == clean);  // the parts one by one: the same numbers
     REQUIRE((m.w.grad == clean_grad));
-    m.x(4, 0) = 1e308;
-    m.w.value(4, 0) = -10.0;  // X * W overflows to -inf
-    try {
-        replay.run();
-        FAIL("no AnomalyError");
-    } catch (const AnomalyError& e) {
-        REQUIRE_THAT(e.what(), Contains("mul") && Contains("row 4"));
-    }
+    require_overflow_named(replay, m, 4, -10.0);
 }
 
 // Found by attacking the memory plan: each failed before its fix.
