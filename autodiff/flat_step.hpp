@@ -110,6 +110,23 @@ inline void accumulate_flat(T* __restrict grad, bool overwrite, std::size_t n, F
     }
 }
 
+// Runs kernel(step) over n elements in pieces of at most `piece` (FlatStep::n counts in 32
+// bits): an op's own forward and backward take any size, where a Replay plans flat steps only
+// for entries that fit. One compare for any size that fits.
+template <class T, class Kernel>
+inline void run_flat(FlatStep<T> step, std::size_t n, Kernel&& kernel, std::size_t piece = UINT32_MAX) {
+    for (; n > piece; n -= piece) {
+        step.n = static_cast<std::uint32_t>(piece);
+        kernel(step);
+        auto advance = [piece](auto*& p) {
+            if (p != nullptr) p += piece;
+        };
+        advance(step.x[0]), advance(step.x[1]), advance(step.y), advance(step.gy), advance(step.gx[0]), advance(step.gx[1]);
+    }
+    step.n = static_cast<std::uint32_t>(n);
+    kernel(step);
+}
+
 namespace detail {
 // Ops with flat kernels register them under their ForwardFn the first time they record
 // (ops/unary_rule.hpp, ops/elementwise.cpp); a Replay looks an entry's ForwardFn up. Both
@@ -147,5 +164,50 @@ struct FlatPlan {
     // tape's intermediates take a few cache-resident slots instead of two buffers per entry.
     std::vector<T> arena;
 };
+
+// Tape::record_flat: what record() does for such an entry, in the same order, with the
+// steps it needs only for an op of any shape left out. Inline: it is the whole recording
+// of a recurrent model's entry.
+template <class T>
+template <std::size_t Arity, class Kernel>
+Var<T> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
+                            const std::array<const Matrix<T>*, Arity>& values, ForwardFn<T> forward,
+                            BackwardFn<T> backward, Kernel&& kernel, T s, T s2) {
+    static_assert(Arity == 1 || Arity == 2, "a flat step has one or two inputs");
+    ExclusiveUse one_thread(*this, op);
+    const Matrix<T>& first = *values[0];
+    const std::size_t n = first.size();
+    bool any_input_needs_grad = false;
+    if (grad_enabled_)
+        for (const Var<T>* in : inputs) any_input_needs_grad = any_input_needs_grad || nodes_[in->index_].requires_grad;
+    // The inputs' values are in their own entries (or read in place), which push() neither
+    // moves nor reuses: a live handle holds each.
+    const std::uint32_t index = push(op, n * sizeof(T));
+    Node<T>& y = nodes_[index];
+    y.arity = static_cast<std::uint8_t>(Arity);
+    for (std::size_t k = 0; k < Arity; ++k) y.inputs[k] = inputs[k]->index_;
+    y.requires_grad = any_input_needs_grad && backward != nullptr;
+    y.backward = y.requires_grad ? backward : nullptr;
+    y.forward = forward;
+    y.scalar = s;
+    y.scalar2 = s2;
+    try {
+        ensure_shape(y.value, shape_of(first));
+    } catch (...) {
+        abandon(index);  // no memory: the tape is as it was before this call
+        throw;
+    }
+    FlatStep<T> step;
+    for (std::size_t k = 0; k < Arity; ++k) step.x[k] = values[k]->data();
+    step.y = y.value.data();
+    step.s = s;
+    step.s2 = s2;
+    run_flat(step, n, kernel);
+    if (grad_enabled_)
+        for (std::size_t k = 0; k < Arity; ++k) pin(y.inputs[k]);
+    recorded_bytes_ += n * sizeof(T);
+    if (detect_anomaly_) check_finite_value(index);
+    return handle(index);
+}
 
 }  // namespace autodiff

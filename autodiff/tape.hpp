@@ -412,6 +412,18 @@ public:
         return record_op(op, inputs, shape, forward, backward, [](Node<T>&) {});
     }
 
+    // The recording of an elementwise op whose inputs all have its shape, computed by `kernel`
+    // on raw buffers (autodiff/flat_step.hpp): the entry record_op makes, from handles the
+    // caller has checked (ops::common_tape) and their values, without record_op's general
+    // steps (shape arithmetic, the forward called through the entry, the value's shape checked
+    // after it). add, mul and the unary rules record so on such inputs: a recurrent model
+    // records hundreds of thousands of them. `forward` is stored for a Replay, and must
+    // compute what `kernel` does. Defined in flat_step.hpp.
+    template <std::size_t Arity, class Kernel>
+    Var<T> record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
+                       const std::array<const Matrix<T>*, Arity>& values, ForwardFn<T> forward,
+                       BackwardFn<T> backward, Kernel&& kernel, T s = T(0), T s2 = T(0));
+
     const Node<T>& node(const Var<T>& v) const;
     // Whether the last sweep gave the index-th entry a gradient (Node::grad holds it, or for
     // a parameter with accumulation on, Parameter::grad). Throws unless index < size().

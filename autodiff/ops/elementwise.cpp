@@ -98,7 +98,6 @@ template <class T>
     step.x[1] = B.data();
     step.y = y.value.data();
     step.gy = y.grad.data();
-    step.n = y.value.size();
     return step;
 }
 
@@ -140,13 +139,13 @@ void binary_backward(Tape<T>& tape, Node<T>& y) {
         step.gx[side] = sink.grad.data();
         overwrite[side] = sink.overwrite;
     }
-    binary_flat_backward<T, Rule>(step, overwrite);
+    run_flat(step, y.value.size(), [&](const FlatStep<T>& piece) { binary_flat_backward<T, Rule>(piece, overwrite); });
 }
 
 template <class T, class Rule>
 void binary_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
-    if (same_shapes(A, B, y.value)) return binary_flat_forward<T, Rule>(binary_step(A, B, y));
+    if (same_shapes(A, B, y.value)) return run_flat(binary_step(A, B, y), y.value.size(), binary_flat_forward<T, Rule>);
     const kernels::Broadcast<T> a(A), b(B);
     kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(a(i, j), b(i, j)); });
 }
@@ -172,8 +171,14 @@ Var<T> binary(const Var<T>& a, const Var<T>& b) {
         (void)registered;
     }
     Tape<T>& tape = ops::common_tape<T>(Rule::name, {a, b});
-    const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(ops::checked_value(tape, a)),
-                                             shape_of(ops::checked_value(tape, b)));
+    const Matrix<T>&A = ops::checked_value(tape, a), &B = ops::checked_value(tape, b);
+    if constexpr (forward == binary_forward<T, Rule>) {
+        if (shape_of(A) == shape_of(B))
+            return tape.record_flat(Rule::name, std::array<const Var<T>*, 2>{&a, &b}, std::array<const Matrix<T>*, 2>{&A, &B},
+                                    forward, binary_backward<T, Rule>,
+                                    [](const FlatStep<T>& step) { binary_flat_forward<T, Rule>(step); });
+    }
+    const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(A), shape_of(B));
     return tape.record_op(Rule::name, {a, b}, shape, forward, binary_backward<T, Rule>);
 }
 

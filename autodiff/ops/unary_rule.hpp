@@ -76,7 +76,6 @@ template <class T>
     step.x[0] = tape.input(y, 0).data();
     step.y = y.value.data();
     step.gy = y.grad.data();
-    step.n = y.value.size();
     step.s = y.scalar;
     step.s2 = y.scalar2;
     return step;
@@ -88,7 +87,7 @@ void unary_backward(Tape<T>& tape, Node<T>& y) {
     const GradientSink<T> sink = tape.grad_of(y, 0);
     step.gx[0] = sink.grad.data();
     const bool overwrite[1] = {sink.overwrite};
-    unary_flat_backward<T, Rule>(step, overwrite);
+    run_flat(step, y.value.size(), [&](const FlatStep<T>& piece) { unary_flat_backward<T, Rule>(piece, overwrite); });
 }
 
 // Throws, naming op and the first element of x where in_domain fails; `rule` says the domain.
@@ -118,7 +117,7 @@ template <class T, class Rule>
 void unary_forward(Tape<T>& tape, Node<T>& y) {
     if constexpr (has_domain<Rule>::value)
         require_domain(Rule::name, tape.input(y, 0), [&](T v) { return Rule::in_domain(v, y.scalar); }, Rule::domain);
-    unary_flat_forward<T, Rule>(unary_step(tape, y));
+    run_flat(unary_step(tape, y), y.value.size(), unary_flat_forward<T, Rule>);
 }
 
 template <class T, class Rule>
@@ -137,11 +136,18 @@ Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
         (void)registered;
     }
     Tape<T>& tape = common_tape<T>(Rule::name, {x});
-    return tape.record_op(Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
-                          [&](Node<T>& y) {
-                              y.scalar = s;
-                              y.scalar2 = s2;
-                          });
+    const Matrix<T>& value = checked_value(tape, x);
+    if constexpr (!has_domain<Rule>::value) {
+        return tape.record_flat(Rule::name, std::array<const Var<T>*, 1>{&x}, std::array<const Matrix<T>*, 1>{&value},
+                                unary_forward<T, Rule>, unary_backward<T, Rule>,
+                                [](const FlatStep<T>& step) { unary_flat_forward<T, Rule>(step); }, s, s2);
+    } else {
+        return tape.record_op(Rule::name, {x}, shape_of(value), unary_forward<T, Rule>, unary_backward<T, Rule>,
+                              [&](Node<T>& y) {
+                                  y.scalar = s;
+                                  y.scalar2 = s2;
+                              });
+    }
 }
 
 
