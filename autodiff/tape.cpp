@@ -243,8 +243,6 @@ void Tape<T>::reject_memory(const char* op, std::size_t value_bytes) const {
                 "Tape::set_memory_limit (0: none)");
 }
 
-// The entry the next recording fills: a NoGrad entry no handle refers to any more when
-// recording under NoGrad, else the next one in order (spare ones keep their buffers).
 // Under NoGrad, an entry no handle refers to any more is reused; which one decides whether
 // a buffer is reallocated. One of the last few released whose buffer already has the size
 // asked for; failing that a new entry, whose buffer of this size then joins the pool (an
@@ -252,11 +250,11 @@ void Tape<T>::reject_memory(const char* op, std::size_t value_bytes) const {
 // other size on nearly every op); and once that many are waiting, the last released, so
 // that the tape holds at most kMaxWaiting entries beyond those handles refer to.
 template <class T>
-bool Tape<T>::take_released(std::size_t wanted, std::uint32_t& index) {
+bool Tape<T>::take_released_searching(std::size_t wanted, std::uint32_t& index) {  // take_released's rest
     constexpr std::size_t kLook = 8, kMaxWaiting = 32;
     if (free_.empty()) return false;
     const std::size_t look = std::min(free_.size(), kLook);
-    for (std::size_t k = 1; k <= look; ++k)
+    for (std::size_t k = 2; k <= look; ++k)
         if (free_[free_.size() - k].size == wanted) {
             std::swap(free_[free_.size() - k], free_.back());
             index = free_.back().index;
@@ -269,36 +267,13 @@ bool Tape<T>::take_released(std::size_t wanted, std::uint32_t& index) {
     return true;
 }
 
+// A new entry at the end, its vectors reserved first, so that nothing after it exists can throw.
 template <class T>
-std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
-    if (swept_ || held_by_replay_) reject_after_backward(op);
-    if (memory_limit_ != 0 && held_bytes(value_bytes) > memory_limit_) reject_memory(op, value_bytes);
-    std::uint32_t index;
-    if (grad_enabled_ || !take_released(value_bytes / sizeof(T), index)) {
-        if (size_ == nodes_.size()) {
-            // Reserved first, so that nothing after the new entry exists can throw.
-            reserve_for(refs_, nodes_.size() + 1);
-            reserve_for(free_, nodes_.size() + 1);
-            nodes_.emplace_back();
-            refs_.push_back(0);
-        }
-        index = static_cast<std::uint32_t>(size_++);
-    }
-    refs_[index] = grad_enabled_ ? pinned : 0;
-    Node<T>& n = nodes_[index];
-    n.recorded_under_nograd = !grad_enabled_;
-    n.replay_owned = 0;
-    n.op = op;
-    n.arity = 0;
-    n.backward = nullptr;
-    n.forward = nullptr;
-    n.scalar = T(0);
-    n.scalar2 = T(0);
-    if (n.extras) n.extras->params = {};
-    n.parameter = nullptr;
-    n.in_place = nullptr;
-    n.requires_grad = false;
-    return index;
+void Tape<T>::add_entry() {
+    reserve_for(refs_, nodes_.size() + 1);
+    reserve_for(free_, nodes_.size() + 1);
+    nodes_.emplace_back();
+    refs_.push_back(0);
 }
 
 // After a throw inside a recording: the entry leaves the tape, and any of its buffers whose
@@ -332,23 +307,6 @@ void Tape<T>::pin_nograd_entry(std::uint32_t index) {
     refs_[index] |= pinned;
 }
 
-template <class T>
-void Tape<T>::recycle(std::uint32_t index) noexcept {
-    Node<T>& n = nodes_[index];
-    if (n.in_place == nullptr) recorded_bytes_ -= n.value.size() * sizeof(T);
-    // Its inputs may be reused in turn: nothing may run it again or follow its inputs.
-    n.op = "(released under NoGrad)";
-    n.arity = 0;
-    n.forward = nullptr;
-    n.parameter = nullptr;
-    n.in_place = nullptr;
-    // Field by field into place (capacity reserved in push()): push_back of a {index, size}
-    // built on the stack compiled to two narrow stores read back as one 16-byte load, which
-    // the store buffer cannot forward: a stall that was 5% of a recurrent model's evaluation.
-    Released& released = free_.emplace_back();
-    released.index = index;
-    released.size = n.value.size();
-}
 
 // A leaf's value is its data (copied when recorded, or a parameter read in place): running
 // its entry again, as a replay does, leaves it as it is.
