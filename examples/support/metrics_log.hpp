@@ -12,6 +12,7 @@
 #include "nn/io/atomic_file.hpp"
 #include "nn/training.hpp"
 #include "gnuplot.hpp"
+#include "own_outputs.hpp"
 
 namespace example {
 
@@ -34,7 +35,7 @@ public:
     // The data goes into the script inline and the image comes back on gnuplot's output: the
     // paths never reach gnuplot. Throws std::runtime_error saying what failed.
     void plot(const std::string& image_path) const {
-        const bool svg = image_path.size() > 4 && image_path.substr(image_path.size() - 4) == ".svg";
+        const bool svg = is_svg_path(image_path);
         std::ostringstream script;
         script << (svg ? "set terminal svg size 900,400\n" : "set terminal pngcairo size 900,400\n")
                << "$metrics << EOD\n" << csv() << "EOD\n"
@@ -44,7 +45,7 @@ public:
                << "set title 'accuracy'\n"
                << "plot $metrics using 1:3 with linespoints title 'train', $metrics using 1:5 with linespoints title 'test'\n"
                << "unset multiplot\n";
-        const std::string image = run_gnuplot(script.str());
+        const std::string image = mark_plot(run_gnuplot(script.str()), svg);  // the next run may replace it
         nn::write_file_atomically(image_path, [&](std::ostream& out) { out << image; });
     }
 
@@ -61,7 +62,7 @@ public:
 private:
     std::string csv() const {
         std::ostringstream out;
-        out << "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n";
+        out << metrics_header;
         for (const EpochRow& r : rows_)
             out << r.epoch << ',' << r.train.loss << ',' << r.train.accuracy << ',' << r.test.loss << ','
                 << r.test.accuracy << ',' << r.train.seconds << '\n';

@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include <unistd.h>
 
 #include "nn/io/checkpoint.hpp"
+#include "own_outputs.hpp"
 
 namespace example {
 
@@ -107,11 +109,13 @@ inline void check_run_outputs(const std::string& save, const std::string& metric
                               const std::string& csv = "") {
     check_distinct_outputs(save, metrics, plot);
     check_checkpoint_dir(save, "--save");
-    for (const auto& [path, option] : {std::pair{metrics, "--metrics"}, std::pair{plot, "--plot"}}) {
+    for (const auto& [path, option, kind] :
+         {std::tuple{metrics, "--metrics", Output::metrics}, std::tuple{plot, "--plot", Output::plot}}) {
         check_output_file(path, option);
         check_replaceable(path, option);
         check_outside_checkpoint(path, option, save);
-        check_not_input(path, option, csv, "--csv");
+        check_not_input(path, option, csv, "--csv");  // before the general refusal: it says more
+        check_replaces_only_own(path, option, kind);
     }
 }
 
