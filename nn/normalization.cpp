@@ -70,7 +70,8 @@ autodiff::Var<T> BatchNorm<T>::forward(autodiff::Var<T> x) {
     if (this->is_training()) {
         if (m < 2)
             throw autodiff::Error(this->who() + ": its input is " + autodiff::to_string(x.shape()) +
-                                  " but training needs at least 2 examples (columns) for a batch variance");
+                                  " but training needs at least 2 examples (columns) for a batch variance (a last "
+                                  "batch of 1 example: drop it with Trainer::set_drop_last(true), or choose another batch size)");
         autodiff::Var<T> y = autodiff::batch_norm(x, tape.parameter(gain), tape.parameter(bias), T(eps_));
         const autodiff::BatchStatistics<T> stats = autodiff::batch_norm_statistics(y);
         const T keep = T(1 - momentum_), take = T(momentum_), unbias = T(double(m) / double(m - 1));

@@ -215,7 +215,12 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
     EpochStats stats;
     double loss_sum = 0;
     std::size_t correct = 0;
-    const std::size_t batches = (n + batch_size_ - 1) / batch_size_;
+    const std::size_t batches = drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+    if (batches == 0)
+        throw autodiff::Error("Trainer::train_epoch: nothing to train on: " +
+                              (n == 0 ? std::string("the data holds no examples")
+                                      : std::to_string(n) + " examples make no whole batch of " +
+                                            std::to_string(batch_size_) + ", and set_drop_last drops a part batch"));
     for (std::size_t b = 0; b < batches; ++b) {
         const std::size_t first = b * batch_size_, global = std::min(batch_size_, n - first);
         const distributed::Share mine = share(global, sync_);
@@ -240,8 +245,8 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
                       seconds_since(start)});
     }
     sum_over_ranks(sync_, loss_sum, correct, stats.examples);
-    stats.loss = loss_sum / double(n);
-    stats.accuracy = double(correct) / double(n);
+    stats.loss = loss_sum / double(stats.examples);  // n, unless the last batch was dropped
+    stats.accuracy = double(correct) / double(stats.examples);
     stats.seconds = seconds_since(start);
     return stats;
 }

@@ -72,6 +72,11 @@ public:
     /// Set the optimizer's rate before every step from schedule.at(global step), where the
     /// global step is epoch * batches per epoch + batch: resumable by construction.
     void set_schedule(const LearningRateSchedule& schedule) { schedule_ = schedule; }
+    /// On: an epoch leaves out its last batch when it is smaller than batch_size (PyTorch's
+    /// DataLoader drop_last), as a model with BatchNorm needs when that batch would hold a single
+    /// example, and the epoch's statistics count the examples trained on. The schedule's
+    /// batches per epoch count the same batches. Off by default; evaluation takes every example.
+    void set_drop_last(bool on) { drop_last_ = on; }
 
     /// One pass over data in a shuffled order, in training mode (a model in evaluation mode is
     /// switched; in a model in training mode, a module set to evaluation, such as a frozen
@@ -128,6 +133,7 @@ private:
     std::size_t batch_size_;
     std::uint32_t seed_;
     double clip_ = 0;
+    bool drop_last_ = false;
     std::optional<LearningRateSchedule> schedule_;
     std::vector<autodiff::Parameter<T>*> parameters_;        // the model's, for the finiteness check
     std::vector<const autodiff::Parameter<T>*> registered_;  // the same, sorted: the per-step check allocates nothing

@@ -231,3 +231,35 @@ TEST_CASE("a BatchNorm frozen in evaluation mode stays frozen through train_epoc
     REQUIRE(model.is_training());
     REQUIRE(model[0].is_training());
 }
+
+// A BatchNorm cannot train on a batch of 1 example: 9 examples in batches of 4 left one over,
+// refused at the end of the epoch. set_drop_last leaves that part batch out.
+TEST_CASE("set_drop_last leaves out the last part batch, as a BatchNorm needs", "[trainer]") {
+    struct Normalized : nn::Sequential<double> {
+        Normalized() {
+            add<nn::Linear<double>>(1, 8, 1u, nn::Init::glorot);
+            add<nn::BatchNorm<double>>(8);
+            add<nn::Linear<double>>(8, 1, 2u, nn::Init::glorot);
+        }
+    };
+    const auto data = sine(9, 3);
+    Normalized net;
+    nn::SGD<double> sgd(net.parameters(), 0.01);
+    nn::Trainer<double> trainer(net, sgd, nn::mse_loss<double>(), 4, 0);
+    CHECK_THROWS_WITH(trainer.train_epoch(data, 0), Contains("at least 2 examples") && Contains("set_drop_last"));
+
+    Normalized fresh;
+    nn::SGD<double> sgd2(fresh.parameters(), 0.01);
+    nn::Trainer<double> dropping(fresh, sgd2, nn::mse_loss<double>(), 4, 0);
+    dropping.set_drop_last(true);
+    std::vector<std::size_t> batches;
+    const nn::EpochStats stats = dropping.train_epoch(data, 0, [&](const nn::Progress& p) { batches.push_back(p.batches); });
+    CHECK(stats.examples == 8);
+    CHECK(batches == std::vector<std::size_t>{2, 2});
+    CHECK(std::isfinite(stats.loss));
+
+    // Fewer examples than a batch: nothing to train on, said as such; evaluation takes them all.
+    dropping.set_drop_last(true);
+    CHECK_THROWS_WITH(dropping.train_epoch(sine(3, 4), 0), Contains("3 examples make no whole batch of 4"));
+    CHECK(dropping.evaluate(data).examples == 9);
+}
