@@ -197,6 +197,9 @@ void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector
     const std::size_t shared = std::max(values.size(), grads.size());
     for (std::uint32_t c : lasting) value_at[c] = shared + kept.take(size_of(c));
     plan_.arena.assign(shared + kept.size(), T(0));
+    // Nothing may throw once the tape names this Replay its owner: a constructor that throws
+    // runs no destructor, which would have let go of the tape.
+    owned_.reserve(computed_.size());
     tape_.held_by_replay_ = true;
     tape_.replay_owner_ = this;
     T* const arena = plan_.arena.data();

@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "autodiff/autodiff.hpp"
+#include "autodiff/replay.hpp"
 #include "nn/mlp.hpp"
 
 namespace {
@@ -93,4 +94,44 @@ TEST_CASE("an allocation failing anywhere in a training step leaves the tape con
         for (std::size_t i = 0; i < again.grads.size(); ++i) REQUIRE((again.grads[i] == reference.grads[i]));
     }
     CHECK(failures > 10);  // the step did allocate, and each of those allocations failed once
+}
+
+// The same for a Replay: an allocation failing anywhere in making one (its plan, its arena,
+// the list of entries whose memory it owns) or in its first run leaves the tape able to make
+// another, which gives the gradients of the recording exactly.
+TEST_CASE("an allocation failing anywhere in making or running a Replay leaves the tape able to make another",
+          "[allocations]") {
+    Matrix<double> x({14, 1}), w0({14, 1}), b0({14, 1});
+    for (std::size_t i = 0; i < 14; ++i) x(i, 0) = 0.1 * double(i) - 0.6, w0(i, 0) = 0.05 * double(i % 5), b0(i, 0) = 0.2;
+    autodiff::Parameter<double> w(w0), b(b0);
+    autodiff::Tape<double> tape;
+    const auto X = tape.constant_ref(x);
+    auto h = autodiff::sigmoid(X * tape.parameter(w) + tape.parameter(b));  // an affine step
+    h = autodiff::tanh(h * h) * h;
+    const auto loss = autodiff::sum(h);
+    tape.backward(loss);
+    const Matrix<double> reference_w = w.grad, reference_b = b.grad;
+
+    long failures = 0;
+    for (long k = 1;; ++k) {
+        w.zero_grad(), b.zero_grad();
+        bool threw = false;
+        fail_countdown = k;
+        try {
+            autodiff::Replay<double> replay(tape, loss);
+            replay.run();
+        } catch (const std::bad_alloc&) {
+            threw = true;
+        }
+        fail_countdown = 0;
+        if (!threw) break;
+        ++failures;
+        INFO("allocation " << k << " failed");
+        w.zero_grad(), b.zero_grad();
+        autodiff::Replay<double> again(tape, loss);
+        again.run();
+        REQUIRE((w.grad == reference_w));
+        REQUIRE((b.grad == reference_b));
+    }
+    CHECK(failures > 5);
 }
