@@ -167,19 +167,25 @@ struct FlatPlan {
 
 // Tape::record_flat: what record() does for such an entry, in the same order, with the
 // steps it needs only for an op of any shape left out. Inline: it is the whole recording
-// of a recurrent model's entry.
+// of a recurrent model's entry. The inputs are checked again, and their values looked up,
+// once the tape is this thread's: another thread's reset() in between must be refused, not
+// leave an entry reading a stale index.
 template <class T>
 template <std::size_t Arity, class Kernel>
-Var<T> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
-                            const std::array<const Matrix<T>*, Arity>& values, ForwardFn<T> forward,
+Var<T> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs, ForwardFn<T> forward,
                             BackwardFn<T> backward, Kernel&& kernel, T s, T s2) {
     static_assert(Arity == 1 || Arity == 2, "a flat step has one or two inputs");
     ExclusiveUse one_thread(*this, op);
-    const Matrix<T>& first = *values[0];
-    const std::size_t n = first.size();
+    std::array<const Matrix<T>*, Arity> values;
     bool any_input_needs_grad = false;
-    if (grad_enabled_)
-        for (const Var<T>* in : inputs) any_input_needs_grad = any_input_needs_grad || nodes_[in->index_].requires_grad;
+    for (std::size_t k = 0; k < Arity; ++k) {
+        check(*inputs[k], op);
+        values[k] = &value(inputs[k]->index_);
+        any_input_needs_grad = any_input_needs_grad || (grad_enabled_ && nodes_[inputs[k]->index_].requires_grad);
+    }
+    const Shape shape = shape_of(*values[0]);
+    if (Arity == 2 && shape_of(*values[Arity - 1]) != shape) reject_flat_shapes(op, shape, shape_of(*values[Arity - 1]));
+    const std::size_t n = values[0]->size();
     // The inputs' values are in their own entries (or read in place), which push() neither
     // moves nor reuses: a live handle holds each.
     const std::uint32_t index = push(op, n * sizeof(T));
@@ -192,7 +198,11 @@ Var<T> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arit
     y.scalar = s;
     y.scalar2 = s2;
     try {
-        ensure_shape(y.value, shape_of(first));
+        ensure_shape(y.value, shape);
+        // Pinned once the entry is recorded, so that one abandoned pins nothing (pinning a
+        // parameter's NoGrad entry may allocate).
+        if (grad_enabled_)
+            for (std::size_t k = 0; k < Arity; ++k) pin(y.inputs[k]);
     } catch (...) {
         abandon(index);  // no memory: the tape is as it was before this call
         throw;
@@ -203,8 +213,6 @@ Var<T> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arit
     step.s = s;
     step.s2 = s2;
     run_flat(step, n, kernel);
-    if (grad_enabled_)
-        for (std::size_t k = 0; k < Arity; ++k) pin(y.inputs[k]);
     recorded_bytes_ += n * sizeof(T);
     if (detect_anomaly_) check_finite_value(index);
     return handle(index);

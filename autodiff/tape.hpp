@@ -413,15 +413,13 @@ public:
     }
 
     // The recording of an elementwise op whose inputs all have its shape, computed by `kernel`
-    // on raw buffers (autodiff/flat_step.hpp): the entry record_op makes, from handles the
-    // caller has checked (ops::common_tape) and their values, without record_op's general
-    // steps (shape arithmetic, the forward called through the entry, the value's shape checked
-    // after it). add, mul and the unary rules record so on such inputs: a recurrent model
-    // records hundreds of thousands of them. `forward` is stored for a Replay, and must
+    // on raw buffers (autodiff/flat_step.hpp): the entry record_op makes, without record_op's
+    // general steps (shape arithmetic, the forward called through the entry, the value's shape
+    // checked after it). add, mul and the unary rules record so on such inputs: a recurrent
+    // model records hundreds of thousands of them. `forward` is stored for a Replay, and must
     // compute what `kernel` does. Defined in flat_step.hpp.
     template <std::size_t Arity, class Kernel>
-    Var<T> record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
-                       const std::array<const Matrix<T>*, Arity>& values, ForwardFn<T> forward,
+    Var<T> record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs, ForwardFn<T> forward,
                        BackwardFn<T> backward, Kernel&& kernel, T s = T(0), T s2 = T(0));
 
     const Node<T>& node(const Var<T>& v) const;
@@ -491,6 +489,8 @@ private:
     void check_index(std::size_t index, const char* who) const;  // throws unless index < size()
     [[noreturn]] static void reject_shape(const char* op, Shape shape);  // rows x cols x sizeof(T) overflows
     [[noreturn]] static void reject_value_shape(const Node<T>& n, Shape declared);  // forward left another shape
+    // record_flat's inputs differ in shape from what its caller saw (a parameter resized meanwhile).
+    [[noreturn, gnu::cold, gnu::noinline]] static void reject_flat_shapes(const char* op, Shape a, Shape b);
     [[noreturn]] void reject_after_backward(const char* op) const;  // or while a Replay holds the step
     [[noreturn]] void reject_held_by_replay(const char* op) const;
     bool lock_for(const char* op);               // ExclusiveUse's halves, inline-able

@@ -174,8 +174,7 @@ Var<T> binary(const Var<T>& a, const Var<T>& b) {
     const Matrix<T>&A = ops::checked_value(tape, a), &B = ops::checked_value(tape, b);
     if constexpr (forward == binary_forward<T, Rule>) {
         if (shape_of(A) == shape_of(B))
-            return tape.record_flat(Rule::name, std::array<const Var<T>*, 2>{&a, &b}, std::array<const Matrix<T>*, 2>{&A, &B},
-                                    forward, binary_backward<T, Rule>,
+            return tape.record_flat(Rule::name, std::array<const Var<T>*, 2>{&a, &b}, forward, binary_backward<T, Rule>,
                                     [](const FlatStep<T>& step) { binary_flat_forward<T, Rule>(step); });
     }
     const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(A), shape_of(B));

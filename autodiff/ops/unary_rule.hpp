@@ -136,13 +136,11 @@ Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
         (void)registered;
     }
     Tape<T>& tape = common_tape<T>(Rule::name, {x});
-    const Matrix<T>& value = checked_value(tape, x);
     if constexpr (!has_domain<Rule>::value) {
-        return tape.record_flat(Rule::name, std::array<const Var<T>*, 1>{&x}, std::array<const Matrix<T>*, 1>{&value},
-                                unary_forward<T, Rule>, unary_backward<T, Rule>,
+        return tape.record_flat(Rule::name, std::array<const Var<T>*, 1>{&x}, unary_forward<T, Rule>, unary_backward<T, Rule>,
                                 [](const FlatStep<T>& step) { unary_flat_forward<T, Rule>(step); }, s, s2);
     } else {
-        return tape.record_op(Rule::name, {x}, shape_of(value), unary_forward<T, Rule>, unary_backward<T, Rule>,
+        return tape.record_op(Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
                               [&](Node<T>& y) {
                                   y.scalar = s;
                                   y.scalar2 = s2;
