@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     }
     return example::guarded_main("notebook_mlp", [&] {
         example::check_output_file(dot_file, "--dot");
-        example::check_replaces_only_own(dot_file, "--dot", example::Output::dot);
+        example::check_graph_target(dot_file, "--dot");
 
         nn::NumpyRandom np_random(1);                                   // np.random.seed(1)
         const Matrix<double> X = np_random.rand(5, 10);                 // 5 features and 10 training examples

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "nn/io/atomic_file.hpp"
 #include "nn/training.hpp"
 #include "gnuplot.hpp"
+#include "output_paths.hpp"
 #include "own_outputs.hpp"
 
 namespace example {
@@ -23,12 +25,25 @@ struct EpochRow {
 
 class MetricsLog {
 public:
-    explicit MetricsLog(std::string csv_path) : path_(std::move(csv_path)) {}
+    /// A run resumed after `first_epoch` epochs keeps the rows of those epochs that an earlier
+    /// run wrote to csv_path, so that the file and the plot tell the whole run.
+    explicit MetricsLog(std::string csv_path, std::size_t first_epoch = 0) : path_(std::move(csv_path)) {
+        std::error_code ec;
+        if (first_epoch == 0 || path_.empty() || !std::filesystem::is_regular_file(path_, ec) ||
+            !written_by_example(path_, Output::metrics))
+            return;
+        std::istringstream rows(detail::head_of(path_, largest_metrics_file).substr(metrics_header.size()));
+        for (std::string line; std::getline(rows, line);)
+            if (std::stod(line.substr(0, line.find(','))) <= double(first_epoch)) earlier_rows_ += line + '\n';
+    }
 
+    /// Checked again before each write (check_output_target): a user's file may have appeared
+    /// there while the epoch trained.
     void add(const EpochRow& row) {
         rows_.push_back(row);
         if (path_.empty()) return;
-        nn::write_file_atomically(path_, [&](std::ostream& out) { out << csv(); });
+        check_output_target(path_, "--metrics", Output::metrics);
+        nn::write_file_atomically(path_, [&](std::ostream& out) { out << csv(); }, only_own(Output::metrics));
     }
 
     // Draws the loss and accuracy curves into `image_path` (.svg, else PNG), written atomically.
@@ -46,7 +61,8 @@ public:
                << "plot $metrics using 1:3 with linespoints title 'train', $metrics using 1:5 with linespoints title 'test'\n"
                << "unset multiplot\n";
         const std::string image = mark_plot(run_gnuplot(script.str()), svg);  // the next run may replace it
-        nn::write_file_atomically(image_path, [&](std::ostream& out) { out << image; });
+        check_output_target(image_path, "--plot", Output::plot);
+        nn::write_file_atomically(image_path, [&](std::ostream& out) { out << image; }, only_own(Output::plot));
     }
 
     // plot(), or a line saying why there is no plot: the run and its metrics stand without it.
@@ -60,9 +76,15 @@ public:
     }
 
 private:
+    // The write's last word (nn::write_file_atomically): a file that appeared after the check
+    // is swapped back, not lost.
+    static std::function<bool(const std::filesystem::path&)> only_own(Output kind) {
+        return [kind](const std::filesystem::path& displaced) { return replaceable_as_own(displaced, kind); };
+    }
+
     std::string csv() const {
         std::ostringstream out;
-        out << metrics_header;
+        out << metrics_header << earlier_rows_;
         for (const EpochRow& r : rows_)
             out << r.epoch << ',' << r.train.loss << ',' << r.train.accuracy << ',' << r.test.loss << ','
                 << r.test.accuracy << ',' << r.train.seconds << '\n';
@@ -70,6 +92,7 @@ private:
     }
 
     std::string path_;
+    std::string earlier_rows_;  // of the epochs before a resumed run's first, as written
     std::vector<EpochRow> rows_;
 };
 

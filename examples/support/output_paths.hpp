@@ -11,6 +11,8 @@
 #include <tuple>
 #include <utility>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "nn/io/checkpoint.hpp"
@@ -27,7 +29,9 @@ inline void check_output_file(const std::string& path, const std::string& option
     std::error_code ec;
     if (fs::is_directory(p, ec)) throw std::runtime_error(option + " " + path + ": is a directory, not a file name");
     const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-    std::string probe = (dir / ".tapegrad-write-test-XXXXXX").string();
+    // Named as nn::write_file_atomically names its temporary file, so that a name too long
+    // for that one is refused now rather than after the first epoch.
+    std::string probe = (dir / ("." + p.filename().string() + ".tmp-XXXXXX")).string();
     const int fd = ::mkstemp(probe.data());
     if (fd < 0) throw std::runtime_error(option + " " + path + ": cannot create a file there: " + std::strerror(errno));
     ::close(fd);
@@ -55,12 +59,40 @@ inline void check_checkpoint_dir(const std::string& path, const std::string& opt
 // renamed over it (--metrics, --plot): run as root, --metrics /dev/null replaced the system's
 // null device with a CSV, and a FIFO became a plain file. (--dot writes in place: a pipe or
 // /dev/stdout serves it.)
+// /dev/stdout is refused too, by name (or a link's): redirected to a file, it led to the log,
+// which the first write replaced, and the next failed after training.
 inline void check_replaceable(const std::string& path, const std::string& option) {
     namespace fs = std::filesystem;
     std::error_code ec;
-    if (path.empty() || !fs::exists(path, ec) || fs::is_regular_file(path, ec)) return;
+    if (path.empty()) return;
+    for (const fs::path& hop : detail::link_chain(path))
+        if (detail::names_a_stream(hop))
+            throw std::runtime_error(option + " " + path + ": names a device or a stream (" + hop.string() +
+                                     "), which writing by renaming a new file over it would replace; give a "
+                                     "file's name, or " + option + " '' to write none");
+    if (!fs::exists(path, ec) || fs::is_regular_file(path, ec)) return;
     throw std::runtime_error(option + " " + path + ": is not a regular file (a device, FIFO or socket), which " +
                              "writing would replace with one; give " + option + " '' to write none");
+}
+
+// What a file output written by renaming (--metrics, --plot) must pass before the run and
+// before each write.
+inline void check_output_target(const std::string& path, const std::string& option, Output kind) {
+    check_replaceable(path, option);
+    check_replaces_only_own(path, option, kind);
+}
+
+// --dot writes in place, so a pipe or /dev/stdout serves it; a device other than a terminal
+// or /dev/null would be written over, and a file only if an example wrote it.
+inline void check_graph_target(const std::string& path, const std::string& option) {
+    struct stat st{};
+    if (path.empty() || ::stat(path.c_str(), &st) != 0) return;
+    const unsigned kind = major(st.st_rdev);
+    const bool terminal_or_null = S_ISCHR(st.st_mode) && ((kind == 1 && minor(st.st_rdev) == 3) || kind == 4 ||
+                                                          kind == 5 || (kind >= 136 && kind <= 143));
+    if (S_ISBLK(st.st_mode) || (S_ISCHR(st.st_mode) && !terminal_or_null))
+        throw std::runtime_error(option + " " + path + ": is a device, which writing would overwrite");
+    check_replaces_only_own(path, option, Output::dot);
 }
 
 // Throws if the file `path` would be inside the checkpoint directory `checkpoint`, where the
@@ -112,10 +144,9 @@ inline void check_run_outputs(const std::string& save, const std::string& metric
     for (const auto& [path, option, kind] :
          {std::tuple{metrics, "--metrics", Output::metrics}, std::tuple{plot, "--plot", Output::plot}}) {
         check_output_file(path, option);
-        check_replaceable(path, option);
         check_outside_checkpoint(path, option, save);
         check_not_input(path, option, csv, "--csv");  // before the general refusal: it says more
-        check_replaces_only_own(path, option, kind);
+        check_output_target(path, option, kind);
     }
 }
 

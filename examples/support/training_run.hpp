@@ -125,7 +125,7 @@ void run_epochs(nn::Trainer<T>& trainer, nn::Optimizer<T>& optimizer, const nn::
         std::printf("nothing to train: the checkpoint has trained all %zu epochs (--epochs N continues it)\n",
                     loop.epochs);
     ProgressReporter progress(loop.epochs);
-    MetricsLog log(loop.metrics);
+    MetricsLog log(loop.metrics, loop.first_epoch);
     nn::EpochStats tested;
     for (std::size_t epoch = loop.first_epoch; epoch < loop.epochs; ++epoch) {
         optimizer.set_learning_rate(T(nn::learning_rate_at(loop.schedule, loop.learning_rate, epoch, loop.epochs)));

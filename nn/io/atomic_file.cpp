@@ -1,6 +1,7 @@
 #include "nn/io/atomic_file.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -106,6 +107,47 @@ fs::path make_temp_dir_beside(const fs::path& target) {
 // renaming over the link itself would turn the user's link into a file of its own and leave
 // its target stale.
 void write_file_atomically(const fs::path& path_in, const std::function<void(std::ostream&)>& write) {
+    write_file_atomically(path_in, write, {});
+}
+
+namespace {
+// Puts the written temporary file at `path`, replacing what stands there only if may_replace
+// accepts it (see the header). Returns with the temporary file's name free to remove.
+void put_in_place(TempFile& temp, const fs::path& path, const std::function<bool(const fs::path&)>& may_replace) {
+    if (!may_replace) {
+        if (::rename(temp.path().c_str(), path.c_str()) != 0) throw system_error("cannot rename temporary file over", path);
+        temp.release();
+        return;
+    }
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        if (::renameat2(AT_FDCWD, temp.path().c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+            if (may_replace(temp.path())) return;  // the displaced file, at the temporary name, is removed
+            if (::renameat2(AT_FDCWD, temp.path().c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) != 0) {
+                const fs::path kept = temp.path();
+                temp.release();  // it holds the file found at path: never removed
+                throw system_error("the file found at '" + path.string() + "' is now '" + kept.string() +
+                                       "': cannot put it back at",
+                                   path);
+            }
+            throw IoError("'" + path.string() + "' is now a file this program did not write; it was left as it is");
+        }
+        if (errno == ENOENT) {  // nothing stands there: put it there unless something appeared meanwhile
+            if (::renameat2(AT_FDCWD, temp.path().c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) {
+                temp.release();
+                return;
+            }
+            if (errno == EEXIST) continue;
+        }
+        if (errno != EINVAL && errno != ENOSYS) throw system_error("cannot rename temporary file over", path);
+        if (!fs::exists(path) || may_replace(path)) return put_in_place(temp, path, {});  // no exchange here
+        throw IoError("'" + path.string() + "' is now a file this program did not write; it was left as it is");
+    }
+    throw IoError("'" + path.string() + "' kept appearing and disappearing while it was written");
+}
+}  // namespace
+
+void write_file_atomically(const fs::path& path_in, const std::function<void(std::ostream&)>& write,
+                           const std::function<bool(const fs::path&)>& may_replace) {
     const fs::path path = fs::is_symlink(path_in) ? fs::weakly_canonical(path_in) : path_in;
     TempFile temp(path);
     if (::fchmod(temp.fd(), 0666 & ~current_umask()) != 0) throw system_error("cannot set the mode of the file for", path);
@@ -120,10 +162,7 @@ void write_file_atomically(const fs::path& path_in, const std::function<void(std
     }
     if (::fsync(temp.fd()) != 0) throw system_error("cannot fsync temporary file for", path);
     temp.close();
-    if (::rename(temp.path().c_str(), path.c_str()) != 0) {
-        throw system_error("cannot rename temporary file over", path);
-    }
-    temp.release();
+    put_in_place(temp, path, may_replace);
     // The rename is durable only once the directory entry is on disk.
     fsync_path(parent_or_dot(path));
 }

@@ -20,6 +20,15 @@ namespace nn {
 void write_file_atomically(const std::filesystem::path& path,
                            const std::function<void(std::ostream&)>& write);
 
+/// The same, replacing only a file `may_replace` accepts: the new file is swapped with what
+/// stands at `path` in one step (renameat2's RENAME_EXCHANGE), `may_replace` is asked about
+/// the file it displaced, and a file it refuses is swapped back, untouched, and nn::IoError
+/// thrown. So a file that appeared at `path` after any earlier check is never lost. Where
+/// nothing stands, the new file is put there only if nothing appeared meanwhile. A file
+/// system without the exchange (EINVAL) gets the check then a rename.
+void write_file_atomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write,
+                           const std::function<bool(const std::filesystem::path& displaced)>& may_replace);
+
 /// The building blocks, shared with checkpoint saving. All throw nn::IoError
 /// naming the path and the system's reason.
 void fsync_path(const std::filesystem::path& path);  ///< a file or a directory

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "nn/io/atomic_file.hpp"
@@ -75,4 +76,29 @@ TEST_CASE("write_file_atomically through a symlink replaces the file it points t
     CHECK(std::filesystem::is_symlink(link));
     CHECK(read_file(target) == "new");
     CHECK(entries_in(tmp.path / "shared") == 1);
+}
+
+// The check-free last word of a caller that replaces only its own files: what stands at the
+// path is judged after it was displaced, and a file refused is put back untouched.
+TEST_CASE("write_file_atomically with may_replace replaces only a file it accepts, and puts back one it refuses",
+          "[atomic_file]") {
+    TempDir tmp("atomic");
+    const auto path = tmp.path / "out.txt";
+    auto ours = [](const std::filesystem::path& displaced) { return read_file(displaced).rfind("ours", 0) == 0; };
+    std::string seen;
+    auto recording = [&](const std::filesystem::path& displaced) { return seen = read_file(displaced), ours(displaced); };
+
+    nn::write_file_atomically(path, [](std::ostream& out) { out << "ours 1"; }, recording);  // nothing stood there
+    CHECK(seen.empty());
+    CHECK(read_file(path) == "ours 1");
+    nn::write_file_atomically(path, [](std::ostream& out) { out << "ours 2"; }, recording);
+    CHECK(seen == "ours 1");  // asked about the file it displaced
+    CHECK(read_file(path) == "ours 2");
+
+    { std::ofstream(path) << "a user's notes"; }
+    CHECK_THROWS_WITH(nn::write_file_atomically(path, [](std::ostream& out) { out << "ours 3"; }, recording),
+                      Contains(path.string()) && Contains("left as it is"));
+    CHECK(seen == "a user's notes");
+    CHECK(read_file(path) == "a user's notes");
+    CHECK(entries_in(tmp.path) == 1);  // no temporary file left behind
 }
