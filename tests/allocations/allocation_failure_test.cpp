@@ -135,3 +135,34 @@ TEST_CASE("an allocation failing anywhere in making or running a Replay leaves t
     }
     CHECK(failures > 5);
 }
+
+// A same-shape op records through Tape::record_flat: an allocation failing anywhere in it
+// (its value's buffer, or pinning a parameter read under NoGrad, which lists it for backward's
+// checks) leaves the tape as it was: no entry left over.
+TEST_CASE("an allocation failing while a same-shape op records leaves no entry behind", "[allocations]") {
+    long failures = 0;
+    for (long k = 1;; ++k) {
+        autodiff::Parameter<double> p(xt::ones<double>({4, 1}));
+        autodiff::Tape<double> tape;
+        autodiff::Var<double> P;
+        {
+            autodiff::NoGrad<double> no_grad(tape);
+            P = tape.parameter(p);  // an entry recorded under NoGrad: pinned when a recorded op reads it
+        }
+        const std::size_t entries = tape.size(), live = tape.live_entries();
+        bool threw = false;
+        fail_countdown = k;
+        try {
+            (void)autodiff::tanh(P);
+        } catch (const std::bad_alloc&) {
+            threw = true;
+        }
+        fail_countdown = 0;
+        if (!threw) break;
+        ++failures;
+        INFO("allocation " << k << " failed");
+        REQUIRE(tape.size() == entries);
+        REQUIRE(tape.live_entries() == live);
+    }
+    CHECK(failures >= 2);  // the value's buffer, then the list of in-place entries
+}
