@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "autodiff/tape.hpp"
@@ -167,13 +168,13 @@ struct FlatPlan {
 
 // Tape::record_flat: what record() does for such an entry, in the same order, with the
 // steps it needs only for an op of any shape left out. Inline: it is the whole recording
-// of a recurrent model's entry. The inputs are checked again, and their values looked up,
-// once the tape is this thread's: another thread's reset() in between must be refused, not
-// leave an entry reading a stale index.
+// of a recurrent model's entry. The inputs are checked, and their values looked up, once
+// the tape is this thread's: another thread's reset() before must be refused, not leave an
+// entry reading a stale index.
 template <class T>
 template <std::size_t Arity, class Kernel>
-Var<T> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs, ForwardFn<T> forward,
-                            BackwardFn<T> backward, Kernel&& kernel, T s, T s2) {
+std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
+                                           ForwardFn<T> forward, BackwardFn<T> backward, Kernel&& kernel, T s, T s2) {
     static_assert(Arity == 1 || Arity == 2, "a flat step has one or two inputs");
     ExclusiveUse one_thread(*this, op);
     std::array<const Matrix<T>*, Arity> values;
@@ -184,7 +185,7 @@ Var<T> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arit
         any_input_needs_grad = any_input_needs_grad || (grad_enabled_ && nodes_[inputs[k]->index_].requires_grad);
     }
     const Shape shape = shape_of(*values[0]);
-    if (Arity == 2 && shape_of(*values[Arity - 1]) != shape) reject_flat_shapes(op, shape, shape_of(*values[Arity - 1]));
+    if (Arity == 2 && shape_of(*values[Arity - 1]) != shape) return std::nullopt;  // broadcast: record_op's
     const std::size_t n = values[0]->size();
     // The inputs' values are in their own entries (or read in place), which push() neither
     // moves nor reuses: a live handle holds each.

@@ -222,12 +222,6 @@ void Tape<T>::reject_value_shape(const Node<T>& n, Shape declared) {
 }
 
 template <class T>
-void Tape<T>::reject_flat_shapes(const char* op, Shape a, Shape b) {
-    throw Error(std::string(op) + ": its inputs are " + to_string(a) + " and " + to_string(b) +
-                " as it records them, after they were checked as the same shape (a parameter resized meanwhile?)");
-}
-
-template <class T>
 void Tape<T>::reject_parameter(const Node<T>& n) const {
     std::size_t index = 0;
     while (index < size_ && &nodes_[index] != &n) ++index;

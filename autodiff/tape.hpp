@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -416,11 +417,14 @@ public:
     // on raw buffers (autodiff/flat_step.hpp): the entry record_op makes, without record_op's
     // general steps (shape arithmetic, the forward called through the entry, the value's shape
     // checked after it). add, mul and the unary rules record so on such inputs: a recurrent
-    // model records hundreds of thousands of them. `forward` is stored for a Replay, and must
-    // compute what `kernel` does. Defined in flat_step.hpp.
+    // model records hundreds of thousands of them. The inputs are checked here (live handles
+    // of this tape); inputs of different shapes record nothing and give nullopt: the op's
+    // broadcasting path then records it. `forward` is stored for a Replay, and must compute
+    // what `kernel` does. Defined in flat_step.hpp.
     template <std::size_t Arity, class Kernel>
-    Var<T> record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs, ForwardFn<T> forward,
-                       BackwardFn<T> backward, Kernel&& kernel, T s = T(0), T s2 = T(0));
+    std::optional<Var<T>> record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
+                                      ForwardFn<T> forward, BackwardFn<T> backward, Kernel&& kernel, T s = T(0),
+                                      T s2 = T(0));
 
     const Node<T>& node(const Var<T>& v) const;
     // Whether the last sweep gave the index-th entry a gradient (Node::grad holds it, or for
@@ -489,8 +493,6 @@ private:
     void check_index(std::size_t index, const char* who) const;  // throws unless index < size()
     [[noreturn]] static void reject_shape(const char* op, Shape shape);  // rows x cols x sizeof(T) overflows
     [[noreturn]] static void reject_value_shape(const Node<T>& n, Shape declared);  // forward left another shape
-    // record_flat's inputs differ in shape from what its caller saw (a parameter resized meanwhile).
-    [[noreturn, gnu::cold, gnu::noinline]] static void reject_flat_shapes(const char* op, Shape a, Shape b);
     [[noreturn]] void reject_after_backward(const char* op) const;  // or while a Replay holds the step
     [[noreturn]] void reject_held_by_replay(const char* op) const;
     bool lock_for(const char* op);               // ExclusiveUse's halves, inline-able

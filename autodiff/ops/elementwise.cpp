@@ -170,14 +170,15 @@ Var<T> binary(const Var<T>& a, const Var<T>& b) {
             forward, {{binary_flat_forward<T, Rule>, binary_flat_backward<T, Rule>}, Rule::derivative_reads}), true);
         (void)registered;
     }
-    Tape<T>& tape = ops::common_tape<T>(Rule::name, {a, b});
-    const Matrix<T>&A = ops::checked_value(tape, a), &B = ops::checked_value(tape, b);
     if constexpr (forward == binary_forward<T, Rule>) {
-        if (shape_of(A) == shape_of(B))
-            return tape.record_flat(Rule::name, std::array<const Var<T>*, 2>{&a, &b}, forward, binary_backward<T, Rule>,
-                                    [](const FlatStep<T>& step) { binary_flat_forward<T, Rule>(step); });
+        std::optional<Var<T>> same_shapes = a.tape(Rule::name).record_flat(
+            Rule::name, std::array<const Var<T>*, 2>{&a, &b}, forward, binary_backward<T, Rule>,
+            [](const FlatStep<T>& step) { binary_flat_forward<T, Rule>(step); });
+        if (same_shapes) return std::move(*same_shapes);
     }
-    const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(A), shape_of(B));
+    Tape<T>& tape = ops::common_tape<T>(Rule::name, {a, b});
+    const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(ops::checked_value(tape, a)),
+                                             shape_of(ops::checked_value(tape, b)));
     return tape.record_op(Rule::name, {a, b}, shape, forward, binary_backward<T, Rule>);
 }
 

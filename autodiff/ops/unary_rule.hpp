@@ -135,11 +135,13 @@ Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
              true);
         (void)registered;
     }
-    Tape<T>& tape = common_tape<T>(Rule::name, {x});
+    Tape<T>& tape = x.tape(Rule::name);  // the registry: safe even if the tape is gone
     if constexpr (!has_domain<Rule>::value) {
-        return tape.record_flat(Rule::name, std::array<const Var<T>*, 1>{&x}, unary_forward<T, Rule>, unary_backward<T, Rule>,
-                                [](const FlatStep<T>& step) { unary_flat_forward<T, Rule>(step); }, s, s2);
+        return *tape.record_flat(Rule::name, std::array<const Var<T>*, 1>{&x}, unary_forward<T, Rule>,
+                                 unary_backward<T, Rule>, [](const FlatStep<T>& step) { unary_flat_forward<T, Rule>(step); },
+                                 s, s2);
     } else {
+        tape.check(x, Rule::name);
         return tape.record_op(Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
                               [&](Node<T>& y) {
                                   y.scalar = s;
