@@ -215,7 +215,7 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
     step.s2 = s2;
     run_flat(step, n, kernel);
     recorded_bytes_ += n * sizeof(T);
-    if (detect_anomaly_) check_finite_value(index);
+    if (detect_anomaly_) check_new_value(index);
     return handle(index);
 }
 

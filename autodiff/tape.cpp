@@ -331,7 +331,7 @@ Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool requires_
     n.forward = leaf_forward<T>;
     n.requires_grad = requires_grad;
     recorded_bytes_ += n.value.size() * sizeof(T);
-    if (detect_anomaly_) check_finite_value(index);
+    if (detect_anomaly_) check_new_value(index);
     return handle(index);
 }
 
@@ -361,7 +361,7 @@ Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
     n.forward = leaf_forward<T>;
     n.in_place = &value;
     n.parameter_shape = shape_of(value);
-    if (detect_anomaly_) check_finite_value(index);
+    if (detect_anomaly_) check_new_value(index);
     return handle(index);
 }
 
@@ -387,7 +387,7 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     n.parameter_identity = p.identity_;
     n.parameter_version = p.version_;
     n.requires_grad = grad_enabled_;
-    if (detect_anomaly_) check_finite_value(index);
+    if (detect_anomaly_) check_new_value(index);
     return handle(index);
 }
 
@@ -759,6 +759,16 @@ void Tape<T>::check_finite_value(std::uint32_t index) const {
     for (int i = 0; i < n.arity; ++i) inputs += (i ? ", " : "") + to_string(shape_of(value(n.inputs[i])));
     throw AnomalyError("anomaly: " + std::string(n.op) + " (" + entry + ", inputs " + inputs +
                        ") produced a NaN or Inf value: " + where + " of " + to_string(shape_of(v)));
+}
+
+template <class T>
+void Tape<T>::check_new_value(std::uint32_t index) {
+    try {
+        check_finite_value(index);
+    } catch (...) {
+        if (!(refs_[index] & pinned)) recycle(index);  // under NoGrad: no handle will ever release it
+        throw;
+    }
 }
 
 // A gradient that adds to a parameter's: one already non-finite (an earlier step's) would be

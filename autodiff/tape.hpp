@@ -553,6 +553,9 @@ private:
         return Var<T>(this, index, slot_ | Var<T>::counted_bit, generation_);
     }
     void check_finite_value(std::uint32_t index) const;
+    // Anomaly detection's check of an entry just recorded. One refused under NoGrad gets no
+    // handle, so it is released here: an evaluation loop that caught the errors grew the tape.
+    void check_new_value(std::uint32_t index);
     // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
@@ -755,7 +758,7 @@ Var<T> Tape<T>::record(const char* op, std::initializer_list<InputRef<T>> inputs
         throw;
     }
     recorded_bytes_ += n.value.size() * sizeof(T);
-    if (detect_anomaly_) check_finite_value(index);
+    if (detect_anomaly_) check_new_value(index);
     return handle(index);
 }
 

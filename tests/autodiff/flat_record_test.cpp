@@ -110,3 +110,22 @@ TEST_CASE("flat recording under NoGrad: released entries are reused, values stay
     CHECK((h.value() == expected));
     CHECK_FALSE(h.requires_grad());
 }
+
+TEST_CASE("an entry anomaly detection refuses under NoGrad is released: a loop catching the errors holds nothing",
+          "[flat]") {
+    Tape<double> tape;
+    tape.set_detect_anomaly(true);
+    Matrix<double> big = random_matrix({3, 2}, 7), bad = big;
+    big(0, 1) = 1e300;
+    bad(1, 1) = std::nan("");
+    const Var<double> x = tape.constant(big), huge = tape.constant(Matrix<double>({{1e300}}));
+    NoGrad<double> no_grad(tape);
+    const std::size_t live = tape.live_entries(), bytes = tape.recorded_bytes();
+    for (int k = 0; k < 100; ++k) {
+        CHECK_THROWS_AS(exp(x), AnomalyError);                  // the flat path
+        CHECK_THROWS_AS(x * huge, AnomalyError);                // broadcasting: record()'s
+        CHECK_THROWS_AS(tape.constant(bad), AnomalyError);      // a leaf
+    }
+    CHECK(tape.live_entries() == live);
+    CHECK(tape.recorded_bytes() == bytes);
+}
