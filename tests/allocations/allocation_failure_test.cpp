@@ -56,6 +56,21 @@ StepResult record_step(autodiff::Tape<double>& tape, nn::MLP<double>& net, const
     return r;
 }
 
+// Runs `body` with its k-th allocation failing: whether it threw std::bad_alloc (false: it
+// needs fewer than k allocations, so every k has been tried).
+template <class Body>
+bool fails_at_allocation(long k, Body&& body) {
+    fail_countdown = k;
+    bool threw = false;
+    try {
+        body();
+    } catch (const std::bad_alloc&) {
+        threw = true;
+    }
+    fail_countdown = 0;
+    return threw;
+}
+
 }  // namespace
 
 TEST_CASE("an allocation failing anywhere in a training step leaves the tape consistent", "[allocations]") {
@@ -77,15 +92,7 @@ TEST_CASE("an allocation failing anywhere in a training step leaves the tape con
     for (long k = 1;; ++k) {
         auto net = make_net();
         autodiff::Tape<double> tape;  // fresh: its first step allocates every buffer
-        bool threw = false;
-        fail_countdown = k;
-        try {
-            record_step(tape, net, X, y);
-        } catch (const std::bad_alloc&) {
-            threw = true;
-        }
-        fail_countdown = 0;
-        if (!threw) break;  // the step needs fewer than k allocations: every k was tried
+        if (!fails_at_allocation(k, [&] { record_step(tape, net, X, y); })) break;
         ++failures;
         net.zero_grad();
         const StepResult again = record_step(tape, net, X, y);  // same tape, reusing what it kept
@@ -115,16 +122,7 @@ TEST_CASE("an allocation failing anywhere in making or running a Replay leaves t
     long failures = 0;
     for (long k = 1;; ++k) {
         w.zero_grad(), b.zero_grad();
-        bool threw = false;
-        fail_countdown = k;
-        try {
-            autodiff::Replay<double> replay(tape, loss);
-            replay.run();
-        } catch (const std::bad_alloc&) {
-            threw = true;
-        }
-        fail_countdown = 0;
-        if (!threw) break;
+        if (!fails_at_allocation(k, [&] { autodiff::Replay<double>(tape, loss).run(); })) break;
         ++failures;
         INFO("allocation " << k << " failed");
         w.zero_grad(), b.zero_grad();
@@ -150,15 +148,7 @@ TEST_CASE("an allocation failing while a same-shape op records leaves no entry b
             P = tape.parameter(p);  // an entry recorded under NoGrad: pinned when a recorded op reads it
         }
         const std::size_t entries = tape.size(), live = tape.live_entries();
-        bool threw = false;
-        fail_countdown = k;
-        try {
-            (void)autodiff::tanh(P);
-        } catch (const std::bad_alloc&) {
-            threw = true;
-        }
-        fail_countdown = 0;
-        if (!threw) break;
+        if (!fails_at_allocation(k, [&] { (void)autodiff::tanh(P); })) break;
         ++failures;
         INFO("allocation " << k << " failed");
         REQUIRE(tape.size() == entries);
