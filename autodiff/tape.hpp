@@ -180,24 +180,47 @@ private:
 // a long tape streams through them (one heap block per entry, as std::deque gives entries
 // this size, scattered them between their own buffers), and never moved by growth, so
 // references to recorded values stay valid.
+//
+// The table of chunks is never freed while the tape lives either: growing it makes a table
+// twice the size and keeps the old one. Another thread reading an entry while this one
+// records (Var::value, or an op's checks before it is refused as concurrent use) may still
+// hold the old table, and finds there the same chunks. With std::vector's table that read
+// was a use-after-free (two threads recording on one tape, found by an attack).
 template <class T>
 class EntryChunks {
 public:
-    Node<T>& operator[](std::size_t i) { return chunks_[i >> shift][i & mask]; }
-    const Node<T>& operator[](std::size_t i) const { return chunks_[i >> shift][i & mask]; }
+    Node<T>& operator[](std::size_t i) { return table_.load(std::memory_order_acquire)[i >> shift][i & mask]; }
+    const Node<T>& operator[](std::size_t i) const { return table_.load(std::memory_order_acquire)[i >> shift][i & mask]; }
     std::size_t size() const { return size_; }
     // One more entry; on a throw (no memory) nothing changed.
     void emplace_back() {
         if (size_ == chunks_.size() * per_chunk) {
+            chunks_.reserve(chunks_.size() + 1);
             auto chunk = std::make_unique<Node<T>[]>(per_chunk);
-            chunks_.push_back(std::move(chunk));
+            if (chunks_.size() == table_capacity_) grow_table();
+            table_.load(std::memory_order_relaxed)[chunks_.size()] = chunk.get();
+            chunks_.push_back(std::move(chunk));  // reserved: does not throw
         }
         ++size_;
     }
 
 private:
+    // A table twice the size, published once it holds every chunk; the old one stays.
+    void grow_table() {
+        const std::size_t capacity = table_capacity_ == 0 ? 16 : 2 * table_capacity_;
+        tables_.reserve(tables_.size() + 1);
+        auto table = std::make_unique<Node<T>*[]>(capacity);
+        for (std::size_t c = 0; c < chunks_.size(); ++c) table[c] = chunks_[c].get();
+        table_.store(table.get(), std::memory_order_release);
+        tables_.push_back(std::move(table));  // reserved: does not throw
+        table_capacity_ = capacity;
+    }
+
     static constexpr std::size_t shift = 8, per_chunk = std::size_t(1) << shift, mask = per_chunk - 1;
-    std::vector<std::unique_ptr<Node<T>[]>> chunks_;
+    std::vector<std::unique_ptr<Node<T>[]>> chunks_;   // owns the entries
+    std::vector<std::unique_ptr<Node<T>*[]>> tables_;  // every table made (about as many pointers again as the last)
+    std::atomic<Node<T>**> table_{nullptr};            // the last: chunks_[c].get() at [c]
+    std::size_t table_capacity_ = 0;
     std::size_t size_ = 0;
 };
 

@@ -281,3 +281,39 @@ TEST_CASE("a reset on another thread while an op records is refused, never recor
     CHECK(half_stale == 0);
     CHECK(recorded + refused == 100000);
 }
+
+// Two threads recording on one tape: each op records, or is refused as concurrent use. The
+// general ops (broadcasting, matmul) read their inputs' entries for shapes before they take
+// the tape, while the other thread's recording grew the tape's table of entry chunks: the
+// std::vector it was reallocated under the reader (AddressSanitizer: use-after-free in
+// Tape::value_of, in most runs of a few thousand iterations). Not [threads], for the same
+// reason as the case above.
+TEST_CASE("two threads recording on one tape: every op records or is refused, none reads a moved table",
+          "[hardening][races]") {
+    autodiff::Tape<double> tape;
+    tape.set_memory_limit(0);
+    const autodiff::Var<double> square = tape.constant(Matrix<double>(xt::ones<double>({2, 2})));
+    const autodiff::Var<double> column = tape.constant(Matrix<double>(xt::ones<double>({2, 1})));
+    constexpr long iterations = 50000;
+    std::atomic<long> recorded{0}, refused{0}, misordered{0};
+    auto record = [&] {
+        autodiff::Var<double> x = square;
+        for (long i = 0; i < iterations; ++i) {
+            try {
+                const autodiff::Var<double> y = i % 2 ? autodiff::matmul(x, square) : x + column;
+                if (y.index() <= x.index()) ++misordered;
+                ++recorded;
+                if (i % 64 == 0) x = y;  // inputs from all over the growing tape
+            } catch (const autodiff::Error&) {
+                ++refused;
+            }
+        }
+    };
+    std::thread other(record);
+    record();
+    other.join();
+    INFO("recorded " << recorded << ", refused " << refused);
+    CHECK(misordered == 0);
+    CHECK(recorded + refused == 2 * iterations);
+    CHECK(tape.size() == std::size_t(2 + recorded));
+}
