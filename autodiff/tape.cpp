@@ -734,7 +734,8 @@ Matrix<T> Tape<T>::gradient_of(const Parameter<T>& p) const {
     Matrix<T> total = xt::zeros<T>(p.value.shape());
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = nodes_[i];
-        if (n.parameter != &p || !(refs_[i] & started)) continue;
+        // By identity as well as address: a parameter made where a recorded one died is another.
+        if (n.parameter != &p || n.parameter_identity != p.identity_ || !(refs_[i] & started)) continue;
         const Matrix<T>& g = (accumulate_into_parameters_) ? p.grad : n.grad;
         total += g;
         if (accumulate_into_parameters_) break;  // p.grad already holds the sum

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
+
 #include "autodiff/autodiff.hpp"
 
 using namespace autodiff;
@@ -50,6 +52,22 @@ TEST_CASE("a parameter used twice gets the sum of both uses", "[tape]") {
     Var<double> b = tape.parameter(w);
     tape.backward(a * b + a);  // d/dw (w^2 + w) = 2w + 1
     REQUIRE(w.grad(0, 0) == 7.0);
+}
+
+// gradient_of found a parameter's entries by address alone: a parameter made where a recorded
+// one was destroyed got the dead one's gradient (with accumulation off, where the gradients
+// stay on the tape), though it was never recorded.
+TEST_CASE("gradient_of a parameter made where a recorded one was destroyed is its own (zero)", "[tape][errors]") {
+    Tape<double> tape;
+    tape.set_accumulate_into_parameters(false);
+    std::optional<Parameter<double>> storage;
+    storage.emplace(M({{2.0}}), "recorded");
+    const Parameter<double>* recorded_at = &*storage;
+    tape.backward(tape.parameter(*storage) * tape.constant(M({{5.0}})));
+    REQUIRE(tape.gradient_of(*storage)(0, 0) == 5.0);
+    storage.emplace(M({{3.0}}), "new");  // destroys the recorded one, then builds here
+    REQUIRE(&*storage == recorded_at);
+    CHECK(tape.gradient_of(*storage)(0, 0) == 0.0);
 }
 
 TEST_CASE("misuse of the tape throws instead of reading freed memory", "[tape][errors]") {
