@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "autodiff/error.hpp"
+#include "autodiff/ops/checks.hpp"
 #include "autodiff/tape.hpp"
 
 namespace autodiff {
@@ -103,9 +104,9 @@ template <class Op, class T, class... More>
 Var<T> apply(Var<T> first, More... more) {
     static_assert(sizeof...(More) <= 2, "a custom op takes at most 3 inputs");
     static_assert((std::is_same_v<More, Var<T>> && ...), "every input of a custom op is a Var<T> of one T");
-    Tape<T>& tape = first.tape();
-    tape.check(first, Op::name);
-    (tape.check(more, Op::name), ...);
+    // Held from the checks on: Op::forward reads the inputs' values (ops/checks.hpp).
+    const ops::HeldTape<T> held(Op::name, {first, more...});
+    Tape<T>& tape = held.tape();
     OpContext<T> ctx;
     Matrix<T> out = Op::forward(ctx, first.value(), more.value()...);
     if (out.size() == 0) throw Error(std::string(Op::name) + ": forward returned an empty " + to_string(shape_of(out)) + " matrix");

@@ -87,6 +87,10 @@ class NoGrad;
 
 template <class T>
 struct FlatPlan;  // autodiff/flat_step.hpp
+namespace ops {
+template <class T>
+class HeldTape;  // autodiff/ops/checks.hpp
+}
 template <class T>
 struct FlatStep;
 
@@ -480,6 +484,7 @@ private:
     friend class Var<T>;
     friend class Replay<T>;
     friend class NoGrad<T>;
+    friend class ops::HeldTape<T>;
     class ExclusiveUse;  // one thread at a time (tape.cpp)
     static constexpr std::uint32_t pinned = 1u << 31;  // refs_ bit: the entry is never reused
     // refs_ bit: the sweep has started the entry's gradient (its first contribution is in).
@@ -529,9 +534,10 @@ private:
         return held_by_.load(std::memory_order_relaxed) == this_thread_token();
     }
     void unlock() noexcept { busy_.store(false, std::memory_order_release); }
-    // NoGrad's halves: whether this thread now holds the tape for the scope (false when an
-    // outer scope of this thread already does); throws while another thread uses the tape.
-    bool hold_for_this_thread();
+    // NoGrad's halves (and an op's, ops::HeldTape): whether this thread now holds the tape for
+    // the scope (false when an outer scope of this thread already does); throws, naming `who`,
+    // while another thread uses the tape.
+    bool hold_for_this_thread(const char* who);
     void end_hold() noexcept {
         held_by_.store(nullptr, std::memory_order_relaxed);
         unlock();
@@ -638,7 +644,7 @@ class NoGrad {
 public:
     // The hold first: the grad mode is read and changed only by the thread that holds the tape.
     explicit NoGrad(Tape<T>& tape)
-        : tape_(tape), held_(tape.hold_for_this_thread()), previous_(tape.grad_enabled()) {
+        : tape_(tape), held_(tape.hold_for_this_thread("NoGrad")), previous_(tape.grad_enabled()) {
         tape.set_grad_enabled(false);
     }
     ~NoGrad() {
@@ -698,9 +704,9 @@ inline bool Tape<T>::lock_for(const char* op) {
 }
 
 template <class T>
-inline bool Tape<T>::hold_for_this_thread() {
-    if (held_by_this_thread()) return false;  // an outer NoGrad holds it
-    if (busy_.exchange(true, std::memory_order_acquire)) reject_concurrent_use("NoGrad");
+inline bool Tape<T>::hold_for_this_thread(const char* who) {
+    if (held_by_this_thread()) return false;  // an outer NoGrad (or op) holds it
+    if (busy_.exchange(true, std::memory_order_acquire)) reject_concurrent_use(who);
     held_by_.store(this_thread_token(), std::memory_order_relaxed);
     return true;
 }

@@ -11,17 +11,42 @@ namespace autodiff::ops {
 
 [[noreturn]] inline void fail(const char* op, const std::string& what) { throw Error(std::string(op) + ": " + what); }
 
-// The tape every input lives on; throws if they live on different ones or are stale.
-// Called as common_tape<T>(op, {a, b}): the handles are referred to, not copied. Every op
-// calls it: the checks are compares, their messages built out of line (Tape::reject).
+// The tape every input lives on, held by this thread from the inputs' checks to the end of
+// the op (this object's scope); throws if they live on different tapes, are stale, or another
+// thread uses the tape. Every op that is not a flat one (Tape::record_flat holds the tape
+// itself) starts with one: its shape checks read the inputs' entries, and another thread's
+// reset() or recording between those reads and the record was a data race (the op was
+// refused afterwards, once it took the tape, but had read entries the other thread was
+// changing). The record the op then makes finds the tape held by its thread.
+// Constructed as HeldTape<T> held(op, {a, b}): the handles are referred to, not copied.
 template <class T>
-Tape<T>& common_tape(const char* op, std::initializer_list<InputRef<T>> inputs) {
-    Tape<T>& tape = (*inputs.begin())->tape(op);  // the registry: safe even if the tape is gone
-    for (const InputRef<T>& in : inputs) tape.check(*in, op);
-    return tape;
-}
+class HeldTape {
+public:
+    HeldTape(const char* op, std::initializer_list<InputRef<T>> inputs)
+        : tape_((*inputs.begin())->tape(op)),  // the registry: safe even if the tape is gone
+          held_(tape_.hold_for_this_thread(op)) {
+        try {
+            for (const InputRef<T>& in : inputs) tape_.check(*in, op);
+        } catch (...) {
+            release();
+            throw;
+        }
+    }
+    ~HeldTape() { release(); }
+    HeldTape(const HeldTape&) = delete;
+    HeldTape& operator=(const HeldTape&) = delete;
+    Tape<T>& tape() const { return tape_; }
 
-// An input's value once common_tape has checked its handle (Var::value would ask again).
+private:
+    void release() noexcept {
+        if (held_) tape_.end_hold();
+        held_ = false;
+    }
+    Tape<T>& tape_;
+    bool held_;
+};
+
+// An input's value once HeldTape has checked its handle (Var::value would ask again).
 template <class T>
 const Matrix<T>& checked_value(const Tape<T>& tape, const Var<T>& v) {
     return tape.value(v.index());

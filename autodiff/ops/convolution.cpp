@@ -167,7 +167,8 @@ void conv2d_backward(Tape<T>& tape, Node<T>& y) {
 template <class T>
 Var<T> conv2d_impl(const Var<T>& x, ImageShape image, const Var<T>& W, const Var<T>* b, Window window) {
     const char* op = "conv2d";
-    Tape<T>& tape = b ? ops::common_tape<T>(op, {x, W, *b}) : ops::common_tape<T>(op, {x, W});
+    const ops::HeldTape<T> held = b ? ops::HeldTape<T>(op, {x, W, *b}) : ops::HeldTape<T>(op, {x, W});
+    Tape<T>& tape = held.tape();
     const WindowGeometry g = ops::window_geometry(op, x, image, window, false);
     const std::size_t K = g.channels * g.taps();
     if (W.cols() != K)

@@ -40,7 +40,8 @@ void dropout_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> dropout(const Var<T>& x, scalar_of<T> p, CounterRng& rng) {
-    Tape<T>& tape = ops::common_tape<T>("dropout", {x});
+    const ops::HeldTape<T> held("dropout", {x});
+    Tape<T>& tape = held.tape();
     if (!(p >= T(0) && p < T(1)))
         ops::fail("dropout", "p is " + std::to_string(p) + " (the probability of zeroing an element must be in [0, 1))");
     Var<T> y = tape.record_op("dropout", {x}, x.shape(), dropout_forward<T>, dropout_backward<T>, [&](Node<T>& n) {

@@ -176,7 +176,8 @@ Var<T> binary(const Var<T>& a, const Var<T>& b) {
             [](const FlatStep<T>& step) { binary_flat_forward<T, Rule>(step); });
         if (same_shapes) return std::move(*same_shapes);
     }
-    Tape<T>& tape = ops::common_tape<T>(Rule::name, {a, b});
+    const ops::HeldTape<T> held(Rule::name, {a, b});
+    Tape<T>& tape = held.tape();
     const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(ops::checked_value(tape, a)),
                                              shape_of(ops::checked_value(tape, b)));
     return tape.record_op(Rule::name, {a, b}, shape, forward, binary_backward<T, Rule>);

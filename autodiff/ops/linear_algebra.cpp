@@ -140,21 +140,24 @@ void check_linear(const Var<T>& W, const Var<T>& A, const Var<T>& b) {
 
 template <class T>
 Var<T> matmul(const Var<T>& W, const Var<T>& A) {
-    Tape<T>& tape = ops::common_tape<T>("matmul", {W, A});
+    const ops::HeldTape<T> held("matmul", {W, A});
+    Tape<T>& tape = held.tape();
     check_inner("matmul", W, A);
     return tape.record_op("matmul", {W, A}, {W.rows(), A.cols()}, matmul_forward<T>, matmul_backward<T>);
 }
 
 template <class T>
 Var<T> linear(const Var<T>& W, const Var<T>& A, const Var<T>& b) {
-    Tape<T>& tape = ops::common_tape<T>("linear", {W, A, b});
+    const ops::HeldTape<T> held("linear", {W, A, b});
+    Tape<T>& tape = held.tape();
     check_linear(W, A, b);
     return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_forward<T>, linear_backward<T>);
 }
 
 template <class T>
 Var<T> linear(const Var<T>& W, const Var<T>& A, const Var<T>& b, Activation activation) {
-    Tape<T>& tape = ops::common_tape<T>("linear", {W, A, b});
+    const ops::HeldTape<T> held("linear", {W, A, b});
+    Tape<T>& tape = held.tape();
     check_linear(W, A, b);
     switch (activation) {
         case Activation::relu: return record_linear_activation<T, Relu>(tape, W, A, b);
@@ -169,7 +172,8 @@ Var<T> linear(const Var<T>& W, const Var<T>& A, const Var<T>& b, Activation acti
 
 template <class T>
 Var<T> transpose(const Var<T>& x) {
-    Tape<T>& tape = ops::common_tape<T>("transpose", {x});
+    const ops::HeldTape<T> held("transpose", {x});
+    Tape<T>& tape = held.tape();
     return tape.record_op("transpose", {x}, {x.cols(), x.rows()}, transpose_forward<T>, transpose_backward<T>);
 }
 

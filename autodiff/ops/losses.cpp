@@ -54,7 +54,8 @@ void pointwise_loss_backward(Tape<T>& tape, Node<T>& loss) {
 
 template <class T, class Rule>
 Var<T> pointwise_loss(const Var<T>& prediction, const Var<T>& target) {
-    Tape<T>& tape = ops::common_tape<T>(Rule::name, {prediction, target});
+    const ops::HeldTape<T> held(Rule::name, {prediction, target});
+    Tape<T>& tape = held.tape();
     ops::require_same_shape(Rule::name, "prediction", prediction, "target", target.shape());
     return tape.record_op(Rule::name, {prediction, target}, {1, 1}, pointwise_loss_forward<T, Rule>,
                           pointwise_loss_backward<T, Rule>);
@@ -63,7 +64,8 @@ Var<T> pointwise_loss(const Var<T>& prediction, const Var<T>& target) {
 // Targets given as a matrix: checked, then recorded as a constant (a reused buffer).
 template <class T>
 Var<T> constant_target(const char* op, const Var<T>& prediction, const Matrix<T>& target) {
-    Tape<T>& tape = ops::common_tape<T>(op, {prediction});
+    const ops::HeldTape<T> held(op, {prediction});
+    Tape<T>& tape = held.tape();
     ops::require_same_shape(op, "prediction", prediction, "target", shape_of(target));
     ops::require_finite(op, "target", target);
     return tape.constant(target);
@@ -111,7 +113,8 @@ template <class T> Var<T> mse(const Var<T>& prediction, const Matrix<T>& target)
 
 template <class T>
 Var<T> nll_loss(const Var<T>& log_probs, const Labels& classes) {
-    Tape<T>& tape = ops::common_tape<T>("nll_loss", {log_probs});
+    const ops::HeldTape<T> held("nll_loss", {log_probs});
+    Tape<T>& tape = held.tape();
     ops::require_labels("nll_loss", log_probs.shape(), classes);
     return tape.record_op("nll_loss", {log_probs}, {1, 1}, nll_forward<T>, nll_backward<T>,
                           [&](Node<T>& loss) { loss.labels() = classes; });

@@ -116,7 +116,8 @@ void normalize_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> normalize(const char* op, std::uint32_t axis, const Var<T>& x, const Var<T>* gain, const Var<T>* bias, T eps) {
-    Tape<T>& tape = gain ? ops::common_tape<T>(op, {x, *gain, *bias}) : ops::common_tape<T>(op, {x});
+    const ops::HeldTape<T> held = gain ? ops::HeldTape<T>(op, {x, *gain, *bias}) : ops::HeldTape<T>(op, {x});
+    Tape<T>& tape = held.tape();
     if (!(eps > T(0)) || !std::isfinite(eps)) ops::fail(op, "eps is " + std::to_string(eps) + " (it must be finite and > 0)");
     const Shape s = x.shape();
     if (axis == 1 && s.cols < 2)
@@ -147,7 +148,8 @@ template <class T> Var<T> batch_norm(const Var<T>& x, const Var<T>& gain, const 
 
 template <class T>
 BatchStatistics<T> batch_norm_statistics(const Var<T>& y) {
-    const Node<T>& n = ops::common_tape<T>("batch_norm_statistics", {y}).node(y);
+    const ops::HeldTape<T> held("batch_norm_statistics", {y});
+    const Node<T>& n = held.tape().node(y);
     if (std::strcmp(n.op, "batch_norm") != 0)
         ops::fail("batch_norm_statistics", std::string("the handle was recorded by ") + n.op + ", not by batch_norm");
     return {n.work()[0], n.work()[1]};

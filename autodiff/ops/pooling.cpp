@@ -145,7 +145,8 @@ void avg_pool_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> pool(const char* op, const Var<T>& x, ImageShape image, Window window, ForwardFn<T> forward, BackwardFn<T> backward) {
-    Tape<T>& tape = ops::common_tape<T>(op, {x});
+    const ops::HeldTape<T> held(op, {x});
+    Tape<T>& tape = held.tape();
     const WindowGeometry g = ops::window_geometry(op, x, image, window, true);
     // max_pool2d keeps tap indices as T values: exact up to 2^24 in float.
     if (g.taps() > (std::size_t(1) << std::numeric_limits<T>::digits))

@@ -30,7 +30,8 @@ void reduce_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> reduce(const char* op, const Var<T>& x, int axis, bool average) {
-    Tape<T>& tape = ops::common_tape<T>(op, {x});
+    const ops::HeldTape<T> held(op, {x});
+    Tape<T>& tape = held.tape();
     const Shape out_shape = reduced_shape(x.shape(), axis);
     const T factor = average ? T(out_shape.size()) / T(x.shape().size()) : T(1);
     return tape.record_op(op, {x}, out_shape, reduce_forward<T>, reduce_backward<T>,
@@ -66,7 +67,8 @@ template <class T> Var<T> mean(const Var<T>& x, int axis) { return reduce("mean"
 
 template <class T>
 Var<T> mse(const Var<T>& prediction, const Var<T>& target) {
-    Tape<T>& tape = ops::common_tape<T>("mse", {prediction, target});
+    const ops::HeldTape<T> held("mse", {prediction, target});
+    Tape<T>& tape = held.tape();
     ops::require_same_shape("mse", "prediction", prediction, "target", target.shape());
     const T inverse_count = T(1) / static_cast<T>(prediction.shape().size());
     return tape.record_op("mse", {prediction, target}, {1, 1}, mse_forward<T>, mse_backward<T>,

@@ -189,7 +189,8 @@ void cross_entropy_backward(Tape<T>& tape, Node<T>& loss) {
 template <class T, class Setup>
 Var<T> cross_entropy(std::initializer_list<InputRef<T>> inputs, T label_smoothing, Setup&& store_targets) {
     const Var<T>& logits = **inputs.begin();
-    Tape<T>& tape = ops::common_tape<T>("softmax_cross_entropy", inputs);
+    const ops::HeldTape<T> held("softmax_cross_entropy", inputs);
+    Tape<T>& tape = held.tape();
     if (!(label_smoothing >= T(0) && label_smoothing <= T(1)))
         ops::fail("softmax_cross_entropy", "label_smoothing is " + std::to_string(label_smoothing) + " (it must be in [0, 1])");
     const T inverse_m = T(1) / static_cast<T>(logits.cols());
@@ -203,14 +204,15 @@ Var<T> cross_entropy(std::initializer_list<InputRef<T>> inputs, T label_smoothin
 
 template <class T>
 Var<T> softmax_or_log(const char* op, const Var<T>& z, int axis, ForwardFn<T> forward, BackwardFn<T> backward) {
-    Tape<T>& tape = ops::common_tape<T>(op, {z});
+    const ops::HeldTape<T> held(op, {z});
+    Tape<T>& tape = held.tape();
     const auto along = static_cast<std::uint32_t>(ops::require_axis(op, axis));
     return tape.record_op(op, {z}, z.shape(), forward, backward, [&](Node<T>& y) { y.params()[0] = along; });
 }
 
 template <class T>
 Var<T> cross_entropy_matrix(const Var<T>& logits, const Matrix<T>& Y, T label_smoothing) {
-    ops::common_tape<T>("softmax_cross_entropy", {logits});
+    const ops::HeldTape<T> held("softmax_cross_entropy", {logits});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "Y", shape_of(Y));
     ops::require_finite("softmax_cross_entropy", "Y", Y);
     return cross_entropy<T>({logits}, label_smoothing, [&](Node<T>& loss) {
@@ -222,7 +224,7 @@ Var<T> cross_entropy_matrix(const Var<T>& logits, const Matrix<T>& Y, T label_sm
 
 template <class T>
 Var<T> cross_entropy_labels(const Var<T>& logits, const Labels& classes, T label_smoothing) {
-    ops::common_tape<T>("softmax_cross_entropy", {logits});
+    const ops::HeldTape<T> held("softmax_cross_entropy", {logits});
     ops::require_labels("softmax_cross_entropy", logits.shape(), classes);
     return cross_entropy<T>({logits}, label_smoothing, [&](Node<T>& loss) {
         loss.labels() = classes;  // copy-assign keeps the capacity: no allocation on reuse
@@ -251,7 +253,7 @@ template <class T> Var<T> softmax_cross_entropy(const Var<T>& logits, const Labe
 
 template <class T>
 Var<T> softmax_cross_entropy(const Var<T>& logits, const Var<T>& targets) {
-    ops::common_tape<T>("softmax_cross_entropy", {logits, targets});
+    const ops::HeldTape<T> held("softmax_cross_entropy", {logits, targets});
     ops::require_same_shape("softmax_cross_entropy", "logits", logits, "targets", targets.shape());
     return cross_entropy<T>({logits, targets}, T(0), [](Node<T>& loss) { loss.labels().clear(); });
 }

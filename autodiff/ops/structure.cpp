@@ -172,7 +172,8 @@ void max_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> max_over(const Var<T>& x, std::uint32_t axis) {
-    Tape<T>& tape = ops::common_tape<T>("max", {x});
+    const ops::HeldTape<T> held("max", {x});
+    Tape<T>& tape = held.tape();
     const Shape s = x.shape();
     const Shape out = axis == 0 ? Shape{1, s.cols} : (axis == 1 ? Shape{s.rows, 1} : Shape{1, 1});
     return tape.record_op("max", {x}, out, max_forward<T>, max_backward<T>, [&](Node<T>& y) { y.params()[0] = axis; });
@@ -183,10 +184,11 @@ template <class T>
 Var<T> concat_parts(const Var<T>* parts, std::size_t count, int axis) {
     if (count == 0) ops::fail("concat", "no parts given (it needs at least one handle)");
     ops::require_axis("concat", axis);
-    Tape<T>& tape = ops::common_tape<T>("concat", {parts[0]});
+    const ops::HeldTape<T> held("concat", {parts[0]});
+    Tape<T>& tape = held.tape();
     const Shape first = parts[0].shape();
     for (std::size_t i = 0; i < count; ++i) {
-        ops::common_tape<T>("concat", {parts[0], parts[i]});
+        const ops::HeldTape<T> same_tape("concat", {parts[0], parts[i]});  // held already: checks
         const Shape s = parts[i].shape();
         if (axis == 0 ? s.cols != first.cols : s.rows != first.rows)
             ops::fail("concat", "part " + std::to_string(i) + " is " + to_string(s) + " but part 0 is " + to_string(first) +
@@ -213,7 +215,8 @@ template <class T> Var<T> concat(std::initializer_list<Var<T>> parts, int axis) 
 
 template <class T>
 Var<T> slice(const Var<T>& x, int axis, std::size_t begin, std::size_t end) {
-    Tape<T>& tape = ops::common_tape<T>("slice", {x});
+    const ops::HeldTape<T> held("slice", {x});
+    Tape<T>& tape = held.tape();
     ops::require_axis("slice", axis);
     const Shape s = x.shape();
     const std::size_t n = axis == 0 ? s.rows : s.cols;
@@ -231,7 +234,8 @@ Var<T> slice(const Var<T>& x, int axis, std::size_t begin, std::size_t end) {
 
 template <class T>
 Var<T> gather(const Var<T>& table, const Labels& ids, int axis) {
-    Tape<T>& tape = ops::common_tape<T>("gather", {table});
+    const ops::HeldTape<T> held("gather", {table});
+    Tape<T>& tape = held.tape();
     ops::require_axis("gather", axis);
     const Shape s = table.shape();
     const std::size_t vocab = axis == 1 ? s.cols : s.rows;
@@ -250,7 +254,8 @@ Var<T> gather(const Var<T>& table, const Labels& ids, int axis) {
 
 template <class T>
 Var<T> reshape(const Var<T>& x, Shape shape) {
-    Tape<T>& tape = ops::common_tape<T>("reshape", {x});
+    const ops::HeldTape<T> held("reshape", {x});
+    Tape<T>& tape = held.tape();
     std::size_t size = 0;
     if (!multiply_fits(shape.rows, shape.cols, size) || size != x.shape().size() || size == 0)
         ops::fail("reshape", to_string(x.shape()) + " cannot become " + to_string(shape) + " (the sizes must be equal and nonzero)");

@@ -141,7 +141,7 @@ Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
                                  unary_backward<T, Rule>, [](const FlatStep<T>& step) { unary_flat_forward<T, Rule>(step); },
                                  s, s2);
     } else {
-        tape.check(x, Rule::name);
+        const HeldTape<T> held(Rule::name, {x});
         return tape.record_op(Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
                               [&](Node<T>& y) {
                                   y.scalar = s;

@@ -47,7 +47,8 @@ void where_backward(Tape<T>& tape, Node<T>& y) {
 
 template <class T>
 Var<T> where(const Var<T>& mask, const Var<T>& a, const Var<T>& b) {
-    Tape<T>& tape = ops::common_tape<T>("where", {mask, a, b});
+    const ops::HeldTape<T> held("where", {mask, a, b});
+    Tape<T>& tape = held.tape();
     const Shape sm = shape_of(ops::checked_value(tape, mask)), sa = shape_of(ops::checked_value(tape, a)),
                 sb = shape_of(ops::checked_value(tape, b));
     if (mask.requires_grad())
@@ -62,7 +63,8 @@ Var<T> where(const Var<T>& mask, const Var<T>& a, const Var<T>& b) {
 
 template <class T>
 Var<T> where(const Matrix<T>& mask, const Var<T>& a, const Var<T>& b) {
-    Tape<T>& tape = ops::common_tape<T>("where", {a, b});
+    const ops::HeldTape<T> held("where", {a, b});
+    Tape<T>& tape = held.tape();
     return where(tape.constant(mask), a, b);
 }
 
