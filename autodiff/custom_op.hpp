@@ -108,7 +108,7 @@ Var<T> apply(Var<T> first, More... more) {
     const ops::HeldTape<T> held(Op::name, {first, more...});
     Tape<T>& tape = held.tape();
     OpContext<T> ctx;
-    Matrix<T> out = Op::forward(ctx, first.value(), more.value()...);
+    Matrix<T> out = held.run_foreign([&] { return Op::forward(ctx, first.value(), more.value()...); });
     if (out.size() == 0) throw Error(std::string(Op::name) + ": forward returned an empty " + to_string(shape_of(out)) + " matrix");
     const Shape shape = shape_of(out);
     return tape.record(Op::name, {first, more...}, shape, detail::custom_backward<Op, T>, [&](Node<T>& node) {

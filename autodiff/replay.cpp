@@ -19,11 +19,13 @@ bool draws_random_numbers(const char* op) { return std::strcmp(op, "dropout") ==
 
 template <class T>
 Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>& keep)
-    : tape_(tape), output_(output), generation_(tape.generation_), size_(tape.size_) {
+    : tape_(tape), output_(output) {
     typename Tape<T>::ExclusiveUse one_thread(tape, "Replay");
+    generation_ = tape.generation_;  // read once the tape is this thread's: another may reset it
+    size_ = tape.size_;
     tape.check(output, "Replay");
     for (const Var<T>& v : keep) tape.check(v, "Replay (a handle to keep)");
-    if (tape.replay_owner_ != nullptr)
+    if (tape.replay_owner_.load() != nullptr)
         throw Error("Replay: another Replay of this tape keeps some of its entries' values in memory of its own; "
                     "destroy it (or reset() the tape and record again) before making another");
     for (std::size_t i = 0; i < size_; ++i) {
@@ -201,7 +203,7 @@ void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector
     // runs no destructor, which would have let go of the tape.
     owned_.reserve(computed_.size());
     tape_.held_by_replay_ = true;
-    tape_.replay_owner_ = this;
+    tape_.replay_owner_.store(this);
     T* const arena = plan_.arena.data();
     for (std::uint32_t c : computed_) {
         const std::int32_t f = plan_.step_of[c];
@@ -275,14 +277,17 @@ bool Replay<T>::flat_shapes(const Node<T>& n) const {
     return true;
 }
 
+// Without taking the tape (a destructor cannot throw "used by another thread"): the owner is
+// an atomic the tape's reset() clears, so letting go of it races with nothing.
+template <class T>
+Replay<T>::~Replay() {
+    const void* self = this;
+    tape_.replay_owner_.compare_exchange_strong(self, nullptr);
+}
+
 // An entry's FlatStep: its buffers' addresses, which stay put while the tape is neither
 // reset nor recorded on (check_unchanged), except where plan_flat_steps says. Gradients are
 // sized now, so that a flat step can write into them.
-template <class T>
-Replay<T>::~Replay() {
-    if (tape_.replay_owner_ == this) tape_.replay_owner_ = nullptr;
-}
-
 template <class T>
 void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, const std::vector<bool>& read_by_own_code) {
     Node<T>& n = tape_.nodes_[index];

@@ -316,7 +316,7 @@ void leaf_forward(Tape<T>&, Node<T>&) {}
 }  // namespace
 
 template <class T>
-Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool requires_grad) {
+Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool is_leaf) {
     check_not_empty(value, op);
     ExclusiveUse one_thread(*this, op);
     const std::uint32_t index = push(op, value.size() * sizeof(T));
@@ -329,7 +329,9 @@ Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool requires_
     }
     std::copy(value.begin(), value.end(), n.value.begin());
     n.forward = leaf_forward<T>;
-    n.requires_grad = requires_grad;
+    // The grad mode read once the tape is this thread's: another thread's NoGrad scope ending
+    // between a read before the lock and the lock made leaves without gradients (an attack).
+    n.requires_grad = is_leaf && grad_enabled_;
     recorded_bytes_ += n.value.size() * sizeof(T);
     if (detect_anomaly_) check_new_value(index);
     return handle(index);
@@ -367,7 +369,7 @@ Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
 
 template <class T>
 Var<T> Tape<T>::leaf(const Matrix<T>& value) {
-    return copy_leaf(value, "leaf", grad_enabled_);
+    return copy_leaf(value, "leaf", true);
 }
 
 template <class T>
@@ -400,7 +402,7 @@ void Tape<T>::reset() {
     recorded_bytes_ = 0;
     swept_ = false;
     held_by_replay_ = false;
-    replay_owner_ = nullptr;
+    replay_owner_.store(nullptr);
     generation_ = next_generation();
     detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }

@@ -192,8 +192,10 @@ private:
 // was a use-after-free (two threads recording on one tape, found by an attack). A plain
 // pointer, not an atomic one: the compiler then keeps it in a register across a loop over
 // entries (an atomic load each access cost the recurrent gradient 41.5M -> 48.8M
-// instructions per evaluation, bench/lstm_misses.sh); the other thread's read is refused as
-// concurrent use right after, and only has to land in memory the tape still owns.
+// instructions per evaluation, bench/lstm_misses.sh). The ops read entries only once they hold
+// the tape (ops::HeldTape); what is left is a Var's value read on another thread while this one
+// records, outside the one-thread rule and formally a race, which must still land in memory
+// the tape owns.
 template <class T>
 class EntryChunks {
 public:
@@ -219,6 +221,10 @@ private:
         tables_.reserve(tables_.size() + 1);
         auto table = std::make_unique<Node<T>*[]>(capacity);
         for (std::size_t c = 0; c < chunks_.size(); ++c) table[c] = chunks_[c].get();
+        // The table's pointers before the table: a reader follows table_ to them (an address
+        // dependency, which every CPU orders), and the fence keeps the compiler and a weakly
+        // ordered CPU from publishing the table first.
+        std::atomic_thread_fence(std::memory_order_release);
         table_ = table.get();
         tables_.push_back(std::move(table));  // reserved: does not throw
         table_capacity_ = capacity;
@@ -554,7 +560,7 @@ private:
     // For a Replay about to run the forward again: the in-place value is checked (alive,
     // same shape) and its version taken as of now.
     void rerecord_in_place(std::uint32_t index);
-    Var<T> copy_leaf(const Matrix<T>& value, const char* op, bool requires_grad);
+    Var<T> copy_leaf(const Matrix<T>& value, const char* op, bool is_leaf);  // a leaf needs a gradient unless under NoGrad
     [[noreturn]] void reject(const Var<T>& v, const char* op) const;  // check()'s error, out of the hot path
     static int check_input(const Node<T>& n, int i) {
         if (i < 0 || i >= n.arity) reject_input(n, i);
@@ -622,7 +628,7 @@ private:
     // A Replay keeps some entries' values in memory of its own: an op recorded now could read
     // one's stale buffer, so recording waits for reset().
     bool held_by_replay_ = false;
-    const void* replay_owner_ = nullptr;  // the live Replay whose arena holds some entries' values, if any
+    std::atomic<const void*> replay_owner_{nullptr};  // the live Replay whose arena holds some entries' values, if any (~Replay clears it unlocked)
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;

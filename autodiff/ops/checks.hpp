@@ -37,6 +37,23 @@ public:
     HeldTape& operator=(const HeldTape&) = delete;
     Tape<T>& tape() const { return tape_; }
 
+    // Runs code the op does not control (a custom op's forward) with the tape still held
+    // against other threads but no longer as this thread's: a call that code makes on the
+    // tape is refused as one from inside a recording, as Tape::record refuses its forward's.
+    template <class Code>
+    auto run_foreign(Code&& code) const {
+        const void* const token = tape_.held_by_.load(std::memory_order_relaxed);
+        tape_.held_by_.store(nullptr, std::memory_order_relaxed);
+        try {
+            auto result = code();
+            tape_.held_by_.store(token, std::memory_order_relaxed);
+            return result;
+        } catch (...) {
+            tape_.held_by_.store(token, std::memory_order_relaxed);
+            throw;
+        }
+    }
+
 private:
     void release() noexcept {
         if (held_) tape_.end_hold();

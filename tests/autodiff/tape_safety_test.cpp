@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autodiff/autodiff.hpp"
+#include "autodiff/custom_op.hpp"
 
 using namespace autodiff;
 using Catch::Matchers::Contains;
@@ -262,4 +263,48 @@ TEST_CASE("an op that records on its own tape from inside its forward is told so
     auto nested = [&](Node<double>&) { (void)(x * x); };
     CHECK_THROWS_WITH(tape.record("nested", {x}, Shape{1, 2}, nullptr, nested),
                       Contains("from inside one of its own recordings or sweeps"));
+}
+
+namespace {
+Tape<double>* tape_of_nested_op = nullptr;
+// A custom op whose forward records on the tape it runs on.
+struct RecordsOnItsTape {
+    static constexpr const char* name = "records_on_its_tape";
+    template <class T>
+    static Matrix<T> forward(OpContext<T>&, const Matrix<T>& x) {
+        const Var<T> c = tape_of_nested_op->constant(Matrix<T>{{1.0, 2.0}});
+        (void)(c * c);
+        return x;
+    }
+    template <class T>
+    static Matrix<T> backward(const GradContext<T>& ctx, int) {
+        return ctx.grad_output();
+    }
+};
+}  // namespace
+
+// apply() ran Op::forward while the op held the tape as this thread's (and before that,
+// before it took the tape at all): the records inside it landed on the tape, silently, in the
+// middle of the op's recording (an attack). Refused now, and the tape is as it was.
+TEST_CASE("a custom op whose forward records on its own tape is told so, leaving the tape as it was",
+          "[tape][exceptions]") {
+    Tape<double> tape;
+    tape_of_nested_op = &tape;
+    const Var<double> x = tape.leaf(M({{1.0, 2.0}}));
+    CHECK_THROWS_WITH(apply<RecordsOnItsTape>(x), Contains("from inside one of its own recordings or sweeps"));
+    CHECK(tape.size() == 1);
+    tape.backward(sum(x * x));
+    CHECK((x.grad() == M({{2.0, 4.0}})));
+}
+
+// where() with a mask given as a matrix recorded the mask before checking the shapes: a refused
+// call left a constant on the tape (an attack; a failed recording leaves nothing behind).
+TEST_CASE("where with a matrix mask, refused for its shapes, records nothing", "[tape][exceptions]") {
+    Tape<double> tape;
+    const Var<double> a = tape.leaf(Matrix<double>(xt::ones<double>({2, 3})));
+    const Var<double> b = tape.leaf(Matrix<double>(xt::ones<double>({3, 2})));
+    const Matrix<double> mask = xt::ones<double>({2, 3});
+    CHECK_THROWS_WITH(autodiff::where(mask, a, b), Contains("where") && Contains("do not broadcast"));
+    CHECK_THROWS_WITH(autodiff::where(Matrix<double>(xt::ones<double>({3, 3})), a, a), Contains("mask (3x3) does not broadcast"));
+    CHECK(tape.size() == 2);
 }
