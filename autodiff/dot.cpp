@@ -36,7 +36,7 @@ std::string number(double x) {
 // is never released, is surely the one n read.
 template <class T>
 bool input_kept(const Tape<T>& tape, const Node<T>& n, int k) {
-    return !n.recorded_under_nograd || !tape.entry(n.inputs[k]).recorded_under_nograd;
+    return !n.recorded_under_nograd() || !tape.entry(n.inputs[k]).recorded_under_nograd();
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ struct FlatStep {
     const T* gy = nullptr;               // the entry's gradient
     T* gx[2] = {nullptr, nullptr};       // the inputs' gradients; null for an input that needs none
     FlatKernels<T> kernels{};
-    T s{}, s2{};                         // the op's constants (Node::scalar, scalar2)
+    T s{}, s2{};                         // the op's constants (Node::scalar, scalar2())
     std::uint32_t input[2] = {0, 0};     // the inputs' entries: their gradient flags
     std::uint32_t n = 0;                 // elements
     std::uint8_t arity = 0;
@@ -197,8 +197,8 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
     y.backward = y.requires_grad ? backward : nullptr;
     y.forward = forward;
     y.scalar = s;
-    y.scalar2 = s2;
     try {
+        y.set_scalar2(s2);  // may allocate the entry's extras
         ensure_shape(y.value, shape);
         // Pinned once the entry is recorded, so that one abandoned pins nothing (pinning a
         // parameter's NoGrad entry may allocate).

@@ -33,7 +33,7 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>
         // Entries recorded under NoGrad that no entry of the step reads (pinned marks those
         // one does) are not part of the step: released ones may be reused for anything.
         if (!(tape.refs_[i] & Tape<T>::pinned)) continue;
-        if (n.recorded_under_nograd && n.arity > 0)
+        if (n.recorded_under_nograd() && n.arity > 0)
             throw Error("Replay: tape entry " + std::to_string(i) + " (" + n.op +
                         ") was computed under NoGrad and the step reads it: a replay can neither compute it again "
                         "(its inputs were not kept: released under NoGrad, they may hold other values now) nor "
@@ -47,8 +47,8 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>
             throw Error("Replay: tape entry " + std::to_string(i) + " (" + n.op +
                         ") draws new random numbers each time it is recorded; a replay would repeat the recorded "
                         "draw, so record the step afresh each time");
-        if (n.in_place != nullptr) in_place_.push_back(static_cast<std::uint32_t>(i));
-        if (n.in_place == nullptr && n.arity == 0) leaves_.push_back(static_cast<std::uint32_t>(i));
+        if (n.reads_in_place()) in_place_.push_back(static_cast<std::uint32_t>(i));
+        if (!n.reads_in_place() && n.arity == 0) leaves_.push_back(static_cast<std::uint32_t>(i));
         if (n.arity > 0) computed_.push_back(static_cast<std::uint32_t>(i));
     }
     if (tape.value(output.index()).size() != 1)
@@ -271,7 +271,7 @@ bool Replay<T>::flat_shapes(const Node<T>& n) const {
     if (n.arity > 2 || n.value.size() > UINT32_MAX) return false;
     for (std::uint8_t k = 0; k < n.arity; ++k) {
         const Node<T>& in = tape_.nodes_[n.inputs[k]];
-        const std::size_t recorded = in.in_place ? in.parameter_shape.rows * in.parameter_shape.cols : in.value.size();
+        const std::size_t recorded = in.reads_in_place() ? in.leaf().recorded_shape.rows * in.leaf().recorded_shape.cols : in.value.size();
         if (recorded != n.value.size()) return false;  // broadcast: the entry's own code
     }
     return true;
@@ -297,7 +297,7 @@ void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, cons
     step.arity = n.arity;
     step.n = static_cast<std::uint32_t>(n.value.size());
     step.s = n.scalar;
-    step.s2 = n.scalar2;
+    step.s2 = n.scalar2();
     step.y = n.value.data();
     if (n.requires_grad) {
         ensure_shape(n.grad, shape_of(n.value));
@@ -310,7 +310,7 @@ void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, cons
         const bool runs_own_code = in.arity > 0 && plan_.step_of[j] < 0;
         step.input[k] = j;
         if (in.parameter != nullptr) step.parameters |= std::uint8_t(1u << k);
-        if (in.in_place != nullptr)
+        if (in.reads_in_place())
             plan_.in_place_values.push_back({at, k, j});
         else if (runs_own_code)
             plan_.computed_values.push_back({at, k, j});

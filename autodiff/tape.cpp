@@ -225,7 +225,7 @@ template <class T>
 void Tape<T>::reject_parameter(const Node<T>& n) const {
     std::size_t index = 0;
     while (index < size_ && &nodes_[index] != &n) ++index;
-    throw Error("parameter (" + to_string(n.parameter_shape) + ", tape entry " + std::to_string(index) +
+    throw Error("parameter (" + to_string(n.leaf().recorded_shape) + ", tape entry " + std::to_string(index) +
                 ") was destroyed or moved from after it was recorded: a tape reads parameters in place, so keep "
                 "them alive and where they are until the tape is reset()");
 }
@@ -292,7 +292,7 @@ void Tape<T>::abandon(std::uint32_t index) noexcept {
     n.backward = nullptr;
     n.forward = nullptr;
     n.parameter = nullptr;
-    n.in_place = nullptr;
+    n.flags &= static_cast<std::uint8_t>(~Node<T>::in_place);
     n.requires_grad = false;
     refs_[index] = 0;
     if (index + 1 == size_) --size_;
@@ -303,7 +303,7 @@ void Tape<T>::abandon(std::uint32_t index) noexcept {
 // by backward like the others.
 template <class T>
 void Tape<T>::pin_nograd_entry(std::uint32_t index) {
-    if (nodes_[index].in_place != nullptr) in_place_entries_.push_back(index);
+    if (nodes_[index].reads_in_place()) in_place_entries_.push_back(index);
     refs_[index] |= pinned;
 }
 
@@ -345,6 +345,14 @@ template <class T>
 std::uint32_t Tape<T>::push_in_place(const char* op) {
     if (grad_enabled_) reserve_for(in_place_entries_, in_place_entries_.size() + 1);
     const std::uint32_t index = push(op, 0);
+    Node<T>& n = nodes_[index];
+    try {
+        n.leaf();  // made here, where a throw (no memory) can still leave the tape as it was
+    } catch (...) {
+        abandon(index);
+        throw;
+    }
+    n.flags |= Node<T>::in_place;
     if (grad_enabled_) in_place_entries_.push_back(index);  // capacity reserved: cannot throw
     return index;
 }
@@ -361,8 +369,8 @@ Var<T> Tape<T>::constant_ref(const Matrix<T>& value) {
     const std::uint32_t index = push_in_place("constant_ref");
     Node<T>& n = nodes_[index];
     n.forward = leaf_forward<T>;
-    n.in_place = &value;
-    n.parameter_shape = shape_of(value);
+    n.leaf().in_place = &value;
+    n.leaf().recorded_shape = shape_of(value);
     if (detect_anomaly_) check_new_value(index);
     return handle(index);
 }
@@ -383,11 +391,12 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     Node<T>& n = nodes_[index];
     n.forward = leaf_forward<T>;
     n.parameter = &p;
-    n.in_place = &p.value;
-    n.parameter_shape = p.shape();
-    n.parameter_slot = p.slot_;
-    n.parameter_identity = p.identity_;
-    n.parameter_version = p.version_;
+    NodeExtras<T>& leaf = n.leaf();
+    leaf.in_place = &p.value;
+    leaf.recorded_shape = p.shape();
+    leaf.parameter_slot = p.slot_;
+    leaf.parameter_identity = p.identity_;
+    leaf.parameter_version = p.version_;
     n.requires_grad = grad_enabled_;
     if (detect_anomaly_) check_new_value(index);
     return handle(index);
@@ -481,10 +490,10 @@ template <class T>
 void Tape<T>::check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const {
     // Ops read parameters and constant_refs in place: one resized since it was recorded
     // would make them read past the end of their buffers.
-    if (n.in_place == nullptr || shape_of(*n.in_place) == n.parameter_shape) return;
+    if (!n.reads_in_place() || shape_of(*n.leaf().in_place) == n.leaf().recorded_shape) return;
     const std::string what = n.parameter ? "parameter '" + n.parameter->name + "'" : std::string("constant_ref");
-    throw Error(std::string(op) + ": " + what + " was " + to_string(n.parameter_shape) + " when recorded (tape entry " +
-                std::to_string(index) + ") and is " + to_string(shape_of(*n.in_place)) + " now");
+    throw Error(std::string(op) + ": " + what + " was " + to_string(n.leaf().recorded_shape) + " when recorded (tape entry " +
+                std::to_string(index) + ") and is " + to_string(shape_of(*n.leaf().in_place)) + " now");
 }
 
 // Which of a flat step's inputs' gradients its backward starts (overwrite[k]) and where
@@ -701,23 +710,23 @@ void Tape<T>::find_final_leaves(std::uint32_t output) {
 template <class T>
 void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
     const Node<T>& n = nodes_[i];
-    if (n.in_place == nullptr) return;  // a NoGrad entry reused for another op
+    if (!n.reads_in_place()) return;  // a NoGrad entry reused for another op
     if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
     check_in_place_shape(n, i, "backward");
     // Its gradient is added to where it lives: one replaced by another shape since (by hand,
     // or by another tape's parameter() after the value was resized and back) would be indexed
     // out of bounds. An empty one is a gradient not started yet.
-    if (n.parameter != nullptr && accumulate_into_parameters_ && shape_of(n.parameter->grad) != n.parameter_shape) {
+    if (n.parameter != nullptr && accumulate_into_parameters_ && shape_of(n.parameter->grad) != n.leaf().recorded_shape) {
         if (n.parameter->grad.size() != 0)
             throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) + ") is " +
-                        to_string(n.parameter_shape) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +
+                        to_string(n.leaf().recorded_shape) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +
                         ": a gradient is added to it in place; call zero_grad() to give it the parameter's shape");
         n.parameter->zero_grad();
     }
-    if (n.parameter == nullptr || n.parameter->version_ == n.parameter_version) return;
+    if (n.parameter == nullptr || n.parameter->version_ == n.leaf().parameter_version) return;
     throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) +
                 ") was modified in place after it was recorded (version " + std::to_string(n.parameter->version_) +
-                " now, " + std::to_string(n.parameter_version) +
+                " now, " + std::to_string(n.leaf().parameter_version) +
                 " when recorded): its gradient would not match the forward. Call backward() before the "
                 "optimizer's step(), or reset() and record again");
 }
@@ -725,10 +734,10 @@ void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
 template <class T>
 void Tape<T>::rerecord_in_place(std::uint32_t i) {
     Node<T>& n = nodes_[i];
-    if (n.in_place == nullptr) return;
+    if (!n.reads_in_place()) return;
     if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
     check_in_place_shape(n, i, "Replay");
-    if (n.parameter != nullptr) n.parameter_version = n.parameter->version_;  // read again now
+    if (n.parameter != nullptr) n.leaf().parameter_version = n.parameter->version_;  // read again now
 }
 
 template <class T>
@@ -737,7 +746,7 @@ Matrix<T> Tape<T>::gradient_of(const Parameter<T>& p) const {
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = nodes_[i];
         // By identity as well as address: a parameter made where a recorded one died is another.
-        if (n.parameter != &p || n.parameter_identity != p.identity_ || !(refs_[i] & started)) continue;
+        if (n.parameter != &p || n.leaf().parameter_identity != p.identity_ || !(refs_[i] & started)) continue;
         const Matrix<T>& g = (accumulate_into_parameters_) ? p.grad : n.grad;
         total += g;
         if (accumulate_into_parameters_) break;  // p.grad already holds the sum

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -123,41 +124,57 @@ struct NodeExtras {
     Labels labels;                    // a loss's class-index targets
     std::array<Matrix<T>, 2> work;    // workspaces, kept so that reuse does not reallocate
     std::array<std::uint32_t, 8> params{};  // an op's integer parameters (a slice's range, conv geometry)
+    T scalar2{};                      // an op's second constant (clamp's upper bound, dropout's p, ...)
+    // An entry that reads its value where it lives (a parameter's, or constant_ref's): few per
+    // tape, and read through the parameter's identity check anyway.
+    const Matrix<T>* in_place = nullptr;    // the value read
+    Shape recorded_shape;                   // its shape when recorded: backward and replay check it
+    std::uint32_t parameter_slot = 0;       // where the parameter's identity lives (registry)
+    std::uint64_t parameter_identity = 0;   // ... and what it was when recorded: reads check it
+    std::uint64_t parameter_version = 0;    // Parameter::version() when recorded: backward checks it
 };
 
 // The fields every recording and every sweep touch come first, so that they share the
 // entry's first cache lines; an op reaches the rest (saved(), work(), ...) through extras.
 // Laid out for a recurrent model's tape, far larger than the cache, where each line of an
-// entry the sweep touches is a miss: aligned to a line, with the matrices placed so that
-// what a sweep reads of them (value's and grad's shape and data pointer: the first 16 and
-// the last 16 of xtensor's 96 bytes) falls into 3 of the entry's 5 lines, the flags and
-// function pointers into the first. cachegrind (bench/lstm_misses.sh): 465k -> 375k misses
-// per replayed gradient, 488k -> 448k per recorded one, against the unaligned 312-byte entry.
+// entry is a miss: four lines, aligned to a line (what only leaves and a few ops keep is in
+// extras), with the matrices placed so that what a recording and a sweep read of them
+// (value's and grad's shape and data pointer: the first 16 and the last 16 of xtensor's 96
+// bytes) falls into 3 of the lines, the flags and function pointers into the first: the
+// second line holds only the middle of value (its strides), which neither reads.
 template <class T>
 struct alignas(64) Node {
     std::array<std::uint32_t, 3> inputs{};
     std::uint8_t arity = 0;
     bool requires_grad = false;
-    bool recorded_under_nograd = false;  // its inputs may since have been released and reused
+    // Bits under_nograd: recorded under NoGrad (its inputs may since have been released and
+    // reused); in_place: its value is read where it lives, extras->in_place (a parameter's
+    // or constant_ref's), not from `value`.
+    std::uint8_t flags = 0;
+    static constexpr std::uint8_t under_nograd = 1, in_place = 2;
     // Bits replay_value, replay_grad: a Replay keeps this entry's value (gradient) in memory of
     // its own, shared with other entries', so the buffer here goes stale: reading it is refused.
     std::uint8_t replay_owned = 0;
     static constexpr std::uint8_t replay_value = 1, replay_grad = 2;
     BackwardFn<T> backward = nullptr;
-    const Matrix<T>* in_place = nullptr;  // a value read where it lives: a parameter's, or constant_ref's
     Parameter<T>* parameter = nullptr;
     ForwardFn<T> forward = nullptr;   // set by record_op (replayable); null for record()'s lambdas
-    Matrix<T> value;                  // unused for parameter leaves (they are read in place)
-    Matrix<T> grad;                   // dLoss/dvalue, valid once Tape::gradient_started(its index)
     const char* op = "";
+    Matrix<T> value;                  // unused for entries read in place
+    Matrix<T> grad;                   // dLoss/dvalue, valid once Tape::gradient_started(its index)
     T scalar{};                       // an op's constant (a scale factor, 1/m, ...)
-    T scalar2{};                      // a second constant (clamp's upper bound, ...)
-    Shape parameter_shape;            // the in-place value's shape when recorded: backward and replay check it
-    std::uint32_t parameter_slot = 0;       // where the parameter's identity lives (registry)
-    std::uint64_t parameter_identity = 0;   // ... and what it was when recorded: reads check it
-    std::uint64_t parameter_version = 0;    // Parameter::version() when recorded: backward checks it
     std::unique_ptr<NodeExtras<T>> extras;  // null until an op of the entry asks for one of these:
 
+    bool recorded_under_nograd() const { return (flags & under_nograd) != 0; }
+    bool reads_in_place() const { return (flags & in_place) != 0; }
+    // The in-place value's record: made by Tape::push_in_place, read only if reads_in_place().
+    NodeExtras<T>& leaf() { return more(); }
+    const NodeExtras<T>& leaf() const { return *extras; }
+    T scalar2() const { return extras ? extras->scalar2 : T(0); }
+    // An entry without extras reads 0: only another constant makes it allocate them.
+    void set_scalar2(T s2) {
+        if (extras || s2 != T(0) || std::signbit(s2)) more().scalar2 = s2;
+    }
     Matrix<T>& saved() { return more().saved; }
     Matrix<T>& targets() { return more().targets; }
     Labels& labels() { return more().labels; }
@@ -472,8 +489,8 @@ public:
     const Node<T>& entry(std::size_t index) const;
     const Matrix<T>& value(std::uint32_t index) const { return value_of(nodes_[index]); }
     const Matrix<T>& value_of(const Node<T>& n) const {
-        if (n.in_place == nullptr) return n.value;
-        return n.parameter ? parameter_value(n) : *n.in_place;  // a parameter: checked to exist still
+        if (!n.reads_in_place()) return n.value;
+        return n.parameter ? parameter_value(n) : *n.leaf().in_place;  // a parameter: checked to exist still
     }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
@@ -719,7 +736,8 @@ inline bool Tape<T>::hold_for_this_thread(const char* who) {
 
 template <class T>
 inline const Matrix<T>& Tape<T>::parameter_value(const Node<T>& n) const {
-    if (detail::TapeRegistry::generation(n.parameter_slot).load(std::memory_order_acquire) != n.parameter_identity)
+    const NodeExtras<T>& leaf = n.leaf();
+    if (detail::TapeRegistry::generation(leaf.parameter_slot).load(std::memory_order_acquire) != leaf.parameter_identity)
         reject_parameter(n);
     return n.parameter->value;
 }
@@ -814,17 +832,15 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     }
     refs_[index] = grad_enabled_ ? pinned : 0;
     Node<T>& n = nodes_[index];
-    n.recorded_under_nograd = !grad_enabled_;
+    n.flags = grad_enabled_ ? 0 : Node<T>::under_nograd;
     n.replay_owned = 0;
     n.op = op;
     n.arity = 0;
     n.backward = nullptr;
     n.forward = nullptr;
     n.scalar = T(0);
-    n.scalar2 = T(0);
-    if (n.extras) n.extras->params = {};
+    if (n.extras) n.extras->params = {}, n.extras->scalar2 = T(0);
     n.parameter = nullptr;
-    n.in_place = nullptr;
     n.requires_grad = false;
     return index;
 }
@@ -832,13 +848,13 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
 template <class T>
 void Tape<T>::recycle(std::uint32_t index) noexcept {
     Node<T>& n = nodes_[index];
-    if (n.in_place == nullptr) recorded_bytes_ -= n.value.size() * sizeof(T);
+    if (!n.reads_in_place()) recorded_bytes_ -= n.value.size() * sizeof(T);
     // Its inputs may be reused in turn: nothing may run it again or follow its inputs.
     n.op = "(released under NoGrad)";
     n.arity = 0;
     n.forward = nullptr;
     n.parameter = nullptr;
-    n.in_place = nullptr;
+    n.flags &= static_cast<std::uint8_t>(~Node<T>::in_place);
     // Field by field into place (capacity reserved in push()): push_back of a {index, size}
     // built on the stack compiled to two narrow stores read back as one 16-byte load, which
     // the store buffer cannot forward: a stall that was 5% of a recurrent model's evaluation.

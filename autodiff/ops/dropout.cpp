@@ -21,7 +21,7 @@ void dropout_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
     ensure_shape(y.saved(), shape_of(x));
     const std::uint64_t seed = join(y.params()[0], y.params()[1]), counter = join(y.params()[2], y.params()[3]);
-    const double p = static_cast<double>(y.scalar2);
+    const double p = static_cast<double>(y.scalar2());
     T* mask = y.saved().data();
     for (std::size_t k = 0; k < x.size(); ++k) {
         mask[k] = CounterRng::uniform_at(seed, counter + k) >= p ? y.scalar : T(0);
@@ -46,7 +46,7 @@ Var<T> dropout(const Var<T>& x, scalar_of<T> p, CounterRng& rng) {
         ops::fail("dropout", "p is " + std::to_string(p) + " (the probability of zeroing an element must be in [0, 1))");
     Var<T> y = tape.record_op("dropout", {x}, x.shape(), dropout_forward<T>, dropout_backward<T>, [&](Node<T>& n) {
         n.scalar = T(1) / (T(1) - p);
-        n.scalar2 = p;
+        n.set_scalar2(p);
         n.params()[0] = static_cast<std::uint32_t>(rng.seed);
         n.params()[1] = static_cast<std::uint32_t>(rng.seed >> 32);
         n.params()[2] = static_cast<std::uint32_t>(rng.counter);

@@ -124,7 +124,7 @@ void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
     T* log_norm = loss.work()[0].data();  // the column max, until max + log_sum is stored for backward
     const T* log_sum = loss.work()[1].data();
     auto minus_log_softmax = [&](T z, std::size_t j) { return (log_norm[j] - z) + log_sum[j]; };
-    const T eps = loss.scalar2, keep = T(1) - eps, spread = eps / static_cast<T>(rows);
+    const T eps = loss.scalar2(), keep = T(1) - eps, spread = eps / static_cast<T>(rows);
     T total = T(0);
     if (loss.labels().empty()) {
         const Matrix<T>& Y = target_matrix(tape, loss);
@@ -159,7 +159,7 @@ void cross_entropy_backward(Tape<T>& tape, Node<T>& loss) {
     const Matrix<T>& P = loss.saved();
     const std::size_t rows = P.shape()[0], cols = P.shape()[1];
     const T factor = loss.grad(0, 0) * loss.scalar;
-    const T eps = loss.scalar2, keep = T(1) - eps, spread = eps / static_cast<T>(rows);
+    const T eps = loss.scalar2(), keep = T(1) - eps, spread = eps / static_cast<T>(rows);
     const T* p = P.data();
     if (tape.needs_grad(loss, 0)) {
         auto dZ = tape.grad_of(loss, 0);
@@ -197,7 +197,7 @@ Var<T> cross_entropy(std::initializer_list<InputRef<T>> inputs, T label_smoothin
     return tape.record_op("softmax_cross_entropy", inputs, {1, 1}, cross_entropy_forward<T>, cross_entropy_backward<T>,
                           [&](Node<T>& loss) {
                               loss.scalar = inverse_m;
-                              loss.scalar2 = label_smoothing;
+                              loss.set_scalar2(label_smoothing);
                               store_targets(loss);
                           });
 }

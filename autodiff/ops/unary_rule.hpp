@@ -77,7 +77,7 @@ template <class T>
     step.y = y.value.data();
     step.gy = y.grad.data();
     step.s = y.scalar;
-    step.s2 = y.scalar2;
+    step.s2 = y.scalar2();
     return step;
 }
 
@@ -145,7 +145,7 @@ Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
         return tape.record_op(Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
                               [&](Node<T>& y) {
                                   y.scalar = s;
-                                  y.scalar2 = s2;
+                                  y.set_scalar2(s2);
                               });
     }
 }
