@@ -1,6 +1,7 @@
 #pragma once
 // Shape checks shared by the ops: one wording for one kind of mistake.
 
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -42,16 +43,13 @@ public:
     // tape is refused as one from inside a recording, as Tape::record refuses its forward's.
     template <class Code>
     auto run_foreign(Code&& code) const {
-        const void* const token = tape_.held_by_.load(std::memory_order_relaxed);
+        struct GivenBack {  // the hold is this thread's again however code() ends
+            std::atomic<const void*>& holder;
+            const void* token;
+            ~GivenBack() { holder.store(token, std::memory_order_relaxed); }
+        } given_back{tape_.held_by_, tape_.held_by_.load(std::memory_order_relaxed)};
         tape_.held_by_.store(nullptr, std::memory_order_relaxed);
-        try {
-            auto result = code();
-            tape_.held_by_.store(token, std::memory_order_relaxed);
-            return result;
-        } catch (...) {
-            tape_.held_by_.store(token, std::memory_order_relaxed);
-            throw;
-        }
+        return code();
     }
 
 private:

@@ -43,9 +43,13 @@ void where_backward(Tape<T>& tape, Node<T>& y) {
     where_backward_side<T, 2>(tape, y);
 }
 
-[[noreturn]] void reject_mask_shape(Shape mask, Shape a, Shape b) {
-    ops::fail("where", "mask (" + to_string(mask) + ") does not broadcast with a (" + to_string(a) + ") and b (" +
-                           to_string(b) + ") (each dimension must be equal or 1)");
+// The output's shape: a and b broadcast together, and the mask with them.
+Shape where_shape(Shape mask, Shape a, Shape b) {
+    const Shape ab = ops::broadcast_shape("where", "or", a, b);
+    if (!ops::broadcasts(mask, ab))
+        ops::fail("where", "mask (" + to_string(mask) + ") does not broadcast with a (" + to_string(a) + ") and b (" +
+                               to_string(b) + ") (each dimension must be equal or 1)");
+    return {std::max(mask.rows, ab.rows), std::max(mask.cols, ab.cols)};
 }
 
 }  // namespace
@@ -58,10 +62,7 @@ Var<T> where(const Var<T>& mask, const Var<T>& a, const Var<T>& b) {
                 sb = shape_of(ops::checked_value(tape, b));
     if (mask.requires_grad())
         ops::fail("where", "the mask (" + to_string(sm) + ") needs a gradient; a selector has none (record it with tape.constant)");
-    const Shape ab = ops::broadcast_shape("where", "or", sa, sb);
-    if (!ops::broadcasts(sm, ab)) reject_mask_shape(sm, sa, sb);
-    const Shape out{std::max(sm.rows, ab.rows), std::max(sm.cols, ab.cols)};
-    return tape.record_op("where", {mask, a, b}, out, where_forward<T>, where_backward<T>);
+    return tape.record_op("where", {mask, a, b}, where_shape(sm, sa, sb), where_forward<T>, where_backward<T>);
 }
 
 // The shapes checked before the mask is recorded: a refused where() leaves no constant behind.
@@ -69,9 +70,7 @@ template <class T>
 Var<T> where(const Matrix<T>& mask, const Var<T>& a, const Var<T>& b) {
     const ops::HeldTape<T> held("where", {a, b});
     Tape<T>& tape = held.tape();
-    const Shape sm = shape_of(mask), sa = shape_of(ops::checked_value(tape, a)), sb = shape_of(ops::checked_value(tape, b));
-    const Shape ab = ops::broadcast_shape("where", "or", sa, sb);
-    if (!ops::broadcasts(sm, ab)) reject_mask_shape(sm, sa, sb);
+    where_shape(shape_of(mask), shape_of(ops::checked_value(tape, a)), shape_of(ops::checked_value(tape, b)));
     return where(tape.constant(mask), a, b);
 }
 
