@@ -110,15 +110,19 @@ if [ "$numpy" = 1 ]; then
   echo "== numpy_step.py" >&2
   "$py" "$root/bench/numpy_step.py" --repeats "$reps" >"$out/numpy.jsonl"
 fi
-echo "== cnn_pytorch_step.py (PyTorch, CNN workload)" >&2
-"$py" "$root/bench/cnn_pytorch_step.py" --repeats "$reps" >"$out/pytorch_cnn.jsonl"
+if "$py" -c 'import torch' 2>/dev/null; then
+  echo "== cnn_pytorch_step.py (PyTorch, CNN workload)" >&2
+  "$py" "$root/bench/cnn_pytorch_step.py" --repeats "$reps" >"$out/pytorch_cnn.jsonl"
+else
+  echo "== cnn_pytorch_step.py skipped (python3 cannot import torch; scripts/install-deps.sh --bench): column omitted" >&2
+fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2
 
 fmt_args=()
 [ "$variants" = 1 ] && fmt_args+=(--variants)
 files=("$out"/*.json)
 [ -f "$out/numpy.jsonl" ] && files+=("$out/numpy.jsonl")
-files+=("$out/pytorch_cnn.jsonl")
+[ -f "$out/pytorch_cnn.jsonl" ] && files+=("$out/pytorch_cnn.jsonl")
 {
   echo "Median of $reps repetitions (wall time per step):"
   echo
