@@ -295,7 +295,7 @@ void Tape<T>::abandon(std::uint32_t index) noexcept {
     n.flags &= static_cast<std::uint8_t>(~Node<T>::in_place);
     n.requires_grad = false;
     refs_[index] = 0;
-    if (index + 1 == size_) --size_;
+    if (!last_push_reused_ && index + 1 == size_) --size_;
     else free_.push_back({index, n.value.size()});  // capacity reserved in push()
 }
 

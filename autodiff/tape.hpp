@@ -169,7 +169,7 @@ struct alignas(64) Node {
     bool reads_in_place() const { return (flags & in_place) != 0; }
     // The in-place value's record: made by Tape::push_in_place, read only if reads_in_place().
     NodeExtras<T>& leaf() { return more(); }
-    const NodeExtras<T>& leaf() const { return *extras; }
+    const NodeExtras<T>& leaf() const { return more(); }  // all empty for an entry that has none
     T scalar2() const { return extras ? extras->scalar2 : T(0); }
     // An entry without extras reads 0: only another constant makes it allocate them.
     void set_scalar2(T s2) {
@@ -642,6 +642,9 @@ private:
     std::uint32_t slot_;
     std::uint64_t generation_ = 0;
     bool swept_ = false;
+    // Whether push() last took a released entry (else a new one at the end): abandon() gives
+    // it back where it came from. Shrinking the tape for a reused last entry lost one.
+    bool last_push_reused_ = false;
     // A Replay keeps some entries' values in memory of its own: an op recorded now could read
     // one's stale buffer, so recording waits for reset().
     bool held_by_replay_ = false;
@@ -826,7 +829,8 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     if (swept_ || held_by_replay_) reject_after_backward(op);
     if (memory_limit_ != 0 && held_bytes(value_bytes) > memory_limit_) reject_memory(op, value_bytes);
     std::uint32_t index;
-    if (grad_enabled_ || !take_released(value_bytes / sizeof(T), index)) {
+    last_push_reused_ = !grad_enabled_ && take_released(value_bytes / sizeof(T), index);
+    if (!last_push_reused_) {
         if (size_ == nodes_.size()) add_entry();
         index = static_cast<std::uint32_t>(size_++);
     }

@@ -156,3 +156,40 @@ TEST_CASE("an allocation failing while a same-shape op records leaves no entry b
     }
     CHECK(failures >= 2);  // the value's buffer, then the list of in-place entries
 }
+
+// Under NoGrad a recording may reuse a released entry, the tape's last one among them; an
+// allocation failing after that (the entry's extras: a parameter's record, clamp's second
+// bound) gave the entry back by shrinking the tape, as for a new one: size() fell by one.
+TEST_CASE("an allocation failing while a NoGrad recording reuses the tape's last entry keeps its size",
+          "[allocations]") {
+    const Matrix<double> m = xt::ones<double>({2, 3});
+    autodiff::Parameter<double> p(xt::ones<double>({2, 3}));
+    (void)autodiff::clamp(autodiff::Tape<double>().constant(m), -0.5, 0.5);  // registers clamp's kernels first
+    auto last_entry_released = [&](autodiff::Tape<double>& tape, autodiff::Var<double>& kept, int released) {
+        kept = tape.constant(m);
+        std::vector<autodiff::Var<double>> dead;
+        for (int i = 0; i < released; ++i) dead.push_back(tape.constant(m));
+    };
+    auto check = [&](const char* what, int released, auto&& record) {
+        long failures = 0;
+        for (long k = 1;; ++k) {
+            autodiff::Tape<double> tape;
+            autodiff::NoGrad<double> no_grad(tape);
+            autodiff::Var<double> x;
+            last_entry_released(tape, x, released);
+            const std::size_t entries = tape.size(), live = tape.live_entries();
+            if (!fails_at_allocation(k, [&] { record(tape, x); })) break;
+            ++failures;
+            INFO(what << ": allocation " << k << " failed");
+            REQUIRE(tape.size() == entries);
+            REQUIRE(tape.live_entries() == live);
+            record(tape, x);  // and the tape records it afterwards
+            REQUIRE(tape.size() == entries);
+        }
+        CHECK(failures >= 1);
+    };
+    check("clamp", 1, [](autodiff::Tape<double>&, const autodiff::Var<double>& x) { (void)autodiff::clamp(x, -0.5, 0.5); });
+    // 32 released entries waiting: the last is taken whatever its size.
+    check("parameter", 40, [&](autodiff::Tape<double>& tape, const autodiff::Var<double>&) { (void)tape.parameter(p); });
+    check("constant_ref", 40, [&](autodiff::Tape<double>& tape, const autodiff::Var<double>&) { (void)tape.constant_ref(m); });
+}
