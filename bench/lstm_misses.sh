@@ -29,11 +29,19 @@ cmake --build "$build" -j2 --target lstm_bench >/dev/null
 bin=$build/bench/lstm_bench
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# cachegrind needs a power-of-two number of sets: 20 ways for 2.5 MB, 16 for 2 MB (AMD's L2).
+ways=20
+sets=$((ll / 64 / ways))
+if [ $((ll % (64 * ways))) -ne 0 ] || [ $((sets & (sets - 1))) -ne 0 ]; then ways=16; fi
 # "I refs" and "LLd misses" (reads + writes) of one cachegrind run, as two numbers.
 count() {
-  valgrind --tool=cachegrind --cache-sim=yes --LL="$ll",20,64 --cachegrind-out-file="$out/cg" \
+  local result
+  result=$(valgrind --tool=cachegrind --cache-sim=yes --LL="$ll,$ways,64" --cachegrind-out-file="$out/cg" \
     "$bin" --only "$1" --reps "$2" 2>&1 >/dev/null |
-    awk '/I *refs:/ {gsub(",", "", $4); i = $4} /LLd misses:/ {gsub(",", "", $4); m = $4} END {print i, m}'
+    awk '/I *refs:/ {gsub(",", "", $4); i = $4} /LLd misses:/ {gsub(",", "", $4); m = $4} END {print i, m}')
+  # valgrind refuses a cache geometry it cannot simulate: say so instead of printing zeros.
+  [ -n "${result// /}" ] || { echo "lstm_misses.sh: cachegrind gave no counts (--LL $ll,$ways,64)" >&2; exit 1; }
+  echo "$result"
 }
 echo "$(lscpu | grep 'Model name' | sed 's/  */ /g'); simulated last level $ll bytes"
 echo "| what | instructions per evaluation | last-level misses per evaluation |"
