@@ -287,13 +287,7 @@ void Tape<T>::abandon(std::uint32_t index) noexcept {
     };
     sane(n.value), sane(n.grad);
     if (n.extras) sane(n.extras->saved), sane(n.extras->targets), sane(n.extras->work[0]), sane(n.extras->work[1]);
-    n.op = "(abandoned)";
-    n.arity = 0;
-    n.backward = nullptr;
-    n.forward = nullptr;
-    n.parameter = nullptr;
-    n.flags &= static_cast<std::uint8_t>(~Node<T>::in_place);
-    n.requires_grad = false;
+    forget_recording(n, "(abandoned)");
     refs_[index] = 0;
     if (!last_push_reused_ && index + 1 == size_) --size_;
     else free_.push_back({index, n.value.size()});  // capacity reserved in push()

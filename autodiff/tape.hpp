@@ -534,6 +534,17 @@ private:
     bool take_released_searching(std::size_t wanted, std::uint32_t& index);
     void abandon(std::uint32_t index) noexcept;  // undoes push() after a throw
     inline void recycle(std::uint32_t index) noexcept;  // the last counted handle of a NoGrad entry is gone
+    // An entry given up (released or abandoned), renamed `why`: nothing may run it again,
+    // follow its inputs, or read its value in place.
+    static void forget_recording(Node<T>& n, const char* why) noexcept {
+        n.op = why;
+        n.arity = 0;
+        n.backward = nullptr;
+        n.forward = nullptr;
+        n.parameter = nullptr;
+        n.flags &= static_cast<std::uint8_t>(~Node<T>::in_place);
+        n.requires_grad = false;
+    }
     void pin(std::uint32_t index) {
         if (!(refs_[index] & pinned)) pin_nograd_entry(index);
     }
@@ -856,12 +867,7 @@ template <class T>
 void Tape<T>::recycle(std::uint32_t index) noexcept {
     Node<T>& n = nodes_[index];
     if (!n.reads_in_place()) recorded_bytes_ -= n.value.size() * sizeof(T);
-    // Its inputs may be reused in turn: nothing may run it again or follow its inputs.
-    n.op = "(released under NoGrad)";
-    n.arity = 0;
-    n.forward = nullptr;
-    n.parameter = nullptr;
-    n.flags &= static_cast<std::uint8_t>(~Node<T>::in_place);
+    forget_recording(n, "(released under NoGrad)");  // its inputs may be reused in turn
     // Field by field into place (capacity reserved in push()): push_back of a {index, size}
     // built on the stack compiled to two narrow stores read back as one 16-byte load, which
     // the store buffer cannot forward: a stall that was 5% of a recurrent model's evaluation.
