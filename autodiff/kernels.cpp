@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include <cblas.h>
@@ -27,16 +28,28 @@ void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, doub
 
 namespace {
 
-// exp(r) for |r| <= ln(2)/2 by its Taylor series (Horner): degree 13 leaves a truncation
-// error below 1e-17 in double, degree 7 below 1e-8 in float.
+// exp(r) for |r| <= ln(2)/2 by its Taylor series: degree 13 leaves a truncation error below
+// 1e-17 in double, degree 7 below 1e-8 in float. Evaluated by Estrin's scheme (pairs of
+// terms, then pairs of pairs by r^2, r^4, r^8), not Horner's: the loop over elements is
+// bound by the latency of one element's chain of dependent operations, which Horner makes
+// 26 long in double (a mul and an add per degree, no FMA: -ffp-contract=off) and Estrin 8.
+// 4000 doubles: 9.1 -> 5.7 us with -march=native, 18.1 -> 11.5 us without (AMD EPYC).
+// The leading 1 + r is added last, to the sum of the smaller terms, so that their rounding
+// errors stay below the result's last bit: 1 ulp at most from std::exp, as Horner's was
+// (0.099 ulp on average over a million points, against Horner's 0.102; in the same order
+// 1 + r first was 0.41 and up to 2 ulp).
 inline double exp_reduced(double r) {
-    return 1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 +
-           r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 +
-           r * (1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))));
+    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const double t2 = 1.0 / 2 + r * (1.0 / 6), t4 = 1.0 / 24 + r * (1.0 / 120), t6 = 1.0 / 720 + r * (1.0 / 5040);
+    const double t8 = 1.0 / 40320 + r * (1.0 / 362880), t10 = 1.0 / 3628800 + r * (1.0 / 39916800);
+    const double t12 = 1.0 / 479001600 + r * (1.0 / 6227020800);
+    const double from2 = (r2 * t2 + r4 * (t4 + r2 * t6)) + r8 * ((t8 + r2 * t10) + r4 * t12);
+    return 1 + (r + from2);
 }
 inline float exp_reduced(float r) {
-    return 1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
-           r * (1.0f / 5040)))))));
+    const float r2 = r * r, r4 = r2 * r2;
+    const float t2 = 1.0f / 2 + r * (1.0f / 6), t4 = 1.0f / 24 + r * (1.0f / 120), t6 = 1.0f / 720 + r * (1.0f / 5040);
+    return 1 + (r + (r2 * t2 + r4 * (t4 + r2 * t6)));
 }
 
 template <class T> struct ExpConstants;
@@ -82,6 +95,49 @@ void exp_nonpositive(T* x, std::size_t n) {
         std::memcpy(&scale, &scale_bits, sizeof scale);
         x[k] = x[k] < C::lowest ? T(0) : exp_reduced(r) * scale;
     }
+}
+
+// log(x) for a positive normal double, by fdlibm's method (e_log.c): x = 2^e m with m in
+// [sqrt(2)/2, sqrt(2)), f = m - 1, s = f / (2 + f), log(m) = f - f^2/2 + s (f^2/2 + R(s^2))
+// with R its minimax polynomial, and e ln 2 added in two parts. Under 1 ulp. Branch-free and
+// without 64-bit integer shifts or conversions that AVX2 lacks (arithmetic shifts, int64 to
+// double), so that a loop of it vectorises: 1000 logs 5.3 -> 2.4 us with -march=native,
+// 5.7 -> 4.4 us without (AMD EPYC), against glibc's std::log.
+inline double log_normal(double x) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    // Taking the bits of sqrt(2)/2 off moves the exponent's step to m = sqrt(2); biased by
+    // 1023 so that the difference stays nonnegative: its top bits are e + 1023.
+    const std::uint64_t e_biased = (bits - 0x3fe6a09e667f3bcdULL + (0x3ffULL << 52)) >> 52;
+    const std::uint64_t m_bits = bits - ((e_biased - 0x3ff) << 52);
+    double m;
+    std::memcpy(&m, &m_bits, sizeof m);
+    // e as a double: 2^52 + e_biased has e_biased in its low mantissa bits.
+    const std::uint64_t e_bits = e_biased | 0x4330000000000000ULL;
+    double e;
+    std::memcpy(&e, &e_bits, sizeof e);
+    e -= 4503599627370496.0 + 1023.0;
+    const double f = m - 1.0;
+    const double s = f / (2.0 + f);
+    const double half_f2 = 0.5 * f * f;
+    const double z = s * s, w = z * z;
+    const double odd = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
+    const double even = z * (6.666666666666735130e-01 +
+                             w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+    const double r = even + odd;
+    return e * ExpConstants<double>::ln2_hi - ((half_f2 - (s * (half_f2 + r) + e * ExpConstants<double>::ln2_lo)) - f);
+}
+
+template <class T>
+void log_each(T* x, std::size_t n) {
+    std::size_t normal = 0;  // counted rather than and-ed: GCC vectorises a count in double (a NaN compares false)
+    for (std::size_t k = 0; k < n; ++k)
+        normal += (x[k] >= std::numeric_limits<T>::min()) & (x[k] <= std::numeric_limits<T>::max());
+    if (normal != n) {
+        for (std::size_t k = 0; k < n; ++k) x[k] = std::log(x[k]);
+        return;
+    }
+    for (std::size_t k = 0; k < n; ++k) x[k] = static_cast<T>(log_normal(static_cast<double>(x[k])));
 }
 
 template <class T>
@@ -158,7 +214,8 @@ void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& ma
         T* p_row = probabilities.data() + i * cols;
         for (std::size_t j = 0; j < cols; ++j) p_row[j] *= s[j];
     }
-    for (std::size_t j = 0; j < cols; ++j) s[j] = -std::log(s[j]);  // log(sum) from its reciprocal
+    log_each(s, cols);
+    for (std::size_t j = 0; j < cols; ++j) s[j] = -s[j];  // log(sum) from its reciprocal
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                   \
@@ -167,6 +224,7 @@ void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& ma
                           const T*, std::size_t, T, T*, std::size_t);                               \
     template void sum_to<T>(const Matrix<T>&, Matrix<T>&, bool, T);                               \
     template void exp_nonpositive<T>(T*, std::size_t);                                            \
+    template void log_each<T>(T*, std::size_t);                                                   \
     template void column_max<T>(const Matrix<T>&, Matrix<T>&);                                    \
     template void column_sum<T>(const Matrix<T>&, Matrix<T>&);                                    \
     template void softmax_columns<T>(const Matrix<T>&, Matrix<T>&, Matrix<T>&, Matrix<T>&);
