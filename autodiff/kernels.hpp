@@ -49,20 +49,28 @@ void fill(Matrix<T>& out, F&& f) {
 template <class T>
 void sum_to(const Matrix<T>& g, Matrix<T>& target, bool overwrite, T factor = T(1));
 
-// The sum of x[0..n), vectorised (so its rounding differs from a left-to-right sum).
+// The sum of value(0), ..., value(n - 1) in eight lanes, vectorised (so its rounding differs
+// from a left-to-right sum): `value` may also store what it returns, so that a pass that
+// writes a row can sum it (relu's mask with the bias gradient) without reading it again.
 // Inline: a bias gradient sums every row of a small matrix (an MLP's 10 x 10), and a call
 // per row (with its vector-state switch) cost more than the sum (7% of the S step).
-template <class T>
-inline T row_sum(const T* x, std::size_t n) {
+template <class T, class Value>
+inline T lane_sum(std::size_t n, Value&& value) {
     // Eight independent partial sums: the compiler may not reorder a floating-point sum
     // by itself, but it vectorises eight separate ones.
     T part[8] = {};
     std::size_t j = 0;
     for (; j + 8 <= n; j += 8)
-        for (std::size_t l = 0; l < 8; ++l) part[l] += x[j + l];
+        for (std::size_t l = 0; l < 8; ++l) part[l] += value(j + l);
     T total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    for (; j < n; ++j) total += x[j];
+    for (; j < n; ++j) total += value(j);
     return total;
+}
+
+// The sum of x[0..n), in lane_sum's order.
+template <class T>
+inline T row_sum(const T* x, std::size_t n) {
+    return lane_sum<T>(n, [x](std::size_t k) { return x[k]; });
 }
 
 // Column-wise (axis 0) reductions of a k x m matrix into a 1 x m row.

