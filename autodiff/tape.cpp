@@ -484,10 +484,12 @@ template <class T>
 void Tape<T>::check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const {
     // Ops read parameters and constant_refs in place: one resized since it was recorded
     // would make them read past the end of their buffers.
-    if (!n.reads_in_place() || shape_of(*n.leaf().in_place) == n.leaf().recorded_shape) return;
+    if (!n.reads_in_place()) return;
+    const NodeExtras<T>& leaf = n.in_place_record();
+    if (shape_of(*leaf.in_place) == leaf.recorded_shape) return;
     const std::string what = n.parameter ? "parameter '" + n.parameter->name + "'" : std::string("constant_ref");
-    throw Error(std::string(op) + ": " + what + " was " + to_string(n.leaf().recorded_shape) + " when recorded (tape entry " +
-                std::to_string(index) + ") and is " + to_string(shape_of(*n.leaf().in_place)) + " now");
+    throw Error(std::string(op) + ": " + what + " was " + to_string(leaf.recorded_shape) + " when recorded (tape entry " +
+                std::to_string(index) + ") and is " + to_string(shape_of(*leaf.in_place)) + " now");
 }
 
 // Which of a flat step's inputs' gradients its backward starts (overwrite[k]) and where
@@ -707,20 +709,21 @@ void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
     if (!n.reads_in_place()) return;  // a NoGrad entry reused for another op
     if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
     check_in_place_shape(n, i, "backward");
+    const NodeExtras<T>& leaf = n.in_place_record();
     // Its gradient is added to where it lives: one replaced by another shape since (by hand,
     // or by another tape's parameter() after the value was resized and back) would be indexed
     // out of bounds. An empty one is a gradient not started yet.
-    if (n.parameter != nullptr && accumulate_into_parameters_ && shape_of(n.parameter->grad) != n.leaf().recorded_shape) {
+    if (n.parameter != nullptr && accumulate_into_parameters_ && shape_of(n.parameter->grad) != leaf.recorded_shape) {
         if (n.parameter->grad.size() != 0)
             throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) + ") is " +
-                        to_string(n.leaf().recorded_shape) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +
+                        to_string(leaf.recorded_shape) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +
                         ": a gradient is added to it in place; call zero_grad() to give it the parameter's shape");
         n.parameter->zero_grad();
     }
-    if (n.parameter == nullptr || n.parameter->version_ == n.leaf().parameter_version) return;
+    if (n.parameter == nullptr || n.parameter->version_ == leaf.parameter_version) return;
     throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) +
                 ") was modified in place after it was recorded (version " + std::to_string(n.parameter->version_) +
-                " now, " + std::to_string(n.leaf().parameter_version) +
+                " now, " + std::to_string(leaf.parameter_version) +
                 " when recorded): its gradient would not match the forward. Call backward() before the "
                 "optimizer's step(), or reset() and record again");
 }
@@ -731,7 +734,7 @@ void Tape<T>::rerecord_in_place(std::uint32_t i) {
     if (!n.reads_in_place()) return;
     if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
     check_in_place_shape(n, i, "Replay");
-    if (n.parameter != nullptr) n.leaf().parameter_version = n.parameter->version_;  // read again now
+    if (n.parameter != nullptr) n.in_place_record().parameter_version = n.parameter->version_;  // read again now
 }
 
 template <class T>

@@ -170,6 +170,11 @@ struct alignas(64) Node {
     // The in-place value's record: made by Tape::push_in_place, read only if reads_in_place().
     NodeExtras<T>& leaf() { return more(); }
     const NodeExtras<T>& leaf() const { return more(); }  // all empty for an entry that has none
+    // The same for an entry known to read in place, which always has extras: without leaf()'s
+    // guard against none (a function-local static, which kept its callers from being inlined
+    // and cost every replayed step of an MLP a call per check of each parameter).
+    NodeExtras<T>& in_place_record() { return *extras; }
+    const NodeExtras<T>& in_place_record() const { return *extras; }
     T scalar2() const { return extras ? extras->scalar2 : T(0); }
     // An entry without extras reads 0: only another constant makes it allocate them.
     void set_scalar2(T s2) {
@@ -490,10 +495,9 @@ public:
     const Matrix<T>& value(std::uint32_t index) const { return value_of(nodes_[index]); }
     const Matrix<T>& value_of(const Node<T>& n) const {
         if (!n.reads_in_place()) return n.value;
-        // extras directly: an entry read in place has them, and leaf()'s guard against none
-        // (a function-local static) kept this from being inlined (+2M instructions per
+        // Not through leaf(), whose guard kept this from being inlined (+2M instructions per
         // recurrent gradient, bench/lstm_misses.sh).
-        return n.parameter ? parameter_value(n) : *n.extras->in_place;  // a parameter: checked to exist still
+        return n.parameter ? parameter_value(n) : *n.in_place_record().in_place;  // a parameter: checked to exist still
     }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
@@ -753,7 +757,7 @@ inline bool Tape<T>::hold_for_this_thread(const char* who) {
 
 template <class T>
 inline const Matrix<T>& Tape<T>::parameter_value(const Node<T>& n) const {
-    const NodeExtras<T>& leaf = *n.extras;  // a parameter's entry has them
+    const NodeExtras<T>& leaf = n.in_place_record();
     if (detail::TapeRegistry::generation(leaf.parameter_slot).load(std::memory_order_acquire) != leaf.parameter_identity)
         reject_parameter(n);
     return n.parameter->value;
