@@ -143,15 +143,23 @@ inline double log_normal(double x) {
 }
 
 template <class T>
+bool is_positive_normal(T v) {
+    return v >= std::numeric_limits<T>::min() && v <= std::numeric_limits<T>::max();  // a NaN compares false
+}
+
+template <class T>
 void log_each(T* x, std::size_t n) {
-    std::size_t normal = 0;  // counted rather than and-ed: GCC vectorises a count in double (a NaN compares false)
-    for (std::size_t k = 0; k < n; ++k)
-        normal += (x[k] >= std::numeric_limits<T>::min()) & (x[k] <= std::numeric_limits<T>::max());
-    if (normal != n) {
-        for (std::size_t k = 0; k < n; ++k) x[k] = std::log(x[k]);
+    auto log_of = [](T v) { return static_cast<T>(log_normal(static_cast<double>(v))); };
+    std::size_t normal = 0;  // counted rather than and-ed: GCC vectorises a count in double
+    for (std::size_t k = 0; k < n; ++k) normal += is_positive_normal(x[k]);
+    if (normal == n) {
+        for (std::size_t k = 0; k < n; ++k) x[k] = log_of(x[k]);  // the loop that vectorises
         return;
     }
-    for (std::size_t k = 0; k < n; ++k) x[k] = static_cast<T>(log_normal(static_cast<double>(x[k])));
+    // Element by element, each by the same function as above: a softmax's column keeps its
+    // log when another example's logits hold a NaN (with all of them through std::log, an
+    // attack saw healthy columns move by an ulp).
+    for (std::size_t k = 0; k < n; ++k) x[k] = is_positive_normal(x[k]) ? log_of(x[k]) : std::log(x[k]);
 }
 
 template <class T>

@@ -7,11 +7,11 @@
 
 #include "autodiff/matrix.hpp"
 
-// Before a loop whose iterations never read what earlier ones wrote, so that the compiler
-// vectorises it without a run-time overlap check.
-#if defined(__clang__)
-#define TAPEGRAD_LOOP_WITHOUT_OVERLAP _Pragma("clang loop vectorize(assume_safety)")
-#elif defined(__GNUC__)
+// Before a loop whose iterations never read what earlier ones wrote, so that GCC vectorises
+// it without a run-time overlap check. GCC only: clang's nearest, loop vectorize(assume_safety),
+// also lets it reorder a loop's floating-point sums (found by an attack: lane_sum's eight
+// lanes then summed 1e16, 1, -1e16 to 1 instead of 0), and lane_sum's order is its contract.
+#if defined(__GNUC__) && !defined(__clang__)
 #define TAPEGRAD_LOOP_WITHOUT_OVERLAP _Pragma("GCC ivdep")
 #else
 #define TAPEGRAD_LOOP_WITHOUT_OVERLAP
@@ -100,8 +100,8 @@ template <class T>
 void exp_nonpositive(T* x, std::size_t n);
 
 // x[k] = log(x[k]), in a loop the compiler vectorises. Within 1 ulp of std::log for positive
-// normal numbers (a float in double, then rounded); if any x[k] is not one (0, a negative,
-// a subnormal, an infinity, a NaN), the whole array goes through std::log instead.
+// normal numbers (a float in double, then rounded); std::log's result for anything else (0,
+// a negative, a subnormal, an infinity, a NaN). Each element's result depends on it alone.
 template <class T>
 void log_each(T* x, std::size_t n);
 

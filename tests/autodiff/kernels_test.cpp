@@ -97,18 +97,41 @@ TEST_CASE("log_each is within 1 ulp of std::log on positive normal numbers", "[k
 }
 
 TEST_CASE("log_each gives std::log's results for zero, negatives, subnormals, infinities and NaN", "[kernels]") {
-    // One value outside the positive normals sends the whole array to std::log: its results
-    // for those values, and the same logs for the others.
-    std::vector<double> x = {2.0, 0.0, -0.0, -1.0, 4.9e-324, INFINITY, -INFINITY, NAN, 0.5};
-    std::vector<double> y = x;
+    const std::vector<double> bad = {0.0, -0.0, -1.0, 4.9e-324, INFINITY, -INFINITY, NAN};
+    std::vector<double> y = bad;
     autodiff::kernels::log_each(y.data(), y.size());
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        INFO("log(" << x[k] << ")");
-        const double expected = std::log(x[k]);
+    for (std::size_t k = 0; k < bad.size(); ++k) {
+        INFO("log(" << bad[k] << ")");
+        const double expected = std::log(bad[k]);
         if (std::isnan(expected)) {
             REQUIRE(std::isnan(y[k]));
         } else {
             REQUIRE(y[k] == expected);
         }
     }
+}
+
+TEST_CASE("log_each's result for one element does not depend on the others", "[kernels]") {
+    // A softmax takes the log of each column's sum: one example's NaN logits must not move
+    // another example's loss (they did by an ulp when a bad value sent every element to std::log).
+    const std::vector<double> healthy = positive_normals<double>(0.25, 16.0);
+    std::vector<double> alone = healthy, mixed = healthy;
+    for (std::size_t k = 0; k < mixed.size(); k += 7) mixed[k] = k % 2 ? NAN : -1.0;
+    autodiff::kernels::log_each(alone.data(), alone.size());
+    autodiff::kernels::log_each(mixed.data(), mixed.size());
+    for (std::size_t k = 0; k < healthy.size(); ++k) {
+        if (k % 7 == 0) continue;
+        INFO("log(" << healthy[k] << ") beside bad values");
+        REQUIRE(mixed[k] == alone[k]);
+    }
+}
+
+TEST_CASE("row_sum adds in its eight lanes' order", "[kernels]") {
+    // 1e16 + 1 rounds back to 1e16 in lane 0, which -1e16 then cancels: 0 in the documented
+    // order (eight lanes, combined in pairs, then the tail), 1 if the sum is reordered (as
+    // clang's assume_safety pragma allowed).
+    volatile std::size_t size = 32;  // not a constant the compiler could fold the sum with
+    std::vector<double> x(size, 0.0);
+    x[0] = 1e16, x[8] = 1, x[16] = -1e16;
+    REQUIRE(autodiff::kernels::row_sum(x.data(), size) == 0.0);
 }
