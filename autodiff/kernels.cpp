@@ -195,15 +195,32 @@ void sum_to(const Matrix<T>& g, Matrix<T>& target, bool overwrite, T factor) {
     }
 }
 
+namespace {
+
+// f(i, j) for rows i in [first_row, rows) and every column j, by rows. A single column (one
+// example: a recurrent model's output at one step, 14 x 1) is one loop over its rows, not a
+// loop of one element per row, whose set-up cost more than the element: the softmax of a
+// 14 x 1 column took ~1,650 instructions. Same elements in the same order either way.
+template <class F>
+inline void each_by_rows(std::size_t first_row, std::size_t rows, std::size_t cols, F&& f) {
+    if (cols == 1) {
+        for (std::size_t i = first_row; i < rows; ++i) f(i, 0);
+        return;
+    }
+    for (std::size_t i = first_row; i < rows; ++i)
+        for (std::size_t j = 0; j < cols; ++j) f(i, j);
+}
+
+}  // namespace
+
 template <class T>
 void column_max(const Matrix<T>& x, Matrix<T>& out) {
     const std::size_t rows = x.shape()[0], cols = x.shape()[1];
     ensure_shape(out, {1, cols});
-    std::copy(x.data(), x.data() + cols, out.data());
-    for (std::size_t i = 1; i < rows; ++i) {
-        const T* row = x.data() + i * cols;
-        for (std::size_t j = 0; j < cols; ++j) out.data()[j] = std::max(out.data()[j], row[j]);
-    }
+    const T* in = x.data();
+    T* o = out.data();
+    std::copy(in, in + cols, o);
+    each_by_rows(1, rows, cols, [&](std::size_t i, std::size_t j) { o[j] = std::max(o[j], in[i * cols + j]); });
 }
 
 template <class T>
@@ -211,10 +228,9 @@ void column_sum(const Matrix<T>& x, Matrix<T>& out) {
     const std::size_t rows = x.shape()[0], cols = x.shape()[1];
     ensure_shape(out, {1, cols});
     std::fill(out.begin(), out.end(), T(0));
-    for (std::size_t i = 0; i < rows; ++i) {
-        const T* row = x.data() + i * cols;
-        for (std::size_t j = 0; j < cols; ++j) out.data()[j] += row[j];
-    }
+    const T* in = x.data();
+    T* o = out.data();
+    each_by_rows(0, rows, cols, [&](std::size_t i, std::size_t j) { o[j] += in[i * cols + j]; });
 }
 
 template <class T>
@@ -223,19 +239,14 @@ void softmax_columns(const Matrix<T>& z, Matrix<T>& probabilities, Matrix<T>& ma
     ensure_shape(probabilities, shape_of(z));
     column_max(z, max);  // subtracting the column max keeps exp() from overflowing
     const T* m = max.data();
-    for (std::size_t i = 0; i < rows; ++i) {
-        const T* z_row = z.data() + i * cols;
-        T* p_row = probabilities.data() + i * cols;
-        for (std::size_t j = 0; j < cols; ++j) p_row[j] = z_row[j] - m[j];
-    }
-    exp_nonpositive(probabilities.data(), probabilities.size());
+    const T* in = z.data();
+    T* p = probabilities.data();
+    each_by_rows(0, rows, cols, [&](std::size_t i, std::size_t j) { p[i * cols + j] = in[i * cols + j] - m[j]; });
+    exp_nonpositive(p, probabilities.size());
     column_sum(probabilities, log_sum);
     T* s = log_sum.data();
     for (std::size_t j = 0; j < cols; ++j) s[j] = T(1) / s[j];
-    for (std::size_t i = 0; i < rows; ++i) {
-        T* p_row = probabilities.data() + i * cols;
-        for (std::size_t j = 0; j < cols; ++j) p_row[j] *= s[j];
-    }
+    each_by_rows(0, rows, cols, [&](std::size_t i, std::size_t j) { p[i * cols + j] *= s[j]; });
     log_each(s, cols);
     for (std::size_t j = 0; j < cols; ++j) s[j] = -s[j];  // log(sum) from its reciprocal
 }

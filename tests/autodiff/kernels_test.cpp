@@ -1,5 +1,6 @@
 // The engine's hand-vectorised kernels against the standard library.
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -134,4 +135,27 @@ TEST_CASE("row_sum adds in its eight lanes' order", "[kernels]") {
     std::vector<double> x(size, 0.0);
     x[0] = 1e16, x[8] = 1, x[16] = -1e16;
     REQUIRE(autodiff::kernels::row_sum(x.data(), size) == 0.0);
+}
+
+TEST_CASE("softmax_columns gives a column alone the numbers it gives it among others", "[kernels]") {
+    // A single column takes a path of its own (one loop over its rows); its probabilities,
+    // max and log-sum must be those of the same column in a batch, bit for bit.
+    std::mt19937_64 rng(41);
+    std::uniform_real_distribution<double> logit(-30.0, 30.0);
+    for (const std::size_t rows : {1, 2, 4, 14, 33}) {
+        autodiff::Matrix<double> batch(std::array<std::size_t, 2>{rows, 5});
+        for (double& v : batch) v = logit(rng);
+        autodiff::Matrix<double> p, max, log_sum;
+        autodiff::kernels::softmax_columns(batch, p, max, log_sum);
+        for (std::size_t j = 0; j < 5; ++j) {
+            autodiff::Matrix<double> column(std::array<std::size_t, 2>{rows, 1});
+            for (std::size_t i = 0; i < rows; ++i) column(i, 0) = batch(i, j);
+            autodiff::Matrix<double> p1, max1, log_sum1;
+            autodiff::kernels::softmax_columns(column, p1, max1, log_sum1);
+            INFO(rows << " rows, column " << j);
+            REQUIRE(max1(0, 0) == max(0, j));
+            REQUIRE(log_sum1(0, 0) == log_sum(0, j));
+            for (std::size_t i = 0; i < rows; ++i) REQUIRE(p1(i, 0) == p(i, j));
+        }
+    }
 }
