@@ -195,24 +195,6 @@ void sum_to(const Matrix<T>& g, Matrix<T>& target, bool overwrite, T factor) {
     }
 }
 
-namespace {
-
-// f(i, j) for rows i in [first_row, rows) and every column j, by rows. A single column (one
-// example: a recurrent model's output at one step, 14 x 1) is one loop over its rows, not a
-// loop of one element per row, whose set-up cost more than the element: the softmax of a
-// 14 x 1 column took ~1,650 instructions. Same elements in the same order either way.
-template <class F>
-inline void each_by_rows(std::size_t first_row, std::size_t rows, std::size_t cols, F&& f) {
-    if (cols == 1) {
-        for (std::size_t i = first_row; i < rows; ++i) f(i, 0);
-        return;
-    }
-    for (std::size_t i = first_row; i < rows; ++i)
-        for (std::size_t j = 0; j < cols; ++j) f(i, j);
-}
-
-}  // namespace
-
 template <class T>
 void column_max(const Matrix<T>& x, Matrix<T>& out) {
     const std::size_t rows = x.shape()[0], cols = x.shape()[1];
