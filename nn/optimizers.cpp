@@ -1,9 +1,12 @@
 #include "nn/optimizers.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
 #include "autodiff/error.hpp"
 #include "nn/adam_update.hpp"
@@ -148,6 +151,32 @@ void update(Parameter<T>& p, F&& delta) {
     });
 }
 
+// w -= rate * (g + decay * w) over one parameter's flat storage, each new w checked finite
+// in the same pass (no early exit, so that the loop vectorises), and g zeroed there if
+// asked (zero_grad() without a pass of its own). A loop per case rather than a test per
+// number: without decay the notebook's update, w -= rate * g, is exact.
+template <class T, bool decayed, bool zero_gradient>
+bool sgd_loop(std::size_t n, T* __restrict w, T* __restrict g, T rate, T decay) {
+    const T largest = std::numeric_limits<T>::max();
+    // A flag as wide as T: an unsigned one made GCC pack each vector of comparisons into it
+    // (the S workload's update took 1,504 instructions instead of 1,358, callgrind).
+    using Flag = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
+    Flag not_finite = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+        w[k] -= decayed ? rate * (g[k] + decay * w[k]) : rate * g[k];
+        not_finite |= Flag(!(std::abs(w[k]) <= largest));
+        if constexpr (zero_gradient) g[k] = T(0);
+    }
+    return not_finite == 0;
+}
+
+template <class T>
+bool sgd_update(std::size_t n, T* w, T* g, T rate, T decay, bool zero_gradient) {
+    if (decay == T(0))
+        return zero_gradient ? sgd_loop<T, false, true>(n, w, g, rate, decay) : sgd_loop<T, false, false>(n, w, g, rate, decay);
+    return zero_gradient ? sgd_loop<T, true, true>(n, w, g, rate, decay) : sgd_loop<T, true, false>(n, w, g, rate, decay);
+}
+
 }  // namespace
 
 template <class T>
@@ -159,6 +188,7 @@ Optimizer<T>::Optimizer(std::vector<Parameter<T>*> parameters, T learning_rate)
         if (parameters_[i] == nullptr)
             throw autodiff::Error("optimizer: parameter " + std::to_string(i) + " of " +
                                   std::to_string(parameters_.size()) + " is a null pointer");
+    distinct_ = std::set<const Parameter<T>*>(parameters_.begin(), parameters_.end()).size() == parameters_.size();
 }
 
 template <class T>
@@ -190,21 +220,30 @@ SGD<T>::SGD(std::vector<Parameter<T>*> parameters, T learning_rate, T weight_dec
     : Optimizer<T>(std::move(parameters), require_rate("SGD", "learning rate", learning_rate)),
       weight_decay_(require_nonnegative("SGD", "weight decay", weight_decay)) {}
 
-// The hyperparameters are copied to locals before each loop: read through `this`, they
+template <class T>
+void SGD<T>::step() {
+    update(false);
+}
+
+template <class T>
+bool SGD<T>::step_and_zero_grad() {
+    // As Adam's: a parameter listed twice keeps its gradient for its second update.
+    if (!this->distinct_) return Optimizer<T>::step_and_zero_grad();
+    return update(true);
+}
+
+// The hyperparameters are copied to locals before the loop: read through `this`, they
 // might alias the parameter the loop writes, so the compiler would reload them per element
 // and not vectorise the loop (as Adam's was, when it took as long as the step's GEMMs).
 template <class T>
-void SGD<T>::step() {
+bool SGD<T>::update(bool zero_gradient) {
     const T rate = this->learning_rate_, decay = weight_decay_;
+    bool finite = true;
     for (Parameter<T>* p : this->parameters_) {
-        const T* g = p->grad.data();
-        const T* w = p->value.data();
-        // Two loops rather than a test per number: without decay the notebook's update is exact.
-        if (decay == T(0))
-            update(*p, [&](std::size_t k) { return rate * g[k]; });
-        else
-            update(*p, [&](std::size_t k) { return rate * (g[k] + decay * w[k]); });
+        T* g = p->grad.data();
+        update_in_place(*p, [&](T* w, std::size_t n) { finite = sgd_update(n, w, g, rate, decay, zero_gradient) && finite; });
     }
+    return finite;
 }
 
 template <class T>
@@ -267,9 +306,7 @@ Adam<T>::Adam(std::vector<Parameter<T>*> parameters, T learning_rate, T beta1, T
       epsilon_(require_rate("Adam", "epsilon", epsilon)),
       weight_decay_(require_nonnegative("Adam", "weight decay", weight_decay)),
       m_(zeros_like(this->parameters_)),
-      v_(zeros_like(this->parameters_)),
-      distinct_(std::set<const Parameter<T>*>(this->parameters_.begin(), this->parameters_.end()).size() ==
-                this->parameters_.size()) {}
+      v_(zeros_like(this->parameters_)) {}
 
 template <class T>
 Adam<T>::Adam(Decoupled, std::vector<Parameter<T>*> parameters, T learning_rate, T weight_decay, T beta1, T beta2,
@@ -288,7 +325,7 @@ template <class T>
 bool Adam<T>::step_and_zero_grad() {
     // Zeroing in the pass would leave a parameter listed twice a zero gradient for its second
     // update, where step() then zero_grad() updates it twice with its gradient.
-    if (!distinct_) return Optimizer<T>::step_and_zero_grad();
+    if (!this->distinct_) return Optimizer<T>::step_and_zero_grad();
     return update(true);
 }
 

@@ -22,7 +22,7 @@ public:
     virtual void step() = 0;
     void zero_grad();
     /// step() then zero_grad(), as nn::Trainer calls them after every batch. An optimizer may
-    /// do both in one pass over each parameter (Adam does), and check there that every updated
+    /// do both in one pass over each parameter (SGD and Adam do), and check there that every updated
     /// value is finite: true means it did and found them all finite, so the caller need not
     /// read them again; false, that it did not look or found otherwise. By default: step();
     /// zero_grad(); false.
@@ -46,6 +46,7 @@ public:
 protected:
     std::vector<autodiff::Parameter<T>*> parameters_;
     T learning_rate_;
+    bool distinct_;  // no parameter listed twice: step_and_zero_grad may zero in its pass
 };
 
 /// W = W - learning_rate * (dW + weight_decay * W): the notebook's update_parameters, with
@@ -55,10 +56,12 @@ class SGD : public Optimizer<T> {
 public:
     SGD(std::vector<autodiff::Parameter<T>*> parameters, T learning_rate, T weight_decay = T(0));
     void step() override;
+    bool step_and_zero_grad() override;  // one pass per parameter: the update, the finiteness check, the zeroing
     std::string name() const override { return "sgd"; }
     std::map<std::string, std::string> hyperparameters() const override;
 
 private:
+    bool update(bool zero_gradient);  // step(), and zero_grad() in the same pass if asked; true if all finite
     T weight_decay_;
 };
 
@@ -103,7 +106,6 @@ private:
     T beta1_, beta2_, epsilon_, weight_decay_;
     bool decoupled_ = false;
     std::vector<autodiff::Matrix<T>> m_, v_;
-    bool distinct_;  // no parameter listed twice: step_and_zero_grad may zero in its pass
     std::uint64_t steps_ = 0;
 };
 

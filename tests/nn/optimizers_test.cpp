@@ -14,6 +14,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 std::unique_ptr<nn::Optimizer<double>> make(const std::string& name, const std::vector<Parameter<double>*>& ps) {
+    if (name == "sgd") return std::make_unique<nn::SGD<double>>(ps, 0.1);
     if (name == "sgd_wd") return std::make_unique<nn::SGD<double>>(ps, 0.1, 0.05);
     if (name == "momentum_wd") return std::make_unique<nn::Momentum<double>>(ps, 0.1, 0.9, 0.05);
     if (name == "adam_wd") return std::make_unique<nn::Adam<double>>(ps, 0.01, 0.9, 0.999, 1e-8, 0.05);
@@ -103,7 +104,7 @@ TEST_CASE("learning-rate schedules: constant, step, cosine to 0, linear warm-up"
 // the same weights and moments bit for bit, and with a parameter listed twice (updated twice
 // with its gradient by step()) it must not hand the second update a zeroed gradient.
 TEST_CASE("step_and_zero_grad equals step then zero_grad, a parameter listed twice included", "[optimizers]") {
-    for (const std::string name : {"sgd_wd", "momentum_wd", "adam", "adam_wd", "adamw"}) {
+    for (const std::string name : {"sgd", "sgd_wd", "momentum_wd", "adam", "adam_wd", "adamw"}) {
         for (bool twice : {false, true}) {
             Parameter<double> a(Matrix<double>{{0.5, -1.5}, {2.0, 0.25}}), b(a.value);
             auto gradient = [](Parameter<double>& p, int step) {
@@ -128,6 +129,22 @@ TEST_CASE("step_and_zero_grad equals step then zero_grad, a parameter listed twi
             REQUIRE(sa.size() == sb.size());
             for (const auto& [key, m] : sa) REQUIRE((sb.at(key) == m));
         }
+    }
+}
+
+// The fused pass checks every new weight, so that nn::Trainer need not read them again: true
+// only when all are finite. SGD's weight overflows here (1.79e308 + 0.1 * 1e308).
+TEST_CASE("SGD's and Adam's step_and_zero_grad say whether every updated weight is finite", "[optimizers]") {
+    for (const std::string name : {"sgd", "sgd_wd", "adam"}) {
+        INFO(name);
+        Parameter<double> p(Matrix<double>{{0.5, -1.5}});
+        const std::unique_ptr<nn::Optimizer<double>> opt = make(name, p);
+        p.grad = Matrix<double>{{0.1, -0.2}};
+        REQUIRE(opt->step_and_zero_grad());
+        p.grad = Matrix<double>{{0.1, name == "adam" ? NAN : -1e308}};
+        p.value(0, 1) = 1.79e308;
+        REQUIRE_FALSE(opt->step_and_zero_grad());
+        REQUIRE((p.grad == Matrix<double>{{0.0, 0.0}}));
     }
 }
 
