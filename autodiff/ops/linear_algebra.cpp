@@ -55,9 +55,7 @@ void matmul_forward(Tape<T>& tape, Node<T>& Z) {
 // Starts from b broadcast over the examples, then lets GEMM add W @ A in place.
 template <class T>
 void linear_forward(Tape<T>& tape, Node<T>& Z) {
-    const Matrix<T>& b = tape.input(Z, 2);
-    const std::size_t cols = Z.value.shape()[1];
-    for (std::size_t i = 0; i < Z.value.shape()[0]; ++i) std::fill_n(Z.value.data() + i * cols, cols, b(i, 0));
+    kernels::broadcast_column(tape.input(Z, 2).data(), Z.value);
     gemm(tape.input(Z, 0), Transpose::no, tape.input(Z, 1), Transpose::no, Z.value, T(1), T(1));
 }
 
