@@ -34,7 +34,8 @@ public:
         Var<T> loss = softmax_cross_entropy(linear(tape_.parameter(W3_), h, tape_.parameter(b3_)), labels_);
         tape_.backward(loss);
         loss_ = double(loss.value()(0, 0));
-        sgd_.step_and_zero_grad();  // as nn::Trainer does after every batch
+        sgd_.step();
+        sgd_.zero_grad();
     }
 
     double loss() const { return loss_; }

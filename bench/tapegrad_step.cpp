@@ -39,7 +39,8 @@ public:
             loss_ = double(loss.value()(0, 0));
             if (Replayed) replay_ = std::make_unique<autodiff::Replay<T>>(tape_, loss);
         }
-        sgd_.step_and_zero_grad();  // as nn::Trainer does after every batch
+        sgd_.step();
+        sgd_.zero_grad();
     }
 
     double loss() const { return loss_; }

@@ -151,11 +151,12 @@ void update(Parameter<T>& p, F&& delta) {
     });
 }
 
-// w -= rate * (g + decay * w) over one parameter's flat storage, each new w checked finite
-// in the same pass (no early exit, so that the loop vectorises), and g zeroed there if
-// asked (zero_grad() without a pass of its own). A loop per case rather than a test per
-// number: without decay the notebook's update, w -= rate * g, is exact.
-template <class T, bool decayed, bool zero_gradient>
+// w -= rate * (g + decay * w) over one parameter's flat storage. For step_and_zero_grad
+// (fused) the same pass zeroes g (zero_grad() without a pass of its own) and checks every
+// new w finite (returned; no early exit, so that the loop vectorises); step() does neither,
+// as before. A loop per case rather than a test per number: without decay the notebook's
+// update, w -= rate * g, is exact.
+template <class T, bool decayed, bool fused>
 bool sgd_loop(std::size_t n, T* __restrict w, T* __restrict g, T rate, T decay) {
     const T largest = std::numeric_limits<T>::max();
     // A flag as wide as T: an unsigned one made GCC pack each vector of comparisons into it
@@ -164,17 +165,19 @@ bool sgd_loop(std::size_t n, T* __restrict w, T* __restrict g, T rate, T decay) 
     Flag not_finite = 0;
     for (std::size_t k = 0; k < n; ++k) {
         w[k] -= decayed ? rate * (g[k] + decay * w[k]) : rate * g[k];
-        not_finite |= Flag(!(std::abs(w[k]) <= largest));
-        if constexpr (zero_gradient) g[k] = T(0);
+        if constexpr (fused) {
+            not_finite |= Flag(!(std::abs(w[k]) <= largest));
+            g[k] = T(0);
+        }
     }
-    return not_finite == 0;
+    return fused && not_finite == 0;
 }
 
 template <class T>
-bool sgd_update(std::size_t n, T* w, T* g, T rate, T decay, bool zero_gradient) {
+bool sgd_update(std::size_t n, T* w, T* g, T rate, T decay, bool fused) {
     if (decay == T(0))
-        return zero_gradient ? sgd_loop<T, false, true>(n, w, g, rate, decay) : sgd_loop<T, false, false>(n, w, g, rate, decay);
-    return zero_gradient ? sgd_loop<T, true, true>(n, w, g, rate, decay) : sgd_loop<T, true, false>(n, w, g, rate, decay);
+        return fused ? sgd_loop<T, false, true>(n, w, g, rate, decay) : sgd_loop<T, false, false>(n, w, g, rate, decay);
+    return fused ? sgd_loop<T, true, true>(n, w, g, rate, decay) : sgd_loop<T, true, false>(n, w, g, rate, decay);
 }
 
 }  // namespace
@@ -236,12 +239,12 @@ bool SGD<T>::step_and_zero_grad() {
 // might alias the parameter the loop writes, so the compiler would reload them per element
 // and not vectorise the loop (as Adam's was, when it took as long as the step's GEMMs).
 template <class T>
-bool SGD<T>::update(bool zero_gradient) {
+bool SGD<T>::update(bool fused) {
     const T rate = this->learning_rate_, decay = weight_decay_;
     bool finite = true;
     for (Parameter<T>* p : this->parameters_) {
         T* g = p->grad.data();
-        update_in_place(*p, [&](T* w, std::size_t n) { finite = sgd_update(n, w, g, rate, decay, zero_gradient) && finite; });
+        update_in_place(*p, [&](T* w, std::size_t n) { finite = sgd_update(n, w, g, rate, decay, fused) && finite; });
     }
     return finite;
 }

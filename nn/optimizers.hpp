@@ -61,7 +61,7 @@ public:
     std::map<std::string, std::string> hyperparameters() const override;
 
 private:
-    bool update(bool zero_gradient);  // step(), and zero_grad() in the same pass if asked; true if all finite
+    bool update(bool fused);  // step(); if fused, zero_grad() and the finiteness check in the same pass
     T weight_decay_;
 };
 
