@@ -427,7 +427,7 @@ T Replay<T>::run() {
     typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::run");
     forward_locked();
     tape_.swept_ = false;
-    tape_.backward_from_scalar(output_, &plan_, /*in_place_rerecorded=*/true);
+    tape_.backward_from_scalar(output_, &plan_);
     return tape_.value(output_.index())(0, 0);
 }
 

@@ -592,7 +592,6 @@ private:
     const Matrix<T>& parameter_value(const Node<T>& n) const;  // checks the parameter still exists
     [[noreturn]] void reject_parameter(const Node<T>& n) const;
     void check_in_place_unchanged(std::uint32_t index) const;
-    void check_parameter_grad(const Node<T>& n, std::uint32_t index) const;  // the shape backward adds into
     // For a Replay about to run the forward again: the in-place value is checked (alive,
     // same shape) and its version taken as of now.
     void rerecord_in_place(std::uint32_t index);
@@ -603,11 +602,9 @@ private:
         return i;
     }
     [[noreturn]] static void reject_input(const Node<T>& n, int i);
-    // Checks, then the output's seed sink; in_place_rerecorded: a replay's forward has just
-    // checked every entry read in place (rerecord_in_place), so only their gradients are left.
-    GradientSink<T> start_backward(const Var<T>& output, bool in_place_rerecorded = false);
+    GradientSink<T> start_backward(const Var<T>& output);  // checks, then the output's seed sink
     // backward(output) once the tape is locked; a Replay passes its flat plan (else null).
-    void backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan = nullptr, bool in_place_rerecorded = false);
+    void backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan = nullptr);
     void sweep(const Var<T>& output, FlatPlan<T>* plan);
     void resolve_leaf_grad(FlatStep<T>& step, std::uint32_t side, std::uint32_t leaf);  // where a leaf's gradient is now
     void point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, const bool* overwrite);
