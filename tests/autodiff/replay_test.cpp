@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <optional>
 
 #include "autodiff/autodiff.hpp"
 #include "autodiff/custom_op.hpp"
@@ -345,4 +346,43 @@ TEST_CASE("an op that throws while it records pins none of its inputs: a Replay 
     p.zero_grad();
     Replay<double> replay(tape, loss);
     CHECK(replay.run() == 6.0);
+}
+
+namespace {
+// A replayable user op (record_op): the identity, whose forward, when armed, changes or
+// destroys a parameter, after the replay's forward has checked the parameters and before
+// its backward runs.
+std::optional<Parameter<double>>* meddled_parameter = nullptr;
+int meddling = 0;  // 1: change w(0, 0) in place (bump_version); 2: destroy w
+void meddling_forward(Tape<double>& tape, Node<double>& y) {
+    const Matrix<double>& x = tape.input(y, 0);
+    std::copy(x.begin(), x.end(), y.value.begin());
+    if (meddling == 1) (**meddled_parameter).value(0, 0) += 1, (**meddled_parameter).bump_version();
+    if (meddling == 2) meddled_parameter->reset();
+}
+void identity_backward(Tape<double>& tape, Node<double>& y) {
+    const double* g = y.grad.data();
+    tape.grad_of(y, 0).accumulate([g](std::size_t k) { return g[k]; });
+}
+}  // namespace
+
+// An attack found that skipping backward's check of the parameters in a replay (on the ground
+// that its forward had just made it) let the gradient go silently wrong, or read freed memory,
+// when an op's own forward changed a parameter after that check.
+TEST_CASE("a replay's backward refuses a parameter an op's forward changed or destroyed during the run", "[replay]") {
+    for (int mode : {1, 2}) {
+        INFO("mode " << mode);
+        std::optional<Parameter<double>> w(Matrix<double>{{1, 2}, {3, 4}});
+        meddled_parameter = &w;
+        Parameter<double> v(Matrix<double>{{1, 1}, {1, 1}});
+        Tape<double> tape;
+        Var<double> loss = sum(tape.record_op("meddle", {tape.parameter(*w) * tape.parameter(v)}, {2, 2},
+                                              meddling_forward, identity_backward));
+        tape.backward(loss);
+        Replay<double> replay(tape, loss);
+        v.zero_grad();
+        meddling = mode;
+        REQUIRE_THROWS_WITH(replay.run(), Contains(mode == 1 ? "was modified in place" : "destroyed"));
+        meddling = 0;
+    }
 }
