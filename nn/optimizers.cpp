@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include "autodiff/error.hpp"
 #include "nn/adam_update.hpp"
@@ -134,10 +135,21 @@ void require_shape(const std::string& optimizer, const Parameter<T>& p, const Ma
                               " but its " + what + " is " + autodiff::to_string(autodiff::shape_of(other)));
 }
 
-// kernel(w, n) changes a parameter's flat storage in place, once its gradient is checked.
+// Before a step changes anything: every gradient, and every state array listed, has its
+// parameter's shape (one resized since would be read past its end). All checked first, so
+// that a step that throws leaves every weight, gradient and state as it was.
+template <class T>
+void require_shapes_before_step(const std::string& optimizer, const std::vector<Parameter<T>*>& parameters,
+                                std::initializer_list<std::pair<const std::vector<Matrix<T>>*, const char*>> states = {}) {
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
+        require_shape(optimizer, *parameters[i], parameters[i]->grad, "gradient");
+        for (const auto& [arrays, what] : states) require_shape(optimizer, *parameters[i], (*arrays)[i], what);
+    }
+}
+
+// kernel(w, n) changes a parameter's flat storage in place (its shapes checked before the step).
 template <class T, class Kernel>
 void update_in_place(Parameter<T>& p, Kernel&& kernel) {
-    require_shape("optimizer", p, p.grad, "gradient");
     kernel(p.value.data(), p.value.size());
     p.bump_version();  // a tape that recorded p before this update refuses to backward through it
 }
@@ -240,6 +252,7 @@ bool SGD<T>::step_and_zero_grad() {
 // and not vectorise the loop (as Adam's was, when it took as long as the step's GEMMs).
 template <class T>
 bool SGD<T>::update(bool fused) {
+    require_shapes_before_step(name(), this->parameters_);
     const T rate = this->learning_rate_, decay = weight_decay_;
     bool finite = true;
     for (Parameter<T>* p : this->parameters_) {
@@ -265,9 +278,9 @@ Momentum<T>::Momentum(std::vector<Parameter<T>*> parameters, T learning_rate, T 
 
 template <class T>
 void Momentum<T>::step() {
-    const T rate = this->learning_rate_, momentum = momentum_, decay = weight_decay_;  // locals: see SGD::step
+    require_shapes_before_step(name(), this->parameters_, {{&velocity_, "velocity"}});
+    const T rate = this->learning_rate_, momentum = momentum_, decay = weight_decay_;  // locals: see SGD::update
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
-        require_shape(name(), *this->parameters_[i], velocity_[i], "velocity");
         const T* g = this->parameters_[i]->grad.data();
         const T* w = this->parameters_[i]->value.data();
         T* v = velocity_[i].data();
@@ -334,6 +347,7 @@ bool Adam<T>::step_and_zero_grad() {
 
 template <class T>
 bool Adam<T>::update(bool zero_gradient) {
+    require_shapes_before_step(name(), this->parameters_, {{&m_, "first moment"}, {&v_, "second moment"}});
     ++steps_;
     const T correction1 = T(1) - std::pow(beta1_, T(steps_));
     const T correction2 = T(1) - std::pow(beta2_, T(steps_));
@@ -350,7 +364,6 @@ bool Adam<T>::update(bool zero_gradient) {
     bool finite = true;
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
         Parameter<T>& p = *this->parameters_[i];
-        require_shape(name(), p, m_[i], "first moment");
         update_in_place(p, [&](T* w, std::size_t n) {
             finite = detail::adam_update(n, w, m_[i].data(), v_[i].data(), p.grad.data(), c, zero_gradient) && finite;
         });

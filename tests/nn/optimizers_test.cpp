@@ -153,3 +153,26 @@ TEST_CASE("an optimizer refuses a null pointer in its parameter list, saying whe
     REQUIRE_THROWS_WITH(nn::SGD<double>({&p, nullptr}, 0.1), Contains("parameter 1 of 2 is a null pointer"));
     REQUIRE_THROWS_WITH(nn::Adam<double>({nullptr}, 0.1), Contains("parameter 0 of 1 is a null pointer"));
 }
+
+// A gradient of another shape than its parameter is refused before anything is updated: an
+// attack found the parameters listed before it already updated (and, by step_and_zero_grad,
+// their gradients zeroed), and Adam's step count advanced.
+TEST_CASE("a step refused for a gradient of another shape changes no weight, gradient or state", "[optimizers][errors]") {
+    for (const std::string name : {"sgd", "sgd_wd", "momentum_wd", "adam", "adamw"}) {
+        for (bool fused : {false, true}) {
+            INFO(name << (fused ? ", step_and_zero_grad" : ", step"));
+            Parameter<double> a(Matrix<double>{{0.5, -1.5}}, "a"), b(Matrix<double>{{2.0, 0.25}}, "b");
+            const std::unique_ptr<nn::Optimizer<double>> opt = make(name, std::vector<Parameter<double>*>{&a, &b});
+            a.grad = Matrix<double>{{0.1, -0.2}};
+            b.grad = Matrix<double>{{0.3}};
+            const auto state = opt->state();
+            REQUIRE_THROWS_WITH(fused ? (void)opt->step_and_zero_grad() : opt->step(),
+                                Contains("parameter 'b' is 1x2 but its gradient is 1x1"));
+            REQUIRE((a.value == Matrix<double>{{0.5, -1.5}}));
+            REQUIRE((a.grad == Matrix<double>{{0.1, -0.2}}));
+            const auto after = opt->state();
+            REQUIRE(after.size() == state.size());
+            for (const auto& [key, m] : state) REQUIRE((after.at(key) == m));
+        }
+    }
+}
