@@ -712,8 +712,10 @@ void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
     const NodeExtras<T>& leaf = n.in_place_record();
     // Its gradient is added to where it lives: one replaced by another shape since (by hand,
     // or by another tape's parameter() after the value was resized and back) would be indexed
-    // out of bounds. An empty one is a gradient not started yet.
-    if (n.parameter != nullptr && accumulate_into_parameters_ && shape_of(n.parameter->grad) != leaf.recorded_shape) {
+    // out of bounds. An empty one is a gradient not started yet. One recorded under NoGrad
+    // gets no gradient: its own is none of this backward's business.
+    if (n.parameter != nullptr && n.requires_grad && accumulate_into_parameters_ &&
+        shape_of(n.parameter->grad) != leaf.recorded_shape) {
         if (n.parameter->grad.size() != 0)
             throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) + ") is " +
                         to_string(leaf.recorded_shape) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +

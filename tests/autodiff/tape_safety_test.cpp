@@ -125,6 +125,25 @@ TEST_CASE("a NoGrad value read by a recorded op stays while the tape needs it", 
     CHECK_THAT(x.grad()(0, 1), Catch::Matchers::WithinAbs(std::exp(1.0), 1e-15));
 }
 
+// Found by an attack: backward checked the gradient's shape of a parameter recorded under
+// NoGrad as well, and refused one of another shape, although no gradient reaches it.
+TEST_CASE("backward leaves alone the gradient of a parameter recorded under NoGrad", "[tape][nograd]") {
+    Parameter<double> frozen(M({{2.0, 3.0}}), "frozen");
+    Tape<double> tape;
+    Var<double> x = tape.leaf(M({{1.0, 2.0}}));
+    Var<double> w;
+    {
+        NoGrad<double> off(tape);
+        w = tape.parameter(frozen);
+    }
+    Var<double> y = sum(x * w);
+    frozen.grad = M({{7.0}});  // another shape, left from elsewhere
+    tape.backward(y);
+    CHECK(x.grad()(0, 0) == 2.0);
+    CHECK(x.grad()(0, 1) == 3.0);
+    CHECK((frozen.grad == M({{7.0}})));
+}
+
 TEST_CASE("a tape that keeps growing past its memory limit throws, saying why", "[tape][nograd]") {
     Tape<double> tape;
     CHECK(tape.memory_limit() == Tape<double>::default_memory_limit);
