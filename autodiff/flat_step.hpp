@@ -192,6 +192,7 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
     const std::uint32_t index = push(op, n * sizeof(T));
     Node<T>& y = nodes_[index];
     y.arity = static_cast<std::uint8_t>(Arity);
+    y.flags |= Node<T>::library_code;
     for (std::size_t k = 0; k < Arity; ++k) y.inputs[k] = inputs[k]->index_;
     y.requires_grad = any_input_needs_grad && backward != nullptr;
     y.backward = y.requires_grad ? backward : nullptr;

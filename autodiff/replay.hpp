@@ -113,6 +113,9 @@ private:
     FlatPlan<T> plan_;                     ///< the elementwise entries, run on their buffers (autodiff/flat_step.hpp)
     std::vector<std::pair<std::uint32_t, std::uint8_t>> owned_;  ///< entries whose value/gradient live in plan_.arena (Node::replay_owned)
     bool ownership_settled_ = false;       ///< the first forward has run: owned_ is all the tape's entries say
+    /// An entry runs code the library did not write (a user's record_op): after its forward the
+    /// parameters are checked again, and so are they before the backward.
+    bool foreign_code_ = false;
 };
 
 }  // namespace autodiff

@@ -434,13 +434,13 @@ void Tape<T>::reject_held_by_replay(const char* op) const {
 }
 
 template <class T>
-void Tape<T>::backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan) {
+void Tape<T>::backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan, bool in_place_rerecorded) {
     check(output, "backward");
     const Shape s = shape_of(value(output.index_));
     if (s != Shape{1, 1})
         throw Error("backward: the output is " + to_string(s) +
                     ", not 1x1: pass a seed of that shape (backward(output, seed))");
-    start_backward(output).accumulate([](std::size_t) { return T(1); });
+    start_backward(output, in_place_rerecorded).accumulate([](std::size_t) { return T(1); });
     sweep(output, plan);
 }
 
@@ -460,7 +460,7 @@ void Tape<T>::backward(const Var<T>& output, const Matrix<T>& seed) {
 }
 
 template <class T>
-GradientSink<T> Tape<T>::start_backward(const Var<T>& output) {
+GradientSink<T> Tape<T>::start_backward(const Var<T>& output, bool in_place_rerecorded) {
     if (swept_) throw Error("backward: this tape was already swept; reset() it and record again");
     Node<T>& out = nodes_[output.index_];
     if (!out.requires_grad)
@@ -470,7 +470,11 @@ GradientSink<T> Tape<T>::start_backward(const Var<T>& output) {
     // for a sweep of the same entries again), and a tape is swept once: only the entries
     // that read a value in place need a look, not every entry.
     for (const std::uint32_t i : in_place_entries_) {
-        check_in_place_unchanged(i);
+        // The replay's in_place_ are these same entries (every pinned one that reads in place).
+        if (in_place_rerecorded)
+            check_parameter_grad(nodes_[i], i);
+        else
+            check_in_place_unchanged(i);
         if (detect_anomaly_) check_finite_accumulated_grad(i);
     }
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
@@ -707,21 +711,9 @@ template <class T>
 void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
     const Node<T>& n = nodes_[i];
     if (!n.reads_in_place()) return;  // a NoGrad entry reused for another op
-    if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
-    check_in_place_shape(n, i, "backward");
+    check_in_place_readable(i, "backward");
+    check_parameter_grad(n, i);
     const NodeExtras<T>& leaf = n.in_place_record();
-    // Its gradient is added to where it lives: one replaced by another shape since (by hand,
-    // or by another tape's parameter() after the value was resized and back) would be indexed
-    // out of bounds. An empty one is a gradient not started yet. One recorded under NoGrad
-    // gets no gradient: its own is none of this backward's business.
-    if (n.parameter != nullptr && n.requires_grad && accumulate_into_parameters_ &&
-        shape_of(n.parameter->grad) != leaf.recorded_shape) {
-        if (n.parameter->grad.size() != 0)
-            throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) + ") is " +
-                        to_string(leaf.recorded_shape) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +
-                        ": a gradient is added to it in place; call zero_grad() to give it the parameter's shape");
-        n.parameter->zero_grad();
-    }
     if (n.parameter == nullptr || n.parameter->version_ == leaf.parameter_version) return;
     throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) +
                 ") was modified in place after it was recorded (version " + std::to_string(n.parameter->version_) +
@@ -730,13 +722,37 @@ void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
                 "optimizer's step(), or reset() and record again");
 }
 
+// Its gradient is added to where it lives: one replaced by another shape since (by hand,
+// or by another tape's parameter() after the value was resized and back) would be indexed
+// out of bounds. An empty one is a gradient not started yet. One recorded under NoGrad gets
+// no gradient: its own is none of this backward's business.
+template <class T>
+void Tape<T>::check_parameter_grad(const Node<T>& n, std::uint32_t i) const {
+    if (n.parameter == nullptr || !n.requires_grad || !n.reads_in_place() || !accumulate_into_parameters_) return;
+    const Shape recorded = n.in_place_record().recorded_shape;
+    if (shape_of(n.parameter->grad) == recorded) return;
+    if (n.parameter->grad.size() != 0)
+        throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) + ") is " +
+                    to_string(recorded) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +
+                    ": a gradient is added to it in place; call zero_grad() to give it the parameter's shape");
+    n.parameter->zero_grad();
+}
+
 template <class T>
 void Tape<T>::rerecord_in_place(std::uint32_t i) {
     Node<T>& n = nodes_[i];
     if (!n.reads_in_place()) return;
-    if (n.parameter != nullptr) parameter_value(n);  // still alive, before it is read
-    check_in_place_shape(n, i, "Replay");
+    check_in_place_readable(i, "Replay");
     if (n.parameter != nullptr) n.in_place_record().parameter_version = n.parameter->version_;  // read again now
+}
+
+// Still alive (a parameter) and of the shape it was recorded with: what reading it in place needs.
+template <class T>
+void Tape<T>::check_in_place_readable(std::uint32_t i, const char* op) const {
+    const Node<T>& n = nodes_[i];
+    if (!n.reads_in_place()) return;
+    if (n.parameter != nullptr) parameter_value(n);
+    check_in_place_shape(n, i, op);
 }
 
 template <class T>

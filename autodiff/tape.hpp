@@ -149,9 +149,11 @@ struct alignas(64) Node {
     bool requires_grad = false;
     // Bits under_nograd: recorded under NoGrad (its inputs may since have been released and
     // reused); in_place: its value is read where it lives, extras->in_place (a parameter's
-    // or constant_ref's), not from `value`.
+    // or constant_ref's), not from `value`; library_code: its forward and backward are the
+    // library's own ops, which touch nothing but their entry and what it reads and adds to
+    // (a user's record_op forward may do anything: a Replay checks the parameters again after it).
     std::uint8_t flags = 0;
-    static constexpr std::uint8_t under_nograd = 1, in_place = 2;
+    static constexpr std::uint8_t under_nograd = 1, in_place = 2, library_code = 4;
     // Bits replay_value, replay_grad: a Replay keeps this entry's value (gradient) in memory of
     // its own, shared with other entries', so the buffer here goes stale: reading it is refused.
     std::uint8_t replay_owned = 0;
@@ -482,7 +484,8 @@ public:
     // model records hundreds of thousands of them. The inputs are checked here (live handles
     // of this tape); inputs of different shapes record nothing and give nullopt: the op's
     // broadcasting path then records it. `forward` is stored for a Replay, and must compute
-    // what `kernel` does. Defined in flat_step.hpp.
+    // what `kernel` does; both are taken for the library's own code (Node::library_code):
+    // they must touch nothing but the buffers they are given. Defined in flat_step.hpp.
     template <std::size_t Arity, class Kernel>
     std::optional<Var<T>> record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
                                       ForwardFn<T> forward, BackwardFn<T> backward, Kernel&& kernel, T s = T(0),
@@ -595,9 +598,11 @@ private:
     const Matrix<T>& parameter_value(const Node<T>& n) const;  // checks the parameter still exists
     [[noreturn]] void reject_parameter(const Node<T>& n) const;
     void check_in_place_unchanged(std::uint32_t index) const;
+    void check_parameter_grad(const Node<T>& n, std::uint32_t index) const;  // the shape backward adds into
     // For a Replay about to run the forward again: the in-place value is checked (alive,
     // same shape) and its version taken as of now.
     void rerecord_in_place(std::uint32_t index);
+    void check_in_place_readable(std::uint32_t index, const char* op) const;  // alive, recorded shape
     Var<T> copy_leaf(const Matrix<T>& value, const char* op, bool is_leaf);  // a leaf needs a gradient unless under NoGrad
     [[noreturn]] void reject(const Var<T>& v, const char* op) const;  // check()'s error, out of the hot path
     static int check_input(const Node<T>& n, int i) {
@@ -605,9 +610,12 @@ private:
         return i;
     }
     [[noreturn]] static void reject_input(const Node<T>& n, int i);
-    GradientSink<T> start_backward(const Var<T>& output);  // checks, then the output's seed sink
+    // Checks, then the output's seed sink. in_place_rerecorded: a replay's forward has just
+    // checked every entry read in place (rerecord_in_place) and ran only the library's code
+    // since, so only their gradients are left to check.
+    GradientSink<T> start_backward(const Var<T>& output, bool in_place_rerecorded = false);
     // backward(output) once the tape is locked; a Replay passes its flat plan (else null).
-    void backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan = nullptr);
+    void backward_from_scalar(const Var<T>& output, FlatPlan<T>* plan = nullptr, bool in_place_rerecorded = false);
     void sweep(const Var<T>& output, FlatPlan<T>* plan);
     void resolve_leaf_grad(FlatStep<T>& step, std::uint32_t side, std::uint32_t leaf);  // where a leaf's gradient is now
     void point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, const bool* overwrite);

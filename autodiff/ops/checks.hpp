@@ -6,11 +6,32 @@
 #include <string>
 
 #include "autodiff/error.hpp"
+#include "autodiff/ops.hpp"
 #include "autodiff/tape.hpp"
 
 namespace autodiff::ops {
 
 [[noreturn]] inline void fail(const char* op, const std::string& what) { throw Error(std::string(op) + ": " + what); }
+
+// Tape::record_op for the library's own ops: the entry is marked as running the library's
+// code alone (Node::library_code), which a Replay trusts not to change a parameter between
+// its forward's checks and its backward.
+// T comes from the tape alone: the inputs are handles, converted as record_op converts them.
+template <class T>
+using NotDeduced = typename detail::non_deduced<T>::type;
+template <class T, class Setup>
+Var<T> record_library_op(Tape<T>& tape, const char* op, std::initializer_list<InputRef<NotDeduced<T>>> inputs, Shape shape,
+                         ForwardFn<NotDeduced<T>> forward, BackwardFn<NotDeduced<T>> backward, Setup&& setup) {
+    return tape.record_op(op, inputs, shape, forward, backward, [&](Node<T>& n) {
+        n.flags |= Node<T>::library_code;
+        setup(n);
+    });
+}
+template <class T>
+Var<T> record_library_op(Tape<T>& tape, const char* op, std::initializer_list<InputRef<NotDeduced<T>>> inputs, Shape shape,
+                         ForwardFn<NotDeduced<T>> forward, BackwardFn<NotDeduced<T>> backward) {
+    return record_library_op(tape, op, inputs, shape, forward, backward, [](Node<T>&) {});
+}
 
 // The tape every input lives on, held by this thread from the inputs' checks to the end of
 // the op (this object's scope); throws if they live on different tapes, are stale, or another

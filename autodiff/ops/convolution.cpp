@@ -187,8 +187,8 @@ Var<T> conv2d_impl(const Var<T>& x, ImageShape image, const Var<T>& W, const Var
     check_workspace<T>(tape, g, m);
     auto setup = [&](Node<T>& y) { ops::store(y, g); };
     const Shape shape{W.rows() * P, m};
-    if (b) return tape.record_op(op, {x, W, *b}, shape, conv2d_forward<T>, conv2d_backward<T>, setup);
-    return tape.record_op(op, {x, W}, shape, conv2d_forward<T>, conv2d_backward<T>, setup);
+    if (b) return ops::record_library_op(tape, op, {x, W, *b}, shape, conv2d_forward<T>, conv2d_backward<T>, setup);
+    return ops::record_library_op(tape, op, {x, W}, shape, conv2d_forward<T>, conv2d_backward<T>, setup);
 }
 
 }  // namespace

@@ -180,7 +180,7 @@ Var<T> binary(const Var<T>& a, const Var<T>& b) {
     Tape<T>& tape = held.tape();
     const Shape shape = ops::broadcast_shape(Rule::name, Rule::symbol, shape_of(ops::checked_value(tape, a)),
                                              shape_of(ops::checked_value(tape, b)));
-    return tape.record_op(Rule::name, {a, b}, shape, forward, binary_backward<T, Rule>);
+    return ops::record_library_op(tape, Rule::name, {a, b}, shape, forward, binary_backward<T, Rule>);
 }
 
 }  // namespace

@@ -106,7 +106,7 @@ void linear_activation_backward(Tape<T>& tape, Node<T>& Y) {
 
 template <class T, class Rule>
 Var<T> record_linear_activation(Tape<T>& tape, const Var<T>& W, const Var<T>& A, const Var<T>& b) {
-    return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_activation_forward<T, Rule>,
+    return ops::record_library_op(tape, "linear", {W, A, b}, {W.rows(), A.cols()}, linear_activation_forward<T, Rule>,
                           linear_activation_backward<T, Rule>,
                           [](Node<T>& Y) { Y.params()[0] = static_cast<std::uint32_t>(Rule::activation); });
 }
@@ -144,7 +144,7 @@ Var<T> matmul(const Var<T>& W, const Var<T>& A) {
     const ops::HeldTape<T> held("matmul", {W, A});
     Tape<T>& tape = held.tape();
     check_inner("matmul", W, A);
-    return tape.record_op("matmul", {W, A}, {W.rows(), A.cols()}, matmul_forward<T>, matmul_backward<T>);
+    return ops::record_library_op(tape, "matmul", {W, A}, {W.rows(), A.cols()}, matmul_forward<T>, matmul_backward<T>);
 }
 
 template <class T>
@@ -152,7 +152,7 @@ Var<T> linear(const Var<T>& W, const Var<T>& A, const Var<T>& b) {
     const ops::HeldTape<T> held("linear", {W, A, b});
     Tape<T>& tape = held.tape();
     check_linear(W, A, b);
-    return tape.record_op("linear", {W, A, b}, {W.rows(), A.cols()}, linear_forward<T>, linear_backward<T>);
+    return ops::record_library_op(tape, "linear", {W, A, b}, {W.rows(), A.cols()}, linear_forward<T>, linear_backward<T>);
 }
 
 template <class T>
@@ -175,7 +175,7 @@ template <class T>
 Var<T> transpose(const Var<T>& x) {
     const ops::HeldTape<T> held("transpose", {x});
     Tape<T>& tape = held.tape();
-    return tape.record_op("transpose", {x}, {x.cols(), x.rows()}, transpose_forward<T>, transpose_backward<T>);
+    return ops::record_library_op(tape, "transpose", {x}, {x.cols(), x.rows()}, transpose_forward<T>, transpose_backward<T>);
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                      \

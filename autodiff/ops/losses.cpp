@@ -57,7 +57,7 @@ Var<T> pointwise_loss(const Var<T>& prediction, const Var<T>& target) {
     const ops::HeldTape<T> held(Rule::name, {prediction, target});
     Tape<T>& tape = held.tape();
     ops::require_same_shape(Rule::name, "prediction", prediction, "target", target.shape());
-    return tape.record_op(Rule::name, {prediction, target}, {1, 1}, pointwise_loss_forward<T, Rule>,
+    return ops::record_library_op(tape, Rule::name, {prediction, target}, {1, 1}, pointwise_loss_forward<T, Rule>,
                           pointwise_loss_backward<T, Rule>);
 }
 
@@ -116,7 +116,7 @@ Var<T> nll_loss(const Var<T>& log_probs, const Labels& classes) {
     const ops::HeldTape<T> held("nll_loss", {log_probs});
     Tape<T>& tape = held.tape();
     ops::require_labels("nll_loss", log_probs.shape(), classes);
-    return tape.record_op("nll_loss", {log_probs}, {1, 1}, nll_forward<T>, nll_backward<T>,
+    return ops::record_library_op(tape, "nll_loss", {log_probs}, {1, 1}, nll_forward<T>, nll_backward<T>,
                           [&](Node<T>& loss) { loss.labels() = classes; });
 }
 

@@ -131,8 +131,8 @@ Var<T> normalize(const char* op, std::uint32_t axis, const Var<T>& x, const Var<
         y.params()[0] = axis;
         y.scalar = eps;
     };
-    if (gain) return tape.record_op(op, {x, *gain, *bias}, s, normalize_forward<T>, normalize_backward<T>, setup);
-    return tape.record_op(op, {x}, s, normalize_forward<T>, normalize_backward<T>, setup);
+    if (gain) return ops::record_library_op(tape, op, {x, *gain, *bias}, s, normalize_forward<T>, normalize_backward<T>, setup);
+    return ops::record_library_op(tape, op, {x}, s, normalize_forward<T>, normalize_backward<T>, setup);
 }
 
 }  // namespace

@@ -153,7 +153,7 @@ Var<T> pool(const char* op, const Var<T>& x, ImageShape image, Window window, Fo
         ops::fail(op, "a " + std::to_string(g.kernel_h) + "x" + std::to_string(g.kernel_w) +
                           " window has more taps than this type counts exactly (" +
                           std::to_string(std::size_t(1) << std::numeric_limits<T>::digits) + ")");
-    return tape.record_op(op, {x}, {g.channels * g.positions(), x.cols()}, forward, backward,
+    return ops::record_library_op(tape, op, {x}, {g.channels * g.positions(), x.cols()}, forward, backward,
                           [&](Node<T>& y) { ops::store(y, g); });
 }
 

@@ -34,7 +34,7 @@ Var<T> reduce(const char* op, const Var<T>& x, int axis, bool average) {
     Tape<T>& tape = held.tape();
     const Shape out_shape = reduced_shape(x.shape(), axis);
     const T factor = average ? T(out_shape.size()) / T(x.shape().size()) : T(1);
-    return tape.record_op(op, {x}, out_shape, reduce_forward<T>, reduce_backward<T>,
+    return ops::record_library_op(tape, op, {x}, out_shape, reduce_forward<T>, reduce_backward<T>,
                           [&](Node<T>& y) { y.scalar = factor; });
 }
 
@@ -71,7 +71,7 @@ Var<T> mse(const Var<T>& prediction, const Var<T>& target) {
     Tape<T>& tape = held.tape();
     ops::require_same_shape("mse", "prediction", prediction, "target", target.shape());
     const T inverse_count = T(1) / static_cast<T>(prediction.shape().size());
-    return tape.record_op("mse", {prediction, target}, {1, 1}, mse_forward<T>, mse_backward<T>,
+    return ops::record_library_op(tape, "mse", {prediction, target}, {1, 1}, mse_forward<T>, mse_backward<T>,
                           [&](Node<T>& loss) { loss.scalar = inverse_count; });
 }
 

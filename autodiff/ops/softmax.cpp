@@ -194,7 +194,7 @@ Var<T> cross_entropy(std::initializer_list<InputRef<T>> inputs, T label_smoothin
     if (!(label_smoothing >= T(0) && label_smoothing <= T(1)))
         ops::fail("softmax_cross_entropy", "label_smoothing is " + std::to_string(label_smoothing) + " (it must be in [0, 1])");
     const T inverse_m = T(1) / static_cast<T>(logits.cols());
-    return tape.record_op("softmax_cross_entropy", inputs, {1, 1}, cross_entropy_forward<T>, cross_entropy_backward<T>,
+    return ops::record_library_op(tape, "softmax_cross_entropy", inputs, {1, 1}, cross_entropy_forward<T>, cross_entropy_backward<T>,
                           [&](Node<T>& loss) {
                               loss.scalar = inverse_m;
                               loss.set_scalar2(label_smoothing);
@@ -207,7 +207,7 @@ Var<T> softmax_or_log(const char* op, const Var<T>& z, int axis, ForwardFn<T> fo
     const ops::HeldTape<T> held(op, {z});
     Tape<T>& tape = held.tape();
     const auto along = static_cast<std::uint32_t>(ops::require_axis(op, axis));
-    return tape.record_op(op, {z}, z.shape(), forward, backward, [&](Node<T>& y) { y.params()[0] = along; });
+    return ops::record_library_op(tape, op, {z}, z.shape(), forward, backward, [&](Node<T>& y) { y.params()[0] = along; });
 }
 
 template <class T>

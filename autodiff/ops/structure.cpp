@@ -65,7 +65,7 @@ Var<T> concat_entry(Tape<T>& tape, std::initializer_list<InputRef<T>> parts, int
     Shape total = (*parts.begin())->shape();
     if (axis == 0) total.rows = 0; else total.cols = 0;
     for (const InputRef<T>& p : parts) (axis == 0 ? total.rows : total.cols) += axis == 0 ? p->rows() : p->cols();
-    return tape.record_op("concat", parts, total, concat_forward<T>, concat_backward<T>,
+    return ops::record_library_op(tape, "concat", parts, total, concat_forward<T>, concat_backward<T>,
                           [&](Node<T>& y) { y.params()[0] = static_cast<std::uint32_t>(axis); });
 }
 
@@ -176,7 +176,7 @@ Var<T> max_over(const Var<T>& x, std::uint32_t axis) {
     Tape<T>& tape = held.tape();
     const Shape s = x.shape();
     const Shape out = axis == 0 ? Shape{1, s.cols} : (axis == 1 ? Shape{s.rows, 1} : Shape{1, 1});
-    return tape.record_op("max", {x}, out, max_forward<T>, max_backward<T>, [&](Node<T>& y) { y.params()[0] = axis; });
+    return ops::record_library_op(tape, "max", {x}, out, max_forward<T>, max_backward<T>, [&](Node<T>& y) { y.params()[0] = axis; });
 }
 
 // Over a plain array, so that neither overload copies the list of handles (no allocation).
@@ -225,7 +225,7 @@ Var<T> slice(const Var<T>& x, int axis, std::size_t begin, std::size_t end) {
                                (axis == 0 ? "rows" : "columns") + " is out of range for " + to_string(s) +
                                " (it needs begin < end <= " + std::to_string(n) + ")");
     const Shape out = axis == 0 ? Shape{end - begin, s.cols} : Shape{s.rows, end - begin};
-    return tape.record_op("slice", {x}, out, slice_forward<T>, slice_backward<T>, [&](Node<T>& y) {
+    return ops::record_library_op(tape, "slice", {x}, out, slice_forward<T>, slice_backward<T>, [&](Node<T>& y) {
         y.params()[0] = static_cast<std::uint32_t>(axis);
         y.params()[1] = static_cast<std::uint32_t>(begin);
         y.params()[2] = static_cast<std::uint32_t>(end);
@@ -246,7 +246,7 @@ Var<T> gather(const Var<T>& table, const Labels& ids, int axis) {
                                     to_string(s) + " table (" + std::to_string(vocab) + " entries along axis " +
                                     std::to_string(axis) + (axis == 1 ? ": one column per id, features x vocab)" : ": one row per id)"));
     const Shape out = axis == 1 ? Shape{s.rows, ids.size()} : Shape{ids.size(), s.cols};
-    return tape.record_op("gather", {table}, out, gather_forward<T>, gather_backward<T>, [&](Node<T>& y) {
+    return ops::record_library_op(tape, "gather", {table}, out, gather_forward<T>, gather_backward<T>, [&](Node<T>& y) {
         y.params()[0] = static_cast<std::uint32_t>(axis);
         y.labels() = ids;  // copy-assign keeps the capacity: no allocation on reuse
     });
@@ -259,7 +259,7 @@ Var<T> reshape(const Var<T>& x, Shape shape) {
     std::size_t size = 0;
     if (!multiply_fits(shape.rows, shape.cols, size) || size != x.shape().size() || size == 0)
         ops::fail("reshape", to_string(x.shape()) + " cannot become " + to_string(shape) + " (the sizes must be equal and nonzero)");
-    return tape.record_op("reshape", {x}, shape, reshape_forward<T>, reshape_backward<T>);
+    return ops::record_library_op(tape, "reshape", {x}, shape, reshape_forward<T>, reshape_backward<T>);
 }
 
 template <class T> Var<T> max(const Var<T>& x, int axis) { return max_over(x, static_cast<std::uint32_t>(ops::require_axis("max", axis))); }

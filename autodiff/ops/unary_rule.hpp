@@ -142,7 +142,7 @@ Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
                                  s, s2);
     } else {
         const HeldTape<T> held(Rule::name, {x});
-        return tape.record_op(Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
+        return ops::record_library_op(tape, Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,
                               [&](Node<T>& y) {
                                   y.scalar = s;
                                   y.set_scalar2(s2);

@@ -62,7 +62,7 @@ Var<T> where(const Var<T>& mask, const Var<T>& a, const Var<T>& b) {
                 sb = shape_of(ops::checked_value(tape, b));
     if (mask.requires_grad())
         ops::fail("where", "the mask (" + to_string(sm) + ") needs a gradient; a selector has none (record it with tape.constant)");
-    return tape.record_op("where", {mask, a, b}, where_shape(sm, sa, sb), where_forward<T>, where_backward<T>);
+    return ops::record_library_op(tape, "where", {mask, a, b}, where_shape(sm, sa, sb), where_forward<T>, where_backward<T>);
 }
 
 // The shapes checked before the mask is recorded: a refused where() leaves no constant behind.

@@ -353,12 +353,13 @@ namespace {
 // destroys a parameter, after the replay's forward has checked the parameters and before
 // its backward runs.
 std::optional<Parameter<double>>* meddled_parameter = nullptr;
-int meddling = 0;  // 1: change w(0, 0) in place (bump_version); 2: destroy w
+int meddling = 0;  // 1: change w(0, 0) in place (bump_version); 2: destroy w; 3: resize w
 void meddling_forward(Tape<double>& tape, Node<double>& y) {
     const Matrix<double>& x = tape.input(y, 0);
     std::copy(x.begin(), x.end(), y.value.begin());
     if (meddling == 1) (**meddled_parameter).value(0, 0) += 1, (**meddled_parameter).bump_version();
     if (meddling == 2) meddled_parameter->reset();
+    if (meddling == 3) (**meddled_parameter).value = Matrix<double>({1, 1});
 }
 void identity_backward(Tape<double>& tape, Node<double>& y) {
     const double* g = y.grad.data();
@@ -385,4 +386,34 @@ TEST_CASE("a replay's backward refuses a parameter an op's forward changed or de
         REQUIRE_THROWS_WITH(replay.run(), Contains(mode == 1 ? "was modified in place" : "destroyed"));
         meddling = 0;
     }
+}
+
+// The entries after a user's op read the parameters in place: one it resized is refused before
+// they read past its end (they did, before the replay checked after a user's forward).
+TEST_CASE("a replay refuses a parameter an op's forward resized, before a later entry reads it", "[replay]") {
+    std::optional<Parameter<double>> w(std::in_place, Matrix<double>{{1, 2}, {3, 4}}, "w");
+    meddled_parameter = &w;
+    Parameter<double> v(Matrix<double>{{1, 1}, {1, 1}});
+    Tape<double> tape;
+    Var<double> m = tape.record_op("meddle", {tape.constant(Matrix<double>{{1, 1}, {1, 1}})}, {2, 2}, meddling_forward,
+                                   identity_backward);
+    Var<double> loss = sum(m * (tape.parameter(*w) * tape.parameter(v)));
+    tape.backward(loss);
+    Replay<double> replay(tape, loss);
+    meddling = 3;
+    REQUIRE_THROWS_WITH(replay.run(), Contains("meddle: parameter 'w' was 2x2 when recorded") && Contains("is 1x1 now"));
+    meddling = 0;
+}
+
+// Which entries a replay trusts (Node::library_code): the library's ops, flat or not, and not
+// a user's record_op.
+TEST_CASE("the library's entries are marked as its own code, a user's record_op is not", "[replay]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(Matrix<double>{{1, 2}, {3, 4}});
+    auto library = [&](const Var<double>& v) { return (tape.node(v).flags & Node<double>::library_code) != 0; };
+    CHECK(library(x * x));                                          // flat
+    CHECK(library(matmul(x, x)));                                    // its own forward
+    CHECK(library(softmax_cross_entropy(x, Labels{0, 1})));
+    CHECK_FALSE(library(tape.record_op("mine", {x}, {2, 2}, meddling_forward, identity_backward)));
+    CHECK_FALSE(library(x));                                         // a leaf runs no code
 }
