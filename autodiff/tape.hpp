@@ -465,10 +465,9 @@ public:
     // The replayable form, which every built-in op uses: `setup(node)` stores the op's
     // parameters in the entry (node.scalar, node.params, ...), then `forward(tape, node)`
     // computes the value from the inputs (tape.input(node, i)) and those parameters alone,
-    // so running it again later over new input values is the same computation. It must not
-    // change, resize or destroy a Parameter or a constant_ref's matrix: a Replay checks those
-    // before its forward and again before its backward, not after each entry's forward, and
-    // the entries after this one read them in place.
+    // so running it again later over new input values is the same computation. It should not
+    // change, resize or destroy a Parameter or a constant_ref's matrix (the entries after it
+    // read them in place); a Replay checks them again after such a forward, and refuses.
     template <class Setup>
     Var<T> record_op(const char* op, std::initializer_list<InputRef<T>> inputs, Shape shape,
                      ForwardFn<T> forward, BackwardFn<T> backward, Setup&& setup);
