@@ -174,7 +174,8 @@ struct FlatPlan {
 template <class T>
 template <std::size_t Arity, class Kernel>
 std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
-                                           ForwardFn<T> forward, BackwardFn<T> backward, Kernel&& kernel, T s, T s2) {
+                                           ForwardFn<T> forward, BackwardFn<T> backward, Kernel&& kernel, T s, T s2,
+                                           bool library_code) {
     static_assert(Arity == 1 || Arity == 2, "a flat step has one or two inputs");
     ExclusiveUse one_thread(*this, op);
     std::array<const Matrix<T>*, Arity> values;
@@ -192,7 +193,7 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
     const std::uint32_t index = push(op, n * sizeof(T));
     Node<T>& y = nodes_[index];
     y.arity = static_cast<std::uint8_t>(Arity);
-    y.flags |= Node<T>::library_code;
+    if (library_code) y.flags |= Node<T>::library_code;
     for (std::size_t k = 0; k < Arity; ++k) y.inputs[k] = inputs[k]->index_;
     y.requires_grad = any_input_needs_grad && backward != nullptr;
     y.backward = y.requires_grad ? backward : nullptr;

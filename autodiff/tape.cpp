@@ -471,10 +471,16 @@ GradientSink<T> Tape<T>::start_backward(const Var<T>& output, bool in_place_rere
     // that read a value in place need a look, not every entry.
     for (const std::uint32_t i : in_place_entries_) {
         // The replay's in_place_ are these same entries (every pinned one that reads in place).
-        if (in_place_rerecorded)
-            check_parameter_grad(nodes_[i], i);
-        else
+        // Still asked whether the parameter lives before its gradient is read: cheap, and a
+        // stale trust (an entry marked as the library's that is not) then throws, not reads
+        // freed memory.
+        if (in_place_rerecorded) {
+            const Node<T>& n = nodes_[i];
+            if (n.parameter != nullptr && n.reads_in_place()) parameter_value(n);
+            check_parameter_grad(n, i);
+        } else {
             check_in_place_unchanged(i);
+        }
         if (detect_anomaly_) check_finite_accumulated_grad(i);
     }
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);

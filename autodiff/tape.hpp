@@ -483,12 +483,13 @@ public:
     // model records hundreds of thousands of them. The inputs are checked here (live handles
     // of this tape); inputs of different shapes record nothing and give nullopt: the op's
     // broadcasting path then records it. `forward` is stored for a Replay, and must compute
-    // what `kernel` does; both are taken for the library's own code (Node::library_code):
-    // they must touch nothing but the buffers they are given. Defined in flat_step.hpp.
+    // what `kernel` does. library_code: the library's own ops say so (Node::library_code: a
+    // Replay then trusts the entry to touch nothing but its buffers); a user's entry is
+    // checked after. Defined in flat_step.hpp.
     template <std::size_t Arity, class Kernel>
     std::optional<Var<T>> record_flat(const char* op, const std::array<const Var<T>*, Arity>& inputs,
                                       ForwardFn<T> forward, BackwardFn<T> backward, Kernel&& kernel, T s = T(0),
-                                      T s2 = T(0));
+                                      T s2 = T(0), bool library_code = false);
 
     const Node<T>& node(const Var<T>& v) const;
     // Whether the last sweep gave the index-th entry a gradient (Node::grad holds it, or for

@@ -173,7 +173,7 @@ Var<T> binary(const Var<T>& a, const Var<T>& b) {
     if constexpr (forward == binary_forward<T, Rule>) {
         std::optional<Var<T>> same_shapes = a.tape(Rule::name).record_flat(
             Rule::name, std::array<const Var<T>*, 2>{&a, &b}, forward, binary_backward<T, Rule>,
-            [](const FlatStep<T>& step) { binary_flat_forward<T, Rule>(step); });
+            [](const FlatStep<T>& step) { binary_flat_forward<T, Rule>(step); }, T(0), T(0), /*library_code=*/true);
         if (same_shapes) return std::move(*same_shapes);
     }
     const ops::HeldTape<T> held(Rule::name, {a, b});

@@ -139,7 +139,7 @@ Var<T> unary(const Var<T>& x, T s = T(0), T s2 = T(0)) {
     if constexpr (!has_domain<Rule>::value) {
         return *tape.record_flat(Rule::name, std::array<const Var<T>*, 1>{&x}, unary_forward<T, Rule>,
                                  unary_backward<T, Rule>, [](const FlatStep<T>& step) { unary_flat_forward<T, Rule>(step); },
-                                 s, s2);
+                                 s, s2, /*library_code=*/true);
     } else {
         const HeldTape<T> held(Rule::name, {x});
         return ops::record_library_op(tape, Rule::name, {x}, shape_of(checked_value(tape, x)), unary_forward<T, Rule>, unary_backward<T, Rule>,

@@ -415,5 +415,33 @@ TEST_CASE("the library's entries are marked as its own code, a user's record_op 
     CHECK(library(matmul(x, x)));                                    // its own forward
     CHECK(library(softmax_cross_entropy(x, Labels{0, 1})));
     CHECK_FALSE(library(tape.record_op("mine", {x}, {2, 2}, meddling_forward, identity_backward)));
+    CHECK_FALSE(library(*tape.record_flat("mine_flat", std::array<const Var<double>*, 1>{&x}, meddling_forward,
+                                          identity_backward, [](const FlatStep<double>&) {})));
     CHECK_FALSE(library(x));                                         // a leaf runs no code
+}
+
+// Found by an attack: Tape::record_flat (public) marked every entry as the library's, so a
+// user's forward recorded through it could destroy, resize or change a parameter unchecked
+// (freed memory read, or a silently wrong gradient).
+TEST_CASE("a replay checks the parameters after a user's forward recorded by record_flat", "[replay]") {
+    for (int mode : {1, 2, 3}) {
+        INFO("mode " << mode);
+        std::optional<Parameter<double>> w(std::in_place, Matrix<double>{{1, 2}, {3, 4}}, "w");
+        meddled_parameter = &w;
+        Parameter<double> v(Matrix<double>{{1, 1}, {1, 1}});
+        Tape<double> tape;
+        Var<double> wv = tape.parameter(*w) * tape.parameter(v);
+        Var<double> m = *tape.record_flat("flat_meddle", std::array<const Var<double>*, 1>{&wv}, meddling_forward,
+                                          identity_backward, [](const FlatStep<double>& step) {
+                                              std::copy(step.x[0], step.x[0] + step.n, step.y);
+                                          });
+        Var<double> loss = sum(m);
+        tape.backward(loss);
+        Replay<double> replay(tape, loss);
+        v.zero_grad();
+        meddling = mode;
+        REQUIRE_THROWS_WITH(replay.run(), Contains(mode == 1 ? "was modified in place" : mode == 2 ? "destroyed"
+                                                                                                  : "is 1x1 now"));
+        meddling = 0;
+    }
 }
