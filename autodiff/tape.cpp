@@ -757,7 +757,13 @@ template <class T>
 void Tape<T>::check_in_place_readable(std::uint32_t i, const char* op) const {
     const Node<T>& n = nodes_[i];
     if (!n.reads_in_place()) return;
-    if (n.parameter != nullptr) parameter_value(n);
+    if (n.parameter != nullptr) {
+        try {
+            parameter_value(n);
+        } catch (const Error& gone) {  // say which op found it gone (a user's, whose forward it may have been)
+            throw Error(std::string(op) + ": " + gone.what());
+        }
+    }
     check_in_place_shape(n, i, op);
 }
 

@@ -440,8 +440,9 @@ TEST_CASE("a replay checks the parameters after a user's forward recorded by rec
         Replay<double> replay(tape, loss);
         v.zero_grad();
         meddling = mode;
-        REQUIRE_THROWS_WITH(replay.run(), Contains(mode == 1 ? "was modified in place" : mode == 2 ? "destroyed"
-                                                                                                  : "is 1x1 now"));
+        REQUIRE_THROWS_WITH(replay.run(), Contains(mode == 1 ? "was modified in place"
+                                                   : mode == 2 ? "flat_meddle: parameter (2x2, tape entry 1) was destroyed"
+                                                               : "flat_meddle: parameter 'w' was 2x2 when recorded"));
         meddling = 0;
     }
 }
