@@ -242,9 +242,7 @@ void SGD<T>::step() {
 
 template <class T>
 bool SGD<T>::step_and_zero_grad() {
-    // As Adam's: a parameter listed twice keeps its gradient for its second update.
-    if (!this->distinct_) return Optimizer<T>::step_and_zero_grad();
-    return update(true);
+    return this->step_zeroing_in_pass([this] { return update(true); });
 }
 
 // The hyperparameters are copied to locals before the loop: read through `this`, they
@@ -339,10 +337,7 @@ void Adam<T>::step() {
 
 template <class T>
 bool Adam<T>::step_and_zero_grad() {
-    // Zeroing in the pass would leave a parameter listed twice a zero gradient for its second
-    // update, where step() then zero_grad() updates it twice with its gradient.
-    if (!this->distinct_) return Optimizer<T>::step_and_zero_grad();
-    return update(true);
+    return this->step_zeroing_in_pass([this] { return update(true); });
 }
 
 template <class T>

@@ -44,9 +44,20 @@ public:
     virtual void load_state(const std::map<std::string, autodiff::Matrix<T>>& state);
 
 protected:
+    /// step_and_zero_grad for an optimizer whose update can zero each gradient in its own pass:
+    /// zeroing_pass() (which returns whether it found every new weight finite), unless a
+    /// parameter is listed twice: zeroed in the pass, it would lose its gradient before its
+    /// second update, so then step(); zero_grad(); false.
+    template <class ZeroingPass>
+    bool step_zeroing_in_pass(ZeroingPass&& zeroing_pass) {
+        return distinct_ ? zeroing_pass() : Optimizer::step_and_zero_grad();
+    }
+
     std::vector<autodiff::Parameter<T>*> parameters_;
     T learning_rate_;
-    bool distinct_;  // no parameter listed twice: step_and_zero_grad may zero in its pass
+
+private:
+    bool distinct_;  // no parameter listed twice
 };
 
 /// W = W - learning_rate * (dW + weight_decay * W): the notebook's update_parameters, with
