@@ -325,10 +325,13 @@ private:
         return detail::TapeRegistry::generation(slot()).load(std::memory_order_relaxed) == generation_;
     }
     [[noreturn, gnu::cold, gnu::noinline]] void reject_unusable(const char* op) const;  // require_live's error
-    // Inline into every copy and destruction of a handle: under NoGrad an evaluation makes
-    // several per op.
+    // retain() inline into every copy of a handle: under NoGrad an evaluation makes several per
+    // op. release() is a call: inline, it made ~Var too large for GCC to inline, so every
+    // handle destroyed paid a call, also the uncounted ones (moved from, or recorded with
+    // gradients) that need only the test in ~Var (recurrent gradient -1.3%, NoGrad loss -0.7%
+    // of instructions, bench/README.md).
     [[gnu::always_inline]] inline void retain() const;
-    [[gnu::always_inline]] inline void release() noexcept;
+    [[gnu::noinline]] void release() noexcept;
     [[gnu::noinline]] void retain_unheld() const;      // retain() when this thread does not hold the tape
     [[gnu::noinline]] void release_unheld() noexcept;  // release() likewise
     void forget() noexcept { tape_ = nullptr, index_ = 0, slot_ = 0, generation_ = 0; }
@@ -509,7 +512,9 @@ public:
     // whether it needs a gradient, and where to put it.
     const Matrix<T>& input(const Node<T>& n, int i) const { return value(n.inputs[check_input(n, i)]); }
     bool needs_grad(const Node<T>& n, int i) const { return nodes_[n.inputs[check_input(n, i)]].requires_grad; }
-    GradientSink<T> grad_of(const Node<T>& n, int i);
+    // Always inline (every backward calls it per input; as a call it cost a recurrent gradient
+    // 3.8% of its instructions).
+    [[gnu::always_inline]] inline GradientSink<T> grad_of(const Node<T>& n, int i);
 
     // Throws unless v is a live handle of this tape; `op` names the caller in the message.
     void check(const Var<T>& v, const char* op) const {
@@ -530,7 +535,8 @@ private:
     static constexpr std::uint32_t started = 1u << 30;
     // Inline, as are take_released and recycle: under NoGrad they are most of a tiny op's
     // bookkeeping, and the fields push() clears that the recording then sets cost nothing.
-    inline std::uint32_t push(const char* op, std::size_t value_bytes);
+    // Always: GCC had kept it a call (NoGrad loss -3.3%, gradient -2.6% of instructions).
+    [[gnu::always_inline]] inline std::uint32_t push(const char* op, std::size_t value_bytes);
     std::uint32_t push_in_place(const char* op);  // a parameter's or constant_ref's entry
     void add_entry();  // at the end, for push()
     // A NoGrad entry to reuse, if any: the last released when its buffer has the size wanted
