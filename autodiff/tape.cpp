@@ -733,10 +733,8 @@ void Tape<T>::check_in_place_unchanged(std::uint32_t i) const {
 // out of bounds. An empty one is a gradient not started yet. One recorded under NoGrad gets
 // no gradient: its own is none of this backward's business.
 template <class T>
-void Tape<T>::check_parameter_grad(const Node<T>& n, std::uint32_t i) const {
-    if (n.parameter == nullptr || !n.requires_grad || !n.reads_in_place() || !accumulate_into_parameters_) return;
+void Tape<T>::start_or_reject_parameter_grad(const Node<T>& n, std::uint32_t i) const {
     const Shape recorded = n.in_place_record().recorded_shape;
-    if (shape_of(n.parameter->grad) == recorded) return;
     if (n.parameter->grad.size() != 0)
         throw Error("backward: parameter '" + n.parameter->name + "' (tape entry " + std::to_string(i) + ") is " +
                     to_string(recorded) + " but its grad is " + to_string(shape_of(n.parameter->grad)) +
@@ -744,19 +742,12 @@ void Tape<T>::check_parameter_grad(const Node<T>& n, std::uint32_t i) const {
     n.parameter->zero_grad();
 }
 
-template <class T>
-void Tape<T>::rerecord_in_place(std::uint32_t i) {
-    Node<T>& n = nodes_[i];
-    if (!n.reads_in_place()) return;
-    check_in_place_readable(i, "Replay");
-    if (n.parameter != nullptr) n.in_place_record().parameter_version = n.parameter->version_;  // read again now
-}
-
 // Still alive (a parameter) and of the shape it was recorded with: what reading it in place needs.
 template <class T>
 void Tape<T>::check_in_place_readable(std::uint32_t i, const char* op) const {
     const Node<T>& n = nodes_[i];
-    if (!n.reads_in_place()) return;
+    if (!n.reads_in_place() || in_place_readable(n)) return;
+    // What is wrong, in the words of the checks that read values in place:
     if (n.parameter != nullptr) {
         try {
             parameter_value(n);

@@ -604,10 +604,32 @@ private:
     const Matrix<T>& parameter_value(const Node<T>& n) const;  // checks the parameter still exists
     [[noreturn]] void reject_parameter(const Node<T>& n) const;
     void check_in_place_unchanged(std::uint32_t index) const;
-    void check_parameter_grad(const Node<T>& n, std::uint32_t index) const;  // the shape backward adds into
+    // The shape backward adds a parameter's gradient into (an empty one is started). Inline, as
+    // is rerecord_in_place: a replay asks both of every parameter on every run, and as calls
+    // they were ~700 instructions of the S step's 28,700 (callgrind); the messages stay out of line.
+    void check_parameter_grad(const Node<T>& n, std::uint32_t index) const {
+        if (n.parameter == nullptr || !n.requires_grad || !n.reads_in_place() || !accumulate_into_parameters_) return;
+        if (shape_of(n.parameter->grad) != n.in_place_record().recorded_shape) start_or_reject_parameter_grad(n, index);
+    }
+    [[gnu::noinline]] void start_or_reject_parameter_grad(const Node<T>& n, std::uint32_t index) const;
     // For a Replay about to run the forward again: the in-place value is checked (alive,
     // same shape) and its version taken as of now.
-    void rerecord_in_place(std::uint32_t index);
+    void rerecord_in_place(std::uint32_t index) {
+        Node<T>& n = nodes_[index];
+        if (!n.reads_in_place()) return;
+        if (!in_place_readable(n)) check_in_place_readable(index, "Replay");  // throws, saying what is wrong
+        if (n.parameter != nullptr) n.in_place_record().parameter_version = n.parameter->version_;  // read again now
+    }
+    // Whether n's value can be read in place as recorded: the parameter alive (its identity is
+    // read before its value is), the value of the recorded shape. check_in_place_readable
+    // checks the same and throws, naming op and what is wrong.
+    bool in_place_readable(const Node<T>& n) const {
+        const NodeExtras<T>& leaf = n.in_place_record();
+        if (n.parameter != nullptr &&
+            detail::TapeRegistry::generation(leaf.parameter_slot).load(std::memory_order_acquire) != leaf.parameter_identity)
+            return false;
+        return shape_of(*leaf.in_place) == leaf.recorded_shape;
+    }
     void check_in_place_readable(std::uint32_t index, const char* op) const;  // alive, recorded shape
     Var<T> copy_leaf(const Matrix<T>& value, const char* op, bool is_leaf);  // a leaf needs a gradient unless under NoGrad
     [[noreturn]] void reject(const Var<T>& v, const char* op) const;  // check()'s error, out of the hot path
