@@ -129,9 +129,12 @@ std::uint64_t whole_steps(const std::string& optimizer, const Matrix<T>& saved) 
 // A parameter resized after the optimizer was made would be updated past the end of its
 // gradient or state buffers.
 template <class T>
-void require_shape(const std::string& optimizer, const Parameter<T>& p, const Matrix<T>& other, const char* what) {
-    if (other.shape() != p.value.shape())
-        throw autodiff::Error(optimizer + ": parameter '" + p.name + "' is " + autodiff::to_string(p.shape()) +
+void require_shape(const Optimizer<T>& optimizer, const Parameter<T>& p, const Matrix<T>& other, const char* what) {
+    // Compared as two numbers, the name made only for the message: every step asks this of
+    // every parameter (xtensor's shape comparison is a memcmp call; with the name built first,
+    // the S step's checks took ~260 instructions).
+    if (autodiff::shape_of(other) != p.shape())
+        throw autodiff::Error(optimizer.name() + ": parameter '" + p.name + "' is " + autodiff::to_string(p.shape()) +
                               " but its " + what + " is " + autodiff::to_string(autodiff::shape_of(other)));
 }
 
@@ -139,7 +142,7 @@ void require_shape(const std::string& optimizer, const Parameter<T>& p, const Ma
 // parameter's shape (one resized since would be read past its end). All checked first, so
 // that a step that throws leaves every weight, gradient and state as it was.
 template <class T>
-void require_shapes_before_step(const std::string& optimizer, const std::vector<Parameter<T>*>& parameters,
+void require_shapes_before_step(const Optimizer<T>& optimizer, const std::vector<Parameter<T>*>& parameters,
                                 std::initializer_list<std::pair<const std::vector<Matrix<T>>*, const char*>> states = {}) {
     for (std::size_t i = 0; i < parameters.size(); ++i) {
         require_shape(optimizer, *parameters[i], parameters[i]->grad, "gradient");
@@ -250,7 +253,7 @@ bool SGD<T>::step_and_zero_grad() {
 // and not vectorise the loop (as Adam's was, when it took as long as the step's GEMMs).
 template <class T>
 bool SGD<T>::update(bool fused) {
-    require_shapes_before_step(name(), this->parameters_);
+    require_shapes_before_step(*this, this->parameters_);
     const T rate = this->learning_rate_, decay = weight_decay_;
     bool finite = true;
     for (Parameter<T>* p : this->parameters_) {
@@ -276,7 +279,7 @@ Momentum<T>::Momentum(std::vector<Parameter<T>*> parameters, T learning_rate, T 
 
 template <class T>
 void Momentum<T>::step() {
-    require_shapes_before_step(name(), this->parameters_, {{&velocity_, "velocity"}});
+    require_shapes_before_step(*this, this->parameters_, {{&velocity_, "velocity"}});
     const T rate = this->learning_rate_, momentum = momentum_, decay = weight_decay_;  // locals: see SGD::update
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
         const T* g = this->parameters_[i]->grad.data();
@@ -342,7 +345,7 @@ bool Adam<T>::step_and_zero_grad() {
 
 template <class T>
 bool Adam<T>::update(bool zero_gradient) {
-    require_shapes_before_step(name(), this->parameters_, {{&m_, "first moment"}, {&v_, "second moment"}});
+    require_shapes_before_step(*this, this->parameters_, {{&m_, "first moment"}, {&v_, "second moment"}});
     ++steps_;
     const T correction1 = T(1) - std::pow(beta1_, T(steps_));
     const T correction2 = T(1) - std::pow(beta2_, T(steps_));
