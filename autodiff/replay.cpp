@@ -50,7 +50,10 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>
         if (n.reads_in_place()) in_place_.push_back(static_cast<std::uint32_t>(i));
         if (!n.reads_in_place() && n.arity == 0) leaves_.push_back(static_cast<std::uint32_t>(i));
         if (n.arity > 0) computed_.push_back(static_cast<std::uint32_t>(i));
-        if (n.arity > 0 && !(n.flags & Node<T>::library_code)) foreign_code_ = true;
+        if (n.arity > 0 && !(n.flags & Node<T>::library_code)) {
+            foreign_code_ = true;
+            foreign_shapes_.push_back({static_cast<std::uint32_t>(i), shape_of(n.value)});
+        }
     }
     if (tape.value(output.index()).size() != 1)
         throw Error("Replay: the output (" + std::string(tape.nodes_[output.index()].op) + ", " +
@@ -382,6 +385,7 @@ void Replay<T>::forward_locked() {
     // tape's whole plan once more.
     auto in_place = plan_.in_place_values.begin();  // in the order of their steps
     auto produced = plan_.computed_values.begin();  // by producer, in the order they run
+    auto foreign = foreign_shapes_.begin();          // likewise
     for (std::uint32_t i : computed_) {
         tape_.refs_[i] &= ~Tape<T>::started;
         const std::int32_t flat = plan_.step_of[i];
@@ -399,11 +403,25 @@ void Replay<T>::forward_locked() {
             continue;  // run (and checked) by the affine step after it
         } else {
             Node<T>& n = tape_.nodes_[i];
+            const bool users = !(n.flags & Node<T>::library_code);
+            // A user's forward may make its value another shape, which the entries reading it
+            // trust (Tape::record refuses that when it records): each run starts it from the
+            // recorded shape, as recording does, and refuses another.
+            if (users) {
+                for (; foreign != foreign_shapes_.end() && foreign->first < i; ++foreign) {}
+                ensure_shape(n.value, foreign->second);
+            }
             n.forward(tape_, n);
-            // A user's forward may have changed, resized or destroyed a parameter or a
-            // constant_ref's matrix, which the entries after it read in place.
-            if (!(n.flags & Node<T>::library_code))
+            if (users) {
+                if (shape_of(n.value) != foreign->second) Tape<T>::reject_value_shape(n, foreign->second);
+                // It may have changed, resized or destroyed a parameter or a constant_ref's
+                // matrix, which the entries after it read in place; or given one a new buffer
+                // of the same shape (p.value = clipped(p.value)): the flat steps that already
+                // ran read it again in the sweep, where it is now, as a fresh recording would.
                 for (std::uint32_t j : in_place_) tape_.check_in_place_readable(j, n.op);
+                for (auto ran = plan_.in_place_values.begin(); ran != in_place; ++ran)
+                    repoint(plan_.steps[ran->step].x[ran->side], tape_.value(ran->entry).data());
+            }
             for (; produced != plan_.computed_values.end() && produced->entry == i; ++produced) {
                 FlatStep<T>& reader = plan_.steps[produced->step];
                 if (n.value.size() != reader.n) reject_moved_buffer(i, "value");

@@ -116,6 +116,9 @@ private:
     /// An entry runs code the library did not write (a user's record_op): after its forward the
     /// parameters are checked again, and so are they before the backward.
     bool foreign_code_ = false;
+    /// Those entries, in recording order, each with its value's shape as recorded: a run
+    /// refuses a forward that made another (the entries reading it trust the shape).
+    std::vector<std::pair<std::uint32_t, Shape>> foreign_shapes_;
 };
 
 }  // namespace autodiff

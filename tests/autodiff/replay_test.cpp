@@ -353,13 +353,27 @@ namespace {
 // destroys a parameter, after the replay's forward has checked the parameters and before
 // its backward runs.
 std::optional<Parameter<double>>* meddled_parameter = nullptr;
-int meddling = 0;  // 1: change w(0, 0) in place (bump_version); 2: destroy w; 3: resize w
+// 1: change w(0, 0) in place (bump_version); 2: destroy w; 3: resize w; 4: give w a new buffer
+// of the same shape and values, keeping the old one alive and overwriting it with 999; 5: make
+// the op's own value another shape.
+int meddling = 0;
 void meddling_forward(Tape<double>& tape, Node<double>& y) {
     const Matrix<double>& x = tape.input(y, 0);
+    if (meddling == 5) {
+        y.value = Matrix<double>({1, x.size()});
+        std::copy(x.begin(), x.end(), y.value.begin());
+        return;
+    }
     std::copy(x.begin(), x.end(), y.value.begin());
     if (meddling == 1) (**meddled_parameter).value(0, 0) += 1, (**meddled_parameter).bump_version();
     if (meddling == 2) meddled_parameter->reset();
     if (meddling == 3) (**meddled_parameter).value = Matrix<double>({1, 1});
+    if (meddling == 4) {
+        static Matrix<double> old;
+        old = std::move((**meddled_parameter).value);
+        (**meddled_parameter).value = old;
+        old.fill(999);
+    }
 }
 void identity_backward(Tape<double>& tape, Node<double>& y) {
     const double* g = y.grad.data();
@@ -403,6 +417,49 @@ TEST_CASE("a replay refuses a parameter an op's forward resized, before a later 
     meddling = 3;
     REQUIRE_THROWS_WITH(replay.run(), Contains("meddle: parameter 'w' was 2x2 when recorded") && Contains("is 1x1 now"));
     meddling = 0;
+}
+
+// Found by an attack: a user's forward that gave a parameter a new buffer of the same shape
+// (p.value = clip(p.value) does, through a temporary) left the flat steps that ran before it
+// reading the old buffer in the sweep: freed memory (ASan), or here, one kept and overwritten.
+TEST_CASE("a replay's flat steps read a parameter's new buffer after a user's forward replaced it", "[replay]") {
+    std::optional<Parameter<double>> w(std::in_place, Matrix<double>{{1, 2}, {3, 4}}, "w");
+    meddled_parameter = &w;
+    Parameter<double> v(Matrix<double>{{1, 1}, {1, 1}});
+    Tape<double> tape;
+    meddling = 4;
+    Var<double> loss = sum(tape.record_op("meddle", {tape.parameter(*w) * tape.parameter(v)}, {2, 2},
+                                          meddling_forward, identity_backward));
+    tape.backward(loss);
+    const Matrix<double> recorded = v.grad;  // d sum(w * v) / dv = w, read where w is now
+    CHECK((recorded == Matrix<double>{{1, 2}, {3, 4}}));
+    Replay<double> replay(tape, loss);
+    for (int run = 0; run < 2; ++run) {
+        v.zero_grad();
+        replay.run();
+        CHECK((v.grad == recorded));  // bit for bit, as a fresh recording
+    }
+    meddling = 0;
+}
+
+// Found by an attack: a user's forward that made its own value another shape on a replay was
+// refused only when a flat step read it; an op running its own code (transpose here) read
+// past the value's end. Recording refuses that forward; a replay now does too.
+TEST_CASE("a replay refuses a user's forward that makes its value another shape", "[replay]") {
+    Tape<double> tape;
+    Parameter<double> w(Matrix<double>{{1, 2, 3}, {4, 5, 6}});
+    meddling = 0;
+    Var<double> m = tape.record_op("reshaping", {tape.parameter(w)}, {2, 3}, meddling_forward, identity_backward);
+    Var<double> loss = sum(transpose(m));
+    tape.backward(loss);
+    Replay<double> replay(tape, loss);
+    replay.run();
+    meddling = 5;
+    CHECK_THROWS_WITH(replay.run(), Contains("reshaping: its forward left a 1x6 value, but it was recorded as 2x3"));
+    CHECK_THROWS_WITH(replay.run(), Contains("recorded as 2x3"));  // and again: the recorded shape, not the last run's
+    meddling = 0;
+    replay.run();
+    CHECK((w.grad == Matrix<double>{{3, 3, 3}, {3, 3, 3}}));  // the recording's backward, then the two runs that ran
 }
 
 // Which entries a replay trusts (Node::library_code): the library's ops, flat or not, and not
