@@ -19,7 +19,7 @@ bool draws_random_numbers(const char* op) { return std::strcmp(op, "dropout") ==
 
 template <class T>
 Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>& keep)
-    : tape_(tape), output_(output) {
+    : tape_(tape), output_(output), slot_(tape.slot_) {
     typename Tape<T>::ExclusiveUse one_thread(tape, "Replay");
     generation_ = tape.generation_;  // read once the tape is this thread's: another may reset it
     size_ = tape.size_;
@@ -60,6 +60,7 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>
                     to_string(shape_of(tape.value(output.index()))) +
                     ") is not 1x1: a replay differentiates a scalar loss (sum or mean it first)");
     plan_flat_steps(keep);
+    tape.live_replays_.fetch_add(1);  // last: a constructor that throws is not counted
 }
 
 // Which recorded entries run as flat steps, then their steps. Built-in entries running their
@@ -202,6 +203,13 @@ void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector
     ArenaSlots<T> kept;
     const std::size_t shared = std::max(values.size(), grads.size());
     for (std::uint32_t c : lasting) value_at[c] = shared + kept.take(size_of(c));
+    // Another Replay of the tape would run its entries into their own buffers, and its first
+    // run would mark them readable again, while this one's arena holds their latest values:
+    // a stale value read without a word (found by an attack).
+    if (tape_.live_replays_.load() != 0)
+        throw Error("Replay: another Replay of this tape is alive, and this one would keep some of the tape's "
+                    "intermediates in memory of its own, which the other's runs would not update; destroy the other "
+                    "first, or pass every intermediate you read in this one's keep list");
     plan_.arena.assign(shared + kept.size(), T(0));
     // Nothing may throw once the tape names this Replay its owner: a constructor that throws
     // runs no destructor, which would have let go of the tape.
@@ -283,10 +291,29 @@ bool Replay<T>::flat_shapes(const Node<T>& n) const {
 
 // Without taking the tape (a destructor cannot throw "used by another thread"): the owner is
 // an atomic the tape's reset() clears, so letting go of it races with nothing.
+// Only while the recording it was made of is current: reset() already let go of it, and a
+// tape destroyed first (a struct holding the tape before the Replay) is not touched (the
+// registry says so without reading the tape: found by an attack, a write to freed memory).
 template <class T>
 Replay<T>::~Replay() {
+    if (!tape_alive()) return;
     const void* self = this;
     tape_.replay_owner_.compare_exchange_strong(self, nullptr);
+    std::uint32_t alive = tape_.live_replays_.load();
+    while (alive > 0 && !tape_.live_replays_.compare_exchange_weak(alive, alive - 1)) {}
+}
+
+template <class T>
+bool Replay<T>::tape_alive() const {
+    return detail::TapeRegistry::generation(slot_).load(std::memory_order_acquire) == generation_;
+}
+
+// Before anything reads the tape, which may be gone (check_unchanged then says more).
+template <class T>
+void Replay<T>::require_tape(const char* op) const {
+    if (!tape_alive())
+        throw Error(std::string(op) + ": the tape was reset (or destroyed) after this step was recorded; record the "
+                    "step again and make a new Replay");
 }
 
 // An entry's FlatStep: its buffers' addresses, which stay put while the tape is neither
@@ -365,6 +392,7 @@ void Replay<T>::forward_parts_checked(const FlatStep<T>& step, std::uint32_t ind
 
 template <class T>
 void Replay<T>::forward() {
+    require_tape("Replay::forward");
     typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::forward");
     forward_locked();
 }
@@ -447,6 +475,7 @@ void Replay<T>::settle_ownership() {
 // between them (nor change the values the sweep reads).
 template <class T>
 T Replay<T>::run() {
+    require_tape("Replay::run");
     typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::run");
     forward_locked();
     tape_.swept_ = false;
@@ -474,6 +503,7 @@ Node<T>& Replay<T>::loss_entry(const Var<T>& loss, bool with_labels) {
 
 template <class T>
 void Replay<T>::set_labels(const Var<T>& loss, const Labels& classes) {
+    require_tape("Replay::set_labels");
     typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::set_labels");
     Node<T>& n = loss_entry(loss, true);
     ops::require_labels("Replay::set_labels", shape_of(tape_.input(n, 0)), classes);
@@ -482,6 +512,7 @@ void Replay<T>::set_labels(const Var<T>& loss, const Labels& classes) {
 
 template <class T>
 void Replay<T>::set_targets(const Var<T>& loss, const Matrix<T>& Y) {
+    require_tape("Replay::set_targets");
     typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::set_targets");
     Node<T>& n = loss_entry(loss, false);
     if (shape_of(Y) != shape_of(n.targets()))

@@ -51,7 +51,8 @@
 
 namespace autodiff {
 
-/// A recorded step, ready to run again. Holds a reference to the tape, which must outlive it.
+/// A recorded step, ready to run again. Holds a reference to the tape: used after the tape was
+/// reset or destroyed it throws, and destroyed after the tape it touches nothing.
 template <class T = double>
 class Replay {
 public:
@@ -63,7 +64,8 @@ public:
     /// gradient either unless asked). The handles in `keep` stay readable after each run.
     /// Throws autodiff::Error if an entry cannot run again, `output` (or a handle in `keep`)
     /// is not a live handle of `tape`, or another Replay of `tape` that keeps values in its
-    /// own memory is alive.
+    /// own memory is alive, or this one would keep some in its own memory while another
+    /// Replay of `tape` is alive (that one's runs would leave them stale).
     Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>& keep = {});
     /// Another Replay of the tape can be made once this one is gone (it holds the tape's
     /// intermediates in its own memory); the tape's own backward() waits for reset().
@@ -103,8 +105,12 @@ private:
     void forward_parts_checked(const FlatStep<T>& step, std::uint32_t index);
     Node<T>& loss_entry(const Var<T>& loss, bool with_labels);
 
+    bool tape_alive() const;  // the tape exists and holds the recording this was made of (the registry)
+    void require_tape(const char* op) const;
+
     Tape<T>& tape_;
     Var<T> output_;
+    std::uint32_t slot_;  ///< the tape's registry slot: whether it lives, asked without touching it
     std::uint64_t generation_;
     std::size_t size_;
     std::vector<std::uint32_t> computed_;  ///< entries whose forward computes something (not leaves)

@@ -406,6 +406,7 @@ void Tape<T>::reset() {
     swept_ = false;
     held_by_replay_ = false;
     replay_owner_.store(nullptr);
+    live_replays_.store(0);
     generation_ = next_generation();
     detail::TapeRegistry::generation(slot_).store(generation_, std::memory_order_release);
 }

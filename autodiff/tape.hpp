@@ -706,6 +706,9 @@ private:
     // one's stale buffer, so recording waits for reset().
     bool held_by_replay_ = false;
     std::atomic<const void*> replay_owner_{nullptr};  // the live Replay whose arena holds some entries' values, if any (~Replay clears it unlocked)
+    // Replays of the current recording alive (reset() forgets them: a Replay made before it
+    // counts itself out only while the recording it was made of is current).
+    std::atomic<std::uint32_t> live_replays_{0};
     bool grad_enabled_ = true;
     bool detect_anomaly_ = false;
     bool accumulate_into_parameters_ = true;

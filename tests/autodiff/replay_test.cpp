@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <memory>
 #include <optional>
 
 #include "autodiff/autodiff.hpp"
@@ -460,6 +461,44 @@ TEST_CASE("a replay refuses a user's forward that makes its value another shape"
     meddling = 0;
     replay.run();
     CHECK((w.grad == Matrix<double>{{3, 3, 3}, {3, 3, 3}}));  // the recording's backward, then the two runs that ran
+}
+
+// Found by an attack: a Replay keeping every intermediate (no arena of its own) let a second
+// one be made that kept some in its arena; the first's runs then marked those entries readable
+// again, and Var::value served a stale value without a word.
+TEST_CASE("a Replay that would keep values in memory of its own is refused while another lives", "[replay]") {
+    Parameter<double> w(Matrix<double>({3, 1}, 0.5));
+    Matrix<double> x({3, 1}, 1.0);
+    Tape<double> tape;
+    Var<double> m = tape.constant_ref(x) * tape.parameter(w);
+    Var<double> h = tanh(m), e = exp(m);
+    Var<double> loss = sum(h + e);
+    tape.backward(loss);
+    {
+        Replay<double> keeps_all(tape, loss, {m, h, e});
+        CHECK_THROWS_WITH(Replay<double>(tape, loss), Contains("another Replay of this tape is alive"));
+        Replay<double> also_keeps_all(tape, loss, {m, h, e});  // no memory of its own: allowed
+        also_keeps_all.run();
+        keeps_all.run();
+    }
+    Replay<double> pooled(tape, loss);  // the others are gone
+    x.fill(2.0);
+    pooled.run();
+    CHECK_THROWS_WITH(e.value(), Contains("Replay"));  // kept in its arena: refused, not stale
+}
+
+// Found by an attack: a Replay destroyed after its tape (a struct declaring the tape first)
+// wrote to the freed tape; run() read it.
+TEST_CASE("a Replay outliving its tape touches nothing, and refuses to run", "[replay]") {
+    Parameter<double> w(Matrix<double>({3, 1}, 0.5));
+    auto tape = std::make_unique<Tape<double>>();
+    Var<double> loss = sum(tanh(tape->parameter(w) * tape->parameter(w)));
+    tape->backward(loss);
+    auto replay = std::make_unique<Replay<double>>(*tape, loss);
+    replay->run();
+    tape.reset();
+    CHECK_THROWS_WITH(replay->run(), Contains("Replay::run: the tape was reset (or destroyed)"));
+    replay.reset();  // under ASan: no write to the freed tape
 }
 
 // Which entries a replay trusts (Node::library_code): the library's ops, flat or not, and not
