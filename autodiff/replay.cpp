@@ -487,6 +487,15 @@ T Replay<T>::run() {
 }
 
 template <class T>
+bool Replay<T>::inputs_readable() {
+    if (!tape_alive()) return false;
+    typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::inputs_readable");
+    for (std::uint32_t i : in_place_)
+        if (!tape_.in_place_readable(tape_.nodes_[i])) return false;
+    return true;
+}
+
+template <class T>
 Node<T>& Replay<T>::loss_entry(const Var<T>& loss, bool with_labels) {
     const char* op = with_labels ? "Replay::set_labels" : "Replay::set_targets";
     check_unchanged(op);  // the caller holds the tape

@@ -86,6 +86,11 @@ public:
     /// New one-hot (or soft) targets for a softmax_cross_entropy entry recorded with a target matrix.
     void set_targets(const Var<T>& loss, const Matrix<T>& Y);
 
+    /// Whether run() would find every parameter and constant_ref it reads in place alive and
+    /// of the shape it was recorded with (what it checks first, and refuses otherwise), asked
+    /// without throwing: nn::ReplayedStep records afresh when not (a layer resized by hand).
+    bool inputs_readable();
+
     /// The output handle given to the constructor (its value is the last run's).
     Var<T> output() const { return output_; }
 

@@ -19,7 +19,8 @@
 /// Module::replayable (its forward reads input values outside the tape), or a tape holding an entry that
 /// cannot run again (a custom op, a dropout). Gradients equal a fresh recording's bit for bit.
 /// The model is judged when a step is recorded, and a step is recorded afresh whenever the
-/// model's Module::version() moved since: a layer appended, a train()/eval() switch.
+/// model's Module::version() moved since (a layer appended, a train()/eval() switch) or a
+/// parameter it reads has another shape than when recorded.
 
 #include <cstdint>
 #include <deque>
@@ -74,7 +75,12 @@ private:
     // the least recently used recording, its tape and buffers.
     static constexpr std::size_t max_recordings = 4;
     Recording& recording(std::size_t count);
-    bool current(const Recording& r) const { return r.replay && r.model_version == model_.version(); }
+    // Replayed only while the model is as recorded: the same version (no layer added, no
+    // train()/eval() switch), every parameter of the shape it was recorded with (one resized
+    // by hand, consistently, trains as recording every step would: found by an attack).
+    bool current(Recording& r) const {
+        return r.replay && r.model_version == model_.version() && r.replay->inputs_readable();
+    }
     bool model_replayable();
 
     Module<T>& model_;

@@ -165,6 +165,25 @@ TEST_CASE("ReplayedStep records afresh when the model changed, as recording ever
     }
 }
 
+// Found by an attack: a model whose hidden layer was resized by hand (consistently) trained on
+// with every step recorded, while the default, replayed, threw that a parameter had another shape.
+TEST_CASE("a Trainer replays on after a layer was resized by hand, as recording every step does", "[replay][training]") {
+    const nn::DataLoader<double> data(nn::iris<double>());
+    nn::MLP<double> fast_net({4, 5, 3}, nn::Activation::tanh, nn::Init::he, 3), plain_net({4, 5, 3}, nn::Activation::tanh, nn::Init::he, 3);
+    nn::SGD<double> fast_sgd(fast_net.parameters(), 0.05), plain_sgd(plain_net.parameters(), 0.05);
+    nn::Trainer<double> fast(fast_net, fast_sgd, 32, 1), plain(plain_net, plain_sgd, 32, 1);
+    plain.set_replay(false);
+    CHECK(fast.train_epoch(data, 0).loss == plain.train_epoch(data, 0).loss);
+    for (nn::MLP<double>* net : {&fast_net, &plain_net}) {  // the hidden layer: 5 -> 6 units
+        net->layers[0].W.value = autodiff::Matrix<double>({6, 4}, 0.1);
+        net->layers[0].b.value = autodiff::Matrix<double>({6, 1}, 0.0);
+        net->layers[1].W.value = autodiff::Matrix<double>({3, 6}, 0.1);
+        net->zero_grad();
+    }
+    CHECK(fast.train_epoch(data, 1).loss == plain.train_epoch(data, 1).loss);
+    CHECK((fast_net.layers[0].W.value == plain_net.layers[0].W.value));
+}
+
 TEST_CASE("ReplayedStep keeps at most 4 batch sizes recorded, reusing the least recently used", "[replay]") {
     // Every new batch size kept a tape of its own forever: 256 sizes of a 784-512-512-10 MLP
     // held 522 MB. The fifth size now takes over the least recently used recording.
