@@ -576,6 +576,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
             Node<T>& n = nodes_[i];
             if (n.backward == nullptr) continue;
             n.backward(*this, n);
+            if (!(n.flags & Node<T>::library_code)) check_input_grads_kept(n, static_cast<std::uint32_t>(i));
         }
         if (detect_anomaly_) check_finite_input_grads(nodes_[i], static_cast<std::uint32_t>(i));
     }
@@ -646,6 +647,24 @@ void Tape<T>::prefetch_buffers(const Node<T>& n) const {
         const Node<T>& in = nodes_[n.inputs[k]];
         prefetch_lines(in.value.data(), in.value.size() * sizeof(T));
         prefetch_lines(in.grad.data(), in.grad.size() * sizeof(T));
+    }
+}
+
+// A user's backward adds into its inputs' gradients through grad_of's sinks, but may assign
+// one instead: one of another shape would be read past its end by the backward of the entry
+// it belongs to, or added to past its end (a parameter's). Found by an attack.
+template <class T>
+void Tape<T>::check_input_grads_kept(const Node<T>& n, std::uint32_t index) const {
+    for (std::uint8_t k = 0; k < n.arity; ++k) {
+        const std::uint32_t j = n.inputs[k];
+        if (!(refs_[j] & started)) continue;
+        const Node<T>& in = nodes_[j];
+        const Matrix<T>& g = grad_buffer(in);
+        if (shape_of(g) == shape_of(value_of(in))) continue;
+        throw Error(std::string(n.op) + " (tape entry " + std::to_string(index) + "): its backward left input " +
+                    std::to_string(k) + "'s gradient (tape entry " + std::to_string(j) + ", " + in.op + ") " +
+                    to_string(shape_of(g)) + ", but that input is " + to_string(shape_of(value_of(in))) +
+                    ": add into the sink Tape::grad_of gives, do not assign it");
     }
 }
 
@@ -820,7 +839,7 @@ void Tape<T>::check_finite_input_grads(const Node<T>& n, std::uint32_t index) co
     for (int i = 0; i < n.arity; ++i) {
         const Node<T>& in = nodes_[n.inputs[i]];
         if (!in.requires_grad) continue;
-        const Matrix<T>& g = (in.parameter && accumulate_into_parameters_) ? in.parameter->grad : in.grad;
+        const Matrix<T>& g = grad_buffer(in);
         const std::string where = first_non_finite(g);
         if (!where.empty())
             throw AnomalyError("anomaly: the backward of " + std::string(n.op) + " (tape entry " +

@@ -672,12 +672,16 @@ private:
     // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
+    void check_input_grads_kept(const Node<T>& n, std::uint32_t index) const;  // after a user's backward: their shapes
     void copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t index);  // for anomaly checks of a Replay
     void claim_flat_inputs(FlatStep<T>& step, std::uint32_t index, bool* overwrite);
     void sweep_affine(FlatStep<T>& step, std::uint32_t index);
     void check_finite_accumulated_grad(std::uint32_t index) const;  // a parameter's grad before a sweep
-    Matrix<T>& grad_buffer(Node<T>& n) {  // where n's gradient accumulates
+    const Matrix<T>& grad_buffer(const Node<T>& n) const {  // where n's gradient accumulates
         return (n.parameter && accumulate_into_parameters_) ? n.parameter->grad : n.grad;
+    }
+    Matrix<T>& grad_buffer(Node<T>& n) {
+        return const_cast<Matrix<T>&>(static_cast<const Tape&>(*this).grad_buffer(static_cast<const Node<T>&>(n)));
     }
     void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
 

@@ -501,6 +501,41 @@ TEST_CASE("a Replay outliving its tape touches nothing, and refuses to run", "[r
     replay.reset();  // under ASan: no write to the freed tape
 }
 
+namespace {
+bool assign_wrong_shape = false;
+// The identity's backward, or, when armed, one that assigns its input's gradient a 1x1 matrix.
+void assigning_backward(Tape<double>& tape, Node<double>& y) {
+    if (assign_wrong_shape) tape.grad_of(y, 0).grad = Matrix<double>({1, 1}, 1.0);
+    else identity_backward(tape, y);
+}
+}  // namespace
+
+// Found by an attack: a user's backward that assigned its input's gradient a matrix of another
+// shape instead of adding into it made the input's own backward (a transpose's) read past its
+// end, recorded or replayed.
+TEST_CASE("a user's backward that replaces an input's gradient by another shape is refused", "[replay]") {
+    const char* message = "assigning (tape entry 4): its backward left input 0's gradient (tape entry 3, transpose) 1x1, "
+                          "but that input is 5x4";
+    Parameter<double> W(Matrix<double>({4, 3}, 0.5), "W");
+    const Matrix<double> X({3, 5}, 1.0);
+    for (bool replayed : {false, true}) {
+        INFO("replayed " << replayed);
+        Tape<double> tape;
+        Var<double> z = transpose(matmul(tape.parameter(W), tape.constant_ref(X)));
+        Var<double> loss = sum(tape.record_op("assigning", {z}, {5, 4}, meddling_forward, assigning_backward));
+        assign_wrong_shape = !replayed;
+        if (!replayed) {
+            CHECK_THROWS_WITH(tape.backward(loss), Contains(message));
+        } else {
+            tape.backward(loss);
+            Replay<double> replay(tape, loss);
+            assign_wrong_shape = true;
+            CHECK_THROWS_WITH(replay.run(), Contains(message));
+        }
+        assign_wrong_shape = false;
+    }
+}
+
 // Which entries a replay trusts (Node::library_code): the library's ops, flat or not, and not
 // a user's record_op.
 TEST_CASE("the library's entries are marked as its own code, a user's record_op is not", "[replay]") {
