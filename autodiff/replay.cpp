@@ -524,6 +524,10 @@ void Replay<T>::set_targets(const Var<T>& loss, const Matrix<T>& Y) {
     require_tape("Replay::set_targets");
     typename Tape<T>::ExclusiveUse one_thread(tape_, "Replay::set_targets");
     Node<T>& n = loss_entry(loss, false);
+    if (n.arity == 2)  // its targets are an input, read in place or computed: refilled where they come from
+        ops::fail("Replay::set_targets", "this softmax_cross_entropy takes its targets as a handle (tape entry " +
+                                             std::to_string(n.inputs[1]) + ", " + tape_.nodes_[n.inputs[1]].op +
+                                             "): refill the matrix it reads (constant_ref) instead");
     if (shape_of(Y) != shape_of(n.targets()))
         ops::fail("Replay::set_targets", "Y is " + to_string(shape_of(Y)) + " but the logits are " +
                                              to_string(shape_of(n.targets())) + " (they must have the same shape)");

@@ -568,8 +568,13 @@ private:
     [[noreturn]] void reject_memory(const char* op, std::size_t value_bytes) const;
     // What the memory limit counts once an entry of value_bytes more is recorded: values, and
     // the entries themselves (a recording that reuses a released one overestimates by one).
+    // Saturating: a declared shape of nearly 2^64 bytes must not wrap around to a small total
+    // and pass the limit (found by an attack: bad_alloc instead of the limit's message).
     std::size_t held_bytes(std::size_t value_bytes) const {
-        return recorded_bytes_ + value_bytes + (live_entries() + 1) * sizeof(Node<T>);
+        std::size_t total = 0;
+        if (__builtin_add_overflow(recorded_bytes_ + (live_entries() + 1) * sizeof(Node<T>), value_bytes, &total))
+            return SIZE_MAX;
+        return total;
     }
     [[noreturn]] static void reject_arity(const char* op);  // more than 3 inputs
     // Reading an entry's value or gradient that a Replay keeps in memory of its own.

@@ -322,6 +322,11 @@ TEST_CASE("a replay checks targets given as a handle, as recording does", "[repl
     Replay<double> replay(tape, loss);
     Y(0, 0) = std::numeric_limits<double>::infinity();
     CHECK_THROWS_WITH(replay.run(), Contains("softmax_cross_entropy") && Contains("targets") && Contains("inf"));
+    // Found by an attack: set_targets compared Y with the entry's copied targets, which such a
+    // loss has none of: a right Y was refused as not matching "0x0" logits, an empty one taken.
+    for (const Matrix<double>& targets : {Y, Matrix<double>()})
+        CHECK_THROWS_WITH(replay.set_targets(loss, targets), Contains("takes its targets as a handle (tape entry") &&
+                                                                 Contains("constant_ref): refill the matrix it reads"));
 }
 
 TEST_CASE("a Replay of an output that is not 1x1 is refused when built, not after a whole forward", "[replay]") {

@@ -162,6 +162,17 @@ TEST_CASE("a tape that keeps growing past its memory limit throws, saying why", 
     CHECK(tape.recorded_bytes() > (1u << 20));
 }
 
+// Found by an attack: a declared shape of nearly 2^64 bytes (it fits in size_t) wrapped the
+// limit's sum around to a small number, and the allocation then threw std::bad_alloc.
+TEST_CASE("a shape of nearly 2^64 bytes is refused by the memory limit, not by the allocator", "[tape]") {
+    Tape<double> tape;
+    const Var<double> x = tape.leaf(Matrix<double>({1, 1}, 1.0));
+    const std::size_t rows = (std::size_t(1) << 61) - 1;  // rows * 8 = 2^64 - 8
+    CHECK_THROWS_WITH(tape.record("huge", {x}, {rows, 1}, nullptr, [](Node<double>&) {}),
+                      Contains("huge") && Contains("past its limit of 1024 MiB"));
+    CHECK(tape.size() == 1);
+}
+
 TEST_CASE("a parameter moved from and then assigned to is a parameter again: std::swap works", "[tape][parameter]") {
     Parameter<double> a(M({{1.0}}), "a"), b(M({{2.0}}), "b");
     std::swap(a, b);  // moves from a, then assigns to it
