@@ -75,7 +75,10 @@ void Replay<T>::plan_flat_steps(const std::vector<Var<T>>& keep) {
     for (std::uint32_t i : computed_) {
         const Node<T>& n = tape_.nodes_[i];
         if (last.first != n.forward) last = {n.forward, detail::flat_kernels_of(n.forward)};
-        if (last.second.kernels.forward != nullptr && flat_shapes(n)) ops[i] = last.second;
+        // The library's entries only: a user's record_op may pair a library op's forward with
+        // a backward of its own (a straight-through estimator), which must run (found by an attack).
+        if (last.second.kernels.forward != nullptr && (n.flags & Node<T>::library_code) && flat_shapes(n))
+            ops[i] = last.second;
     }
     // Values read by an entry that runs its own code, and gradients it adds to, stay in their
     // entries; so do the output's and those the caller keeps.

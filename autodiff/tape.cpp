@@ -233,7 +233,8 @@ void Tape<T>::reject_parameter(const Node<T>& n) const {
 template <class T>
 void Tape<T>::reject_memory(const char* op, std::size_t value_bytes) const {
     auto mib = [](std::size_t bytes) {  // rounded up: below a MiB, in bytes ("1 MiB past a limit of 1 MiB" said nothing)
-        return bytes < (1u << 20) ? std::to_string(bytes) + " bytes" : std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
+        return bytes < (1u << 20) ? std::to_string(bytes) + " bytes"
+                                  : std::to_string((bytes >> 20) + ((bytes & ((1u << 20) - 1)) != 0)) + " MiB";  // no wrap near 2^64
     };
     throw Error(std::string(op) + ": recording it would make the tape hold " + mib(held_bytes(value_bytes)) +
                 " of values and entries (" + std::to_string(live_entries()) + " entries), past its limit of " +
@@ -576,7 +577,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
             Node<T>& n = nodes_[i];
             if (n.backward == nullptr) continue;
             n.backward(*this, n);
-            if (!(n.flags & Node<T>::library_code)) check_input_grads_kept(n, static_cast<std::uint32_t>(i));
+            if (!(n.flags & Node<T>::library_code)) check_after_users_backward(n, static_cast<std::uint32_t>(i), plan);
         }
         if (detect_anomaly_) check_finite_input_grads(nodes_[i], static_cast<std::uint32_t>(i));
     }
@@ -650,9 +651,32 @@ void Tape<T>::prefetch_buffers(const Node<T>& n) const {
     }
 }
 
-// A user's backward adds into its inputs' gradients through grad_of's sinks, but may assign
-// one instead: one of another shape would be read past its end by the backward of the entry
-// it belongs to, or added to past its end (a parameter's). Found by an attack.
+// A user's backward may do what the library's never do (found by two attacks): assign an
+// input's gradient instead of adding into it, resize, empty or replace a parameter's value or
+// gradient, give a parameter or a constant_ref's matrix a new buffer. What the entries still to
+// be swept read is checked, naming the op, and a replay's flat steps are pointed at where the
+// values read in place are now (as a fresh sweep's entries read them).
+template <class T>
+void Tape<T>::check_after_users_backward(const Node<T>& n, std::uint32_t index, FlatPlan<T>* plan) {
+    for (std::uint32_t j : in_place_entries_) {
+        const Node<T>& leaf = nodes_[j];
+        if (!leaf.reads_in_place()) continue;
+        if (!in_place_readable(leaf)) check_in_place_readable(j, n.op);  // throws: destroyed or resized
+        if (leaf.parameter == nullptr || !leaf.requires_grad || !accumulate_into_parameters_) continue;
+        const Shape recorded = leaf.in_place_record().recorded_shape;
+        if (shape_of(leaf.parameter->grad) != recorded)
+            throw Error(std::string(n.op) + " (tape entry " + std::to_string(index) + "): its backward left parameter '" +
+                        leaf.parameter->name + "''s gradient " + to_string(shape_of(leaf.parameter->grad)) +
+                        ", but the parameter is " + to_string(recorded) +
+                        ": add into the sink Tape::grad_of gives, do not assign or resize it");
+    }
+    check_input_grads_kept(n, index);
+    if (plan != nullptr)
+        for (const auto& read : plan->in_place_values) repoint(plan->steps[read.step].x[read.side], value(read.entry).data());
+}
+
+// Its inputs' gradients have their values' shapes: one of another shape would be read past its
+// end by the backward of the entry it belongs to.
 template <class T>
 void Tape<T>::check_input_grads_kept(const Node<T>& n, std::uint32_t index) const {
     for (std::uint8_t k = 0; k < n.arity; ++k) {
@@ -678,7 +702,7 @@ void Tape<T>::point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, con
         if (first) ensure_shape(g, shape_of(value_of(n)));
         if (g.size() != step.n)
             throw Error("backward: the gradient of tape entry " + std::to_string(entry) + " (" + n.op + ") is " +
-                        to_string(shape_of(g)) + " but its value " + to_string(shape_of(value_of(n))) +
+                        to_string(shape_of(g)) + " but " + std::to_string(step.n) + " elements were recorded" +
                         ": an op replaced it instead of adding to it (write gradients through Tape::grad_of)");
         return g.data();
     };

@@ -677,6 +677,7 @@ private:
     // Throws, naming op, if n reads a value in place whose shape changed since it was recorded.
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
+    void check_after_users_backward(const Node<T>& n, std::uint32_t index, FlatPlan<T>* plan);
     void check_input_grads_kept(const Node<T>& n, std::uint32_t index) const;  // after a user's backward: their shapes
     void copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t index);  // for anomaly checks of a Replay
     void claim_flat_inputs(FlatStep<T>& step, std::uint32_t index, bool* overwrite);

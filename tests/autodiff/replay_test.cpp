@@ -541,6 +541,89 @@ TEST_CASE("a user's backward that replaces an input's gradient by another shape 
     }
 }
 
+namespace {
+// The identity's backward, which then, when armed, meddles as meddling_forward does (mode 4:
+// w gets a new buffer; mode 6: w's gradient is made 1x1).
+void meddling_backward(Tape<double>& tape, Node<double>& y) {
+    identity_backward(tape, y);
+    if (meddling == 4) {
+        static Matrix<double> old;
+        old = std::move((**meddled_parameter).value);
+        (**meddled_parameter).value = old;
+        old.fill(999);
+    }
+    if (meddling == 6) (**meddled_parameter).grad = Matrix<double>({1, 1});
+}
+}  // namespace
+
+// Found by a second attack: the backward twins of the holes above. A user's backward that gave
+// a parameter a new buffer left a replay's flat steps reading the old one (freed memory, or
+// here a kept and overwritten one); one that made a parameter's gradient another shape let the
+// entries swept after it add past its end, recorded or replayed.
+TEST_CASE("a user's backward that replaces a parameter's buffer or resizes its gradient", "[replay]") {
+    std::optional<Parameter<double>> w(std::in_place, Matrix<double>{{1, 2}, {3, 4}}, "w");
+    meddled_parameter = &w;
+    Parameter<double> v(Matrix<double>{{1, 1}, {1, 1}});
+    auto record = [&](Tape<double>& tape) {
+        return sum(tape.record_op("meddle", {tape.parameter(*w) * tape.parameter(v)}, {2, 2}, meddling_forward,
+                                  meddling_backward));
+    };
+    SECTION("a new buffer: the replay reads it, as a fresh sweep does") {
+        Tape<double> tape;
+        Var<double> loss = record(tape);
+        meddling = 4;
+        tape.backward(loss);
+        const Matrix<double> recorded = v.grad;
+        CHECK((recorded == Matrix<double>{{1, 2}, {3, 4}}));
+        Replay<double> replay(tape, loss);
+        for (int run = 0; run < 2; ++run) {
+            v.zero_grad();
+            replay.run();
+            CHECK((v.grad == recorded));
+        }
+    }
+    SECTION("a gradient of another shape: refused, recorded or replayed") {
+        const char* message = "meddle (tape entry 3): its backward left parameter 'w''s gradient 1x1, but the parameter is 2x2";
+        Tape<double> tape;
+        Var<double> loss = record(tape);
+        meddling = 6;
+        CHECK_THROWS_WITH(tape.backward(loss), Contains(message));
+        Tape<double> again;
+        Var<double> replayed = record(again);
+        meddling = 0;
+        (*w).zero_grad();
+        again.backward(replayed);
+        Replay<double> replay(again, replayed);
+        meddling = 6;
+        CHECK_THROWS_WITH(replay.run(), Contains(message));
+    }
+    meddling = 0;
+}
+
+namespace {
+void doubled_backward(Tape<double>& tape, Node<double>& y) {  // d/dx of a straight-through estimator: 2
+    const double* g = y.grad.data();
+    tape.grad_of(y, 0).accumulate([g](std::size_t k) { return 2 * g[k]; });
+}
+}  // namespace
+
+// Found by a second attack: a user's record_op pairing a library op's forward (tanh's) with a
+// backward of its own ran as the library's flat step on a replay: the user's backward was
+// silently replaced by tanh's.
+TEST_CASE("a replay runs a user's backward given with a library op's forward", "[replay]") {
+    Parameter<double> a(Matrix<double>{{0.5, -1.0}});
+    Tape<double> tape;
+    const ForwardFn<double> tanh_forward = tape.node(tanh(tape.leaf(Matrix<double>{{0.0}}))).forward;
+    tape.reset();
+    Var<double> loss = sum(tape.record_op("ste_tanh", {tape.parameter(a)}, {1, 2}, tanh_forward, doubled_backward));
+    tape.backward(loss);
+    CHECK((a.grad == Matrix<double>{{2, 2}}));
+    Replay<double> replay(tape, loss);
+    a.zero_grad();
+    replay.run();
+    CHECK((a.grad == Matrix<double>{{2, 2}}));
+}
+
 // Which entries a replay trusts (Node::library_code): the library's ops, flat or not, and not
 // a user's record_op.
 TEST_CASE("the library's entries are marked as its own code, a user's record_op is not", "[replay]") {

@@ -171,6 +171,10 @@ TEST_CASE("a shape of nearly 2^64 bytes is refused by the memory limit, not by t
     CHECK_THROWS_WITH(tape.record("huge", {x}, {rows, 1}, nullptr, [](Node<double>&) {}),
                       Contains("huge") && Contains("past its limit of 1024 MiB"));
     CHECK(tape.size() == 1);
+    // The message's rounding up to whole MiB wrapped near 2^64 ("hold 0 MiB"): found by a second attack.
+    tape.set_memory_limit(std::size_t(1) << 20);
+    CHECK_THROWS_WITH(tape.record("huge", {x}, {rows, 1}, nullptr, [](Node<double>&) {}),
+                      Contains("hold 17592186044416 MiB") && Contains("past its limit of 1 MiB"));
 }
 
 TEST_CASE("a parameter moved from and then assigned to is a parameter again: std::swap works", "[tape][parameter]") {
