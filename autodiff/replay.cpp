@@ -446,12 +446,9 @@ void Replay<T>::forward_locked() {
             if (users) {
                 if (shape_of(n.value) != foreign->second) Tape<T>::reject_value_shape(n, foreign->second);
                 // It may have changed, resized or destroyed a parameter or a constant_ref's
-                // matrix, which the entries after it read in place; or given one a new buffer
-                // of the same shape (p.value = clipped(p.value)): the flat steps that already
-                // ran read it again in the sweep, where it is now, as a fresh recording would.
+                // matrix, which the entries after it read in place (or given one a new buffer:
+                // see the end of the forward).
                 for (std::uint32_t j : in_place_) tape_.check_in_place_readable(j, n.op);
-                for (auto ran = plan_.in_place_values.begin(); ran != in_place; ++ran)
-                    repoint(plan_.steps[ran->step].x[ran->side], tape_.value(ran->entry).data());
             }
             for (; produced != plan_.computed_values.end() && produced->entry == i; ++produced) {
                 FlatStep<T>& reader = plan_.steps[produced->step];
@@ -461,6 +458,10 @@ void Replay<T>::forward_locked() {
         }
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);
     }
+    // A user's forward may have given a parameter or a constant_ref's matrix a new buffer of the
+    // same shape (p.value = clip(p.value)): the flat steps that ran before it read it again in
+    // the sweep, where it is now, as a fresh recording would.
+    if (foreign_code_) tape_.point_at_in_place_values(plan_);
     if (!ownership_settled_) settle_ownership();
 }
 

@@ -662,17 +662,19 @@ void Tape<T>::check_after_users_backward(const Node<T>& n, std::uint32_t index, 
         const Node<T>& leaf = nodes_[j];
         if (!leaf.reads_in_place()) continue;
         if (!in_place_readable(leaf)) check_in_place_readable(j, n.op);  // throws: destroyed or resized
-        if (leaf.parameter == nullptr || !leaf.requires_grad || !accumulate_into_parameters_) continue;
-        const Shape recorded = leaf.in_place_record().recorded_shape;
-        if (shape_of(leaf.parameter->grad) != recorded)
+        if (!parameter_grad_fits(leaf))  // mid-sweep an emptied one is not started afresh: its sum would be lost
             throw Error(std::string(n.op) + " (tape entry " + std::to_string(index) + "): its backward left parameter '" +
                         leaf.parameter->name + "''s gradient " + to_string(shape_of(leaf.parameter->grad)) +
-                        ", but the parameter is " + to_string(recorded) +
+                        ", but the parameter is " + to_string(leaf.in_place_record().recorded_shape) +
                         ": add into the sink Tape::grad_of gives, do not assign or resize it");
     }
     check_input_grads_kept(n, index);
-    if (plan != nullptr)
-        for (const auto& read : plan->in_place_values) repoint(plan->steps[read.step].x[read.side], value(read.entry).data());
+    if (plan != nullptr) point_at_in_place_values(*plan);
+}
+
+template <class T>
+void Tape<T>::point_at_in_place_values(FlatPlan<T>& plan) const {
+    for (const auto& read : plan.in_place_values) repoint(plan.steps[read.step].x[read.side], value(read.entry).data());
 }
 
 // Its inputs' gradients have their values' shapes: one of another shape would be read past its

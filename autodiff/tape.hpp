@@ -613,8 +613,13 @@ private:
     // is rerecord_in_place: a replay asks both of every parameter on every run, and as calls
     // they were ~700 instructions of the S step's 28,700 (callgrind); the messages stay out of line.
     void check_parameter_grad(const Node<T>& n, std::uint32_t index) const {
-        if (n.parameter == nullptr || !n.requires_grad || !n.reads_in_place() || !accumulate_into_parameters_) return;
-        if (shape_of(n.parameter->grad) != n.in_place_record().recorded_shape) start_or_reject_parameter_grad(n, index);
+        if (!parameter_grad_fits(n)) start_or_reject_parameter_grad(n, index);
+    }
+    // Whether a sweep can add into n's parameter's gradient in place: it has the recorded shape,
+    // or n adds nothing to it (not a parameter, none needed, or accumulation off).
+    bool parameter_grad_fits(const Node<T>& n) const {
+        if (n.parameter == nullptr || !n.requires_grad || !n.reads_in_place() || !accumulate_into_parameters_) return true;
+        return shape_of(n.parameter->grad) == n.in_place_record().recorded_shape;
     }
     [[gnu::noinline]] void start_or_reject_parameter_grad(const Node<T>& n, std::uint32_t index) const;
     // For a Replay about to run the forward again: the in-place value is checked (alive,
@@ -678,6 +683,9 @@ private:
     void check_in_place_shape(const Node<T>& n, std::size_t index, const char* op) const;
     void check_finite_input_grads(const Node<T>& n, std::uint32_t index) const;
     void check_after_users_backward(const Node<T>& n, std::uint32_t index, FlatPlan<T>* plan);
+    // A replay's flat steps pointed at where the values read in place are now: after a user's
+    // code, which may have given a parameter or a constant_ref's matrix a new buffer.
+    void point_at_in_place_values(FlatPlan<T>& plan) const;
     void check_input_grads_kept(const Node<T>& n, std::uint32_t index) const;  // after a user's backward: their shapes
     void copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t index);  // for anomaly checks of a Replay
     void claim_flat_inputs(FlatStep<T>& step, std::uint32_t index, bool* overwrite);
