@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -643,6 +644,91 @@ void execute(Program& p, std::vector<Var<double>>& pool, Run& run) {
     }
 }
 
+// Bit for bit, NaNs of any payload counting as equal: a replay promises a fresh recording's bits.
+bool same_bits(const M& a, const M& b) {
+    if (a.shape() != b.shape()) return false;
+    for (std::size_t k = 0; k < a.size(); ++k) {
+        const double x = a.data()[k], y = b.data()[k];
+        if (std::isnan(x) && std::isnan(y)) continue;
+        if (std::memcmp(&x, &y, sizeof x) != 0) return false;
+    }
+    return true;
+}
+
+// The program's leaves on `tape` as the fuzzer built them (kind 0 a leaf with a gradient, 1 a
+// constant, 2 a parameter, as it is now).
+std::vector<Var<double>> leaves_on(Tape<double>& tape, const Program& program, const std::vector<int>& kinds,
+                                   std::vector<Parameter<double>>& parameters) {
+    std::vector<Var<double>> pool;
+    for (std::size_t i = 0, p = 0; i < program.leaves.size(); ++i)
+        pool.push_back(kinds[i] == 0   ? tape.leaf(program.leaves[i])
+                       : kinds[i] == 1 ? tape.constant(program.leaves[i])
+                                       : tape.parameter(parameters[p++]));
+    return pool;
+}
+
+// The program recorded afresh over its leaves and swept: its value, or nothing if an op refused
+// the values. Gradients accumulate into the parameters, zeroed first.
+bool record_afresh(Program& program, const std::vector<int>& kinds, std::vector<Parameter<double>>& parameters,
+                   double& value) {
+    Tape<double> tape;
+    std::vector<Var<double>> pool = leaves_on(tape, program, kinds, parameters);
+    for (auto& p : parameters) p.zero_grad();
+    Run run;
+    run.checked = false;
+    try {
+        execute(program, pool, run);
+        tape.backward(pool.back());
+    } catch (const Error&) {
+        return false;
+    }
+    value = pool.back().value()(0, 0);
+    return true;
+}
+
+// A Replay of the recorded step, run over the parameters' new values (the training step moved
+// them), equals a fresh recording of the program over them: the loss and every parameter's
+// gradient, bit for bit; and it refuses new values exactly when the recording does. The
+// value under NoGrad is the recording's too.
+void check_replay(Program& program, const std::vector<int>& kinds, std::vector<Parameter<double>>& parameters,
+                  Tape<double>& tape, const Var<double>& out) {
+    std::optional<Replay<double>> replay;
+    try {
+        replay.emplace(tape, out);
+    } catch (const Error& e) {
+        FUZZ_CHECK(std::strncmp(e.what(), "Replay: ", 8) == 0);  // an entry that cannot run again, named
+        return;
+    }
+    double fresh = 0;
+    const bool recorded = record_afresh(program, kinds, parameters, fresh);
+    std::vector<M> fresh_grads;
+    for (const auto& p : parameters) fresh_grads.push_back(p.grad);
+    for (auto& p : parameters) p.zero_grad();
+    double replayed = 0;
+    bool ran = true;
+    try {
+        replayed = replay->run();
+    } catch (const Error&) {
+        ran = false;
+    }
+    if (ran != recorded) std::fprintf(stderr, "replay %s where a fresh recording %s\n", ran ? "ran" : "refused",
+                                      recorded ? "ran" : "refused");
+    FUZZ_CHECK(ran == recorded);
+    if (!ran) return;
+    FUZZ_CHECK(same_bits(M{{replayed}}, M{{fresh}}));
+    for (std::size_t p = 0; p < parameters.size(); ++p) FUZZ_CHECK(same_bits(parameters[p].grad, fresh_grads[p]));
+
+    Tape<double> evaluation;
+    {
+        NoGrad<double> no_grad(evaluation);
+        std::vector<Var<double>> pool = leaves_on(evaluation, program, kinds, parameters);
+        Run run;
+        run.checked = false;
+        execute(program, pool, run);
+        FUZZ_CHECK(same_bits(pool.back().value(), M{{fresh}}));
+    }
+}
+
 Program parse(FuzzedDataProvider& in) {
     Program p;
     const std::size_t leaves = in.ConsumeIntegralInRange<std::size_t>(1, 4);
@@ -693,8 +779,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<Parameter<double>> parameters;
     parameters.reserve(program.leaves.size());
     std::vector<Var<double>> pool;
+    std::vector<int> kinds;
     for (std::size_t i = 0; i < program.leaves.size(); ++i) {
         const int kind = (flags >> (1 + i)) % 3;
+        kinds.push_back(kind);
         if (tape.detect_anomaly() && !all_finite(program.leaves[i])) {
             // A NaN or Inf recorded with anomaly detection on is refused at once.
             Parameter<double> p(program.leaves[i]);
@@ -765,6 +853,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         FUZZ_CHECK(stopped == !finite);
     }
+    if (out.requires_grad() && out.shape() == Shape{1, 1} && !tape.detect_anomaly())
+        check_replay(program, kinds, parameters, tape, out);
 
     // Gradients by central differences, where the values are tame enough for them to mean something.
     if (run.well_conditioned && !tape.detect_anomaly()) {
