@@ -113,19 +113,26 @@ inline void accumulate_flat(T* __restrict grad, bool overwrite, std::size_t n, F
 
 // Runs kernel(step) over n elements in pieces of at most `piece` (FlatStep::n counts in 32
 // bits): an op's own forward and backward take any size, where a Replay plans flat steps only
-// for entries that fit. One compare for any size that fits.
+// for entries that fit. One compare for any size that fits, which runs the caller's step
+// itself (setting its n): a copy of its ~100 bytes, twice per recorded and swept entry, cost
+// more than the compare. Pieces run on a copy, so the caller's buffers stay where they were.
 template <class T, class Kernel>
-inline void run_flat(FlatStep<T> step, std::size_t n, Kernel&& kernel, std::size_t piece = UINT32_MAX) {
+inline void run_flat(FlatStep<T>& step, std::size_t n, Kernel&& kernel, std::size_t piece = UINT32_MAX) {
+    if (n <= piece) {
+        step.n = static_cast<std::uint32_t>(n);
+        return kernel(step);
+    }
+    FlatStep<T> part = step;
     for (; n > piece; n -= piece) {
-        step.n = static_cast<std::uint32_t>(piece);
-        kernel(step);
+        part.n = static_cast<std::uint32_t>(piece);
+        kernel(part);
         auto advance = [piece](auto*& p) {
             if (p != nullptr) p += piece;
         };
-        advance(step.x[0]), advance(step.x[1]), advance(step.y), advance(step.gy), advance(step.gx[0]), advance(step.gx[1]);
+        advance(part.x[0]), advance(part.x[1]), advance(part.y), advance(part.gy), advance(part.gx[0]), advance(part.gx[1]);
     }
-    step.n = static_cast<std::uint32_t>(n);
-    kernel(step);
+    part.n = static_cast<std::uint32_t>(n);
+    kernel(part);
 }
 
 namespace detail {
@@ -219,6 +226,31 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
     recorded_bytes_ += n * sizeof(T);
     if (detect_anomaly_) check_new_value(index);
     return handle(index);
+}
+
+template <class T>
+template <std::size_t Arity>
+inline bool Tape<T>::flat_entry_step(Node<T>& y, FlatStep<T>& step, bool* overwrite) {
+    const std::size_t n = y.value.size();
+    std::array<Node<T>*, Arity> in;
+    std::array<const Matrix<T>*, Arity> values;
+    for (std::size_t k = 0; k < Arity; ++k) {
+        in[k] = &nodes_[y.inputs[k]];
+        values[k] = &value_of(*in[k]);
+        if (values[k]->size() != n) return false;
+    }
+    for (std::size_t k = 0; k < Arity; ++k) {
+        step.x[k] = values[k]->data();
+        if (!in[k]->requires_grad) continue;
+        overwrite[k] = claim_gradient(y.inputs[k], in[k]->parameter != nullptr);
+        Matrix<T>& g = grad_buffer(*in[k]);
+        if (overwrite[k]) ensure_shape(g, shape_of(*values[k]));
+        step.gx[k] = g.data();
+    }
+    step.y = y.value.data();
+    step.gy = y.grad.data();
+    step.s = y.scalar;
+    return true;
 }
 
 }  // namespace autodiff

@@ -125,27 +125,22 @@ void broadcast_backward_side(Tape<T>& tape, Node<T>& y, const Matrix<T>& A, cons
 
 template <class T, class Rule>
 void binary_backward(Tape<T>& tape, Node<T>& y) {
-    const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
-    if (!same_shapes(A, B, y.value)) {
-        if (tape.needs_grad(y, 0)) broadcast_backward_side<T, Rule, 0>(tape, y, A, B);
-        if (tape.needs_grad(y, 1)) broadcast_backward_side<T, Rule, 1>(tape, y, A, B);
-        return;
-    }
-    FlatStep<T> step = binary_step(A, B, y);
+    FlatStep<T> step;
     bool overwrite[2] = {false, false};
-    for (int side = 0; side < 2; ++side) {
-        if (!tape.needs_grad(y, side)) continue;
-        const GradientSink<T> sink = tape.grad_of(y, side);  // both claimed first: x * x overwrites, then adds
-        step.gx[side] = sink.grad.data();
-        overwrite[side] = sink.overwrite;
-    }
-    run_flat(step, y.value.size(), [&](const FlatStep<T>& piece) { binary_flat_backward<T, Rule>(piece, overwrite); });
+    if (tape.template flat_entry_step<2>(y, step, overwrite))
+        return run_flat(step, y.value.size(), [&](const FlatStep<T>& piece) { binary_flat_backward<T, Rule>(piece, overwrite); });
+    const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
+    if (tape.needs_grad(y, 0)) broadcast_backward_side<T, Rule, 0>(tape, y, A, B);
+    if (tape.needs_grad(y, 1)) broadcast_backward_side<T, Rule, 1>(tape, y, A, B);
 }
 
 template <class T, class Rule>
 void binary_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
-    if (same_shapes(A, B, y.value)) return run_flat(binary_step(A, B, y), y.value.size(), binary_flat_forward<T, Rule>);
+    if (same_shapes(A, B, y.value)) {
+        FlatStep<T> step = binary_step(A, B, y);
+        return run_flat(step, y.value.size(), binary_flat_forward<T, Rule>);
+    }
     const kernels::Broadcast<T> a(A), b(B);
     kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(a(i, j), b(i, j)); });
 }

@@ -83,10 +83,10 @@ template <class T>
 
 template <class T, class Rule>
 void unary_backward(Tape<T>& tape, Node<T>& y) {
-    FlatStep<T> step = unary_step(tape, y);
-    const GradientSink<T> sink = tape.grad_of(y, 0);
-    step.gx[0] = sink.grad.data();
-    const bool overwrite[1] = {sink.overwrite};
+    FlatStep<T> step;
+    bool overwrite[1] = {false};
+    tape.template flat_entry_step<1>(y, step, overwrite);  // the input has the entry's shape
+    step.s2 = y.scalar2();
     run_flat(step, y.value.size(), [&](const FlatStep<T>& piece) { unary_flat_backward<T, Rule>(piece, overwrite); });
 }
 
@@ -117,7 +117,8 @@ template <class T, class Rule>
 void unary_forward(Tape<T>& tape, Node<T>& y) {
     if constexpr (has_domain<Rule>::value)
         require_domain(Rule::name, tape.input(y, 0), [&](T v) { return Rule::in_domain(v, y.scalar); }, Rule::domain);
-    run_flat(unary_step(tape, y), y.value.size(), unary_flat_forward<T, Rule>);
+    FlatStep<T> step = unary_step(tape, y);
+    run_flat(step, y.value.size(), unary_flat_forward<T, Rule>);
 }
 
 template <class T, class Rule>
