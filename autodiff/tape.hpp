@@ -45,6 +45,9 @@ class Tape;
 /// Code that changes `value` in place after a recording calls bump_version(), as the
 /// optimizers do; backward() then refuses to use the stale recording, as PyTorch's version
 /// counter does.
+template <class T>
+class ParameterIdentity;
+
 template <class T = double>
 class Parameter {
 public:
@@ -69,12 +72,31 @@ public:
 
 private:
     friend class Tape<T>;
+    friend class ParameterIdentity<T>;
     static constexpr std::uint32_t no_slot = ~std::uint32_t(0);  // moved from
     void take_identity_of(Parameter& other) noexcept;
     void take_new_identity();  // a registry slot of its own
     std::uint32_t slot_ = no_slot;   // registry slot holding identity_ while this object lives
     std::uint64_t identity_ = 0;
     std::uint64_t version_ = 0;
+};
+
+/// What a holder of parameters by address keeps beside each (a Module's registered ones, an
+/// optimizer's list): whether that object is still the parameter it was, asked of the
+/// registry without touching the object. One destroyed, or moved from, since is then refused
+/// by name instead of read in freed memory, as a tape refuses it.
+template <class T = double>
+class ParameterIdentity {
+public:
+    explicit ParameterIdentity(const Parameter<T>& p) : slot_(p.slot_), identity_(p.identity_) {}
+    bool alive() const {
+        return slot_ != Parameter<T>::no_slot &&
+               detail::TapeRegistry::generation(slot_).load(std::memory_order_acquire) == identity_;
+    }
+
+private:
+    std::uint32_t slot_;
+    std::uint64_t identity_;
 };
 
 template <class T>

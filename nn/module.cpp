@@ -45,6 +45,7 @@ Parameter<T>& Module<T>::add_parameter(const std::string& name, Matrix<T> initia
     check_new_name(name);
     owned_parameters_.emplace_back(std::move(initial), name_.empty() ? name : name_ + "." + name);
     parameters_.push_back({name, &owned_parameters_.back()});
+    identities_.emplace_back(owned_parameters_.back());
     changed();
     return owned_parameters_.back();
 }
@@ -53,9 +54,23 @@ template <class T>
 Parameter<T>& Module<T>::register_parameter(const std::string& name, Parameter<T>& parameter) {
     check_new_name(name);
     parameters_.push_back({name, &parameter});
+    identities_.emplace_back(parameter);
     changed();
     if (parameter.name.empty()) parameter.name = name_.empty() ? name : name_ + "." + name;
     return parameter;
+}
+
+// A parameter registered from elsewhere lives as long as its owner keeps it: one destroyed
+// (or moved from) before this module is named here, before anything reads it, instead of
+// being read in freed memory by an optimizer built from parameters(), zero_grad or a save.
+template <class T>
+const std::vector<typename Module<T>::NamedParameter>& Module<T>::live_parameters() const {
+    for (std::size_t i = 0; i < parameters_.size(); ++i)
+        if (!identities_[i].alive())
+            throw Error(who() + ": parameter '" + parameters_[i].name +
+                        "' (registered with register_parameter) was destroyed or moved from before the module; a "
+                        "parameter registered from elsewhere must outlive the module and stay where it is");
+    return parameters_;
 }
 
 template <class T>
@@ -103,9 +118,13 @@ void Module<T>::changed() {
 template <class T>
 void Module<T>::rename(const std::string& path) {
     // A parameter keeps a name its owner gave it elsewhere; those named here follow the path.
-    for (NamedParameter& p : parameters_)
-        if (p.item->name.empty() || p.item->name == (name_.empty() ? p.name : name_ + "." + p.name))
-            p.item->name = path + "." + p.name;
+    // One registered from elsewhere that is gone is left alone (refused where it is read).
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+        if (!identities_[i].alive()) continue;
+        const std::string& local = parameters_[i].name;
+        std::string& name = parameters_[i].item->name;
+        if (name.empty() || name == (name_.empty() ? local : name_ + "." + local)) name = path + "." + local;
+    }
     name_ = path;
     for (NamedModule& c : children_) c.item->rename(path + "." + c.name);
 }
@@ -123,7 +142,7 @@ void Module<T>::collect(Module<T>& m, const std::string& prefix, std::vector<Nam
 template <class T>
 std::vector<typename Module<T>::NamedParameter> Module<T>::named_parameters() {
     std::vector<NamedParameter> out;
-    collect<Parameter<T>>(*this, "", out, [](Module<T>& m) -> const auto& { return m.parameters_; });
+    collect<Parameter<T>>(*this, "", out, [](Module<T>& m) -> const auto& { return m.live_parameters(); });
     return out;
 }
 
@@ -178,7 +197,7 @@ template <class T>
 void Module<T>::zero_grad() {
     // Walks the tree instead of calling parameters(), which allocates: training loops call
     // this every step. A shared parameter is simply zeroed twice.
-    for (NamedParameter& p : parameters_) p.item->zero_grad();
+    for (const NamedParameter& p : live_parameters()) p.item->zero_grad();
     for (NamedModule& c : children_) c.item->zero_grad();
 }
 
@@ -202,7 +221,7 @@ std::string Module<T>::summary() {
     out << (name_.empty() ? type() : name_) << ": " << describe() << ", " << parameter_count() << " parameters\n";
     for (const NamedModule& m : named_modules()) {
         out << "  " << m.name << ": " << m.item->describe();
-        for (const NamedParameter& p : m.item->parameters_) out << "  " << p.name << " " << autodiff::to_string(p.item->shape());
+        for (const NamedParameter& p : m.item->live_parameters()) out << "  " << p.name << " " << autodiff::to_string(p.item->shape());
         out << "\n";
     }
     return out.str();

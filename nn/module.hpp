@@ -15,6 +15,7 @@
 /// address, and a moved module would leave them pointing at the old place. Keep models where
 /// they were built (members, locals, std::unique_ptr, std::deque::emplace_back).
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -121,6 +122,12 @@ protected:
     void register_modules(std::initializer_list<Child> children) {
         for (const Child& c : children) attach(c.name, c.module);
     }
+    /// Whether `module` is registered here still under `name` (a child destroyed first has
+    /// left the list).
+    bool has_child(const std::string& name, const Module<T>& module) const {
+        return std::any_of(children_.begin(), children_.end(),
+                           [&](const NamedModule& c) { return c.item == &module && c.name == name; });
+    }
     /// The name a module has until a parent registers it (Linear's legacy name argument).
     void set_default_name(const std::string& name) {
         if (parent_ == nullptr) rename(name);
@@ -129,6 +136,7 @@ protected:
 private:
     void attach(const std::string& name, Module<T>& child);
     void check_new_name(const std::string& name) const;
+    const std::vector<NamedParameter>& live_parameters() const;  // parameters_, once each is checked alive
     void rename(const std::string& path);  // sets the full names of this subtree
     bool set_training(bool on);            // this subtree's modes; whether any flipped
     void changed();                        // moves version() of this module and its ancestors
@@ -138,6 +146,7 @@ private:
     std::deque<autodiff::Parameter<T>> owned_parameters_;  // a deque: addresses never move
     std::deque<autodiff::Matrix<T>> owned_buffers_;
     std::vector<NamedParameter> parameters_;  // local names
+    std::vector<autodiff::ParameterIdentity<T>> identities_;  // of parameters_[i]: alive still?
     std::vector<NamedBuffer> buffers_;
     std::vector<NamedModule> children_;
     std::string name_;

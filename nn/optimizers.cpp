@@ -144,6 +144,7 @@ void require_shape(const Optimizer<T>& optimizer, const Parameter<T>& p, const M
 template <class T>
 void require_shapes_before_step(const Optimizer<T>& optimizer, const std::vector<Parameter<T>*>& parameters,
                                 std::initializer_list<std::pair<const std::vector<Matrix<T>>*, const char*>> states = {}) {
+    optimizer.require_parameters_alive();
     for (std::size_t i = 0; i < parameters.size(); ++i) {
         require_shape(optimizer, *parameters[i], parameters[i]->grad, "gradient");
         for (const auto& [arrays, what] : states) require_shape(optimizer, *parameters[i], (*arrays)[i], what);
@@ -207,6 +208,16 @@ Optimizer<T>::Optimizer(std::vector<Parameter<T>*> parameters, T learning_rate)
             throw autodiff::Error("optimizer: parameter " + std::to_string(i) + " of " +
                                   std::to_string(parameters_.size()) + " is a null pointer");
     distinct_ = std::set<const Parameter<T>*>(parameters_.begin(), parameters_.end()).size() == parameters_.size();
+    for (const Parameter<T>* p : parameters_) identities_.emplace_back(*p);
+}
+
+template <class T>
+void Optimizer<T>::require_parameters_alive() const {
+    for (std::size_t i = 0; i < identities_.size(); ++i)
+        if (!identities_[i].alive())
+            throw autodiff::Error(name() + ": parameter " + std::to_string(i) + " of " + std::to_string(identities_.size()) +
+                                  " was destroyed or moved from after the optimizer was made; the parameters must "
+                                  "outlive the optimizer and stay where they are");
 }
 
 template <class T>
@@ -216,6 +227,7 @@ void Optimizer<T>::set_learning_rate(T rate) {
 
 template <class T>
 void Optimizer<T>::zero_grad() {
+    require_parameters_alive();
     for (Parameter<T>* p : parameters_) p->zero_grad();
 }
 

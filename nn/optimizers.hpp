@@ -33,6 +33,9 @@ public:
     /// but the optimizer's state).
     void set_learning_rate(T rate);
     const std::vector<autodiff::Parameter<T>*>& parameters() const { return parameters_; }
+    /// Throws autodiff::Error if a parameter was destroyed or moved from since the optimizer
+    /// was made (every step and zero_grad ask first, instead of writing to freed memory).
+    void require_parameters_alive() const;
 
     virtual std::string name() const = 0;
     /// What a checkpoint keeps: hyper-parameters as text, and the per-parameter state arrays
@@ -58,6 +61,7 @@ protected:
 
 private:
     bool distinct_;  // no parameter listed twice
+    std::vector<autodiff::ParameterIdentity<T>> identities_;  // of parameters_[i]
 };
 
 /// W = W - learning_rate * (dW + weight_decay * W): the notebook's update_parameters, with

@@ -26,25 +26,47 @@ public:
         owned_.push_back(std::move(module));
         return m;
     }
-    /// Appends a module owned elsewhere (it must outlive the Sequential).
+    /// Appends a module owned elsewhere (it must outlive the Sequential: one destroyed first
+    /// is refused by name when the Sequential next runs or is indexed).
     Module<T>& append(const std::string& name, Module<T>& module) {
         this->register_module(name, module);
-        steps_.push_back(&module);
+        steps_.push_back({name, &module});
         return module;
     }
 
     autodiff::Var<T> forward(autodiff::Var<T> x) override {
-        for (Module<T>* m : steps_) x = m->forward(x);
+        require_steps_alive();
+        for (const Step& step : steps_) x = step.module->forward(x);
         return x;
     }
 
     std::size_t size() const { return steps_.size(); }
-    Module<T>& operator[](std::size_t i) { return *steps_.at(i); }
+    Module<T>& operator[](std::size_t i) {
+        require_steps_alive();
+        return *steps_.at(i).module;
+    }
     std::string type() const override { return "Sequential"; }
 
 private:
-    std::deque<Module<T>*> steps_;
+    struct Step {
+        std::string name;
+        Module<T>* module;
+    };
+    // A step destroyed before the Sequential has left its children (~Module), which moved
+    // version(): the steps are looked for among them again only then.
+    void require_steps_alive() {
+        if (checked_version_ == this->version()) return;
+        for (const Step& step : steps_)
+            if (!this->has_child(step.name, *step.module))
+                throw autodiff::Error(this->who() + ": step '" + step.name +
+                                      "' was destroyed before the Sequential that runs it; a module given to append() "
+                                      "must outlive the Sequential");
+        checked_version_ = this->version();
+    }
+
+    std::deque<Step> steps_;
     std::deque<std::unique_ptr<Module<T>>> owned_;
+    std::uint64_t checked_version_ = ~std::uint64_t(0);
 };
 
 }  // namespace nn

@@ -1,5 +1,7 @@
 // nn::Module: hierarchical names, registration checks, modes, buffers.
 
+#include <memory>
+
 #include <catch2/catch.hpp>
 
 #include "nn/activation_layer.hpp"
@@ -153,4 +155,41 @@ TEST_CASE("a child that outlives its parent may be registered again; one destroy
         again.append("short", short_lived);
     }
     REQUIRE(names(again) == std::vector<std::string>{"m2.l.W", "m2.l.b"});
+}
+
+// Found by an attack: a Sequential kept its own list of the modules given to append(), which
+// ~Module never updated, so a step destroyed first was run from freed memory.
+TEST_CASE("a Sequential whose appended step was destroyed first refuses to run, naming it", "[module]") {
+    nn::Sequential<double> seq;
+    seq.add<nn::Linear<double>>(2, 2);
+    {
+        nn::Linear<double> extra(2, 2);
+        seq.append("extra", extra);
+        CHECK(seq.named_parameters().size() == 4);
+    }
+    CHECK(seq.named_parameters().size() == 2);  // the child list forgot it
+    autodiff::Tape<double> tape;
+    const autodiff::Var<double> x = tape.constant(Matrix<double>{{1.0}, {2.0}});
+    CHECK_THROWS_WITH(seq(x), Contains("step 'extra' was destroyed before the Sequential"));
+    CHECK_THROWS_WITH(seq[1], Contains("step 'extra'"));  // indexing any step: the Sequential is broken
+}
+
+// Found by an attack: a parameter registered from elsewhere and destroyed before its module
+// was read in freed memory by parameters(), zero_grad() and a save.
+TEST_CASE("a parameter registered from elsewhere and destroyed first is named, not read", "[module]") {
+    struct Holder : nn::Module<double> {
+        explicit Holder(autodiff::Parameter<double>& p) { register_parameter("shared", p); }
+    };
+    auto p = std::make_unique<autodiff::Parameter<double>>(Matrix<double>{{1.0, 2.0}});
+    Holder holder(*p);
+    CHECK(holder.parameters().size() == 1);
+    p.reset();
+    for (auto* read : {+[](Holder& h) { h.parameters(); }, +[](Holder& h) { h.zero_grad(); },
+                       +[](Holder& h) { h.summary(); }})
+        CHECK_THROWS_WITH(read(holder), Contains("parameter 'shared' (registered with register_parameter) was destroyed"));
+    // A parent registering the holder afterwards renames nothing that is gone.
+    struct Parent : nn::Module<double> {
+        explicit Parent(Holder& h) { register_modules({{"holder", h}}); }
+    };
+    CHECK_NOTHROW(Parent(holder));
 }

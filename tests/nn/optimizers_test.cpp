@@ -176,3 +176,20 @@ TEST_CASE("a step refused for a gradient of another shape changes no weight, gra
         }
     }
 }
+
+// Found by an attack: an optimizer whose parameter was destroyed stepped into freed memory.
+TEST_CASE("an optimizer whose parameter was destroyed or moved from refuses to step, naming it", "[optimizers]") {
+    autodiff::Parameter<double> kept(Matrix<double>{{1.0}});
+    auto gone = std::make_unique<autodiff::Parameter<double>>(Matrix<double>{{2.0}});
+    nn::Adam<double> adam({&kept, gone.get()}, 0.1);
+    gone.reset();
+    CHECK_THROWS_WITH(adam.step(), Contains("adam: parameter 1 of 2 was destroyed or moved from"));
+    CHECK_THROWS_WITH(adam.step_and_zero_grad(), Contains("parameter 1 of 2"));
+    CHECK_THROWS_WITH(adam.zero_grad(), Contains("parameter 1 of 2"));
+    CHECK(kept.value(0, 0) == 1.0);  // nothing stepped
+
+    autodiff::Parameter<double> moved(Matrix<double>{{3.0}});
+    nn::SGD<double> sgd({&moved}, 0.1);
+    const autodiff::Parameter<double> elsewhere(std::move(moved));
+    CHECK_THROWS_WITH(sgd.step(), Contains("sgd: parameter 0 of 1 was destroyed or moved from"));
+}
