@@ -214,6 +214,13 @@ struct alignas(64) Node {
     const Labels& labels() const { return more().labels; }
     const std::array<Matrix<T>, 2>& work() const { return more().work; }
     const std::array<std::uint32_t, 8>& params() const { return more().params; }
+    // A 64-bit integer parameter (an offset or a count that may pass 2^32, an rng's seed) in
+    // params()[k] (low 32 bits) and params()[k + 1] (high).
+    void set_param64(std::size_t k, std::uint64_t v) {
+        params()[k] = static_cast<std::uint32_t>(v);
+        params()[k + 1] = static_cast<std::uint32_t>(v >> 32);
+    }
+    std::uint64_t param64(std::size_t k) const { return (std::uint64_t(params()[k + 1]) << 32) | params()[k]; }
 
 private:
     NodeExtras<T>& more() {

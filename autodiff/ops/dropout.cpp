@@ -13,14 +13,13 @@ namespace autodiff {
 namespace {
 
 // Node: scalar = 1 / (1 - p), scalar2 = p, params[0..3] = the rng's seed and counter
-// (low and high 32 bits), saved = the mask times 1 / (1 - p), which is the derivative.
-std::uint64_t join(std::uint32_t low, std::uint32_t high) { return (std::uint64_t(high) << 32) | low; }
+// (Node::param64), saved = the mask times 1 / (1 - p), which is the derivative.
 
 template <class T>
 void dropout_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
     ensure_shape(y.saved(), shape_of(x));
-    const std::uint64_t seed = join(y.params()[0], y.params()[1]), counter = join(y.params()[2], y.params()[3]);
+    const std::uint64_t seed = y.param64(0), counter = y.param64(2);
     const double p = static_cast<double>(y.scalar2());
     T* mask = y.saved().data();
     for (std::size_t k = 0; k < x.size(); ++k) {
@@ -47,10 +46,8 @@ Var<T> dropout(const Var<T>& x, scalar_of<T> p, CounterRng& rng) {
     Var<T> y = ops::record_library_op(tape, "dropout", {x}, x.shape(), dropout_forward<T>, dropout_backward<T>, [&](Node<T>& n) {
         n.scalar = T(1) / (T(1) - p);
         n.set_scalar2(p);
-        n.params()[0] = static_cast<std::uint32_t>(rng.seed);
-        n.params()[1] = static_cast<std::uint32_t>(rng.seed >> 32);
-        n.params()[2] = static_cast<std::uint32_t>(rng.counter);
-        n.params()[3] = static_cast<std::uint32_t>(rng.counter >> 32);
+        n.set_param64(0, rng.seed);
+        n.set_param64(2, rng.counter);
     });
     rng.counter += x.shape().size();
     return y;

@@ -1,6 +1,8 @@
 // matmul, linear (W @ A + b, fused) and transpose. Each backward is two GEMMs at most:
 // dW = dZ @ A^T, dA = W^T @ dZ, db = sum of dZ over the examples.
 
+#include <limits>
+
 #include "autodiff/kernels.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/ops/activation_rules.hpp"
@@ -25,6 +27,12 @@ void check_inner(const char* op, const Var<T>& W, const Var<T>& A) {
         ops::fail(op, "(" + to_string(W.shape()) + ") @ (" + to_string(A.shape()) + "): inner dimensions " +
                           std::to_string(W.cols()) + " and " + std::to_string(A.rows()) +
                           " differ (W is n_out x n_in, activations are features x examples)");
+    // BLAS takes its sizes as int: one cast from a larger size_t wrapped, and the product was
+    // silently wrong (an inner dimension of 2^32 + 1 multiplied one column; found by an attack).
+    constexpr std::size_t blas_max = std::numeric_limits<int>::max();
+    if (W.rows() > blas_max || W.cols() > blas_max || A.cols() > blas_max)
+        ops::fail(op, "(" + to_string(W.shape()) + ") @ (" + to_string(A.shape()) +
+                          "): a dimension exceeds BLAS's int sizes (" + std::to_string(blas_max) + ")");
 }
 
 // dW = dZ @ A^T and dA = W^T @ dZ for Z = W @ A (+ b): shared by matmul and both linears.

@@ -69,12 +69,12 @@ Var<T> concat_entry(Tape<T>& tape, std::initializer_list<InputRef<T>> parts, int
                           [&](Node<T>& y) { y.params()[0] = static_cast<std::uint32_t>(axis); });
 }
 
-// ---- slice: params = {axis, begin, end} ----
+// ---- slice: params = {axis, begin, end}, begin and end in 64 bits (Node::param64) ----
 
 template <class T>
 void slice_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>& x = tape.input(y, 0);
-    const Origin o(y.params()[0], y.params()[1]);
+    const Origin o(y.params()[0], y.param64(1));
     const T* src = x.data();
     T* dst = y.value.data();
     for_block<T>(y.value.shape()[0], y.value.shape()[1], o.row, o.col, x.shape()[1], [&](std::size_t b, std::size_t s) { dst[s] = src[b]; });
@@ -85,7 +85,7 @@ void slice_backward(Tape<T>& tape, Node<T>& y) {
     auto sink = tape.grad_of(y, 0);
     // The range only; a gradient written for the first time is zero outside it.
     if (sink.overwrite) std::fill(sink.grad.begin(), sink.grad.end(), T(0));
-    const Origin o(y.params()[0], y.params()[1]);
+    const Origin o(y.params()[0], y.param64(1));
     const T* g = y.grad.data();
     T* dx = sink.grad.data();
     for_block<T>(y.value.shape()[0], y.value.shape()[1], o.row, o.col, sink.grad.shape()[1], [&](std::size_t b, std::size_t s) { dx[b] += g[s]; });
@@ -227,8 +227,8 @@ Var<T> slice(const Var<T>& x, int axis, std::size_t begin, std::size_t end) {
     const Shape out = axis == 0 ? Shape{end - begin, s.cols} : Shape{s.rows, end - begin};
     return ops::record_library_op(tape, "slice", {x}, out, slice_forward<T>, slice_backward<T>, [&](Node<T>& y) {
         y.params()[0] = static_cast<std::uint32_t>(axis);
-        y.params()[1] = static_cast<std::uint32_t>(begin);
-        y.params()[2] = static_cast<std::uint32_t>(end);
+        y.set_param64(1, begin);  // a column past 2^32 of a long row: 32 bits read column 0 (found by an attack)
+        y.set_param64(3, end);
     });
 }
 
