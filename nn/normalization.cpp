@@ -83,7 +83,14 @@ autodiff::Var<T> BatchNorm<T>::forward(autodiff::Var<T> x) {
     }
     // (x - mean) / sqrt(var + eps) * gain + bias = x * (gain s) + (bias - gain s mean), s = 1/sqrt(var + eps).
     autodiff::ensure_shape(inverse_std_, {n, 1});
-    for (std::size_t i = 0; i < n; ++i) inverse_std_(i, 0) = T(1) / std::sqrt(running_var(i, 0) + T(eps_));
+    for (std::size_t i = 0; i < n; ++i) {
+        // A checkpoint's finite but negative variance (or one assigned) made every output NaN
+        // silently (found by an attack).
+        if (!(running_var(i, 0) >= T(0)))
+            throw autodiff::Error(this->who() + ": running_var holds " + std::to_string(running_var(i, 0)) +
+                                  " at row " + std::to_string(i) + " (a variance is never negative: loaded or assigned?)");
+        inverse_std_(i, 0) = T(1) / std::sqrt(running_var(i, 0) + T(eps_));
+    }
     shift_ = -running_mean * inverse_std_;
     autodiff::Var<T> g = tape.parameter(gain);
     return x * (g * tape.constant(inverse_std_)) + (g * tape.constant(shift_) + tape.parameter(bias));

@@ -408,6 +408,13 @@ void Adam<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     require_shapes(name(), state, "v", v_);
     const std::uint64_t steps = whole_steps(name(), state.at("steps"));
     std::vector<Matrix<T>> m = copies(state, "m", m_.size()), v = copies(state, "v", v_.size());
+    // A mean of squares: a negative one (a finite, well-formed file) made the next step divide
+    // by epsilon and throw the weights thousands away (found by an attack).
+    for (std::size_t i = 0; i < v.size(); ++i)
+        for (std::size_t k = 0; k < v[i].size(); ++k)
+            if (!(v[i].data()[k] >= T(0)))
+                throw autodiff::Error(name() + ": state '" + state_name("v", i) + "' holds " + text(v[i].data()[k]) +
+                                      " at element " + std::to_string(k) + " (a second moment is never negative)");
     m_.swap(m);
     v_.swap(v);
     steps_ = steps;

@@ -178,3 +178,16 @@ TEST_CASE("Adam::load_state changes nothing when a later array does not fit", "[
         REQUIRE(std::memcmp(after.at(name).data(), array.data(), array.size() * sizeof(double)) == 0);
     }
 }
+
+// Found by an attack: a well-formed, finite checkpoint with a negative second moment loaded,
+// and the next step divided by epsilon (a weight moved from 1.76 to -2132 at a rate of 1e-3).
+TEST_CASE("Adam::load_state refuses a negative second moment, changing nothing", "[checkpoint][module][optimizers]") {
+    Model<double> model;
+    nn::Adam<double> adam(model.parameters(), 1e-2);
+    train_steps(model, adam, 2);
+    const std::map<std::string, Matrix<double>> before = adam.state();
+    std::map<std::string, Matrix<double>> bad = before;
+    bad["v.1"].data()[0] = -1.0;
+    REQUIRE_THROWS_WITH(adam.load_state(bad), Contains("adam: state 'v.1' holds -1 at element 0 (a second moment is never negative)"));
+    REQUIRE(std::memcmp(adam.state().at("v.1").data(), before.at("v.1").data(), before.at("v.1").size() * sizeof(double)) == 0);
+}
