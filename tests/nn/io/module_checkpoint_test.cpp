@@ -162,11 +162,21 @@ TEST_CASE("a load whose optimizer state does not fit changes neither the model n
     }
 }
 
-TEST_CASE("Adam::load_state changes nothing when a later array does not fit", "[checkpoint][module][optimizers]") {
+// An Adam two steps into training, and its state then.
+struct TrainedAdam {
     Model<double> model;
-    nn::Adam<double> adam(model.parameters(), 1e-2);
-    train_steps(model, adam, 2);
-    const std::map<std::string, Matrix<double>> before = adam.state();
+    nn::Adam<double> adam{model.parameters(), 1e-2};
+    std::map<std::string, Matrix<double>> before;
+    TrainedAdam() {
+        train_steps(model, adam, 2);
+        before = adam.state();
+    }
+};
+
+TEST_CASE("Adam::load_state changes nothing when a later array does not fit", "[checkpoint][module][optimizers]") {
+    TrainedAdam trained;
+    nn::Adam<double>& adam = trained.adam;
+    const std::map<std::string, Matrix<double>>& before = trained.before;
     std::map<std::string, Matrix<double>> bad = before;
     for (auto& [name, array] : bad) array += 1.0;  // every m, v and steps differs
     bad["v.5"] = Matrix<double>({{1.0, 2.0, 3.0}});  // head.b is 3x1
@@ -182,12 +192,11 @@ TEST_CASE("Adam::load_state changes nothing when a later array does not fit", "[
 // Found by an attack: a well-formed, finite checkpoint with a negative second moment loaded,
 // and the next step divided by epsilon (a weight moved from 1.76 to -2132 at a rate of 1e-3).
 TEST_CASE("Adam::load_state refuses a negative second moment, changing nothing", "[checkpoint][module][optimizers]") {
-    Model<double> model;
-    nn::Adam<double> adam(model.parameters(), 1e-2);
-    train_steps(model, adam, 2);
-    const std::map<std::string, Matrix<double>> before = adam.state();
-    std::map<std::string, Matrix<double>> bad = before;
+    TrainedAdam trained;
+    std::map<std::string, Matrix<double>> bad = trained.before;
     bad["v.1"].data()[0] = -1.0;
-    REQUIRE_THROWS_WITH(adam.load_state(bad), Contains("adam: state 'v.1' holds -1 at element 0 (a second moment is never negative)"));
-    REQUIRE(std::memcmp(adam.state().at("v.1").data(), before.at("v.1").data(), before.at("v.1").size() * sizeof(double)) == 0);
+    REQUIRE_THROWS_WITH(trained.adam.load_state(bad),
+                        Contains("adam: state 'v.1' holds -1 at element 0 (a second moment is never negative)"));
+    const Matrix<double>& v1 = trained.before.at("v.1");
+    REQUIRE(std::memcmp(trained.adam.state().at("v.1").data(), v1.data(), v1.size() * sizeof(double)) == 0);
 }
