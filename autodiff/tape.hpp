@@ -959,7 +959,9 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     n.backward = nullptr;
     n.forward = nullptr;
     n.scalar = T(0);
-    if (n.extras) n.extras->params = {}, n.extras->scalar2 = T(0);
+    // An entry reused holds what its last op left in extras: the labels too, so that an entry
+    // recorded by an op that takes none does not show another's (capacity kept).
+    if (n.extras) n.extras->params = {}, n.extras->scalar2 = T(0), n.extras->labels.clear();
     n.parameter = nullptr;
     n.requires_grad = false;
     return index;

@@ -208,3 +208,31 @@ TEST_CASE("ReplayedStep keeps at most 4 batch sizes recorded, reusing the least 
     CHECK(kept.size() == 4);
     CHECK(kept.count(&s.fast.batch(100)) == 1);
 }
+
+// Found by an attack: a loss that says it is replayable but takes the labels somewhere other
+// than a final softmax_cross_entropy entry (nll_loss; a cross-entropy scaled after), or copies
+// the targets into a constant, was replayed on the first batch's labels, silently.
+TEST_CASE("a replayable loss that copies the batch elsewhere trains as recording every step does", "[replay][training]") {
+    using V = autodiff::Var<double>;
+    const std::vector<nn::Loss<double>> losses = {
+        {[](V out, const nn::Batch<double>& b) { return autodiff::nll_loss(autodiff::log_softmax(out), b.labels); }, true, true},
+        {[](V out, const nn::Batch<double>& b) { return autodiff::softmax_cross_entropy(out, b.labels) * 2.0; }, true, true},
+        {[](V out, const nn::Batch<double>& b) {
+             autodiff::Matrix<double> onehot = xt::zeros<double>(out.value().shape());
+             for (std::size_t j = 0; j < b.labels.size(); ++j) onehot(b.labels[j], j) = 1.0;
+             return autodiff::softmax_cross_entropy(out, out.tape().constant(onehot));
+         },
+         true, true},
+    };
+    const nn::DataLoader<double> data(nn::iris<double>());
+    for (std::size_t k = 0; k < losses.size(); ++k) {
+        INFO("loss " << k);
+        Run<double> replayed, recorded;
+        nn::Trainer<double> fast(replayed.net, replayed.optimizer, losses[k], 16, 5);
+        nn::Trainer<double> plain(recorded.net, recorded.optimizer, losses[k], 16, 5);
+        plain.set_replay(false);
+        for (std::size_t epoch = 0; epoch < 2; ++epoch) REQUIRE(fast.train_epoch(data, epoch).loss == plain.train_epoch(data, epoch).loss);
+        for (std::size_t l = 0; l < replayed.net.layers.size(); ++l)
+            REQUIRE((replayed.net.layers[l].W.value == recorded.net.layers[l].W.value));
+    }
+}
