@@ -26,6 +26,8 @@ struct Loss {
     /// The loss reads the batch only through class labels (a softmax_cross_entropy that is
     /// the loss entry itself) or Tape::constant_ref(batch.targets), so that the Trainer may
     /// record its step once and replay it (nn::ReplayedStep). Off: every step is recorded.
+    /// A step that turns out to read the batch elsewhere (labels in another entry, a matrix
+    /// copied by Tape::constant or Tape::leaf) is recorded every step too, not replayed stale.
     bool replayable = false;
 };
 
