@@ -200,9 +200,14 @@ int main(int argc, char** argv) {
     }
     return example::guarded_ranks_main("train_mlp", *comm, [&] {
         // --eval reads the checkpoint in the type it was trained in, as --resume does, unless
-        // --dtype says otherwise (then a mismatch is reported).
-        if (!o.eval.empty() && !app.get_option("--dtype")->count())
-            o.dtype = nn::load_checkpoint(o.eval).meta["dtype"] == "float64" ? "double" : "float";
+        // --dtype says otherwise (then a mismatch is reported), and on the run's own test set:
+        // its data set and the seed that split it (with seed 0 instead, a run trained with
+        // another seed was "tested" on examples it had trained on; found by an attack).
+        if (!o.eval.empty()) {
+            const std::map<std::string, std::string> meta = nn::load_checkpoint(o.eval).meta;
+            if (!app.get_option("--dtype")->count()) o.dtype = meta.count("dtype") && meta.at("dtype") == "float64" ? "double" : "float";
+            example::adopt_training_settings(app, {{"--dataset", "--csv", "--seed"}, {}}, meta, o.eval);
+        }
         if (!o.resume.empty()) {
             const std::map<std::string, std::string> meta = nn::load_checkpoint(o.resume).meta;
             example::adopt_training_settings(app, training_flags, meta, o.resume);

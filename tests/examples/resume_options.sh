@@ -34,6 +34,14 @@ grep -q '"epoch": "6"' "$dir/ckpt/manifest.json" || fail "the resumed checkpoint
 "$train_mlp" --dataset iris --epochs 1 --dtype double --save "$dir/double" --metrics "" > /dev/null
 "$train_mlp" --dataset iris --eval "$dir/double" > "$dir/out" 2>&1 || fail "--eval of a double checkpoint failed"
 grep -q "^test accuracy" "$dir/out" || fail "--eval printed no accuracy"
+# --eval tests on the run's own test set: its data set and split seed come from the checkpoint
+# (it split with seed 0 and loaded Fashion-MNIST without --dataset; found by an attack).
+"$train_mlp" --dataset iris --epochs 1 --seed 7 --save "$dir/seed7" --metrics "" > "$dir/trained" 2>&1
+"$train_mlp" --eval "$dir/seed7" > "$dir/out" 2>&1 || fail "--eval without --dataset failed: $(tail -n 1 "$dir/out")"
+[ "$(grep '^test accuracy' "$dir/out")" = "$(grep '^test accuracy' "$dir/trained")" ] ||
+  fail "--eval gave $(grep '^test accuracy' "$dir/out"), the run ended with $(grep '^test accuracy' "$dir/trained")"
+expect_failure "--eval with another --seed" "$train_mlp" --eval "$dir/seed7" --seed 3
+grep -q -- "--seed 7, not 3" "$dir/out" || fail "the refusal does not name both seeds"
 
 # Output paths that cannot be written are refused before the first epoch.
 echo "a file" > "$dir/file"
