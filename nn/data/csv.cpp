@@ -134,6 +134,7 @@ Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
     bool first_row_is_data = false;
     std::string first_row_error;  // why the first row cannot be data, if it cannot
     std::string first_label;
+    bool first_features_integers = true;  // of a first row that is numbers: "0,1,...,783,label" may be a header
     std::string line;
     for (std::size_t line_no = 1; std::getline(in, line); ++line_no) {
         if (line_no == 1) skip_byte_order_mark(line);
@@ -164,6 +165,7 @@ Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
                 first_row_error = where + column + " is not a number";
                 continue;
             }
+            if (first) first_features_integers = first_features_integers && parse_index(fields[c]).has_value();
             if (!v) throw DataError(where + column + " is not a number");
             const T value = static_cast<T>(*v);
             if (!std::isfinite(value)) {
@@ -181,8 +183,10 @@ Dataset<T> parse_csv_dataset(std::istream& in, const std::string& name) {
         raw_labels.emplace_back(fields.back());
     }
     if (in.bad()) throw DataError(name + ": read error");
+    // A first row of numbers is a header only when they are whole (column names): "5.1,3.5,cat"
+    // above integer classes is an example whose class is a name (found by an attack: it was dropped).
     const bool header_of_numbers =
-        (first_row_is_data || !first_row_error.empty()) && !parse_index(first_label) &&
+        ((first_row_is_data && first_features_integers) || !first_row_error.empty()) && !parse_index(first_label) &&
         raw_labels.size() > std::size_t(first_row_is_data ? 1 : 0) &&
         std::all_of(raw_labels.begin() + (first_row_is_data ? 1 : 0), raw_labels.end(),
                     [](const std::string& l) { return parse_index(l).has_value(); });

@@ -120,6 +120,15 @@ TEST_CASE("CSV: a header row of numbers above integer labels is a header, not an
     CHECK(iris.labels == std::vector<std::size_t>{0, 1, 2});
 }
 
+// Found by an attack: a first example whose class is a name above integer classes was dropped
+// as a header although its features are measurements, not column names.
+TEST_CASE("CSV: a first row of measurements whose class is a name is an example, not a header", "[csv][header]") {
+    const auto d = parse("5.1,3.5,cat\n4.9,3.0,0\n4.7,3.2,1\n");
+    CHECK(d.features.shape(1) == 3);
+    CHECK(d.class_names == std::vector<std::string>{"cat", "0", "1"});  // a file mixing '1' and 'cat': names throughout
+    CHECK(d.labels == std::vector<std::size_t>{0, 1, 2});
+}
+
 TEST_CASE("CSV: an integer label out of range is refused whatever its number of digits", "[csv][labels]") {
     CHECK_THROWS_WITH(parse("1,0\n2,4000000000\n"), Contains("mem.csv") && Contains("4000000000") &&
                                                         Contains("larger than"));
