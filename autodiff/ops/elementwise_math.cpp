@@ -125,16 +125,28 @@ struct SiluRule {  // x sigmoid(x)
 
 }  // namespace
 
-template <class T> Var<T> add_scalar(const Var<T>& x, scalar_of<T> c) { return ops::unary<T, AddScalarRule>(x, c); }
-template <class T> Var<T> rsub_scalar(scalar_of<T> c, const Var<T>& x) { return ops::unary<T, RsubScalarRule>(x, c); }
+// A NaN or infinite constant is refused, as pow's exponent and the activations' are: it made
+// every value and gradient NaN without a word (found by an attack).
+template <class T> Var<T> add_scalar(const Var<T>& x, scalar_of<T> c) {
+    ops::require_finite_scalar("add_scalar", "the scalar", c);
+    return ops::unary<T, AddScalarRule>(x, c);
+}
+template <class T> Var<T> rsub_scalar(scalar_of<T> c, const Var<T>& x) {
+    ops::require_finite_scalar("rsub_scalar", "the scalar", c);
+    return ops::unary<T, RsubScalarRule>(x, c);
+}
 
 template <class T>
 Var<T> div_scalar(const Var<T>& x, scalar_of<T> c) {
+    ops::require_finite_scalar("div_scalar", "the divisor", c);
     if (c == T(0)) ops::fail("div_scalar", "dividing " + to_string(x.shape()) + " by the scalar 0");
     return ops::unary<T, DivScalarRule>(x, c);
 }
 
-template <class T> Var<T> rdiv_scalar(scalar_of<T> c, const Var<T>& x) { return ops::unary<T, RdivScalarRule>(x, c); }
+template <class T> Var<T> rdiv_scalar(scalar_of<T> c, const Var<T>& x) {
+    ops::require_finite_scalar("rdiv_scalar", "the scalar", c);
+    return ops::unary<T, RdivScalarRule>(x, c);
+}
 
 template <class T> Var<T> square(const Var<T>& x) { return ops::unary<T, SquareRule>(x); }
 template <class T> Var<T> abs(const Var<T>& x) { return ops::unary<T, AbsRule>(x); }

@@ -40,7 +40,10 @@ struct LogRule {  // checked in the forward, so that a replay over new values is
 }  // namespace
 
 template <class T> Var<T> neg(const Var<T>& x) { return ops::unary<T, NegRule>(x); }
-template <class T> Var<T> scale(const Var<T>& x, scalar_of<T> factor) { return ops::unary<T, ScaleRule>(x, factor); }
+template <class T> Var<T> scale(const Var<T>& x, scalar_of<T> factor) {
+    ops::require_finite_scalar("scale", "the factor", factor);  // NaN or Inf: every value and gradient NaN, silently
+    return ops::unary<T, ScaleRule>(x, factor);
+}
 template <class T> Var<T> exp(const Var<T>& x) { return ops::unary<T, ExpRule>(x); }
 template <class T> Var<T> log(const Var<T>& x) { return ops::unary<T, LogRule>(x); }
 template <class T> Var<T> relu(const Var<T>& x) { return ops::unary<T, ops::ReluRule>(x); }

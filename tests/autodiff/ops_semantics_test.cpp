@@ -35,6 +35,21 @@ TEST_CASE("scalars of any arithmetic type mix with float and double handles", "[
     CHECK_THROWS_WITH(1 / t64.leaf(filled(1, 2, 0.0)), StartsWith("rdiv_scalar:") && Contains("row 0, column 0"));
 }
 
+// Found by an attack: these took a NaN or infinite constant without a word, and the loss and
+// every gradient came out NaN; pow, leaky_relu, elu, clamp and softplus refused one already.
+TEST_CASE("a NaN or infinite scalar constant is refused, naming the op", "[ops][scalars]") {
+    Tape<double> tape;
+    const Var<double> x = tape.leaf(filled(1, 2, 1.0));
+    for (const double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+        CHECK_THROWS_WITH(scale(x, bad), StartsWith("scale: the factor is") && Contains("(it must be finite)"));
+        CHECK_THROWS_WITH(x * bad, StartsWith("scale:"));
+        CHECK_THROWS_WITH(x + bad, StartsWith("add_scalar: the scalar is"));
+        CHECK_THROWS_WITH(bad - x, StartsWith("rsub_scalar:"));
+        CHECK_THROWS_WITH(x / bad, StartsWith("div_scalar: the divisor is"));
+        CHECK_THROWS_WITH(bad / x, StartsWith("rdiv_scalar:"));
+    }
+}
+
 TEST_CASE("dropout zeroes with probability p, scales by 1/(1-p), and its mask follows the seed", "[ops][dropout]") {
     Tape<double> tape;
     const Matrix<double> ones = filled(50, 200, 1.0);

@@ -339,7 +339,11 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
             return exact(broadcast(a, b, [](double x, double y) { return x / y; }));
         }
         case op_neg: return exact(map(a, [](double x) { return -x; }));
-        case op_scale: { const double s = ins.factor; return exact(map(a, [s](double x) { return s * x; })); }
+        case op_scale: {
+            const double s = ins.factor;
+            if (!need(std::isfinite(s))) return {};
+            return exact(map(a, [s](double x) { return s * x; }));
+        }
         case op_exp: for (double v : a) cond(v <= 20); return exact(map(a, [](double x) { return std::exp(x); }));
         case op_log: {
             bool ok = true;
