@@ -193,11 +193,56 @@ fs::path checkpoint_directory(const fs::path& dir_in) {
     return dir;
 }
 
-void check_checkpoint_target(const fs::path& dir) {
-    replaceable_files(checkpoint_directory(dir));
+namespace {
+
+// std::filesystem throws its own filesystem_error where a path cannot be resolved (a symlink
+// loop as the directory, found by an attack); callers of tapegrad catch autodiff::Error for
+// bad input, so the public functions below say it as an IoError naming the path.
+template <class F>
+auto filesystem_errors_as_io(const char* who, const fs::path& dir, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const fs::filesystem_error& e) {
+        throw IoError(std::string(who) + ": '" + dir.string() + "': " + e.code().message());
+    }
+}
+
+void save_checkpoint_unchecked(const fs::path& dir_in, const Checkpoint& ckpt);
+Checkpoint load_checkpoint_retried(const fs::path& dir_in);
+
+// The first ancestor that exists must be a directory: "file/ckpt" passed the check before a
+// run and failed at its first save ("Not a directory").
+void require_parent_can_hold(const fs::path& dir) {
+    for (fs::path up = with_parent(dir).parent_path(); !up.empty(); up = up.parent_path()) {
+        std::error_code error;
+        const fs::file_status status = fs::status(up, error);
+        if (!fs::exists(status)) {
+            if (up == up.root_path()) return;
+            continue;
+        }
+        if (!fs::is_directory(status))
+            throw IoError("checkpoint: cannot save into '" + dir.string() + "': '" + up.string() + "' is not a directory");
+        return;
+    }
+}
+
+}  // namespace
+
+void check_checkpoint_target(const fs::path& dir_in) {
+    filesystem_errors_as_io("checkpoint", dir_in, [&] {
+        const fs::path dir = checkpoint_directory(dir_in);
+        replaceable_files(dir);
+        require_parent_can_hold(dir);
+    });
 }
 
 void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
+    filesystem_errors_as_io("save_checkpoint", dir_in, [&] { save_checkpoint_unchecked(dir_in, ckpt); });
+}
+
+namespace {
+
+void save_checkpoint_unchecked(const fs::path& dir_in, const Checkpoint& ckpt) {
     const fs::path dir = with_parent(checkpoint_directory(dir_in));
     for (const auto& [name, array] : ckpt.arrays) {
         check_array_name(name, "save_checkpoint");
@@ -249,8 +294,6 @@ void save_checkpoint(const fs::path& dir_in, const Checkpoint& ckpt) {
     remove_checkpoint_files(fresh.path, old_files);
     fresh.path.clear();
 }
-
-namespace {
 
 Checkpoint load_checkpoint_once(const fs::path& dir_in) {
     fs::path dir = checkpoint_directory(dir_in);
@@ -315,6 +358,12 @@ DirectoryIdentity identity_of(const fs::path& dir) {
 // new array, and find them mismatched: a checkpoint replaced while it was read is read again,
 // so that only a checkpoint corrupt as it stands is reported as one.
 Checkpoint load_checkpoint(const fs::path& dir_in) {
+    return filesystem_errors_as_io("load_checkpoint", dir_in, [&] { return load_checkpoint_retried(dir_in); });
+}
+
+namespace {
+
+Checkpoint load_checkpoint_retried(const fs::path& dir_in) {
     const fs::path dir = checkpoint_directory(dir_in);
     constexpr int attempts = 10;
     for (int attempt = 1;; ++attempt) {
@@ -326,5 +375,7 @@ Checkpoint load_checkpoint(const fs::path& dir_in) {
         }
     }
 }
+
+}  // namespace
 
 }  // namespace nn

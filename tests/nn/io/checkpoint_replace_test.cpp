@@ -163,3 +163,23 @@ TEST_CASE("save, load and check_checkpoint_target take 'link/../ckpt' as the ker
     CHECK(names_in(tmp.path / "ckpt") == std::vector<std::string>{"thesis.tex"});
     CHECK(names_in(tmp.path / "runs") == std::vector<std::string>{"ckpt", "deep"});
 }
+
+// Found by an attack: a symlink loop as the directory made these throw std::filesystem's own
+// filesystem_error, not the autodiff::Error that callers catch for bad input; and a path under
+// a regular file passed the check before a run, to fail at its first save.
+TEST_CASE("a directory the filesystem cannot resolve, or under a file, is refused as an Error", "[checkpoint][replace]") {
+    TempDir tmp("unresolvable");
+    const fs::path loop = tmp.path / "loop";
+    fs::create_directory_symlink(loop, loop);
+    for (const fs::path& dir : {loop, loop / "ckpt"}) {
+        INFO(dir);
+        CHECK_THROWS_AS(nn::check_checkpoint_target(dir), autodiff::Error);
+        CHECK_THROWS_AS(nn::save_checkpoint(dir, small_checkpoint("1")), autodiff::Error);
+        CHECK_THROWS_AS(nn::load_checkpoint(dir), autodiff::Error);
+    }
+    CHECK_THROWS_WITH(nn::check_checkpoint_target(loop), Contains("Too many levels of symbolic links"));
+    std::ofstream(tmp.path / "userfile") << "a user's file\n";
+    CHECK_THROWS_WITH(nn::check_checkpoint_target(tmp.path / "userfile" / "ckpt"),
+                      Contains("userfile' is not a directory"));
+    CHECK(read_file(tmp.path / "userfile") == "a user's file\n");
+}
