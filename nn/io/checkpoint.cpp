@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "autodiff/matrix.hpp"
 #include "nn/data_error.hpp"
@@ -210,9 +211,12 @@ auto filesystem_errors_as_io(const char* who, const fs::path& dir, F&& f) -> dec
 void save_checkpoint_unchecked(const fs::path& dir_in, const Checkpoint& ckpt);
 Checkpoint load_checkpoint_retried(const fs::path& dir_in);
 
-// The first ancestor that exists must be a directory: "file/ckpt" passed the check before a
-// run and failed at its first save ("Not a directory").
-void require_parent_can_hold(const fs::path& dir) {
+// What a save needs beside `dir` that check_checkpoint_target can tell before a run (found by
+// an attack, each of which passed it and failed at the first save): the first ancestor that
+// exists must be a directory ("file/ckpt": "Not a directory"), and the names a save makes
+// beside the directory (".<name>.previous-<pid>-XXXXXX", the longest) must fit the
+// filesystem's limit (a 240-character name: "File name too long").
+void require_saveable_beside(const fs::path& dir) {
     for (fs::path up = with_parent(dir).parent_path(); !up.empty(); up = up.parent_path()) {
         std::error_code error;
         const fs::file_status status = fs::status(up, error);
@@ -222,6 +226,12 @@ void require_parent_can_hold(const fs::path& dir) {
         }
         if (!fs::is_directory(status))
             throw IoError("checkpoint: cannot save into '" + dir.string() + "': '" + up.string() + "' is not a directory");
+        const long limit = ::pathconf(up.c_str(), _PC_NAME_MAX);
+        const std::size_t longest = ("." + dir.filename().string() + ".previous-4294967295-XXXXXX").size();
+        if (longest > std::size_t(limit > 0 ? limit : 255))
+            throw IoError("checkpoint: the name of '" + dir.string() + "' is too long: a save makes names of " +
+                          std::to_string(longest) + " characters beside it, and the filesystem takes " +
+                          std::to_string(limit > 0 ? limit : 255));
         return;
     }
 }
@@ -232,7 +242,7 @@ void check_checkpoint_target(const fs::path& dir_in) {
     filesystem_errors_as_io("checkpoint", dir_in, [&] {
         const fs::path dir = checkpoint_directory(dir_in);
         replaceable_files(dir);
-        require_parent_can_hold(dir);
+        require_saveable_beside(dir);
     });
 }
 

@@ -182,4 +182,8 @@ TEST_CASE("a directory the filesystem cannot resolve, or under a file, is refuse
     CHECK_THROWS_WITH(nn::check_checkpoint_target(tmp.path / "userfile" / "ckpt"),
                       Contains("userfile' is not a directory"));
     CHECK(read_file(tmp.path / "userfile") == "a user's file\n");
+    // A name that fits, but not the names a save makes beside it: refused before a run.
+    const fs::path long_name = tmp.path / std::string(240, 'c');
+    CHECK_THROWS_WITH(nn::check_checkpoint_target(long_name), Contains("is too long: a save makes names of"));
+    CHECK_NOTHROW(nn::check_checkpoint_target(tmp.path / std::string(200, 'c')));
 }
