@@ -32,9 +32,12 @@ void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& 
 
 void check_finite_evaluation(double loss) {
     if (!std::isfinite(loss)) {
+        // Both causes named: with a learning rate of 1e20 the weights stay finite but huge, and
+        // blaming the (small) features alone sent the user the wrong way (found by an attack).
         throw TrainingDiverged(std::string("evaluation: the loss is not finite (") + (std::isnan(loss) ? "nan" : "inf") +
-                               "): the model's weights are finite, so the input features are too large for the "
-                               "number type; scale them to a few units");
+                               "): the model's weights are finite, but the features times the weights overflow the "
+                               "number type: weights grown huge (a learning rate too high: lower it) or input "
+                               "features too large (scale them to a few units)");
     }
 }
 

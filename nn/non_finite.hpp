@@ -36,8 +36,9 @@ void check_finite_loss(double loss, TrainingStep where);
 template <class T>
 void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where);
 
-/// Throws TrainingDiverged if an evaluation's mean loss is NaN or Inf (finite weights over
-/// features too large for the type overflow), rather than reporting "loss nan".
+/// Throws TrainingDiverged if an evaluation's mean loss is NaN or Inf (finite weights times
+/// features overflow the type: weights grown huge, or features too large), rather than
+/// reporting "loss nan".
 void check_finite_evaluation(double loss);
 
 }  // namespace nn

@@ -16,4 +16,9 @@ grep -q "learning rate" "$dir/out" || fail "no hint"
 { echo "a,b,class"; for i in 1 2 3 4 5 6 7 8 9 10; do echo "3e38,-2.5e38,$((i % 2))"; echo "1e38,3e38,$((i % 2))"; done; } > "$dir/huge.csv"
 expect_failure "features of 3e38" "$train_mlp" --csv "$dir/huge.csv" --epochs 2 --metrics ""
 grep -q "not finite" "$dir/out" || fail "the message does not say what went non-finite"
+# A rate of 1e20 leaves the weights finite but huge, and the evaluation's loss NaN: the message
+# named only the (small) input features as the cause (found by an attack).
+expect_failure "--lr 1e20, one batch" "$train_mlp" --dataset iris --epochs 1 --optimizer sgd --lr 1e20 --batch-size 1000 --metrics ""
+grep -q "not finite" "$dir/out" || fail "the message does not say what went non-finite"
+grep -q "learning rate" "$dir/out" || fail "the evaluation's message does not name the learning rate: $(tail -n 1 "$dir/out")"
 echo "non-finite runs stop, checkpoint kept"
