@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,17 @@ public:
             !written_by_example(path_, Output::metrics))
             return;
         std::istringstream rows(detail::head_of(path_, largest_metrics_file).substr(metrics_header.size()));
-        for (std::string line; std::getline(rows, line);)
-            if (std::stod(line.substr(0, line.find(','))) <= double(first_epoch)) earlier_rows_ += line + '\n';
+        std::size_t row = 0;
+        for (std::string line; std::getline(rows, line);) {
+            // A whole number, or a clear refusal (std::stod's "stod" was all a run resumed with
+            // an edited epoch of 1e999 said; found by an attack).
+            const std::string epoch = line.substr(0, line.find(','));
+            ++row;
+            if (epoch.empty() || epoch.size() > 9 || epoch.find_first_not_of("0123456789") != std::string::npos)
+                throw std::runtime_error("--metrics " + path_ + ": row " + std::to_string(row) + " has the epoch '" +
+                                         epoch + "', not a whole number; move the file away or give another --metrics");
+            if (std::stoul(epoch) <= first_epoch) earlier_rows_ += line + '\n';
+        }
     }
 
     /// Checked again before each write (check_output_target): a user's file may have appeared

@@ -43,6 +43,13 @@ grep -q "^test accuracy" "$dir/out" || fail "--eval printed no accuracy"
 expect_failure "--eval with another --seed" "$train_mlp" --eval "$dir/seed7" --seed 3
 grep -q -- "--seed 7, not 3" "$dir/out" || fail "the refusal does not name both seeds"
 
+# A metrics file of the example's own whose epoch was edited to 1e999: a resumed run said only
+# "stod" (found by an attack); it names the file and the row.
+"$train_mlp" --dataset iris --epochs 1 --hidden 4 --metrics "$dir/m.csv" --save "$dir/rs" > /dev/null
+printf 'epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n1e999,1,1,1,1,1\n' > "$dir/m.csv"
+expect_failure "resume over a metrics file with an epoch of 1e999" "$train_mlp" --resume "$dir/rs" --epochs 2 --metrics "$dir/m.csv"
+grep -q "m.csv: row 1 has the epoch '1e999', not a whole number" "$dir/out" || fail "the refusal does not name the file and the row: $(tail -n 1 "$dir/out")"
+
 # Output paths that cannot be written are refused before the first epoch.
 echo "a file" > "$dir/file"
 for flag in --save --metrics --plot; do
