@@ -33,6 +33,12 @@ void Module<T>::check_new_name(const std::string& name) const {
     if (!valid_name(name))
         throw Error(who() + ": cannot register '" + name +
                     "': a name is 1 to 64 letters, digits, '_' or '-', starting with a letter or digit (it becomes part of file names)");
+    // A checkpoint keeps the model's arrays beside its manifest and its optimizer's state
+    // ("optimizer.m.0"): a parameter named 'manifest' was refused only by the save, and a
+    // module named 'optimizer' had its arrays taken for optimizer state (found by an attack).
+    if (name == "manifest" || name == "optimizer")
+        throw Error(who() + ": cannot register '" + name + "': the name is reserved by checkpoints (their manifest "
+                    "and the optimizer's state)");
     auto taken = [&](const auto& list) {
         return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.name == name; });
     };

@@ -106,8 +106,9 @@ void check_array_name(const std::string& name, const std::string& who) {
                                            "0123456789_-.") == std::string::npos;
     if (!ok) {
         throw autodiff::Error(who + ": array name '" + name +
-                              "' cannot be a file name inside the checkpoint (use letters, digits, '_', "
-                              "'-', '.', not starting with '.')");
+                              (name == "manifest" ? "' is the checkpoint's own manifest's" :
+                                                    "' cannot be a file name inside the checkpoint (use letters, digits, '_', "
+                                                    "'-', '.', not starting with '.')"));
     }
 }
 

@@ -114,6 +114,10 @@ TEST_CASE("registration refuses bad and duplicate names, and double registration
     } bad;
     REQUIRE_THROWS_WITH(bad.add("a.b"), Contains("cannot register 'a.b'"));
     REQUIRE_THROWS_WITH(bad.add(""), Contains("cannot register ''"));
+    // Reserved by checkpoints (found by an attack: refused only at the save, or the arrays of a
+    // module named 'optimizer' taken for optimizer state).
+    REQUIRE_THROWS_WITH(bad.param("manifest"), Contains("cannot register 'manifest': the name is reserved by checkpoints"));
+    REQUIRE_THROWS_WITH(bad.add("optimizer"), Contains("cannot register 'optimizer': the name is reserved"));
     bad.param("x");
     REQUIRE_THROWS_WITH(bad.param("x"), Contains("the name 'x' is registered already"));
     bad.add("first");
