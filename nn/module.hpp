@@ -109,7 +109,8 @@ protected:
 
     /// A parameter owned by this module, at an address that never changes.
     autodiff::Parameter<T>& add_parameter(const std::string& name, autodiff::Matrix<T> initial);
-    /// A parameter owned elsewhere (it must outlive this module).
+    /// A parameter owned elsewhere (it must outlive this module: one destroyed or moved from
+    /// first is refused, by name, by whatever reads it next).
     autodiff::Parameter<T>& register_parameter(const std::string& name, autodiff::Parameter<T>& parameter);
     /// A buffer owned by this module.
     autodiff::Matrix<T>& add_buffer(const std::string& name, autodiff::Matrix<T> initial);
