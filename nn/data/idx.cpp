@@ -286,7 +286,13 @@ Dataset<T> load_fashion_split(const std::string& dir, const std::string& split) 
 
 template <class T>
 TrainTest<T> load_fashion_mnist(const std::string& dir) {
-    return {load_fashion_split<T>(dir, "train"), load_fashion_split<T>(dir, "t10k")};
+    TrainTest<T> data{load_fashion_split<T>(dir, "train"), load_fashion_split<T>(dir, "t10k")};
+    // Checked now: test images of another size were found only by the evaluation after the
+    // first epoch's training (found by an attack).
+    if (data.test.features.shape(0) != data.train.features.shape(0))
+        throw DataError(dir + ": the test images have " + std::to_string(data.test.features.shape(0)) +
+                        " pixels each, the training images " + std::to_string(data.train.features.shape(0)));
+    return data;
 }
 
 template <class T>

@@ -190,3 +190,15 @@ TEST_CASE("IDX: bytes after the gzip stream are refused; a second gzip member is
     const auto second = test_support::read_file(write_gzip(tmp.file("tail.gz"), labels.substr(6)));
     CHECK(nn::load_idx_labels(tmp.write("two.gz", first + second)) == std::vector<std::size_t>{2, 0, 9});
 }
+
+// Found by an attack: test images of another size than the training images were found only
+// by the evaluation after a whole epoch of training.
+TEST_CASE("Fashion-MNIST-format files whose test images differ in size from the training images are refused at load", "[idx][fashion]") {
+    TempDir tmp("fashion_sizes");
+    const std::string dir = tmp.path.string();
+    write_gzip(dir + "/train-images-idx3-ubyte.gz", images);  // 2x2
+    write_gzip(dir + "/train-labels-idx1-ubyte.gz", labels);
+    write_gzip(dir + "/t10k-images-idx3-ubyte.gz", idx_bytes(0x803, {1, 3, 3}, std::vector<unsigned char>(9, 1)));
+    write_gzip(dir + "/t10k-labels-idx1-ubyte.gz", idx_bytes(0x801, {1}, {4}));
+    REQUIRE_THROWS_WITH(nn::load_fashion_mnist<double>(dir), Contains("the test images have 9 pixels each, the training images 4"));
+}
