@@ -28,8 +28,25 @@ autodiff::Var<T> Module<T>::forward(autodiff::Var<T>) {
                         "Sequential or a Trainer");
 }
 
+// The longest name under this module, relative to it ("conv.W"): with the module's own path
+// in front it becomes a checkpoint's file name.
 template <class T>
-void Module<T>::check_new_name(const std::string& name) const {
+std::size_t Module<T>::longest_name() const {
+    std::size_t longest = 0;
+    for (const NamedParameter& p : parameters_) longest = std::max(longest, p.name.size());
+    for (const NamedBuffer& b : buffers_) longest = std::max(longest, b.name.size());
+    for (const NamedModule& c : children_) longest = std::max(longest, c.name.size() + 1 + c.item->longest_name());
+    return longest;
+}
+
+template <class T>
+void Module<T>::check_new_name(const std::string& name, std::size_t longest_below) const {
+    // A checkpoint saves each array as "<full name>.npy": one past the filesystem's 255 bytes
+    // was refused only by the save, after training (found by an attack).
+    const std::size_t full = (name_.empty() ? 0 : name_.size() + 1) + name.size() + (longest_below ? 1 + longest_below : 0);
+    if (full + 4 > 255)
+        throw Error(who() + ": cannot register '" + name + "': it makes a full name of " + std::to_string(full) +
+                    " characters, and a checkpoint's file names ('<name>.npy') take at most 255");
     if (!valid_name(name))
         throw Error(who() + ": cannot register '" + name +
                     "': a name is 1 to 64 letters, digits, '_' or '-', starting with a letter or digit (it becomes part of file names)");
@@ -100,7 +117,7 @@ Module<T>::~Module() {
 
 template <class T>
 void Module<T>::attach(const std::string& name, Module<T>& child) {
-    check_new_name(name);
+    check_new_name(name, child.longest_name());
     if (&child == this) throw Error(who() + ": a module cannot be its own child ('" + name + "')");
     if (child.parent_ != nullptr)
         throw Error(who() + ": cannot register '" + name + "': that module is registered already as '" +

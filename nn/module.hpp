@@ -136,7 +136,9 @@ protected:
 
 private:
     void attach(const std::string& name, Module<T>& child);
-    void check_new_name(const std::string& name) const;
+    // longest_below: the longest name under a child registered as `name` (longest_name()).
+    void check_new_name(const std::string& name, std::size_t longest_below = 0) const;
+    std::size_t longest_name() const;
     const std::vector<NamedParameter>& live_parameters() const;  // parameters_, once each is checked alive
     void rename(const std::string& path);  // sets the full names of this subtree
     bool set_training(bool on);            // this subtree's modes; whether any flipped
