@@ -88,14 +88,15 @@ private:
 template <class T = double>
 class ParameterIdentity {
 public:
-    explicit ParameterIdentity(const Parameter<T>& p) : slot_(p.slot_), identity_(p.identity_) {}
-    bool alive() const {
-        return slot_ != Parameter<T>::no_slot &&
-               detail::TapeRegistry::generation(slot_).load(std::memory_order_acquire) == identity_;
-    }
+    // The slot's address is kept, not its number: the registry never frees a slot, and the
+    // check is then one load (an optimizer asks it of every parameter at every step).
+    explicit ParameterIdentity(const Parameter<T>& p)
+        : generation_(p.slot_ == Parameter<T>::no_slot ? nullptr : &detail::TapeRegistry::generation(p.slot_)),
+          identity_(p.identity_) {}
+    bool alive() const { return generation_ != nullptr && generation_->load(std::memory_order_acquire) == identity_; }
 
 private:
-    std::uint32_t slot_;
+    const std::atomic<std::uint64_t>* generation_;
     std::uint64_t identity_;
 };
 

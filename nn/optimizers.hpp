@@ -62,6 +62,7 @@ protected:
 private:
     bool distinct_;  // no parameter listed twice
     std::vector<autodiff::ParameterIdentity<T>> identities_;  // of parameters_[i]
+    [[noreturn, gnu::cold, gnu::noinline]] void reject_dead_parameter(std::size_t i) const;
 };
 
 /// W = W - learning_rate * (dW + weight_decay * W): the notebook's update_parameters, with
