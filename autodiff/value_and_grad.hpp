@@ -34,6 +34,9 @@ ValueAndGrad<T> value_and_grad(Tape<T>& tape, F&& f, const std::vector<Parameter
     return result;
 }
 
+/// The same on a tape of its own, made for this call: every buffer is allocated again each
+/// time (a new tape's recording and sweep cost about twice a reused one's, bench/README.md).
+/// In a loop, pass the loop's tape instead.
 template <class T, class F>
 ValueAndGrad<T> value_and_grad(F&& f, const std::vector<Parameter<T>*>& parameters) {
     Tape<T> tape;
