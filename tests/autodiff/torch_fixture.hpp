@@ -3,6 +3,7 @@
 // (the format is described there): cases of named 2-D float64 arrays, one array per line.
 // Shared by every test that compares tapegrad with PyTorch.
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -35,6 +36,18 @@ struct FixtureCase {
     std::vector<std::size_t> indices(const std::string& key) const {
         std::vector<std::size_t> out;
         for (double v : (*this)[key]) out.push_back(static_cast<std::size_t>(v));
+        return out;
+    }
+    // The sizes a case's name carries after its kind: "conv2d_1_2_5_3_1_2" -> 1 2 5 3 1 2.
+    std::vector<std::size_t> numbers() const {
+        std::vector<std::size_t> out;
+        std::size_t at = name.find('_');
+        while (at != std::string::npos) {
+            const std::size_t next = name.find('_', at + 1);
+            const std::string part = name.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+            if (!part.empty() && std::isdigit(static_cast<unsigned char>(part[0]))) out.push_back(std::stoul(part));
+            at = next;
+        }
         return out;
     }
 };

@@ -25,18 +25,6 @@ namespace {
 
 constexpr double tolerance = 1e-12;
 
-std::vector<std::size_t> numbers(const std::string& name) {  // "conv2d_1_2_5_3_1_2" -> 1 2 5 3 1 2
-    std::vector<std::size_t> out;
-    std::size_t at = name.find('_');
-    while (at != std::string::npos) {
-        const std::size_t next = name.find('_', at + 1);
-        const std::string part = name.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
-        if (!part.empty() && std::isdigit(static_cast<unsigned char>(part[0]))) out.push_back(std::stoul(part));
-        at = next;
-    }
-    return out;
-}
-
 // Runs the layer on the case's x with its seed; checks the value and every gradient named.
 void check(nn::Module<double>& layer, const test::FixtureCase& c,
            const std::vector<std::pair<Parameter<double>*, std::string>>& parameters) {
@@ -58,7 +46,7 @@ bool starts(const std::string& s, const std::string& prefix) { return s.rfind(pr
 TEST_CASE("layers match PyTorch's values and gradients in float64", "[layers][torch]") {
     std::size_t checked = 0;
     for (const test::FixtureCase& c : test::load_torch_fixture("torch_nn/layers.txt")) {
-        const std::vector<std::size_t> n = numbers(c.name);
+        const std::vector<std::size_t> n = c.numbers();
         INFO(c.name);
         if (starts(c.name, "linear")) {
             nn::Linear<double> layer(n[0], n[1]);

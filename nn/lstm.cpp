@@ -1,0 +1,123 @@
+#include "nn/lstm.hpp"
+
+#include <cmath>
+
+#include "nn/layer_checks.hpp"
+
+namespace nn {
+
+namespace {
+
+NumpyRandom& as_lvalue(NumpyRandom&& rng) { return rng; }
+
+// U(-k, k), k = 1/sqrt(n_hidden), drawn row by row: PyTorch's LSTM initialisation.
+template <class T>
+autodiff::Matrix<T> uniform_weights(std::size_t rows, std::size_t cols, std::size_t n_hidden, NumpyRandom& rng) {
+    const double k = 1.0 / std::sqrt(double(n_hidden));
+    autodiff::Matrix<T> m({rows, cols});
+    for (T& v : m) v = T((2.0 * rng.uniform() - 1.0) * k);
+    return m;
+}
+
+template <class T>
+void require_sizes(std::size_t n_in, std::size_t n_hidden, const char* who) {
+    if (n_in == 0 || n_hidden == 0)
+        throw autodiff::Error(std::string(who) + "(" + std::to_string(n_in) + ", " + std::to_string(n_hidden) +
+                              "): the input and hidden sizes must be at least 1");
+}
+
+}  // namespace
+
+template <class T>
+LSTMCell<T>::LSTMCell(std::size_t n_in, std::size_t n_hidden, NumpyRandom& rng)
+    : W_ih(this->add_parameter("W_ih", (require_sizes<T>(n_in, n_hidden, "LSTMCell"),
+                                        uniform_weights<T>(4 * n_hidden, n_in, n_hidden, rng)))),
+      W_hh(this->add_parameter("W_hh", uniform_weights<T>(4 * n_hidden, n_hidden, n_hidden, rng))),
+      b_ih(this->add_parameter("b_ih", uniform_weights<T>(4 * n_hidden, 1, n_hidden, rng))),
+      b_hh(this->add_parameter("b_hh", uniform_weights<T>(4 * n_hidden, 1, n_hidden, rng))) {}
+
+template <class T>
+LSTMCell<T>::LSTMCell(std::size_t n_in, std::size_t n_hidden, std::uint32_t seed)
+    : LSTMCell(n_in, n_hidden, as_lvalue(NumpyRandom(seed))) {}
+
+template <class T>
+std::string LSTMCell<T>::describe() const {
+    return "LSTMCell(" + std::to_string(n_in()) + ", " + std::to_string(n_hidden()) + ")";
+}
+
+template <class T>
+void LSTMCell<T>::require_state(const LSTMState<T>& state, std::size_t m) const {
+    const autodiff::Shape want{n_hidden(), m};
+    for (const auto& [part, what] : {std::pair{&state.h, "h"}, std::pair{&state.c, "c"}})
+        if (part->shape() != want)
+            throw autodiff::Error(this->who() + ": the state's " + what + " is " + autodiff::to_string(part->shape()) +
+                                  " but the input has " + std::to_string(m) + " examples: it must be " +
+                                  autodiff::to_string(want) + " (n_hidden x examples)");
+}
+
+template <class T>
+LSTMState<T> LSTMCell<T>::operator()(const autodiff::Var<T>& x, const LSTMState<T>& state) {
+    require_rows(*this, x, n_in());
+    require_state(state, x.cols());
+    autodiff::Tape<T>& tape = x.tape();
+    const autodiff::Var<T> gates = autodiff::linear(tape.parameter(W_ih), x, tape.parameter(b_ih)) +
+                                   autodiff::linear(tape.parameter(W_hh), state.h, tape.parameter(b_hh));
+    const std::size_t H = n_hidden();
+    auto gate = [&](std::size_t k) { return autodiff::slice(gates, 0, k * H, (k + 1) * H); };
+    const autodiff::Var<T> i = sigmoid(gate(0)), f = sigmoid(gate(1)), g = tanh(gate(2)), o = sigmoid(gate(3));
+    const autodiff::Var<T> c = f * state.c + i * g;
+    return {o * tanh(c), c};
+}
+
+template <class T>
+LSTMState<T> LSTMCell<T>::zero_state(autodiff::Tape<T>& tape, std::size_t m) const {
+    const autodiff::Var<T> zeros = tape.constant(autodiff::Matrix<T>(xt::zeros<T>({n_hidden(), m})));
+    return {zeros, zeros};
+}
+
+template <class T>
+LSTM<T>::LSTM(std::size_t n_in, std::size_t n_hidden, std::size_t layers_, NumpyRandom& rng) {
+    if (layers_ == 0) throw autodiff::Error("LSTM: needs at least one layer");
+    for (std::size_t l = 0; l < layers_; ++l)
+        this->register_module("layer" + std::to_string(l), layers.emplace_back(l == 0 ? n_in : n_hidden, n_hidden, rng));
+}
+
+template <class T>
+LSTM<T>::LSTM(std::size_t n_in, std::size_t n_hidden, std::size_t layers_, std::uint32_t seed)
+    : LSTM(n_in, n_hidden, layers_, as_lvalue(NumpyRandom(seed))) {}
+
+template <class T>
+std::string LSTM<T>::describe() const {
+    return "LSTM(" + std::to_string(n_in()) + ", " + std::to_string(n_hidden()) + ", layers " +
+           std::to_string(layers.size()) + ")";
+}
+
+template <class T>
+std::vector<LSTMState<T>> LSTM<T>::zero_state(autodiff::Tape<T>& tape, std::size_t m) const {
+    std::vector<LSTMState<T>> state;
+    for (const LSTMCell<T>& cell : layers) state.push_back(cell.zero_state(tape, m));
+    return state;
+}
+
+template <class T>
+std::vector<autodiff::Var<T>> LSTM<T>::operator()(const std::vector<autodiff::Var<T>>& xs,
+                                                  std::vector<LSTMState<T>>& state) {
+    if (state.size() != layers.size())
+        throw autodiff::Error(this->who() + ": the state holds " + std::to_string(state.size()) + " layers' h and c but " +
+                              std::to_string(layers.size()) + " are needed (zero_state() makes them)");
+    std::vector<autodiff::Var<T>> out;
+    out.reserve(xs.size());
+    for (const autodiff::Var<T>& x : xs) {
+        autodiff::Var<T> below = x;
+        for (std::size_t l = 0; l < layers.size(); ++l) below = (state[l] = layers[l](below, state[l])).h;
+        out.push_back(below);
+    }
+    return out;
+}
+
+template class LSTMCell<float>;
+template class LSTMCell<double>;
+template class LSTM<float>;
+template class LSTM<double>;
+
+}  // namespace nn

@@ -1,0 +1,218 @@
+// nn::LSTMCell and nn::LSTM against PyTorch in float64 (tests/data/torch_nn/generate.py,
+// recurrent.txt): values, the state after a sequence, and the gradients of the inputs, the
+// initial state and every parameter; then gradcheck, names, checkpoints and misuse.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../autodiff/torch_fixture.hpp"
+#include "autodiff/gradcheck.hpp"
+#include "autodiff/replay.hpp"
+#include "nn/io/module_checkpoint.hpp"
+#include "nn/lstm.hpp"
+#include "temp_dir.hpp"
+
+using autodiff::Matrix;
+using autodiff::Var;
+using Catch::Matchers::Contains;
+
+namespace {
+
+constexpr double tolerance = 1e-12;
+
+// PyTorch's names for one cell's parameters, with a layer's suffix ("_l0") for an LSTM.
+void set_parameters(nn::LSTMCell<double>& cell, const test::FixtureCase& c, const std::string& suffix) {
+    cell.W_ih.value = c["weight_ih" + suffix];
+    cell.W_hh.value = c["weight_hh" + suffix];
+    cell.b_ih.value = c["bias_ih" + suffix];
+    cell.b_hh.value = c["bias_hh" + suffix];
+}
+
+void require_parameter_grads(nn::LSTMCell<double>& cell, const test::FixtureCase& c, const std::string& suffix) {
+    test::require_matches_torch(cell.W_ih.grad, c["grad_weight_ih" + suffix], c.name + " grad W_ih" + suffix, tolerance);
+    test::require_matches_torch(cell.W_hh.grad, c["grad_weight_hh" + suffix], c.name + " grad W_hh" + suffix, tolerance);
+    test::require_matches_torch(cell.b_ih.grad, c["grad_bias_ih" + suffix], c.name + " grad b_ih" + suffix, tolerance);
+    test::require_matches_torch(cell.b_hh.grad, c["grad_bias_hh" + suffix], c.name + " grad b_hh" + suffix, tolerance);
+}
+
+std::vector<test::FixtureCase> cases_named(const std::string& prefix) {
+    std::vector<test::FixtureCase> out;
+    for (test::FixtureCase& c : test::load_torch_fixture("torch_nn/recurrent.txt"))
+        if (c.name.rfind(prefix + "_", 0) == 0) out.push_back(std::move(c));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("LSTMCell matches PyTorch's step: h, c and every gradient", "[layers][lstm][torch]") {
+    const std::vector<test::FixtureCase> cases = cases_named("lstmcell");
+    REQUIRE(cases.size() == 4);
+    for (const test::FixtureCase& c : cases) {
+        INFO(c.name);
+        const std::vector<std::size_t> n = c.numbers();
+        nn::LSTMCell<double> cell(n[0], n[1]);
+        set_parameters(cell, c, "");
+        autodiff::Tape<double> tape;
+        const Var<double> x = tape.leaf(c["x"]);
+        const nn::LSTMState<double> before{tape.leaf(c["h0"]), tape.leaf(c["c0"])};
+        const nn::LSTMState<double> after = cell(x, before);
+        test::require_matches_torch(after.h.value(), c["h"], c.name + " h", tolerance);
+        test::require_matches_torch(after.c.value(), c["c"], c.name + " c", tolerance);
+        const Var<double> loss = sum(after.h * tape.constant(c["seed_h"])) + sum(after.c * tape.constant(c["seed_c"]));
+        tape.backward(loss);
+        test::require_matches_torch(x.grad(), c["grad_x"], c.name + " grad x", tolerance);
+        test::require_matches_torch(before.h.grad(), c["grad_h0"], c.name + " grad h0", tolerance);
+        test::require_matches_torch(before.c.grad(), c["grad_c0"], c.name + " grad c0", tolerance);
+        require_parameter_grads(cell, c, "");
+    }
+}
+
+TEST_CASE("LSTM matches PyTorch over a sequence: outputs, final state, gradients through time", "[layers][lstm][torch]") {
+    const std::vector<test::FixtureCase> cases = cases_named("lstm");
+    REQUIRE(cases.size() == 3);
+    for (const test::FixtureCase& c : cases) {
+        INFO(c.name);
+        const std::vector<std::size_t> n = c.numbers();  // n_in, hidden, layers, m, steps
+        nn::LSTM<double> lstm(n[0], n[1], n[2]);
+        for (std::size_t l = 0; l < n[2]; ++l) set_parameters(lstm.layers[l], c, "_l" + std::to_string(l));
+        autodiff::Tape<double> tape;
+        std::vector<Var<double>> xs;
+        for (std::size_t t = 0; t < n[4]; ++t) xs.push_back(tape.leaf(c["x" + std::to_string(t)]));
+        std::vector<nn::LSTMState<double>> state;
+        for (std::size_t l = 0; l < n[2]; ++l)
+            state.push_back({tape.leaf(c["h0_" + std::to_string(l)]), tape.leaf(c["c0_" + std::to_string(l)])});
+        const std::vector<nn::LSTMState<double>> initial = state;
+        const std::vector<Var<double>> out = lstm(xs, state);
+        REQUIRE(out.size() == n[4]);
+        Var<double> loss = sum(out[0] * tape.constant(c["seed0"]));
+        for (std::size_t t = 0; t < n[4]; ++t) {
+            test::require_matches_torch(out[t].value(), c["out" + std::to_string(t)], c.name + " out", tolerance);
+            if (t > 0) loss = loss + sum(out[t] * tape.constant(c["seed" + std::to_string(t)]));
+        }
+        for (std::size_t l = 0; l < n[2]; ++l) {
+            test::require_matches_torch(state[l].h.value(), c["h_" + std::to_string(l)], c.name + " final h", tolerance);
+            test::require_matches_torch(state[l].c.value(), c["c_" + std::to_string(l)], c.name + " final c", tolerance);
+        }
+        tape.backward(loss);
+        for (std::size_t t = 0; t < n[4]; ++t)
+            test::require_matches_torch(xs[t].grad(), c["grad_x" + std::to_string(t)], c.name + " grad x", tolerance);
+        for (std::size_t l = 0; l < n[2]; ++l) {
+            const std::string layer = std::to_string(l);
+            test::require_matches_torch(initial[l].h.grad(), c["grad_h0_" + layer], c.name + " grad h0", tolerance);
+            test::require_matches_torch(initial[l].c.grad(), c["grad_c0_" + layer], c.name + " grad c0", tolerance);
+            require_parameter_grads(lstm.layers[l], c, "_l" + layer);
+        }
+    }
+}
+
+TEST_CASE("LSTMCell passes gradcheck at every input, 1x1 and column shapes included", "[layers][lstm][gradcheck]") {
+    nn::NumpyRandom rng(5);
+    for (const auto [n_in, hidden, m] : {std::array<std::size_t, 3>{1, 1, 1}, {1, 4, 3}, {3, 1, 1}, {2, 3, 4}}) {
+        INFO(n_in << " -> " << hidden << ", " << m << " examples");
+        nn::LSTMCell<double> cell(n_in, hidden, rng);
+        // Two steps, so that the second reads the state the first wrote.
+        const autodiff::TapeFunction<double> f = [&](autodiff::Tape<double>&, const std::vector<Var<double>>& in) {
+            const nn::LSTMState<double> one = cell(in[0], {in[1], in[2]});
+            const nn::LSTMState<double> two = cell(in[0] * 0.5, one);
+            return two.h + two.c;
+        };
+        const autodiff::GradcheckResult r =
+            autodiff::gradcheck<double>(f, {rng.randn(n_in, m), rng.randn(hidden, m), rng.randn(hidden, m)});
+        INFO(r.summary());
+        REQUIRE(r.passed);
+    }
+}
+
+TEST_CASE("LSTM names its parameters by layer and draws them as PyTorch does", "[layers][lstm]") {
+    nn::LSTM<double> lstm(5, 3, 2, 7);
+    const auto named = lstm.named_parameters();
+    std::vector<std::string> names;
+    for (const auto& p : named) names.push_back(p.name);
+    REQUIRE(names == std::vector<std::string>{"layer0.W_ih", "layer0.W_hh", "layer0.b_ih", "layer0.b_hh",
+                                              "layer1.W_ih", "layer1.W_hh", "layer1.b_ih", "layer1.b_hh"});
+    REQUIRE(lstm.layers[0].W_ih.shape() == autodiff::Shape{12, 5});
+    REQUIRE(lstm.layers[1].W_ih.shape() == autodiff::Shape{12, 3});
+    REQUIRE(lstm.layers[1].W_hh.shape() == autodiff::Shape{12, 3});
+    REQUIRE(lstm.layers[1].b_hh.shape() == autodiff::Shape{12, 1});
+    REQUIRE(lstm.parameter_count() == (12 * 5 + 12 * 3 + 24) + (12 * 3 + 12 * 3 + 24));
+    REQUIRE(lstm.describe() == "LSTM(5, 3, layers 2)");
+    REQUIRE(lstm.layers[0].describe() == "LSTMCell(5, 3)");
+    // U(-1/sqrt(3), 1/sqrt(3)), every draw, and a seed fixes them all.
+    const double k = 1.0 / std::sqrt(3.0);
+    for (const auto& p : named)
+        for (double v : p.item->value) REQUIRE(std::abs(v) <= k);
+    nn::LSTM<double> again(5, 3, 2, 7);
+    REQUIRE((again.layers[1].b_hh.value == lstm.layers[1].b_hh.value));
+    nn::LSTM<double> other(5, 3, 2, 8);
+    REQUIRE((other.layers[1].b_hh.value != lstm.layers[1].b_hh.value));
+}
+
+TEST_CASE("an LSTM's checkpoint loads into a new one with the same outputs", "[layers][lstm][checkpoint]") {
+    test_support::TempDir dir("lstm");
+    nn::LSTM<double> lstm(2, 3, 2, 1);
+    nn::LSTM<double> restored(2, 3, 2, 99);
+    nn::save(dir.path / "ckpt", lstm);
+    nn::load(dir.path / "ckpt", restored);
+    autodiff::Tape<double> tape;
+    const Matrix<double> x = nn::NumpyRandom(4).randn(2, 5);
+    std::vector<nn::LSTMState<double>> a = lstm.zero_state(tape, 5), b = restored.zero_state(tape, 5);
+    const Var<double> ya = lstm({tape.constant(x), tape.constant(x)}, a).back();
+    const Var<double> yb = restored({tape.constant(x), tape.constant(x)}, b).back();
+    REQUIRE((ya.value() == yb.value()));
+    nn::LSTM<double> wider(2, 4, 2, 1);
+    REQUIRE_THROWS_WITH(nn::load(dir.path / "ckpt", wider), Contains("layer0.W_ih"));
+}
+
+TEST_CASE("LSTM refuses inputs and states of the wrong shape, naming the layer", "[layers][lstm][errors]") {
+    nn::LSTM<double> lstm(3, 2, 2);
+    autodiff::Tape<double> tape;
+    std::vector<nn::LSTMState<double>> state = lstm.zero_state(tape, 4);
+    REQUIRE_THROWS_WITH(lstm({tape.constant(Matrix<double>(xt::zeros<double>({5, 4})))}, state),
+                        Contains("layer0") && Contains("5x4") && Contains("takes 3 features"));
+    REQUIRE_THROWS_WITH(lstm({tape.constant(Matrix<double>(xt::zeros<double>({3, 2})))}, state),
+                        Contains("layer0") && Contains("the state's h is 2x4") && Contains("must be 2x2"));
+    std::vector<nn::LSTMState<double>> one_layer(1, state[0]);
+    REQUIRE_THROWS_WITH(lstm({tape.constant(Matrix<double>(xt::zeros<double>({3, 4})))}, one_layer),
+                        Contains("holds 1 layers") && Contains("2 are needed"));
+    nn::LSTMCell<double> cell(3, 2);
+    const nn::LSTMState<double> mixed{state[0].h, tape.constant(Matrix<double>(xt::zeros<double>({2, 3})))};
+    REQUIRE_THROWS_WITH(cell(tape.constant(Matrix<double>(xt::zeros<double>({3, 4}))), mixed),
+                        Contains("the state's c is 2x3"));
+    REQUIRE_THROWS_WITH(nn::LSTMCell<double>(0, 2), Contains("LSTMCell(0, 2)") && Contains("at least 1"));
+    REQUIRE_THROWS_WITH(nn::LSTM<double>(3, 2, 0), Contains("at least one layer"));
+    REQUIRE_THROWS_WITH(nn::LSTM<double>(3, 0, 1), Contains("LSTMCell(3, 0)"));
+}
+
+TEST_CASE("an LSTM's training step replays with the gradients of a fresh recording, bit for bit", "[layers][lstm][replay]") {
+    nn::LSTM<double> lstm(3, 4, 2, 3);
+    nn::NumpyRandom rng(6);
+    std::vector<Matrix<double>> inputs;  // read in place (constant_ref): refilled for each run
+    for (int t = 0; t < 5; ++t) inputs.push_back(rng.randn(3, 2));
+    const autodiff::Labels labels{1, 3};
+    auto record = [&](autodiff::Tape<double>& tape) {
+        std::vector<Var<double>> xs;
+        for (const Matrix<double>& x : inputs) xs.push_back(tape.constant_ref(x));
+        std::vector<nn::LSTMState<double>> state = lstm.zero_state(tape, 2);
+        return autodiff::softmax_cross_entropy(lstm(xs, state).back(), labels);
+    };
+    autodiff::Tape<double> tape;
+    const Var<double> loss = record(tape);
+    tape.backward(loss);
+    autodiff::Replay<double> replay(tape, loss);
+    for (int run = 0; run < 2; ++run) {
+        for (Matrix<double>& x : inputs) x = rng.randn(3, 2);
+        lstm.zero_grad();
+        const double replayed = replay.run();
+        std::vector<Matrix<double>> replayed_grads;
+        for (auto* p : lstm.parameters()) replayed_grads.push_back(p->grad);
+        lstm.zero_grad();
+        autodiff::Tape<double> fresh;
+        const Var<double> again = record(fresh);
+        fresh.backward(again);
+        REQUIRE(replayed == again.value()(0, 0));
+        for (std::size_t k = 0; k < replayed_grads.size(); ++k) REQUIRE((replayed_grads[k] == lstm.parameters()[k]->grad));
+    }
+}
