@@ -1,6 +1,7 @@
 #include "nn/lstm.hpp"
 
 #include <cmath>
+#include <utility>
 
 #include "nn/layer_checks.hpp"
 
@@ -19,22 +20,31 @@ autodiff::Matrix<T> uniform_weights(std::size_t rows, std::size_t cols, std::siz
     return m;
 }
 
-template <class T>
-void require_sizes(std::size_t n_in, std::size_t n_hidden, const char* who) {
-    if (n_in == 0 || n_hidden == 0)
-        throw autodiff::Error(std::string(who) + "(" + std::to_string(n_in) + ", " + std::to_string(n_hidden) +
-                              "): the input and hidden sizes must be at least 1");
-}
-
 }  // namespace
 
 template <class T>
+typename LSTMCell<T>::Initial LSTMCell<T>::initial(std::size_t n_in, std::size_t n_hidden, NumpyRandom& rng) {
+    if (n_in == 0 || n_hidden == 0)
+        throw autodiff::Error("LSTMCell(" + std::to_string(n_in) + ", " + std::to_string(n_hidden) +
+                              "): the input and hidden sizes must be at least 1");
+    Initial p;  // in PyTorch's order of drawing
+    p.W_ih = uniform_weights<T>(4 * n_hidden, n_in, n_hidden, rng);
+    p.W_hh = uniform_weights<T>(4 * n_hidden, n_hidden, n_hidden, rng);
+    p.b_ih = uniform_weights<T>(4 * n_hidden, 1, n_hidden, rng);
+    p.b_hh = uniform_weights<T>(4 * n_hidden, 1, n_hidden, rng);
+    return p;
+}
+
+template <class T>
+LSTMCell<T>::LSTMCell(Initial p)
+    : W_ih(this->add_parameter("W_ih", std::move(p.W_ih))),
+      W_hh(this->add_parameter("W_hh", std::move(p.W_hh))),
+      b_ih(this->add_parameter("b_ih", std::move(p.b_ih))),
+      b_hh(this->add_parameter("b_hh", std::move(p.b_hh))) {}
+
+template <class T>
 LSTMCell<T>::LSTMCell(std::size_t n_in, std::size_t n_hidden, NumpyRandom& rng)
-    : W_ih(this->add_parameter("W_ih", (require_sizes<T>(n_in, n_hidden, "LSTMCell"),
-                                        uniform_weights<T>(4 * n_hidden, n_in, n_hidden, rng)))),
-      W_hh(this->add_parameter("W_hh", uniform_weights<T>(4 * n_hidden, n_hidden, n_hidden, rng))),
-      b_ih(this->add_parameter("b_ih", uniform_weights<T>(4 * n_hidden, 1, n_hidden, rng))),
-      b_hh(this->add_parameter("b_hh", uniform_weights<T>(4 * n_hidden, 1, n_hidden, rng))) {}
+    : LSTMCell(initial(n_in, n_hidden, rng)) {}
 
 template <class T>
 LSTMCell<T>::LSTMCell(std::size_t n_in, std::size_t n_hidden, std::uint32_t seed)

@@ -51,6 +51,12 @@ public:
     autodiff::Parameter<T>& b_hh;
 
 private:
+    struct Initial {
+        autodiff::Matrix<T> W_ih, W_hh, b_ih, b_hh;
+    };
+    // The sizes checked, then the four drawn: before any parameter is made.
+    static Initial initial(std::size_t n_in, std::size_t n_hidden, NumpyRandom& rng);
+    explicit LSTMCell(Initial p);
     void require_state(const LSTMState<T>& state, std::size_t m) const;
 };
 
