@@ -216,3 +216,21 @@ TEST_CASE("an LSTM's training step replays with the gradients of a fresh recordi
         for (std::size_t k = 0; k < replayed_grads.size(); ++k) REQUIRE((replayed_grads[k] == lstm.parameters()[k]->grad));
     }
 }
+
+TEST_CASE("LSTM<float> follows LSTM<double> on the same weights to float's precision", "[layers][lstm]") {
+    nn::LSTM<double> wide(3, 4, 2, 11);
+    nn::LSTM<float> narrow(3, 4, 2, 11);  // the same draws, rounded to float
+    const Matrix<double> x = nn::NumpyRandom(12).randn(3, 5);
+    autodiff::Tape<double> tape;
+    autodiff::Tape<float> tape_f;
+    std::vector<nn::LSTMState<double>> state = wide.zero_state(tape, 5);
+    std::vector<nn::LSTMState<float>> state_f = narrow.zero_state(tape_f, 5);
+    const Var<double> y = wide({tape.constant(x), tape.constant(x)}, state).back();
+    const autodiff::Var<float> y_f = narrow({tape_f.constant(autodiff::Matrix<float>(x)), tape_f.constant(autodiff::Matrix<float>(x))}, state_f).back();
+    tape.backward(sum(y));
+    tape_f.backward(sum(y_f));
+    for (std::size_t k = 0; k < y.value().size(); ++k) REQUIRE(y_f.value().data()[k] == Approx(y.value().data()[k]).margin(1e-6).epsilon(0));
+    const Matrix<double>& g = wide.layers[0].W_ih.grad;
+    const autodiff::Matrix<float>& g_f = narrow.layers[0].W_ih.grad;
+    for (std::size_t k = 0; k < g.size(); ++k) REQUIRE(g_f.data()[k] == Approx(g.data()[k]).margin(1e-5).epsilon(0));
+}
