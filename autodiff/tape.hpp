@@ -26,6 +26,8 @@
 #include <utility>
 #include <vector>
 
+#include "autodiff/no_overlap.hpp"
+
 #include "autodiff/error.hpp"
 #include "autodiff/matrix.hpp"
 #include "autodiff/tape_registry.hpp"
@@ -400,8 +402,10 @@ struct GradientSink {
         T* __restrict out = grad.data();
         const std::size_t n = grad.size();
         if (overwrite) {
+            TAPEGRAD_LOOP_WITHOUT_OVERLAP
             for (std::size_t k = 0; k < n; ++k) out[k] = contribution(k);
         } else {
+            TAPEGRAD_LOOP_WITHOUT_OVERLAP
             for (std::size_t k = 0; k < n; ++k) out[k] += contribution(k);
         }
     }
@@ -412,8 +416,10 @@ struct GradientSink {
         const std::size_t rows = grad.shape()[0], cols = grad.shape()[1];
         for (std::size_t i = 0; i < rows; ++i, out += cols) {
             if (overwrite) {
+                TAPEGRAD_LOOP_WITHOUT_OVERLAP
                 for (std::size_t j = 0; j < cols; ++j) out[j] = contribution(i, j);
             } else {
+                TAPEGRAD_LOOP_WITHOUT_OVERLAP
                 for (std::size_t j = 0; j < cols; ++j) out[j] += contribution(i, j);
             }
         }
