@@ -180,9 +180,15 @@ template <class T>
 void sum_to(const Matrix<T>& g, Matrix<T>& target, bool overwrite, T factor) {
     const std::size_t rows = g.shape()[0], cols = g.shape()[1];
     const std::size_t t_rows = target.shape()[0], t_cols = target.shape()[1];
-    if (overwrite) std::fill(target.begin(), target.end(), T(0));
     const T* in = g.data();
     T* out = target.data();
+    if (t_cols == 1 && t_rows == rows) {  // a row's sum to its own element (a bias gradient)
+        // Written where overwritten, not zero-filled first (a call to memset, ~30 instructions
+        // of a 10 x 10 sum's ~600): 0 + the sum, as the fill and += gave.
+        for (std::size_t i = 0; i < rows; ++i) out[i] = (overwrite ? T(0) : out[i]) + factor * row_sum(in + i * cols, cols);
+        return;
+    }
+    if (overwrite) std::fill(target.begin(), target.end(), T(0));
     // target is rows x cols, rows x 1, 1 x cols or 1 x 1; a broadcast dimension reads index 0.
     for (std::size_t i = 0; i < rows; ++i) {
         T* out_row = out + (t_rows == 1 ? 0 : i * t_cols);
