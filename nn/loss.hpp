@@ -27,7 +27,10 @@ struct Loss {
     /// the loss entry itself) or Tape::constant_ref(batch.targets), so that the Trainer may
     /// record its step once and replay it (nn::ReplayedStep). Off: every step is recorded.
     /// A step that turns out to read the batch elsewhere (labels in another entry, a matrix
-    /// copied by Tape::constant or Tape::leaf) is recorded every step too, not replayed stale.
+    /// copied by Tape::constant or Tape::leaf, or by a softmax_cross_entropy given a Matrix) or
+    /// whose loss entry holds labels other than batch.labels when recorded (classes remapped)
+    /// is recorded every step too, not replayed stale. A remapping that leaves the first batch's
+    /// labels as they are cannot be told apart: give such a loss replayable = false.
     bool replayable = false;
 };
 

@@ -8,17 +8,25 @@ namespace nn {
 namespace {
 
 // Whether a recorded step reads the batch only where a replay reads it anew: the labels of the
-// loss entry, relabelled each run (`relabelled`, else none), and constant_ref(batch.X) or
-// constant_ref(batch.targets). A loss that says it is replayable but copies the labels into
-// another entry (nll_loss, a gather, a cross-entropy scaled after) or copies a matrix (the
-// targets, or anything computed from the batch: Tape::constant, Tape::leaf) was replayed on
-// the first batch's, silently (found by an attack): such a step is recorded every time instead.
+// loss entry, relabelled each run with the batch's (`relabelled`, else none), and
+// constant_ref(batch.X) or constant_ref(batch.targets). A loss that says it is replayable but
+// copies the labels into another entry (nll_loss, a gather, a cross-entropy scaled after) or
+// copies a matrix (the targets, or anything computed from the batch: Tape::constant,
+// Tape::leaf) was replayed on the first batch's, silently (found by an attack): such a step is
+// recorded every time instead. So is one whose loss entry copies its target matrix (a
+// softmax_cross_entropy given a Matrix, which a replay keeps), or takes labels other than the
+// batch's (remapped classes, which a replay would replace with the batch's): both were
+// replayed, wrong, without a word (found by an attack).
 template <class T>
-bool reads_batch_only_in_place(const autodiff::Tape<T>& tape, const autodiff::Var<T>* relabelled) {
+bool reads_batch_only_in_place(const autodiff::Tape<T>& tape, const autodiff::Var<T>* relabelled,
+                               const autodiff::Labels& batch_labels) {
     for (std::size_t i = 0; i < tape.size(); ++i) {
         const autodiff::Node<T>& n = tape.entry(i);
-        if (!n.labels().empty() && (relabelled == nullptr || i != relabelled->index())) return false;
+        if (!n.labels().empty() && (relabelled == nullptr || i != relabelled->index() || n.labels() != batch_labels))
+            return false;
         if (std::strcmp(n.op, "constant") == 0 || std::strcmp(n.op, "leaf") == 0) return false;
+        const bool copied_targets = std::strcmp(n.op, "softmax_cross_entropy") == 0 && n.arity == 1 && n.labels().empty();
+        if (copied_targets) return false;
     }
     return true;
 }
@@ -97,7 +105,7 @@ T ReplayedStep<T>::run(std::size_t count) {
         r.model_version = model_.version();
         const autodiff::Node<T>& loss = r.tape.node(r.loss);
         r.relabel = std::strcmp(loss.op, "softmax_cross_entropy") == 0 && !loss.labels().empty();
-        if (!reads_batch_only_in_place(r.tape, r.relabel ? &r.loss : nullptr)) return r.loss.value()(0, 0);
+        if (!reads_batch_only_in_place(r.tape, r.relabel ? &r.loss : nullptr, r.batch.labels)) return r.loss.value()(0, 0);
         try {
             r.replay = std::make_unique<autodiff::Replay<T>>(r.tape, r.loss, std::vector<autodiff::Var<T>>{r.output});
         } catch (const autodiff::Error&) {  // an entry that cannot run again: record every step

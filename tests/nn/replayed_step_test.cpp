@@ -223,6 +223,22 @@ TEST_CASE("a replayable loss that copies the batch elsewhere trains as recording
              return autodiff::softmax_cross_entropy(out, out.tape().constant(onehot));
          },
          true, true},
+        // The loss entry itself, but with a copied target matrix, which a replay cannot refill,
+        // or with labels other than the batch's, which a replay would replace with the batch's
+        // (found by an attack: both were replayed, on the first batch's targets and on the raw
+        // labels).
+        {[](V out, const nn::Batch<double>& b) {
+             autodiff::Matrix<double> onehot = xt::zeros<double>(out.value().shape());
+             for (std::size_t j = 0; j < b.labels.size(); ++j) onehot(b.labels[j], j) = 1.0;
+             return autodiff::softmax_cross_entropy(out, onehot);
+         },
+         true, true},
+        {[](V out, const nn::Batch<double>& b) {
+             autodiff::Labels shifted(b.labels.size());
+             for (std::size_t j = 0; j < b.labels.size(); ++j) shifted[j] = (b.labels[j] + 1) % 3;
+             return autodiff::softmax_cross_entropy(out, shifted);
+         },
+         true, true},
     };
     const nn::DataLoader<double> data(nn::iris<double>());
     for (std::size_t k = 0; k < losses.size(); ++k) {
