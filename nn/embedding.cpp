@@ -49,10 +49,10 @@ autodiff::Var<T> Embedding<T>::operator()(autodiff::Tape<T>& tape, const autodif
 }
 
 // Checked before the cast: converting Inf, NaN or a value past size_t's range to size_t is
-// undefined (on x86 such ids came out as token 0).
+// undefined (on x86 such ids came out as token 0). The last id is a T exactly (forward checks).
 template <class T>
 std::size_t Embedding<T>::token_id(T id, std::size_t example) const {
-    if (!(id >= T(0) && id < T(vocabulary()) && id == std::floor(id)))
+    if (!(id >= T(0) && id <= T(vocabulary() - 1) && id == std::floor(id)))
         throw autodiff::Error(this->who() + ": example " + std::to_string(example) + " holds " + shortest(id) +
                               ", not a token id (a whole number from 0 to " + std::to_string(vocabulary() - 1) +
                               ")");
@@ -64,6 +64,14 @@ autodiff::Var<T> Embedding<T>::forward(autodiff::Var<T> x) {
     if (x.rows() != 1)
         throw autodiff::Error(this->who() + ": its input is " + autodiff::to_string(x.shape()) +
                               " but it takes 1 x m token ids (one per example)");
+    // Every whole number up to 2^digits is a T; past it, neighbouring ids share one value (a
+    // float stores 2^24 + 1 as 2^24): such a vocabulary looked up wrong tokens without a word,
+    // and refused the valid id 2^24 (found by an attack).
+    constexpr std::size_t exact = std::size_t(1) << std::numeric_limits<T>::digits;
+    if (vocabulary() - 1 > exact)
+        throw autodiff::Error(this->who() + ": a vocabulary of " + std::to_string(vocabulary()) + " ids is more than a " +
+                              (sizeof(T) == 4 ? "float" : "double") + " holds exactly (ids up to " +
+                              std::to_string(exact) + "); give the ids as Labels: operator()(tape, ids)");
     const autodiff::Matrix<T>& v = x.value();
     ids_.resize(v.size());
     for (std::size_t j = 0; j < v.size(); ++j) ids_[j] = token_id(v(0, j), j);

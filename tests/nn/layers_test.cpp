@@ -181,6 +181,22 @@ TEST_CASE("an Embedding refuses an id that is not a whole number inside its voca
     }
 }
 
+TEST_CASE("an Embedding<float> fed ids as values refuses a vocabulary whose ids a float cannot all hold", "[layers][errors]") {
+    // Found by an attack: with a vocabulary of 2^24 + 2, the last ids cannot all be told apart
+    // as floats (2^24 + 1 is stored as 2^24, a silent wrong token), and the valid id 2^24 was
+    // refused as "holds 16777216, not a token id (a whole number from 0 to 16777217)". The ids
+    // given as Labels still reach every token.
+    autodiff::Tape<float> tape;
+    nn::Embedding<float> wide((std::size_t(1) << 24) + 2, 1);
+    const Matrix<float> x = {{16777216.f}};
+    REQUIRE_THROWS_WITH(wide(tape.constant(x)),
+                        Contains("Embedding(16777218, 1): a vocabulary of 16777218 ids is more than a float holds "
+                                 "exactly (ids up to 16777216); give the ids as Labels: operator()(tape, ids)"));
+    REQUIRE(wide(tape, autodiff::Labels{16777217}).shape() == autodiff::Shape{1, 1});
+    nn::Embedding<float> widest_exact((std::size_t(1) << 24) + 1, 1, 4);
+    REQUIRE(widest_exact(tape.constant(x)).value()(0, 0) == widest_exact.table.value(0, 16777216));
+}
+
 TEST_CASE("Conv2d checks its kernel against the image before it draws a single weight", "[layers][errors]") {
     // A kernel of 100000 over 28x28 drew 4e10 weights (320 GB) before conv2d's check ran.
     REQUIRE_THROWS_WITH(nn::Conv2d<double>({1, 28, 28}, 4, 100000),
