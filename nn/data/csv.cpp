@@ -53,6 +53,17 @@ void skip_byte_order_mark(std::string& first_line) {
     if (std::string_view(first_line).substr(0, bom.size()) == bom) first_line.erase(0, bom.size());
 }
 
+// A number from_chars finds out of double's range, at either end: read in long double's wider
+// range and rounded, one below double's smallest is 0 (1e-400, as strtod, NumPy and pandas
+// read it: it was refused as "not a finite number"; found by an attack) and one past its
+// largest is infinite, which the caller refuses. Past long double's range too: infinite.
+double beyond_double(std::string_view s) {
+    long double v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size()) return std::numeric_limits<double>::infinity();
+    return static_cast<double>(v);
+}
+
 // from_chars, unlike strtod, ignores the C locale: "3.5" parses the same everywhere.
 std::optional<double> parse_number(std::string_view s) {
     // from_chars rejects the leading '+' that other CSV writers emit.
@@ -60,7 +71,7 @@ std::optional<double> parse_number(std::string_view s) {
     double v = 0;
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (s.empty() || end != s.data() + s.size()) return std::nullopt;
-    if (ec == std::errc::result_out_of_range) return std::numeric_limits<double>::infinity();
+    if (ec == std::errc::result_out_of_range) return beyond_double(s);
     if (ec != std::errc()) return std::nullopt;
     return v;
 }

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <sstream>
 
 #include "nn/data/csv.hpp"
@@ -67,6 +68,18 @@ TEST_CASE("CSV errors name the file and the line", "[csv]") {
     TempDir tmp("csv");
     const auto missing = tmp.file("missing.csv");
     CHECK_THROWS_WITH(nn::load_csv_dataset<double>(missing), Contains(missing));
+}
+
+TEST_CASE("CSV: a number too small for a double is 0 as strtod and NumPy read it", "[csv]") {
+    // Found by an attack: from_chars says "out of range" at both ends, and 1e-400 was refused
+    // as "not a finite number (NaN and Inf are not data)".
+    const auto d = parse("1e-400,2,x\n-2.5e-4000,1e-320,y\n");
+    CHECK(d.features(0, 0) == 0.0);
+    CHECK_FALSE(std::signbit(d.features(0, 0)));
+    CHECK(d.features(0, 1) == 0.0);
+    CHECK(std::signbit(d.features(0, 1)));
+    CHECK(d.features(1, 1) == 1e-320);
+    CHECK_THROWS_WITH(parse("1,2,x\n1e4000,1,y\n"), Contains("mem.csv:2:") && Contains("'1e4000' is not a finite"));
 }
 
 TEST_CASE("Iris is compiled in: 150 examples, 4 features, 3 classes", "[csv][iris]") {
