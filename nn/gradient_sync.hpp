@@ -6,16 +6,26 @@
 /// share, records and sweeps its examples, then finish(), after which every rank holds the
 /// global batch's mean gradient.
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 #include "autodiff/tape.hpp"
+#include "autodiff/tape_registry.hpp"
 
 namespace nn {
 
 template <class T>
+class HeldSync;
+
+template <class T>
 class GradientSync {
 public:
-    virtual ~GradientSync() = default;
+    GradientSync() { take_identity(); }
+    GradientSync(const GradientSync&) { take_identity(); }  // a copy is another object
+    GradientSync& operator=(const GradientSync&) { return *this; }
+    virtual ~GradientSync() { autodiff::detail::TapeRegistry::release(slot_); }
     virtual int rank() const = 0;   ///< this process, 0 .. ranks() - 1
     virtual int ranks() const = 0;  ///< how many processes share each batch
     /// Lets the sync start work during this tape's backward sweeps.
@@ -28,6 +38,51 @@ public:
     virtual void finish() = 0;
     /// values[0..n) replaced by their sum over the ranks (epoch statistics).
     virtual void sum(double* values, std::size_t n) = 0;
+
+private:
+    friend class HeldSync<T>;
+    // A registry slot, as a Parameter has: whether this object still lives is asked of the
+    // slot, which is never freed, without touching the object (HeldSync).
+    void take_identity() {
+        slot_ = autodiff::detail::TapeRegistry::acquire();
+        identity_ = autodiff::detail::TapeRegistry::next_generation();
+        autodiff::detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
+    }
+    std::uint32_t slot_ = 0;
+    std::uint64_t identity_ = 0;
+};
+
+/// A GradientSync held by address (set_gradient_sync's): one destroyed first is refused,
+/// naming the caller, instead of called in freed memory (found by an attack: a Trainer whose
+/// sync was destroyed before its next epoch called it, and so did its tapes' sweeps).
+template <class T>
+class HeldSync {
+public:
+    HeldSync() = default;
+    explicit HeldSync(GradientSync<T>* sync)
+        : sync_(sync),
+          generation_(sync ? &autodiff::detail::TapeRegistry::generation(sync->slot_) : nullptr),
+          identity_(sync ? sync->identity_ : 0) {}
+    /// The sync if it still lives; null if none was given or it was destroyed.
+    GradientSync<T>* live() const {
+        return sync_ != nullptr && generation_->load(std::memory_order_acquire) == identity_ ? sync_ : nullptr;
+    }
+    /// The sync (null when none was given); throws, naming `who`, if it was destroyed.
+    GradientSync<T>* get(const char* who) const {
+        GradientSync<T>* sync = live();
+        if (sync == nullptr && sync_ != nullptr) reject_destroyed(who);
+        return sync;
+    }
+
+private:
+    [[noreturn, gnu::cold, gnu::noinline]] static void reject_destroyed(const char* who) {
+        throw autodiff::Error(std::string(who) + ": the GradientSync given to set_gradient_sync was destroyed "
+                              "first; give set_gradient_sync(nullptr) (or another sync) before destroying it");
+    }
+
+    GradientSync<T>* sync_ = nullptr;
+    const std::atomic<std::uint64_t>* generation_ = nullptr;
+    std::uint64_t identity_ = 0;
 };
 
 }  // namespace nn

@@ -66,8 +66,9 @@ typename ReplayedStep<T>::Recording& ReplayedStep<T>::recording(std::size_t coun
         }
     }
     if (recordings_.size() < max_recordings) {
+        GradientSync<T>* const sync = sync_.get("ReplayedStep");
         Recording& r = recordings_.emplace_back();
-        if (sync_) sync_->attach(r.tape);
+        if (sync) sync->attach(r.tape);
         r.count = count;
         r.last_used = clock_;
         return r;
@@ -82,15 +83,19 @@ typename ReplayedStep<T>::Recording& ReplayedStep<T>::recording(std::size_t coun
 
 template <class T>
 void ReplayedStep<T>::set_gradient_sync(GradientSync<T>* sync) {
+    // A sync destroyed first cannot detach the tapes: they forget it themselves.
+    GradientSync<T>* before = sync_.live();
     for (Recording& r : recordings_) {
-        if (sync_) sync_->detach(r.tape);
+        if (before) before->detach(r.tape);
+        else r.tape.set_gradient_ready_hook(nullptr, nullptr);
         if (sync) sync->attach(r.tape);
     }
-    sync_ = sync;
+    sync_ = HeldSync<T>(sync);
 }
 
 template <class T>
 T ReplayedStep<T>::run(std::size_t count) {
+    sync_.get("ReplayedStep::run");  // its tapes' sweeps call it
     Recording& r = recording(count);
     if (current(r)) {
         if (r.relabel) r.replay->set_labels(r.loss, r.batch.labels);

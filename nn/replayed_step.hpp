@@ -88,7 +88,7 @@ private:
     bool replay_;
     std::optional<std::uint64_t> judged_version_;  // model_replayable()'s cache
     bool model_replayable_ = false;
-    GradientSync<T>* sync_ = nullptr;
+    HeldSync<T> sync_;
     std::deque<Recording> recordings_;  // a deque: batch(count) references stay valid as it grows
     std::uint64_t clock_ = 0;
 };

@@ -202,7 +202,8 @@ void Trainer<T>::require_registered(const autodiff::Tape<T>& tape) {
 template <class T>
 EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_t epoch,
                                  const std::function<void(const Progress&)>& progress) {
-    require_same_count(sync_, n, "Trainer::train_epoch");
+    GradientSync<T>* const sync = sync_.get("Trainer::train_epoch");
+    require_same_count(sync, n, "Trainer::train_epoch");
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
@@ -223,8 +224,8 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
                                             std::to_string(batch_size_) + ", and set_drop_last drops a part batch"));
     for (std::size_t b = 0; b < batches; ++b) {
         const std::size_t first = b * batch_size_, global = std::min(batch_size_, n - first);
-        const distributed::Share mine = share(global, sync_);
-        if (sync_) sync_->begin_step(mine.count, global);
+        const distributed::Share mine = share(global, sync);
+        if (sync) sync->begin_step(mine.count, global);
         double loss = 0;  // this rank's mean over its share
         if (mine.count > 0) {  // with more ranks than examples in a last batch, some get none
             const std::size_t count = mine.count;
@@ -235,7 +236,7 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
             loss_sum += loss * double(count);
             if (loss_.classification) correct += count_correct(step_.output(count), batch.labels);
         }
-        if (sync_) sync_->finish();
+        if (sync) sync->finish();
         if (schedule_) optimizer_.set_learning_rate(T(schedule_->at(epoch * batches + b)));
         apply_step(loss, epoch, b);
 
@@ -244,7 +245,7 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
             progress({b + 1, batches, stats.examples, loss_sum / double(std::max<std::size_t>(stats.examples, 1)),
                       seconds_since(start)});
     }
-    sum_over_ranks(sync_, loss_sum, correct, stats.examples);
+    sum_over_ranks(sync, loss_sum, correct, stats.examples);
     stats.loss = loss_sum / double(stats.examples);  // n, unless the last batch was dropped
     stats.accuracy = double(correct) / double(stats.examples);
     stats.seconds = seconds_since(start);
@@ -270,20 +271,21 @@ void Trainer<T>::apply_step(double loss, std::size_t epoch, std::size_t batch) {
 template <class T>
 void Trainer<T>::set_gradient_sync(GradientSync<T>* sync) {
     // Every step's tape is attached: the reductions start during the backward sweeps.
-    sync_ = sync;
+    sync_ = HeldSync<T>(sync);
     step_.set_gradient_sync(sync);
 }
 
 template <class T>
 EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
-    require_same_count(sync_, n, "Trainer::evaluate");
+    GradientSync<T>* const sync = sync_.get("Trainer::evaluate");
+    require_same_count(sync, n, "Trainer::evaluate");
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
     EpochStats stats;
     double loss_sum = 0;
     std::size_t correct = 0;
-    const distributed::Share mine = share(n, sync_);  // data-parallel: each rank a part of the set
+    const distributed::Share mine = share(n, sync);  // data-parallel: each rank a part of the set
     {
         const ModesRestored restored(model_);
         model_.eval();
@@ -297,7 +299,7 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
             if (loss_.classification) correct += count_correct(output.value(), batch_.labels);
         }
     }
-    sum_over_ranks(sync_, loss_sum, correct, stats.examples);
+    sum_over_ranks(sync, loss_sum, correct, stats.examples);
     stats.examples = n;
     stats.loss = loss_sum / double(n);
     check_finite_evaluation(stats.loss);

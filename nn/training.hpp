@@ -115,7 +115,8 @@ public:
     /// Data-parallel: this process trains on its share of every global batch (batch_size
     /// keeps its meaning), sync averages the gradients before each step, and the epoch's
     /// statistics (and evaluate()'s, each rank taking a share of the data) are summed over
-    /// the ranks; progress reports this rank's share. nullptr: alone, as by default.
+    /// the ranks; progress reports this rank's share. nullptr: alone, as by default. A sync
+    /// destroyed while set here is refused by the next epoch or evaluation (autodiff::Error).
     void set_gradient_sync(GradientSync<T>* sync);
 
 private:
@@ -144,7 +145,7 @@ private:
     ReplayedStep<T> step_;    ///< training: one recording per batch size, replayed
     autodiff::Tape<T> tape_;  ///< evaluation's, reused every batch: no allocation after the first
     Batch<T> batch_;
-    GradientSync<T>* sync_ = nullptr;  ///< data-parallel: set_gradient_sync
+    HeldSync<T> sync_;  ///< data-parallel: set_gradient_sync
 };
 
 /// Examples whose argmax over the logits' column equals the label.

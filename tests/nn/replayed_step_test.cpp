@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <set>
 
 #include "nn/data/csv.hpp"
@@ -89,6 +90,28 @@ TEST_CASE("a Trainer's replayed steps report each gradient ready during the swee
     trainer.set_gradient_sync(nullptr);                     // detached: the sweeps report nothing more
     trainer.train_epoch(data, 1);
     CHECK(sync.ready == 5 * run.net.parameters().size());
+}
+
+TEST_CASE("a Trainer refuses a gradient sync destroyed while set and forgets it when told", "[replay][distributed]") {
+    // Found by an attack: the next epoch called the destroyed sync, and so did the sweeps of
+    // the replayed steps' tapes (freed memory under ASan; no error in a release build).
+    Run<double> run;
+    nn::Trainer<double> trainer(run.net, run.optimizer, 32, 5);
+    const nn::DataLoader<double> data(nn::iris<double>());
+    auto sync = std::make_unique<CountingSync>();
+    trainer.set_gradient_sync(sync.get());
+    trainer.train_epoch(data, 0);
+    sync.reset();
+    const std::string destroyed = ": the GradientSync given to set_gradient_sync was destroyed first; give "
+                                  "set_gradient_sync(nullptr) (or another sync) before destroying it";
+    REQUIRE_THROWS_WITH(trainer.train_epoch(data, 1), "Trainer::train_epoch" + destroyed);
+    REQUIRE_THROWS_WITH(trainer.evaluate(data), "Trainer::evaluate" + destroyed);
+    trainer.set_gradient_sync(nullptr);  // the tapes forget it without calling it
+    CHECK(trainer.train_epoch(data, 1).examples == 150);
+    CountingSync another;
+    trainer.set_gradient_sync(&another);
+    trainer.train_epoch(data, 2);
+    CHECK(another.ready == 5 * run.net.parameters().size());
 }
 
 namespace {
