@@ -15,8 +15,16 @@ std::string with_eps(const std::string& head, double eps) {
     return out.str();
 }
 
+// In T too: the layer computes with T(eps), and a float BatchNorm given 1e-300 divided by
+// sqrt(0 + 0) in evaluation wherever a feature's running variance was 0 (every output NaN,
+// silently; found by an attack), where training refused it only at the first step.
+template <class T>
 void require_eps(const std::string& who, double eps) {
     if (!(std::isfinite(eps) && eps > 0)) throw autodiff::Error(who + ": eps must be a positive finite number");
+    const T as_t = static_cast<T>(eps);
+    if (!(std::isfinite(as_t) && as_t > T(0)))
+        throw autodiff::Error(who + ": eps must be a positive finite number as a " + (sizeof(T) == 4 ? "float" : "double") +
+                              " too, and it is " + std::to_string(as_t) + " as one");
 }
 
 }  // namespace
@@ -27,7 +35,7 @@ LayerNorm<T>::LayerNorm(std::size_t n, double eps)
       bias(this->add_parameter("bias", xt::zeros<T>({n, std::size_t(1)}))),
       eps_(eps) {
     if (n == 0) throw autodiff::Error("LayerNorm: needs at least 1 feature");
-    require_eps(describe(), eps);
+    require_eps<T>(describe(), eps);
 }
 
 template <class T>
@@ -51,7 +59,7 @@ BatchNorm<T>::BatchNorm(std::size_t n, double momentum, double eps)
       momentum_(momentum),
       eps_(eps) {
     if (n == 0) throw autodiff::Error("BatchNorm: needs at least 1 feature");
-    require_eps(describe(), eps);
+    require_eps<T>(describe(), eps);
     if (!(momentum >= 0 && momentum <= 1)) throw autodiff::Error(describe() + ": momentum must be in [0, 1]");
 }
 

@@ -181,6 +181,18 @@ TEST_CASE("an Embedding refuses an id that is not a whole number inside its voca
     }
 }
 
+TEST_CASE("float normalisation layers refuse an eps that is 0 or infinite as a float", "[layers][errors]") {
+    // Found by an attack: BatchNorm<float>(3, 0.1, 1e-300) computed with eps 0, and in
+    // evaluation a feature whose running variance was 0 made every output NaN, silently.
+    REQUIRE_THROWS_WITH(nn::BatchNorm<float>(3, 0.1, 1e-300),
+                        "BatchNorm(3, momentum=0.1, eps=1e-300): eps must be a positive finite number as a float too, "
+                        "and it is 0.000000 as one");
+    REQUIRE_THROWS_WITH(nn::LayerNorm<float>(3, 1e300),
+                        "LayerNorm(3, eps=1e+300): eps must be a positive finite number as a float too, and it is "
+                        "inf as one");
+    REQUIRE(nn::BatchNorm<double>(3, 0.1, 1e-300).describe() == "BatchNorm(3, momentum=0.1, eps=1e-300)");
+}
+
 TEST_CASE("an Embedding<float> fed ids as values refuses a vocabulary whose ids a float cannot all hold", "[layers][errors]") {
     // Found by an attack: with a vocabulary of 2^24 + 2, the last ids cannot all be told apart
     // as floats (2^24 + 1 is stored as 2^24, a silent wrong token), and the valid id 2^24 was
