@@ -93,9 +93,16 @@ private:
 
 }  // namespace
 
+// A loss left a classification (Loss's default) over an output that is not one column per
+// example had the labels read past their end (found by an attack).
 template <class T>
 std::size_t count_correct(const autodiff::Matrix<T>& logits, const autodiff::Labels& labels) {
     const std::size_t rows = logits.shape()[0], cols = logits.shape()[1];
+    if (cols != labels.size())
+        throw autodiff::Error("count_correct: the output is " + autodiff::to_string(autodiff::shape_of(logits)) + " (" +
+                              std::to_string(cols) + " columns, one per example) but the batch has " +
+                              std::to_string(labels.size()) +
+                              " labels; a loss that is not a classification says so (Loss::classification = false)");
     std::size_t correct = 0;
     for (std::size_t j = 0; j < cols; ++j) {
         std::size_t best = 0;

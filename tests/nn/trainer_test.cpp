@@ -263,3 +263,29 @@ TEST_CASE("set_drop_last leaves out the last part batch, as a BatchNorm needs", 
     CHECK_THROWS_WITH(dropping.train_epoch(sine(3, 4), 0), Contains("3 examples make no whole batch of 4"));
     CHECK(dropping.evaluate(data).examples == 9);
 }
+
+namespace {
+
+struct Transpose : nn::Module<double> {
+    autodiff::Var<double> forward(autodiff::Var<double> x) override { return autodiff::transpose(x); }
+};
+
+}  // namespace
+
+TEST_CASE("a classification loss whose output has another number of columns than the batch has labels is refused",
+          "[trainer]") {
+    // Found by an attack: a loss left with Loss::classification's default (true) over an
+    // output that is not one column per example had count_correct read the labels past their
+    // end (a heap overflow under ASan; garbage accuracies otherwise).
+    nn::Sequential<double> net;
+    net.add<nn::Linear<double>>(4, 3, 1u);
+    net.add<Transpose>();
+    nn::SGD<double> sgd(net.parameters(), 0.1);
+    const nn::Loss<double> loss{[](autodiff::Var<double> out, const nn::Batch<double>&) { return autodiff::mean(out); }};
+    nn::Trainer<double> trainer(net, sgd, loss, 2, 1);
+    const nn::DataLoader<double> data(nn::iris<double>());
+    const std::string refused = "count_correct: the output is 2x3 (3 columns, one per example) but the batch has 2 "
+                                "labels; a loss that is not a classification says so (Loss::classification = false)";
+    REQUIRE_THROWS_WITH(trainer.train_epoch(data, 0), refused);
+    REQUIRE_THROWS_WITH(trainer.evaluate(data), refused);
+}
