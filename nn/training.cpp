@@ -70,6 +70,16 @@ void require_same_count(GradientSync<T>* sync, std::size_t n, const char* what) 
                     "share of every batch)");
 }
 
+// The loss's one number. Evaluation does no backward, which refuses a loss of another shape:
+// it reported the first element of a 3x8 "loss" as the loss (found by an attack).
+template <class T>
+T scalar_loss(const autodiff::Var<T>& loss) {
+    if (loss.shape() != autodiff::Shape{1, 1})
+        throw autodiff::Error("Trainer::evaluate: the loss is " + autodiff::to_string(loss.shape()) +
+                              ", not 1x1 (a loss reduces to one number: take its mean or sum)");
+    return loss.value()(0, 0);
+}
+
 // Every module's mode as it was, put back when this goes out of scope (an exception
 // included). Restoring only the root's mode to the whole tree switched a BatchNorm the user
 // had frozen in evaluation mode back to training.
@@ -302,7 +312,7 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
             tape_.reset();
             autodiff::NoGrad<T> no_grad(tape_);
             autodiff::Var<T> output = model_(tape_.constant(batch_.X));
-            loss_sum += double(loss_.compute(output, batch_).value()(0, 0)) * double(count);
+            loss_sum += double(scalar_loss(loss_.compute(output, batch_))) * double(count);
             if (loss_.classification) correct += count_correct(output.value(), batch_.labels);
         }
     }

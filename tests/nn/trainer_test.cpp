@@ -289,3 +289,18 @@ TEST_CASE("a classification loss whose output has another number of columns than
     REQUIRE_THROWS_WITH(trainer.train_epoch(data, 0), refused);
     REQUIRE_THROWS_WITH(trainer.evaluate(data), refused);
 }
+
+TEST_CASE("evaluate refuses a loss that is not one number, as training does", "[trainer]") {
+    // Found by an attack: evaluation, which runs no backward, reported the first element of a
+    // 3x8 "loss" (9.085) as the loss, where train_epoch refused it.
+    nn::Sequential<double> net;
+    net.add<nn::Linear<double>>(4, 3, 1u);
+    nn::SGD<double> sgd(net.parameters(), 0.1);
+    const nn::Loss<double> loss{[](autodiff::Var<double> out, const nn::Batch<double>&) { return autodiff::square(out); },
+                                false};
+    nn::Trainer<double> trainer(net, sgd, loss, 8, 1);
+    const nn::DataLoader<double> data(nn::iris<double>());
+    REQUIRE_THROWS_WITH(trainer.evaluate(data),
+                        "Trainer::evaluate: the loss is 3x8, not 1x1 (a loss reduces to one number: take its mean or sum)");
+    REQUIRE_THROWS_WITH(trainer.train_epoch(data, 0), Contains("the output is 3x8, not 1x1"));
+}
