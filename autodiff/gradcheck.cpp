@@ -86,6 +86,19 @@ double relative_error(double analytic, double numeric) {
     return std::isnan(error) ? INFINITY : error;  // a NaN is the worst error there is
 }
 
+// A step that leaves x + h and x - h the same T is a step of 0: every correct function failed
+// with "numeric nan", nothing saying why (found by an attack). The finer retries may reach
+// that point; their estimates are then NaN and never kept.
+template <class T>
+[[noreturn]] void reject_rounded_step(double step, std::size_t input, std::size_t row, std::size_t col, T x) {
+    const char* type = sizeof(T) == 4 ? "float" : "double";
+    std::ostringstream out;
+    out << "gradcheck: step " << step << " does not move element (" << row << ", " << col << ") of input " << input
+        << " (" << x << ") as a " << type << ": x + h and x - h round to the same number; take a larger step ("
+        << type << "'s default is " << GradcheckDefaults<T>::step << ")";
+    throw Error(out.str());
+}
+
 }  // namespace
 
 template <class T>
@@ -121,6 +134,7 @@ GradcheckResult gradcheck(const TapeFunction<T>& f, const std::vector<Matrix<T>>
             };
             const double a = analytic[i].data()[k];
             double h = step * std::max(1.0, std::abs(double(original)));
+            if (T(original + h) == T(original - h)) reject_rounded_step(step, i, k / cols, k % cols, original);
             double numeric = central_difference(h);
             double error = relative_error(a, numeric);
             if (!(error <= tolerance)) {

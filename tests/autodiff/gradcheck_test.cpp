@@ -125,6 +125,25 @@ TEST_CASE("gradcheck refuses a step or tolerance that would fail a correct op", 
     CHECK(gradcheck<double>(f, inputs).passed);
 }
 
+TEST_CASE("gradcheck refuses a step that rounds away in the element type", "[gradcheck]") {
+    // Found by an attack: a step of 1e-9 in float (1e-18 in double) leaves x + h and x - h the
+    // same number, a step of 0 in effect: a correct x^2 was reported "FAILED: worst error inf
+    // ... numeric -nan".
+    const TapeFunction<float> f = [](Tape<float>&, const std::vector<Var<float>>& x) { return sum(x[0] * x[0]); };
+    GradcheckOptions options;
+    options.step = 1e-9;
+    CHECK_THROWS_WITH(gradcheck<float>(f, {Matrix<float>{{1.0f, 2.0f}}}, options),
+                      "gradcheck: step 1e-09 does not move element (0, 0) of input 0 (1) as a float: x + h and x - h "
+                      "round to the same number; take a larger step (float's default is 0.01)");
+    const TapeFunction<double> g = [](Tape<double>&, const std::vector<Var<double>>& x) { return sum(x[0] * x[0]); };
+    options.step = 1e-18;
+    CHECK_THROWS_WITH(gradcheck<double>(g, {Matrix<double>{{0.5, 2.0}}}, options),
+                      "gradcheck: step 1e-18 does not move element (0, 0) of input 0 (0.5) as a double: x + h and x - h "
+                      "round to the same number; take a larger step (double's default is 1e-06)");
+    options.step = 1e-5;  // small, but it moves every element: the finer retries need not
+    CHECK(gradcheck<double>(g, {Matrix<double>{{0.5, 2.0}}}, options).passed);
+}
+
 TEST_CASE("gradcheck refuses a function whose output's shape depends on the input values", "[gradcheck]") {
     // The random projection took the shape of the first output; an output 4 times as wide
     // at x + h was read beyond it (heap overflow under ASan), and a narrower one in part only.
