@@ -10,6 +10,19 @@ namespace {
                            "few units (features near the float range overflow); the last checkpoint saved is kept");
 }
 
+// "parameter <name> is not finite<when>: <where>" for the first parameter holding a NaN or an
+// Inf, or "" if none does.
+template <class T>
+std::string first_non_finite_parameter(const std::vector<autodiff::Parameter<T>*>& parameters, const char* when) {
+    for (const autodiff::Parameter<T>* p : parameters) {
+        const std::string at = autodiff::first_non_finite(p->value);
+        if (!at.empty())
+            return "parameter " + (p->name.empty() ? std::string("(unnamed)") : p->name) + " is not finite" + when +
+                   ": " + at;
+    }
+    return "";
+}
+
 }  // namespace
 
 void check_finite_loss(double loss, TrainingStep where) {
@@ -21,27 +34,30 @@ void check_finite_loss(double loss, TrainingStep where) {
 template <class T>
 void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where) {
     check_finite_loss(loss, where);
-    for (const autodiff::Parameter<T>* p : parameters) {
-        const std::string at = autodiff::first_non_finite(p->value);
-        if (!at.empty()) {
-            diverged(where, "parameter " + (p->name.empty() ? std::string("(unnamed)") : p->name) +
-                                " is not finite after the optimizer's step: " + at);
-        }
-    }
+    const std::string parameter = first_non_finite_parameter(parameters, " after the optimizer's step");
+    if (!parameter.empty()) diverged(where, parameter);
 }
 
-void check_finite_evaluation(double loss) {
-    if (!std::isfinite(loss)) {
-        // Both causes named: with a learning rate of 1e20 the weights stay finite but huge, and
-        // blaming the (small) features alone sent the user the wrong way (found by an attack).
-        throw TrainingDiverged(std::string("evaluation: the loss is not finite (") + (std::isnan(loss) ? "nan" : "inf") +
-                               "): the model's weights are finite, but the features times the weights overflow the "
-                               "number type: weights grown huge (a learning rate too high: lower it) or input "
-                               "features too large (scale them to a few units)");
-    }
+template <class T>
+void check_finite_evaluation(double loss, const std::vector<autodiff::Parameter<T>*>& parameters) {
+    if (std::isfinite(loss)) return;
+    const std::string head = std::string("evaluation: the loss is not finite (") + (std::isnan(loss) ? "nan" : "inf") + "): ";
+    // A weight given or assigned non-finite (Linear(W, b) with a NaN in W) was reported as
+    // "the model's weights are finite" (found by an attack): they are looked at first.
+    const std::string parameter = first_non_finite_parameter(parameters, "");
+    if (!parameter.empty())
+        throw TrainingDiverged(head + parameter + " (a weight given or assigned so: no training step makes one, "
+                                      "every step is checked)");
+    // Both causes named: with a learning rate of 1e20 the weights stay finite but huge, and
+    // blaming the (small) features alone sent the user the wrong way (found by an attack).
+    throw TrainingDiverged(head + "the model's weights are finite, but the features times the weights overflow the "
+                                  "number type: weights grown huge (a learning rate too high: lower it) or input "
+                                  "features too large (scale them to a few units)");
 }
 
 template void check_finite_step<float>(double, const std::vector<autodiff::Parameter<float>*>&, TrainingStep);
 template void check_finite_step<double>(double, const std::vector<autodiff::Parameter<double>*>&, TrainingStep);
+template void check_finite_evaluation<float>(double, const std::vector<autodiff::Parameter<float>*>&);
+template void check_finite_evaluation<double>(double, const std::vector<autodiff::Parameter<double>*>&);
 
 }  // namespace nn

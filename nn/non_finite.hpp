@@ -36,9 +36,10 @@ void check_finite_loss(double loss, TrainingStep where);
 template <class T>
 void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where);
 
-/// Throws TrainingDiverged if an evaluation's mean loss is NaN or Inf (finite weights times
-/// features overflow the type: weights grown huge, or features too large), rather than
-/// reporting "loss nan".
-void check_finite_evaluation(double loss);
+/// Throws TrainingDiverged if an evaluation's mean loss is NaN or Inf, rather than reporting
+/// "loss nan", naming the first parameter that is NaN or Inf if one is, else the causes left
+/// (finite weights times features overflow the type: weights grown huge, or features too large).
+template <class T>
+void check_finite_evaluation(double loss, const std::vector<autodiff::Parameter<T>*>& parameters);
 
 }  // namespace nn

@@ -319,7 +319,7 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
     sum_over_ranks(sync, loss_sum, correct, stats.examples);
     stats.examples = n;
     stats.loss = loss_sum / double(n);
-    check_finite_evaluation(stats.loss);
+    check_finite_evaluation(stats.loss, parameters_);
     stats.accuracy = double(correct) / double(n);
     stats.seconds = seconds_since(start);
     return stats;

@@ -106,7 +106,7 @@ TEST_CASE("every kind of bad input throws something caught as autodiff::Error", 
              nn::parse_csv_dataset<double>(in, "bad.csv");
          }},
         {"missing checkpoint", [&] { nn::load_checkpoint(tmp.path / "nothing"); }},
-        {"a run that diverged", [] { nn::check_finite_evaluation(NAN); }},
+        {"a run that diverged", [] { nn::check_finite_evaluation<double>(NAN, {}); }},
         // nn: the file system.
         {"checkpoint under a regular file", [&] { nn::save_checkpoint(tmp.path / "a_file" / "ckpt", nn::Checkpoint{}); }},
         {"atomic write under a regular file", [&] {

@@ -304,3 +304,18 @@ TEST_CASE("evaluate refuses a loss that is not one number, as training does", "[
                         "Trainer::evaluate: the loss is 3x8, not 1x1 (a loss reduces to one number: take its mean or sum)");
     REQUIRE_THROWS_WITH(trainer.train_epoch(data, 0), Contains("the output is 3x8, not 1x1"));
 }
+
+TEST_CASE("an evaluation whose loss is not finite names a weight that is not finite instead of calling them finite",
+          "[trainer]") {
+    // Found by an attack: a Linear given a NaN weight evaluated to a NaN loss reported as
+    // "the model's weights are finite, but the features times the weights overflow".
+    Matrix<double> W = xt::ones<double>({3, 4});
+    W(1, 2) = std::nan("");
+    nn::Sequential<double> net;
+    net.add<nn::Linear<double>>(W, Matrix<double>(xt::zeros<double>({3, 1})));
+    nn::SGD<double> sgd(net.parameters(), 0.1);
+    nn::Trainer<double> trainer(net, sgd, 16, 1);
+    REQUIRE_THROWS_WITH(trainer.evaluate(nn::DataLoader<double>(nn::iris<double>())),
+                        Contains("evaluation: the loss is not finite (nan): parameter 0.W is not finite: ") &&
+                            Contains("(a weight given or assigned so") && !Contains("weights are finite"));
+}
