@@ -1,6 +1,7 @@
 #include "nn/dropout.hpp"
 
 #include <cmath>
+#include <iomanip>
 #include <sstream>
 
 namespace nn {
@@ -13,6 +14,15 @@ template <class T>
 Dropout<T>::Dropout(double p, std::uint64_t seed)
     : p_(p), seed_(seed), counter_(this->add_buffer("counter", xt::zeros<T>({std::size_t(3), std::size_t(1)}))) {
     if (!(p >= 0 && p < 1)) throw autodiff::Error(describe() + ": p must be in [0, 1)");
+    // The layer drops with T(p): a p that a float holds as 1 (0.99999999; a double holds every
+    // p below 1) was refused only by the first training step, as "dropout: p is 1.000000"
+    // (found by an attack).
+    if (!(static_cast<T>(p) < T(1))) {
+        std::ostringstream out;
+        out << std::setprecision(8) << "Dropout: p " << p << " is 1 as a float (the largest float below 1 is "
+            << std::nextafter(1.0f, 0.0f) << ")";
+        throw autodiff::Error(out.str());
+    }
 }
 
 template <class T>

@@ -130,6 +130,11 @@ TEST_CASE("dropout: inverted masks in training, identity in evaluation, resumabl
     REQUIRE((e.grad() == seed));
     REQUIRE(drop.counter() == 4000);  // evaluation draws nothing
     REQUIRE_THROWS_WITH(nn::Dropout<double>(1.0), Contains("p must be in [0, 1)"));
+    // A p below 1 that a float holds as 1 was refused only by the first training step, as
+    // "dropout: p is 1.000000" (found by an attack).
+    REQUIRE_THROWS_WITH(nn::Dropout<float>(0.99999999),
+                        "Dropout: p 0.99999999 is 1 as a float (the largest float below 1 is 0.99999994)");
+    REQUIRE(nn::Dropout<double>(0.99999999).describe() == "Dropout(1, seed=0)");
 }
 
 TEST_CASE("a misfit input names the layer, the shape it got and the shape it takes", "[layers][errors]") {
