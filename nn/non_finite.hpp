@@ -36,6 +36,11 @@ void check_finite_loss(double loss, TrainingStep where);
 template <class T>
 void check_finite_step(double loss, const std::vector<autodiff::Parameter<T>*>& parameters, TrainingStep where);
 
+/// Throws TrainingDiverged, after `who`, naming the first parameter that is NaN or Inf: a
+/// weight given or assigned so (the Trainer asks before every epoch, so that such a weight is
+/// not blamed on the learning rate).
+template <class T>
+void check_finite_parameters(const std::vector<autodiff::Parameter<T>*>& parameters, const std::string& who);
 /// Throws TrainingDiverged if an evaluation's mean loss is NaN or Inf, rather than reporting
 /// "loss nan", naming the first parameter that is NaN or Inf if one is, else the causes left
 /// (finite weights times features overflow the type: weights grown huge, or features too large).

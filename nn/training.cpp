@@ -221,6 +221,8 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
                                  const std::function<void(const Progress&)>& progress) {
     GradientSync<T>* const sync = sync_.get("Trainer::train_epoch");
     require_same_count(sync, n, "Trainer::train_epoch");
+    // Else the first step's NaN loss was blamed on the learning rate (found by an attack).
+    check_finite_parameters(parameters_, "Trainer::train_epoch: before epoch " + std::to_string(epoch + 1));
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));

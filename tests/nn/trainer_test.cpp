@@ -305,7 +305,7 @@ TEST_CASE("evaluate refuses a loss that is not one number, as training does", "[
     REQUIRE_THROWS_WITH(trainer.train_epoch(data, 0), Contains("the output is 3x8, not 1x1"));
 }
 
-TEST_CASE("an evaluation whose loss is not finite names a weight that is not finite instead of calling them finite",
+TEST_CASE("a weight given non-finite is named by evaluation and training instead of blamed on the rate or the features",
           "[trainer]") {
     // Found by an attack: a Linear given a NaN weight evaluated to a NaN loss reported as
     // "the model's weights are finite, but the features times the weights overflow".
@@ -315,7 +315,13 @@ TEST_CASE("an evaluation whose loss is not finite names a weight that is not fin
     net.add<nn::Linear<double>>(W, Matrix<double>(xt::zeros<double>({3, 1})));
     nn::SGD<double> sgd(net.parameters(), 0.1);
     nn::Trainer<double> trainer(net, sgd, 16, 1);
-    REQUIRE_THROWS_WITH(trainer.evaluate(nn::DataLoader<double>(nn::iris<double>())),
+    const nn::DataLoader<double> data(nn::iris<double>());
+    REQUIRE_THROWS_WITH(trainer.evaluate(data),
                         Contains("evaluation: the loss is not finite (nan): parameter 0.W is not finite: ") &&
                             Contains("(a weight given or assigned so") && !Contains("weights are finite"));
+    // Training from it was stopped by its first step as "the loss is not finite (nan). Try a
+    // lower learning rate" (found by an attack).
+    REQUIRE_THROWS_WITH(trainer.train_epoch(data, 2),
+                        Contains("Trainer::train_epoch: before epoch 3: parameter 0.W is not finite: ") &&
+                            Contains("(a weight given or assigned so") && !Contains("learning rate"));
 }
