@@ -1,5 +1,6 @@
 #include "nn/io/module_checkpoint.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace nn {
@@ -9,6 +10,17 @@ namespace {
 const std::string optimizer_prefix = "optimizer.";
 
 bool is_optimizer_entry(const std::string& name) { return name.rfind(optimizer_prefix, 0) == 0; }
+
+// The optimizer's state is kept by position ("m.0"), the model's arrays by name: the names of
+// the optimizer's parameters, in order, say whose state each position holds.
+const std::string parameters_key = optimizer_prefix + "parameters";
+
+template <class T>
+std::string parameter_names(const Optimizer<T>& optimizer) {
+    std::string names;
+    for (const autodiff::Parameter<T>* p : optimizer.parameters()) names += (names.empty() ? "" : ", ") + p->name;
+    return names;
+}
 
 template <class T>
 std::map<std::string, autodiff::Matrix<T>*> arrays_of(Module<T>& model) {
@@ -100,6 +112,16 @@ void restore_optimizer_state(const Checkpoint& checkpoint, Optimizer<T>& optimiz
         throw DataError(dir.string() + ": holds no optimizer state (saved without an optimizer)");
     if (saved->second != optimizer.name())
         throw DataError(dir.string() + ": its optimizer state is " + saved->second + "'s, not " + optimizer.name() + "'s");
+    // A model whose same-shaped layers were registered in another order took each one's state
+    // for another's, silently (found by an attack). Checked when the counts agree (load_state
+    // says which arrays are missing or left over otherwise); older checkpoints lack the names.
+    const auto names = checkpoint.meta.find(parameters_key);
+    if (names != checkpoint.meta.end() &&
+        std::count(names->second.begin(), names->second.end(), ',') + 1 == std::ptrdiff_t(optimizer.parameters().size()) &&
+        names->second != parameter_names(optimizer))
+        throw DataError(dir.string() + ": its optimizer state was saved for the parameters " + names->second +
+                        ", in that order, but this optimizer's are " + parameter_names(optimizer) +
+                        " (the model's parts registered in another order?)");
     std::map<std::string, autodiff::Matrix<T>> state;
     for (const auto& [name, array] : checkpoint.arrays)
         if (is_optimizer_entry(name)) state[name.substr(optimizer_prefix.size())] = checkpoint.array<T>(name);
@@ -124,6 +146,7 @@ void save(const std::filesystem::path& dir, Module<T>& model, const Optimizer<T>
     Checkpoint c = model_checkpoint(model, meta);
     c.meta["optimizer"] = optimizer.name();
     for (const auto& [key, value] : optimizer.hyperparameters()) c.meta[optimizer_prefix + key] = value;
+    c.meta[parameters_key] = parameter_names(optimizer);
     for (const auto& [key, value] : optimizer.state()) c.arrays[optimizer_prefix + key] = value;
     save_checkpoint(dir, c);
 }

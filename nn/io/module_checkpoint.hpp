@@ -5,7 +5,9 @@
 ///                         "bn.running_mean.npy"), in the model's dtype
 ///   optimizer.<key>.npy   the optimizer's state (moments, velocities, step count)
 ///   manifest.json         "module" (the model's describe()), "dtype", "optimizer" and its
-///                         hyper-parameters ("optimizer.<name>"), and the caller's own entries
+///                         hyper-parameters ("optimizer.<name>"), the names of the optimizer's
+///                         parameters in the order of its state ("optimizer.parameters"),
+///                         and the caller's own entries
 /// Loading into a model refuses, listing every one, names the model has and the file lacks,
 /// names the file has and the model lacks, and arrays whose shape differs; nothing is
 /// changed unless everything fits. Saving what was loaded writes the same bytes again.
@@ -30,7 +32,8 @@ template <class T>
 void save(const std::filesystem::path& dir, Module<T>& model, const std::map<std::string, std::string>& meta = {});
 
 /// Reads `dir` into `model` (and the optimizer's state into `optimizer`, which must be of
-/// the kind saved); returns the checkpoint, whose meta holds the caller's entries.
+/// the kind saved, over parameters of the names saved, in the same order); returns the
+/// checkpoint, whose meta holds the caller's entries.
 template <class T>
 Checkpoint load(const std::filesystem::path& dir, Module<T>& model, Optimizer<T>& optimizer);
 template <class T>

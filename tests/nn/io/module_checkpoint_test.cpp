@@ -162,6 +162,41 @@ TEST_CASE("a load whose optimizer state does not fit changes neither the model n
     }
 }
 
+namespace {
+
+// Two layers of one shape, registered in either order.
+struct Pair : nn::Module<double> {
+    nn::Linear<double> a{3, 3, 1u}, b{3, 3, 2u};
+    explicit Pair(bool a_first) {
+        if (a_first) this->register_modules({{"a", a}, {"b", b}});
+        else this->register_modules({{"b", b}, {"a", a}});
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a load refuses optimizer state saved for the parameters in another order", "[checkpoint][module]") {
+    // Found by an attack: the model's arrays load by name but the optimizer's state by
+    // position, and a model whose two same-shaped layers were registered in the other order
+    // took each layer's Adam moments for the other's without a word.
+    test_support::TempDir dir("module-checkpoint-order");
+    Pair saved(true);
+    nn::Adam<double> adam(saved.parameters(), 1e-2);
+    for (autodiff::Parameter<double>* p : saved.parameters()) p->grad.fill(p == &saved.a.W ? 1.0 : 0.0);
+    adam.step();
+    nn::save(dir.path / "saved", saved, adam);
+    Pair reordered(false);
+    nn::Adam<double> reordered_adam(reordered.parameters(), 1e-2);
+    REQUIRE_THROWS_WITH(nn::load(dir.path / "saved", reordered, reordered_adam),
+                        (dir.path / "saved").string() +
+                            ": its optimizer state was saved for the parameters a.W, a.b, b.W, b.b, in that order, but "
+                            "this optimizer's are b.W, b.b, a.W, a.b (the model's parts registered in another order?)");
+    Pair same(true);
+    nn::Adam<double> same_adam(same.parameters(), 1e-2);
+    nn::load(dir.path / "saved", same, same_adam);
+    REQUIRE((same_adam.state().at("m.0") == adam.state().at("m.0")));
+}
+
 // An Adam two steps into training, and its state then.
 struct TrainedAdam {
     Model<double> model;
