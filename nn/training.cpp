@@ -235,7 +235,9 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
     EpochStats stats;
     double loss_sum = 0;
     std::size_t correct = 0;
-    const std::size_t batches = drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+    // Not (n + batch_size - 1) / batch_size: with a batch size near 2^64 that wrapped around to
+    // no batch at all (found by an attack).
+    const std::size_t batches = n / batch_size_ + (!drop_last_ && n % batch_size_ != 0);
     if (batches == 0)
         throw autodiff::Error("Trainer::train_epoch: nothing to train on: " +
                               (n == 0 ? std::string("the data holds no examples")
@@ -308,8 +310,11 @@ EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
     {
         const ModesRestored restored(model_);
         model_.eval();
-        for (std::size_t first = mine.begin; first < mine.begin + mine.count; first += batch_size_) {
-            const std::size_t count = std::min(batch_size_, mine.begin + mine.count - first);
+        // Advanced by what was taken: first + batch_size wrapped around below the end with a
+        // batch size near 2^64, and a rank whose share does not start at 0 summed 76
+        // overlapping batches (found by an attack).
+        for (std::size_t first = mine.begin, count = 0; first < mine.begin + mine.count; first += count) {
+            count = std::min(batch_size_, mine.begin + mine.count - first);
             gather(order.data() + first, count, batch_);
             tape_.reset();
             autodiff::NoGrad<T> no_grad(tape_);

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "nn/activation_layer.hpp"
 #include "nn/data/csv.hpp"
 #include "nn/embedding.hpp"
@@ -324,4 +326,42 @@ TEST_CASE("a weight given non-finite is named by evaluation and training instead
     REQUIRE_THROWS_WITH(trainer.train_epoch(data, 2),
                         Contains("Trainer::train_epoch: before epoch 3: parameter 0.W is not finite: ") &&
                             Contains("(a weight given or assigned so") && !Contains("learning rate"));
+}
+
+namespace {
+
+// Rank 1 of 2, alone: its sums count every rank as holding what it holds.
+struct SecondOfTwo : nn::GradientSync<double> {
+    int rank() const override { return 1; }
+    int ranks() const override { return 2; }
+    void attach(autodiff::Tape<double>&) override {}
+    void detach(autodiff::Tape<double>&) override {}
+    void begin_step(std::size_t, std::size_t) override {}
+    void finish() override {}
+    void sum(double* values, std::size_t n) override {
+        for (std::size_t i = 0; i < n; ++i) values[i] *= 2;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a batch size near 2^64 takes every example in one batch", "[trainer]") {
+    // Found by an attack: (n + batch_size - 1) / batch_size wrapped around to 0 batches
+    // ("nothing to train on ... set_drop_last drops a part batch", with drop_last off), and an
+    // evaluation of rank 1 of 2 stepped first + batch_size around to one example below its
+    // start, 76 times over: its loss summed 76 overlapping batches.
+    nn::Sequential<double> net;
+    net.add<nn::Linear<double>>(4, 3, 1u);
+    nn::SGD<double> sgd(net.parameters(), 0.1);
+    const std::size_t huge = std::numeric_limits<std::size_t>::max();
+    nn::Trainer<double> trainer(net, sgd, huge, 1);
+    const nn::DataLoader<double> data(nn::iris<double>());
+    std::size_t batches = 0;
+    CHECK(trainer.train_epoch(data, 0, [&](const nn::Progress& p) { batches = p.batches; }).examples == 150);
+    CHECK(batches == 1);
+    SecondOfTwo sync;
+    trainer.set_gradient_sync(&sync);
+    nn::Trainer<double> whole(net, sgd, 150, 1);
+    whole.set_gradient_sync(&sync);
+    CHECK(trainer.evaluate(data).loss == whole.evaluate(data).loss);
 }
