@@ -20,7 +20,12 @@ std::pair<Dataset<T>, Dataset<T>> train_test_split(const Dataset<T>& data, doubl
         throw autodiff::Error("train_test_split: test_fraction must be in (0, 1), got " + std::to_string(test_fraction));
     const std::size_t n = data.size();
     const std::size_t test_n = std::max<std::size_t>(1, static_cast<std::size_t>(test_fraction * double(n) + 0.5));
-    if (test_n >= n) throw autodiff::Error("train_test_split: " + std::to_string(n) + " examples are too few to split");
+    // The fraction was not named: 150 examples with a test fraction of 0.999999 were "too few
+    // to split" (found by an attack).
+    if (test_n >= n)
+        throw autodiff::Error("train_test_split: a test fraction of " + std::to_string(test_fraction) + " of " +
+                              std::to_string(n) + " examples takes " + std::to_string(test_n) +
+                              " to test and leaves none to train on");
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
     NumpyRandom rng(seed);

@@ -29,6 +29,22 @@ bool same_weights(const nn::MLP<T>& a, const nn::MLP<T>& b) {
 
 }  // namespace
 
+TEST_CASE("train_test_split names the fraction and the examples when none are left to train on", "[training]") {
+    // Found by an attack: a test fraction of 0.999999 was reported as "150 examples are too
+    // few to split".
+    REQUIRE_THROWS_WITH(nn::train_test_split(nn::iris<double>(), 0.999999, 0),
+                        "train_test_split: a test fraction of 0.999999 of 150 examples takes 150 to test and leaves "
+                        "none to train on");
+    const nn::Dataset<double> one = nn::train_test_split(nn::iris<double>(), 0.2, 0).second;
+    std::size_t first = 0;
+    nn::Dataset<double> single;
+    single.classes = one.classes;
+    nn::gather_batch(one, &first, 1, single.features, single.labels);
+    REQUIRE_THROWS_WITH(nn::train_test_split(single, 0.2, 0),
+                        "train_test_split: a test fraction of 0.200000 of 1 examples takes 1 to test and leaves none "
+                        "to train on");
+}
+
 TEST_CASE("an MLP learns Iris to at least 93% held-out accuracy", "[training]") {
     const auto [train_set, test_set] = nn::train_test_split(nn::iris<double>(), 0.2, 0);
     REQUIRE(train_set.size() == 120);
