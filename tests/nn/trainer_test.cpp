@@ -290,6 +290,14 @@ TEST_CASE("a classification loss whose output has another number of columns than
                                 "labels; a loss that is not a classification says so (Loss::classification = false)";
     REQUIRE_THROWS_WITH(trainer.train_epoch(data, 0), refused);
     REQUIRE_THROWS_WITH(trainer.evaluate(data), refused);
+    // A regression (no labels at all) trained with a loss left a classification: each step
+    // read labels of an empty vector (SIGSEGV).
+    nn::Trainer<double> regression(net, sgd, loss, 2, 1);
+    const nn::RegressionData<double> unlabelled{Matrix<double>(xt::ones<double>({4, 4})),
+                                                Matrix<double>(xt::ones<double>({3, 4}))};
+    REQUIRE_THROWS_WITH(regression.train_epoch(unlabelled, 0),
+                        "count_correct: the output is 2x3 (3 columns, one per example) but the batch has 0 labels; a "
+                        "loss that is not a classification says so (Loss::classification = false)");
 }
 
 TEST_CASE("evaluate refuses a loss that is not one number, as training does", "[trainer]") {
