@@ -464,6 +464,11 @@ void Tape<T>::backward(const Var<T>& output, const Matrix<T>& seed) {
 template <class T>
 GradientSink<T> Tape<T>::start_backward(const Var<T>& output, bool in_place_rerecorded) {
     if (swept_) throw Error("backward: this tape was already swept; reset() it and record again");
+    // Found by an attack: a data-parallel sync destroyed while still attached to a tape was
+    // called, in freed memory, by the tape's next sweep.
+    if (ready_hook_ != nullptr && accumulate_into_parameters_ && !ready_owner_.alive())
+        throw Error("backward: the gradient-ready hook's owner (a GradientSync attached to this tape) was destroyed; "
+                    "detach it (set_gradient_ready_hook(nullptr, nullptr)) before destroying it");
     Node<T>& out = nodes_[output.index_];
     if (!out.requires_grad)
         throw Error(std::string("backward: the output (") + out.op +

@@ -137,6 +137,16 @@ using ForwardFn = void (*)(Tape<T>&, Node<T>&);
 template <class T>
 using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 
+/// Whose a gradient-ready hook's context is, for an owner that may be destroyed before the
+/// tape (nn::GradientSync gives its own): where its identity lives in the registry and what it
+/// was. A tape then refuses to call the hook of an owner gone, naming it, instead of calling
+/// into freed memory. Empty (the default): the caller keeps the context alive.
+struct HookOwner {
+    const std::atomic<std::uint64_t>* generation = nullptr;
+    std::uint64_t identity = 0;
+    bool alive() const { return generation == nullptr || generation->load(std::memory_order_acquire) == identity; }
+};
+
 // One tape entry. Everything an op's backward reads lives here, so the entry is
 // self-contained and its buffers are reused from one iteration to the next.
 // What only some ops keep in their entry: kept apart (NodeExtras, allocated the first time
@@ -486,10 +496,13 @@ public:
     /// During every later backward(), calls ready(context, p) once per parameter p recorded
     /// up to the output, in the order their gradients become final (p.grad then holds this
     /// sweep's whole contribution). nullptr removes the hook. Only with accumulation into
-    /// parameters on (the default): with it off the hook is not called.
-    void set_gradient_ready_hook(GradientReadyFn<T> ready, void* context) {
+    /// parameters on (the default): with it off the hook is not called. An `owner` whose
+    /// object is destroyed while the hook is set makes every later backward() throw, naming it,
+    /// until the hook is removed or replaced.
+    void set_gradient_ready_hook(GradientReadyFn<T> ready, void* context, HookOwner owner = {}) {
         ready_hook_ = ready;
         ready_context_ = context;
+        ready_owner_ = owner;
     }
 
     // ---- Recording API: built-in ops and user-defined ops use the same calls. ----
@@ -777,6 +790,7 @@ private:
     bool accumulate_into_parameters_ = true;
     GradientReadyFn<T> ready_hook_ = nullptr;
     void* ready_context_ = nullptr;
+    HookOwner ready_owner_;
     // The hook's schedule for one sweep: per parameter its earliest leaf, highest index
     // first (the order the sweep reaches them). Kept, so a steady state allocates nothing.
     std::vector<std::pair<const Parameter<T>*, std::uint32_t>> final_leaves_;

@@ -17,9 +17,6 @@
 namespace nn {
 
 template <class T>
-class HeldSync;
-
-template <class T>
 class GradientSync {
 public:
     GradientSync() { take_identity(); }
@@ -39,10 +36,14 @@ public:
     /// values[0..n) replaced by their sum over the ranks (epoch statistics).
     virtual void sum(double* values, std::size_t n) = 0;
 
+    /// This object's identity, for attach() to give Tape::set_gradient_ready_hook: a tape
+    /// outliving the sync then refuses to call it (backward throws) instead of calling into
+    /// freed memory.
+    autodiff::HookOwner hook_owner() const { return {&autodiff::detail::TapeRegistry::generation(slot_), identity_}; }
+
 private:
-    friend class HeldSync<T>;
     // A registry slot, as a Parameter has: whether this object still lives is asked of the
-    // slot, which is never freed, without touching the object (HeldSync).
+    // slot, which is never freed, without touching the object (hook_owner()).
     void take_identity() {
         slot_ = autodiff::detail::TapeRegistry::acquire();
         identity_ = autodiff::detail::TapeRegistry::next_generation();
@@ -59,14 +60,9 @@ template <class T>
 class HeldSync {
 public:
     HeldSync() = default;
-    explicit HeldSync(GradientSync<T>* sync)
-        : sync_(sync),
-          generation_(sync ? &autodiff::detail::TapeRegistry::generation(sync->slot_) : nullptr),
-          identity_(sync ? sync->identity_ : 0) {}
+    explicit HeldSync(GradientSync<T>* sync) : sync_(sync), owner_(sync ? sync->hook_owner() : autodiff::HookOwner{}) {}
     /// The sync if it still lives; null if none was given or it was destroyed.
-    GradientSync<T>* live() const {
-        return sync_ != nullptr && generation_->load(std::memory_order_acquire) == identity_ ? sync_ : nullptr;
-    }
+    GradientSync<T>* live() const { return sync_ != nullptr && owner_.alive() ? sync_ : nullptr; }
     /// The sync (null when none was given); throws, naming `who`, if it was destroyed.
     GradientSync<T>* get(const char* who) const {
         GradientSync<T>* sync = live();
@@ -81,8 +77,7 @@ private:
     }
 
     GradientSync<T>* sync_ = nullptr;
-    const std::atomic<std::uint64_t>* generation_ = nullptr;
-    std::uint64_t identity_ = 0;
+    autodiff::HookOwner owner_;
 };
 
 }  // namespace nn

@@ -150,7 +150,7 @@ void DataParallel<T>::broadcast_parameters() {
 
 template <class T>
 void DataParallel<T>::attach(autodiff::Tape<T>& tape) {
-    tape.set_gradient_ready_hook(&DataParallel::on_ready, this);
+    tape.set_gradient_ready_hook(&DataParallel::on_ready, this, this->hook_owner());
 }
 
 template <class T>

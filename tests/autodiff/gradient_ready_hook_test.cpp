@@ -103,3 +103,28 @@ TEST_CASE("the hook is not called for a parameter recorded under NoGrad, which g
     CHECK((seen.names == std::vector<std::string>{"p"}));
     CHECK(p.grad(0, 0) == Approx(4.0).epsilon(0));
 }
+
+TEST_CASE("a tape refuses to call the hook of an owner destroyed while the hook is set", "[tape][hook]") {
+    // Found by an attack: a data-parallel sync destroyed while still attached was called, in
+    // freed memory, by the tape's next sweep. An owner's identity is a registry slot, as a
+    // Parameter's is; here one is taken and given up by hand.
+    Parameter<double> W(filled(2, 2, 0.3), "W");
+    Tape<double> tape;
+    Seen seen;
+    const std::uint32_t slot = detail::TapeRegistry::acquire();
+    const std::uint64_t identity = detail::TapeRegistry::next_generation();
+    detail::TapeRegistry::generation(slot).store(identity);
+    tape.set_gradient_ready_hook(remember, &seen, HookOwner{&detail::TapeRegistry::generation(slot), identity});
+    tape.backward(sum(tape.parameter(W) * 2.0));
+    REQUIRE(seen.names == std::vector<std::string>{"W"});
+    detail::TapeRegistry::release(slot);  // the owner is gone
+    tape.reset();
+    REQUIRE_THROWS_WITH(tape.backward(sum(tape.parameter(W) * 2.0)),
+                        Catch::Matchers::Contains("the gradient-ready hook's owner") &&
+                            Catch::Matchers::Contains("was destroyed"));
+    REQUIRE(seen.names.size() == 1);  // not called
+    tape.reset();
+    tape.set_gradient_ready_hook(nullptr, nullptr);
+    tape.backward(sum(tape.parameter(W) * 2.0));
+    REQUIRE(W.grad(0, 0) == Approx(4.0).epsilon(0));  // the refused sweep added nothing
+}

@@ -67,7 +67,7 @@ struct CountingSync : nn::GradientSync<double> {
     int rank() const override { return 0; }
     int ranks() const override { return 1; }
     static void on_ready(void* self, autodiff::Parameter<double>&) { ++static_cast<CountingSync*>(self)->ready; }
-    void attach(autodiff::Tape<double>& tape) override { tape.set_gradient_ready_hook(&on_ready, this); }
+    void attach(autodiff::Tape<double>& tape) override { tape.set_gradient_ready_hook(&on_ready, this, hook_owner()); }
     void detach(autodiff::Tape<double>& tape) override { tape.set_gradient_ready_hook(nullptr, nullptr); }
     void begin_step(std::size_t, std::size_t) override {}
     void finish() override { ++finished; }
@@ -90,6 +90,17 @@ TEST_CASE("a Trainer's replayed steps report each gradient ready during the swee
     trainer.set_gradient_sync(nullptr);                     // detached: the sweeps report nothing more
     trainer.train_epoch(data, 1);
     CHECK(sync.ready == 5 * run.net.parameters().size());
+}
+
+TEST_CASE("a tape refuses the hook of a gradient sync destroyed while attached, naming it", "[replay][distributed]") {
+    // Found by an attack: the sweep called the destroyed sync's hook in freed memory.
+    Run<double> run;
+    autodiff::Tape<double> tape;
+    auto sync = std::make_unique<CountingSync>();
+    sync->attach(tape);
+    sync.reset();
+    const auto loss = sum(run.net(tape.constant(autodiff::Matrix<double>(xt::ones<double>({4, 3})))));
+    REQUIRE_THROWS_WITH(tape.backward(loss), Catch::Matchers::Contains("GradientSync attached to this tape) was destroyed"));
 }
 
 TEST_CASE("a Trainer refuses a gradient sync destroyed while set and forgets it when told", "[replay][distributed]") {
