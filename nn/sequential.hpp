@@ -43,7 +43,11 @@ public:
     std::size_t size() const { return steps_.size(); }
     Module<T>& operator[](std::size_t i) {
         require_steps_alive();
-        return *steps_.at(i).module;
+        // std::vector::at's message named neither the model nor the count (found by an attack).
+        if (i >= steps_.size())
+            throw autodiff::Error(this->who() + ": no step " + std::to_string(i) + ", it has " +
+                                  std::to_string(steps_.size()) + " (numbered from 0)");
+        return *steps_[i].module;
     }
     std::string type() const override { return "Sequential"; }
 

@@ -95,10 +95,15 @@ public:
     void set_replay(bool on) { step_.set_replay(on); }
 
     /// Epochs first_epoch .. epochs-1, each followed by an evaluation on `test`; calls
-    /// on_epoch after each with its metrics, and returns them all.
+    /// on_epoch after each with its metrics, and returns them all. `epochs` counts all epochs,
+    /// those before first_epoch included: a first_epoch past it is refused.
     template <class Data>
     std::vector<EpochMetrics> fit(const Data& train, const Data& test, std::size_t first_epoch, std::size_t epochs,
                                   const std::function<void(const EpochMetrics&)>& on_epoch = {}) {
+        // It returned no epochs without a word (found by an attack).
+        if (first_epoch > epochs)
+            throw autodiff::Error("Trainer::fit: first_epoch " + std::to_string(first_epoch) + " is past epochs " +
+                                  std::to_string(epochs) + " (epochs counts all epochs, the ones before first_epoch too)");
         std::vector<EpochMetrics> history;
         for (std::size_t epoch = first_epoch; epoch < epochs; ++epoch) {
             EpochMetrics m;

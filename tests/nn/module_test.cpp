@@ -79,6 +79,8 @@ TEST_CASE("Sequential names its steps 0, 1, ... and runs them in order", "[modul
     REQUIRE(y.shape() == autodiff::Shape{1, 2});
     REQUIRE_THROWS_WITH(seq(tape.constant(Matrix<double>{{1.0, 2.0}})),
                         Contains("0 (Linear(2, 3)): its input is 1x2 but it takes 2 features"));
+    REQUIRE(seq[2].describe() == "Linear(3, 1)");
+    REQUIRE_THROWS_WITH(seq[3], Contains("Sequential") && Contains("no step 3, it has 3"));
 }
 
 TEST_CASE("train() and eval() reach every descendant", "[module]") {

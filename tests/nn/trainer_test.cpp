@@ -52,6 +52,9 @@ TEST_CASE("the Trainer fits a regression (y = sin 3x) with the MSE loss", "[trai
     INFO("test MSE " << before << " -> " << history.back().test.loss);
     REQUIRE(history.back().test.loss < 0.01);
     REQUIRE(history.back().test.accuracy == 0.0);  // regression: no accuracy
+    REQUIRE(trainer.fit(train, test, 150, 150).empty());  // a run already trained to its end
+    REQUIRE_THROWS_WITH(trainer.fit(train, test, 151, 150), "Trainer::fit: first_epoch 151 is past epochs 150 "
+                                                            "(epochs counts all epochs, the ones before first_epoch too)");
 }
 
 TEST_CASE("the Trainer reports a parameter the model uses but never registered", "[trainer]") {
