@@ -198,6 +198,12 @@ int main(int argc, char** argv) {
         std::cerr << "train_mlp: --lr must be a positive finite number, got " << o.learning_rate << "\n";
         return 2;
     }
+    // It was ignored without a word with any other optimizer (found by an attack). A resumed
+    // run's optimizer comes from its checkpoint, which says whether it takes one.
+    if (app.get_option("--momentum")->count() && o.resume.empty() && o.optimizer != "momentum") {
+        std::cerr << "train_mlp: --momentum is for --optimizer momentum; " << o.optimizer << " takes none\n";
+        return 2;
+    }
     return example::guarded_ranks_main("train_mlp", *comm, [&] {
         // --eval reads the checkpoint in the type it was trained in, as --resume does, unless
         // --dtype says otherwise (then a mismatch is reported), and on the run's own test set:
