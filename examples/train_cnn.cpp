@@ -111,7 +111,7 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
         throw std::invalid_argument("train_cnn: the images have " + std::to_string(train_set.feature_count()) +
                                     " pixels, not 28x28");
     Net net(image, train_set.classes, o.channels.at(0), o.channels.at(1), o.hidden, o.dropout, o.seed);
-    auto optimizer = nn::make_optimizer<float>(o.optimizer, net.parameters(), float(o.learning_rate), 0.9f,
+    auto optimizer = nn::make_optimizer<float>(o.optimizer, net.parameters(), example::learning_rate_as<float>(o.learning_rate), 0.9f,
                                                float(o.weight_decay));
     const nn::DataLoader<float> train_batches(train_set), test_batches(test_set);
     nn::Trainer<float> trainer(net, *optimizer, o.batch_size, o.seed);

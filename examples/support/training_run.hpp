@@ -4,9 +4,12 @@
 // per-epoch line, metrics CSV, checkpoint after every epoch, plot and final line
 // ("test accuracy: 0.XXXX").
 
+#include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -41,6 +44,22 @@ inline void add_flush_denormals_flag(CLI::App& app, bool& flush) {
 /// negative number around to 2^64 - 1, which then failed as an impossible allocation naming
 /// neither the option nor the -1 typed; the range refuses it as "--hidden: Value -1 not in range".
 inline CLI::Range layer_size_range(int smallest) { return CLI::Range(smallest, 1 << 24); }
+
+/// --lr in the run's number type, refused unless it is positive and finite there: 1e-320 is a
+/// positive double but 0 as a float, and the optimizer then said "got 0", a rate nobody gave
+/// (found by an attack).
+template <class T>
+T learning_rate_as(double lr) {
+    const T rate = static_cast<T>(lr);
+    if (!(std::isfinite(rate) && rate > T(0))) {
+        std::ostringstream message;
+        message << "--lr " << lr << " is " << rate << " as a " << (sizeof(T) == 4 ? "float" : "double")
+                << ": it must be a positive finite number there, from " << std::numeric_limits<T>::denorm_min() << " to "
+                << std::numeric_limits<T>::max();
+        throw std::invalid_argument(message.str());
+    }
+    return rate;
+}
 
 // An option's value as given, the parts of a list joined by ',' ("16,32"), or its default.
 inline std::string given_value(const CLI::Option* option) {
