@@ -72,26 +72,34 @@ struct FlatStep {
     // entries at each sweep. Bit k: input k's (a computed entry that is not a flat step); bit
     // 2: the step's own (read by such an entry).
     std::uint8_t grads_from_entries = 0;
-    // 2 for an affine step (FlatOp::affine): its kernels read the mul's and the add's steps,
-    // the two before it, whose entries do not run on their own. Its backward's overwrite flags
-    // are those of the three parts, two per part: the mul's, the add's, then its own.
+    // 1 for an affine step (FlatOp::affine), f(x * w + b) recorded as three entries: its
+    // kernels read the mul's step, the one before it, whose entry does not run on its own, and
+    // the add has no step: its b is this step's side 1 (x[1], gx[1], input[1]: arity 2, with
+    // the bits of parameters and grads_from_entries), its own value and gradient this step's
+    // input (side 0), as the activation reads them. A long tape's plan is then two steps per
+    // gate, not three (the plan and the kept values outgrow the cache: bench/README.md). Its
+    // backward's overwrite flags are two per step: the mul's, then its own (side 1: b's).
     std::uint8_t fused = 0;
 };
 
-// The parts of an affine step (FlatStep::fused): the mul x * w, then the add of b.
+// The mul x * w of an affine step (FlatStep::fused).
 template <class T>
 const FlatStep<T>& fused_mul(const FlatStep<T>& step) {
-    return (&step)[-2];
-}
-template <class T>
-const FlatStep<T>& fused_add(const FlatStep<T>& step) {
     return (&step)[-1];
 }
-// Which of the add's inputs is b (the other is the mul's entry, the one before the add's).
 template <class T>
-int fused_bias_side(const FlatStep<T>& step) {
-    return fused_add(step).input[0] + 1 == step.input[0] ? 1 : 0;
+FlatStep<T>& fused_mul(FlatStep<T>& step) {
+    return (&step)[-1];
 }
+
+// An affine step as the three steps it stands for, each with its op's plain kernels (made by
+// Tape::affine_parts): anomaly detection runs and checks them one by one, so that its message
+// names the entry at fault. The mul's entry, the add's and the activation's are consecutive.
+template <class T>
+struct AffineParts {
+    FlatStep<T> mul, add, own;
+    int bias_side = 1;  // which of the add's inputs is b (the other is the mul's value)
+};
 
 // Sets a step's buffer address, writing only if it moved: a long tape's plan is far larger
 // than the cache, and an unchanged line stays clean.

@@ -174,6 +174,8 @@ void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector
         grad_pooled[c] = !grad_kept[c] && plan_.steps[f].gy != nullptr;
     }
     const std::vector<std::uint32_t> fused_parts = fuse_affine_steps(ops, value_pooled, grad_pooled, value_end, grad_end);
+    std::vector<std::uint32_t> adds;  // the affine steps' add steps, which leave the plan at the end
+    for (std::size_t k = 1; k < fused_parts.size(); k += 2) adds.push_back(static_cast<std::uint32_t>(plan_.step_of[fused_parts[k]]));
     std::vector<std::size_t> value_at(size_, unplaced), grad_at(size_, unplaced);
     std::vector<std::pair<std::uint32_t, std::uint32_t>> value_dies, grad_starts;  // (when, entry)
     std::vector<std::uint32_t> lasting;
@@ -236,6 +238,7 @@ void Replay<T>::plan_memory(const std::vector<FlatOp<T>>& ops, const std::vector
             if (grad_at[j] != unplaced && step.gx[k] != nullptr) step.gx[k] = arena + grad_at[j];
         }
     }
+    compact_affine_steps(adds);
     for (std::uint32_t part : fused_parts) plan_.step_of[part] = FlatPlan<T>::fused_away;
 }
 
@@ -267,16 +270,58 @@ std::vector<std::uint32_t> Replay<T>::fuse_affine_steps(const std::vector<FlatOp
         if (tape_.nodes_[u].inputs[0] != a || (add.inputs[0] != m && add.inputs[1] != m)) continue;
         if (!private_to(m) || !private_to(a)) continue;
         FlatStep<T>& step = plan_.steps[f];
-        step.kernels = ops[u].affine;
-        step.fused = 2;
-        parts.push_back(m), parts.push_back(a);
         const FlatStep<T>&mul_step = plan_.steps[f - 2], &add_step = plan_.steps[f - 1];
-        for (std::uint32_t j : {mul_step.input[0], mul_step.input[1], add_step.input[fused_bias_side(step)]}) {
+        // The add's b becomes this step's side 1 (FlatStep::fused); the add's step goes once
+        // every pointer is placed (compact_affine_steps).
+        const int side = add.inputs[0] == m ? 1 : 0;
+        step.kernels = ops[u].affine;
+        step.fused = 1;
+        step.arity = 2;
+        step.x[1] = add_step.x[side];
+        step.gx[1] = add_step.gx[side];
+        step.input[1] = add_step.input[side];
+        step.parameters = static_cast<std::uint8_t>(step.parameters | (((add_step.parameters >> side) & 1u) << 1));
+        step.grads_from_entries =
+            static_cast<std::uint8_t>(step.grads_from_entries | (((add_step.grads_from_entries >> side) & 1u) << 1));
+        parts.push_back(m), parts.push_back(a);
+        for (std::uint32_t j : {mul_step.input[0], mul_step.input[1], add_step.input[side]}) {
             value_end[j] = std::max(value_end[j], u);
             grad_end[j] = std::max(grad_end[j], u);
         }
     }
     return parts;
+}
+
+// The add steps of the affine steps leave the plan (their b is the activation's side 1 now),
+// and every index of a step is renumbered: a long recurrent tape's plan then holds two steps
+// per gate instead of three. Looked-up inputs of an add's b side move to the activation's.
+// `adds`: the add steps, in order. Allocates nothing: it runs once the tape names this Replay
+// its owner, where nothing may throw.
+template <class T>
+void Replay<T>::compact_affine_steps(const std::vector<std::uint32_t>& adds) noexcept {
+    if (adds.empty()) return;
+    // An add's new number is its activation's, the step after it.
+    auto renumbered = [&](std::uint32_t f) {
+        return f - static_cast<std::uint32_t>(std::lower_bound(adds.begin(), adds.end(), f) - adds.begin());
+    };
+    auto is_add = [&](std::uint32_t f) { return std::binary_search(adds.begin(), adds.end(), f); };
+    std::size_t next = 0;
+    auto add = adds.begin();
+    for (std::size_t f = 0; f < plan_.steps.size(); ++f) {
+        if (add != adds.end() && *add == f) {
+            ++add;
+            continue;
+        }
+        plan_.steps[next++] = plan_.steps[f];
+    }
+    plan_.steps.resize(next);  // smaller: nothing allocated
+    for (std::int32_t& f : plan_.step_of)
+        if (f >= 0) f = static_cast<std::int32_t>(renumbered(static_cast<std::uint32_t>(f)));
+    for (auto* list : {&plan_.in_place_values, &plan_.leaf_grads, &plan_.computed_values})
+        for (typename FlatPlan<T>::LookedUp& read : *list) {
+            if (is_add(read.step)) read.side = 1;  // b: the mul's value is never looked up (it is the replay's)
+            read.step = renumbered(read.step);
+        }
 }
 
 // Inputs and output of the output's size as recorded (a parameter's or constant_ref's value
@@ -382,13 +427,12 @@ void Replay<T>::check_unchanged(const char* op) const {
 // parts run on their own, with their plain kernels, each checked.
 template <class T>
 void Replay<T>::forward_parts_checked(const FlatStep<T>& step, std::uint32_t index) {
-    const FlatKernels<T> plain = detail::flat_kernels_of(tape_.nodes_[index].forward).kernels;
-    const FlatStep<T>* parts = &step - step.fused;
-    for (std::uint32_t part = 0; part <= step.fused; ++part) {
-        const FlatStep<T>& s = parts[part];
-        const std::uint32_t entry = index - step.fused + part;
-        (part == step.fused ? plain : s.kernels).forward(s);
-        tape_.copy_owned_buffers_back(s, entry);
+    const AffineParts<T> parts = tape_.affine_parts(step, index);
+    const FlatStep<T>* in_order[3] = {&parts.mul, &parts.add, &parts.own};
+    for (std::uint32_t part = 0; part < 3; ++part) {
+        const std::uint32_t entry = index - 2 + part;
+        in_order[part]->kernels.forward(*in_order[part]);
+        tape_.copy_owned_buffers_back(*in_order[part], entry);
         tape_.check_finite_value(entry);
     }
 }

@@ -104,6 +104,7 @@ private:
     std::vector<std::uint32_t> fuse_affine_steps(const std::vector<FlatOp<T>>& ops, const std::vector<bool>& value_pooled,
                                                  const std::vector<bool>& grad_pooled, std::vector<std::uint32_t>& value_end,
                                                  std::vector<std::uint32_t>& grad_end);
+    void compact_affine_steps(const std::vector<std::uint32_t>& adds) noexcept;
     [[noreturn]] void reject_moved_buffer(std::uint32_t index, const char* what) const;
     void forward_locked();  // forward() once the tape is held
     void settle_ownership();

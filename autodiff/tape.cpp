@@ -519,26 +519,66 @@ void Tape<T>::claim_flat_inputs(FlatStep<T>& step, std::uint32_t index, bool* ov
     if (step.grads_from_entries != 0) point_at_entries_grads(step, index, overwrite);
 }
 
-// An affine step's parts (autodiff/flat_step.hpp) claim their inputs' gradients in the order
-// their own backwards would (this step's, the add's, the mul's), then run as one. Under
-// anomaly detection each runs on its own, with its plain kernels, and is checked, so that
-// the message names the entry at fault.
+// An affine step (autodiff/flat_step.hpp) claims its inputs' gradients in the order its
+// parts' own backwards would (the activation's: the add's gradient, the add's: b, the mul's:
+// x and w; the mul's own gradient, which only the parts read, is marked started as the add's
+// backward would), then runs as one. Under anomaly detection each part runs on its own, with
+// its plain kernels, and is checked, so that the message names the entry at fault.
 template <class T>
 void Tape<T>::sweep_affine(FlatStep<T>& step, std::uint32_t index) {
-    FlatStep<T>* parts = &step - step.fused;
-    bool overwrite[3][2] = {};
-    for (std::uint32_t part = step.fused + 1u; part-- > 0;)
-        if (parts[part].gy != nullptr) claim_flat_inputs(parts[part], index - step.fused + part, overwrite[part]);
+    FlatStep<T>& mul = fused_mul(step);
+    bool overwrite[2][2] = {};  // the mul's, then this step's (the add's gradient, b's)
+    claim_flat_inputs(step, index, overwrite[1]);
+    if (mul.gy != nullptr) {
+        claim_gradient(index - 2, false);
+        claim_flat_inputs(mul, index - 2, overwrite[0]);
+    }
     if (!detect_anomaly_) return step.kernels.backward(step, &overwrite[0][0]);
-    const FlatKernels<T> plain = detail::flat_kernels_of(nodes_[index].forward).kernels;
-    for (std::uint32_t part = step.fused + 1u; part-- > 0;) {
-        FlatStep<T>& s = parts[part];
-        const std::uint32_t entry = index - step.fused + part;
+    AffineParts<T> parts = affine_parts(step, index);
+    bool add_overwrite[2];
+    add_overwrite[1 - parts.bias_side] = true;  // the mul's gradient: its first contribution
+    add_overwrite[parts.bias_side] = overwrite[1][1];
+    const std::pair<FlatStep<T>*, const bool*> in_sweep_order[3] = {
+        {&parts.own, overwrite[1]}, {&parts.add, add_overwrite}, {&parts.mul, overwrite[0]}};
+    for (std::uint32_t part = 0; part < 3; ++part) {
+        const FlatStep<T>& s = *in_sweep_order[part].first;
+        const std::uint32_t entry = index - part;
         if (s.gy == nullptr) continue;
-        (part == step.fused ? plain : s.kernels).backward(s, overwrite[part]);
+        s.kernels.backward(s, in_sweep_order[part].second);
         copy_owned_buffers_back(s, entry);
         check_finite_input_grads(nodes_[entry], entry);
     }
+}
+
+template <class T>
+AffineParts<T> Tape<T>::affine_parts(const FlatStep<T>& step, std::uint32_t index) const {
+    AffineParts<T> parts;
+    parts.mul = fused_mul(step);
+    const Node<T>& add = nodes_[index - 1];
+    const int b = add.inputs[0] == index - 2 ? 1 : 0, t = 1 - b;  // b's side and the mul's value's
+    parts.bias_side = b;
+    FlatStep<T>& a = parts.add;
+    a.kernels = detail::flat_kernels_of(add.forward).kernels;
+    a.arity = 2;
+    a.n = step.n;
+    a.s = add.scalar;
+    a.s2 = add.scalar2();
+    a.x[t] = parts.mul.y, a.x[b] = step.x[1];
+    a.y = const_cast<T*>(step.x[0]);  // the activation's input is the add's value (the replay's buffer)
+    a.gy = step.gx[0];
+    a.gx[t] = const_cast<T*>(parts.mul.gy), a.gx[b] = step.gx[1];
+    a.input[t] = index - 2, a.input[b] = step.input[1];
+    a.parameters = static_cast<std::uint8_t>(((step.parameters >> 1) & 1u) << b);
+    a.grads_from_entries = static_cast<std::uint8_t>(((step.grads_from_entries >> 1) & 1u) << b);
+    FlatStep<T>& own = parts.own;
+    own = step;
+    own.kernels = detail::flat_kernels_of(nodes_[index].forward).kernels;
+    own.fused = 0;
+    own.arity = 1;
+    own.x[1] = nullptr, own.gx[1] = nullptr, own.input[1] = 0;
+    own.parameters &= 1u;
+    own.grads_from_entries &= static_cast<std::uint8_t>(~2u);
+    return parts;
 }
 
 template <class T>

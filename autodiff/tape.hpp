@@ -119,6 +119,8 @@ class HeldTape;  // autodiff/ops/checks.hpp
 }
 template <class T>
 struct FlatStep;
+template <class T>
+struct AffineParts;
 
 // Reads the node's gradient (node.grad) and adds each input's share into that input.
 template <class T>
@@ -748,6 +750,7 @@ private:
     void copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t index);  // for anomaly checks of a Replay
     void claim_flat_inputs(FlatStep<T>& step, std::uint32_t index, bool* overwrite);
     void sweep_affine(FlatStep<T>& step, std::uint32_t index);
+    AffineParts<T> affine_parts(const FlatStep<T>& step, std::uint32_t index) const;  // index: the activation's entry
     void check_finite_accumulated_grad(std::uint32_t index) const;  // a parameter's grad before a sweep
     const Matrix<T>& grad_buffer(const Node<T>& n) const {  // where n's gradient accumulates
         return (n.parameter && accumulate_into_parameters_) ? n.parameter->grad : n.grad;

@@ -42,7 +42,7 @@ void affine_flat_forward(const FlatStep<T>& step) {
     const FlatStep<T>& mul = fused_mul(step);
     const T* x = mul.x[0];
     const T* w = mul.x[1];
-    const T* b = fused_add(step).x[fused_bias_side(step)];
+    const T* b = step.x[1];
     T* out = step.y;
     const T s = step.s, s2 = step.s2;
     for (std::size_t k = 0; k < step.n; ++k) out[k] = Rule::f(x[k] * w[k] + b[k], s, s2);
@@ -51,17 +51,16 @@ void affine_flat_forward(const FlatStep<T>& step) {
 // The three backwards in turn, into the same buffers, but for the copy of the add's gradient
 // into the mul's (the add's partial is 1): the mul's parts read the add's gradient instead.
 // The rule's df reads no input (FlatOp::affine), so it is given the output for both.
+// overwrite: the mul's two, then this step's (side 0 the add's gradient, side 1 b's).
 template <class T, class Rule>
 void affine_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
     const FlatStep<T>& mul = fused_mul(step);
-    const FlatStep<T>& add = fused_add(step);
-    const int side = fused_bias_side(step);
     const T* g = step.gy;
     const T* out = step.y;
     const T s = step.s, s2 = step.s2;
-    T* ga = const_cast<T*>(add.gy);  // the add's gradient: its slot, written here as the rule's backward would
+    T* ga = step.gx[0];  // the add's gradient: written here as the rule's backward would
     accumulate_flat(ga, true, step.n, [&](std::size_t k) { return g[k] * Rule::df(out[k], out[k], s, s2); });
-    if (add.gx[side] != nullptr) accumulate_flat(add.gx[side], overwrite[2 + side], step.n, [&](std::size_t k) { return ga[k] * T(1); });
+    if (step.gx[1] != nullptr) accumulate_flat(step.gx[1], overwrite[3], step.n, [&](std::size_t k) { return ga[k] * T(1); });
     const T *x = mul.x[0], *w = mul.x[1];
     if (mul.gx[0] != nullptr) accumulate_flat(mul.gx[0], overwrite[0], step.n, [&](std::size_t k) { return ga[k] * w[k]; });
     if (mul.gx[1] != nullptr) accumulate_flat(mul.gx[1], overwrite[1], step.n, [&](std::size_t k) { return ga[k] * x[k]; });

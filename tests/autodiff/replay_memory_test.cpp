@@ -273,6 +273,61 @@ TEST_CASE("anomaly detection names the mul inside an affine step, and a Replay b
     require_overflow_named(replay, m, 4, -10.0);
 }
 
+// An affine step's plan holds the mul's step and the activation's, the add's b moved into
+// the activation's (FlatStep::fused): a b computed by an entry running its own code (looked
+// up each run, its gradient added by that entry's backward), a b that is a leaf (its
+// gradient looked up each sweep) and a gate read by such an entry must all land where a
+// fresh recording puts them, with anomaly detection naming the add when x * w + b overflows.
+TEST_CASE("affine steps whose b is computed by an op's own code, or a leaf, replay bit for bit",
+          "[replay][memory]") {
+    std::mt19937_64 rng(31);
+    Model m = random_model(rng);
+    Parameter<double> M(random_matrix(rng, {14, 14}, -0.5, 0.5), "M");
+    const Matrix<double> leaf_value = random_matrix(rng, {14, 1});
+    Matrix<double> leaf_grad;
+    auto step = [&](Tape<double>& tape) {
+        const auto [W, B, X] = record_leaves(tape, m);
+        const Var<double> L = tape.leaf(leaf_value);
+        const Var<double> Mv = tape.parameter(M);
+        const Var<double> g1 = sigmoid(X * W + matmul(Mv, X));  // b from a matmul, side 1
+        const Var<double> g2 = tanh(L + W * B);                   // b a leaf, side 0
+        const Var<double> g3 = sigmoid(g1 * B + matmul(Mv, g2));  // both, and x an affine step's value
+        return std::make_pair(sum(matmul(Mv, g3)) + sum(g1 * g2), L);  // g3 read by a matmul's backward
+    };
+    Tape<double> tape;
+    const auto [loss, L] = step(tape);
+    Replay<double> replay(tape, loss, {L});
+    for (bool anomaly : {false, true}) {
+        tape.set_detect_anomaly(anomaly);
+        for (int run = 0; run < 3; ++run) {
+            INFO("anomaly " << anomaly << ", run " << run);
+            const Matrix<double> x = random_matrix(rng, {14, 1});
+            std::copy(x.begin(), x.end(), m.x.begin());
+            m.w.zero_grad(), m.b.zero_grad(), M.zero_grad();
+            const double replayed = replay.run();
+            const Matrix<double> w_grad = m.w.grad, b_grad = m.b.grad, M_grad = M.grad, L_grad = L.grad();
+            Tape<double> fresh_tape;
+            m.w.zero_grad(), m.b.zero_grad(), M.zero_grad();
+            const auto [fresh_loss, fresh_L] = step(fresh_tape);
+            fresh_tape.backward(fresh_loss);
+            REQUIRE(replayed == fresh_loss.value()(0, 0));
+            REQUIRE((w_grad == m.w.grad));
+            REQUIRE((b_grad == m.b.grad));
+            REQUIRE((M_grad == M.grad));
+            REQUIRE((L_grad == fresh_L.grad()));
+        }
+    }
+    // x * w is finite and b huge: the add overflows, and is named.
+    m.x(3, 0) = 1.0, m.w.value(3, 0) = 1e308;
+    M.value.fill(0.0), M.value(3, 3) = 1e308;
+    try {
+        replay.run();
+        FAIL("no AnomalyError");
+    } catch (const AnomalyError& e) {
+        REQUIRE_THAT(e.what(), Contains("add") && Contains("row 3"));
+    }
+}
+
 // Found by attacking the memory plan: each failed before its fix.
 TEST_CASE("the tape's own backward is refused while a Replay keeps its values: it would read stale ones",
           "[replay][memory]") {
