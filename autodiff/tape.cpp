@@ -465,9 +465,11 @@ template <class T>
 GradientSink<T> Tape<T>::start_backward(const Var<T>& output, bool in_place_rerecorded) {
     if (swept_) throw Error("backward: this tape was already swept; reset() it and record again");
     // Found by an attack: a data-parallel sync destroyed while still attached to a tape was
-    // called, in freed memory, by the tape's next sweep.
+    // called, in freed memory, by the tape's next sweep. The engine knows the owner only by
+    // its identity, so the message names no type: whoever holds one by address (nn's Trainer
+    // holds its sync) checks it first and names it there.
     if (ready_hook_ != nullptr && accumulate_into_parameters_ && !ready_owner_.alive())
-        throw Error("backward: the gradient-ready hook's owner (a GradientSync attached to this tape) was destroyed; "
+        throw Error("backward: the gradient-ready hook's owner was destroyed while the hook was set; "
                     "detach it (set_gradient_ready_hook(nullptr, nullptr)) before destroying it");
     Node<T>& out = nodes_[output.index_];
     if (!out.requires_grad)

@@ -140,9 +140,9 @@ template <class T>
 using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 
 /// Whose a gradient-ready hook's context is, for an owner that may be destroyed before the
-/// tape (nn::GradientSync gives its own): where its identity lives in the registry and what it
-/// was. A tape then refuses to call the hook of an owner gone, naming it, instead of calling
-/// into freed memory. Empty (the default): the caller keeps the context alive.
+/// tape (a data-parallel sync, say): where its identity lives in the registry and what it
+/// was. A tape then refuses to call the hook of an owner gone instead of calling into freed
+/// memory. Empty (the default): the caller keeps the context alive.
 struct HookOwner {
     const std::atomic<std::uint64_t>* generation = nullptr;
     std::uint64_t identity = 0;
