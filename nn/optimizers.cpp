@@ -88,27 +88,28 @@ void require_names(const std::string& optimizer, const std::map<std::string, Mat
                                   "', which this optimizer does not keep (saved for other parameters?)");
 }
 
-// Throws unless every array under `key` in `state` has the shape of its counterpart in `arrays`.
+// Copies of the arrays under `key` (a parameter's `what`: "velocity"), each checked to have
+// the shape of its counterpart in `arrays` and to be finite. A checkpoint holds no number that
+// is not (save_checkpoint refuses one), but a caller of load_state can give one, and a NaN
+// moment made its weight NaN at the next step. The caller swaps the copies in once everything
+// is checked, so that a failure leaves the optimizer as it was.
 template <class T>
-void require_shapes(const std::string& optimizer, const std::map<std::string, Matrix<T>>& state,
-                    const std::string& key, const std::vector<Matrix<T>>& arrays) {
+std::vector<Matrix<T>> checked_copies(const std::string& optimizer, const std::map<std::string, Matrix<T>>& state,
+                                      const std::string& key, const char* what, const std::vector<Matrix<T>>& arrays) {
+    std::vector<Matrix<T>> copies;
     for (std::size_t i = 0; i < arrays.size(); ++i) {
         const Matrix<T>& saved = state.at(state_name(key, i));
         if (saved.shape() != arrays[i].shape())
             throw autodiff::Error(optimizer + ": state '" + state_name(key, i) + "' is " +
                                   autodiff::to_string(autodiff::shape_of(saved)) + " but its parameter is " +
                                   autodiff::to_string(autodiff::shape_of(arrays[i])));
+        const std::string not_finite = autodiff::first_non_finite(saved);
+        if (!not_finite.empty())
+            throw autodiff::Error(optimizer + ": state '" + state_name(key, i) + "' holds " + not_finite + " (the " +
+                                  what + " of parameter " + std::to_string(i) + " must be finite)");
+        copies.push_back(saved);
     }
-}
-
-// Copies of the `count` arrays under `key`, checked before: the caller swaps them in once
-// everything is copied, so that a failure leaves the optimizer as it was.
-template <class T>
-std::vector<Matrix<T>> copies(const std::map<std::string, Matrix<T>>& state, const std::string& key,
-                              std::size_t count) {
-    std::vector<Matrix<T>> arrays;
-    for (std::size_t i = 0; i < count; ++i) arrays.push_back(state.at(state_name(key, i)));
-    return arrays;
+    return copies;
 }
 
 template <class T>
@@ -327,8 +328,7 @@ std::map<std::string, Matrix<T>> Momentum<T>::state() const {
 template <class T>
 void Momentum<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     require_names(name(), state, state_names("velocity", velocity_.size()));
-    require_shapes(name(), state, "velocity", velocity_);
-    std::vector<Matrix<T>> velocity = copies(state, "velocity", velocity_.size());
+    std::vector<Matrix<T>> velocity = checked_copies(name(), state, "velocity", "velocity", velocity_);
     velocity_.swap(velocity);
 }
 
@@ -411,10 +411,9 @@ void Adam<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     expected.merge(state_names("v", v_.size()));
     expected.insert("steps");
     require_names(name(), state, expected);
-    require_shapes(name(), state, "m", m_);
-    require_shapes(name(), state, "v", v_);
+    std::vector<Matrix<T>> m = checked_copies(name(), state, "m", "first moment", m_);
+    std::vector<Matrix<T>> v = checked_copies(name(), state, "v", "second moment", v_);
     const std::uint64_t steps = whole_steps(name(), state.at("steps"));
-    std::vector<Matrix<T>> m = copies(state, "m", m_.size()), v = copies(state, "v", v_.size());
     // A mean of squares: a negative one (a finite, well-formed file) made the next step divide
     // by epsilon and throw the weights thousands away (found by an attack).
     for (std::size_t i = 0; i < v.size(); ++i)

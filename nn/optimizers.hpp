@@ -43,7 +43,7 @@ public:
     virtual std::map<std::string, std::string> hyperparameters() const = 0;
     virtual std::map<std::string, autodiff::Matrix<T>> state() const { return {}; }
     /// Throws autodiff::Error, changing nothing, unless `state` is what state() gives for these
-    /// parameters: the same names, none more, the same shapes.
+    /// parameters: the same names, none more, the same shapes, every number finite.
     virtual void load_state(const std::map<std::string, autodiff::Matrix<T>>& state);
 
 protected:

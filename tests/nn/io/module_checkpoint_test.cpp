@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <catch2/catch.hpp>
@@ -234,4 +235,30 @@ TEST_CASE("Adam::load_state refuses a negative second moment, changing nothing",
                         Contains("adam: state 'v.1' holds -1 at element 0 (a second moment is never negative)"));
     const Matrix<double>& v1 = trained.before.at("v.1");
     REQUIRE(std::memcmp(trained.adam.state().at("v.1").data(), v1.data(), v1.size() * sizeof(double)) == 0);
+}
+
+// A checkpoint cannot hold a number that is not finite (save_checkpoint refuses one), but a
+// caller of load_state could give one: a NaN first moment loaded without a word, and the
+// next step made its weight NaN.
+TEST_CASE("load_state refuses a moment or a velocity that is not finite, naming where", "[checkpoint][module][optimizers]") {
+    TrainedAdam trained;
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    std::map<std::string, Matrix<double>> bad = trained.before;
+    bad["m.0"](0, 1) = nan;
+    REQUIRE_THROWS_WITH(trained.adam.load_state(bad),
+                        "adam: state 'm.0' holds nan at row 0, column 1 (the first moment of parameter 0 must be finite)");
+    bad = trained.before;
+    bad["v.2"](1, 0) = inf;  // not negative: the second moment's own check let it through
+    REQUIRE_THROWS_WITH(trained.adam.load_state(bad),
+                        "adam: state 'v.2' holds inf at row 1, column 0 (the second moment of parameter 2 must be finite)");
+    const Matrix<double>& m0 = trained.before.at("m.0");
+    REQUIRE(std::memcmp(trained.adam.state().at("m.0").data(), m0.data(), m0.size() * sizeof(double)) == 0);
+
+    Model<double> model;
+    nn::Momentum<double> momentum(model.parameters(), 1e-2, 0.9);
+    train_steps(model, momentum, 1);
+    std::map<std::string, Matrix<double>> velocity = momentum.state();
+    velocity["velocity.3"](0, 0) = -inf;
+    REQUIRE_THROWS_WITH(momentum.load_state(velocity),
+                        "momentum: state 'velocity.3' holds -inf at row 0, column 0 (the velocity of parameter 3 must be finite)");
 }
