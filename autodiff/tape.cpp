@@ -36,39 +36,19 @@ template <class T>
 Parameter<T>::Parameter(Matrix<T> initial, std::string name_)
     : value(std::move(initial)), grad(xt::zeros<T>(value.shape())), name(std::move(name_)) {
     check_not_empty(value, ("parameter " + name).c_str());
-    take_new_identity();
 }
 
+// A copy gets a registry slot of its own (registry_'s default).
 template <class T>
-Parameter<T>::Parameter(const Parameter& other) : value(other.value), grad(other.grad), name(other.name) {
-    take_new_identity();
-}
-
-template <class T>
-void Parameter<T>::take_new_identity() {
-    slot_ = detail::TapeRegistry::acquire();
-    identity_ = next_generation();
-    detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
-}
+Parameter<T>::Parameter(const Parameter& other) : value(other.value), grad(other.grad), name(other.name) {}
 
 // The registry slot moves with the arrays, under a new identity: recordings of `other`
 // (which point at other's address) no longer match it and throw instead of reading the
 // empty shell. `other` is left without a slot: recording it throws.
 template <class T>
-void Parameter<T>::take_identity_of(Parameter& other) noexcept {
-    slot_ = other.slot_;
-    other.slot_ = no_slot;
-    if (slot_ == no_slot) return;
-    identity_ = next_generation();
-    detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
-}
-
-template <class T>
 Parameter<T>::Parameter(Parameter&& other) noexcept
     : value(std::move(other.value)), grad(std::move(other.grad)), name(std::move(other.name)),
-      version_(other.version_) {
-    take_identity_of(other);
-}
+      registry_(std::move(other.registry_)), version_(other.version_) {}
 
 // Assignment changes this parameter's values in place: a version bump, so that a recording
 // made before refuses backward(); its identity stays (the object is where it was). One that
@@ -81,7 +61,7 @@ Parameter<T>& Parameter<T>::operator=(const Parameter& other) {
     grad = other.grad;
     name = other.name;
     ++version_;
-    if (slot_ == no_slot) take_new_identity();
+    if (!registry_.has_slot()) registry_ = detail::RegistryIdentity();
     return *this;
 }
 
@@ -92,21 +72,16 @@ Parameter<T>& Parameter<T>::operator=(Parameter&& other) noexcept {
     grad = std::move(other.grad);
     name = std::move(other.name);
     ++version_;
-    if (slot_ == no_slot) {  // as the move constructor does: other's slot, under a new identity
-        take_identity_of(other);
-        return *this;
-    }
-    if (other.slot_ != no_slot) {  // other keeps its slot, but recordings of it are void
-        other.identity_ = next_generation();
-        detail::TapeRegistry::generation(other.slot_).store(other.identity_, std::memory_order_release);
-    }
+    if (!registry_.has_slot())  // as the move constructor does: other's slot, under a new identity
+        registry_ = std::move(other.registry_);
+    else  // other keeps its slot (if it has one), but recordings of it are void
+        other.registry_.renew();
     return *this;
 }
 
+// The registry slot is released by registry_'s destructor: recordings of this one then throw.
 template <class T>
-Parameter<T>::~Parameter() {
-    if (slot_ != no_slot) detail::TapeRegistry::release(slot_);
-}
+Parameter<T>::~Parameter() = default;
 
 template <class T>
 void Parameter<T>::zero_grad() {
@@ -377,7 +352,7 @@ Var<T> Tape<T>::leaf(const Matrix<T>& value) {
 
 template <class T>
 Var<T> Tape<T>::parameter(Parameter<T>& p) {
-    if (p.slot_ == Parameter<T>::no_slot)
+    if (!p.registry_.has_slot())
         throw Error("parameter: this Parameter was moved from; record the Parameter it was moved into");
     check_not_empty(p.value, "parameter");
     if (p.grad.shape() != p.value.shape()) p.zero_grad();  // value was replaced by another shape
@@ -389,8 +364,8 @@ Var<T> Tape<T>::parameter(Parameter<T>& p) {
     NodeExtras<T>& leaf = n.leaf();
     leaf.in_place = &p.value;
     leaf.recorded_shape = p.shape();
-    leaf.parameter_slot = p.slot_;
-    leaf.parameter_identity = p.identity_;
+    leaf.parameter_slot = p.registry_.slot();
+    leaf.parameter_identity = p.registry_.identity();
     leaf.parameter_version = p.version_;
     n.requires_grad = grad_enabled_;
     if (detect_anomaly_) check_new_value(index);
@@ -857,7 +832,7 @@ Matrix<T> Tape<T>::gradient_of(const Parameter<T>& p) const {
     for (std::size_t i = 0; i < size_; ++i) {
         const Node<T>& n = nodes_[i];
         // By identity as well as address: a parameter made where a recorded one died is another.
-        if (n.parameter != &p || n.leaf().parameter_identity != p.identity_ || !(refs_[i] & started)) continue;
+        if (n.parameter != &p || n.leaf().parameter_identity != p.registry_.identity() || !(refs_[i] & started)) continue;
         const Matrix<T>& g = (accumulate_into_parameters_) ? p.grad : n.grad;
         total += g;
         if (accumulate_into_parameters_) break;  // p.grad already holds the sum

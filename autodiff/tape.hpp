@@ -30,6 +30,7 @@
 
 #include "autodiff/error.hpp"
 #include "autodiff/matrix.hpp"
+#include "autodiff/registry_identity.hpp"
 #include "autodiff/tape_registry.hpp"
 
 namespace autodiff {
@@ -75,11 +76,7 @@ public:
 private:
     friend class Tape<T>;
     friend class ParameterIdentity<T>;
-    static constexpr std::uint32_t no_slot = ~std::uint32_t(0);  // moved from
-    void take_identity_of(Parameter& other) noexcept;
-    void take_new_identity();  // a registry slot of its own
-    std::uint32_t slot_ = no_slot;   // registry slot holding identity_ while this object lives
-    std::uint64_t identity_ = 0;
+    detail::RegistryIdentity registry_;  // no slot once moved from
     std::uint64_t version_ = 0;
 };
 
@@ -90,16 +87,12 @@ private:
 template <class T = double>
 class ParameterIdentity {
 public:
-    // The slot's address is kept, not its number: the registry never frees a slot, and the
-    // check is then one load (an optimizer asks it of every parameter at every step).
-    explicit ParameterIdentity(const Parameter<T>& p)
-        : generation_(p.slot_ == Parameter<T>::no_slot ? nullptr : &detail::TapeRegistry::generation(p.slot_)),
-          identity_(p.identity_) {}
-    bool alive() const { return generation_ != nullptr && generation_->load(std::memory_order_acquire) == identity_; }
+    explicit ParameterIdentity(const Parameter<T>& p) : witness_(p.registry_.witness()) {}
+    /// False for one moved from when this was made (it has no identity to witness).
+    bool alive() const { return !witness_.empty() && witness_.still_holds(); }
 
 private:
-    const std::atomic<std::uint64_t>* generation_;
-    std::uint64_t identity_;
+    detail::RegistryWitness witness_;
 };
 
 template <class T>
@@ -143,10 +136,17 @@ using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 /// tape (a data-parallel sync, say): where its identity lives in the registry and what it
 /// was. A tape then refuses to call the hook of an owner gone instead of calling into freed
 /// memory. Empty (the default): the caller keeps the context alive.
-struct HookOwner {
-    const std::atomic<std::uint64_t>* generation = nullptr;
-    std::uint64_t identity = 0;
-    bool alive() const { return generation == nullptr || generation->load(std::memory_order_acquire) == identity; }
+class HookOwner {
+public:
+    HookOwner() = default;
+    /// The owner of `identity`: a tape calls its hook only while it lives (and is not moved from).
+    explicit HookOwner(const detail::RegistryIdentity& identity) : witness_(identity.witness()) {}
+    /// The owner whose identity lives at `generation` (a registry slot) and was `identity`.
+    HookOwner(const std::atomic<std::uint64_t>* generation, std::uint64_t identity) : witness_{generation, identity} {}
+    bool alive() const { return witness_.empty() || witness_.still_holds(); }
+
+private:
+    detail::RegistryWitness witness_;
 };
 
 // One tape entry. Everything an op's backward reads lives here, so the entry is

@@ -6,23 +6,21 @@
 /// share, records and sweeps its examples, then finish(), after which every rank holds the
 /// global batch's mean gradient.
 
-#include <atomic>
 #include <cstddef>
-#include <cstdint>
 #include <string>
 
+#include "autodiff/registry_identity.hpp"
 #include "autodiff/tape.hpp"
-#include "autodiff/tape_registry.hpp"
 
 namespace nn {
 
 template <class T>
 class GradientSync {
 public:
-    GradientSync() { take_identity(); }
-    GradientSync(const GradientSync&) { take_identity(); }  // a copy is another object
+    GradientSync() = default;
+    GradientSync(const GradientSync&) {}  // a copy is another object, with an identity of its own
     GradientSync& operator=(const GradientSync&) { return *this; }
-    virtual ~GradientSync() { autodiff::detail::TapeRegistry::release(slot_); }
+    virtual ~GradientSync() = default;  // identity_ gives up its slot: hook_owner() then finds it gone
     virtual int rank() const = 0;   ///< this process, 0 .. ranks() - 1
     virtual int ranks() const = 0;  ///< how many processes share each batch
     /// Lets the sync start work during this tape's backward sweeps.
@@ -39,18 +37,12 @@ public:
     /// This object's identity, for attach() to give Tape::set_gradient_ready_hook: a tape
     /// outliving the sync then refuses to call it (backward throws) instead of calling into
     /// freed memory.
-    autodiff::HookOwner hook_owner() const { return {&autodiff::detail::TapeRegistry::generation(slot_), identity_}; }
+    autodiff::HookOwner hook_owner() const { return autodiff::HookOwner(identity_); }
 
 private:
     // A registry slot, as a Parameter has: whether this object still lives is asked of the
     // slot, which is never freed, without touching the object (hook_owner()).
-    void take_identity() {
-        slot_ = autodiff::detail::TapeRegistry::acquire();
-        identity_ = autodiff::detail::TapeRegistry::next_generation();
-        autodiff::detail::TapeRegistry::generation(slot_).store(identity_, std::memory_order_release);
-    }
-    std::uint32_t slot_ = 0;
-    std::uint64_t identity_ = 0;
+    autodiff::detail::RegistryIdentity identity_;
 };
 
 /// A GradientSync held by address (set_gradient_sync's): one destroyed first is refused,
