@@ -580,7 +580,7 @@ void Replay<T>::set_targets(const Var<T>& loss, const Matrix<T>& Y) {
         ops::fail("Replay::set_targets", "Y is " + to_string(shape_of(Y)) + " but the logits are " +
                                              to_string(shape_of(n.targets())) + " (they must have the same shape)");
     ops::require_finite("Replay::set_targets", "Y", Y);
-    std::copy(Y.begin(), Y.end(), n.targets().begin());
+    n.copy_targets(Y);
 }
 
 template class Replay<float>;

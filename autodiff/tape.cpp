@@ -298,6 +298,7 @@ Var<T> Tape<T>::copy_leaf(const Matrix<T>& value, const char* op, bool is_leaf) 
         throw;
     }
     std::copy(value.begin(), value.end(), n.value.begin());
+    n.flags |= Node<T>::caller_copy;
     n.forward = leaf_forward<T>;
     // The grad mode read once the tape is this thread's: another thread's NoGrad scope ending
     // between a read before the lock and the lock made leaves without gradients (an attack).

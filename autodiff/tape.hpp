@@ -15,6 +15,7 @@
 // an entry (and its buffers) once the last of them is gone. An evaluation loop therefore
 // holds only the values it still refers to, whatever the number of steps.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
@@ -188,9 +189,10 @@ struct alignas(64) Node {
     // reused); in_place: its value is read where it lives, extras->in_place (a parameter's
     // or constant_ref's), not from `value`; library_code: its forward and backward are the
     // library's own ops, which touch nothing but their entry and what it reads and adds to
-    // (a user's record_op forward may do anything: a Replay checks the parameters again after it).
+    // (a user's record_op forward may do anything: a Replay checks the parameters again after it);
+    // caller_copy: see holds_caller_copy().
     std::uint8_t flags = 0;
-    static constexpr std::uint8_t under_nograd = 1, in_place = 2, library_code = 4;
+    static constexpr std::uint8_t under_nograd = 1, in_place = 2, library_code = 4, caller_copy = 8;
     // Bits replay_value, replay_grad: a Replay keeps this entry's value (gradient) in memory of
     // its own, shared with other entries', so the buffer here goes stale: reading it is refused.
     std::uint8_t replay_owned = 0;
@@ -206,6 +208,12 @@ struct alignas(64) Node {
 
     bool recorded_under_nograd() const { return (flags & under_nograd) != 0; }
     bool reads_in_place() const { return (flags & in_place) != 0; }
+    /// Whether the entry holds a copy, made when it was recorded, of a matrix the caller gave:
+    /// its value (Tape::constant, Tape::leaf) or its target matrix (a loss given one, through
+    /// copy_targets). Running the entry again, as a replay does, reads the copy, not what the
+    /// caller's matrix holds now. (A loss's labels are a copy too, kept apart in labels():
+    /// Replay::set_labels replaces them.)
+    bool holds_caller_copy() const { return (flags & caller_copy) != 0; }
     // The in-place value's record: made by Tape::push_in_place, read only if reads_in_place().
     NodeExtras<T>& leaf() { return more(); }
     const NodeExtras<T>& leaf() const { return more(); }  // all empty for an entry that has none
@@ -229,6 +237,13 @@ struct alignas(64) Node {
     const Labels& labels() const { return more().labels; }
     const std::array<Matrix<T>, 2>& work() const { return more().work; }
     const std::array<std::uint32_t, 8>& params() const { return more().params; }
+    // Y copied into targets(): the one way an op keeps a caller's target matrix, so that every
+    // such entry says holds_caller_copy().
+    void copy_targets(const Matrix<T>& Y) {
+        ensure_shape(targets(), shape_of(Y));
+        std::copy(Y.begin(), Y.end(), targets().begin());
+        flags |= caller_copy;
+    }
     // A 64-bit integer parameter (an offset or a count that may pass 2^32, an rng's seed) in
     // params()[k] (low 32 bits) and params()[k + 1] (high).
     void set_param64(std::size_t k, std::uint64_t v) {
@@ -618,7 +633,7 @@ private:
         n.backward = nullptr;
         n.forward = nullptr;
         n.parameter = nullptr;
-        n.flags &= static_cast<std::uint8_t>(~Node<T>::in_place);
+        n.flags &= static_cast<std::uint8_t>(~(Node<T>::in_place | Node<T>::caller_copy));
         n.requires_grad = false;
     }
     void pin(std::uint32_t index) {

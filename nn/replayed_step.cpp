@@ -1,7 +1,6 @@
 #include "nn/replayed_step.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 namespace nn {
 
@@ -16,7 +15,8 @@ namespace {
 // recorded every time instead. So is one whose loss entry copies its target matrix (a
 // softmax_cross_entropy given a Matrix, which a replay keeps), or takes labels other than the
 // batch's (remapped classes, which a replay would replace with the batch's): both were
-// replayed, wrong, without a word (found by an attack).
+// replayed, wrong, without a word (found by an attack). Every copy of a matrix is an entry
+// that holds_caller_copy(), as the engine records it, whatever the op.
 template <class T>
 bool reads_batch_only_in_place(const autodiff::Tape<T>& tape, const autodiff::Var<T>* relabelled,
                                const autodiff::Labels& batch_labels) {
@@ -24,9 +24,7 @@ bool reads_batch_only_in_place(const autodiff::Tape<T>& tape, const autodiff::Va
         const autodiff::Node<T>& n = tape.entry(i);
         if (!n.labels().empty() && (relabelled == nullptr || i != relabelled->index() || n.labels() != batch_labels))
             return false;
-        if (std::strcmp(n.op, "constant") == 0 || std::strcmp(n.op, "leaf") == 0) return false;
-        const bool copied_targets = std::strcmp(n.op, "softmax_cross_entropy") == 0 && n.arity == 1 && n.labels().empty();
-        if (copied_targets) return false;
+        if (n.holds_caller_copy()) return false;
     }
     return true;
 }

@@ -217,8 +217,7 @@ Var<T> cross_entropy_matrix(const Var<T>& logits, const Matrix<T>& Y, T label_sm
     ops::require_finite("softmax_cross_entropy", "Y", Y);
     return cross_entropy<T>({logits}, label_smoothing, [&](Node<T>& loss) {
         loss.labels().clear();
-        ensure_shape(loss.targets(), shape_of(Y));
-        std::copy(Y.begin(), Y.end(), loss.targets().begin());
+        loss.copy_targets(Y);
     });
 }
 

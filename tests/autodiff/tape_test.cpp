@@ -33,6 +33,39 @@ TEST_CASE("a tape entry takes four cache lines", "[tape]") {
 
 // An op's second constant lives in the entry's extras, made only when it is not +0: the
 // bound -0.0 must not read back as +0.0, and an entry reused by an op without one reads 0.
+// What tells a recording that reads the caller's data anew from one whose replays would run
+// on the copy made when it was recorded (nn's ReplayedStep asks it of every entry).
+TEST_CASE("an entry that copies a caller's matrix says so, and one released or reused does not", "[tape]") {
+    Tape<double> tape;
+    Parameter<double> W(M({{0.5, -1.0}, {2.0, 0.25}}), "W");
+    const Matrix<double> X = M({{1, 2}, {3, 4}}), Y = M({{1, 0}, {0, 1}});
+    const auto copies = [&](const Var<double>& v) { return tape.entry(v.index()).holds_caller_copy(); };
+    const Var<double> constant = tape.constant(X), leaf = tape.leaf(X), in_place = tape.constant_ref(X);
+    const Var<double> w = tape.parameter(W);
+    const Var<double> logits = matmul(w, leaf + in_place);
+    CHECK(copies(constant));
+    CHECK(copies(leaf));
+    CHECK(copies(softmax_cross_entropy(logits, Y)));  // its targets
+    CHECK_FALSE(copies(in_place));
+    CHECK_FALSE(copies(w));
+    CHECK_FALSE(copies(logits));
+    CHECK_FALSE(copies(softmax_cross_entropy(logits, Labels{0, 1})));
+    CHECK_FALSE(copies(softmax_cross_entropy(logits, tape.constant_ref(Y))));
+
+    tape.reset();
+    NoGrad<double> guard(tape);
+    const Var<double> x = tape.constant_ref(X);
+    std::size_t released = 0;
+    {
+        const Var<double> gone = tape.constant(X);
+        released = gone.index();
+    }
+    CHECK_FALSE(tape.entry(released).holds_caller_copy());  // no handle left: the entry is forgotten
+    const Var<double> reused = relu(x);
+    REQUIRE(reused.index() == released);
+    CHECK_FALSE(copies(reused));
+}
+
 TEST_CASE("an op's second constant keeps its sign of zero, and a reused entry forgets it", "[tape]") {
     Tape<double> tape;
     for (int round = 0; round < 2; ++round) {
