@@ -7,6 +7,8 @@
 #include <sstream>
 #include <vector>
 
+#include "autodiff/atomic_file.hpp"
+
 namespace autodiff {
 
 namespace {
@@ -104,13 +106,26 @@ std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options
     return dot.str();
 }
 
+// Written atomically over a file (or where none is): writing the path in place truncated a
+// user's file at once, and a write that failed part way (a full disk, a crash) left it cut
+// short (found by the review). A pipe or a device holds nothing a failed write could destroy,
+// and a rename would put a file in its place (its reader waiting for ever): written in place.
 template <class T>
 void save_dot(const std::filesystem::path& path, const Tape<T>& tape, Var<T> output, const DotOptions& options) {
     const std::string text = to_dot(tape, output, options);
-    std::ofstream out(path, std::ios::binary);
-    out << text;
-    out.flush();
-    if (!out) throw Error("save_dot: cannot write " + path.string());
+    std::error_code no_status;  // none (nothing there, or a directory that cannot be read): the writer says why
+    if (std::filesystem::is_other(std::filesystem::status(path, no_status))) {
+        std::ofstream out(path, std::ios::binary);
+        out << text;
+        out.flush();
+        if (!out) throw IoError("save_dot: cannot write '" + path.string() + "'");
+        return;
+    }
+    try {
+        write_file_atomically(path, [&](std::ostream& out) { out << text; });
+    } catch (const IoError& e) {
+        throw IoError(std::string("save_dot: ") + e.what());
+    }
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                \

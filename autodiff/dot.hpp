@@ -36,7 +36,10 @@ struct DotOptions {
 template <class T>
 std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options = {});
 
-/// Writes to_dot(tape, output, options) to `path`; throws autodiff::Error if it cannot.
+/// Writes to_dot(tape, output, options) to `path`, atomically (write_file_atomically): a
+/// write that fails leaves a file that stood at `path` as it was. A pipe or a device (a FIFO,
+/// /dev/stdout) is written in place. Throws autodiff::IoError, naming the path (and the
+/// system's reason where it gives one), if it cannot.
 template <class T>
 void save_dot(const std::filesystem::path& path, const Tape<T>& tape, Var<T> output, const DotOptions& options = {});
 

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// nn's exception types. Like everything tapegrad throws for bad input, both derive from
-/// autodiff::Error, so `catch (const autodiff::Error&)` catches them all; a mistake in a
+/// nn's exception types. Like everything tapegrad throws for bad input, both are
+/// autodiff::Errors, so `catch (const autodiff::Error&)` catches them all; a mistake in a
 /// call (an unknown option, mismatched shapes, an index out of range) is an autodiff::Error
 /// itself.
 #include "autodiff/error.hpp"
@@ -16,8 +16,7 @@ struct DataError : autodiff::Error {
 
 /// The operating system refused a write, rename, fsync or directory creation, or a path
 /// given for output cannot be used. Its message names the path and the system's reason.
-struct IoError : autodiff::Error {
-    using autodiff::Error::Error;
-};
+/// The engine's type (its atomic file writer throws it, for nn and for save_dot alike).
+using IoError = autodiff::IoError;
 
 }  // namespace nn

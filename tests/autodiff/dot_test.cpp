@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -10,8 +11,12 @@
 #include <regex>
 #include <set>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "../nn/temp_dir.hpp"  // test support only: nothing of nn
 #include "autodiff/autodiff.hpp"
 #include "autodiff/dot.hpp"
 
@@ -160,4 +165,79 @@ TEST_CASE("to_dot's graph renders with Graphviz", "[dot]") {
     const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
     CHECK_THAT(text, Catch::Contains("<svg") && Catch::Contains("matmul") && Catch::Contains("tanh"));
     std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// While it lives, a write that would make a file larger than `bytes` fails (EFBIG), as on a
+// full disk, instead of killing the process (SIGXFSZ ignored).
+class FileSizeLimit {
+public:
+    explicit FileSizeLimit(rlim_t bytes) {
+        REQUIRE(::getrlimit(RLIMIT_FSIZE, &before_) == 0);
+        previous_ = std::signal(SIGXFSZ, SIG_IGN);
+        rlimit limited = before_;
+        limited.rlim_cur = bytes;
+        REQUIRE(::setrlimit(RLIMIT_FSIZE, &limited) == 0);
+    }
+    ~FileSizeLimit() {
+        ::setrlimit(RLIMIT_FSIZE, &before_);
+        std::signal(SIGXFSZ, previous_);
+    }
+    FileSizeLimit(const FileSizeLimit&) = delete;
+    FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+private:
+    rlimit before_{};
+    void (*previous_)(int) = SIG_DFL;
+};
+
+}  // namespace
+
+// Found by the review: save_dot wrote its path in place, so a write that failed part way (a
+// full disk, a crash) left the user's file cut short: here 64 bytes of the new graph instead
+// of "precious".
+TEST_CASE("save_dot over a file keeps it whole when the write fails, and leaves no temporary file", "[dot]") {
+    test_support::TempDir tmp("save-dot");
+    const std::filesystem::path path = tmp.path / "tape.dot";
+    tmp.write("tape.dot", "precious");
+    Tape<double> tape;
+    Parameter<double> W(Matrix<double>{{0.5, -0.2}, {0.3, 0.8}}, "W");
+    const Var<double> y = sum(tanh(matmul(tape.parameter(W), tape.constant(Matrix<double>{{1.0}, {2.0}}))));
+    REQUIRE(to_dot(tape, y).size() > 64);
+    std::string refused;
+    {
+        const FileSizeLimit limit(64);  // nothing but the save under it: not even Catch's report
+        try {
+            save_dot(path, tape, y);
+        } catch (const Error& e) {
+            refused = e.what();
+        }
+    }
+    CHECK(refused == "save_dot: cannot write '" + path.string() + "' (disk full?)");
+    CHECK(test_support::read_file(path) == "precious");
+    std::size_t entries = 0;
+    for (auto it = std::filesystem::directory_iterator(tmp.path); it != std::filesystem::directory_iterator(); ++it) ++entries;
+    CHECK(entries == 1);  // no temporary file left beside it
+    save_dot(path, tape, y);
+    CHECK(test_support::read_file(path) == to_dot(tape, y));
+}
+
+// A pipe has nothing a failed write could destroy, and renaming a file over it would leave its
+// reader waiting for ever: the graph goes into the pipe (notebook_mlp --dot FIFO).
+TEST_CASE("save_dot into a pipe writes the graph into it and leaves the pipe in place", "[dot]") {
+    test_support::TempDir tmp("save-dot-pipe");
+    const std::filesystem::path path = tmp.path / "graph";
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    const int reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);  // the writer then opens at once
+    REQUIRE(reader >= 0);
+    Tape<double> tape;
+    const Var<double> y = sum(tanh(tape.leaf(Matrix<double>{{0.5, -0.2}})));
+    save_dot(path, tape, y);  // far less than a pipe holds: written whole before it is read
+    std::string received;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(reader, buffer, sizeof buffer)) > 0;) received.append(buffer, std::size_t(n));
+    ::close(reader);
+    CHECK(received == to_dot(tape, y));
+    CHECK(std::filesystem::is_fifo(path));
 }

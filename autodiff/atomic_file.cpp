@@ -1,4 +1,4 @@
-#include "nn/io/atomic_file.hpp"
+#include "autodiff/atomic_file.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "nn/data_error.hpp"
+#include "autodiff/error.hpp"
 
-namespace nn {
+namespace autodiff {
 namespace fs = std::filesystem;
 namespace {
 
@@ -167,4 +167,4 @@ void write_file_atomically(const fs::path& path_in, const std::function<void(std
     fsync_path(parent_or_dot(path));
 }
 
-}  // namespace nn
+}  // namespace autodiff
