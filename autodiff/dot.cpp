@@ -106,15 +106,27 @@ std::string to_dot(const Tape<T>& tape, Var<T> output, const DotOptions& options
     return dot.str();
 }
 
+namespace {
+// A stream rather than a document: a pipe or a device, or a name the system gives an open
+// file (/dev/stdout, /proc/self/fd/N), which a shell redirection may point at a regular file.
+// Renaming over that file would leave the descriptor writing to a file no name reaches.
+bool names_a_stream(const std::filesystem::path& path) {
+    std::error_code no_status;  // none (nothing there, or a directory that cannot be read): the writer says why
+    if (std::filesystem::is_other(std::filesystem::status(path, no_status))) return true;
+    const std::string absolute = std::filesystem::absolute(path, no_status).lexically_normal().string();
+    return absolute.rfind("/dev/", 0) == 0 || absolute.rfind("/proc/", 0) == 0;
+}
+}  // namespace
+
 // Written atomically over a file (or where none is): writing the path in place truncated a
 // user's file at once, and a write that failed part way (a full disk, a crash) left it cut
-// short (found by the review). A pipe or a device holds nothing a failed write could destroy,
-// and a rename would put a file in its place (its reader waiting for ever): written in place.
+// short (found by the review). A stream holds nothing a failed write could destroy, and a
+// rename would put a file in its place (a pipe's reader waiting for ever, a redirected
+// stdout's file replaced under the shell): written in place.
 template <class T>
 void save_dot(const std::filesystem::path& path, const Tape<T>& tape, Var<T> output, const DotOptions& options) {
     const std::string text = to_dot(tape, output, options);
-    std::error_code no_status;  // none (nothing there, or a directory that cannot be read): the writer says why
-    if (std::filesystem::is_other(std::filesystem::status(path, no_status))) {
+    if (names_a_stream(path)) {
         std::ofstream out(path, std::ios::binary);
         out << text;
         out.flush();

@@ -241,3 +241,24 @@ TEST_CASE("save_dot into a pipe writes the graph into it and leaves the pipe in 
     CHECK(received == to_dot(tape, y));
     CHECK(std::filesystem::is_fifo(path));
 }
+
+// A descriptor's name (/dev/stdout, /proc/self/fd/N) may reach a regular file through a shell
+// redirection (notebook_mlp --dot /dev/stdout > graph.dot): renaming a new file over it left
+// the descriptor writing to the old file, which no name reached any more.
+TEST_CASE("save_dot to a descriptor's name writes into the file the descriptor holds", "[dot]") {
+    test_support::TempDir tmp("save-dot-descriptor");
+    const std::filesystem::path file = tmp.path / "graph.dot";
+    std::ofstream(file) << "old";
+    const int fd = ::open(file.c_str(), O_WRONLY | O_TRUNC);
+    REQUIRE(fd >= 0);
+    struct stat before {};
+    REQUIRE(::stat(file.c_str(), &before) == 0);
+    Tape<double> tape;
+    const Var<double> y = sum(tanh(tape.leaf(Matrix<double>{{0.5, -0.2}})));
+    save_dot("/proc/self/fd/" + std::to_string(fd), tape, y);
+    ::close(fd);
+    struct stat after {};
+    REQUIRE(::stat(file.c_str(), &after) == 0);
+    CHECK(after.st_ino == before.st_ino);  // the same file, not one renamed over it
+    CHECK(test_support::read_file(file) == to_dot(tape, y));
+}
