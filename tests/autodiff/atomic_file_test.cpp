@@ -4,8 +4,8 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "nn/io/atomic_file.hpp"
-#include "../temp_dir.hpp"
+#include "autodiff/atomic_file.hpp"
+#include "../nn/temp_dir.hpp"  // test support only: nothing of nn
 
 using Catch::Matchers::Contains;
 using test_support::read_file;
@@ -24,9 +24,9 @@ std::size_t entries_in(const std::filesystem::path& dir) {
 TEST_CASE("write_file_atomically creates, then replaces, a file", "[atomic_file]") {
     TempDir tmp("atomic");
     const auto path = tmp.path / "out.txt";
-    nn::write_file_atomically(path, [](std::ostream& out) { out << "first"; });
+    autodiff::write_file_atomically(path, [](std::ostream& out) { out << "first"; });
     CHECK(read_file(path) == "first");
-    nn::write_file_atomically(path, [](std::ostream& out) { out << "second, longer"; });
+    autodiff::write_file_atomically(path, [](std::ostream& out) { out << "second, longer"; });
     CHECK(read_file(path) == "second, longer");
     CHECK(entries_in(tmp.path) == 1);  // no temporary file left behind
 }
@@ -34,8 +34,8 @@ TEST_CASE("write_file_atomically creates, then replaces, a file", "[atomic_file]
 TEST_CASE("write_file_atomically keeps the old file when the writer fails", "[atomic_file]") {
     TempDir tmp("atomic");
     const auto path = tmp.path / "out.txt";
-    nn::write_file_atomically(path, [](std::ostream& out) { out << "precious"; });
-    CHECK_THROWS_WITH(nn::write_file_atomically(path,
+    autodiff::write_file_atomically(path, [](std::ostream& out) { out << "precious"; });
+    CHECK_THROWS_WITH(autodiff::write_file_atomically(path,
                                                 [](std::ostream& out) {
                                                     out << "half of the new";
                                                     throw std::runtime_error("writer died");
@@ -48,7 +48,7 @@ TEST_CASE("write_file_atomically keeps the old file when the writer fails", "[at
 TEST_CASE("write_file_atomically names the path when it cannot write", "[atomic_file]") {
     TempDir tmp("atomic");
     const auto path = tmp.path / "no-such-dir" / "out.txt";
-    CHECK_THROWS_WITH(nn::write_file_atomically(path, [](std::ostream& out) { out << "x"; }),
+    CHECK_THROWS_WITH(autodiff::write_file_atomically(path, [](std::ostream& out) { out << "x"; }),
                       Contains(path.string()));
     CHECK_FALSE(std::filesystem::exists(path));
 }
@@ -57,7 +57,7 @@ TEST_CASE("write_file_atomically onto a directory fails and leaves it alone", "[
     TempDir tmp("atomic");
     const auto path = tmp.path / "a-dir";
     std::filesystem::create_directory(path);
-    CHECK_THROWS_WITH(nn::write_file_atomically(path, [](std::ostream& out) { out << "x"; }),
+    CHECK_THROWS_WITH(autodiff::write_file_atomically(path, [](std::ostream& out) { out << "x"; }),
                       Contains(path.string()));
     CHECK(std::filesystem::is_directory(path));
     CHECK(entries_in(tmp.path) == 1);
@@ -69,10 +69,10 @@ TEST_CASE("write_file_atomically through a symlink replaces the file it points t
     TempDir tmp("atomic_link");
     std::filesystem::create_directory(tmp.path / "shared");
     const auto target = tmp.path / "shared" / "run1.csv";
-    nn::write_file_atomically(target, [](std::ostream& out) { out << "old"; });
+    autodiff::write_file_atomically(target, [](std::ostream& out) { out << "old"; });
     const auto link = tmp.path / "metrics.csv";
     std::filesystem::create_symlink(target, link);
-    nn::write_file_atomically(link, [](std::ostream& out) { out << "new"; });
+    autodiff::write_file_atomically(link, [](std::ostream& out) { out << "new"; });
     CHECK(std::filesystem::is_symlink(link));
     CHECK(read_file(target) == "new");
     CHECK(entries_in(tmp.path / "shared") == 1);
@@ -88,15 +88,15 @@ TEST_CASE("write_file_atomically with may_replace replaces only a file it accept
     std::string seen;
     auto recording = [&](const std::filesystem::path& displaced) { return seen = read_file(displaced), ours(displaced); };
 
-    nn::write_file_atomically(path, [](std::ostream& out) { out << "ours 1"; }, recording);  // nothing stood there
+    autodiff::write_file_atomically(path, [](std::ostream& out) { out << "ours 1"; }, recording);  // nothing stood there
     CHECK(seen.empty());
     CHECK(read_file(path) == "ours 1");
-    nn::write_file_atomically(path, [](std::ostream& out) { out << "ours 2"; }, recording);
+    autodiff::write_file_atomically(path, [](std::ostream& out) { out << "ours 2"; }, recording);
     CHECK(seen == "ours 1");  // asked about the file it displaced
     CHECK(read_file(path) == "ours 2");
 
     { std::ofstream(path) << "a user's notes"; }
-    CHECK_THROWS_WITH(nn::write_file_atomically(path, [](std::ostream& out) { out << "ours 3"; }, recording),
+    CHECK_THROWS_WITH(autodiff::write_file_atomically(path, [](std::ostream& out) { out << "ours 3"; }, recording),
                       Contains(path.string()) && Contains("left as it is"));
     CHECK(seen == "a user's notes");
     CHECK(read_file(path) == "a user's notes");
