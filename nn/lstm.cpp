@@ -1,8 +1,11 @@
 #include "nn/lstm.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <utility>
 
+#include "nn/allocate.hpp"
 #include "nn/layer_checks.hpp"
 
 namespace nn {
@@ -13,9 +16,10 @@ NumpyRandom& as_lvalue(NumpyRandom&& rng) { return rng; }
 
 // U(-k, k), k = 1/sqrt(n_hidden), drawn row by row: PyTorch's LSTM initialisation.
 template <class T>
-autodiff::Matrix<T> uniform_weights(std::size_t rows, std::size_t cols, std::size_t n_hidden, NumpyRandom& rng) {
+autodiff::Matrix<T> uniform_weights(const std::string& who, std::size_t rows, std::size_t cols, std::size_t n_hidden,
+                                    NumpyRandom& rng) {
     const double k = 1.0 / std::sqrt(double(n_hidden));
-    autodiff::Matrix<T> m({rows, cols});
+    autodiff::Matrix<T> m = allocate_matrix<T>(who, rows, cols);
     for (T& v : m) v = T((2.0 * rng.uniform() - 1.0) * k);
     return m;
 }
@@ -24,14 +28,22 @@ autodiff::Matrix<T> uniform_weights(std::size_t rows, std::size_t cols, std::siz
 
 template <class T>
 typename LSTMCell<T>::Initial LSTMCell<T>::initial(std::size_t n_in, std::size_t n_hidden, NumpyRandom& rng) {
-    if (n_in == 0 || n_hidden == 0)
-        throw autodiff::Error("LSTMCell(" + std::to_string(n_in) + ", " + std::to_string(n_hidden) +
-                              "): the input and hidden sizes must be at least 1");
+    const std::string who = "LSTMCell(" + std::to_string(n_in) + ", " + std::to_string(n_hidden) + ")";
+    if (n_in == 0 || n_hidden == 0) throw autodiff::Error(who + ": the input and hidden sizes must be at least 1");
+    // Every size before the first draw (found by an attack): 4 n_hidden wrapped around for a
+    // hidden size of 2^62 (refused as 'parameter W_ih: empty 0x1 matrix'), and W_hh's count
+    // for 2^31 only after W_ih's 64 GiB had been drawn.
+    std::size_t gates = 0, numbers = 0;
+    if (!autodiff::multiply_fits(4, n_hidden, gates) ||
+        !autodiff::multiply_fits(gates, std::max(n_in, n_hidden), numbers) ||
+        !autodiff::multiply_fits(numbers, sizeof(T), numbers))
+        throw autodiff::Error(who + ": its weights (4 n_hidden x n_in and 4 n_hidden x n_hidden) have more bytes than "
+                                    "a size_t can count");
     Initial p;  // in PyTorch's order of drawing
-    p.W_ih = uniform_weights<T>(4 * n_hidden, n_in, n_hidden, rng);
-    p.W_hh = uniform_weights<T>(4 * n_hidden, n_hidden, n_hidden, rng);
-    p.b_ih = uniform_weights<T>(4 * n_hidden, 1, n_hidden, rng);
-    p.b_hh = uniform_weights<T>(4 * n_hidden, 1, n_hidden, rng);
+    p.W_ih = uniform_weights<T>(who, gates, n_in, n_hidden, rng);
+    p.W_hh = uniform_weights<T>(who, gates, n_hidden, n_hidden, rng);
+    p.b_ih = uniform_weights<T>(who, gates, 1, n_hidden, rng);
+    p.b_hh = uniform_weights<T>(who, gates, 1, n_hidden, rng);
     return p;
 }
 
@@ -81,8 +93,11 @@ LSTMState<T> LSTMCell<T>::operator()(const autodiff::Var<T>& x, const LSTMState<
 
 template <class T>
 LSTMState<T> LSTMCell<T>::zero_state(autodiff::Tape<T>& tape, std::size_t m) const {
-    const autodiff::Var<T> zeros = tape.constant(autodiff::Matrix<T>(xt::zeros<T>({n_hidden(), m})));
-    return {zeros, zeros};
+    // Allocated as checked (a batch of 2^63 wrapped around to 'an empty 2x9223372036854775808 matrix').
+    autodiff::Matrix<T> zeros = allocate_matrix<T>(this->who() + ": zero_state", n_hidden(), m);
+    zeros.fill(T(0));
+    const autodiff::Var<T> state = tape.constant(zeros);
+    return {state, state};
 }
 
 template <class T>

@@ -186,6 +186,20 @@ TEST_CASE("LSTM refuses inputs and states of the wrong shape, naming the layer",
     REQUIRE_THROWS_WITH(nn::LSTM<double>(3, 0, 1), Contains("LSTMCell(3, 0)"));
 }
 
+TEST_CASE("LSTM sizes whose numbers wrap around size_t are refused before anything is drawn", "[layers][lstm][errors]") {
+    // 4 x 2^62 gates wrapped around to 0 rows ('parameter W_ih: empty 0x1 matrix'); W_hh's
+    // 2^33 x 2^31 numbers, 2^64, would have been counted after W_ih's 64 GiB were drawn.
+    REQUIRE_THROWS_WITH(nn::LSTMCell<double>(1, std::size_t(1) << 62),
+                        Contains("LSTMCell(1, 4611686018427387904)") && Contains("more bytes than a size_t can count"));
+    REQUIRE_THROWS_WITH(nn::LSTM<float>(1, std::size_t(1) << 31),
+                        Contains("LSTMCell(1, 2147483648)") && Contains("more bytes than a size_t can count"));
+    // A batch of 2^63 made a 2x2^63 state of no numbers ('constant: empty 2x9223372036854775808 matrix').
+    nn::LSTM<double> lstm(3, 2);
+    autodiff::Tape<double> tape;
+    REQUIRE_THROWS_WITH(lstm.zero_state(tape, std::size_t(1) << 63),
+                        Contains("layer0 (LSTMCell(3, 2)): zero_state: a 2x9223372036854775808 matrix has more bytes"));
+}
+
 TEST_CASE("an LSTM's training step replays with the gradients of a fresh recording, bit for bit", "[layers][lstm][replay]") {
     nn::LSTM<double> lstm(3, 4, 2, 3);
     nn::NumpyRandom rng(6);
