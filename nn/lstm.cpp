@@ -130,13 +130,17 @@ std::vector<autodiff::Var<T>> LSTM<T>::operator()(const std::vector<autodiff::Va
     if (state.size() != layers.size())
         throw autodiff::Error(this->who() + ": the state holds " + std::to_string(state.size()) + " layers' h and c but " +
                               std::to_string(layers.size()) + " are needed (zero_state() makes them)");
+    // Advanced on a copy, given back whole: a step refused part way (a misfit input or state,
+    // the tape's memory limit) left the steps and layers before it advanced (found by an attack).
+    std::vector<LSTMState<T>> next = state;
     std::vector<autodiff::Var<T>> out;
     out.reserve(xs.size());
     for (const autodiff::Var<T>& x : xs) {
         autodiff::Var<T> below = x;
-        for (std::size_t l = 0; l < layers.size(); ++l) below = (state[l] = layers[l](below, state[l])).h;
+        for (std::size_t l = 0; l < layers.size(); ++l) below = (next[l] = layers[l](below, next[l])).h;
         out.push_back(below);
     }
+    state = std::move(next);
     return out;
 }
 

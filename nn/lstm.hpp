@@ -70,7 +70,7 @@ public:
 
     /// The top layer's h for each step of xs (each n_in x m), from `state` (one per layer, from
     /// zero_state() to start a sequence), which it leaves as it is after the last step: a
-    /// longer sequence can be fed in parts.
+    /// longer sequence can be fed in parts. A call that throws leaves `state` as it was.
     std::vector<autodiff::Var<T>> operator()(const std::vector<autodiff::Var<T>>& xs,
                                              std::vector<LSTMState<T>>& state);
     using Module<T>::operator();

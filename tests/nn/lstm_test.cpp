@@ -186,6 +186,30 @@ TEST_CASE("LSTM refuses inputs and states of the wrong shape, naming the layer",
     REQUIRE_THROWS_WITH(nn::LSTM<double>(3, 0, 1), Contains("LSTMCell(3, 0)"));
 }
 
+TEST_CASE("an LSTM sequence refused part way leaves the state as it was", "[layers][lstm][errors]") {
+    // The state was advanced step by step in place: a refused step left the layers below it,
+    // and the steps before it, advanced, and a caller that caught the error went on from there.
+    nn::LSTM<double> lstm(3, 2, 2);
+    autodiff::Tape<double> tape;
+    std::vector<nn::LSTMState<double>> state = lstm.zero_state(tape, 4);
+    auto require_state = [&](const std::vector<nn::LSTMState<double>>& expected) {
+        for (std::size_t l = 0; l < state.size(); ++l) {
+            REQUIRE(state[l].h.index() == expected[l].h.index());
+            REQUIRE(state[l].c.index() == expected[l].c.index());
+        }
+    };
+    const Var<double> x = tape.constant(Matrix<double>(xt::ones<double>({3, 4})));
+    state[1] = lstm.layers[1].zero_state(tape, 5);  // layer 1's batch is not the input's
+    const std::vector<nn::LSTMState<double>> misfit = state;
+    REQUIRE_THROWS_WITH(lstm({x}, state), Contains("layer1") && Contains("the state's h is 2x5"));
+    require_state(misfit);
+    state[1] = lstm.layers[1].zero_state(tape, 4);
+    const std::vector<nn::LSTMState<double>> fitting = state;
+    const Var<double> wrong = tape.constant(Matrix<double>(xt::ones<double>({2, 4})));
+    REQUIRE_THROWS_WITH(lstm({x, x, wrong}, state), Contains("layer0") && Contains("its input is 2x4"));
+    require_state(fitting);
+}
+
 TEST_CASE("LSTM sizes whose numbers wrap around size_t are refused before anything is drawn", "[layers][lstm][errors]") {
     // 4 x 2^62 gates wrapped around to 0 rows ('parameter W_ih: empty 0x1 matrix'); W_hh's
     // 2^33 x 2^31 numbers, 2^64, would have been counted after W_ih's 64 GiB were drawn.
