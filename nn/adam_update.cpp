@@ -5,7 +5,8 @@
 // 1.35x the first). Such a moment moves its weight by at most step_size x 1.2e-38 / epsilon
 // (1e-33 with the defaults), so the weights are those of the unflushed update unless a
 // weight is itself that small: the same choice as torch.set_flush_denormal(True), made for the optimizer's
-// state alone (the thread's floating-point mode is left as the program set it).
+// state alone (the thread's floating-point mode is left as the program set it). An epsilon
+// too small for that bound to hold turns the flushing off (flush_below, adam_update.hpp).
 //
 // Adam's update runs over every parameter after every step: in the portable build (x86-64
 // baseline, SSE2) it took 13% of a Fashion-MNIST epoch, its square roots and divisions two
@@ -27,16 +28,16 @@ namespace {
 // The update of one element; the caller's loop decides what else happens in the pass.
 template <class T>
 struct AdamStep {
-    T beta1, beta2, epsilon, l2, shrink, step_size, root_correction2, smallest_normal;
+    T beta1, beta2, epsilon, l2, shrink, step_size, root_correction2, flush_below;
     explicit AdamStep(const AdamConstants<T>& c)
         : beta1(c.beta1), beta2(c.beta2), epsilon(c.epsilon), l2(c.l2), shrink(c.shrink), step_size(c.step_size),
-          root_correction2(c.root_correction2), smallest_normal(std::numeric_limits<T>::min()) {}
+          root_correction2(c.root_correction2), flush_below(c.flush_below) {}
     [[gnu::always_inline]] T operator()(T& w, T& m, T& v, T g) const {
         const T gk = g + l2 * w;
         const T mk = beta1 * m + (T(1) - beta1) * gk;
         const T vk = beta2 * v + (T(1) - beta2) * gk * gk;
-        m = std::abs(mk) < smallest_normal ? T(0) : mk;
-        v = vk < smallest_normal ? T(0) : vk;
+        m = std::abs(mk) < flush_below ? T(0) : mk;
+        v = vk < flush_below ? T(0) : vk;
         return w -= shrink * w + step_size * m / (std::sqrt(v) / root_correction2 + epsilon);
     }
 };

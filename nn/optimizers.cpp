@@ -368,6 +368,7 @@ bool Adam<T>::update(bool zero_gradient) {
     ++steps_;
     const T correction1 = T(1) - std::pow(beta1_, T(steps_));
     const T correction2 = T(1) - std::pow(beta2_, T(steps_));
+    const T root_correction2 = std::sqrt(correction2);
     // L2 (Adam) folds the decay into the gradient; decoupled (AdamW) shrinks W apart from
     // the adaptive step. Zero decay makes both the plain Adam update. The loop itself is
     // detail::adam_update, compiled for the CPU's vector width (nn/adam_update.cpp).
@@ -377,7 +378,8 @@ bool Adam<T>::update(bool zero_gradient) {
                                      decoupled_ ? T(0) : weight_decay_,
                                      decoupled_ ? this->learning_rate_ * weight_decay_ : T(0),
                                      this->learning_rate_ / correction1,
-                                     std::sqrt(correction2)};
+                                     root_correction2,
+                                     detail::flush_below(epsilon_, root_correction2)};
     bool finite = true;
     for (std::size_t i = 0; i < this->parameters_.size(); ++i) {
         Parameter<T>& p = *this->parameters_[i];

@@ -3,6 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
 #include "../autodiff/torch_fixture.hpp"
 #include "nn/optimizers.hpp"
 #include "nn/schedule.hpp"
@@ -134,6 +138,24 @@ TEST_CASE("step_and_zero_grad equals step then zero_grad, a parameter listed twi
 
 // The fused pass checks every new weight, so that nn::Trainer need not read them again: true
 // only when all are finite. SGD's weight overflows here (1.79e308 + 0.1 * 1e308).
+// Adam stores moments below the smallest normal number as 0 (nn/adam_update.cpp): with an
+// epsilon far below the gradient, a flushed second moment left m / epsilon as the step.
+TEMPLATE_TEST_CASE("Adam with an epsilon below a tiny gradient steps by the learning rate", "[optimizers]", float,
+                   double) {
+    using T = TestType;
+    // g^2 (1 - beta2) is subnormal (by 6 bits: it keeps most of its precision), g itself is
+    // not; epsilon is far below g.
+    const T g = std::sqrt(std::numeric_limits<T>::min()) * T(4), epsilon = g * T(1e-14);
+    Parameter<T> p(Matrix<T>{{T(1)}});
+    nn::Adam<T> adam({&p}, T(1e-3), T(0.9), T(0.999), epsilon);
+    for (int step = 0; step < 10; ++step) {
+        p.grad = Matrix<T>{{g}};
+        adam.step();
+    }
+    // A constant gradient: each step's m / sqrt(v), bias-corrected, is 1 (float was at -1e8).
+    REQUIRE_THAT(double(p.value(0, 0)), Catch::Matchers::WithinAbs(0.99, std::is_same_v<T, float> ? 1e-6 : 1e-12));
+}
+
 TEST_CASE("SGD's and Adam's step_and_zero_grad say whether every updated weight is finite", "[optimizers]") {
     for (const std::string name : {"sgd", "sgd_wd", "adam"}) {
         INFO(name);
