@@ -1,5 +1,6 @@
 #include "nn/optimizers.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -440,14 +441,36 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, std::vecto
     throw autodiff::Error("unknown optimizer '" + name + "' (sgd, momentum, adam or adamw)");
 }
 
+namespace {
+
+// The L2 norm of every gradient, in double. Squares of gradients past 1e154 overflow a double,
+// and those below 1e-154 lose their digits or vanish (found by an attack: gradients of 1e200,
+// a norm of 2e200, were refused as an overflow, and those of 1e-200 had a norm of 0): then the
+// sum is taken again over the gradients divided by the largest. Not finite if one is not.
+template <class T>
+double gradient_norm(const std::vector<Parameter<T>*>& parameters) {
+    double squares = 0;
+    for (const Parameter<T>* p : parameters)
+        for (const T g : p->grad) squares += double(g) * double(g);
+    const double exact_above = std::numeric_limits<double>::min() / std::numeric_limits<double>::epsilon();
+    if (std::isfinite(squares) && squares >= exact_above) return std::sqrt(squares);
+    double largest = 0;
+    for (const Parameter<T>* p : parameters)
+        for (const T g : p->grad) largest = std::max(largest, std::abs(double(g)));
+    if (largest == 0 || !std::isfinite(largest)) return std::sqrt(squares);  // all 0, or an infinity
+    double scaled = 0;
+    for (const Parameter<T>* p : parameters)
+        for (const T g : p->grad) scaled += (double(g) / largest) * (double(g) / largest);
+    return largest * std::sqrt(scaled);
+}
+
+}  // namespace
+
 template <class T>
 double clip_grad_norm(const std::vector<Parameter<T>*>& parameters, double max_norm) {
     if (!(std::isfinite(max_norm) && max_norm > 0))
         throw autodiff::Error("clip_grad_norm: max_norm must be a positive finite number, got " + text(max_norm));
-    double squares = 0;
-    for (const Parameter<T>* p : parameters)
-        for (const T g : p->grad) squares += double(g) * double(g);
-    const double norm = std::sqrt(squares);
+    const double norm = gradient_norm(parameters);
     if (!std::isfinite(norm)) {
         for (const Parameter<T>* p : parameters)
             for (const T g : p->grad)

@@ -64,6 +64,19 @@ TEST_CASE("clip_grad_norm scales the gradients as torch.nn.utils.clip_grad_norm_
     }
 }
 
+TEST_CASE("clip_grad_norm takes the norm of gradients whose squares overflow or underflow a double", "[optimizers]") {
+    // Clipping is for exploding gradients: four of 1e200 (a norm of 2e200, a double) were
+    // refused as 'the total gradient norm overflows (inf)', and four of 1e-200 had a norm of 0.
+    for (const double g : {1e200, 1e-200}) {
+        INFO("gradients of " << g);
+        Parameter<double> a(xt::zeros<double>({2, 2}), "a");
+        a.grad = xt::ones<double>({2, 2}) * g;
+        REQUIRE_THAT(nn::clip_grad_norm<double>({&a}, 1.0), Catch::Matchers::WithinRel(2 * g, 1e-15));
+        const double clipped = g > 1 ? 0.5 : g;  // to a norm of 1: each 1 / sqrt(4)
+        for (const double x : a.grad) REQUIRE_THAT(x, Catch::Matchers::WithinRel(clipped, 1e-15));
+    }
+}
+
 TEST_CASE("a schedule may bring the rate to 0; a negative or NaN rate is refused", "[optimizers]") {
     Parameter<double> p(xt::ones<double>({2, 2}), "p");
     nn::SGD<double> sgd({&p}, 0.1, 0.01);
