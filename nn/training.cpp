@@ -277,7 +277,12 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
 template <class T>
 void Trainer<T>::apply_step(double loss, std::size_t epoch, std::size_t batch) {
     // Fine-tuning: the norm is that of the gradients the optimizer applies, not the frozen ones'.
-    if (clip_ > 0) clip_grad_norm(optimizer_.parameters(), clip_);
+    // A loss that is not finite is a divergence, said as one before clipping reads its
+    // gradients (found by an attack: clip_grad_norm refused them as a plain autodiff::Error).
+    if (clip_ > 0) {
+        check_finite_loss(loss, {epoch, batch});
+        clip_grad_norm(optimizer_.parameters(), clip_);
+    }
     // One pass per parameter where the optimizer can (Adam): the update, zeroing the
     // gradient and checking the new values finite; then only the loss is left to check.
     const bool checked = optimizer_.step_and_zero_grad();

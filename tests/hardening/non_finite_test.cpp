@@ -38,6 +38,21 @@ TEST_CASE("a learning rate that blows the weights up stops training, naming epoc
                          }));
 }
 
+TEST_CASE("a run that diverges with gradient clipping on stops as one without it", "[hardening][non_finite]") {
+    // Clipping ran before the step's checks and took the loss's NaN gradients for a misuse of
+    // its own: an autodiff::Error ('clip_grad_norm: the gradient of 'layer1.W' holds -nan'), not
+    // a TrainingDiverged naming the epoch and the batch, which a program may catch to retry.
+    nn::MLP<double> net({4, 16, 3}, nn::Activation::relu, nn::Init::he, 1);
+    nn::SGD<double> sgd(net.parameters(), 1e300);
+    nn::Trainer<double> trainer(net, sgd, 16, 0);
+    trainer.set_clip_grad_norm(1.0);
+    CHECK_THROWS_MATCHES(trainer.train_epoch(nn::DataLoader<double>(nn::iris<double>()), 0), nn::TrainingDiverged,
+                         Catch::Matchers::Predicate<nn::TrainingDiverged>([](const nn::TrainingDiverged& e) {
+                             const std::string m = e.what();
+                             return m.find("epoch 1, batch 2: the loss is not finite") != std::string::npos;
+                         }));
+}
+
 TEST_CASE("finite but huge features stop training instead of giving loss nan", "[hardening][non_finite]") {
     nn::Dataset<float> data = nn::iris<float>();
     data.features *= 3e38f / 8.0f;  // all finite: check_dataset accepts them
