@@ -4,6 +4,8 @@
 #include <set>
 #include <sstream>
 
+#include "nn/io/checkpoint.hpp"
+
 namespace nn {
 
 using autodiff::Error;
@@ -41,12 +43,12 @@ std::size_t Module<T>::longest_name() const {
 
 template <class T>
 void Module<T>::check_new_name(const std::string& name, std::size_t longest_below) const {
-    // A checkpoint saves each array as "<full name>.npy": one past the filesystem's 255 bytes
-    // was refused only by the save, after training (found by an attack).
+    // A checkpoint saves each array under its full name: one longer than a save takes was
+    // refused only by the save, after training (found by two attacks).
     const std::size_t full = (name_.empty() ? 0 : name_.size() + 1) + name.size() + (longest_below ? 1 + longest_below : 0);
-    if (full + 4 > 255)
+    if (full > max_array_name_length)
         throw Error(who() + ": cannot register '" + name + "': it makes a full name of " + std::to_string(full) +
-                    " characters, and a checkpoint's file names ('<name>.npy') take at most 255");
+                    " characters, and a checkpoint takes names of at most " + std::to_string(max_array_name_length));
     if (!valid_name(name))
         throw Error(who() + ": cannot register '" + name +
                     "': a name is 1 to 64 letters, digits, '_' or '-', starting with a letter or digit (it becomes part of file names)");

@@ -256,6 +256,12 @@ void save_checkpoint_unchecked(const fs::path& dir_in, const Checkpoint& ckpt) {
     const fs::path dir = with_parent(checkpoint_directory(dir_in));
     for (const auto& [name, array] : ckpt.arrays) {
         check_array_name(name, "save_checkpoint");
+        // Before anything is written (found by an attack: 'File name too long' half way).
+        // A load takes longer names, which a checkpoint made elsewhere may hold.
+        if (name.size() > max_array_name_length)
+            throw autodiff::Error("save_checkpoint: array name '" + name + "' is " + std::to_string(name.size()) +
+                                  " characters; a checkpoint takes at most " + std::to_string(max_array_name_length) +
+                                  " (its file is written as '.<name>.npy.tmp-XXXXXX' first, at most 255 bytes)");
         std::visit([&name = name](const auto& a) { check_finite_array(name, a); }, array);
     }
     recover_parked_checkpoint(dir);

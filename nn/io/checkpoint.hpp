@@ -11,6 +11,7 @@
 // every file against the manifest and throws nn::DataError naming the file at fault.
 // Nothing a user saved is lost: a save replaces only a complete, valid checkpoint holding
 // nothing but its own files, and deletes only those files. Arrays must be finite.
+#include <cstddef>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -24,13 +25,19 @@ namespace nn {
 
 inline constexpr int checkpoint_format_version = 1;
 
+// The longest array name a save takes: its file "<name>.npy" is written as
+// ".<name>.npy.tmp-XXXXXX" first, and a file name takes at most 255 bytes. A Module's full
+// names are held to it when registered.
+inline constexpr std::size_t max_array_name_length = 255 - std::size_t(16);
+
 using CheckpointArray = std::variant<xt::xtensor<float, 2>, xt::xtensor<double, 2>>;
 
 struct Checkpoint {
     // Free-form: layer sizes, activations, epoch, optimizer, hyper-parameters... The caller
     // chooses keys and formats values; they come back exactly as given.
     std::map<std::string, std::string> meta;
-    // Names become file names: letters, digits, '_', '-', '.', not starting with '.'.
+    // Names become file names: letters, digits, '_', '-', '.', not starting with '.', at most
+    // max_array_name_length characters.
     std::map<std::string, CheckpointArray> arrays;
 
     // The array `name` as T; DataError if it is absent or stored in the other dtype.

@@ -96,6 +96,30 @@ TEMPLATE_TEST_CASE("a module and its optimizer round-trip through a checkpoint, 
     REQUIRE((other.head.W.value == model.head.W.value));
 }
 
+TEST_CASE("every full name a module registers can be saved, the longest included", "[checkpoint][module]") {
+    // A save writes "<name>.npy" as ".<name>.npy.tmp-XXXXXX" first: a full name of 240 to 251
+    // characters passed registration and failed the save, after training ('File name too long').
+    struct Nest : nn::Module<double> {
+        Nest(const std::string& name, nn::Module<double>& child) { register_module(name, child); }
+    };
+    nn::Linear<double> fc(2, 2, 1u);  // "W" and "b"
+    // c's full names ("c...c.b...b.a...a.W") are 184 characters; under "d...d." they grow by 1 + d's.
+    Nest a(std::string(60, 'a'), fc), b(std::string(60, 'b'), a), c(std::string(60, 'c'), b);
+    REQUIRE_THROWS_WITH(Nest(std::string(240 - 185, 'd'), c),
+                        Contains("a full name of 240 characters") && Contains("at most 239"));
+    Nest longest(std::string(239 - 185, 'd'), c);
+    REQUIRE(longest.named_parameters().front().name.size() == 239);
+    test_support::TempDir tmp("long_names");
+    nn::save(tmp.path / "ckpt", longest);
+    nn::load(tmp.path / "ckpt", longest);
+    nn::Checkpoint named;
+    named.arrays[std::string(240, 'x')] = xt::xtensor<float, 2>{{1.0f}};
+    REQUIRE_THROWS_WITH(nn::save_checkpoint(tmp.path / "other", named),
+                        Contains("save_checkpoint: array name 'xxx") && Contains("240 characters") &&
+                            Contains("at most 239"));
+    REQUIRE_FALSE(std::filesystem::exists(tmp.path / "other"));
+}
+
 TEST_CASE("loading refuses missing, extra and mis-shaped names, listing them, and changes nothing", "[checkpoint][module]") {
     test_support::TempDir dir("module-checkpoint-refuse");
     Model<double> model;
