@@ -77,8 +77,21 @@ void LSTMCell<T>::require_state(const LSTMState<T>& state, std::size_t m) const 
                                   autodiff::to_string(want) + " (n_hidden x examples)");
 }
 
+// The weights as a user may have assigned them (from PyTorch): a W_hh of 32x4 in a cell of
+// hidden size 8 made a cell of 4 that sliced 16 of the 32 gate rows, without a word (found by
+// an attack). The biases are checked against the weights' rows by linear.
+template <class T>
+void LSTMCell<T>::require_weights() const {
+    const std::size_t gates = 4 * n_hidden();
+    if (W_ih.shape().rows != gates || W_hh.shape().rows != gates)
+        throw autodiff::Error(this->who() + ": W_ih is " + autodiff::to_string(W_ih.shape()) + " and W_hh " +
+                              autodiff::to_string(W_hh.shape()) + ": both must have 4 n_hidden rows (n_hidden: W_hh's "
+                              "columns, " + std::to_string(n_hidden()) + ")");
+}
+
 template <class T>
 LSTMState<T> LSTMCell<T>::operator()(const autodiff::Var<T>& x, const LSTMState<T>& state) {
+    require_weights();
     require_rows(*this, x, n_in());
     require_state(state, x.cols());
     autodiff::Tape<T>& tape = x.tape();

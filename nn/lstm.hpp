@@ -58,6 +58,7 @@ private:
     static Initial initial(std::size_t n_in, std::size_t n_hidden, NumpyRandom& rng);
     explicit LSTMCell(Initial p);
     void require_state(const LSTMState<T>& state, std::size_t m) const;
+    void require_weights() const;
 };
 
 /// Cells stacked: "layer0" reads the input, each next layer the h of the one below, as

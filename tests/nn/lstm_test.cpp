@@ -186,6 +186,20 @@ TEST_CASE("LSTM refuses inputs and states of the wrong shape, naming the layer",
     REQUIRE_THROWS_WITH(nn::LSTM<double>(3, 0, 1), Contains("LSTMCell(3, 0)"));
 }
 
+TEST_CASE("an LSTMCell refuses weights assigned with sizes that do not fit each other", "[layers][lstm][errors]") {
+    // Weights set by hand (from PyTorch, as above): a W_hh of 32x4 in a cell of hidden size 8
+    // made a cell of 4 that sliced the 32 gate rows as 4 x 4, never reading the other 16.
+    nn::LSTMCell<double> cell(3, 8);
+    cell.W_hh.value = nn::NumpyRandom(4).randn(32, 4);
+    autodiff::Tape<double> tape;
+    const Var<double> x = tape.constant(Matrix<double>(xt::ones<double>({3, 2})));
+    REQUIRE_THROWS_WITH(cell(x, cell.zero_state(tape, 2)),
+                        Contains("LSTMCell(3, 4)") && Contains("W_ih is 32x3 and W_hh 32x4") &&
+                            Contains("4 n_hidden rows (n_hidden: W_hh's columns, 4)"));
+    cell.W_hh.value = nn::NumpyRandom(4).randn(16, 4);  // hidden size 4 for W_hh, 8 for W_ih
+    REQUIRE_THROWS_WITH(cell(x, cell.zero_state(tape, 2)), Contains("W_ih is 32x3 and W_hh 16x4"));
+}
+
 TEST_CASE("an LSTM sequence refused part way leaves the state as it was", "[layers][lstm][errors]") {
     // The state was advanced step by step in place: a refused step left the layers below it,
     // and the steps before it, advanced, and a caller that caught the error went on from there.
