@@ -122,7 +122,7 @@ std::vector<std::int64_t> NumpyRandom::randint(std::int64_t low, std::int64_t hi
     }
     // NumPy draws offsets in [0, high-1-low] over unsigned 64-bit arithmetic (no overflow).
     const std::uint64_t range = static_cast<std::uint64_t>(high) - 1u - static_cast<std::uint64_t>(low);
-    std::vector<std::int64_t> out(size);
+    std::vector<std::int64_t> out = allocate_vector<std::int64_t>("NumpyRandom::randint", size);
     for (std::int64_t& value : out) {
         // A single-valued range consumes no randomness in NumPy; interval(0) does the same.
         // The full 32-bit range is drawn raw, which masked rejection also reproduces exactly.
@@ -143,7 +143,7 @@ std::vector<std::int64_t> NumpyRandom::permutation(std::int64_t n) {
         throw autodiff::Error("NumpyRandom::permutation: n must be non-negative, got " +
                               std::to_string(n));
     }
-    std::vector<std::int64_t> values(static_cast<std::size_t>(n));
+    std::vector<std::int64_t> values = allocate_vector<std::int64_t>("NumpyRandom::permutation", std::size_t(n));
     for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::int64_t>(i);
     shuffle(values);
     return values;

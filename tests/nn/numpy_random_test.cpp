@@ -137,3 +137,18 @@ TEST_CASE("NumpyRandom rejects empty or negative ranges with autodiff::Error", "
     REQUIRE(rng.permutation(0).empty());
     REQUIRE(rng.choice(3, 0).empty());
 }
+
+TEST_CASE("randint, choice and permutation refuse a size past memory, naming themselves", "[nn][numpy_random]") {
+    // rand and randn named theirs; these threw std::length_error ('cannot create std::vector
+    // larger than max_size()') or a bare std::bad_alloc, outside tapegrad's error family.
+    using Catch::Matchers::Contains;
+    nn::NumpyRandom rng(0);
+    REQUIRE_THROWS_WITH(rng.randint(0, 10, std::size_t(-1)),
+                        Contains("NumpyRandom::randint: an array of 18446744073709551615 numbers has more bytes"));
+    REQUIRE_THROWS_WITH(rng.choice(5, std::size_t(1) << 60),
+                        Contains("NumpyRandom::randint: an array of 1152921504606846976 numbers needs "
+                                 "9223372036854775808 bytes"));
+    REQUIRE_THROWS_WITH(rng.permutation(std::int64_t(1) << 62),
+                        Contains("NumpyRandom::permutation: an array of 4611686018427387904 numbers has more bytes"));
+    REQUIRE(rng.randint(0, 10, 3).size() == 3);  // the generator is still usable
+}
