@@ -168,6 +168,8 @@ Trainer<T>::Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std
     if (!loss_.compute) throw autodiff::Error("Trainer: the loss has no compute function");
     registered_.assign(parameters_.begin(), parameters_.end());
     std::sort(registered_.begin(), registered_.end());
+    for (const autodiff::Parameter<T>* p : parameters_)
+        listed_.push_back({autodiff::ParameterIdentity<T>(*p), p->name});
     require_optimizer_of_model();
     // Each of the optimizer's parameters is the model's and listed once: as many means all.
     optimizer_covers_model_ = optimizer_.parameters().size() == registered_.size();
@@ -200,6 +202,17 @@ void Trainer<T>::set_clip_grad_norm(double max_norm) {
     clip_ = max_norm;
 }
 
+// Each epoch's first check read the weights of a layer destroyed since the Trainer was built
+// in freed memory (found by an attack): asked first, in every epoch and evaluation.
+template <class T>
+void Trainer<T>::require_parameters_alive(const char* who) const {
+    for (const Listed& p : listed_)
+        if (!p.identity.alive())
+            throw autodiff::Error(std::string(who) + ": the model's parameter '" + p.name +
+                                  "' was destroyed or moved from after the Trainer was built (a module given to the "
+                                  "model by reference, destroyed first?); the model must outlive the Trainer as built");
+}
+
 // A parameter recorded on the tape but absent from the model would get gradients that no
 // optimizer applies: say so at the first step instead of training without it. So would one
 // the model gained after this Trainer (and its optimizer) listed the model's parameters.
@@ -219,6 +232,7 @@ void Trainer<T>::require_registered(const autodiff::Tape<T>& tape) {
 template <class T>
 EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_t epoch,
                                  const std::function<void(const Progress&)>& progress) {
+    require_parameters_alive("Trainer::train_epoch");
     GradientSync<T>* const sync = sync_.get("Trainer::train_epoch");
     require_same_count(sync, n, "Trainer::train_epoch");
     // Else the first step's NaN loss was blamed on the learning rate (found by an attack).
@@ -303,6 +317,7 @@ void Trainer<T>::set_gradient_sync(GradientSync<T>* sync) {
 
 template <class T>
 EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
+    require_parameters_alive("Trainer::evaluate");
     GradientSync<T>* const sync = sync_.get("Trainer::evaluate");
     require_same_count(sync, n, "Trainer::evaluate");
     const auto start = std::chrono::steady_clock::now();

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <memory>
 
 #include "nn/activation_layer.hpp"
 #include "nn/data/csv.hpp"
@@ -212,6 +213,23 @@ TEST_CASE("the Trainer refuses a layer appended to the model after it was built,
     REQUIRE_THROWS_WITH(trainer.train_epoch(nn::DataLoader<double>(nn::iris<double>()), 0),
                         Contains("the parameter '1.b' (3x1) joined Sequential(0=Linear(4, 8), 1=Linear(8, 3))") &&
                             Contains("after the Trainer was built, so its optimizer would never update it"));
+}
+
+TEST_CASE("the Trainer refuses a layer of the model destroyed after it was built, naming its parameter", "[trainer]") {
+    // A layer appended by reference and destroyed: each epoch's first check read its weights
+    // in freed memory (heap-use-after-free under ASan) before the Sequential refused it.
+    nn::Sequential<double> model;
+    auto first = std::make_unique<nn::Linear<double>>(4, 8, 1u);
+    model.append("first", *first);
+    model.add<nn::Linear<double>>(8, 3, 2u);
+    nn::SGD<double> sgd(model.parameters(), 0.1);
+    nn::Trainer<double> trainer(model, sgd, 16, 0);
+    first.reset();
+    const nn::DataLoader<double> iris(nn::iris<double>());
+    REQUIRE_THROWS_WITH(trainer.train_epoch(iris, 0),
+                        Contains("Trainer::train_epoch: the model's parameter 'first.W' was destroyed or moved from "
+                                 "after the Trainer was built"));
+    REQUIRE_THROWS_WITH(trainer.evaluate(iris), Contains("Trainer::evaluate: the model's parameter 'first.W'"));
 }
 
 TEST_CASE("a BatchNorm frozen in evaluation mode stays frozen through train_epoch and evaluate", "[trainer]") {
