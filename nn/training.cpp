@@ -16,6 +16,9 @@ namespace nn {
 
 namespace {
 
+constexpr const char* kOutliveTrainer =
+    "a module given to the model by reference, destroyed first? The model must outlive the Trainer as built";
+
 // out (rows x count) gets the columns indices[0..count) of source.
 template <class T>
 void copy_columns(const autodiff::Matrix<T>& source, const std::size_t* indices, std::size_t count,
@@ -163,13 +166,11 @@ template <class T>
 Trainer<T>::Trainer(Module<T>& model, Optimizer<T>& optimizer, Loss<T> loss, std::size_t batch_size,
                     std::uint32_t seed)
     : model_(model), optimizer_(optimizer), loss_(std::move(loss)), batch_size_(batch_size), seed_(seed),
-      parameters_(model.parameters()), step_(model, loss_) {
+      parameters_(model.parameters()), listed_(parameters_), step_(model, loss_) {
     if (batch_size == 0) throw autodiff::Error("Trainer: the batch size must be at least 1");
     if (!loss_.compute) throw autodiff::Error("Trainer: the loss has no compute function");
     registered_.assign(parameters_.begin(), parameters_.end());
     std::sort(registered_.begin(), registered_.end());
-    for (const autodiff::Parameter<T>* p : parameters_)
-        listed_.push_back({autodiff::ParameterIdentity<T>(*p), p->name});
     require_optimizer_of_model();
     // Each of the optimizer's parameters is the model's and listed once: as many means all.
     optimizer_covers_model_ = optimizer_.parameters().size() == registered_.size();
@@ -202,17 +203,6 @@ void Trainer<T>::set_clip_grad_norm(double max_norm) {
     clip_ = max_norm;
 }
 
-// Each epoch's first check read the weights of a layer destroyed since the Trainer was built
-// in freed memory (found by an attack): asked first, in every epoch and evaluation.
-template <class T>
-void Trainer<T>::require_parameters_alive(const char* who) const {
-    for (const Listed& p : listed_)
-        if (!p.identity.alive())
-            throw autodiff::Error(std::string(who) + ": the model's parameter '" + p.name +
-                                  "' was destroyed or moved from after the Trainer was built (a module given to the "
-                                  "model by reference, destroyed first?); the model must outlive the Trainer as built");
-}
-
 // A parameter recorded on the tape but absent from the model would get gradients that no
 // optimizer applies: say so at the first step instead of training without it. So would one
 // the model gained after this Trainer (and its optimizer) listed the model's parameters.
@@ -232,7 +222,9 @@ void Trainer<T>::require_registered(const autodiff::Tape<T>& tape) {
 template <class T>
 EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_t epoch,
                                  const std::function<void(const Progress&)>& progress) {
-    require_parameters_alive("Trainer::train_epoch");
+    // Each epoch's first check read the weights of a layer destroyed since in freed memory
+    // (found by an attack).
+    listed_.require_alive("Trainer::train_epoch", "the Trainer", kOutliveTrainer);
     GradientSync<T>* const sync = sync_.get("Trainer::train_epoch");
     require_same_count(sync, n, "Trainer::train_epoch");
     // Else the first step's NaN loss was blamed on the learning rate (found by an attack).
@@ -317,7 +309,7 @@ void Trainer<T>::set_gradient_sync(GradientSync<T>* sync) {
 
 template <class T>
 EpochStats Trainer<T>::run_evaluation(std::size_t n, const Gather& gather) {
-    require_parameters_alive("Trainer::evaluate");
+    listed_.require_alive("Trainer::evaluate", "the Trainer", kOutliveTrainer);
     GradientSync<T>* const sync = sync_.get("Trainer::evaluate");
     require_same_count(sync, n, "Trainer::evaluate");
     const auto start = std::chrono::steady_clock::now();

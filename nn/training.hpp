@@ -15,6 +15,7 @@
 #include "nn/data/data_loader.hpp"
 #include "nn/data/dataset.hpp"
 #include "nn/gradient_sync.hpp"
+#include "nn/listed_parameters.hpp"
 #include "nn/module.hpp"
 #include "nn/optimizers.hpp"
 #include "nn/loss.hpp"
@@ -131,7 +132,6 @@ private:
     EpochStats run_evaluation(std::size_t n, const Gather& gather);
     void require_registered(const autodiff::Tape<T>& tape);
     void require_optimizer_of_model() const;
-    void require_parameters_alive(const char* who) const;
     void apply_step(double loss, std::size_t epoch, std::size_t batch);
 
     Module<T>& model_;
@@ -144,13 +144,9 @@ private:
     std::optional<LearningRateSchedule> schedule_;
     std::vector<autodiff::Parameter<T>*> parameters_;        // the model's, for the finiteness check
     std::vector<const autodiff::Parameter<T>*> registered_;  // the same, sorted: the per-step check allocates nothing
-    // Whether parameters_[i] is alive still, and its name when listed (for the message): one
-    // destroyed since (a module appended by reference, destroyed first) is refused, not read.
-    struct Listed {
-        autodiff::ParameterIdentity<T> identity;
-        std::string name;
-    };
-    std::vector<Listed> listed_;
+    // The same, asked whether alive before each epoch and evaluation reads them: a module given
+    // to the model by reference may have been destroyed first.
+    ListedParameters<T> listed_;
     // The optimizer updates all of the model's parameters (in any order), so when its step
     // checked the new weights finite (step_and_zero_grad), only the loss is left to check.
     // Otherwise it updates a part (fine-tuning) and the frozen rest is zeroed every step.

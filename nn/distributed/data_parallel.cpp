@@ -118,7 +118,7 @@ void require_same_layout(Communicator& comm, const std::vector<Parameter<T>*>& p
 
 template <class T>
 DataParallel<T>::DataParallel(Communicator& comm, std::vector<Parameter<T>*> parameters, std::size_t bucket_bytes)
-    : comm_(comm) {
+    : comm_(comm), listed_(parameters) {
     if (bucket_bytes == 0) throw autodiff::Error("DataParallel: the bucket size must be at least 1 byte");
     if (parameters.empty()) throw autodiff::Error("DataParallel: no parameters");
     // Last parameter first: the backward sweep finishes the last layer first.
@@ -144,7 +144,13 @@ DataParallel<T>::DataParallel(Communicator& comm, std::vector<Parameter<T>*> par
 }
 
 template <class T>
+void DataParallel<T>::require_parameters_alive(const char* who) const {
+    listed_.require_alive(who, "the DataParallel", "its parameters must outlive it and stay where they are");
+}
+
+template <class T>
 void DataParallel<T>::broadcast_parameters() {
+    require_parameters_alive("DataParallel::broadcast_parameters");
     for (const Slot& s : slots_) comm_.broadcast(s.parameter->value.data(), s.parameter->value.size(), 0);
 }
 
@@ -161,6 +167,7 @@ void DataParallel<T>::detach(autodiff::Tape<T>& tape) {
 template <class T>
 void DataParallel<T>::begin_step(std::size_t local, std::size_t global) {
     if (in_step_) throw autodiff::Error("DataParallel::begin_step: the previous step was not finish()ed");
+    require_parameters_alive("DataParallel::begin_step");
     if (global == 0 || local > global)
         throw autodiff::Error("DataParallel::begin_step: " + std::to_string(local) + " of " +
                               std::to_string(global) + " examples (need 0 <= local <= global, global >= 1)");

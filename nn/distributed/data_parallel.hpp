@@ -28,6 +28,7 @@
 #include "autodiff/tape.hpp"
 #include "nn/distributed/communicator.hpp"
 #include "nn/gradient_sync.hpp"
+#include "nn/listed_parameters.hpp"
 
 namespace nn::distributed {
 
@@ -92,11 +93,15 @@ private:
         Request request;
         bool started = false;
     };
+    void require_parameters_alive(const char* who) const;  // listed_'s question
     static void on_ready(void* self, autodiff::Parameter<T>& p);
     void ready(Slot& slot);
     void start_ready_buckets();
 
     Communicator& comm_;
+    // Asked whether alive before a step and a broadcast: finish() read one destroyed since in
+    // freed memory (found by an attack).
+    ListedParameters<T> listed_;
     std::vector<Slot> slots_;
     std::vector<Bucket> buckets_;
     std::unordered_map<const autodiff::Parameter<T>*, std::size_t> slot_of_;

@@ -227,9 +227,9 @@ TEST_CASE("the Trainer refuses a layer of the model destroyed after it was built
     first.reset();
     const nn::DataLoader<double> iris(nn::iris<double>());
     REQUIRE_THROWS_WITH(trainer.train_epoch(iris, 0),
-                        Contains("Trainer::train_epoch: the model's parameter 'first.W' was destroyed or moved from "
-                                 "after the Trainer was built"));
-    REQUIRE_THROWS_WITH(trainer.evaluate(iris), Contains("Trainer::evaluate: the model's parameter 'first.W'"));
+                        Contains("Trainer::train_epoch: parameter 'first.W' was destroyed or moved from after the "
+                                 "Trainer was made"));
+    REQUIRE_THROWS_WITH(trainer.evaluate(iris), Contains("Trainer::evaluate: parameter 'first.W'"));
 }
 
 TEST_CASE("a BatchNorm frozen in evaluation mode stays frozen through train_epoch and evaluate", "[trainer]") {

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
+
 #include "nn/distributed/data_parallel.hpp"
 #include "world.hpp"
 
@@ -49,6 +51,16 @@ TEST_CASE("DataParallel reports misuse by name", "[distributed][errors]") {
     ddp.begin_step(1, 2);
     REQUIRE_THROWS_WITH(ddp.begin_step(1, 2), Contains("previous step was not finish()ed"));
     ddp.finish();
+}
+
+TEST_CASE("DataParallel refuses a parameter destroyed after it was made, naming it", "[distributed][errors]") {
+    // finish() scaled the destroyed parameter's gradient in freed memory (heap-use-after-free).
+    auto W = std::make_unique<Parameter<double>>(ones(2, 2), "W");
+    Parameter<double> b(ones(2, 1), "b");
+    DataParallel<double> ddp(test_support::world(), {W.get(), &b});
+    W.reset();
+    REQUIRE_THROWS_WITH(ddp.begin_step(1, 3), Contains("DataParallel::begin_step: parameter 'W' was destroyed"));
+    REQUIRE_THROWS_WITH(ddp.broadcast_parameters(), Contains("DataParallel::broadcast_parameters: parameter 'W'"));
 }
 
 TEST_CASE("one rank of one without a launcher", "[distributed]") {
