@@ -124,6 +124,14 @@ template <class T>
 LSTM<T>::LSTM(std::size_t n_in, std::size_t n_hidden, std::size_t layers_, std::uint32_t seed)
     : LSTM(n_in, n_hidden, layers_, as_lvalue(NumpyRandom(seed))) {}
 
+// `layers` is public (as MLP's is): a user who emptied it made front() undefined behaviour
+// (found by an attack), and a sequence pass its input through unchanged.
+template <class T>
+const LSTMCell<T>& LSTM<T>::bottom() const {
+    if (layers.empty()) throw autodiff::Error("LSTM: has no layers (its layers were removed after it was made)");
+    return layers.front();
+}
+
 template <class T>
 std::string LSTM<T>::describe() const {
     return "LSTM(" + std::to_string(n_in()) + ", " + std::to_string(n_hidden()) + ", layers " +
@@ -140,6 +148,7 @@ std::vector<LSTMState<T>> LSTM<T>::zero_state(autodiff::Tape<T>& tape, std::size
 template <class T>
 std::vector<autodiff::Var<T>> LSTM<T>::operator()(const std::vector<autodiff::Var<T>>& xs,
                                                   std::vector<LSTMState<T>>& state) {
+    bottom();  // there are layers
     if (state.size() != layers.size())
         throw autodiff::Error(this->who() + ": the state holds " + std::to_string(state.size()) + " layers' h and c but " +
                               std::to_string(layers.size()) + " are needed (zero_state() makes them)");

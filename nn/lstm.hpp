@@ -77,12 +77,15 @@ public:
     using Module<T>::operator();
     std::vector<LSTMState<T>> zero_state(autodiff::Tape<T>& tape, std::size_t m) const;
 
-    std::size_t n_in() const { return layers.front().n_in(); }
-    std::size_t n_hidden() const { return layers.front().n_hidden(); }
+    std::size_t n_in() const { return bottom().n_in(); }
+    std::size_t n_hidden() const { return bottom().n_hidden(); }
     std::string type() const override { return "LSTM"; }
     std::string describe() const override;  ///< "LSTM(5, 8, layers 2)"
 
     std::deque<LSTMCell<T>> layers;  ///< a deque: modules never move
+
+private:
+    const LSTMCell<T>& bottom() const;  // layer 0; throws, naming the LSTM, if layers was emptied
 };
 
 }  // namespace nn

@@ -224,6 +224,19 @@ TEST_CASE("an LSTM sequence refused part way leaves the state as it was", "[laye
     require_state(fitting);
 }
 
+TEST_CASE("an LSTM whose layers were emptied is refused, naming it", "[layers][lstm][errors]") {
+    // layers is public: emptied, n_in(), n_hidden() and describe() read front() of an empty
+    // deque (undefined behaviour), and a sequence passed its input through unchanged.
+    nn::LSTM<double> lstm(3, 2);
+    autodiff::Tape<double> tape;
+    const Var<double> x = tape.constant(Matrix<double>(xt::ones<double>({3, 4})));
+    lstm.layers.clear();
+    std::vector<nn::LSTMState<double>> state;
+    REQUIRE_THROWS_WITH(lstm.describe(), Contains("LSTM: has no layers"));
+    REQUIRE_THROWS_WITH(lstm.n_in(), Contains("LSTM: has no layers"));
+    REQUIRE_THROWS_WITH(lstm({x}, state), Contains("LSTM: has no layers"));
+}
+
 TEST_CASE("LSTM sizes whose numbers wrap around size_t are refused before anything is drawn", "[layers][lstm][errors]") {
     // 4 x 2^62 gates wrapped around to 0 rows ('parameter W_ih: empty 0x1 matrix'); W_hh's
     // 2^33 x 2^31 numbers, 2^64, would have been counted after W_ih's 64 GiB were drawn.
