@@ -68,13 +68,19 @@ std::string LSTMCell<T>::describe() const {
 }
 
 template <class T>
-void LSTMCell<T>::require_state(const LSTMState<T>& state, std::size_t m) const {
+void LSTMCell<T>::require_state(const LSTMState<T>& state, const autodiff::Var<T>& x) const {
+    const std::size_t m = x.cols();
     const autodiff::Shape want{n_hidden(), m};
-    for (const auto& [part, what] : {std::pair{&state.h, "h"}, std::pair{&state.c, "c"}})
+    for (const auto& [part, what] : {std::pair{&state.h, "h"}, std::pair{&state.c, "c"}}) {
+        // Else the first op to meet both said only "linear: the handle belongs to another tape".
+        if (!part->recorded_on(x.tape("LSTMCell")))
+            throw autodiff::Error(this->who() + ": the state's " + what + " was recorded on another tape than the input" +
+                                  " (zero_state(tape, examples) on the input's tape makes one)");
         if (part->shape() != want)
             throw autodiff::Error(this->who() + ": the state's " + what + " is " + autodiff::to_string(part->shape()) +
                                   " but the input has " + std::to_string(m) + " examples: it must be " +
                                   autodiff::to_string(want) + " (n_hidden x examples)");
+    }
 }
 
 // The weights as a user may have assigned them (from PyTorch): a W_hh of 32x4 in a cell of
@@ -93,7 +99,7 @@ template <class T>
 LSTMState<T> LSTMCell<T>::operator()(const autodiff::Var<T>& x, const LSTMState<T>& state) {
     require_weights();
     require_rows(*this, x, n_in());
-    require_state(state, x.cols());
+    require_state(state, x);
     autodiff::Tape<T>& tape = x.tape();
     const autodiff::Var<T> gates = autodiff::linear(tape.parameter(W_ih), x, tape.parameter(b_ih)) +
                                    autodiff::linear(tape.parameter(W_hh), state.h, tape.parameter(b_hh));

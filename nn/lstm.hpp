@@ -57,7 +57,7 @@ private:
     // The sizes checked, then the four drawn: before any parameter is made.
     static Initial initial(std::size_t n_in, std::size_t n_hidden, NumpyRandom& rng);
     explicit LSTMCell(Initial p);
-    void require_state(const LSTMState<T>& state, std::size_t m) const;
+    void require_state(const LSTMState<T>& state, const autodiff::Var<T>& x) const;
     void require_weights() const;
 };
 

@@ -224,6 +224,16 @@ TEST_CASE("an LSTM sequence refused part way leaves the state as it was", "[laye
     require_state(fitting);
 }
 
+TEST_CASE("an LSTM state recorded on another tape than the input is refused, naming the layer", "[layers][lstm][errors]") {
+    // The first op to meet both said only "linear: the handle belongs to another tape".
+    nn::LSTM<double> lstm(3, 2, 2);
+    autodiff::Tape<double> tape, other;
+    const Var<double> x = tape.constant(Matrix<double>(xt::ones<double>({3, 4})));
+    std::vector<nn::LSTMState<double>> state = lstm.zero_state(tape, 4);
+    state[1].c = lstm.layers[1].zero_state(other, 4).c;
+    REQUIRE_THROWS_WITH(lstm({x}, state), Contains("layer1") && Contains("the state's c was recorded on another tape than the input"));
+}
+
 TEST_CASE("an LSTM whose layers were emptied is refused, naming it", "[layers][lstm][errors]") {
     // layers is public: emptied, n_in(), n_hidden() and describe() read front() of an empty
     // deque (undefined behaviour), and a sequence passed its input through unchanged.
