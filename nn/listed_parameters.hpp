@@ -5,6 +5,7 @@
 /// from since is refused by name instead of read in freed memory, as the optimizers and the
 /// Module refuse theirs.
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -17,26 +18,37 @@ namespace nn {
 template <class T>
 class ListedParameters {
 public:
+    static constexpr std::size_t none = static_cast<std::size_t>(-1);
     /// A null pointer is left out: the holder refuses it itself.
     explicit ListedParameters(const std::vector<autodiff::Parameter<T>*>& parameters) {
         for (const autodiff::Parameter<T>* p : parameters)
-            if (p != nullptr) listed_.push_back({autodiff::ParameterIdentity<T>(*p), p->name});
+            if (p != nullptr) identities_.emplace_back(*p), names_.push_back(p->name);
     }
+    std::size_t size() const { return identities_.size(); }
+    /// The first parameter destroyed or moved from since it was listed, or `none`. The loop
+    /// alone, no message: an optimizer asks it of every parameter at every step, and with the
+    /// message's code beside it the loop reloaded its bounds every parameter (230
+    /// instructions an S step).
+    std::size_t first_gone() const {
+        const autodiff::ParameterIdentity<T>* identity = identities_.data();
+        for (std::size_t i = 0, n = identities_.size(); i < n; ++i)
+            if (!identity[i].alive()) return i;
+        return none;
+    }
+    /// Its name as it was when listed.
+    const std::string& name(std::size_t i) const { return names_[i]; }
     /// Throws autodiff::Error unless every parameter listed lives still: "<who>: parameter '<name>'
     /// was destroyed or moved from after <holder> was made; <advice>".
     void require_alive(const char* who, const char* holder, const char* advice) const {
-        for (const Listed& p : listed_)
-            if (!p.identity.alive())
-                throw autodiff::Error(std::string(who) + ": parameter '" + p.name +
-                                      "' was destroyed or moved from after " + holder + " was made; " + advice);
+        const std::size_t gone = first_gone();
+        if (gone != none)
+            throw autodiff::Error(std::string(who) + ": parameter '" + names_[gone] + "' was destroyed or moved from after " +
+                                  holder + " was made; " + advice);
     }
 
 private:
-    struct Listed {
-        autodiff::ParameterIdentity<T> identity;
-        std::string name;  // as it was when listed
-    };
-    std::vector<Listed> listed_;
+    std::vector<autodiff::ParameterIdentity<T>> identities_;
+    std::vector<std::string> names_;
 };
 
 }  // namespace nn

@@ -202,7 +202,7 @@ bool sgd_update(std::size_t n, T* w, T* g, T rate, T decay, bool fused) {
 
 template <class T>
 Optimizer<T>::Optimizer(std::vector<Parameter<T>*> parameters, T learning_rate)
-    : parameters_(std::move(parameters)), learning_rate_(learning_rate) {
+    : parameters_(std::move(parameters)), learning_rate_(learning_rate), listed_(parameters_) {
     // Every step and every state array dereferences each entry. (name() is not callable yet:
     // the derived optimizer is not constructed.)
     for (std::size_t i = 0; i < parameters_.size(); ++i)
@@ -210,21 +210,18 @@ Optimizer<T>::Optimizer(std::vector<Parameter<T>*> parameters, T learning_rate)
             throw autodiff::Error("optimizer: parameter " + std::to_string(i) + " of " +
                                   std::to_string(parameters_.size()) + " is a null pointer");
     distinct_ = std::set<const Parameter<T>*>(parameters_.begin(), parameters_.end()).size() == parameters_.size();
-    for (const Parameter<T>* p : parameters_) identities_.emplace_back(*p);
 }
 
-// The loop apart from the message (built by a cold function): with the message's code in the
-// same function the loop reloaded its bounds every parameter (230 instructions an S step).
+// The message is built by a cold function (ListedParameters::first_gone says why).
 template <class T>
 void Optimizer<T>::require_parameters_alive() const {
-    const autodiff::ParameterIdentity<T>* identity = identities_.data();
-    for (std::size_t i = 0, n = identities_.size(); i < n; ++i)
-        if (!identity[i].alive()) reject_dead_parameter(i);
+    const std::size_t gone = listed_.first_gone();
+    if (gone != ListedParameters<T>::none) reject_dead_parameter(gone);
 }
 
 template <class T>
 void Optimizer<T>::reject_dead_parameter(std::size_t i) const {
-    throw autodiff::Error(name() + ": parameter " + std::to_string(i) + " of " + std::to_string(identities_.size()) +
+    throw autodiff::Error(name() + ": parameter " + std::to_string(i) + " of " + std::to_string(listed_.size()) +
                           " was destroyed or moved from after the optimizer was made; the parameters must "
                           "outlive the optimizer and stay where they are");
 }

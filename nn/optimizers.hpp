@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "autodiff/tape.hpp"
+#include "nn/listed_parameters.hpp"
 
 namespace nn {
 
@@ -61,7 +62,7 @@ protected:
 
 private:
     bool distinct_;  // no parameter listed twice
-    std::vector<autodiff::ParameterIdentity<T>> identities_;  // of parameters_[i]
+    ListedParameters<T> listed_;  // parameters_, asked whether each still lives
     [[noreturn, gnu::cold, gnu::noinline]] void reject_dead_parameter(std::size_t i) const;
 };
 
