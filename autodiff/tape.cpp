@@ -570,12 +570,15 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
     // Recording order is a topological order: walking it backwards visits every entry
     // after all the entries that consume it.
     // Only a tape far larger than the cache waits for its entries (a recurrent model's); an
-    // MLP's dozen entries stay cached from the forward pass.
+    // MLP's dozen entries stay cached from the forward pass. Not a Replay's flat steps: their
+    // plan is read in order, which the hardware prefetcher follows, and asking for their
+    // buffers too made a replayed recurrent gradient slower (2 x 1024: 0.99-1.05 -> 1.13-1.22
+    // of the hand-written one, bench/README.md).
     constexpr std::size_t kLongTape = 1024;
     const bool prefetch = output.index_ >= kLongTape;
     std::size_t unresolved = plan ? plan->leaf_grads.size() : 0;  // resolved as the sweep reaches their steps
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
-        if (prefetch) plan ? prefetch_for_flat_sweep(*plan, i) : prefetch_for_sweep(i);
+        if (prefetch && !plan) prefetch_for_sweep(i);
         // Only later entries add to a leaf: reaching it, its gradient is whole.
         if (hooked && next_final < final_leaves_.size() && final_leaves_[next_final].second == i)
             ready_hook_(ready_context_, *nodes_[final_leaves_[next_final++].second].parameter);
@@ -608,8 +611,11 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
 
 namespace {
 // The first lines of a buffer: a small value whole; of a large one, the start (the hardware
-// prefetcher follows a sequential read from there).
-void prefetch_lines(const void* p, std::size_t bytes) {
+// prefetcher follows a sequential read from there). Always inline, as the functions that call
+// it: a prefetch is no side effect to GCC's interprocedural analysis (-fipa-modref), which
+// found such a function free of effects and deleted every call to it, so that no sweep
+// prefetched anything (found by disassembling the sweep; tests/autodiff/sweep_prefetches.sh).
+[[gnu::always_inline]] inline void prefetch_lines(const void* p, std::size_t bytes) {
     constexpr std::size_t kMaxBytes = 256;
     const char* c = static_cast<const char*>(p);
     for (std::size_t k = 0; k < std::min(bytes, kMaxBytes); k += 64) __builtin_prefetch(c + k);
@@ -627,35 +633,6 @@ void Tape<T>::prefetch_for_sweep(std::size_t i) const {
     if (i >= kFar) prefetch_lines(&nodes_[i - kFar], sizeof(Node<T>));
     if (i >= kNear) prefetch_input_entries(nodes_[i - kNear]);
     if (i >= kBuffers) prefetch_buffers(nodes_[i - kBuffers]);
-}
-
-// A flat step reads its buffers through the plan and of its inputs' entries only their
-// gradient flags: the first line of each.
-template <class T>
-void Tape<T>::prefetch_for_flat_sweep(const FlatPlan<T>& plan, std::size_t i) const {
-    constexpr std::size_t kFar = 8, kNear = 4, kBuffers = 2;
-    if (i >= kFar) prefetch_lines(&nodes_[i - kFar], 64);
-    if (i >= kNear) {
-        const std::int32_t f = plan.step_of[i - kNear];
-        if (f == FlatPlan<T>::run_by_entry) {
-            prefetch_input_entries(nodes_[i - kNear]);
-        } else if (f >= 0) {
-            const FlatStep<T>& step = plan.steps[f];
-            for (std::uint32_t k = 0; k < step.arity; ++k) prefetch_lines(&nodes_[step.input[k]], 64);
-        }
-    }
-    if (i >= kBuffers) {
-        const std::int32_t f = plan.step_of[i - kBuffers];
-        if (f == FlatPlan<T>::fused_away) return;
-        if (f < 0) return prefetch_buffers(nodes_[i - kBuffers]);
-        const FlatStep<T>& step = plan.steps[f];
-        const std::size_t bytes = step.n * sizeof(T);
-        prefetch_lines(step.gy, bytes);
-        for (std::uint32_t k = 0; k < step.arity; ++k) {
-            prefetch_lines(step.x[k], bytes);
-            if (step.gx[k] != nullptr) prefetch_lines(step.gx[k], bytes);
-        }
-    }
 }
 
 template <class T>

@@ -732,10 +732,9 @@ private:
     void sweep(const Var<T>& output, FlatPlan<T>* plan);
     void resolve_leaf_grad(FlatStep<T>& step, std::uint32_t side, std::uint32_t leaf);  // where a leaf's gradient is now
     void point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, const bool* overwrite);
-    void prefetch_for_sweep(std::size_t i) const;  // the entries and buffers entry i's backward will read
-    void prefetch_for_flat_sweep(const FlatPlan<T>& plan, std::size_t i) const;  // the same for a flat plan
-    void prefetch_input_entries(const Node<T>& n) const;
-    void prefetch_buffers(const Node<T>& n) const;  // its gradient, its inputs' values and gradients
+    [[gnu::always_inline]] inline void prefetch_for_sweep(std::size_t i) const;  // the entries and buffers entry i's backward will read
+    [[gnu::always_inline]] inline void prefetch_input_entries(const Node<T>& n) const;
+    [[gnu::always_inline]] inline void prefetch_buffers(const Node<T>& n) const;  // its gradient, its inputs' values and gradients
     // Whether the first contribution to entry `index`'s gradient is written (else added: a
     // parameter's, which accumulates across sweeps), and marks it started: grad_of's
     // decision, shared with a Replay's flat steps.
