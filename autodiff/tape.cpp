@@ -190,6 +190,61 @@ void Tape<T>::reject_concurrent_use(const char* op) {
                 "it lives; give each thread its own Tape and its own model copy)");
 }
 
+// Settings are not on any hot path: each takes the tape as an op does (ExclusiveUse).
+template <class T>
+void Tape<T>::set_memory_limit(std::size_t bytes) {
+    ExclusiveUse one_thread(*this, "Tape::set_memory_limit");
+    memory_limit_ = bytes;
+}
+
+template <class T>
+void Tape<T>::set_detect_anomaly(bool on) {
+    ExclusiveUse one_thread(*this, "Tape::set_detect_anomaly");
+    detect_anomaly_ = on;
+}
+
+template <class T>
+void Tape<T>::set_accumulate_into_parameters(bool on) {
+    ExclusiveUse one_thread(*this, "Tape::set_accumulate_into_parameters");
+    accumulate_into_parameters_ = on;
+}
+
+template <class T>
+void Tape<T>::set_grad_enabled(bool on) {
+    ExclusiveUse one_thread(*this, "Tape::set_grad_enabled");
+    grad_enabled_ = on;
+}
+
+template <class T>
+void Tape<T>::set_gradient_ready_hook(GradientReadyFn<T> ready, void* context, HookOwner owner) {
+    ExclusiveUse one_thread(*this, "Tape::set_gradient_ready_hook");
+    ready_hook_ = ready;
+    ready_context_ = context;
+    ready_owner_ = owner;
+}
+
+// value_and_grad turns accumulation off for its call and puts it back in a destructor when the
+// call throws; set_accumulate_into_parameters could throw there, ending the program. Held by
+// this thread (a NoGrad scope of the caller's) or free, the tape is set as the setter would.
+// Otherwise it is left as it is: busy without this thread holding it means another thread uses
+// it, or this thread's own sweep or recording that value_and_grad was called from inside (a
+// hook's); writing would race with that thread, or change that sweep's setting half way. The
+// exception being thrown is then, nearly always, the refusal of value_and_grad's own use of
+// the tape (its reset() or a recording), which already names the misuse; value_and_grad's
+// normal end restores with the setter, which throws. So no destructor throws, and none writes
+// a setting another thread is reading.
+template <class T>
+bool Tape<T>::try_restore_accumulation(bool on) noexcept {
+    if (held_by_this_thread()) {
+        accumulate_into_parameters_ = on;
+        return true;
+    }
+    if (busy_.exchange(true, std::memory_order_acquire)) return false;
+    accumulate_into_parameters_ = on;
+    unlock();
+    return true;
+}
+
 template <class T>
 void Tape<T>::reject_value_shape(const Node<T>& n, Shape declared) {
     throw Error(std::string(n.op) + ": its forward left a " + to_string(shape_of(n.value)) + " value, but it was recorded as " +

@@ -5,10 +5,12 @@
 // Memory: the tape owns every recorded value and gradient. reset() keeps the buffers, so
 // recording the same computation again with the same shapes allocates nothing.
 // A Var is a small handle (tape, index, generation); one used after reset() throws.
-// One Tape belongs to one thread at a time: a second thread recording, sweeping or
-// resetting it while the first does throws (tape_guards.hpp). A NoGrad scope holds its tape
-// for the thread that made it, as PyTorch's no_grad is a thread's own: while it lives,
-// another thread's use throws too, and the scope's own ops skip the per-op exclusion.
+// One Tape belongs to one thread at a time: a second thread recording, sweeping, resetting
+// it or changing a setting (the set_ calls) while the first does throws (Tape::ExclusiveUse),
+// as does a setting changed from inside the tape's own sweep (a gradient-ready hook's). A
+// NoGrad scope holds its tape for the thread that made it, as PyTorch's no_grad is a
+// thread's own: while it lives, another thread's use throws too, and the scope's own ops
+// skip the per-op exclusion.
 //
 // Under NoGrad nothing is swept, so an entry no handle refers to any more is never read
 // again: handles of entries recorded under NoGrad count their copies, and the tape reuses
@@ -111,6 +113,10 @@ namespace ops {
 template <class T>
 class HeldTape;  // autodiff/ops/checks.hpp
 }
+namespace detail {
+template <class T>
+class AccumulationRestore;  // autodiff/value_and_grad.hpp
+}
 template <class T>
 struct FlatStep;
 template <class T>
@@ -129,7 +135,9 @@ using ForwardFn = void (*)(Tape<T>&, Node<T>&);
 /// Called by backward() as soon as a parameter's gradient is final: the reverse sweep has
 /// passed every entry that could add to it (for a parameter recorded several times, its
 /// earliest leaf). Lets data-parallel training start reducing a gradient while the sweep
-/// goes on. A plain function and a context pointer: no allocation, no std::function.
+/// goes on. A plain function and a context pointer: no allocation, no std::function. It runs
+/// inside the sweep, which holds the tape: a call it makes on that tape (a setter included)
+/// throws, as an op's backward's does.
 template <class T>
 using GradientReadyFn = void (*)(void* context, Parameter<T>& parameter);
 
@@ -486,21 +494,26 @@ public:
     /// Bytes of values the tape holds for its live entries (parameters are not copied: 0).
     std::size_t recorded_bytes() const { return recorded_bytes_; }
 
+    // The settings below are read by recordings and sweeps, so each setter takes the tape as
+    // an op does: called while another thread uses the tape, or from inside the tape's own
+    // recording or sweep (a gradient-ready hook, an op's forward or backward), it throws,
+    // naming itself, and changes nothing. The getters do not (a plain read).
+
     /// Recording past this many bytes of values and entries (sizeof(Node) each, which a loop
     /// of 1x1 ops fills faster than values) throws, naming the likely cause (a loop that
     /// never calls reset()); 0 means no limit. Default: default_memory_limit.
-    void set_memory_limit(std::size_t bytes) { memory_limit_ = bytes; }
+    void set_memory_limit(std::size_t bytes);
     std::size_t memory_limit() const { return memory_limit_; }
     static constexpr std::size_t default_memory_limit = std::size_t(1) << 30;  // 1 GiB
 
     // Off by default: then no op looks at its values. On: the first non-finite forward
     // value or backward gradient throws AnomalyError naming the op and its place.
-    void set_detect_anomaly(bool on) { detect_anomaly_ = on; }
+    void set_detect_anomaly(bool on);
     bool detect_anomaly() const { return detect_anomaly_; }
 
     // false: parameter gradients stay on the tape (value_and_grad) instead of accumulating
     // into Parameter::grad.
-    void set_accumulate_into_parameters(bool on) { accumulate_into_parameters_ = on; }
+    void set_accumulate_into_parameters(bool on);
     bool accumulate_into_parameters() const { return accumulate_into_parameters_; }
     // p's gradient as of the last sweep, summed over every place p was recorded. With
     // accumulation into parameters on (the default) that is p.grad itself, which also holds
@@ -508,7 +521,7 @@ public:
     Matrix<T> gradient_of(const Parameter<T>& p) const;
 
     bool grad_enabled() const { return grad_enabled_; }
-    void set_grad_enabled(bool on) { grad_enabled_ = on; }
+    void set_grad_enabled(bool on);
 
     /// During every later backward(), calls ready(context, p) once per parameter p recorded
     /// up to the output, in the order their gradients become final (p.grad then holds this
@@ -516,11 +529,7 @@ public:
     /// parameters on (the default): with it off the hook is not called. An `owner` whose
     /// object is destroyed while the hook is set makes every later backward() throw, naming it,
     /// until the hook is removed or replaced.
-    void set_gradient_ready_hook(GradientReadyFn<T> ready, void* context, HookOwner owner = {}) {
-        ready_hook_ = ready;
-        ready_context_ = context;
-        ready_owner_ = owner;
-    }
+    void set_gradient_ready_hook(GradientReadyFn<T> ready, void* context, HookOwner owner = {});
 
     // ---- Recording API: built-in ops and user-defined ops use the same calls. ----
     //
@@ -601,6 +610,7 @@ private:
     friend class Replay<T>;
     friend class NoGrad<T>;
     friend class ops::HeldTape<T>;
+    friend class detail::AccumulationRestore<T>;
     class ExclusiveUse;  // one thread at a time (tape.cpp)
     static constexpr std::uint32_t pinned = 1u << 31;  // refs_ bit: the entry is never reused
     // refs_ bit: the sweep has started the entry's gradient (its first contribution is in).
@@ -681,6 +691,9 @@ private:
         return &token;
     }
     [[noreturn]] static void reject_concurrent_use(const char* op);
+    // value_and_grad's restore from a destructor (detail::AccumulationRestore): never throws;
+    // false, changing nothing, when the tape is busy and not this thread's (tape.cpp says why).
+    bool try_restore_accumulation(bool on) noexcept;
     const Matrix<T>& parameter_value(const Node<T>& n) const;  // checks the parameter still exists
     [[noreturn]] void reject_parameter(const Node<T>& n) const;
     void check_in_place_unchanged(std::uint32_t index) const;
@@ -823,12 +836,15 @@ template <class T = double>
 class NoGrad {
 public:
     // The hold first: the grad mode is read and changed only by the thread that holds the tape.
+    // Written directly rather than by set_grad_enabled: this thread holds the tape from the
+    // hold to the destructor's end_hold (an outer scope of its own does when held_ is false),
+    // so there is nothing to check, and the destructor cannot throw.
     explicit NoGrad(Tape<T>& tape)
         : tape_(tape), held_(tape.hold_for_this_thread("NoGrad")), previous_(tape.grad_enabled()) {
-        tape.set_grad_enabled(false);
+        tape.grad_enabled_ = false;
     }
     ~NoGrad() {
-        tape_.set_grad_enabled(previous_);
+        tape_.grad_enabled_ = previous_;
         if (held_) tape_.end_hold();
     }
     NoGrad(const NoGrad&) = delete;

@@ -342,3 +342,65 @@ TEST_CASE("where with a matrix mask, refused for its shapes, records nothing", "
     CHECK_THROWS_WITH(autodiff::where(Matrix<double>(xt::ones<double>({3, 3})), a, a), Contains("mask (3x3) does not broadcast"));
     CHECK(tape.size() == 2);
 }
+
+namespace {
+Tape<double>* tape_of_hook = nullptr;
+// A gradient-ready hook that turns anomaly detection on, from inside the sweep calling it.
+void changes_a_setting(void*, Parameter<double>&) { tape_of_hook->set_detect_anomaly(true); }
+// One that calls value_and_grad on the tape it is called from.
+void calls_value_and_grad(void* parameter, Parameter<double>&) {
+    auto& p = *static_cast<Parameter<double>*>(parameter);
+    value_and_grad(*tape_of_hook, [&](Tape<double>& t) { return sum(t.parameter(p)); }, {&p});
+}
+}  // namespace
+
+// A setting changed half way through a sweep would apply to part of it (anomaly detection, or
+// accumulation into the parameters for the later half only): refused, as recording on the
+// tape from inside an op's forward or backward is. No hook of nn/ changes a setting.
+TEST_CASE("a gradient-ready hook that changes a setting of the tape sweeping is refused, naming the setter",
+          "[tape][hook]") {
+    Tape<double> tape;
+    tape_of_hook = &tape;
+    Parameter<double> p(M({{3.0}}), "p");
+    tape.set_gradient_ready_hook(&changes_a_setting, nullptr);
+    CHECK_THROWS_WITH(tape.backward(sum(tape.parameter(p) * tape.parameter(p))),
+                      Contains("Tape::set_detect_anomaly:") && Contains("from inside one of its own recordings or sweeps"));
+    CHECK_FALSE(tape.detect_anomaly());
+    tape.set_gradient_ready_hook(nullptr, nullptr);  // outside a sweep, the setters work
+    tape.set_detect_anomaly(true);
+    CHECK(tape.detect_anomaly());
+}
+
+// value_and_grad puts the accumulation setting back in a destructor; the setter now throws
+// from inside a sweep, and a throw there would end the program (std::terminate).
+TEST_CASE("value_and_grad called from inside a sweep of its tape throws, and leaves accumulation as the sweep has it",
+          "[tape][hook]") {
+    Tape<double> tape;
+    tape_of_hook = &tape;
+    Parameter<double> p(M({{3.0}}), "p");
+    tape.set_gradient_ready_hook(&calls_value_and_grad, &p);
+    CHECK_THROWS_WITH(tape.backward(sum(tape.parameter(p) * tape.parameter(p))),
+                      Contains("reset") && Contains("from inside one of its own recordings or sweeps"));
+    CHECK(tape.accumulate_into_parameters());
+}
+
+TEST_CASE("value_and_grad puts accumulation back however it ends", "[tape]") {
+    Tape<double> tape;
+    Parameter<double> p(M({{3.0}}), "p");
+    const auto square = [&](Tape<double>& t) { return sum(t.parameter(p) * t.parameter(p)); };
+    CHECK(value_and_grad(tape, square, {&p}).grads.at(0)(0, 0) == 6.0);
+    CHECK(tape.accumulate_into_parameters());
+    CHECK_THROWS_WITH(value_and_grad(tape, [](Tape<double>&) -> Var<double> { throw Error("f failed"); }, {&p}),
+                      Contains("f failed"));
+    CHECK(tape.accumulate_into_parameters());
+    tape.set_accumulate_into_parameters(false);  // and off, if the caller had it off
+    CHECK(value_and_grad(tape, square, {&p}).grads.at(0)(0, 0) == 6.0);
+    CHECK_FALSE(tape.accumulate_into_parameters());
+    {
+        NoGrad<double> held(tape);  // the caller's own scope holds the tape: it works as without
+        tape.set_accumulate_into_parameters(true);
+        CHECK_THROWS_WITH(value_and_grad(tape, square, {&p}), Contains("backward"));  // nothing to differentiate
+        CHECK(tape.accumulate_into_parameters());
+    }
+    CHECK(p.grad(0, 0) == 0.0);
+}

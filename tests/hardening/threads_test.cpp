@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "autodiff/autodiff.hpp"
@@ -84,6 +85,53 @@ private:
     std::atomic<bool> inside_{false}, finish_{false};
     std::thread thread_;
 };
+
+// Gradient-ready hooks for the setters' tests: one that counts its calls, one that must
+// never be called (another thread's attempt to put it in place was refused).
+std::atomic<int> stray_hook_calls{0};
+void stray_hook(void*, autodiff::Parameter<double>&) { ++stray_hook_calls; }
+void count_hook(void* calls, autodiff::Parameter<double>&) { ++*static_cast<int*>(calls); }
+
+// Calls each of the tape's setters with a value other than the tape's, and gives what each
+// threw ("" if nothing), after the setter's name.
+std::vector<std::pair<std::string, std::string>> call_every_setter(autodiff::Tape<double>& tape, bool grad_enabled) {
+    std::vector<std::pair<std::string, std::string>> thrown;
+    const auto attempt = [&](const char* setter, auto&& call) {
+        std::string message;
+        try {
+            call();
+        } catch (const autodiff::Error& e) {
+            message = e.what();
+        }
+        thrown.emplace_back(setter, message);
+    };
+    attempt("set_gradient_ready_hook", [&] { tape.set_gradient_ready_hook(&stray_hook, nullptr); });
+    attempt("set_accumulate_into_parameters", [&] { tape.set_accumulate_into_parameters(false); });
+    attempt("set_detect_anomaly", [&] { tape.set_detect_anomaly(true); });
+    attempt("set_memory_limit", [&] { tape.set_memory_limit(1); });
+    attempt("set_grad_enabled", [&] { tape.set_grad_enabled(!grad_enabled); });
+    return thrown;
+}
+
+void check_each_refused(const std::vector<std::pair<std::string, std::string>>& thrown) {
+    REQUIRE(thrown.size() == 5);
+    for (const auto& [setter, message] : thrown) {
+        INFO(setter);
+        CHECK_THAT(message, Catch::Matchers::Contains("Tape::" + setter + ":") && Catch::Matchers::Contains("another thread"));
+    }
+}
+
+// A hook that stays inside the sweep until go: the sweep's thread holds the tape meanwhile.
+struct Gate {
+    std::atomic<bool> inside{false}, go{false};
+    int calls = 0;  // only the sweeping thread writes it; read after join()
+};
+void wait_in_hook(void* context, autodiff::Parameter<double>&) {
+    auto& gate = *static_cast<Gate*>(context);
+    ++gate.calls;
+    gate.inside = true;
+    while (!gate.go) std::this_thread::yield();
+}
 
 }  // namespace
 
@@ -401,4 +449,87 @@ TEST_CASE("a leaf recorded while another thread's NoGrad scopes come and go need
     scopes.join();
     INFO("recorded " << recorded);
     CHECK(without_gradient == 0);
+}
+
+// The setters were not guarded (left open when recording, sweeps and reset were): another
+// thread could swap the gradient-ready hook while backward() called it, or switch a holder's
+// recording back to gradients. Each now throws, naming itself, and changes nothing.
+TEST_CASE("the tape's setters throw, naming themselves, while another thread's NoGrad scope holds the tape",
+          "[hardening][threads]") {
+    autodiff::Tape<double> tape;
+    int calls = 0;
+    tape.set_gradient_ready_hook(&count_hook, &calls);
+    {
+        autodiff::NoGrad<double> held(tape);
+        std::vector<std::pair<std::string, std::string>> thrown;
+        std::thread([&] { thrown = call_every_setter(tape, false); }).join();
+        check_each_refused(thrown);
+        CHECK_FALSE(tape.grad_enabled());  // the holder's, as its scope set it
+        CHECK(tape.accumulate_into_parameters());
+        CHECK_FALSE(tape.detect_anomaly());
+        CHECK(tape.memory_limit() == autodiff::Tape<double>::default_memory_limit);
+        // The scope's own thread may change them (and its end puts grad mode back).
+        tape.set_memory_limit(1 << 20);
+        tape.set_detect_anomaly(true);
+        tape.set_grad_enabled(true);
+        CHECK(autodiff::exp(tape.constant(Matrix<double>{{0.0}})).value()(0, 0) == 1.0);
+        tape.set_detect_anomaly(false);
+    }
+    CHECK(tape.grad_enabled());
+    CHECK(tape.memory_limit() == std::size_t(1) << 20);
+    autodiff::Parameter<double> p(Matrix<double>{{3.0}}, "p");
+    tape.reset();
+    tape.backward(autodiff::mul(tape.parameter(p), tape.parameter(p)));
+    CHECK(p.grad(0, 0) == 6.0);
+    CHECK(calls == 1);  // the hook set before, not the one refused
+    CHECK(stray_hook_calls == 0);
+}
+
+TEST_CASE("the tape's setters throw, naming themselves, while another thread's backward calls the gradient-ready hook",
+          "[hardening][threads]") {
+    autodiff::Tape<double> tape;
+    autodiff::Parameter<double> a(Matrix<double>{{2.0}}, "a"), b(Matrix<double>{{5.0}}, "b");
+    Gate gate;
+    tape.set_gradient_ready_hook(&wait_in_hook, &gate);
+    std::thread sweeping([&] { tape.backward(autodiff::mul(tape.parameter(a), tape.parameter(b))); });
+    while (!gate.inside) std::this_thread::yield();
+    const auto thrown = call_every_setter(tape, true);
+    gate.go = true;
+    sweeping.join();
+    check_each_refused(thrown);
+    CHECK(gate.calls == 2);  // each parameter's gradient, by the hook the sweep began with
+    CHECK(stray_hook_calls == 0);
+    CHECK(a.grad(0, 0) == 5.0);  // into the parameters: accumulation stayed on
+    CHECK(b.grad(0, 0) == 2.0);
+    CHECK(tape.accumulate_into_parameters());
+    CHECK_FALSE(tape.detect_anomaly());
+    CHECK(tape.memory_limit() == autodiff::Tape<double>::default_memory_limit);
+    CHECK(tape.grad_enabled());
+}
+
+// value_and_grad puts accumulation back in a destructor when the call throws, where a setter
+// that throws would end the program: with another thread holding the tape, the call is refused
+// (by reset()) and the tape left as that thread has it.
+TEST_CASE("value_and_grad refused while another thread holds the tape throws, and leaves the setting alone",
+          "[hardening][threads]") {
+    autodiff::Tape<double> tape;
+    autodiff::Parameter<double> p(Matrix<double>{{3.0}}, "p");
+    const auto square = [&](autodiff::Tape<double>& t) { return autodiff::mul(t.parameter(p), t.parameter(p)); };
+    std::string message;
+    {
+        autodiff::NoGrad<double> held(tape);
+        std::thread([&] {
+            try {
+                autodiff::value_and_grad(tape, square, {&p});
+            } catch (const autodiff::Error& e) {
+                message = e.what();
+            }
+        }).join();
+        CHECK(tape.accumulate_into_parameters());
+    }
+    CHECK_THAT(message, Catch::Matchers::Contains("another thread"));
+    const autodiff::ValueAndGrad<double> vg = autodiff::value_and_grad(tape, square, {&p});
+    CHECK(vg.grads.at(0)(0, 0) == 6.0);
+    CHECK(tape.accumulate_into_parameters());
+    CHECK(p.grad(0, 0) == 0.0);
 }
