@@ -193,16 +193,21 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
                                            bool library_code) {
     static_assert(Arity == 1 || Arity == 2, "a flat step has one or two inputs");
     ExclusiveUse one_thread(*this, op);
-    std::array<const Matrix<T>*, Arity> values;
+    std::array<FlatValue, Arity> values;
     bool any_input_needs_grad = false;
     for (std::size_t k = 0; k < Arity; ++k) {
         check(*inputs[k], op);
-        values[k] = &value(inputs[k]->index_);
-        any_input_needs_grad = any_input_needs_grad || (grad_enabled_ && nodes_[inputs[k]->index_].requires_grad);
+        const Node<T>& in = nodes_[inputs[k]->index_];
+        values[k] = flat_value(in);
+        any_input_needs_grad = any_input_needs_grad || (grad_enabled_ && in.requires_grad);
     }
-    const Shape shape = shape_of(*values[0]);
-    if (Arity == 2 && shape_of(*values[Arity - 1]) != shape) return std::nullopt;  // broadcast: record_op's
-    const std::size_t n = values[0]->size();
+    const Shape shape = values[0].shape;
+    if (Arity == 2 && values[Arity - 1].shape != shape) return std::nullopt;  // broadcast: record_op's
+    const std::size_t n = shape.size();
+    // Inline (Node::in_line) only with gradients on: under NoGrad entries are released and
+    // reused by size, which their matrices' capacity says. And only the library's ops, whose
+    // forward, backward and flat kernels know where such a value lives.
+    const bool in_line = library_code && grad_enabled_ && n <= Node<T>::inline_capacity;
     // The inputs' values are in their own entries (or read in place), which push() neither
     // moves nor reuses: a live handle holds each.
     const std::uint32_t index = push(op, n * sizeof(T));
@@ -216,7 +221,13 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
     y.scalar = s;
     try {
         y.set_scalar2(s2);  // may allocate the entry's extras
-        ensure_shape(y.value, shape);
+        if (in_line) {
+            y.flags |= Node<T>::inline_small;
+            y.small.rows = static_cast<std::uint32_t>(shape.rows);
+            y.small.cols = static_cast<std::uint32_t>(shape.cols);
+        } else {
+            ensure_shape(y.value, shape);
+        }
         // Pinned once the entry is recorded, so that one abandoned pins nothing (pinning a
         // parameter's NoGrad entry may allocate).
         if (grad_enabled_)
@@ -226,8 +237,8 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
         throw;
     }
     FlatStep<T> step;
-    for (std::size_t k = 0; k < Arity; ++k) step.x[k] = values[k]->data();
-    step.y = y.value.data();
+    for (std::size_t k = 0; k < Arity; ++k) step.x[k] = values[k].data;
+    step.y = own_value(y);
     step.s = s;
     step.s2 = s2;
     run_flat(step, n, kernel);
@@ -239,24 +250,29 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
 template <class T>
 template <std::size_t Arity>
 inline bool Tape<T>::flat_entry_step(Node<T>& y, FlatStep<T>& step, bool* overwrite) {
-    const std::size_t n = y.value.size();
+    const std::size_t n = own_size(y);
     std::array<Node<T>*, Arity> in;
-    std::array<const Matrix<T>*, Arity> values;
+    std::array<FlatValue, Arity> values;
     for (std::size_t k = 0; k < Arity; ++k) {
         in[k] = &nodes_[y.inputs[k]];
-        values[k] = &value_of(*in[k]);
-        if (values[k]->size() != n) return false;
+        values[k] = flat_value(*in[k]);
+        if (values[k].shape.size() != n) return false;
     }
     for (std::size_t k = 0; k < Arity; ++k) {
-        step.x[k] = values[k]->data();
+        step.x[k] = values[k].data;
         if (!in[k]->requires_grad) continue;
+        if (in[k]->in_line()) {  // an inline input's gradient is beside its value
+            overwrite[k] = claim_gradient(y.inputs[k], false);
+            step.gx[k] = in[k]->inline_grad();
+            continue;
+        }
         overwrite[k] = claim_gradient(y.inputs[k], in[k]->parameter != nullptr);
         Matrix<T>& g = grad_buffer(*in[k]);
-        if (overwrite[k]) ensure_shape(g, shape_of(*values[k]));
+        if (overwrite[k]) ensure_shape(g, values[k].shape);
         step.gx[k] = g.data();
     }
-    step.y = y.value.data();
-    step.gy = y.grad.data();
+    step.y = own_value(y);
+    step.gy = own_grad(y);
     step.s = y.scalar;
     return true;
 }

@@ -328,11 +328,12 @@ void Replay<T>::compact_affine_steps(const std::vector<std::uint32_t>& adds) noe
 // may be another size now, which the run then refuses), and elements counted in 32 bits.
 template <class T>
 bool Replay<T>::flat_shapes(const Node<T>& n) const {
-    if (n.arity > 2 || n.value.size() > UINT32_MAX) return false;
+    const std::size_t size = Tape<T>::own_size(n);
+    if (n.arity > 2 || size > UINT32_MAX) return false;
     for (std::uint8_t k = 0; k < n.arity; ++k) {
         const Node<T>& in = tape_.nodes_[n.inputs[k]];
-        const std::size_t recorded = in.reads_in_place() ? in.leaf().recorded_shape.rows * in.leaf().recorded_shape.cols : in.value.size();
-        if (recorded != n.value.size()) return false;  // broadcast: the entry's own code
+        const std::size_t recorded = in.reads_in_place() ? in.leaf().recorded_shape.size() : Tape<T>::own_size(in);
+        if (recorded != size) return false;  // broadcast: the entry's own code
     }
     return true;
 }
@@ -374,14 +375,16 @@ void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, cons
     const auto at = static_cast<std::uint32_t>(plan_.steps.size());
     step.kernels = kernels;
     step.arity = n.arity;
-    step.n = static_cast<std::uint32_t>(n.value.size());
+    step.n = static_cast<std::uint32_t>(Tape<T>::own_size(n));
     step.s = n.scalar;
     step.s2 = n.scalar2();
-    step.y = n.value.data();
+    step.y = Tape<T>::own_value(n);
+    // An inline gradient (Node::in_line) stays where it is: an entry running its own code adds
+    // to it through Tape::grad_of, which the sweep then adds to the block the step reads.
     if (n.requires_grad) {
-        ensure_shape(n.grad, shape_of(n.value));
-        step.gy = n.grad.data();
-        if (read_by_own_code[index]) step.grads_from_entries |= 4;
+        if (!n.in_line()) ensure_shape(n.grad, shape_of(n.value));
+        step.gy = Tape<T>::own_grad(n);
+        if (read_by_own_code[index] && !n.in_line()) step.grads_from_entries |= 4;
     }
     for (std::uint32_t k = 0; k < n.arity; ++k) {
         const std::uint32_t j = n.inputs[k];
@@ -394,9 +397,11 @@ void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, cons
         else if (runs_own_code)
             plan_.computed_values.push_back({at, k, j});
         else
-            step.x[k] = in.value.data();
+            step.x[k] = Tape<T>::own_value(in);
         if (!n.requires_grad || !in.requires_grad) continue;
-        if (runs_own_code || read_by_own_code[j]) {
+        if (in.in_line()) {
+            step.gx[k] = in.inline_grad();
+        } else if (runs_own_code || read_by_own_code[j]) {
             step.grads_from_entries |= std::uint8_t(1u << k);
         } else if (in.arity == 0) {
             plan_.leaf_grads.push_back({at, k, j});
@@ -412,7 +417,7 @@ void Replay<T>::plan_flat_step(std::uint32_t index, FlatKernels<T> kernels, cons
 template <class T>
 void Replay<T>::reject_moved_buffer(std::uint32_t index, const char* what) const {
     throw Error("Replay: tape entry " + std::to_string(index) + " (" + tape_.nodes_[index].op + ") left a " + what +
-                " of another size than it was recorded with (" + to_string(shape_of(tape_.nodes_[index].value)) +
+                " of another size than it was recorded with (" + to_string(tape_.value_shape(index)) +
                 " now): an op's forward must make the shape it recorded");
 }
 
@@ -496,8 +501,8 @@ void Replay<T>::forward_locked() {
             }
             for (; produced != plan_.computed_values.end() && produced->entry == i; ++produced) {
                 FlatStep<T>& reader = plan_.steps[produced->step];
-                if (n.value.size() != reader.n) reject_moved_buffer(i, "value");
-                repoint(reader.x[produced->side], n.value.data());
+                if (Tape<T>::own_size(n) != reader.n) reject_moved_buffer(i, "value");
+                repoint(reader.x[produced->side], Tape<T>::own_value(n));
             }
         }
         if (tape_.detect_anomaly_) tape_.check_finite_value(i);

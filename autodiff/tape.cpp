@@ -105,7 +105,7 @@ const Matrix<T>& Var<T>::grad() const {
     if (!tape_->gradient_started(index_))
         throw Error(std::string("Var::grad: no gradient for this ") + n.op +
                     " entry (it is a constant, does not lead to the loss, or backward() was not called)");
-    return n.grad;
+    return n.in_line() ? tape_->materialized_grad(n) : n.grad;
 }
 
 // ---- Tape ----
@@ -174,6 +174,62 @@ template <class T>
 const Node<T>& Tape<T>::entry(std::size_t index) const {
     check_index(index, "Tape::entry");
     return nodes_[index];
+}
+
+namespace {
+template <class T>
+const Matrix<T>& copy_into(Matrix<T>& m, const T* from, Shape shape) {
+    ensure_shape(m, shape);
+    std::copy(from, from + shape.size(), m.data());
+    return m;
+}
+}  // namespace
+
+// The entry's matrices are its own to fill (value_of is const: the tape's entries are not).
+template <class T>
+const Matrix<T>& Tape<T>::materialized_value(const Node<T>& n) const {
+    return copy_into(const_cast<Node<T>&>(n).value, n.inline_value(), n.inline_shape());
+}
+
+template <class T>
+const Matrix<T>& Tape<T>::materialized_grad(const Node<T>& n) const {
+    return copy_into(const_cast<Node<T>&>(n).grad, n.inline_grad(), n.inline_shape());
+}
+
+template <class T>
+GradientSink<T> Tape<T>::detour_grad(std::uint32_t index) {
+    Node<T>& in = nodes_[index];
+    for (std::uint32_t d = 0; d < detour_count_; ++d)
+        if (detours_[d].index == index) return {in.grad, false};  // the op's second contribution
+    if (detour_count_ == detours_.size())
+        throw Error(std::string("backward: an op's backward asked Tape::grad_of for more than ") +
+                    std::to_string(detours_.size()) + " entries (an op has at most 3 inputs)");
+    const bool overwrite = claim_gradient(index, false);
+    ensure_shape(in.grad, in.inline_shape());
+    detours_[detour_count_++] = {index, overwrite};
+    return {in.grad, true};
+}
+
+// A user's backward may have replaced the matrix it was given: refused, as a flat step's
+// reader refuses a gradient of another size (the block holds exactly the entry's elements).
+template <class T>
+void Tape<T>::merge_detours() {
+    const std::uint32_t count = detour_count_;
+    detour_count_ = 0;
+    for (std::uint32_t d = 0; d < count; ++d) {
+        Node<T>& in = nodes_[detours_[d].index];
+        const std::size_t n = in.inline_size();
+        if (shape_of(in.grad) != in.inline_shape())
+            throw Error("backward: the gradient of tape entry " + std::to_string(detours_[d].index) + " (" + in.op +
+                        ") was left " + to_string(shape_of(in.grad)) + " but the entry is " + to_string(in.inline_shape()) +
+                        ": an op replaced it instead of adding to it (write gradients through Tape::grad_of)");
+        const T* from = in.grad.data();
+        T* to = in.inline_grad();
+        if (detours_[d].overwrite)
+            std::copy(from, from + n, to);
+        else
+            for (std::size_t k = 0; k < n; ++k) to[k] += from[k];
+    }
 }
 
 template <class T>
@@ -523,6 +579,8 @@ GradientSink<T> Tape<T>::start_backward(const Var<T>& output, bool in_place_rere
         }
         if (detect_anomaly_) check_finite_accumulated_grad(i);
     }
+    detour_count_ = 0;  // left by a backward that threw in an earlier sweep
+    if (out.in_line()) return detour_grad(output.index_);  // added to its block as the sweep starts
     const bool overwrite = !(out.parameter && accumulate_into_parameters_);
     Matrix<T>& g = grad_buffer(out);
     if (overwrite) ensure_shape(g, shape_of(value(output.index_)));
@@ -632,6 +690,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
     constexpr std::size_t kLongTape = 1024;
     const bool prefetch = output.index_ >= kLongTape;
     std::size_t unresolved = plan ? plan->leaf_grads.size() : 0;  // resolved as the sweep reaches their steps
+    merge_detours();  // the seed, if the output's value is inline
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
         if (prefetch && !plan) prefetch_for_sweep(i);
         // Only later entries add to a leaf: reaching it, its gradient is whole.
@@ -659,6 +718,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
             if (n.backward == nullptr) continue;
             n.backward(*this, n);
             if (!(n.flags & Node<T>::library_code)) check_after_users_backward(n, static_cast<std::uint32_t>(i), plan);
+            if (detour_count_ != 0) merge_detours();
         }
         if (detect_anomaly_) check_finite_input_grads(nodes_[i], static_cast<std::uint32_t>(i));
     }
@@ -682,25 +742,36 @@ namespace {
 // entry by entry (half the time of a mul's backward went to two loads). Requested ahead,
 // in stages, so that each stage reads only lines an earlier one brought in: the entry
 // itself (kFar entries ahead), then its inputs' entries (kNear), then the buffers of both.
+//
+// An entry's first line and its inline block are what a swept entry whose value is inline
+// reads (Node::in_line): both are asked for at once. The matrices' lines of one that is not
+// are asked for once its first line (its flags) is in.
 template <class T>
 void Tape<T>::prefetch_for_sweep(std::size_t i) const {
     constexpr std::size_t kFar = 8, kNear = 4, kBuffers = 2;
-    if (i >= kFar) prefetch_lines(&nodes_[i - kFar], sizeof(Node<T>));
-    if (i >= kNear) prefetch_input_entries(nodes_[i - kNear]);
+    if (i >= kFar) prefetch_entry(nodes_[i - kFar]);
+    if (i >= kNear) {
+        const Node<T>& n = nodes_[i - kNear];
+        if (!n.in_line()) prefetch_lines(&n.value, 2 * sizeof(Matrix<T>));
+        for (std::uint8_t k = 0; k < n.arity; ++k)  // those the first stage has not asked for
+            if (n.inputs[k] + (kFar - kNear) < i - kNear) prefetch_entry(nodes_[n.inputs[k]]);
+    }
     if (i >= kBuffers) prefetch_buffers(nodes_[i - kBuffers]);
 }
 
 template <class T>
-void Tape<T>::prefetch_input_entries(const Node<T>& n) const {
-    for (std::uint8_t k = 0; k < n.arity; ++k) prefetch_lines(&nodes_[n.inputs[k]], sizeof(Node<T>));
+void Tape<T>::prefetch_entry(const Node<T>& n) const {
+    prefetch_lines(&n, 64);
+    prefetch_lines(&n.small, sizeof(n.small));
 }
 
 template <class T>
 void Tape<T>::prefetch_buffers(const Node<T>& n) const {
     if (n.backward == nullptr) return;
-    prefetch_lines(n.grad.data(), n.grad.size() * sizeof(T));
+    if (!n.in_line()) prefetch_lines(n.grad.data(), n.grad.size() * sizeof(T));
     for (std::uint8_t k = 0; k < n.arity; ++k) {
         const Node<T>& in = nodes_[n.inputs[k]];
+        if (in.in_line()) continue;  // with its entry
         prefetch_lines(in.value.data(), in.value.size() * sizeof(T));
         prefetch_lines(in.grad.data(), in.grad.size() * sizeof(T));
     }
@@ -740,6 +811,7 @@ void Tape<T>::check_input_grads_kept(const Node<T>& n, std::uint32_t index) cons
         const std::uint32_t j = n.inputs[k];
         if (!(refs_[j] & started)) continue;
         const Node<T>& in = nodes_[j];
+        if (in.in_line()) continue;  // given a matrix of its own by grad_of: merge_detours checks it
         const Matrix<T>& g = grad_buffer(in);
         if (shape_of(g) == shape_of(value_of(in))) continue;
         throw Error(std::string(n.op) + " (tape entry " + std::to_string(index) + "): its backward left input " +
@@ -774,12 +846,12 @@ void Tape<T>::point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, con
 template <class T>
 void Tape<T>::copy_owned_buffers_back(const FlatStep<T>& step, std::uint32_t index) {
     Node<T>& n = nodes_[index];
-    if (n.replay_owned & Node<T>::replay_value) std::copy(step.y, step.y + step.n, n.value.data());
+    if (n.replay_owned & Node<T>::replay_value) std::copy(step.y, step.y + step.n, own_value(n));
     for (std::uint32_t k = 0; k < step.arity; ++k) {
         Node<T>& in = nodes_[step.input[k]];
         if (!(in.replay_owned & Node<T>::replay_grad) || step.gx[k] == nullptr) continue;
-        ensure_shape(in.grad, shape_of(in.value));
-        std::copy(step.gx[k], step.gx[k] + step.n, in.grad.data());
+        if (!in.in_line()) ensure_shape(in.grad, shape_of(in.value));
+        std::copy(step.gx[k], step.gx[k] + step.n, own_grad(in));
     }
 }
 
@@ -920,7 +992,7 @@ void Tape<T>::check_finite_input_grads(const Node<T>& n, std::uint32_t index) co
     for (int i = 0; i < n.arity; ++i) {
         const Node<T>& in = nodes_[n.inputs[i]];
         if (!in.requires_grad) continue;
-        const Matrix<T>& g = grad_buffer(in);
+        const Matrix<T>& g = in.in_line() ? materialized_grad(in) : grad_buffer(in);
         const std::string where = first_non_finite(g);
         if (!where.empty())
             throw AnomalyError("anomaly: the backward of " + std::string(n.op) + " (tape entry " +

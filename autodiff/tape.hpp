@@ -180,14 +180,24 @@ struct NodeExtras {
     std::uint64_t parameter_version = 0;    // Parameter::version() when recorded: backward checks it
 };
 
-// The fields every recording and every sweep touch come first, so that they share the
-// entry's first cache lines; an op reaches the rest (saved(), work(), ...) through extras.
-// Laid out for a recurrent model's tape, far larger than the cache, where each line of an
-// entry is a miss: four lines, aligned to a line (what only leaves and a few ops keep is in
-// extras), with the matrices placed so that what a recording and a sweep read of them
-// (value's and grad's shape and data pointer: the first 16 and the last 16 of xtensor's 96
-// bytes) falls into 3 of the lines, the flags and function pointers into the first: the
-// second line holds only the middle of value (its strides), which neither reads.
+// The fields every recording and every sweep touch come first, in the entry's first cache
+// line (its flags, inputs, functions, constant and extras pointer), so that an entry whose
+// value lives inline (below) is recorded and swept reading that line and its inline block
+// alone: a recurrent model's tape is far larger than the cache, and each line is a miss.
+// Aligned to a line. What only leaves and a few ops keep is in extras.
+//
+// Small values inline: an elementwise entry of the library's own ops (add, mul, the unary
+// rules, recorded by Tape::record_flat with gradients on) whose value has at most
+// inline_capacity elements keeps its value and its gradient side by side in `small`, in the
+// entry, not in `value` and `grad`: no allocation, and the sweep reads one block in recording
+// order instead of two buffers somewhere on the heap (a 14x1 LSTM gate: bench/README.md).
+// Tape::value(), Var::value() and Var::grad() still give a Matrix: a copy made into `value`
+// (`grad`) when asked for, as Tape::input() gives one to an op that reads the entry as a
+// matrix; an op's gradient for such an entry goes through `grad` and is added to the block
+// after that op's backward (Tape::grad_of). So, for such an entry (in_line()), `value` and
+// `grad` are not the entry's: read Tape::value(index), as to_dot does. Reading one as a matrix
+// writes that copy: a Var::value() on another thread while this one uses the tape, outside the
+// one-thread rule, may race on it, where it read only before.
 template <class T>
 struct alignas(64) Node {
     std::array<std::uint32_t, 3> inputs{};
@@ -198,9 +208,9 @@ struct alignas(64) Node {
     // or constant_ref's), not from `value`; library_code: its forward and backward are the
     // library's own ops, which touch nothing but their entry and what it reads and adds to
     // (a user's record_op forward may do anything: a Replay checks the parameters again after it);
-    // caller_copy: see holds_caller_copy().
+    // caller_copy: see holds_caller_copy(); inline_small: see in_line().
     std::uint8_t flags = 0;
-    static constexpr std::uint8_t under_nograd = 1, in_place = 2, library_code = 4, caller_copy = 8;
+    static constexpr std::uint8_t under_nograd = 1, in_place = 2, library_code = 4, caller_copy = 8, inline_small = 16;
     // Bits replay_value, replay_grad: a Replay keeps this entry's value (gradient) in memory of
     // its own, shared with other entries', so the buffer here goes stale: reading it is refused.
     std::uint8_t replay_owned = 0;
@@ -209,11 +219,30 @@ struct alignas(64) Node {
     Parameter<T>* parameter = nullptr;
     ForwardFn<T> forward = nullptr;   // set by record_op (replayable); null for record()'s lambdas
     const char* op = "";
-    Matrix<T> value;                  // unused for entries read in place
-    Matrix<T> grad;                   // dLoss/dvalue, valid once Tape::gradient_started(its index)
     T scalar{};                       // an op's constant (a scale factor, 1/m, ...)
-    std::unique_ptr<NodeExtras<T>> extras;  // null until an op of the entry asks for one of these:
+    std::unique_ptr<NodeExtras<T>> extras;  // null until an op of the entry asks for one of saved() ... params():
+    // A small value and its gradient, side by side (see above): value at data[0, n), gradient
+    // at data[n, 2n), for n = rows * cols <= inline_capacity (19 doubles, 39 floats). Right
+    // after the first line, so that an inline entry is the first lines of its entry, none
+    // skipped. Five lines, so that the entry is nine: with a stride of a power of two (eight
+    // lines), the first lines of a long tape's entries fell into an eighth of the cache's sets,
+    // and a sweep of 100,000 chained muls took 50 ns an entry instead of 37 (bench/README.md).
+    struct alignas(64) SmallBlock {
+        std::uint32_t rows, cols;
+        T data[(320 - 2 * sizeof(std::uint32_t)) / sizeof(T)];
+    };
+    static constexpr std::size_t inline_capacity = sizeof(SmallBlock::data) / sizeof(T) / 2;
+    SmallBlock small;
+    Matrix<T> value;                  // unused for entries read in place, or inline
+    Matrix<T> grad;                   // dLoss/dvalue, valid once Tape::gradient_started(its index)
 
+    bool in_line() const { return (flags & inline_small) != 0; }
+    std::size_t inline_size() const { return std::size_t(small.rows) * small.cols; }
+    Shape inline_shape() const { return {small.rows, small.cols}; }
+    T* inline_value() { return small.data; }
+    const T* inline_value() const { return small.data; }
+    T* inline_grad() { return small.data + inline_size(); }
+    const T* inline_grad() const { return small.data + inline_size(); }
     bool recorded_under_nograd() const { return (flags & under_nograd) != 0; }
     bool reads_in_place() const { return (flags & in_place) != 0; }
     /// Whether the entry holds a copy, made when it was recorded, of a matrix the caller gave:
@@ -297,7 +326,10 @@ public:
     void emplace_back() {
         if (size_ == chunks_.size() * per_chunk) {
             chunks_.reserve(chunks_.size() + 1);
-            auto chunk = std::make_unique<Node<T>[]>(per_chunk);
+            // Default-initialised: each entry's members are, its inline block is not (a
+            // recording writes what it reads). Value-initialised, every new chunk was zeroed
+            // whole, 144 KB at a time, on a tape's first recording.
+            std::unique_ptr<Node<T>[]> chunk(new Node<T>[per_chunk]);
             if (chunks_.size() == table_capacity_) grow_table();
             table_[chunks_.size()] = chunk.get();
             chunks_.push_back(std::move(chunk));  // reserved: does not throw
@@ -321,6 +353,10 @@ private:
         table_capacity_ = capacity;
     }
 
+    // 256 entries (144 KB): chunks of 128 (72 KB, under glibc's threshold for an mmap of their
+    // own) made a new tape's first recurrent gradient faster (2 x 1024: 13-15 -> 6.5-6.8 ms)
+    // but every replayed one slower (4 x 4096: 1.19 -> 1.34-1.36 of the hand-written one),
+    // bench/README.md.
     static constexpr std::size_t shift = 8, per_chunk = std::size_t(1) << shift, mask = per_chunk - 1;
     std::vector<std::unique_ptr<Node<T>[]>> chunks_;   // owns the entries
     std::vector<std::unique_ptr<Node<T>*[]>> tables_;  // every table made (about as many pointers again as the last)
@@ -362,7 +398,7 @@ public:
     const Matrix<T>& value() const;
     // dLoss/dvalue after backward(); for a parameter leaf, the parameter's accumulated grad.
     const Matrix<T>& grad() const;
-    Shape shape() const { return shape_of(value()); }
+    Shape shape() const;
     std::size_t rows() const { return shape().rows; }
     std::size_t cols() const { return shape().cols; }
     bool requires_grad() const;
@@ -587,11 +623,28 @@ public:
     const Node<T>& entry(std::size_t index) const;
     const Matrix<T>& value(std::uint32_t index) const { return value_of(nodes_[index]); }
     const Matrix<T>& value_of(const Node<T>& n) const {
-        if (!n.reads_in_place()) return n.value;
+        if (!(n.flags & (Node<T>::in_place | Node<T>::inline_small))) return n.value;
+        if (n.in_line()) return materialized_value(n);
         // Not through leaf(), whose guard kept this from being inlined (+2M instructions per
         // recurrent gradient, bench/lstm_misses.sh).
         return n.parameter ? parameter_value(n) : *n.in_place_record().in_place;  // a parameter: checked to exist still
     }
+    // An entry's value as raw elements, without the copy value_of makes of an inline one.
+    struct FlatValue {
+        const T* data;
+        Shape shape;
+    };
+    FlatValue flat_value(const Node<T>& n) const {
+        if (n.in_line()) return {n.inline_value(), n.inline_shape()};
+        const Matrix<T>& m = value_of(n);
+        return {m.data(), shape_of(m)};
+    }
+    Shape value_shape(std::uint32_t index) const { return flat_value(nodes_[index]).shape; }
+    // For an op's own forward and backward: where its entry's value and gradient are (inline
+    // or in its matrices), and how many elements.
+    static T* own_value(Node<T>& y) { return y.in_line() ? y.inline_value() : y.value.data(); }
+    static T* own_grad(Node<T>& y) { return y.in_line() ? y.inline_grad() : y.grad.data(); }
+    static std::size_t own_size(const Node<T>& y) { return y.in_line() ? y.inline_size() : y.value.size(); }
     // For use inside a backward function: the value of the node's i-th input,
     // whether it needs a gradient, and where to put it.
     const Matrix<T>& input(const Node<T>& n, int i) const { return value(n.inputs[check_input(n, i)]); }
@@ -643,7 +696,7 @@ private:
         n.backward = nullptr;
         n.forward = nullptr;
         n.parameter = nullptr;
-        n.flags &= static_cast<std::uint8_t>(~(Node<T>::in_place | Node<T>::caller_copy));
+        n.flags &= static_cast<std::uint8_t>(~(Node<T>::in_place | Node<T>::caller_copy | Node<T>::inline_small));
         n.requires_grad = false;
     }
     void pin(std::uint32_t index) {
@@ -746,7 +799,7 @@ private:
     void resolve_leaf_grad(FlatStep<T>& step, std::uint32_t side, std::uint32_t leaf);  // where a leaf's gradient is now
     void point_at_entries_grads(FlatStep<T>& step, std::uint32_t index, const bool* overwrite);
     [[gnu::always_inline]] inline void prefetch_for_sweep(std::size_t i) const;  // the entries and buffers entry i's backward will read
-    [[gnu::always_inline]] inline void prefetch_input_entries(const Node<T>& n) const;
+    [[gnu::always_inline]] inline void prefetch_entry(const Node<T>& n) const;  // its first line and its inline block
     [[gnu::always_inline]] inline void prefetch_buffers(const Node<T>& n) const;  // its gradient, its inputs' values and gradients
     // Whether the first contribution to entry `index`'s gradient is written (else added: a
     // parameter's, which accumulates across sweeps), and marks it started: grad_of's
@@ -786,6 +839,22 @@ private:
         return const_cast<Matrix<T>&>(static_cast<const Tape&>(*this).grad_buffer(static_cast<const Node<T>&>(n)));
     }
     void find_final_leaves(std::uint32_t output);  // fills final_leaves_ for the hook
+    // An inline entry (Node::in_line) read as a matrix: its value (gradient) copied into the
+    // entry's `value` (`grad`), which is otherwise unused. Out of line: value_of's cold branch.
+    [[gnu::noinline]] const Matrix<T>& materialized_value(const Node<T>& n) const;
+    const Matrix<T>& materialized_grad(const Node<T>& n) const;
+    // grad_of for an inline input: the op adds into the entry's `grad` (started afresh by the
+    // op's first call for that input), which merge_detours() then adds to the entry's block,
+    // as the gradient claimed here says (written or added to). Done by the sweep after each
+    // backward that is an entry's own code, and at its start (the seed of an inline output).
+    [[gnu::noinline]] GradientSink<T> detour_grad(std::uint32_t index);
+    void merge_detours();
+    struct Detour {
+        std::uint32_t index;
+        bool overwrite;
+    };
+    std::array<Detour, 3> detours_{};  // an op has at most 3 inputs
+    std::uint32_t detour_count_ = 0;
 
     // Recording never moves existing entries: references to values stay valid.
     // nodes_[size_..] are spare entries whose buffers are kept for the next recording.
@@ -872,6 +941,15 @@ const Matrix<T>& Var<T>::value() const {
     if (tape_->nodes_[index_].replay_owned & Node<T>::replay_value)
         tape_->reject_replay_owned(index_, "Var::value", "value");
     return tape_->value(index_);
+}
+
+// Without the copy value() makes of an inline value (Node::in_line): shapes are asked per op.
+template <class T>
+Shape Var<T>::shape() const {
+    require_live("Var::shape");
+    if (tape_->nodes_[index_].replay_owned & Node<T>::replay_value)
+        tape_->reject_replay_owned(index_, "Var::shape", "value");
+    return tape_->value_shape(index_);
 }
 
 // Held for the length of every call that changes the tape (record, leaves, backward,
@@ -1003,6 +1081,15 @@ std::uint32_t Tape<T>::push(const char* op, std::size_t value_bytes) {
     if (!last_push_reused_) {
         if (size_ == nodes_.size()) add_entry();
         index = static_cast<std::uint32_t>(size_++);
+        // A tape recorded again writes entries the cache lost long ago (a recurrent model's):
+        // the lines a recording writes, eight entries ahead (its first line, and the inline
+        // block's first two: a 14x1 value). 100,000 chained muls: 46 -> 35 ns an entry.
+        if (index + 8 < nodes_.size()) {
+            const Node<T>& ahead = nodes_[index + 8];
+            __builtin_prefetch(&ahead, 1);
+            __builtin_prefetch(&ahead.small, 1);
+            __builtin_prefetch(reinterpret_cast<const char*>(&ahead.small) + 64, 1);
+        }
     }
     refs_[index] = grad_enabled_ ? pinned : 0;
     Node<T>& n = nodes_[index];
@@ -1039,6 +1126,7 @@ template <class T>
 inline GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
     const std::uint32_t index = n.inputs[check_input(n, i)];
     Node<T>& in = nodes_[index];
+    if (in.in_line()) return detour_grad(index);
     const bool overwrite = claim_gradient(index, in.parameter != nullptr);
     Matrix<T>& g = grad_buffer(in);
     if (overwrite) ensure_shape(g, shape_of(value_of(in)));

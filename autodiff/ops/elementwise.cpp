@@ -87,8 +87,8 @@ void binary_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
 // model's elementwise work): one flat loop the compiler vectorises, whatever the shape
 // (a 14x1 column walked as rows of one element would pay a loop per element).
 template <class T>
-bool same_shapes(const Matrix<T>& a, const Matrix<T>& b, const Matrix<T>& y) {
-    return a.size() == y.size() && b.size() == y.size();
+bool same_shapes(const Matrix<T>& a, const Matrix<T>& b, std::size_t n) {
+    return a.size() == n && b.size() == n;
 }
 
 template <class T>
@@ -96,8 +96,8 @@ template <class T>
     FlatStep<T> step;
     step.x[0] = A.data();
     step.x[1] = B.data();
-    step.y = y.value.data();
-    step.gy = y.grad.data();
+    step.y = Tape<T>::own_value(y);
+    step.gy = Tape<T>::own_grad(y);
     return step;
 }
 
@@ -128,7 +128,9 @@ void binary_backward(Tape<T>& tape, Node<T>& y) {
     FlatStep<T> step;
     bool overwrite[2] = {false, false};
     if (tape.template flat_entry_step<2>(y, step, overwrite))
-        return run_flat(step, y.value.size(), [&](const FlatStep<T>& piece) { binary_flat_backward<T, Rule>(piece, overwrite); });
+        return run_flat(step, Tape<T>::own_size(y), [&](const FlatStep<T>& piece) { binary_flat_backward<T, Rule>(piece, overwrite); });
+    // Inline entries have their inputs' size (Tape::record_flat), which backward() keeps.
+    if (y.in_line()) ops::fail(Rule::name, "an inline entry's input changed size after it was recorded");
     const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
     if (tape.needs_grad(y, 0)) broadcast_backward_side<T, Rule, 0>(tape, y, A, B);
     if (tape.needs_grad(y, 1)) broadcast_backward_side<T, Rule, 1>(tape, y, A, B);
@@ -137,10 +139,11 @@ void binary_backward(Tape<T>& tape, Node<T>& y) {
 template <class T, class Rule>
 void binary_forward(Tape<T>& tape, Node<T>& y) {
     const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
-    if (same_shapes(A, B, y.value)) {
+    if (same_shapes(A, B, Tape<T>::own_size(y))) {
         FlatStep<T> step = binary_step(A, B, y);
-        return run_flat(step, y.value.size(), binary_flat_forward<T, Rule>);
+        return run_flat(step, Tape<T>::own_size(y), binary_flat_forward<T, Rule>);
     }
+    if (y.in_line()) ops::fail(Rule::name, "an inline entry's input changed size after it was recorded");
     const kernels::Broadcast<T> a(A), b(B);
     kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(a(i, j), b(i, j)); });
 }

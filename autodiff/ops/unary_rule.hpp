@@ -73,8 +73,8 @@ template <class T>
 [[gnu::always_inline]] inline FlatStep<T> unary_step(Tape<T>& tape, Node<T>& y) {
     FlatStep<T> step;
     step.x[0] = tape.input(y, 0).data();
-    step.y = y.value.data();
-    step.gy = y.grad.data();
+    step.y = Tape<T>::own_value(y);
+    step.gy = Tape<T>::own_grad(y);
     step.s = y.scalar;
     step.s2 = y.scalar2();
     return step;
@@ -86,7 +86,7 @@ void unary_backward(Tape<T>& tape, Node<T>& y) {
     bool overwrite[1] = {false};
     tape.template flat_entry_step<1>(y, step, overwrite);  // the input has the entry's shape
     step.s2 = y.scalar2();
-    run_flat(step, y.value.size(), [&](const FlatStep<T>& piece) { unary_flat_backward<T, Rule>(piece, overwrite); });
+    run_flat(step, Tape<T>::own_size(y), [&](const FlatStep<T>& piece) { unary_flat_backward<T, Rule>(piece, overwrite); });
 }
 
 // Throws, naming op and the first element of x where in_domain fails; `rule` says the domain.
@@ -117,7 +117,7 @@ void unary_forward(Tape<T>& tape, Node<T>& y) {
     if constexpr (has_domain<Rule>::value)
         require_domain(Rule::name, tape.input(y, 0), [&](T v) { return Rule::in_domain(v, y.scalar); }, Rule::domain);
     FlatStep<T> step = unary_step(tape, y);
-    run_flat(step, y.value.size(), unary_flat_forward<T, Rule>);
+    run_flat(step, Tape<T>::own_size(y), unary_flat_forward<T, Rule>);
 }
 
 template <class T, class Rule>
