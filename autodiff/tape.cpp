@@ -210,19 +210,20 @@ GradientSink<T> Tape<T>::detour_grad(std::uint32_t index) {
     return {in.grad, true};
 }
 
-// A user's backward may have replaced the matrix it was given: refused, as a flat step's
-// reader refuses a gradient of another size (the block holds exactly the entry's elements).
+// A user's backward may have replaced the matrix it was given: refused, naming the op `by`
+// (entry by_index) as check_input_grads_kept does (the block holds exactly the entry's elements).
 template <class T>
-void Tape<T>::merge_detours() {
+void Tape<T>::merge_detours(const Node<T>* by, std::uint32_t by_index) {
     const std::uint32_t count = detour_count_;
     detour_count_ = 0;
     for (std::uint32_t d = 0; d < count; ++d) {
         Node<T>& in = nodes_[detours_[d].index];
         const std::size_t n = in.inline_size();
-        if (shape_of(in.grad) != in.inline_shape())
-            throw Error("backward: the gradient of tape entry " + std::to_string(detours_[d].index) + " (" + in.op +
-                        ") was left " + to_string(shape_of(in.grad)) + " but the entry is " + to_string(in.inline_shape()) +
-                        ": an op replaced it instead of adding to it (write gradients through Tape::grad_of)");
+        if (shape_of(in.grad) != in.inline_shape())  // by is set: a seed's matrix is the tape's own
+            throw Error(std::string(by->op) + " (tape entry " + std::to_string(by_index) + "): its backward left the gradient of tape entry " +
+                        std::to_string(detours_[d].index) + " (" + in.op + ") " + to_string(shape_of(in.grad)) +
+                        ", but that entry is " + to_string(in.inline_shape()) +
+                        ": add into the sink Tape::grad_of gives, do not assign it");
         const T* from = in.grad.data();
         T* to = in.inline_grad();
         if (detours_[d].overwrite)
@@ -690,7 +691,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
     constexpr std::size_t kLongTape = 1024;
     const bool prefetch = output.index_ >= kLongTape;
     std::size_t unresolved = plan ? plan->leaf_grads.size() : 0;  // resolved as the sweep reaches their steps
-    merge_detours();  // the seed, if the output's value is inline
+    merge_detours(nullptr, 0);  // the seed, if the output's value is inline
     for (std::size_t i = output.index_ + 1; i-- > 0;) {
         if (prefetch && !plan) prefetch_for_sweep(i);
         // Only later entries add to a leaf: reaching it, its gradient is whole.
@@ -718,7 +719,7 @@ void Tape<T>::sweep(const Var<T>& output, FlatPlan<T>* plan) {
             if (n.backward == nullptr) continue;
             n.backward(*this, n);
             if (!(n.flags & Node<T>::library_code)) check_after_users_backward(n, static_cast<std::uint32_t>(i), plan);
-            if (detour_count_ != 0) merge_detours();
+            if (detour_count_ != 0) merge_detours(&n, static_cast<std::uint32_t>(i));
         }
         if (detect_anomaly_) check_finite_input_grads(nodes_[i], static_cast<std::uint32_t>(i));
     }

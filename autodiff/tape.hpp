@@ -848,7 +848,7 @@ private:
     // as the gradient claimed here says (written or added to). Done by the sweep after each
     // backward that is an entry's own code, and at its start (the seed of an inline output).
     [[gnu::noinline]] GradientSink<T> detour_grad(std::uint32_t index);
-    void merge_detours();
+    void merge_detours(const Node<T>* by, std::uint32_t by_index);  // by: the op whose backward ran (null: the seed)
     struct Detour {
         std::uint32_t index;
         bool overwrite;
