@@ -992,7 +992,9 @@ template <class T>
 void Tape<T>::check_finite_input_grads(const Node<T>& n, std::uint32_t index) const {
     for (int i = 0; i < n.arity; ++i) {
         const Node<T>& in = nodes_[n.inputs[i]];
-        if (!in.requires_grad) continue;
+        // An input the op gave no gradient (a user's op may leave one out) holds none of this
+        // sweep: an inline one's block, or an earlier recording's matrix, holds anything.
+        if (!in.requires_grad || !(refs_[n.inputs[i]] & started)) continue;
         const Matrix<T>& g = in.in_line() ? materialized_grad(in) : grad_buffer(in);
         const std::string where = first_non_finite(g);
         if (!where.empty())

@@ -130,3 +130,46 @@ TEST_CASE("an inline value kept by a Replay reads each run's numbers", "[tape][i
     CHECK((y.grad() == M{{-6.0}, {40.0}}));
     CHECK((w.grad == M{{6.0}, {200.0}}));  // 2y * x
 }
+
+namespace {
+
+// y = a: a user's op whose second input (a selector, say) gets no gradient from it.
+void first_only_backward(Tape<double>& tape, Node<double>& n) {
+    const double* g = n.grad.data();
+    tape.grad_of(n, 0).accumulate([g](std::size_t k) { return g[k]; });
+}
+
+}  // namespace
+
+// Anomaly detection read the gradient of every input that needs one after an op's backward,
+// started or not: for an inline input the op gave none, the block's second half, which held
+// what the entry's last recording left there (here the infinite value of a 1x4 exp), and for
+// an entry not inline its matrix's gradient from an earlier recording: an anomaly blamed on an
+// op that produced no gradient at all. Found by an attack on the inline entries.
+TEST_CASE("anomaly detection does not read an input's gradient that the op's backward did not start",
+          "[tape][inline][anomaly]") {
+    for (const std::size_t cols : {std::size_t(2), Node<double>::inline_capacity + 6}) {
+        Tape<double> tape;
+        {  // entry 1 left infinite numbers: an inline value 1 x (2 cols), or a gradient of 1 x cols
+            const Var<double> x = tape.leaf(M({1, 2 * cols}, 1000.0));
+            const Var<double> e = exp(x);
+            (void)e;
+            if (cols > Node<double>::inline_capacity) {
+                tape.reset();
+                const Var<double> z = tape.leaf(M({1, cols}, 1000.0));
+                tape.backward(sum(exp(z * z)));
+            }
+        }
+        tape.reset();
+        tape.set_detect_anomaly(true);
+        const Var<double> x = tape.leaf(M({1, cols}, 3.0));
+        const Var<double> selector = x * x;  // entry 1: needs a gradient, gets none from the op
+        REQUIRE(selector.index() == 1);
+        REQUIRE(inline_entry(tape, selector) == (cols <= Node<double>::inline_capacity));
+        const Var<double> y = tape.record("first_only", {x, selector}, x.shape(), first_only_backward,
+                                          [&](Node<double>& n) { n.value = tape.input(n, 0); });
+        tape.backward(sum(y));
+        CHECK((x.grad() == M({1, cols}, 1.0)));
+        CHECK_FALSE(tape.gradient_started(selector.index()));
+    }
+}
