@@ -217,13 +217,17 @@ void Tape<T>::merge_detours(const Node<T>* by, std::uint32_t by_index) {
     const std::uint32_t count = detour_count_;
     detour_count_ = 0;
     for (std::uint32_t d = 0; d < count; ++d) {
-        Node<T>& in = nodes_[detours_[d].index];
+        const std::uint32_t j = detours_[d].index;
+        Node<T>& in = nodes_[j];
         const std::size_t n = in.inline_size();
-        if (shape_of(in.grad) != in.inline_shape())  // by is set: a seed's matrix is the tape's own
-            throw Error(std::string(by->op) + " (tape entry " + std::to_string(by_index) + "): its backward left the gradient of tape entry " +
-                        std::to_string(detours_[d].index) + " (" + in.op + ") " + to_string(shape_of(in.grad)) +
-                        ", but that entry is " + to_string(in.inline_shape()) +
-                        ": add into the sink Tape::grad_of gives, do not assign it");
+        if (shape_of(in.grad) != in.inline_shape()) {
+            // Named as check_input_grads_kept names an input that is not inline: the op at fault first.
+            for (std::uint8_t k = 0; by != nullptr && k < by->arity; ++k)
+                if (by->inputs[k] == j) reject_replaced_grad(*by, by_index, k, shape_of(in.grad), in.inline_shape());
+            throw Error("backward: the gradient of tape entry " + std::to_string(j) + " (" + in.op + ") was left " +
+                        to_string(shape_of(in.grad)) + " but the entry is " + to_string(in.inline_shape()) +
+                        ": an op replaced it instead of adding to it (write gradients through Tape::grad_of)");
+        }
         const T* from = in.grad.data();
         T* to = in.inline_grad();
         if (detours_[d].overwrite)
@@ -815,11 +819,17 @@ void Tape<T>::check_input_grads_kept(const Node<T>& n, std::uint32_t index) cons
         if (in.in_line()) continue;  // given a matrix of its own by grad_of: merge_detours checks it
         const Matrix<T>& g = grad_buffer(in);
         if (shape_of(g) == shape_of(value_of(in))) continue;
-        throw Error(std::string(n.op) + " (tape entry " + std::to_string(index) + "): its backward left input " +
-                    std::to_string(k) + "'s gradient (tape entry " + std::to_string(j) + ", " + in.op + ") " +
-                    to_string(shape_of(g)) + ", but that input is " + to_string(shape_of(value_of(in))) +
-                    ": add into the sink Tape::grad_of gives, do not assign it");
+        reject_replaced_grad(n, index, k, shape_of(g), shape_of(value_of(in)));
     }
+}
+
+template <class T>
+void Tape<T>::reject_replaced_grad(const Node<T>& n, std::uint32_t index, std::uint8_t k, Shape left, Shape input) const {
+    const std::uint32_t j = n.inputs[k];
+    throw Error(std::string(n.op) + " (tape entry " + std::to_string(index) + "): its backward left input " +
+                std::to_string(k) + "'s gradient (tape entry " + std::to_string(j) + ", " + nodes_[j].op + ") " +
+                to_string(left) + ", but that input is " + to_string(input) +
+                ": add into the sink Tape::grad_of gives, do not assign it");
 }
 
 // The gradients an entry running its own code may have replaced, looked up as grad_of does

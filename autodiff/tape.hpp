@@ -848,7 +848,10 @@ private:
     // as the gradient claimed here says (written or added to). Done by the sweep after each
     // backward that is an entry's own code, and at its start (the seed of an inline output).
     [[gnu::noinline]] GradientSink<T> detour_grad(std::uint32_t index);
-    void merge_detours(const Node<T>* by, std::uint32_t by_index);  // by: the op whose backward ran (null: the seed)
+    // by: the entry whose backward just ran (named if it replaced a gradient); null for the seed.
+    void merge_detours(const Node<T>* by = nullptr, std::uint32_t by_index = 0);
+    // Throws: entry `index`'s backward left its input k's gradient `left`, not the input's shape.
+    [[noreturn]] void reject_replaced_grad(const Node<T>& n, std::uint32_t index, std::uint8_t k, Shape left, Shape input) const;
     struct Detour {
         std::uint32_t index;
         bool overwrite;

@@ -69,18 +69,6 @@ TEST_CASE("an inline entry read as a matrix by a user's op, which asks for its g
     CHECK((x.grad() == M{{3 * 4.0 + 6.0}, {-1 * 8.0 - 4.0}}));  // w * 4x + 2a
 }
 
-TEST_CASE("a user's backward that replaces an inline input's gradient matrix is refused, naming the entry",
-          "[tape][inline]") {
-    Tape<double> tape;
-    const Var<double> x = tape.leaf(M{{1.0}, {2.0}});
-    const Var<double> a = x * x;
-    REQUIRE(inline_entry(tape, a));
-    const Var<double> y = tape.record("replacing", {a}, a.shape(), replacing_backward,
-                                      [&](Node<double>& n) { n.value = tape.input(n, 0); });
-    REQUIRE_THROWS_WITH(tape.backward(sum(y)), Contains("replacing (tape entry 2)") && Contains("(mul) 1x1") &&
-                                                   Contains("that entry is 2x1") && Contains("Tape::grad_of"));
-}
-
 TEST_CASE("backward from an inline 1x1 output", "[tape][inline]") {
     Tape<double> tape;
     const Var<double> a = tape.leaf(M{{2.0}});
@@ -171,5 +159,23 @@ TEST_CASE("anomaly detection does not read an input's gradient that the op's bac
         tape.backward(sum(y));
         CHECK((x.grad() == M({1, cols}, 1.0)));
         CHECK_FALSE(tape.gradient_started(selector.index()));
+    }
+}
+
+// The refusal of a replaced gradient named, for an inline input, only the entry whose gradient
+// was replaced ("the gradient of tape entry 1 (mul) was left 1x1"), not the op whose backward
+// replaced it, which the same refusal names for an input that is not inline. Now both name it
+// alike. Found by an attack on the inline entries.
+TEST_CASE("a user's backward that replaces an inline input's gradient is named as for any input", "[tape][inline]") {
+    for (const std::size_t rows : {std::size_t(2), Node<double>::inline_capacity + 6}) {
+        Tape<double> tape;
+        const Var<double> x = tape.leaf(M({rows, 1}, 1.0));
+        const Var<double> a = x * x;
+        REQUIRE(inline_entry(tape, a) == (rows <= Node<double>::inline_capacity));
+        const Var<double> y = tape.record("replacing", {a}, a.shape(), replacing_backward,
+                                          [&](Node<double>& n) { n.value = tape.input(n, 0); });
+        REQUIRE_THROWS_WITH(tape.backward(sum(y)),
+                            "replacing (tape entry 2): its backward left input 0's gradient (tape entry 1, mul) 1x1, but that "
+                            "input is " + std::to_string(rows) + "x1: add into the sink Tape::grad_of gives, do not assign it");
     }
 }
