@@ -200,14 +200,15 @@ template <class T>
 GradientSink<T> Tape<T>::detour_grad(std::uint32_t index) {
     Node<T>& in = nodes_[index];
     for (std::uint32_t d = 0; d < detour_count_; ++d)
-        if (detours_[d].index == index) return {in.grad, false};  // the op's second contribution
+        if (detours_[d].index == index) return {detour_grads_[d], false};  // the op's second contribution
     if (detour_count_ == detours_.size())
         throw Error(std::string("backward: an op's backward asked Tape::grad_of for more than ") +
                     std::to_string(detours_.size()) + " entries (an op has at most 3 inputs)");
     const bool overwrite = claim_gradient(index, false);
-    ensure_shape(in.grad, in.inline_shape());
+    Matrix<T>& g = detour_grads_[detour_count_];
+    ensure_shape(g, in.inline_shape());
     detours_[detour_count_++] = {index, overwrite};
-    return {in.grad, true};
+    return {g, true};
 }
 
 // A user's backward may have replaced the matrix it was given: refused, naming the op `by`
@@ -219,16 +220,17 @@ void Tape<T>::merge_detours(const Node<T>* by, std::uint32_t by_index) {
     for (std::uint32_t d = 0; d < count; ++d) {
         const std::uint32_t j = detours_[d].index;
         Node<T>& in = nodes_[j];
+        const Matrix<T>& g = detour_grads_[d];
         const std::size_t n = in.inline_size();
-        if (shape_of(in.grad) != in.inline_shape()) {
+        if (shape_of(g) != in.inline_shape()) {
             // Named as check_input_grads_kept names an input that is not inline: the op at fault first.
             for (std::uint8_t k = 0; by != nullptr && k < by->arity; ++k)
-                if (by->inputs[k] == j) reject_replaced_grad(*by, by_index, k, shape_of(in.grad), in.inline_shape());
+                if (by->inputs[k] == j) reject_replaced_grad(*by, by_index, k, shape_of(g), in.inline_shape());
             throw Error("backward: the gradient of tape entry " + std::to_string(j) + " (" + in.op + ") was left " +
-                        to_string(shape_of(in.grad)) + " but the entry is " + to_string(in.inline_shape()) +
+                        to_string(shape_of(g)) + " but the entry is " + to_string(in.inline_shape()) +
                         ": an op replaced it instead of adding to it (write gradients through Tape::grad_of)");
         }
-        const T* from = in.grad.data();
+        const T* from = g.data();
         T* to = in.inline_grad();
         if (detours_[d].overwrite)
             std::copy(from, from + n, to);

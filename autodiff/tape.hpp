@@ -193,8 +193,8 @@ struct NodeExtras {
 // order instead of two buffers somewhere on the heap (a 14x1 LSTM gate: bench/README.md).
 // Tape::value(), Var::value() and Var::grad() still give a Matrix: a copy made into `value`
 // (`grad`) when asked for, as Tape::input() gives one to an op that reads the entry as a
-// matrix; an op's gradient for such an entry goes through `grad` and is added to the block
-// after that op's backward (Tape::grad_of). So, for such an entry (in_line()), `value` and
+// matrix; an op's gradient for such an entry goes through a matrix of the tape's and is added
+// to the block after that op's backward (Tape::grad_of). So, for such an entry (in_line()), `value` and
 // `grad` are not the entry's: read Tape::value(index), as to_dot does. Reading one as a matrix
 // writes that copy: a Var::value() on another thread while this one uses the tape, outside the
 // one-thread rule, may race on it, where it read only before.
@@ -843,7 +843,7 @@ private:
     // entry's `value` (`grad`), which is otherwise unused. Out of line: value_of's cold branch.
     [[gnu::noinline]] const Matrix<T>& materialized_value(const Node<T>& n) const;
     const Matrix<T>& materialized_grad(const Node<T>& n) const;
-    // grad_of for an inline input: the op adds into the entry's `grad` (started afresh by the
+    // grad_of for an inline input: the op adds into one of detour_grads_ (started afresh by the
     // op's first call for that input), which merge_detours() then adds to the entry's block,
     // as the gradient claimed here says (written or added to). Done by the sweep after each
     // backward that is an entry's own code, and at its start (the seed of an inline output).
@@ -857,6 +857,9 @@ private:
         bool overwrite;
     };
     std::array<Detour, 3> detours_{};  // an op has at most 3 inputs
+    // What the op adds to, one per detour: not the entry's `grad`, which Var::grad() overwrites
+    // with the block (a user's backward reading an input's gradient lost its own contribution).
+    std::array<Matrix<T>, 3> detour_grads_;
     std::uint32_t detour_count_ = 0;
 
     // Recording never moves existing entries: references to values stay valid.

@@ -162,6 +162,18 @@ TEST_CASE("anomaly detection does not read an input's gradient that the op's bac
     }
 }
 
+namespace {
+
+// x, rows x 1 of ones, and a = x * x: inline at most Node::inline_capacity rows.
+std::pair<Var<double>, Var<double>> ones_squared(Tape<double>& tape, std::size_t rows) {
+    const Var<double> x = tape.leaf(M({rows, 1}, 1.0));
+    const Var<double> a = x * x;
+    REQUIRE(inline_entry(tape, a) == (rows <= Node<double>::inline_capacity));
+    return {x, a};
+}
+
+}  // namespace
+
 // The refusal of a replaced gradient named, for an inline input, only the entry whose gradient
 // was replaced ("the gradient of tape entry 1 (mul) was left 1x1"), not the op whose backward
 // replaced it, which the same refusal names for an input that is not inline. Now both name it
@@ -169,13 +181,45 @@ TEST_CASE("anomaly detection does not read an input's gradient that the op's bac
 TEST_CASE("a user's backward that replaces an inline input's gradient is named as for any input", "[tape][inline]") {
     for (const std::size_t rows : {std::size_t(2), Node<double>::inline_capacity + 6}) {
         Tape<double> tape;
-        const Var<double> x = tape.leaf(M({rows, 1}, 1.0));
-        const Var<double> a = x * x;
-        REQUIRE(inline_entry(tape, a) == (rows <= Node<double>::inline_capacity));
+        const Var<double> a = ones_squared(tape, rows).second;
         const Var<double> y = tape.record("replacing", {a}, a.shape(), replacing_backward,
                                           [&](Node<double>& n) { n.value = tape.input(n, 0); });
         REQUIRE_THROWS_WITH(tape.backward(sum(y)),
                             "replacing (tape entry 2): its backward left input 0's gradient (tape entry 1, mul) 1x1, but that "
                             "input is " + std::to_string(rows) + "x1: add into the sink Tape::grad_of gives, do not assign it");
+    }
+}
+
+namespace {
+
+const Var<double>* peeked = nullptr;
+double peek_seen = 0;
+
+// y = a: a user's backward that reads its input's gradient so far (to log it) after adding to it.
+void peeking_backward(Tape<double>& tape, Node<double>& n) {
+    const double* g = n.grad.data();
+    tape.grad_of(n, 0).accumulate([g](std::size_t k) { return g[k]; });
+    peek_seen = peeked->grad()(0, 0);
+}
+
+}  // namespace
+
+// The op's contribution to an inline input went through the entry's `grad` matrix, which
+// Var::grad() overwrites with the entry's block: a backward that read its input's gradient
+// after adding to it lost its contribution (sum(y + 3a) gave a the gradient 3, not 4), where an
+// input of 20 elements or more kept it. The contribution now goes through a matrix of the tape's.
+// Found by an attack on the inline entries.
+TEST_CASE("a user's backward that reads an inline input's gradient keeps its own contribution", "[tape][inline]") {
+    for (const std::size_t rows : {std::size_t(2), Node<double>::inline_capacity + 6}) {
+        Tape<double> tape;
+        const auto [x, a] = ones_squared(tape, rows);
+        peeked = &a;
+        const Var<double> z = a * 3.0;
+        const Var<double> y = tape.record("peeking", {a}, a.shape(), peeking_backward,
+                                          [&](Node<double>& n) { n.value = tape.input(n, 0); });
+        tape.backward(sum(y + z));
+        CHECK((a.grad() == M({rows, 1}, 4.0)));
+        CHECK((x.grad() == M({rows, 1}, 8.0)));
+        peeked = nullptr;
     }
 }
