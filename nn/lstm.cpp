@@ -122,6 +122,15 @@ LSTMState<T> LSTMCell<T>::zero_state(autodiff::Tape<T>& tape, std::size_t m) con
 template <class T>
 LSTM<T>::LSTM(std::size_t n_in, std::size_t n_hidden, std::size_t layers_, NumpyRandom& rng) {
     if (layers_ == 0) throw autodiff::Error("LSTM: needs at least one layer");
+    // The layer count before the first layer: each layer's few allocations succeed, so a count
+    // of 2^40 allocated until the system killed the process. Each layer above the first holds
+    // at least its cell, W_ih and W_hh (4 n_hidden x n_hidden each) and two biases; the first
+    // one's sizes its cell checks. A lower bound (n_hidden capped: a larger one is the cell's
+    // to refuse), so that no model that fits is refused.
+    const std::size_t n = std::min<std::size_t>(n_hidden, std::size_t(1) << 16);
+    require_fits_in_memory("LSTM(" + std::to_string(n_in) + ", " + std::to_string(n_hidden) + ", layers " +
+                               std::to_string(layers_) + ")",
+                           layers_ - 1, sizeof(LSTMCell<T>) + 4 * n * (2 * n + 2) * sizeof(T));
     for (std::size_t l = 0; l < layers_; ++l)
         this->register_module("layer" + std::to_string(l), layers.emplace_back(l == 0 ? n_in : n_hidden, n_hidden, rng));
 }

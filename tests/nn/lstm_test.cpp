@@ -254,6 +254,10 @@ TEST_CASE("LSTM sizes whose numbers wrap around size_t are refused before anythi
                         Contains("LSTMCell(1, 4611686018427387904)") && Contains("more bytes than a size_t can count"));
     REQUIRE_THROWS_WITH(nn::LSTM<float>(1, std::size_t(1) << 31),
                         Contains("LSTMCell(1, 2147483648)") && Contains("more bytes than a size_t can count"));
+    // A layer count of 2^40 allocated layer after layer until the system killed the process.
+    REQUIRE_THROWS_WITH(nn::LSTM<double>(1, 1, std::size_t(1) << 40),
+                        Contains("LSTM(1, 1, layers 1099511627776) needs at least") && Contains("bytes of memory"));
+    REQUIRE_THROWS_WITH(nn::LSTM<double>(1, 1, SIZE_MAX), Contains("LSTM(1, 1, layers 18446744073709551615) has more bytes"));
     // A batch of 2^63 made a 2x2^63 state of no numbers ('constant: empty 2x9223372036854775808 matrix').
     nn::LSTM<double> lstm(3, 2);
     autodiff::Tape<double> tape;
