@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "autodiff/entry_memory.hpp"
 #include "autodiff/no_overlap.hpp"
 
 #include "autodiff/error.hpp"
@@ -322,17 +323,27 @@ public:
     Node<T>& operator[](std::size_t i) { return table_[i >> shift][i & mask]; }
     const Node<T>& operator[](std::size_t i) const { return table_[i >> shift][i & mask]; }
     std::size_t size() const { return size_; }
+    EntryChunks() = default;
+    EntryChunks(const EntryChunks&) = delete;
+    EntryChunks& operator=(const EntryChunks&) = delete;
+    ~EntryChunks() {
+        for (Node<T>* chunk : chunks_) std::destroy_n(chunk, per_chunk);
+    }
     // One more entry; on a throw (no memory) nothing changed.
     void emplace_back() {
         if (size_ == chunks_.size() * per_chunk) {
             chunks_.reserve(chunks_.size() + 1);
+            if (chunks_.size() == table_capacity_) grow_table();  // before the chunk: its pointer is published there
+            // A long tape's chunks (after its first two) from huge-page slabs: see autodiff/entry_memory.hpp.
+            void* memory = memory_.take(per_chunk * sizeof(Node<T>), alignof(Node<T>), chunks_.size() >= 2);
             // Default-initialised: each entry's members are, its inline block is not (a
             // recording writes what it reads). Value-initialised, every new chunk was zeroed
-            // whole, 144 KB at a time, on a tape's first recording.
-            std::unique_ptr<Node<T>[]> chunk(new Node<T>[per_chunk]);
-            if (chunks_.size() == table_capacity_) grow_table();
-            table_[chunks_.size()] = chunk.get();
-            chunks_.push_back(std::move(chunk));  // reserved: does not throw
+            // whole, 144 KB at a time, on a tape's first recording. A Node's constructor does
+            // not throw (its members' allocate nothing); a throw leaves the memory to memory_.
+            Node<T>* chunk = static_cast<Node<T>*>(memory);
+            std::uninitialized_default_construct_n(chunk, per_chunk);
+            table_[chunks_.size()] = chunk;
+            chunks_.push_back(chunk);  // reserved: does not throw
         }
         ++size_;
     }
@@ -343,7 +354,7 @@ private:
         const std::size_t capacity = table_capacity_ == 0 ? 16 : 2 * table_capacity_;
         tables_.reserve(tables_.size() + 1);
         auto table = std::make_unique<Node<T>*[]>(capacity);
-        for (std::size_t c = 0; c < chunks_.size(); ++c) table[c] = chunks_[c].get();
+        for (std::size_t c = 0; c < chunks_.size(); ++c) table[c] = chunks_[c];
         // The table's pointers before the table: a reader follows table_ to them (an address
         // dependency, which every CPU orders), and the release store keeps the compiler and a
         // weakly ordered CPU from publishing the table first. A builtin on the plain pointer
@@ -358,9 +369,10 @@ private:
     // but every replayed one slower (4 x 4096: 1.19 -> 1.34-1.36 of the hand-written one),
     // bench/README.md.
     static constexpr std::size_t shift = 8, per_chunk = std::size_t(1) << shift, mask = per_chunk - 1;
-    std::vector<std::unique_ptr<Node<T>[]>> chunks_;   // owns the entries
+    detail::EntryMemory memory_;                       // where the chunks are (freed after ~EntryChunks)
+    std::vector<Node<T>*> chunks_;                     // their entries are destroyed by ~EntryChunks
     std::vector<std::unique_ptr<Node<T>*[]>> tables_;  // every table made (about as many pointers again as the last)
-    Node<T>** table_ = nullptr;                        // the last: chunks_[c].get() at [c]
+    Node<T>** table_ = nullptr;                        // the last: chunks_[c] at [c]
     std::size_t table_capacity_ = 0;
     std::size_t size_ = 0;
 };

@@ -1,0 +1,39 @@
+#pragma once
+// Raw memory for a tape's entries (EntryChunks in autodiff/tape.hpp): a short tape's chunks
+// come one heap block each; a long tape's from 2 MiB slabs the kernel may back with huge pages.
+//
+// A recurrent model records hundreds of thousands of 576-byte entries: tens of megabytes,
+// written once per recording and read back once per sweep. In 4 KiB pages a new tape's first
+// recording takes a page fault every seven entries, and every sweep over it a TLB miss as
+// often (the TLB covers ~8 MiB). A slab aligned to 2 MiB and marked MADV_HUGEPAGE is one fault
+// and one TLB entry. Where huge pages are off, or not Linux, a slab is ordinary memory.
+
+#include <cstddef>
+#include <vector>
+
+namespace autodiff::detail {
+
+class EntryMemory {
+public:
+    static constexpr std::size_t slab_bytes = std::size_t(2) << 20;
+    EntryMemory() = default;
+    EntryMemory(const EntryMemory&) = delete;
+    EntryMemory& operator=(const EntryMemory&) = delete;
+    ~EntryMemory();
+
+    // `bytes` of memory aligned to `alignment` (at most 4096), valid until this is destroyed;
+    // throws std::bad_alloc. From a slab when `in_slab` and it fits one, else a block of its own.
+    void* take(std::size_t bytes, std::size_t alignment, bool in_slab);
+
+private:
+    struct Block {
+        void* memory;
+        std::size_t alignment;
+        bool mapped;  // a slab from mmap (else from operator new)
+    };
+    std::vector<Block> blocks_;
+    char* slab_next_ = nullptr;  // what is left of the last slab
+    char* slab_end_ = nullptr;
+};
+
+}  // namespace autodiff::detail
