@@ -619,12 +619,12 @@ public:
 
     // For the backward of an elementwise entry (ops/elementwise.cpp, ops/unary_rule.hpp): the
     // entry's buffers as a FlatStep when every input has the entry's size, as record_flat
-    // recorded it (else false, and nothing is claimed: a broadcast entry's path sums back).
+    // recorded it (else nullopt, and nothing is claimed: a broadcast entry's path sums back).
     // Each input's entry is looked up once, and the gradients of those that need one claimed
     // in input order (x * x: side 0 overwrites, side 1 then adds), overwrite[k] saying which.
-    // Defined in flat_step.hpp.
+    // The step's s2 is left 0. Defined in flat_step.hpp.
     template <std::size_t Arity>
-    [[gnu::always_inline]] inline bool flat_entry_step(Node<T>& y, FlatStep<T>& step, bool* overwrite);
+    [[gnu::always_inline]] inline std::optional<FlatStep<T>> flat_entry_step(Node<T>& y, bool* overwrite);
 
     const Node<T>& node(const Var<T>& v) const;
     // Whether the last sweep gave the index-th entry a gradient (Node::grad holds it, or for

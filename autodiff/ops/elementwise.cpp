@@ -75,7 +75,7 @@ void binary_flat_forward(const FlatStep<T>& step) {
 }
 
 template <class T, class Rule>
-void binary_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
+[[gnu::always_inline]] inline void binary_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
     const T *a = step.x[0], *b = step.x[1], *out = step.y, *g = step.gy;
     if (step.gx[0] != nullptr)
         accumulate_flat(step.gx[0], overwrite[0], step.n, [&](std::size_t k) { return g[k] * Rule::da(a[k], b[k], out[k]); });
@@ -125,10 +125,9 @@ void broadcast_backward_side(Tape<T>& tape, Node<T>& y, const Matrix<T>& A, cons
 
 template <class T, class Rule>
 void binary_backward(Tape<T>& tape, Node<T>& y) {
-    FlatStep<T> step;
     bool overwrite[2] = {false, false};
-    if (tape.template flat_entry_step<2>(y, step, overwrite))
-        return run_flat(step, Tape<T>::own_size(y), [&](const FlatStep<T>& piece) { binary_flat_backward<T, Rule>(piece, overwrite); });
+    if (std::optional<FlatStep<T>> step = tape.template flat_entry_step<2>(y, overwrite))
+        return run_flat(*step, Tape<T>::own_size(y), [&](const FlatStep<T>& piece) { binary_flat_backward<T, Rule>(piece, overwrite); });
     // Inline entries have their inputs' size (Tape::record_flat), which backward() keeps.
     if (y.in_line()) ops::fail(Rule::name, "an inline entry's input changed size after it was recorded");
     const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);

@@ -6,6 +6,7 @@
 // rule in words) and `in_domain(x, s)`: the forward checks it, so a replay over new values
 // is checked too.
 
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -26,7 +27,7 @@ void unary_flat_forward(const FlatStep<T>& step) {
 }
 
 template <class T, class Rule>
-void unary_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
+[[gnu::always_inline]] inline void unary_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
     const T* x = step.x[0];
     const T* out = step.y;
     const T* g = step.gy;
@@ -82,11 +83,12 @@ template <class T>
 
 template <class T, class Rule>
 void unary_backward(Tape<T>& tape, Node<T>& y) {
-    FlatStep<T> step;
     bool overwrite[1] = {false};
-    tape.template flat_entry_step<1>(y, step, overwrite);  // the input has the entry's shape
-    step.s2 = y.scalar2();
-    run_flat(step, Tape<T>::own_size(y), [&](const FlatStep<T>& piece) { unary_flat_backward<T, Rule>(piece, overwrite); });
+    std::optional<FlatStep<T>> step = tape.template flat_entry_step<1>(y, overwrite);
+    // The entry has its input's shape (the forward gives it that), which backward() keeps.
+    if (!step) fail(Rule::name, "the input changed size after the entry was recorded");
+    step->s2 = y.scalar2();
+    run_flat(*step, Tape<T>::own_size(y), [&](const FlatStep<T>& piece) { unary_flat_backward<T, Rule>(piece, overwrite); });
 }
 
 // Throws, naming op and the first element of x where in_domain fails; `rule` says the domain.
