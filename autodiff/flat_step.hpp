@@ -243,10 +243,7 @@ std::optional<Var<T>> Tape<T>::record_flat(const char* op, const std::array<cons
         abandon(index);  // no memory: the tape is as it was before this call
         throw;
     }
-    FlatStep<T> step;
-    for (std::size_t k = 0; k < Arity; ++k) step.x[k] = values[k].data;
-    step.y = own_value(y);
-    step.s = s;
+    FlatStep<T> step({values[0].data, Arity == 2 ? values[Arity - 1].data : nullptr}, own_value(y), nullptr, {}, s);
     step.s2 = s2;
     run_flat(step, n, kernel);
     recorded_bytes_ += n * sizeof(T);

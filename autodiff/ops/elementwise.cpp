@@ -93,12 +93,7 @@ bool same_shapes(const Matrix<T>& a, const Matrix<T>& b, std::size_t n) {
 
 template <class T>
 [[gnu::always_inline]] inline FlatStep<T> binary_step(const Matrix<T>& A, const Matrix<T>& B, Node<T>& y) {
-    FlatStep<T> step;
-    step.x[0] = A.data();
-    step.x[1] = B.data();
-    step.y = Tape<T>::own_value(y);
-    step.gy = Tape<T>::own_grad(y);
-    return step;
+    return FlatStep<T>({A.data(), B.data()}, Tape<T>::own_value(y), Tape<T>::own_grad(y), {}, T(0));
 }
 
 // An operand broadcast to the output's shape: its partials are summed back to its shape.

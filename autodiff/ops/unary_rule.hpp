@@ -72,11 +72,7 @@ void affine_flat_backward(const FlatStep<T>& step, const bool* overwrite) {
 // instructions. (Inlined kernels give the same numbers: the engine does not contract.)
 template <class T>
 [[gnu::always_inline]] inline FlatStep<T> unary_step(Tape<T>& tape, Node<T>& y) {
-    FlatStep<T> step;
-    step.x[0] = tape.input(y, 0).data();
-    step.y = Tape<T>::own_value(y);
-    step.gy = Tape<T>::own_grad(y);
-    step.s = y.scalar;
+    FlatStep<T> step({tape.input(y, 0).data(), nullptr}, Tape<T>::own_value(y), Tape<T>::own_grad(y), {}, y.scalar);
     step.s2 = y.scalar2();
     return step;
 }
