@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "autodiff/exp_kernel.hpp"
 #include "autodiff/flat_step.hpp"
 
 namespace autodiff::ops {
@@ -29,8 +30,14 @@ struct ReluRule {
 struct SigmoidRule {
     static constexpr const char* name = "sigmoid";
     static constexpr std::uint8_t derivative_reads = backward_reads::output;
-    template <class T> static T f(T x, T = T(0), T = T(0)) {  // never exp() of a large positive number
-        return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+    // 1 / (1 + exp(-x)) for x >= 0, exp(x) / (1 + exp(x)) below: never exp() of a large
+    // positive number. Both from one exp(-|x|) by the kernels' exp (autodiff/exp_kernel.hpp,
+    // within 1 ulp of std::exp), branch-free: a loop of sigmoids vectorises, where std::exp
+    // was a call per element (a recurrent model's gates). -0 counts as x >= 0 (0.5 either way).
+    template <class T> static T f(T x, T = T(0), T = T(0)) {
+        const bool nonnegative = x >= T(0);
+        const T e = kernels::exp_nonpositive_one(nonnegative ? -x : x);
+        return (nonnegative ? T(1) : e) / (T(1) + e);
     }
     template <class T> static T df(T, T y, T = T(0), T = T(0)) { return y * (T(1) - y); }
 };

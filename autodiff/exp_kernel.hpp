@@ -1,0 +1,95 @@
+#pragma once
+// exp for the kernels that compute it over many elements: branch-free, so that a loop of it
+// vectorises (std::exp is a call per element). The softmax's exp (kernels::exp_nonpositive)
+// and the sigmoid's (ops/activation_rules.hpp) are this one function, so a value is the same
+// bits whichever computes it. Internal to the engine's .cpp files.
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace autodiff::kernels {
+
+// a * b + c, rounded once where the target has FMA (a -march=native build), else twice.
+// Explicit, not left to contraction (which -ffp-contract=off forbids): a kernel gives the same
+// bits wherever it is called from, so a replay still equals its recording bit for bit.
+template <class T>
+inline T mul_add(T a, T b, T c) {
+#ifdef __FMA__
+    return std::fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+// exp(r) for |r| <= ln(2)/2 by its Taylor series: degree 13 leaves a truncation error below
+// 1e-17 in double, degree 7 below 1e-8 in float. Evaluated by Estrin's scheme (pairs of
+// terms, then pairs of pairs by r^2, r^4, r^8), not Horner's: the loop over elements is
+// bound by the latency of one element's chain of dependent operations, which Horner makes
+// 26 long in double (a mul and an add per degree without FMA) and Estrin 8.
+// 4000 doubles: 9.1 -> 5.7 us with -march=native, 18.1 -> 11.5 us without (AMD EPYC).
+// The leading 1 + r is added last, to the sum of the smaller terms, so that their rounding
+// errors stay below the result's last bit: 1 ulp at most from std::exp, as Horner's was
+// (0.099 ulp on average over a million points, against Horner's 0.102; in the same order
+// 1 + r first was 0.41 and up to 2 ulp).
+// With FMA (mul_add) 5.8 -> 4.9 us, the same accuracy.
+inline double exp_reduced(double r) {
+    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const double t2 = mul_add(r, 1.0 / 6, 1.0 / 2), t4 = mul_add(r, 1.0 / 120, 1.0 / 24);
+    const double t6 = mul_add(r, 1.0 / 5040, 1.0 / 720), t8 = mul_add(r, 1.0 / 362880, 1.0 / 40320);
+    const double t10 = mul_add(r, 1.0 / 39916800, 1.0 / 3628800), t12 = mul_add(r, 1.0 / 6227020800, 1.0 / 479001600);
+    const double from2 = mul_add(r8, mul_add(r4, t12, mul_add(r2, t10, t8)), mul_add(r4, mul_add(r2, t6, t4), r2 * t2));
+    return 1 + (r + from2);
+}
+inline float exp_reduced(float r) {
+    const float r2 = r * r, r4 = r2 * r2;
+    const float t2 = mul_add(r, 1.0f / 6, 1.0f / 2), t4 = mul_add(r, 1.0f / 120, 1.0f / 24);
+    const float t6 = mul_add(r, 1.0f / 5040, 1.0f / 720);
+    return 1 + (r + mul_add(r4, mul_add(r2, t6, t4), r2 * t2));
+}
+
+template <class T> struct ExpConstants;
+template <> struct ExpConstants<double> {
+    using Bits = std::int64_t;
+    static constexpr double lowest = -708.39;  // exp(-708.39) = 2.25e-308: still a normal double
+    static constexpr double ln2_hi = 0.693147180369123816490, ln2_lo = 1.90821492927058770002e-10;
+    static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
+    static constexpr Bits shifter_bits = 0x4338000000000000;
+    static constexpr int mantissa = 52, bias = 1023;
+};
+template <> struct ExpConstants<float> {
+    using Bits = std::int32_t;
+    static constexpr float lowest = -87.33f;  // exp(-87.33) = 1.18e-38: still a normal float
+    static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
+    static constexpr Bits shifter_bits = 0x4B400000;
+    static constexpr int mantissa = 23, bias = 127;
+};
+
+// exp(x) for x <= 0 (and NaN, which stays NaN): within 1 ulp of std::exp; 0 below
+// ExpConstants::lowest (-708.39 in double, -87.33 in float), where it would be subnormal.
+template <class T>
+inline T exp_nonpositive_one(T x) {
+    using C = ExpConstants<T>;
+    using Bits = typename C::Bits;
+    const T inv_ln2 = T(1.44269504088896340736);
+    // exp(x) = 2^q exp(r), q = round(x / ln 2), r = x - q ln 2 (in two parts, exactly).
+    // Adding 1.5 * 2^mantissa rounds x / ln 2 to an integer that then sits in the low
+    // bits: no float-to-int conversion, which would not vectorise.
+    const T v = x < C::lowest ? C::lowest : x;
+    const T shifted = v * inv_ln2 + C::shifter;
+    const T q = shifted - C::shifter;
+    const T r = (v - q * C::ln2_hi) - q * C::ln2_lo;
+    Bits q_bits;
+    std::memcpy(&q_bits, &shifted, sizeof q_bits);
+    // Shifted as unsigned: for a NaN input the exponent is garbage (the result is NaN
+    // anyway) and a signed shift of it would be undefined behaviour.
+    using UBits = std::make_unsigned_t<Bits>;
+    const Bits scale_bits = static_cast<Bits>(static_cast<UBits>(q_bits - C::shifter_bits + C::bias) << C::mantissa);
+    T scale;
+    std::memcpy(&scale, &scale_bits, sizeof scale);
+    return x < C::lowest ? T(0) : exp_reduced(r) * scale;
+}
+
+}  // namespace autodiff::kernels
