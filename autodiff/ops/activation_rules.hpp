@@ -44,7 +44,9 @@ struct SigmoidRule {
 struct TanhRule {
     static constexpr const char* name = "tanh";
     static constexpr std::uint8_t derivative_reads = backward_reads::output;
-    template <class T> static T f(T x, T = T(0), T = T(0)) { return std::tanh(x); }
+    // By the kernels' expm1 (autodiff/exp_kernel.hpp), branch-free: a loop of tanh vectorises,
+    // where std::tanh was a call per element (a recurrent model's cell).
+    template <class T> static T f(T x, T = T(0), T = T(0)) { return kernels::tanh_one(x); }
     template <class T> static T df(T, T y, T = T(0), T = T(0)) { return T(1) - y * y; }
 };
 

@@ -51,39 +51,65 @@ TEST_CASE("exp_nonpositive is within 1 ulp of std::exp", "[kernels]") {
 
 namespace {
 
-// sigmoid(x) through the op (its vectorised exp) against the same formula in long double with
-// the standard library's exp: within 2 ulp of T, over its whole range and its special values.
-template <class T>
-void check_sigmoid(double lowest, double highest) {
+// An activation through its op (its vectorised exp) against `exact`, the same function in long
+// double with the standard library's: within max_ulp of T over [lowest, highest], where the
+// exact value is a normal number (else within a few of the smallest normal: the op may give 0
+// for a subnormal), and at the special values. Returns the op's values of `special`.
+template <class T, class Op, class Exact>
+std::vector<T> check_activation(Op&& op, Exact&& exact, double lowest, double highest, double max_ulp) {
     std::mt19937_64 rng(29);
     std::uniform_real_distribution<double> uniform(lowest, highest);
+    const std::vector<T> special = {T(0), T(-0.0), T(1e-30), T(-1e-30), T(lowest), T(highest), T(INFINITY), T(-INFINITY), T(NAN)};
     std::vector<T> x(20000);
     for (T& v : x) v = T(uniform(rng));
-    const std::vector<T> special = {T(0), T(-0.0), T(1e-30), T(-1e-30), T(lowest), T(highest), T(INFINITY), T(-INFINITY)};
+    std::uniform_real_distribution<double> small(-1e-3, 1e-3);  // where expm1-type cancellation would show
+    for (std::size_t k = 0; k < 2000; ++k) x[special.size() + k] = T(small(rng));
     std::copy(special.begin(), special.end(), x.begin());
     autodiff::Tape<T> tape;
     autodiff::Matrix<T> m = autodiff::Matrix<T>::from_shape({x.size(), std::size_t(1)});
     std::copy(x.begin(), x.end(), m.begin());
-    const autodiff::Matrix<T> y = sigmoid(tape.constant(m)).value();
+    const autodiff::Matrix<T> y = op(tape.constant(m)).value();
     double worst = 0;
     for (std::size_t k = 0; k < x.size(); ++k) {
-        const long double v = x[k];
-        const long double expected = v >= 0 ? 1 / (1 + std::exp(-v)) : std::exp(v) / (1 + std::exp(v));
-        const T want = T(expected);
-        if (want == 0 || y(k, 0) == 0) {
+        if (std::isnan(x[k])) {
+            REQUIRE(std::isnan(y(k, 0)));
+            continue;
+        }
+        const T want = T(exact(static_cast<long double>(x[k])));
+        if (std::abs(want) < std::numeric_limits<T>::min() || y(k, 0) == 0) {
             REQUIRE(std::abs(double(y(k, 0)) - double(want)) <= double(std::numeric_limits<T>::min()) * 4);
             continue;
         }
-        worst = std::max(worst, ulps(y(k, 0), want));
+        REQUIRE(std::signbit(y(k, 0)) == std::signbit(want));
+        worst = std::max(worst, ulps(std::abs(y(k, 0)), std::abs(want)));
     }
     INFO("worst error " << worst << " ulp");
-    REQUIRE(worst <= 2);
-    REQUIRE(y(0, 0) == T(0.5));
-    REQUIRE(y(1, 0) == T(0.5));
-    REQUIRE(y(6, 0) == T(1));
-    REQUIRE(y(7, 0) == T(0));
-    const autodiff::Matrix<T> nan = sigmoid(tape.constant(autodiff::Matrix<T>({{T(NAN)}}))).value();
-    REQUIRE(std::isnan(nan(0, 0)));
+    REQUIRE(worst <= max_ulp);
+    return {y.begin(), y.begin() + special.size()};
+}
+
+long double exact_sigmoid(long double v) { return v >= 0 ? 1 / (1 + std::exp(-v)) : std::exp(v) / (1 + std::exp(v)); }
+
+template <class T>
+void check_sigmoid(double lowest, double highest) {
+    const std::vector<T> y = check_activation<T>([](const auto& x) { return sigmoid(x); }, exact_sigmoid, lowest, highest, 2);
+    REQUIRE(y[0] == T(0.5));
+    REQUIRE(y[1] == T(0.5));
+    REQUIRE(y[6] == T(1));
+    REQUIRE(y[7] == T(0));
+}
+
+template <class T>
+void check_tanh(double highest) {
+    const std::vector<T> y = check_activation<T>([](const auto& x) { return tanh(x); },
+                                                 [](long double v) { return std::tanh(v); }, -highest, highest, 3);
+    REQUIRE(y[0] == T(0));
+    REQUIRE(!std::signbit(y[0]));
+    REQUIRE(y[1] == T(0));
+    REQUIRE(std::signbit(y[1]));  // tanh(-0) = -0
+    REQUIRE(y[2] == T(1e-30));
+    REQUIRE(y[6] == T(1));
+    REQUIRE(y[7] == T(-1));
 }
 
 }  // namespace
@@ -91,6 +117,11 @@ void check_sigmoid(double lowest, double highest) {
 TEST_CASE("sigmoid is within 2 ulp of the exact formula, at every magnitude", "[kernels]") {
     check_sigmoid<double>(-745, 40);
     check_sigmoid<float>(-104, 20);
+}
+
+TEST_CASE("tanh is within 3 ulp of the exact one, small arguments included", "[kernels]") {
+    check_tanh<double>(30);
+    check_tanh<float>(12);
 }
 
 TEST_CASE("row_sum adds every element", "[kernels]") {
