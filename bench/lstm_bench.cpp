@@ -75,9 +75,13 @@ int check() {
     for (auto [layers, steps] : kWorkloads) {
         const Problem p = make_problem(layers, steps);
         Handwritten hw(p);
+        HandwrittenWith<KernelMath> hw_kernels(p);
         Tapegrad tg(p);
         const double hw_loss = hw.loss(), hw_grad_loss = hw.loss_and_gradient();
         const double tg_loss = tg.loss(), tg_grad_loss = tg.loss_and_gradient();
+        const double hwk_loss = hw_kernels.loss(), hwk_grad_loss = hw_kernels.loss_and_gradient();
+        const bool kernels_agree = std::abs(hwk_loss - hw_loss) < 1e-12 && std::abs(hwk_grad_loss - hwk_loss) < 1e-12 &&
+                                   max_abs_diff(hw.gradient(), hw_kernels.gradient()) < 1e-12;
         const double dg = max_abs_diff(hw.gradient(), tg.gradient());
         // A replay's gradient equals a fresh recording's bit for bit (its second run replays).
         Tapegrad replayed(p);
@@ -85,7 +89,7 @@ int check() {
         const double replayed_loss = replayed.replayed_loss_and_gradient();
         const bool replay_same = replayed_loss == tg_grad_loss && max_abs_diff(replayed.gradient(), tg.gradient()) == 0;
         const bool ok = std::abs(hw_loss - tg_loss) < 1e-12 && std::abs(hw_grad_loss - hw_loss) < 1e-12 &&
-                        std::abs(tg_grad_loss - tg_loss) < 1e-12 && dg < 1e-12 && replay_same;
+                        std::abs(tg_grad_loss - tg_loss) < 1e-12 && dg < 1e-12 && replay_same && kernels_agree;
         failures += !ok;
         std::printf("{\"check\": \"L%zu T%zu\", \"handwritten_loss\": %.17g, \"tapegrad_loss\": %.17g, "
                     "\"gradient_l1\": %.17g, \"max_grad_diff\": %.3g, \"replay_bit_for_bit\": %s, \"ok\": %s}\n",
@@ -135,6 +139,7 @@ void timings(int reps) {
     for (auto [layers, steps] : kWorkloads) {
         const Problem p = make_problem(layers, steps);
         Handwritten hw(p);
+        HandwrittenWith<KernelMath> hw_kernels(p);  // tapegrad's math: what the tape alone costs
         double first_grad = 0, first_loss = 0;
         {
             Tapegrad fresh(p);
@@ -147,9 +152,11 @@ void timings(int reps) {
         Tapegrad tg(p);
         Tapegrad replayed(p);
         replayed.replayed_loss_and_gradient();  // the recording it replays
-        std::vector<double> hw_grad, tg_grad, tg_replay, hw_loss, tg_loss;
+        std::vector<double> hw_grad, tg_grad, tg_replay, hw_loss, tg_loss, hwk_grad, hwk_loss;
         for (int r = 0; r < reps; ++r) {
             hw_grad.push_back(seconds([&] { hw.loss_and_gradient(); }));
+            hwk_grad.push_back(seconds([&] { hw_kernels.loss_and_gradient(); }));
+            hwk_loss.push_back(seconds([&] { hw_kernels.loss(); }));
             tg_grad.push_back(seconds([&] { tg.loss_and_gradient(); }));
             tg_replay.push_back(seconds([&] { replayed.replayed_loss_and_gradient(); }));
             hw_loss.push_back(seconds([&] { hw.loss(); }));
@@ -159,9 +166,10 @@ void timings(int reps) {
         const std::size_t nograd_entries = [&] { tg.loss(); return tg.tape().size(); }();
         std::printf("{\"layers\": %zu, \"steps\": %zu, \"handwritten_grad_s\": %.6g, \"tapegrad_grad_s\": %.6g, \"tapegrad_replay_s\": %.6g, "
                     "\"handwritten_loss_s\": %.6g, \"tapegrad_loss_s\": %.6g, \"tapegrad_first_grad_s\": %.6g, "
-                    "\"tapegrad_first_loss_s\": %.6g, \"grad_entries\": %zu, \"nograd_entries_kept\": %zu}\n",
+                    "\"tapegrad_first_loss_s\": %.6g, \"grad_entries\": %zu, \"nograd_entries_kept\": %zu, "
+                    "\"handwritten_kernel_math_grad_s\": %.6g, \"handwritten_kernel_math_loss_s\": %.6g}\n",
                     layers, steps, median(hw_grad), median(tg_grad), median(tg_replay), median(hw_loss), median(tg_loss), first_grad,
-                    first_loss, grad_entries, nograd_entries);
+                    first_loss, grad_entries, nograd_entries, median(hwk_grad), median(hwk_loss));
         std::fflush(stdout);
     }
 }

@@ -2,19 +2,39 @@
 // (lstm_problem.hpp): the loss alone (primal), and the loss with its gradient (a forward
 // that keeps every gate, then back-propagation through time). Plain loops over n-vectors,
 // every buffer allocated in the constructor.
+//
+// Its exp, sigmoid and tanh come from a Math policy: the standard library's (LibmMath, what a
+// user writes: the reference), or tapegrad's own vectorisable kernels (KernelMath, the
+// functions its sigmoid and tanh ops compute), which separates what the tape costs from what
+// the math costs.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <vector>
 
+#include "autodiff/exp_kernel.hpp"
+#include "autodiff/ops/activation_rules.hpp"
 #include "lstm_problem.hpp"
 
 namespace bench::lstm {
 
-class Handwritten {
+struct LibmMath {
+    static double exp(double x) { return std::exp(x); }
+    static double tanh(double x) { return std::tanh(x); }
+    static double sigmoid(double z) { return z >= 0 ? 1 / (1 + std::exp(-z)) : std::exp(z) / (1 + std::exp(z)); }
+};
+
+struct KernelMath {
+    static double exp(double x) { return autodiff::kernels::exp_nonpositive_one(x); }  // only of x - max <= 0
+    static double tanh(double x) { return autodiff::ops::TanhRule::f(x); }
+    static double sigmoid(double z) { return autodiff::ops::SigmoidRule::f(z); }
+};
+
+template <class Math>
+class HandwrittenWith {
 public:
-    explicit Handwritten(const Problem& p)
+    explicit HandwrittenWith(const Problem& p)
         : p_(p), n_(p.n), L_(p.layers), T_(p.steps),
           h_((T_ + 1) * L_ * n_), c_((T_ + 1) * L_ * n_), f_(T_ * L_ * n_), i_(T_ * L_ * n_),
           o_(T_ * L_ * n_), g_(T_ * L_ * n_), tc_(T_ * L_ * n_), yhat_(n_), dh_(L_ * n_), dc_(L_ * n_),
@@ -40,9 +60,9 @@ public:
                     const double f = sigmoid(x[k] * prm(l, kWf)[k] + prm(l, kBf)[k]);
                     const double i = sigmoid(hl[k] * prm(l, kWi)[k] + prm(l, kBi)[k]);
                     const double o = sigmoid(x[k] * prm(l, kWo)[k] + prm(l, kBo)[k]);
-                    const double g = std::tanh(hl[k] * prm(l, kWc)[k] + prm(l, kBc)[k]);
+                    const double g = Math::tanh(hl[k] * prm(l, kWc)[k] + prm(l, kBc)[k]);
                     cl[k] = cl[k] * f + i * g;
-                    hl[k] = o * std::tanh(cl[k]);
+                    hl[k] = o * Math::tanh(cl[k]);
                 }
                 x = hl;
             }
@@ -60,7 +80,7 @@ public:
     const Gradient& gradient() const { return grad_; }
 
 private:
-    static double sigmoid(double z) { return z >= 0 ? 1 / (1 + std::exp(-z)) : std::exp(z) / (1 + std::exp(z)); }
+    static double sigmoid(double z) { return Math::sigmoid(z); }
     const double* prm(std::size_t l, std::size_t gate) const { return p_.layer_params[l * kPerLayer + gate].data(); }
     double* dprm(std::size_t l, std::size_t gate) { return grad_.layer_params[l * kPerLayer + gate].data(); }
     const double* one_hot(std::size_t ch) {
@@ -79,7 +99,7 @@ private:
             mx = std::max(mx, yhat_[k]);
         }
         double s = 0;
-        for (std::size_t k = 0; k < n_; ++k) s += std::exp(yhat_[k] - mx);
+        for (std::size_t k = 0; k < n_; ++k) s += Math::exp(yhat_[k] - mx);
         return -(yhat_[target] - mx - std::log(s));
     }
 
@@ -99,9 +119,9 @@ private:
                     const double f = f_[g0 + k] = sigmoid(x[k] * prm(l, kWf)[k] + prm(l, kBf)[k]);
                     const double i = i_[g0 + k] = sigmoid(hp[k] * prm(l, kWi)[k] + prm(l, kBi)[k]);
                     const double o = o_[g0 + k] = sigmoid(x[k] * prm(l, kWo)[k] + prm(l, kBo)[k]);
-                    const double g = g_[g0 + k] = std::tanh(hp[k] * prm(l, kWc)[k] + prm(l, kBc)[k]);
+                    const double g = g_[g0 + k] = Math::tanh(hp[k] * prm(l, kWc)[k] + prm(l, kBc)[k]);
                     cn[k] = cp[k] * f + i * g;
-                    const double tc = tc_[g0 + k] = std::tanh(cn[k]);
+                    const double tc = tc_[g0 + k] = Math::tanh(cn[k]);
                     hn[k] = o * tc;
                 }
             }
@@ -123,10 +143,10 @@ private:
             step_loss(htop, 0);  // recomputes ŷ into yhat_
             double mx = -1e300, s = 0;
             for (std::size_t k = 0; k < n_; ++k) mx = std::max(mx, yhat_[k]);
-            for (std::size_t k = 0; k < n_; ++k) s += std::exp(yhat_[k] - mx);
+            for (std::size_t k = 0; k < n_; ++k) s += Math::exp(yhat_[k] - mx);
             double* dtop = &dh_[(L_ - 1) * n_];
             for (std::size_t k = 0; k < n_; ++k) {
-                const double dy = (std::exp(yhat_[k] - mx) / s - (k == p_.chars[t + 1] ? 1.0 : 0.0)) * inv_T;
+                const double dy = (Math::exp(yhat_[k] - mx) / s - (k == p_.chars[t + 1] ? 1.0 : 0.0)) * inv_T;
                 grad_.w_out[k] += dy * htop[k];
                 grad_.b_out[k] += dy;
                 dtop[k] += dy * p_.w_out[k];
@@ -170,5 +190,7 @@ private:
     std::vector<double> yhat_, dh_, dc_, dx_, onehot_;
     Gradient grad_;
 };
+
+using Handwritten = HandwrittenWith<LibmMath>;
 
 }  // namespace bench::lstm
