@@ -58,7 +58,10 @@ inline T exp_reduced(T r) {
 template <class T> struct ExpConstants;
 template <> struct ExpConstants<double> {
     using Bits = std::int64_t;
-    static constexpr double lowest = -708.39;  // exp(-708.39) = 2.25e-308: still a normal double
+    // The smallest x whose exp is a normal double: -1022 ln 2 = -708.39641853226410622...
+    // rounded toward 0, so exp(lowest) >= 2^-1022 and x / ln 2 still rounds to -1022 (a normal
+    // 2^q). (-708.39 left x in (-708.3964, -708.39) at 0 where exp is a normal 2.23e-308.)
+    static constexpr double lowest = -0x1.6232bdd7abcd2p+9;
     static constexpr double ln2_hi = 0.693147180369123816490, ln2_lo = 1.90821492927058770002e-10;
     static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
     static constexpr Bits shifter_bits = 0x4338000000000000;
@@ -66,7 +69,9 @@ template <> struct ExpConstants<double> {
 };
 template <> struct ExpConstants<float> {
     using Bits = std::int32_t;
-    static constexpr float lowest = -87.33f;  // exp(-87.33) = 1.18e-38: still a normal float
+    // -126 ln 2 = -87.336544750553108... rounded toward 0 (-87.33f left x in (-87.3365, -87.33)
+    // at 0 where exp is a normal 1.18e-38).
+    static constexpr float lowest = -0x1.5d589ep+6f;
     static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
     static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
     static constexpr Bits shifter_bits = 0x4B400000;
@@ -102,7 +107,7 @@ inline ExpReduction<T> reduce_for_exp(T x) {
 }
 
 // exp(x) for x <= 0 (and NaN, which stays NaN): within 1 ulp of std::exp; 0 below
-// ExpConstants::lowest (-708.39 in double, -87.33 in float), where it would be subnormal.
+// ExpConstants::lowest (-1022 ln 2 in double, -126 ln 2 in float), where it would be subnormal.
 template <class T>
 inline T exp_nonpositive_one(T x) {
     const ExpReduction<T> e = reduce_for_exp(x);

@@ -119,8 +119,8 @@ template <class T>
 void column_sum(const Matrix<T>& x, Matrix<T>& out);
 
 // x[k] = exp(x[k]) for x[k] <= 0, in a loop the compiler vectorises (std::exp is a call
-// per element). Within 1 ulp of std::exp; below -708.39 (double) or -87.33 (float), where
-// the result would be subnormal, it gives 0.
+// per element). Within 1 ulp of std::exp; below -1022 ln 2 = -708.3964 (double) or
+// -126 ln 2 = -87.3365 (float), where the result would be subnormal, it gives 0.
 template <class T>
 void exp_nonpositive(T* x, std::size_t n);
 

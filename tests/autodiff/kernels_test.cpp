@@ -124,6 +124,31 @@ TEST_CASE("tanh is within 3 ulp of the exact one, small arguments included", "[k
     check_tanh<float>(12);
 }
 
+// exp(x) is a normal number down to -1022 ln 2 = -708.3964 (double) and -126 ln 2 = -87.3365
+// (float): the kernels' cut-off at -708.39 and -87.33 gave 0 there, and so did sigmoid, whose
+// exact value there is exp(x) to within a part in 1e300 (found by the attack on the kernels).
+template <class T>
+void check_normal_down_to_cutoff(std::vector<T> x) {
+    std::vector<T> y = x;
+    autodiff::kernels::exp_nonpositive(y.data(), y.size());
+    autodiff::Tape<T> tape;
+    autodiff::Matrix<T> m = autodiff::Matrix<T>::from_shape({x.size(), std::size_t(1)});
+    std::copy(x.begin(), x.end(), m.begin());
+    const autodiff::Matrix<T> s = sigmoid(tape.constant(m)).value();
+    for (std::size_t k = 0; k < x.size(); ++k) {
+        INFO("x = " << x[k]);
+        const T want = T(std::exp(static_cast<long double>(x[k])));
+        REQUIRE(want >= std::numeric_limits<T>::min());
+        CHECK(ulps(y[k], want) <= 1);
+        CHECK(ulps(s(k, 0), want) <= 2);
+    }
+}
+
+TEST_CASE("exp_nonpositive and sigmoid are not 0 where exp is a normal number", "[kernels]") {
+    check_normal_down_to_cutoff<double>({-708.39, -708.393, -708.396, -708.3964185322640});
+    check_normal_down_to_cutoff<float>({-87.33f, -87.3300095f, -87.335f, -87.33654f});
+}
+
 TEST_CASE("row_sum adds every element", "[kernels]") {
     for (std::size_t n : {0, 1, 7, 8, 9, 31, 1000}) {
         std::vector<double> x(n);
