@@ -1,15 +1,24 @@
 #include "nn/allocate.hpp"
 
-#if defined(__unix__)
+#if defined(__linux__)
+#include <sys/sysinfo.h>
+#elif defined(__unix__)
 #include <unistd.h>
 #endif
 
 namespace nn {
 
 namespace {
-// Bytes of physical memory, or SIZE_MAX where the system does not say.
+// Bytes of memory, swap included (a model that fits only with it is the user's call), or
+// SIZE_MAX where the system does not say.
 std::size_t physical_memory() {
-#if defined(__unix__) && defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+#if defined(__linux__)
+    struct sysinfo info {};
+    std::size_t bytes = 0;
+    if (sysinfo(&info) == 0 &&
+        autodiff::multiply_fits(std::size_t(info.totalram) + std::size_t(info.totalswap), std::size_t(info.mem_unit), bytes))
+        return bytes;
+#elif defined(__unix__) && defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     std::size_t bytes = 0;
     if (pages > 0 && page > 0 && autodiff::multiply_fits(std::size_t(pages), std::size_t(page), bytes)) return bytes;
@@ -27,7 +36,7 @@ void require_fits_in_memory(const std::string& what, std::size_t count, std::siz
     if (bytes > memory)
         throw autodiff::Error(what + " needs at least " + std::to_string(bytes) + " bytes (" + std::to_string(count) +
                               " x " + std::to_string(bytes_each) + "), more than this machine's " + std::to_string(memory) +
-                              " bytes of memory");
+                              " bytes of memory (swap included)");
 }
 
 }  // namespace nn

@@ -37,7 +37,7 @@ auto allocate_counted(const std::string& what, std::initializer_list<std::size_t
 }  // namespace detail
 
 /// Throws autodiff::Error naming `what` unless `count` pieces of at least `bytes_each` bytes fit
-/// in a size_t and in this machine's physical memory. For what is made in many small
+/// in a size_t and in this machine's memory, swap included. For what is made in many small
 /// allocations from a user's count (an LSTM's layers): each succeeds until the system runs
 /// out, and Linux then kills the process (it overcommits) instead of throwing bad_alloc.
 void require_fits_in_memory(const std::string& what, std::size_t count, std::size_t bytes_each);
