@@ -11,7 +11,7 @@ namespace nn {
 namespace {
 // Bytes of memory, swap included (a model that fits only with it is the user's call), or
 // SIZE_MAX where the system does not say.
-std::size_t physical_memory() {
+std::size_t memory_with_swap() {
 #if defined(__linux__)
     struct sysinfo info {};
     std::size_t bytes = 0;
@@ -32,7 +32,7 @@ void require_fits_in_memory(const std::string& what, std::size_t count, std::siz
     if (!autodiff::multiply_fits(count, bytes_each, bytes))
         throw autodiff::Error(what + " has more bytes than a size_t can count (" + std::to_string(count) + " x at least " +
                               std::to_string(bytes_each) + ")");
-    const std::size_t memory = physical_memory();
+    const std::size_t memory = memory_with_swap();
     if (bytes > memory)
         throw autodiff::Error(what + " needs at least " + std::to_string(bytes) + " bytes (" + std::to_string(count) +
                               " x " + std::to_string(bytes_each) + "), more than this machine's " + std::to_string(memory) +

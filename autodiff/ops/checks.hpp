@@ -12,6 +12,10 @@
 namespace autodiff::ops {
 
 [[noreturn]] inline void fail(const char* op, const std::string& what) { throw Error(std::string(op) + ": " + what); }
+// An elementwise entry whose input no longer has the size it was recorded with (its value is
+// kept inline, or its flat backward expects its input's size): refused by the op's forward
+// and backward alike.
+[[noreturn]] inline void fail_input_resized(const char* op) { fail(op, "an input changed size after the entry was recorded"); }
 
 // Tape::record_op for the library's own ops: the entry is marked as running the library's
 // code alone (Node::library_code), which a Replay trusts not to change a parameter between

@@ -124,7 +124,7 @@ void binary_backward(Tape<T>& tape, Node<T>& y) {
     if (std::optional<FlatStep<T>> step = tape.template flat_entry_step<2>(y, overwrite))
         return run_flat(*step, Tape<T>::own_size(y), [&](const FlatStep<T>& piece) { binary_flat_backward<T, Rule>(piece, overwrite); });
     // Inline entries have their inputs' size (Tape::record_flat), which backward() keeps.
-    if (y.in_line()) ops::fail(Rule::name, "an inline entry's input changed size after it was recorded");
+    if (y.in_line()) ops::fail_input_resized(Rule::name);
     const Matrix<T>&A = tape.input(y, 0), &B = tape.input(y, 1);
     if (tape.needs_grad(y, 0)) broadcast_backward_side<T, Rule, 0>(tape, y, A, B);
     if (tape.needs_grad(y, 1)) broadcast_backward_side<T, Rule, 1>(tape, y, A, B);
@@ -137,7 +137,7 @@ void binary_forward(Tape<T>& tape, Node<T>& y) {
         FlatStep<T> step = binary_step(A, B, y);
         return run_flat(step, Tape<T>::own_size(y), binary_flat_forward<T, Rule>);
     }
-    if (y.in_line()) ops::fail(Rule::name, "an inline entry's input changed size after it was recorded");
+    if (y.in_line()) ops::fail_input_resized(Rule::name);
     const kernels::Broadcast<T> a(A), b(B);
     kernels::fill(y.value, [&](std::size_t i, std::size_t j) { return Rule::f(a(i, j), b(i, j)); });
 }

@@ -82,7 +82,7 @@ void unary_backward(Tape<T>& tape, Node<T>& y) {
     bool overwrite[1] = {false};
     std::optional<FlatStep<T>> step = tape.template flat_entry_step<1>(y, overwrite);
     // The entry has its input's shape (the forward gives it that), which backward() keeps.
-    if (!step) fail(Rule::name, "the input changed size after the entry was recorded");
+    if (!step) fail_input_resized(Rule::name);
     step->s2 = y.scalar2();
     run_flat(*step, Tape<T>::own_size(y), [&](const FlatStep<T>& piece) { unary_flat_backward<T, Rule>(piece, overwrite); });
 }
