@@ -231,11 +231,7 @@ void Tape<T>::merge_detours(const Node<T>* by, std::uint32_t by_index) {
                         ": an op replaced it instead of adding to it (write gradients through Tape::grad_of)");
         }
         const T* from = g.data();
-        T* to = in.inline_grad();
-        if (detours_[d].overwrite)
-            std::copy(from, from + n, to);
-        else
-            for (std::size_t k = 0; k < n; ++k) to[k] += from[k];
+        accumulate_flat(in.inline_grad(), detours_[d].overwrite, n, [from](std::size_t k) { return from[k]; });
     }
 }
 
