@@ -115,11 +115,13 @@ inline T exp_nonpositive_one(T x) {
 }
 
 // exp(x) - 1 for x <= 0 (and NaN), accurate relative to its result for small x too:
-// 2^q (exp(r) - 1) + (2^q - 1), where 2^q - 1 is exact. -1 below ExpConstants::lowest.
+// 2^q (exp(r) - 1) + (2^q - 1), where 2^q - 1 is exact. -1 below ExpConstants::lowest, and
+// x itself at +-0: the sum would give +0 for -0, where std::expm1(-0) is -0 (elu(-0) too).
 template <class T>
 inline T expm1_nonpositive_one(T x) {
     const ExpReduction<T> e = reduce_for_exp(x);
-    return x < ExpConstants<T>::lowest ? T(-1) : mul_add(e.scale, expm1_reduced(e.r), e.scale - T(1));
+    const T sum = x < ExpConstants<T>::lowest ? T(-1) : mul_add(e.scale, expm1_reduced(e.r), e.scale - T(1));
+    return x == T(0) ? x : sum;
 }
 
 // tanh(x) = -u / (2 + u) with u = expm1(-2|x|), the sign of x put back (-0 stays -0, NaN NaN).

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "autodiff/exp_kernel.hpp"
+#include "autodiff/ops/activation_rules.hpp"
 #include "autodiff/ops/unary_rule.hpp"
 
 namespace autodiff {
@@ -81,10 +83,19 @@ struct LeakyReluRule {  // slope s below 0; at 0 the derivative is s (PyTorch: x
     template <class T> static T f(T x, T s, T) { return x > T(0) ? x : s * x; }
     template <class T> static T df(T x, T, T s, T) { return x > T(0) ? T(1) : s; }
 };
-struct EluRule {  // alpha s; at 0 the derivative is alpha (PyTorch: x <= 0 ? alpha e^x : 1)
+// alpha s; at 0 the derivative is alpha (PyTorch: x <= 0 ? alpha e^x : 1). expm1 and exp by
+// the kernels' (autodiff/exp_kernel.hpp), of min(x, 0), as selects: a loop of elus vectorises,
+// where std::expm1 and std::exp were a call per element. Below -1022 ln 2 the derivative's
+// e^x is 0 instead of subnormal; the value is -alpha there either way.
+struct EluRule {
     static constexpr const char* name = "elu";
-    template <class T> static T f(T x, T s, T) { return x > T(0) ? x : s * std::expm1(x); }
-    template <class T> static T df(T x, T, T s, T) { return x > T(0) ? T(1) : s * std::exp(x); }
+    template <class T> static T nonpositive(T x) { return x > T(0) ? T(0) : x; }  // NaN stays NaN
+    template <class T> static T f(T x, T s, T) {
+        return x > T(0) ? x : s * kernels::expm1_nonpositive_one(nonpositive(x));
+    }
+    template <class T> static T df(T x, T, T s, T) {
+        return x > T(0) ? T(1) : s * kernels::exp_nonpositive_one(nonpositive(x));
+    }
 };
 // The exact form x Phi(x), Phi the normal CDF (PyTorch's default). Phi through erfc, which
 // keeps its relative accuracy in the left tail: 1 + erf(x / sqrt 2) cancels to 0 below x = -8
@@ -114,11 +125,14 @@ struct SoftplusRule {
         return z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
     }
 };
-struct SiluRule {  // x sigmoid(x)
+// x sigmoid(x), by the sigmoid's vectorised kernel (ops/activation_rules.hpp), where
+// x / (1 + e^-x) was a call of std::exp per element. -0 below x = -1022 ln 2, where that
+// sigmoid is flushed to 0 (PyTorch's x / (1 + e^-x) gives -0 below x = -709.8).
+struct SiluRule {
     static constexpr const char* name = "silu";
-    template <class T> static T f(T x, T, T) { return x / (T(1) + std::exp(-x)); }
+    template <class T> static T f(T x, T, T) { return x * ops::SigmoidRule::f(x); }
     template <class T> static T df(T x, T, T, T) {
-        const T sig = T(1) / (T(1) + std::exp(-x));
+        const T sig = ops::SigmoidRule::f(x);
         return sig * (T(1) + x * (T(1) - sig));
     }
 };
