@@ -1,8 +1,8 @@
 #pragma once
-// exp for the kernels that compute it over many elements: branch-free, so that a loop of it
-// vectorises (std::exp is a call per element). The softmax's exp (kernels::exp_nonpositive)
-// and the sigmoid's (ops/activation_rules.hpp) are this one function, so a value is the same
-// bits whichever computes it. Internal to the engine's .cpp files.
+// exp (and the log softplus needs with it) for the kernels that compute it over many elements:
+// branch-free, so that a loop of it vectorises (std::exp is a call per element). The softmax's
+// exp (kernels::exp_nonpositive) and the sigmoid's (ops/activation_rules.hpp) are this one
+// function, so a value is the same bits whichever computes it. Internal to the engine's .cpp files.
 
 #include <cmath>
 #include <cstdint>
@@ -129,6 +129,47 @@ template <class T>
 inline T tanh_one(T x) {
     const T u = expm1_nonpositive_one(T(-2) * std::abs(x));
     return std::copysign(-u / (T(2) + u), x);
+}
+
+// log(x) for a positive normal double, by fdlibm's method (e_log.c): x = 2^e m with m in
+// [sqrt(2)/2, sqrt(2)), f = m - 1, s = f / (2 + f), log(m) = f - f^2/2 + s (f^2/2 + R(s^2))
+// with R its minimax polynomial, and e ln 2 added in two parts. Under 1 ulp. Branch-free and
+// without 64-bit integer shifts or conversions that AVX2 lacks (arithmetic shifts, int64 to
+// double), so that a loop of it vectorises: 1000 logs 5.3 -> 2.4 us with -march=native,
+// 5.7 -> 4.4 us without (AMD EPYC), against glibc's std::log.
+inline double log_normal(double x) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    // Taking the bits of sqrt(2)/2 off moves the exponent's step to m = sqrt(2); biased by
+    // 1023 so that the difference stays nonnegative: its top bits are e + 1023.
+    const std::uint64_t e_biased = (bits - 0x3fe6a09e667f3bcdULL + (0x3ffULL << 52)) >> 52;
+    const std::uint64_t m_bits = bits - ((e_biased - 0x3ff) << 52);
+    double m;
+    std::memcpy(&m, &m_bits, sizeof m);
+    // e as a double: 2^52 + e_biased has e_biased in its low mantissa bits.
+    const std::uint64_t e_bits = e_biased | 0x4330000000000000ULL;
+    double e;
+    std::memcpy(&e, &e_bits, sizeof e);
+    e -= 4503599627370496.0 + 1023.0;
+    const double f = m - 1.0;
+    const double s = f / (2.0 + f);
+    const double half_f2 = 0.5 * f * f;
+    const double z = s * s, w = z * z;
+    const double odd = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
+    const double even = z * (6.666666666666735130e-01 +
+                             w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+    const double r = even + odd;
+    return e * ExpConstants<double>::ln2_hi - ((half_f2 - (s * (half_f2 + r) + e * ExpConstants<double>::ln2_lo)) - f);
+}
+
+// log(1 + e^x) for x <= 0 (softplus's and the logistic loss's log1p(e^-|z|)): with
+// u = 1 + e^x rounded, log(u) * e^x / (u - 1) corrects for that rounding (Goldberg's log1p),
+// and e^x itself where u rounds to 1. In double for float too (then rounded once). NaN stays NaN.
+template <class T>
+inline T log1p_exp_nonpositive_one(T x) {
+    const double e = exp_nonpositive_one(static_cast<double>(x));
+    const double u = 1.0 + e;
+    return static_cast<T>(u == 1.0 ? e : log_normal(u) * (e / (u - 1.0)));
 }
 
 }  // namespace autodiff::kernels

@@ -32,37 +32,6 @@ void exp_nonpositive(T* x, std::size_t n) {
     for (std::size_t k = 0; k < n; ++k) x[k] = exp_nonpositive_one(x[k]);
 }
 
-// log(x) for a positive normal double, by fdlibm's method (e_log.c): x = 2^e m with m in
-// [sqrt(2)/2, sqrt(2)), f = m - 1, s = f / (2 + f), log(m) = f - f^2/2 + s (f^2/2 + R(s^2))
-// with R its minimax polynomial, and e ln 2 added in two parts. Under 1 ulp. Branch-free and
-// without 64-bit integer shifts or conversions that AVX2 lacks (arithmetic shifts, int64 to
-// double), so that a loop of it vectorises: 1000 logs 5.3 -> 2.4 us with -march=native,
-// 5.7 -> 4.4 us without (AMD EPYC), against glibc's std::log.
-inline double log_normal(double x) {
-    std::uint64_t bits;
-    std::memcpy(&bits, &x, sizeof bits);
-    // Taking the bits of sqrt(2)/2 off moves the exponent's step to m = sqrt(2); biased by
-    // 1023 so that the difference stays nonnegative: its top bits are e + 1023.
-    const std::uint64_t e_biased = (bits - 0x3fe6a09e667f3bcdULL + (0x3ffULL << 52)) >> 52;
-    const std::uint64_t m_bits = bits - ((e_biased - 0x3ff) << 52);
-    double m;
-    std::memcpy(&m, &m_bits, sizeof m);
-    // e as a double: 2^52 + e_biased has e_biased in its low mantissa bits.
-    const std::uint64_t e_bits = e_biased | 0x4330000000000000ULL;
-    double e;
-    std::memcpy(&e, &e_bits, sizeof e);
-    e -= 4503599627370496.0 + 1023.0;
-    const double f = m - 1.0;
-    const double s = f / (2.0 + f);
-    const double half_f2 = 0.5 * f * f;
-    const double z = s * s, w = z * z;
-    const double odd = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
-    const double even = z * (6.666666666666735130e-01 +
-                             w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
-    const double r = even + odd;
-    return e * ExpConstants<double>::ln2_hi - ((half_f2 - (s * (half_f2 + r) + e * ExpConstants<double>::ln2_lo)) - f);
-}
-
 template <class T>
 bool is_positive_normal(T v) {
     return v >= std::numeric_limits<T>::min() && v <= std::numeric_limits<T>::max();  // a NaN compares false

@@ -112,17 +112,17 @@ struct GeluRule {
 // log(1 + e^(s x)) / s, and x itself where s x > s2 (PyTorch's threshold). Below the
 // threshold in the form that cannot overflow, max(s x, 0) + log1p(e^-|s x|): e^(s x) itself
 // is inf past s x = 709 (double), which a threshold above that (or inf) let through.
+// By the kernels' exp and log (autodiff/exp_kernel.hpp) and the sigmoid's, as selects: a loop of
+// softplus vectorises, where std::exp and std::log1p were two calls per element.
 struct SoftplusRule {
     static constexpr const char* name = "softplus";
     template <class T> static T f(T x, T beta, T threshold) {
         const T z = x * beta;
-        return z > threshold ? x : (std::max(z, T(0)) + std::log1p(std::exp(-std::abs(z)))) / beta;
+        return z > threshold ? x : (std::max(z, T(0)) + kernels::log1p_exp_nonpositive_one(-std::abs(z))) / beta;
     }
     template <class T> static T df(T x, T, T beta, T threshold) {
         const T z = x * beta;
-        if (z > threshold) return T(1);
-        const T e = std::exp(-std::abs(z));  // the sigmoid of z, from whichever side keeps e <= 1
-        return z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+        return z > threshold ? T(1) : ops::SigmoidRule::f(z);
     }
 };
 // x sigmoid(x), by the sigmoid's vectorised kernel (ops/activation_rules.hpp), where

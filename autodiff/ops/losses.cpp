@@ -6,7 +6,9 @@
 #include <cmath>
 #include <string>
 
+#include "autodiff/exp_kernel.hpp"
 #include "autodiff/ops.hpp"
+#include "autodiff/ops/activation_rules.hpp"
 #include "autodiff/ops/checks.hpp"
 
 namespace autodiff {
@@ -14,13 +16,13 @@ namespace autodiff {
 namespace {
 
 // loss = mean_k f(p_k, t_k); dp and dt are the per-element partials.
+// By the kernels' exp and log and the sigmoid's (as softplus): no call per element.
 struct BceWithLogitsRule {  // p: logits z, t: targets y
     static constexpr const char* name = "binary_cross_entropy_with_logits";
-    template <class T> static T f(T z, T y) { return std::max(z, T(0)) - z * y + std::log1p(std::exp(-std::abs(z))); }
-    template <class T> static T dp(T z, T y) {
-        const T sig = z >= T(0) ? T(1) / (T(1) + std::exp(-z)) : std::exp(z) / (T(1) + std::exp(z));
-        return sig - y;
+    template <class T> static T f(T z, T y) {
+        return std::max(z, T(0)) - z * y + kernels::log1p_exp_nonpositive_one(-std::abs(z));
     }
+    template <class T> static T dp(T z, T y) { return ops::SigmoidRule::f(z) - y; }
     template <class T> static T dt(T z, T) { return -z; }
 };
 struct HuberRule {  // smooth_l1 with beta 1: quadratic inside |d| < 1, linear outside

@@ -124,10 +124,10 @@ TEST_CASE("tanh is within 3 ulp of the exact one, small arguments included", "[k
     check_tanh<float>(12);
 }
 
-// silu and elu by the same kernels (x sigmoid(x); expm1 and exp of min(x, 0)). silu only down to
-// where its sigmoid is normal: x e^x is normal a little further (to -715 in double), where the
-// op gives -0, as PyTorch's x / (1 + e^-x) does from -709.8.
-TEST_CASE("silu is within 3 ulp and elu within 2 of the exact ones", "[kernels]") {
+// silu, elu and softplus by the same kernels (x sigmoid(x); expm1 and exp of min(x, 0);
+// log(1 + e^-|x|)). silu only down to where its sigmoid is normal: x e^x is normal a little
+// further (to -715 in double), where the op gives -0, as PyTorch's x / (1 + e^-x) does from -709.8.
+TEST_CASE("silu is within 3 ulp, elu and softplus within 2 of the exact ones", "[kernels]") {
     auto exact_silu = [](long double v) { return v * exact_sigmoid(v); };
     auto exact_elu = [](long double v) { return v > 0 ? v : std::expm1(v); };
     auto silu_of = [](const auto& x) { return silu(x); };
@@ -136,6 +136,12 @@ TEST_CASE("silu is within 3 ulp and elu within 2 of the exact ones", "[kernels]"
     check_activation<float>(silu_of, exact_silu, -85, 20, 3);
     const std::vector<double> elu_double = check_activation<double>(elu_of, exact_elu, -800, 40, 2);
     check_activation<float>(elu_of, exact_elu, -110, 20, 2);
+    auto exact_softplus = [](long double v) { return v > 20 ? v : std::log1p(std::exp(v)); };
+    auto softplus_of = [](const auto& x) { return softplus(x, 1.0, 20.0); };
+    const std::vector<double> softplus_double = check_activation<double>(softplus_of, exact_softplus, -700, 40, 2);
+    check_activation<float>(softplus_of, exact_softplus, -85, 40, 2);
+    REQUIRE(softplus_double[0] == std::log(2.0));
+    REQUIRE(softplus_double[7] == 0);
     REQUIRE(silu_double[6] == INFINITY);
     REQUIRE(elu_double[6] == INFINITY);
     REQUIRE(elu_double[7] == -1);
