@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# train_char_lstm as a user runs it: replayed windows give the losses recorded ones give, bit
+# for bit; bad input is refused with exit 1 and a message naming it.
+#   train_char_lstm_runs.sh PATH/TO/train_char_lstm
+source "$(dirname "$0")/lib.sh"
+program=$1
+losses() { grep '^epoch' | sed 's/, [0-9.]* s$//'; }
+"$program" --epochs 3 --layers 2 --hidden 16 --sample 0 > "$dir/replayed" || fail "the replayed run failed"
+"$program" --epochs 3 --layers 2 --hidden 16 --sample 0 --no-replay > "$dir/recorded" || fail "the recorded run failed"
+[ "$(losses < "$dir/replayed" | wc -l)" -eq 3 ] || fail "no epochs printed"
+diff <(losses < "$dir/replayed") <(losses < "$dir/recorded") || fail "replayed and recorded losses differ"
+expect_failure "a missing --text" "$program" --text "$dir/missing.txt"
+grep -q "$dir/missing.txt: No such file or directory" "$dir/out" || fail "no path or reason"
+printf 'abc' > "$dir/short.txt"
+expect_failure "a text shorter than a window" "$program" --text "$dir/short.txt"
+grep -q "the text has 3 characters: 4 streams of --steps 24 need at least 100" "$dir/out" || fail "no sizes named"
+expect_failure "a window larger than memory" "$program" --steps 4096 --batch 4096 --hidden 4096 --layers 16
+grep -q "train_char_lstm: a window of --steps 4096 characters needs at least" "$dir/out" || fail "the window was not named"
+mkdir "$dir/a_directory"
+expect_failure "a directory as --text" "$program" --text "$dir/a_directory"
+grep -q "$dir/a_directory: not a regular file" "$dir/out" || fail "the directory was not named as such"
+mkfifo "$dir/fifo"  # refused, not waited on
+expect_failure "a FIFO as --text" timeout 20 "$program" --text "$dir/fifo"
+grep -q "$dir/fifo: not a regular file" "$dir/out" || fail "the FIFO was not named as such"
+echo "ok"
