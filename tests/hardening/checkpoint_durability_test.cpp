@@ -84,7 +84,11 @@ TEST_CASE("a checkpoint killed mid-save always loads as one whole version", "[ha
     std::uniform_int_distribution<int> delay_us(0, 25000);
     std::uint64_t saved = 0;  // the newest version known to be complete
     int kills_mid_save = 0;
-    for (int kill_no = 0; kill_no < 50; ++kill_no) {
+    // Under load (the machine building something else) a save took longer than the longest
+    // delay 50 times in a row, and the test saw none complete: until one has, the delays
+    // grow, by 25 ms every 25 kills (at most 400 kills).
+    for (int kill_no = 0; kill_no < 50 || (saved == 0 && kill_no < 400); ++kill_no) {
+        const int stretch = saved == 0 ? 1 + kill_no / 25 : 1;
         int fds[2];
         REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
         const pid_t child = fork();
@@ -94,7 +98,7 @@ TEST_CASE("a checkpoint killed mid-save always loads as one whole version", "[ha
             save_forever(dir, saved + 1, fds[1]);
         }
         close(fds[1]);
-        std::this_thread::sleep_for(std::chrono::microseconds(delay_us(gen)));
+        std::this_thread::sleep_for(std::chrono::microseconds(delay_us(gen) * stretch));
         REQUIRE(kill(child, SIGKILL) == 0);
         int status = 0;
         REQUIRE(waitpid(child, &status, 0) == child);
