@@ -7,6 +7,7 @@
 // recording takes a page fault every seven entries, and every sweep over it a TLB miss as
 // often (the TLB covers ~8 MiB). A slab aligned to 2 MiB and marked MADV_HUGEPAGE is one fault
 // and one TLB entry. Where huge pages are off, or not Linux, a slab is ordinary memory.
+// A destroyed tape's slabs wait in a process-wide pool (up to 64 MiB) for the next tape's.
 
 #include <cstddef>
 #include <vector>
@@ -24,6 +25,8 @@ public:
     // `bytes` of memory aligned to `alignment` (at most 4096), valid until this is destroyed;
     // throws std::bad_alloc. From a slab when `in_slab` and it fits one, else a block of its own.
     void* take(std::size_t bytes, std::size_t alignment, bool in_slab);
+    // Slabs given back by destroyed tapes, waiting in the process-wide pool for the next.
+    static std::size_t pooled_slabs() noexcept;
 
 private:
     struct Block {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "autodiff/autodiff.hpp"
 #include "autodiff/entry_memory.hpp"
@@ -67,5 +68,42 @@ TEST_CASE("entry memory: a tape past its first two chunks records, sweeps and re
         CHECK(x.grad()(0, 0) == 1.0);
         CHECK(w.grad(2, 0) == 3000.0);
         CHECK(y.value()(1, 0) == 1.0);
+    }
+}
+
+TEST_CASE("entry memory: a destroyed tape's slabs wait in a pool for the next tape's entries", "[autodiff][entry_memory]") {
+#if defined(__linux__)
+    constexpr std::size_t pool_size = 32;
+    auto memory = std::make_unique<EntryMemory>();
+    char* slab = static_cast<char*>(memory->take(EntryMemory::slab_bytes, 64, true));  // pooled, if any is
+    std::memset(slab, 4, EntryMemory::slab_bytes);
+    const std::size_t before = EntryMemory::pooled_slabs();  // other tests' tapes may have left some
+    REQUIRE(before < pool_size);
+    memory.reset();
+    {
+        CHECK(EntryMemory::pooled_slabs() == before + 1);
+        EntryMemory memory;
+        char* again = static_cast<char*>(memory.take(EntryMemory::slab_bytes, 64, true));
+        CHECK(again == slab);  // the last given back is the first taken
+        CHECK(EntryMemory::pooled_slabs() == before);
+        std::memset(again, 5, EntryMemory::slab_bytes);  // writable whole, whatever MADV_FREE did
+        CHECK(again[EntryMemory::slab_bytes - 1] == 5);
+    }
+    {  // more slabs given back than the pool keeps: the rest are unmapped
+        EntryMemory memory;
+        for (std::size_t k = 0; k < pool_size + 8; ++k) memory.take(EntryMemory::slab_bytes, 64, true);
+    }
+    CHECK(EntryMemory::pooled_slabs() == pool_size);
+#endif
+    // A new tape on pooled slabs records and sweeps as the first did.
+    autodiff::Parameter<double> w(xt::ones<double>({std::size_t(2), std::size_t(1)}));
+    for (int round = 0; round < 2; ++round) {
+        autodiff::Tape<double> tape;
+        w.grad = xt::zeros<double>({std::size_t(2), std::size_t(1)});
+        const auto wv = tape.parameter(w);
+        auto y = tape.leaf(xt::ones<double>({std::size_t(2), std::size_t(1)}));
+        for (int k = 0; k < 3000; ++k) y = y * wv;
+        tape.backward(sum(y));
+        CHECK(w.grad(1, 0) == 3000.0);
     }
 }
