@@ -62,6 +62,8 @@ template <> struct ExpConstants<double> {
     // rounded toward 0, so exp(lowest) >= 2^-1022 and x / ln 2 still rounds to -1022 (a normal
     // 2^q). (-708.39 left x in (-708.3964, -708.39) at 0 where exp is a normal 2.23e-308.)
     static constexpr double lowest = -0x1.6232bdd7abcd2p+9;
+    // The largest x whose exp is finite: ln(DBL_MAX) = 709.78271289338399673... rounded down.
+    static constexpr double highest = 0x1.62e42fefa39efp+9;
     static constexpr double ln2_hi = 0.693147180369123816490, ln2_lo = 1.90821492927058770002e-10;
     static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
     static constexpr Bits shifter_bits = 0x4338000000000000;
@@ -72,6 +74,7 @@ template <> struct ExpConstants<float> {
     // -126 ln 2 = -87.336544750553108... rounded toward 0 (-87.33f left x in (-87.3365, -87.33)
     // at 0 where exp is a normal 1.18e-38).
     static constexpr float lowest = -0x1.5d589ep+6f;
+    static constexpr float highest = 0x1.62e42ep+6f;  // ln(FLT_MAX) = 88.7228391116729996... rounded down
     static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
     static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
     static constexpr Bits shifter_bits = 0x4B400000;
@@ -86,8 +89,10 @@ template <class T>
 struct ExpReduction {
     T r, scale;
 };
+// The scale is 2^(q - less): exp_one takes 2^(q - 1) for the largest x, whose q = 1024 (128 in
+// float) has no power of two of its own.
 template <class T>
-inline ExpReduction<T> reduce_for_exp(T x) {
+inline ExpReduction<T> reduce_for_exp(T x, int less = 0) {
     using C = ExpConstants<T>;
     using Bits = typename C::Bits;
     const T inv_ln2 = T(1.44269504088896340736);
@@ -100,7 +105,7 @@ inline ExpReduction<T> reduce_for_exp(T x) {
     // Shifted as unsigned: for a NaN input the exponent is garbage (the result is NaN
     // anyway) and a signed shift of it would be undefined behaviour.
     using UBits = std::make_unsigned_t<Bits>;
-    const Bits scale_bits = static_cast<Bits>(static_cast<UBits>(q_bits - C::shifter_bits + C::bias) << C::mantissa);
+    const Bits scale_bits = static_cast<Bits>(static_cast<UBits>(q_bits - C::shifter_bits + C::bias - less) << C::mantissa);
     T scale;
     std::memcpy(&scale, &scale_bits, sizeof scale);
     return {r, scale};
@@ -112,6 +117,18 @@ template <class T>
 inline T exp_nonpositive_one(T x) {
     const ExpReduction<T> e = reduce_for_exp(x);
     return x < ExpConstants<T>::lowest ? T(0) : exp_reduced(e.r) * e.scale;
+}
+
+// exp(x) for any x: exp_nonpositive_one for x <= 0 (and NaN); above, exp(r) 2^(q - 1) 2, the
+// doubling exact, so that x up to ExpConstants::highest stays finite; inf past it.
+template <class T>
+inline T exp_one(T x) {
+    using C = ExpConstants<T>;
+    const T positive = x > T(0) ? (x > C::highest ? C::highest : x) : T(0);
+    const ExpReduction<T> e = reduce_for_exp(positive, 1);
+    const T above = exp_reduced(e.r) * e.scale * T(2);
+    const T below = exp_nonpositive_one(x > T(0) ? T(0) : x);
+    return x > C::highest ? T(INFINITY) : (x > T(0) ? above : below);
 }
 
 // exp(x) - 1 for x <= 0 (and NaN), accurate relative to its result for small x too:

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "autodiff/exp_kernel.hpp"
 #include "autodiff/ops/activation_rules.hpp"
 #include "autodiff/ops/unary_rule.hpp"
 
@@ -23,10 +24,11 @@ struct ScaleRule {
     template <class T> static T f(T x, T s, T) { return s * x; }
     template <class T> static T df(T, T, T s, T) { return s; }
 };
+// By the kernels' exp (autodiff/exp_kernel.hpp), branch-free: a loop of exps vectorises.
 struct ExpRule {
     static constexpr const char* name = "exp";
     static constexpr std::uint8_t derivative_reads = backward_reads::output;
-    template <class T> static T f(T x, T, T) { return std::exp(x); }
+    template <class T> static T f(T x, T, T) { return kernels::exp_one(x); }
     template <class T> static T df(T, T y, T, T) { return y; }
 };
 struct LogRule {  // checked in the forward, so that a replay over new values is checked too

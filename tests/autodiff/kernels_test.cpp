@@ -148,6 +148,24 @@ TEST_CASE("silu is within 3 ulp, elu and softplus within 2 of the exact ones", "
     REQUIRE(std::signbit(elu_double[1]));  // elu(-0) = -0
 }
 
+TEST_CASE("exp is within 1 ulp of the exact one, up to the largest finite result", "[kernels]") {
+    auto exact_exp = [](long double v) { return std::exp(v); };
+    auto exp_of = [](const auto& x) { return exp(x); };
+    const std::vector<double> y = check_activation<double>(exp_of, exact_exp, -745, 709.78, 1);
+    check_activation<float>(exp_of, exact_exp, -104, 88.72f, 1);
+    REQUIRE(y[0] == 1);
+    REQUIRE(y[6] == INFINITY);
+    REQUIRE(y[7] == 0);
+    autodiff::Tape<double> tape;
+    const autodiff::Matrix<double> edge = {{709.7827128933839, 709.79, 1e-300, -1e-300}};
+    const autodiff::Matrix<double> e = exp(tape.constant(edge)).value();
+    CHECK(std::isfinite(e(0, 0)));
+    CHECK(ulps(e(0, 0), std::exp(709.7827128933839)) <= 1);
+    CHECK(e(0, 1) == INFINITY);
+    CHECK(e(0, 2) == 1);
+    CHECK(e(0, 3) == 1);
+}
+
 // exp(x) is a normal number down to -1022 ln 2 = -708.3964 (double) and -126 ln 2 = -87.3365
 // (float): the kernels' cut-off at -708.39 and -87.33 gave 0 there, and so did sigmoid, whose
 // exact value there is exp(x) to within a part in 1e300 (found by the attack on the kernels).
