@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 namespace autodiff::kernels {
@@ -177,6 +178,21 @@ inline double log_normal(double x) {
                              w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
     const double r = even + odd;
     return e * ExpConstants<double>::ln2_hi - ((half_f2 - (s * (half_f2 + r) + e * ExpConstants<double>::ln2_lo)) - f);
+}
+
+// log(x) for any x, as std::log: log_normal where x is a positive normal double (a float is one
+// in double), a subnormal scaled by 2^54 first; -inf at +-0, inf at inf, NaN below 0 and for NaN.
+// Branch-free (log_normal is given 1 where its answer is not wanted), so a loop of it vectorises.
+template <class T>
+inline T log_one(T x) {
+    constexpr double smallest_normal = 2.2250738585072014e-308, largest = 1.7976931348623157e308;
+    const double v = static_cast<double>(x);
+    const bool subnormal = v > 0 && v < smallest_normal;
+    const double scaled = subnormal ? v * 0x1p54 : v;
+    const bool finite_positive = v > 0 && v <= largest;
+    const double l = log_normal(finite_positive ? scaled : 1.0) - (subnormal ? 54 * 0.69314718055994530942 : 0.0);
+    const double special = v == 0 ? -HUGE_VAL : (v > 0 ? v : std::numeric_limits<double>::quiet_NaN());
+    return static_cast<T>(finite_positive ? l : special);
 }
 
 // log(1 + e^x) for x <= 0 (softplus's and the logistic loss's log1p(e^-|z|)): with

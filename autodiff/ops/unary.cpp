@@ -35,7 +35,7 @@ struct LogRule {  // checked in the forward, so that a replay over new values is
     static constexpr const char* name = "log";
     static constexpr const char* domain = "log needs x >= 0";
     template <class T> static bool in_domain(T x, T) { return x >= T(0); }  // NaN is refused
-    template <class T> static T f(T x, T, T) { return std::log(x); }
+    template <class T> static T f(T x, T, T) { return kernels::log_one(x); }  // vectorised (exp_kernel.hpp)
     template <class T> static T df(T x, T, T, T) { return T(1) / x; }
 };
 

@@ -217,11 +217,12 @@ std::vector<T> positive_normals(T lowest, T highest) {
     return x;
 }
 
-template <class T>
-void check_log() {
+// take_logs(y) replaces each element of y by its log.
+template <class T, class TakeLogs>
+void check_log(TakeLogs&& take_logs) {
     const std::vector<T> x = positive_normals<T>(std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
     std::vector<T> y = x;
-    autodiff::kernels::log_each(y.data(), y.size());
+    take_logs(y);
     double worst = 0;
     for (std::size_t k = 0; k < x.size(); ++k) {
         const T expected = std::log(x[k]);
@@ -233,11 +234,26 @@ void check_log() {
     REQUIRE(y[0] == T(0));
 }
 
+template <class T>
+void log_each_of(std::vector<T>& y) {
+    autodiff::kernels::log_each(y.data(), y.size());
+}
+
+// The log op (its vectorised kernels::log_one).
+template <class T>
+void log_op_of(std::vector<T>& y) {
+    autodiff::Tape<T> tape;
+    autodiff::Matrix<T> m = autodiff::Matrix<T>::from_shape({y.size(), std::size_t(1)});
+    std::copy(y.begin(), y.end(), m.begin());
+    const autodiff::Matrix<T> logs = log(tape.constant(m)).value();
+    std::copy(logs.begin(), logs.end(), y.begin());
+}
+
 }  // namespace
 
 TEST_CASE("log_each is within 1 ulp of std::log on positive normal numbers", "[kernels]") {
-    check_log<double>();
-    check_log<float>();
+    check_log<double>(log_each_of<double>);
+    check_log<float>(log_each_of<float>);
 }
 
 TEST_CASE("log_each gives std::log's results for zero, negatives, subnormals, infinities and NaN", "[kernels]") {
@@ -253,6 +269,19 @@ TEST_CASE("log_each gives std::log's results for zero, negatives, subnormals, in
             REQUIRE(y[k] == expected);
         }
     }
+}
+
+TEST_CASE("log is within 1 ulp of the exact one on normal numbers, and std::log's at the edges", "[kernels]") {
+    check_log<double>(log_op_of<double>);
+    check_log<float>(log_op_of<float>);
+    autodiff::Tape<double> tape;
+    const autodiff::Matrix<double> edge = {{0.0, INFINITY, 4.9e-324, 1e-310, 1.0}};
+    const autodiff::Matrix<double> l = log(tape.constant(edge)).value();
+    CHECK(l(0, 0) == -INFINITY);
+    CHECK(l(0, 1) == INFINITY);
+    CHECK(ulps(-l(0, 2), -std::log(4.9e-324)) <= 2);  // subnormals
+    CHECK(ulps(-l(0, 3), -std::log(1e-310)) <= 2);
+    CHECK(l(0, 4) == 0);
 }
 
 TEST_CASE("log_each's result for one element does not depend on the others", "[kernels]") {
