@@ -115,6 +115,7 @@ template <class T>
 void load_weights(const Checkpoint& c, MLP<T>& net) {
     for (const auto& [parameter, array] : fitting_weights(c, net)) {
         parameter->value = *array;
+        parameter->bump_version();  // a recording made before the load refuses backward() (nn::load's reason)
         parameter->zero_grad();
     }
 }

@@ -31,7 +31,8 @@ template <class T>
 LoadedModel<T> load_model(const std::filesystem::path& dir);
 
 /// Copies the saved weights into an existing network: throws DataError naming the layer
-/// and both shapes if the checkpoint does not fit it.
+/// and both shapes if the checkpoint does not fit it. A loss recorded before the load
+/// refuses backward(), as after an optimizer's step.
 template <class T>
 void load_weights(const Checkpoint& checkpoint, MLP<T>& net);
 

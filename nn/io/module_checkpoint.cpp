@@ -97,10 +97,14 @@ void require_module_fits(const Checkpoint& checkpoint, Module<T>& model, const s
     }
 }
 
-// Copies the arrays into the model, once require_module_fits has passed.
+// Copies the arrays into the model, once require_module_fits has passed. The parameters are
+// changed in place, as by an optimizer's step: their versions move, so that a loss recorded
+// before the load refuses backward() (its activations came from the old weights; found by an
+// attack: the gradient paired them with the loaded ones, a gradient of neither model).
 template <class T>
 void assign_module(const Checkpoint& checkpoint, Module<T>& model) {
     for (const auto& [name, array] : arrays_of(model)) *array = checkpoint.array<T>(name);
+    for (const auto& p : model.named_parameters()) p.item->bump_version();
 }
 
 // Loads the optimizer's entries of `checkpoint` into `optimizer`, which changes nothing if

@@ -33,7 +33,8 @@ void save(const std::filesystem::path& dir, Module<T>& model, const std::map<std
 
 /// Reads `dir` into `model` (and the optimizer's state into `optimizer`, which must be of
 /// the kind saved, over parameters of the names saved, in the same order); returns the
-/// checkpoint, whose meta holds the caller's entries.
+/// checkpoint, whose meta holds the caller's entries. The weights change in place, as an
+/// optimizer's step changes them: a loss recorded before the load refuses backward().
 template <class T>
 Checkpoint load(const std::filesystem::path& dir, Module<T>& model, Optimizer<T>& optimizer);
 template <class T>

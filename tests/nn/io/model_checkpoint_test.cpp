@@ -45,3 +45,17 @@ TEST_CASE("load_weights checks every layer before it copies the first", "[checkp
     }
     CHECK(same_weights(net, original));
 }
+
+TEST_CASE("load_weights refuses backward() through a recording made before it", "[checkpoint][model]") {
+    test_support::TempDir dir("model-checkpoint-version");
+    nn::MLP<double> net({4, 8, 3}, nn::Activation::tanh, nn::Init::he, 1);
+    const nn::MLP<double> other({4, 8, 3}, nn::Activation::tanh, nn::Init::he, 2);
+    nn::SGD<double> sgd(net.parameters(), 0.1);
+    nn::save_model(dir.path / "other", other, sgd, 0);
+    const autodiff::Matrix<double> x = nn::NumpyRandom(3).randn(4, 5);
+    autodiff::Tape<double> tape;
+    const auto loss = autodiff::softmax_cross_entropy(net(tape, x), autodiff::Labels{0, 1, 2, 0, 1});
+    nn::load_weights(nn::load_checkpoint(dir.path / "other"), net);
+    // Else the gradient paired net's recorded activations with other's weights.
+    REQUIRE_THROWS_WITH(tape.backward(loss), Contains("was modified in place after it was recorded"));
+}

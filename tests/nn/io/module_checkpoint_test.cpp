@@ -286,3 +286,39 @@ TEST_CASE("load_state refuses a moment or a velocity that is not finite, naming 
     REQUIRE_THROWS_WITH(momentum.load_state(velocity),
                         "momentum: state 'velocity.3' holds -inf at row 0, column 0 (the velocity of parameter 3 must be finite)");
 }
+
+// A load writes the weights in place: a loss recorded before it read the old ones, so its
+// backward() would pair the recorded activations with the loaded weights (found by an attack:
+// nn::load changed no version, and backward gave a gradient of neither model, without a word).
+TEST_CASE("a load refuses backward() through a recording made before it, as an optimizer's step does",
+          "[checkpoint][module]") {
+    test_support::TempDir dir("module-checkpoint-version");
+    Model<double> model;
+    nn::SGD<double> opt(model.parameters(), 0.1);
+    nn::save(dir.path / "a", model, opt);
+    train_steps(model, opt, 1);  // the weights differ from the checkpoint's now
+
+    const Matrix<double> x = nn::NumpyRandom(4).randn(4, 8);
+    const autodiff::Labels y{0, 1, 2, 0, 1, 2, 0, 1};
+    SECTION("weights only") {
+        autodiff::Tape<double> tape;
+        const auto loss = autodiff::softmax_cross_entropy(model(tape.constant(x)), y);
+        nn::load(dir.path / "a", model);
+        REQUIRE_THROWS_WITH(tape.backward(loss), Contains("was modified in place after it was recorded"));
+    }
+    SECTION("with the optimizer") {
+        autodiff::Tape<double> tape;
+        const auto loss = autodiff::softmax_cross_entropy(model(tape.constant(x)), y);
+        nn::load(dir.path / "a", model, opt);
+        REQUIRE_THROWS_WITH(tape.backward(loss), Contains("was modified in place after it was recorded"));
+    }
+    // Recorded afresh after the load, the gradient is the loaded model's.
+    model.zero_grad();
+    autodiff::Tape<double> tape;
+    tape.backward(autodiff::softmax_cross_entropy(model(tape.constant(x)), y));
+    Model<double> loaded;
+    nn::load(dir.path / "a", loaded);
+    autodiff::Tape<double> fresh;
+    fresh.backward(autodiff::softmax_cross_entropy(loaded(fresh.constant(x)), y));
+    REQUIRE((model.encoder.W.grad == loaded.encoder.W.grad));
+}
