@@ -84,6 +84,17 @@ private:
     std::uint64_t version_ = 0;
 };
 
+/// Throws autodiff::Error ("<who>: parameter 1 of 2 is a null pointer") unless every pointer in
+/// `parameters` is one: each function taking a list of parameters reads every one it is given
+/// (clip_grad_norm and value_and_grad crashed on a null one; found by an attack).
+template <class T>
+void require_no_null_parameter(const std::string& who, const std::vector<Parameter<T>*>& parameters) {
+    for (std::size_t i = 0; i < parameters.size(); ++i)
+        if (parameters[i] == nullptr)
+            throw Error(who + ": parameter " + std::to_string(i) + " of " + std::to_string(parameters.size()) +
+                        " is a null pointer");
+}
+
 /// What a holder of parameters by address keeps beside each (a Module's registered ones, an
 /// optimizer's list): whether that object is still the parameter it was, asked of the
 /// registry without touching the object. One destroyed, or moved from, since is then refused

@@ -44,6 +44,7 @@ private:
 /// reused across calls, so repeated calls reuse its buffers.
 template <class T, class F>
 ValueAndGrad<T> value_and_grad(Tape<T>& tape, F&& f, const std::vector<Parameter<T>*>& parameters) {
+    require_no_null_parameter("value_and_grad", parameters);  // before the tape is reset or f runs
     detail::AccumulationRestore<T> restore(tape);
     tape.reset();
     tape.set_accumulate_into_parameters(false);

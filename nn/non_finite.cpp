@@ -14,6 +14,7 @@ namespace {
 // Inf, or "" if none does.
 template <class T>
 std::string first_non_finite_parameter(const std::vector<autodiff::Parameter<T>*>& parameters, const char* when) {
+    autodiff::require_no_null_parameter("check_finite", parameters);
     for (const autodiff::Parameter<T>* p : parameters) {
         const std::string at = autodiff::first_non_finite(p->value);
         if (!at.empty())

@@ -205,10 +205,7 @@ Optimizer<T>::Optimizer(std::vector<Parameter<T>*> parameters, T learning_rate)
     : parameters_(std::move(parameters)), learning_rate_(learning_rate), listed_(parameters_) {
     // Every step and every state array dereferences each entry. (name() is not callable yet:
     // the derived optimizer is not constructed.)
-    for (std::size_t i = 0; i < parameters_.size(); ++i)
-        if (parameters_[i] == nullptr)
-            throw autodiff::Error("optimizer: parameter " + std::to_string(i) + " of " +
-                                  std::to_string(parameters_.size()) + " is a null pointer");
+    autodiff::require_no_null_parameter("optimizer", parameters_);
     distinct_ = std::set<const Parameter<T>*>(parameters_.begin(), parameters_.end()).size() == parameters_.size();
 }
 
@@ -467,6 +464,7 @@ template <class T>
 double clip_grad_norm(const std::vector<Parameter<T>*>& parameters, double max_norm) {
     if (!(std::isfinite(max_norm) && max_norm > 0))
         throw autodiff::Error("clip_grad_norm: max_norm must be a positive finite number, got " + text(max_norm));
+    autodiff::require_no_null_parameter("clip_grad_norm", parameters);
     const double norm = gradient_norm(parameters);
     if (!std::isfinite(norm)) {
         for (const Parameter<T>* p : parameters)

@@ -8,6 +8,9 @@
 #include <type_traits>
 
 #include "../autodiff/torch_fixture.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/value_and_grad.hpp"
+#include "nn/non_finite.hpp"
 #include "nn/optimizers.hpp"
 #include "nn/schedule.hpp"
 
@@ -187,6 +190,24 @@ TEST_CASE("an optimizer refuses a null pointer in its parameter list, saying whe
     Parameter<double> p(Matrix<double>({1, 1}), "p");
     REQUIRE_THROWS_WITH(nn::SGD<double>({&p, nullptr}, 0.1), Contains("parameter 1 of 2 is a null pointer"));
     REQUIRE_THROWS_WITH(nn::Adam<double>({nullptr}, 0.1), Contains("parameter 0 of 1 is a null pointer"));
+}
+
+// The other functions that take a list of parameters read each one: a null pointer in the
+// list was a segmentation fault (found by an attack), where the optimizers name it.
+TEST_CASE("clip_grad_norm, value_and_grad and the finiteness checks refuse a null parameter, saying where",
+          "[optimizers][errors]") {
+    Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "p");
+    p.grad = Matrix<double>{{3.0, 4.0}};
+    const std::vector<Parameter<double>*> listed{&p, nullptr};
+    REQUIRE_THROWS_WITH(nn::clip_grad_norm(listed, 1.0), Contains("clip_grad_norm: parameter 1 of 2 is a null pointer"));
+    REQUIRE((p.grad == Matrix<double>{{3.0, 4.0}}));  // refused before anything was scaled
+    autodiff::Tape<double> tape;
+    REQUIRE_THROWS_WITH(
+        autodiff::value_and_grad<double>(tape, [&](autodiff::Tape<double>& t) { return autodiff::sum(t.parameter(p)); }, listed),
+        Contains("value_and_grad: parameter 1 of 2 is a null pointer"));
+    REQUIRE_THROWS_WITH(nn::check_finite_parameters(listed, "model"), Contains("parameter 1 of 2 is a null pointer"));
+    REQUIRE_THROWS_WITH(nn::check_finite_step(0.5, listed, {0, 0}), Contains("parameter 1 of 2 is a null pointer"));
+    REQUIRE_THROWS_WITH(nn::check_finite_evaluation(NAN, listed), Contains("parameter 1 of 2 is a null pointer"));
 }
 
 // A gradient of another shape than its parameter is refused before anything is updated: an
