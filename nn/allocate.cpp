@@ -5,6 +5,9 @@
 #elif defined(__unix__)
 #include <unistd.h>
 #endif
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace nn {
 
@@ -37,6 +40,15 @@ void require_fits_in_memory(const std::string& what, std::size_t count, std::siz
         throw autodiff::Error(what + " needs at least " + std::to_string(bytes) + " bytes (" + std::to_string(count) +
                               " x " + std::to_string(bytes_each) + "), more than this machine's " + std::to_string(memory) +
                               " bytes of memory (swap included)");
+}
+
+std::size_t allocated_bytes() {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    const struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;  // in use from the arenas, and mapped blocks
+#else
+    return 0;
+#endif
 }
 
 }  // namespace nn

@@ -42,6 +42,10 @@ auto allocate_counted(const std::string& what, std::initializer_list<std::size_t
 /// out, and Linux then kills the process (it overcommits) instead of throwing bad_alloc.
 void require_fits_in_memory(const std::string& what, std::size_t count, std::size_t bytes_each);
 
+/// Bytes the process's allocator has handed out and not taken back (glibc's mallinfo2), or 0
+/// where it cannot say: what making an object really took is the difference of two calls.
+std::size_t allocated_bytes();
+
 /// An uninitialised rows x cols matrix for `who` to fill. Throws autodiff::Error naming `who`,
 /// the shape and the bytes when they wrap around size_t (xtensor then allocated a small buffer
 /// that the caller filled as a huge one: a crash) or memory runs out.

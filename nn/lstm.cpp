@@ -127,12 +127,28 @@ LSTM<T>::LSTM(std::size_t n_in, std::size_t n_hidden, std::size_t layers_, Numpy
     // at least its cell, W_ih and W_hh (4 n_hidden x n_hidden each) and two biases; the first
     // one's sizes its cell checks. A lower bound (n_hidden capped: a larger one is the cell's
     // to refuse), so that no model that fits is refused.
+    const std::string what = "LSTM(" + std::to_string(n_in) + ", " + std::to_string(n_hidden) + ", layers " +
+                             std::to_string(layers_) + ")";
     const std::size_t n = std::min<std::size_t>(n_hidden, std::size_t(1) << 16);
-    require_fits_in_memory("LSTM(" + std::to_string(n_in) + ", " + std::to_string(n_hidden) + ", layers " +
-                               std::to_string(layers_) + ")",
-                           layers_ - 1, sizeof(LSTMCell<T>) + 4 * n * (2 * n + 2) * sizeof(T));
-    for (std::size_t l = 0; l < layers_; ++l)
+    require_fits_in_memory(what, layers_ - 1, sizeof(LSTMCell<T>) + 4 * n * (2 * n + 2) * sizeof(T));
+    // That bound is several times below what a layer takes (its parameters' objects and
+    // gradients, each module's containers: ~3 KB a layer of hidden size 1, against ~480 bytes
+    // counted): a count up to seven times what fits passed it and allocated until the system
+    // killed the process (found by an attack). So the layers after the first, each made as
+    // every later one is, are measured as they are made, and the rest checked against what
+    // they took. Over `measured` layers, not one: the allocator hands out a few blocks freed
+    // before (its per-thread cache) without counting them free first, which hid most of one
+    // layer's bytes.
+    constexpr std::size_t measured = 64;
+    std::size_t before = 0;
+    for (std::size_t l = 0; l < layers_; ++l) {
+        if (l == 1) before = allocated_bytes();
         this->register_module("layer" + std::to_string(l), layers.emplace_back(l == 0 ? n_in : n_hidden, n_hidden, rng));
+        if (l == measured && layers_ > measured + 1) {
+            const std::size_t after = allocated_bytes();
+            if (after > before) require_fits_in_memory(what, layers_ - measured - 1, (after - before) / measured);
+        }
+    }
 }
 
 template <class T>

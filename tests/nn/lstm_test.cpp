@@ -5,12 +5,21 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
 
 #include "../autodiff/torch_fixture.hpp"
 #include "autodiff/gradcheck.hpp"
 #include "autodiff/replay.hpp"
+#include "nn/allocate.hpp"
 #include "nn/io/module_checkpoint.hpp"
 #include "nn/lstm.hpp"
 #include "temp_dir.hpp"
@@ -264,6 +273,54 @@ TEST_CASE("LSTM sizes whose numbers wrap around size_t are refused before anythi
     REQUIRE_THROWS_WITH(lstm.zero_state(tape, std::size_t(1) << 63),
                         Contains("layer0 (LSTMCell(3, 2)): zero_state: a 2x9223372036854775808 matrix has more bytes"));
 }
+
+#if defined(__linux__)
+// The count was checked against the cell object and its numbers alone, ~480 bytes a layer in
+// double, where a layer takes ~3 KB (its parameters' objects and gradients, each module's
+// containers): LSTM(1, 1, memory / 1000) passed the check and went on to allocate three times
+// the machine's memory (a layer at a time, for days: registering each layer compares its name
+// with every one before), until the system killed the process (found by an attack). Made in a child
+// whose address space is capped, so that a check that lets it through fails this test instead
+// of exhausting the machine.
+TEST_CASE("an LSTM's layer count is checked against what a layer really takes", "[layers][lstm][errors]") {
+    // Where the allocator cannot say what it handed out (not glibc; the sanitizers' own
+    // allocators), only the count's lower bound is checked.
+    if (nn::allocated_bytes() == 0) return;
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    struct sysinfo info {};
+    REQUIRE(sysinfo(&info) == 0);
+    const std::size_t memory = (std::size_t(info.totalram) + std::size_t(info.totalswap)) * info.mem_unit;
+    const std::size_t layers = memory / 1000;
+    const std::string expected = "LSTM(1, 1, layers " + std::to_string(layers) + ") needs at least";
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        alarm(60);
+        struct rlimit limit {};
+        getrlimit(RLIMIT_AS, &limit);
+        std::ifstream status("/proc/self/status");
+        std::size_t used_kib = 0;
+        for (std::string line; std::getline(status, line);)
+            if (line.rfind("VmSize:", 0) == 0) used_kib = std::stoul(line.substr(7));
+        limit.rlim_cur = used_kib * 1024 + (std::size_t(1) << 30);  // a GiB more than now
+        setrlimit(RLIMIT_AS, &limit);
+        try {
+            nn::LSTM<double> lstm(1, 1, layers);
+        } catch (const autodiff::Error& e) {
+            _exit(std::string(e.what()).find(expected) != std::string::npos ? 0 : 2);
+        } catch (...) {
+            _exit(3);  // std::bad_alloc: the cap was reached, layer by layer
+        }
+        _exit(4);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    INFO("child status " << status << " (exit 3: memory ran out; 4: the LSTM was made; signal 14: still making layers "
+                                       "after a minute)");
+    REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+#endif
+}
+#endif
 
 TEST_CASE("an LSTM's training step replays with the gradients of a fresh recording, bit for bit", "[layers][lstm][replay]") {
     nn::LSTM<double> lstm(3, 4, 2, 3);
