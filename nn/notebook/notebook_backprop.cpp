@@ -42,6 +42,12 @@ void check_shapes(const char* function, const Matrix<T>& X, const Parameters<T>&
     for (std::size_t l = 0; l < parameters.W.size(); ++l) {
         const Matrix<T>& W = parameters.W[l];
         const Matrix<T>& b = parameters.b[l];
+        // A layer of no units made an output of no rows, which backward_prop's arithmetic then
+        // refused inside xtensor, naming nothing (found by an attack).
+        if (W.size() == 0) {
+            shape_error(function, name("W", l) + " is " + shape_of(W) +
+                                      ": every layer needs at least one unit, and X at least one feature");
+        }
         if (W.shape(1) != rows_in) {
             shape_error(function, name("W", l) + " is " + shape_of(W) + " but " + input_name + " has " +
                                       std::to_string(rows_in) + " rows (" + name("W", l) +
@@ -121,6 +127,13 @@ Parameters<T> init_parameters(NumpyRandom& rng, const std::vector<std::size_t>& 
     if (layer_sizes.size() < 2) {
         throw autodiff::Error("init_parameters: layer_sizes needs inputs and outputs, got " +
                               std::to_string(layer_sizes.size()) + " entries");
+    }
+    for (std::size_t l = 0; l < layer_sizes.size(); ++l) {
+        if (layer_sizes[l] != 0) continue;
+        std::string sizes;
+        for (std::size_t n : layer_sizes) sizes += (sizes.empty() ? "" : ", ") + std::to_string(n);
+        throw autodiff::Error("init_parameters: layer size " + std::to_string(l) + " (of " + sizes +
+                              ") is 0: every layer needs at least one unit, and the input at least one feature");
     }
     Parameters<T> parameters;
     for (std::size_t l = 1; l < layer_sizes.size(); ++l) {

@@ -56,7 +56,8 @@ Matrix<T> relu_derivative(const Matrix<T>& Z);
 
 /// For each layer in order: W = randn(n_l, n_(l-1)) * 0.01, then b = randn(n_l, 1) * 0.01, drawn
 /// from rng as it stands (the notebook's init_parameters reseeds with 1 first: do that yourself,
-/// or use notebook_execution). layer_sizes = {inputs, hidden..., classes}, at least two entries.
+/// or use notebook_execution). layer_sizes = {inputs, hidden..., classes}, at least two entries,
+/// each at least 1.
 template <class T>
 Parameters<T> init_parameters(NumpyRandom& rng, const std::vector<std::size_t>& layer_sizes);
 

@@ -173,6 +173,27 @@ TEST_CASE("init_parameters refuses layer sizes whose weight count wraps around s
                         Catch::Matchers::Contains("NumpyRandom::randn: a 4611686018427387904x4 matrix"));
 }
 
+TEST_CASE("a layer of no units, or an input of no features, is refused, naming it", "[nn][notebook]") {
+    // init_parameters drew 0-row matrices for a size of 0: a last layer of none made an empty
+    // output and backward_prop failed inside xtensor ("Incompatible dimension of arrays",
+    // naming nothing), and a hidden one of none trained a network whose output ignored X
+    // (found by an attack).
+    using Catch::Matchers::Contains;
+    nn::NumpyRandom rng(1);
+    REQUIRE_THROWS_WITH(nn::notebook::init_parameters<double>(rng, {5, 4, 0}),
+                        Contains("init_parameters: layer size 2 (of 5, 4, 0) is 0"));
+    REQUIRE_THROWS_WITH(nn::notebook::init_parameters<double>(rng, {5, 0, 4}),
+                        Contains("init_parameters: layer size 1 (of 5, 0, 4) is 0"));
+    REQUIRE_THROWS_WITH(nn::notebook::init_parameters<double>(rng, {0, 3}),
+                        Contains("init_parameters: layer size 0 (of 0, 3) is 0"));
+    // Matrices of no rows given by hand are refused by the shape check.
+    nn::notebook::Parameters<double> empty_layer;
+    empty_layer.W = {xt::zeros<double>({0, 5}), xt::zeros<double>({4, 0})};
+    empty_layer.b = {xt::zeros<double>({0, 1}), xt::zeros<double>({4, 1})};
+    const Matrix<double> X = xt::ones<double>({5, 3});
+    REQUIRE_THROWS_WITH(nn::notebook::forward_prop(X, empty_layer), Contains("forward_prop: W1 is 0x5"));
+}
+
 TEST_CASE("backward_prop refuses activations that forward_prop did not make of X, naming them", "[nn][notebook]") {
     // A 1x1 Z2 was broadcast into a silently wrong dL_dZ2; a mis-sized A2 failed inside the
     // dot product as "Dot: shape mismatch.", naming neither.
