@@ -151,7 +151,13 @@ void DataParallel<T>::require_parameters_alive(const char* who) const {
 template <class T>
 void DataParallel<T>::broadcast_parameters() {
     require_parameters_alive("DataParallel::broadcast_parameters");
-    for (const Slot& s : slots_) comm_.broadcast(s.parameter->value.data(), s.parameter->value.size(), 0);
+    for (const Slot& s : slots_) {
+        comm_.broadcast(s.parameter->value.data(), s.parameter->value.size(), 0);
+        // Written in place, as by an optimizer's step: a loss recorded before refuses backward()
+        // (it read this rank's old values; found by an attack). On every rank, rank 0 too, so
+        // that all refuse alike rather than one waiting for the others in a reduction.
+        if (comm_.distributed()) s.parameter->bump_version();
+    }
 }
 
 template <class T>

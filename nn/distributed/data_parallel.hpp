@@ -55,6 +55,7 @@ public:
     DataParallel& operator=(const DataParallel&) = delete;
 
     /// Rank 0's parameter values copied to every rank (also after loading a checkpoint on rank 0 only).
+    /// Under mpirun, a loss recorded before then refuses backward() on every rank, as after a step.
     void broadcast_parameters();
     /// Reduction starts from this tape's backward sweeps (its gradient-ready hook).
     /// Without attach() (or with overlap off) everything is reduced in finish().

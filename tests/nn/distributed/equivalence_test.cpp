@@ -87,3 +87,21 @@ TEST_CASE("the initial parameters are rank 0's on every rank", "[mpi][distribute
     DataParallel<double> ddp(comm, net.parameters());
     CHECK(max_difference(net, rank0) == 0);
 }
+
+// The broadcast writes rank 0's values into the other ranks' parameters in place: a loss
+// recorded before it read the ranks' own values, and its backward() paired them with rank 0's
+// weights without a word (found by an attack), where nn::load and an optimizer's step make
+// such a recording refuse. Alone, nothing is copied and the recording stands.
+TEST_CASE("broadcast_parameters refuses backward() through a recording made before it, on every rank",
+          "[mpi][distributed]") {
+    nn::distributed::Communicator& comm = test_support::world();
+    nn::MLP<double> net({4, 5, 3}, nn::Activation::tanh, nn::Init::he, 100 + std::uint32_t(comm.rank()));
+    autodiff::Tape<double> tape;
+    const autodiff::Matrix<double> X = nn::NumpyRandom(1).randn(4, 6);
+    const auto loss = autodiff::softmax_cross_entropy(net(tape, X), autodiff::Labels{0, 1, 2, 0, 1, 2});
+    DataParallel<double> ddp(comm, net.parameters());  // broadcasts rank 0's values
+    if (comm.distributed())
+        REQUIRE_THROWS_WITH(tape.backward(loss), Catch::Matchers::Contains("was modified in place after it was recorded"));
+    else
+        REQUIRE_NOTHROW(tape.backward(loss));
+}
