@@ -359,6 +359,14 @@ std::function<void(const std::size_t*, std::size_t, Batch<T>&)> gather_from(cons
         throw autodiff::Error("RegressionData: " + std::to_string(data.size()) + " inputs (columns) but " +
                               std::to_string(data.targets.shape()[1]) + " targets");
     if (data.size() == 0) throw autodiff::Error("RegressionData: no examples");
+    // A NaN target or an infinite input reached the first step's loss, whose update made every
+    // weight NaN, reported as a divergence ("try a lower learning rate"; found by an attack).
+    for (const auto& [matrix, what] : {std::pair{&data.inputs, "inputs"}, std::pair{&data.targets, "targets"}}) {
+        const std::string at = autodiff::first_non_finite(*matrix);
+        if (!at.empty())
+            throw DataError("RegressionData: the " + std::string(what) + " (" + autodiff::to_string(autodiff::shape_of(*matrix)) +
+                            ") hold " + at + " (examples are columns; NaN and Inf are not data)");
+    }
     return [&data](const std::size_t* indices, std::size_t count, Batch<T>& b) {
         copy_columns(data.inputs, indices, count, b.X);
         copy_columns(data.targets, indices, count, b.targets);

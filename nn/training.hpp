@@ -82,7 +82,9 @@ public:
     /// One pass over data in a shuffled order, in training mode (a model in evaluation mode is
     /// switched; in a model in training mode, a module set to evaluation, such as a frozen
     /// BatchNorm, stays so); calls progress after every batch if given.
-    /// Throws TrainingDiverged (nn/non_finite.hpp) as soon as the loss or a parameter is NaN or Inf.
+    /// Throws TrainingDiverged (nn/non_finite.hpp) as soon as the loss or a parameter is NaN or Inf;
+    /// nn::DataError, before any step, for RegressionData holding NaN or Inf (a DataLoader refuses
+    /// such features when it is made).
     EpochStats train_epoch(const DataLoader<T>& data, std::size_t epoch,
                            const std::function<void(const Progress&)>& progress = {});
     EpochStats train_epoch(const RegressionData<T>& data, std::size_t epoch,

@@ -18,7 +18,8 @@ namespace nn {
 template <class T>
 class DataLoader {
 public:
-    // Throws DataError for an empty data set or one whose labels and columns disagree.
+    // Throws DataError for an empty data set, one whose labels and columns disagree, or one
+    // holding NaN or Inf.
     explicit DataLoader(const Dataset<T>& data) : features_(data.feature_count()), classes_(data.classes), labels_(data.labels) {
         const std::size_t n = data.size();
         if (n == 0 || features_ == 0)
@@ -27,6 +28,12 @@ public:
         if (data.features.shape(1) != n)
             throw DataError("DataLoader: " + std::to_string(data.features.shape(1)) + " examples (columns) but " +
                             std::to_string(n) + " labels");
+        // Else a NaN or an infinite feature reached a training step's loss, whose update made
+        // every weight NaN, reported as a divergence ("try a lower learning rate"; found by an attack).
+        const std::string at = autodiff::first_non_finite(data.features);
+        if (!at.empty())
+            throw DataError("DataLoader: the features (" + autodiff::to_string(autodiff::shape_of(data.features)) +
+                            ") hold " + at + " (examples are columns; NaN and Inf are not data)");
         by_example_.resize(n * features_);
         // Transposed in 32 x 32 tiles, so reads and writes both stay within a few cache lines.
         constexpr std::size_t tile = 32;

@@ -357,6 +357,29 @@ TEST_CASE("a weight given non-finite is named by evaluation and training instead
                             Contains("(a weight given or assigned so") && !Contains("learning rate"));
 }
 
+// Found by an attack: a NaN target (or an infinite feature) reached the loss of the first
+// step, whose update made every weight NaN; training stopped with "the loss is not finite
+// (nan). Try a lower learning rate", and the next epoch blamed the weights as "given or
+// assigned so". The data is refused instead, naming where, before any weight changes.
+TEST_CASE("data holding NaN or Inf is refused by name, before a step changes any weight", "[trainer]") {
+    nn::Sequential<double> net;
+    net.add<nn::Linear<double>>(2, 1, 1u);
+    const Matrix<double> W = net.parameters()[0]->value;
+    nn::SGD<double> sgd(net.parameters(), 0.01);
+    nn::Trainer<double> trainer(net, sgd, nn::mse_loss<double>(), 4, 0);
+    const nn::RegressionData<double> nan_target{Matrix<double>{{1, 2, 3, 4}, {0, 1, 0, 1}}, Matrix<double>{{1, NAN, 3, 4}}};
+    REQUIRE_THROWS_WITH(trainer.train_epoch(nan_target, 0),
+                        Contains("RegressionData: the targets (1x4) hold nan at row 0, column 1") && !Contains("learning rate"));
+    REQUIRE_THROWS_WITH(trainer.evaluate(nan_target), Contains("RegressionData: the targets (1x4) hold nan"));
+    const nn::RegressionData<double> inf_input{Matrix<double>{{1, 2, 3, 4}, {0, INFINITY, 0, 1}}, Matrix<double>{{1, 2, 3, 4}}};
+    REQUIRE_THROWS_WITH(trainer.train_epoch(inf_input, 0), Contains("RegressionData: the inputs (2x4) hold inf at row 1, column 1"));
+    REQUIRE((net.parameters()[0]->value == W));
+
+    nn::Dataset<double> classes = nn::iris<double>();
+    classes.features(3, 17) = -INFINITY;
+    REQUIRE_THROWS_WITH(nn::DataLoader<double>(classes), Contains("DataLoader: the features (4x150) hold -inf at row 3, column 17"));
+}
+
 namespace {
 
 // Rank 1 of 2, alone: its sums count every rank as holding what it holds.
