@@ -54,7 +54,7 @@ void unmap_slab(void* slab) noexcept {
 // Never destroyed: a tape destroyed during the program's exit (a static one) still gives back.
 class SlabPool {
 public:
-    static constexpr std::size_t max_slabs = 32;
+    static constexpr std::size_t max_slabs = EntryMemory::max_pooled_slabs;
     static SlabPool& instance() {
         static SlabPool* const pool = new SlabPool;
         return *pool;
@@ -64,13 +64,16 @@ public:
         if (count_ == 0) return nullptr;
         return slabs_[--count_];
     }
-    // False when full: the caller unmaps the slab.
+    // False when full: the caller unmaps the slab. Marked MADV_FREE only if there is room (a
+    // tape of many slabs gives most of them back to a full pool), and before it is pooled:
+    // once in the pool, another thread's tape may take it and write entries into it.
     bool give(void* slab) noexcept {
+        if (size() == max_slabs) return false;
 #if defined(__linux__) && defined(MADV_FREE)
         madvise(slab, EntryMemory::slab_bytes, MADV_FREE);
 #endif
         const std::lock_guard<std::mutex> lock(mutex_);
-        if (count_ == max_slabs) return false;
+        if (count_ == max_slabs) return false;  // filled meanwhile
         slabs_[count_++] = slab;
         return true;
     }

@@ -17,6 +17,7 @@ namespace autodiff::detail {
 class EntryMemory {
 public:
     static constexpr std::size_t slab_bytes = std::size_t(2) << 20;
+    static constexpr std::size_t max_pooled_slabs = 32;  // 64 MiB waiting for the next tape at most
     EntryMemory() = default;
     EntryMemory(const EntryMemory&) = delete;
     EntryMemory& operator=(const EntryMemory&) = delete;

@@ -73,7 +73,7 @@ TEST_CASE("entry memory: a tape past its first two chunks records, sweeps and re
 
 TEST_CASE("entry memory: a destroyed tape's slabs wait in a pool for the next tape's entries", "[autodiff][entry_memory]") {
 #if defined(__linux__)
-    constexpr std::size_t pool_size = 32;
+    constexpr std::size_t pool_size = EntryMemory::max_pooled_slabs;
     auto memory = std::make_unique<EntryMemory>();
     char* slab = static_cast<char*>(memory->take(EntryMemory::slab_bytes, 64, true));  // pooled, if any is
     std::memset(slab, 4, EntryMemory::slab_bytes);
