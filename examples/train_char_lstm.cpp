@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -89,10 +90,11 @@ std::string read_text(const std::string& path) {
     return text;
 }
 
-// The characters of the text (its distinct bytes, in byte order) and the text as their ids.
+// The characters of the text (its distinct bytes, in byte order) and the text as their ids:
+// a byte each (at most 256 characters), so a 64 MiB text takes 64 MiB again, not eight times that.
 struct Corpus {
     std::vector<unsigned char> alphabet;
-    std::vector<std::size_t> ids;
+    std::vector<std::uint8_t> ids;
 };
 
 Corpus encode(const std::string& text) {
@@ -101,7 +103,8 @@ Corpus encode(const std::string& text) {
     for (unsigned char ch : text) id_of[ch] = 0;
     for (std::size_t b = 0; b < 256; ++b)
         if (id_of[b] == 0) id_of[b] = c.alphabet.size(), c.alphabet.push_back(static_cast<unsigned char>(b));
-    for (unsigned char ch : text) c.ids.push_back(id_of[ch]);
+    c.ids.reserve(text.size());
+    for (unsigned char ch : text) c.ids.push_back(static_cast<std::uint8_t>(id_of[ch]));
     return c;
 }
 
@@ -136,7 +139,7 @@ public:
 
     // Window `w` of each stream (stream s starts at s * stream_length): the loss, with the
     // parameters' gradients accumulated.
-    T run(const std::vector<std::size_t>& ids, std::size_t stream_length, std::size_t w) {
+    T run(const std::vector<std::uint8_t>& ids, std::size_t stream_length, std::size_t w) {
         const std::size_t steps = x_.size(), streams = labels_[0].size();
         for (std::size_t t = 0; t < steps; ++t) {
             x_[t].fill(T(0));
@@ -219,13 +222,36 @@ std::string sample(CharModel<T>& model, const Corpus& corpus, std::size_t prompt
     return out;
 }
 
+// The text as a terminal shows it safely: a byte that is not printable ASCII (an escape
+// sequence's ESC, a NUL that would end the string) as \xNN; new lines and tabs as they are.
+std::string printable(const std::string& text) {
+    std::string out;
+    for (unsigned char ch : text) {
+        if ((ch >= 0x20 && ch < 0x7f) || ch == '\n' || ch == '\t') {
+            out.push_back(static_cast<char>(ch));
+        } else {
+            char escaped[5];
+            std::snprintf(escaped, sizeof escaped, "\\x%02x", ch);
+            out += escaped;
+        }
+    }
+    return out;
+}
+
 int run(const Options& o) {
     using T = float;
     const Corpus corpus = encode(o.text.empty() ? std::string(built_in_text) : read_text(o.text));
     const std::size_t vocabulary = corpus.alphabet.size();
+    // The model's numbers, each with its gradient, Adam's two moments and room for the copies a
+    // step makes (its resident size measured at 3.5 times the numbers' bytes), and what a
+    // window's tape holds per step: both checked before anything is made (Linux would kill the
+    // process that ran out, not throw).
+    const std::size_t numbers = 4 * o.hidden * (vocabulary + o.hidden + 2) +
+                                (o.layers - 1) * 4 * o.hidden * (2 * o.hidden + 2) + (o.hidden + 1) * vocabulary;
+    nn::require_fits_in_memory("the model (--hidden " + std::to_string(o.hidden) + ", --layers " + std::to_string(o.layers) + ")",
+                               numbers, 5 * sizeof(T));
     // What a window's tape holds per step, at least: the one-hot input, each layer's gates, states
-    // and their gradients, the head's logits and theirs. Checked before it is made (Linux would
-    // kill the process that ran out, not throw).
+    // and their gradients, the head's logits and theirs.
     const std::size_t per_step = (3 * vocabulary + 32 * o.layers * o.hidden) * o.batch * sizeof(T);
     nn::require_fits_in_memory("a window of --steps " + std::to_string(o.steps) + " characters",
                                o.steps, per_step);
@@ -259,7 +285,7 @@ int run(const Options& o) {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::printf("epoch %zu: loss %.9g nats per character, %.3f s\n", epoch, total / double(windows), seconds);
     }
-    if (o.sample > 0) std::printf("sample: %s\n", sample(model, corpus, corpus.ids[0], o.sample, o.seed).c_str());
+    if (o.sample > 0) std::printf("sample: %s\n", printable(sample(model, corpus, corpus.ids[0], o.sample, o.seed)).c_str());
     return 0;
 }
 
@@ -269,7 +295,7 @@ int main(int argc, char** argv) {
     Options o;
     CLI::App app{"Train a character-level LSTM language model with tapegrad and sample from it."};
     app.add_option("--text", o.text, "a text file to learn (default: a short text compiled in)");
-    app.add_option("--hidden", o.hidden, "units of each LSTM layer")->check(CLI::Range(1, 4096))->capture_default_str();
+    app.add_option("--hidden", o.hidden, "units of each LSTM layer")->check(CLI::Range(1, 1 << 16))->capture_default_str();
     app.add_option("--layers", o.layers, "LSTM layers")->check(CLI::Range(1, 16))->capture_default_str();
     app.add_option("--steps", o.steps, "characters per window (the length of backpropagation through time)")
         ->check(CLI::Range(1, 4096))->capture_default_str();

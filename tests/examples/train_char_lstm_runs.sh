@@ -14,8 +14,15 @@ grep -q "$dir/missing.txt: No such file or directory" "$dir/out" || fail "no pat
 printf 'abc' > "$dir/short.txt"
 expect_failure "a text shorter than a window" "$program" --text "$dir/short.txt"
 grep -q "the text has 3 characters: 4 streams of --steps 24 need at least 100" "$dir/out" || fail "no sizes named"
-expect_failure "a window larger than memory" "$program" --steps 4096 --batch 4096 --hidden 4096 --layers 16
+expect_failure "a window larger than memory" "$program" --steps 4096 --batch 4096 --hidden 64
 grep -q "train_char_lstm: a window of --steps 4096 characters needs at least" "$dir/out" || fail "the window was not named"
+expect_failure "a model larger than memory" "$program" --hidden 65536 --layers 16 --steps 1 --batch 1
+grep -q "train_char_lstm: the model (--hidden 65536, --layers 16) needs at least" "$dir/out" || fail "the model was not named"
+# Bytes a terminal would act on (ESC, NUL, other controls) are written as \xNN in the sample.
+for k in $(seq 200); do printf '\001a\033b'; done > "$dir/controls.txt"
+"$program" --text "$dir/controls.txt" --epochs 2 --hidden 8 > "$dir/out" || fail "the run on control bytes failed"
+grep -q 'sample: .*\\x0[01b]' "$dir/out" || fail "no escaped byte in the sample"
+! grep -q "$(printf '\033')" "$dir/out" || fail "a raw ESC reached the output"
 mkdir "$dir/a_directory"
 expect_failure "a directory as --text" "$program" --text "$dir/a_directory"
 grep -q "$dir/a_directory: not a regular file" "$dir/out" || fail "the directory was not named as such"
