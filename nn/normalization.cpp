@@ -97,6 +97,10 @@ autodiff::Var<T> BatchNorm<T>::forward(autodiff::Var<T> x) {
         if (!(running_var(i, 0) >= T(0)))
             throw autodiff::Error(this->who() + ": running_var holds " + std::to_string(running_var(i, 0)) +
                                   " at row " + std::to_string(i) + " (a variance is never negative: loaded or assigned?)");
+        // The same for a NaN or an infinite mean, assigned by hand (a checkpoint holds none).
+        if (!std::isfinite(running_mean(i, 0)))
+            throw autodiff::Error(this->who() + ": running_mean holds " + std::to_string(running_mean(i, 0)) +
+                                  " at row " + std::to_string(i) + " (a mean of data is finite: assigned?)");
         inverse_std_(i, 0) = T(1) / std::sqrt(running_var(i, 0) + T(eps_));
     }
     shift_ = -running_mean * inverse_std_;
