@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include "nn/io/checkpoint.hpp"
 
@@ -37,7 +38,7 @@ std::size_t Module<T>::longest_name() const {
     std::size_t longest = 0;
     for (const NamedParameter& p : parameters_) longest = std::max(longest, p.name.size());
     for (const NamedBuffer& b : buffers_) longest = std::max(longest, b.name.size());
-    for (const NamedModule& c : children_) longest = std::max(longest, c.name.size() + 1 + c.item->longest_name());
+    for (const NamedModule& c : children()) longest = std::max(longest, c.name.size() + 1 + c.item->longest_name());
     return longest;
 }
 
@@ -58,10 +59,7 @@ void Module<T>::check_new_name(const std::string& name, std::size_t longest_belo
     if (name == "manifest" || name == "optimizer")
         throw Error(who() + ": cannot register '" + name + "': the name is reserved by checkpoints (their manifest "
                     "and the optimizer's state)");
-    auto taken = [&](const auto& list) {
-        return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.name == name; });
-    };
-    if (taken(parameters_) || taken(buffers_) || taken(children_))
+    if (names_.count(name) != 0)
         throw Error(who() + ": the name '" + name + "' is registered already");
 }
 
@@ -69,6 +67,7 @@ template <class T>
 Parameter<T>& Module<T>::add_parameter(const std::string& name, Matrix<T> initial) {
     check_new_name(name);
     owned_parameters_.emplace_back(std::move(initial), name_.empty() ? name : name_ + "." + name);
+    names_.emplace(name, &owned_parameters_.back());
     parameters_.push_back({name, &owned_parameters_.back()});
     identities_.emplace_back(owned_parameters_.back());
     changed();
@@ -78,6 +77,7 @@ Parameter<T>& Module<T>::add_parameter(const std::string& name, Matrix<T> initia
 template <class T>
 Parameter<T>& Module<T>::register_parameter(const std::string& name, Parameter<T>& parameter) {
     check_new_name(name);
+    names_.emplace(name, &parameter);
     parameters_.push_back({name, &parameter});
     identities_.emplace_back(parameter);
     changed();
@@ -102,6 +102,7 @@ template <class T>
 Matrix<T>& Module<T>::add_buffer(const std::string& name, Matrix<T> initial) {
     check_new_name(name);
     owned_buffers_.push_back(std::move(initial));
+    names_.emplace(name, &owned_buffers_.back());
     buffers_.push_back({name, &owned_buffers_.back()});
     changed();
     return owned_buffers_.back();
@@ -109,12 +110,24 @@ Matrix<T>& Module<T>::add_buffer(const std::string& name, Matrix<T> initial) {
 
 template <class T>
 Module<T>::~Module() {
-    for (NamedModule& c : children_) c.item->parent_ = nullptr;
+    for (NamedModule& c : children_)
+        if (c.item != nullptr) c.item->parent_ = nullptr;
     if (parent_ == nullptr) return;
-    std::vector<NamedModule>& siblings = parent_->children_;
-    siblings.erase(std::remove_if(siblings.begin(), siblings.end(), [this](const NamedModule& c) { return c.item == this; }),
-                   siblings.end());
+    NamedModule& entry = parent_->children_[index_in_parent_];
+    parent_->names_.erase(entry.name);
+    entry.item = nullptr;
+    ++parent_->departed_;
     parent_->changed();
+}
+
+template <class T>
+const std::vector<typename Module<T>::NamedModule>& Module<T>::children() const {
+    if (departed_ == 0) return children_;
+    children_.erase(std::remove_if(children_.begin(), children_.end(), [](const NamedModule& c) { return c.item == nullptr; }),
+                    children_.end());
+    for (std::size_t i = 0; i < children_.size(); ++i) children_[i].item->index_in_parent_ = i;
+    departed_ = 0;
+    return children_;
 }
 
 template <class T>
@@ -127,6 +140,8 @@ void Module<T>::attach(const std::string& name, Module<T>& child) {
     for (Module<T>* up = this; up != nullptr; up = up->parent_)
         if (up == &child) throw Error(who() + ": registering '" + name + "' would make a cycle");
     child.parent_ = this;
+    child.index_in_parent_ = children_.size();
+    names_.emplace(name, &child);
     children_.push_back({name, &child});
     child.rename(name_.empty() ? name : name_ + "." + name);
     child.set_training(training_);
@@ -151,23 +166,23 @@ void Module<T>::rename(const std::string& path) {
         if (name.empty() || name == (name_.empty() ? local : name_ + "." + local)) name = path + "." + local;
     }
     name_ = path;
-    for (NamedModule& c : children_) c.item->rename(path + "." + c.name);
+    for (const NamedModule& c : children()) c.item->rename(path + "." + c.name);
 }
 
 template <class T>
 template <class Item, class Get>
-void Module<T>::collect(Module<T>& m, const std::string& prefix, std::vector<Named<Item>>& out, Get get) {
-    for (const Named<Item>& e : get(m)) {
-        const bool seen = std::any_of(out.begin(), out.end(), [&](const Named<Item>& o) { return o.item == e.item; });
-        if (!seen) out.push_back({prefix + e.name, e.item});
-    }
-    for (const NamedModule& c : m.children_) collect(*c.item, prefix + c.name + ".", out, get);
+void Module<T>::collect(Module<T>& m, const std::string& prefix, std::vector<Named<Item>>& out,
+                        std::unordered_set<const Item*>& seen, Get get) {
+    for (const Named<Item>& e : get(m))
+        if (seen.insert(e.item).second) out.push_back({prefix + e.name, e.item});
+    for (const NamedModule& c : m.children()) collect(*c.item, prefix + c.name + ".", out, seen, get);
 }
 
 template <class T>
 std::vector<typename Module<T>::NamedParameter> Module<T>::named_parameters() {
     std::vector<NamedParameter> out;
-    collect<Parameter<T>>(*this, "", out, [](Module<T>& m) -> const auto& { return m.live_parameters(); });
+    std::unordered_set<const Parameter<T>*> seen;
+    collect<Parameter<T>>(*this, "", out, seen, [](Module<T>& m) -> const auto& { return m.live_parameters(); });
     return out;
 }
 
@@ -181,14 +196,15 @@ std::vector<Parameter<T>*> Module<T>::parameters() {
 template <class T>
 std::vector<typename Module<T>::NamedBuffer> Module<T>::named_buffers() {
     std::vector<NamedBuffer> out;
-    collect<Matrix<T>>(*this, "", out, [](Module<T>& m) -> const auto& { return m.buffers_; });
+    std::unordered_set<const Matrix<T>*> seen;
+    collect<Matrix<T>>(*this, "", out, seen, [](Module<T>& m) -> const auto& { return m.buffers_; });
     return out;
 }
 
 template <class T>
 std::vector<typename Module<T>::NamedModule> Module<T>::named_modules() {
     std::vector<NamedModule> out;
-    for (const NamedModule& c : children_) {
+    for (const NamedModule& c : children()) {
         out.push_back(c);
         for (const NamedModule& d : c.item->named_modules()) out.push_back({c.name + "." + d.name, d.item});
     }
@@ -213,7 +229,7 @@ template <class T>
 bool Module<T>::set_training(bool on) {
     bool flipped = training_ != on;
     training_ = on;
-    for (NamedModule& c : children_) flipped = c.item->set_training(on) || flipped;
+    for (const NamedModule& c : children()) flipped = c.item->set_training(on) || flipped;
     if (flipped) ++version_;
     return flipped;
 }
@@ -223,20 +239,21 @@ void Module<T>::zero_grad() {
     // Walks the tree instead of calling parameters(), which allocates: training loops call
     // this every step. A shared parameter is simply zeroed twice.
     for (const NamedParameter& p : live_parameters()) p.item->zero_grad();
-    for (NamedModule& c : children_) c.item->zero_grad();
+    for (const NamedModule& c : children()) c.item->zero_grad();
 }
 
 template <class T>
 bool Module<T>::replayable() const {
-    return std::all_of(children_.begin(), children_.end(),
+    const std::vector<NamedModule>& list = children();
+    return std::all_of(list.begin(), list.end(),
                        [](const NamedModule& c) { return c.item->replayable(); });
 }
 
 template <class T>
 std::string Module<T>::describe() const {
     std::string s = type() + "(";
-    for (std::size_t i = 0; i < children_.size(); ++i)
-        s += (i ? ", " : "") + children_[i].name + "=" + children_[i].item->describe();
+    const std::vector<NamedModule>& list = children();
+    for (std::size_t i = 0; i < list.size(); ++i) s += (i ? ", " : "") + list[i].name + "=" + list[i].item->describe();
     return s + ")";
 }
 

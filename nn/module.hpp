@@ -21,6 +21,8 @@
 #include <deque>
 #include <initializer_list>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -124,10 +126,10 @@ protected:
         for (const Child& c : children) attach(c.name, c.module);
     }
     /// Whether `module` is registered here still under `name` (a child destroyed first has
-    /// left the list).
+    /// left the list). `module` is compared, never read: it may be gone.
     bool has_child(const std::string& name, const Module<T>& module) const {
-        return std::any_of(children_.begin(), children_.end(),
-                           [&](const NamedModule& c) { return c.item == &module && c.name == name; });
+        const auto it = names_.find(name);
+        return it != names_.end() && it->second == &module;
     }
     /// The name a module has until a parent registers it (Linear's legacy name argument).
     void set_default_name(const std::string& name) {
@@ -143,17 +145,25 @@ private:
     void rename(const std::string& path);  // sets the full names of this subtree
     bool set_training(bool on);            // this subtree's modes; whether any flipped
     void changed();                        // moves version() of this module and its ancestors
+    const std::vector<NamedModule>& children() const;  // children_ without the departed
     template <class Item, class Get>
-    static void collect(Module<T>& m, const std::string& prefix, std::vector<Named<Item>>& out, Get get);
+    static void collect(Module<T>& m, const std::string& prefix, std::vector<Named<Item>>& out,
+                        std::unordered_set<const Item*>& seen, Get get);
 
     std::deque<autodiff::Parameter<T>> owned_parameters_;  // a deque: addresses never move
     std::deque<autodiff::Matrix<T>> owned_buffers_;
     std::vector<NamedParameter> parameters_;  // local names
     std::vector<autodiff::ParameterIdentity<T>> identities_;  // of parameters_[i]: alive still?
     std::vector<NamedBuffer> buffers_;
-    std::vector<NamedModule> children_;
+    // A child destroyed before its parent leaves a null item here (departed_ counts them),
+    // swept out by children() on the next read: erasing it at once made destroying a module
+    // of n children take n^2 steps (30,000 layers: 2.3 s).
+    mutable std::vector<NamedModule> children_;
+    mutable std::size_t departed_ = 0;
+    std::unordered_map<std::string, const void*> names_;  // every local name taken, and what it names
     std::string name_;
     Module<T>* parent_ = nullptr;
+    std::size_t index_in_parent_ = 0;  // where this module is in parent_->children_
     bool training_ = true;
     std::uint64_t version_ = 0;
 };

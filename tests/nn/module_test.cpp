@@ -1,6 +1,8 @@
 // nn::Module: hierarchical names, registration checks, modes, buffers.
 
+#include <deque>
 #include <memory>
+#include <string>
 
 #include <catch2/catch.hpp>
 
@@ -172,6 +174,36 @@ TEST_CASE("a child that outlives its parent may be registered again; one destroy
         again.append("short", short_lived);
     }
     REQUIRE(names(again) == std::vector<std::string>{"m2.l.W", "m2.l.b"});
+}
+
+// Children destroyed first leave null places that the next read sweeps out (erasing each at
+// once made destroying a model of 30,000 layers take 2.3 s): departures from the front, with
+// reads between them, keep the rest in order and free their names.
+TEST_CASE("children destroyed first, from the front and between reads, leave the rest in order", "[module]") {
+    struct Wide : nn::Module<double> {
+        std::deque<nn::Linear<double>> children;
+        void add(const std::string& name) { register_module(name, children.emplace_back(1, 1, 0u)); }
+        bool has(const std::string& name, const nn::Module<double>& m) const { return has_child(name, m); }
+    } wide;
+    for (int i = 0; i < 6; ++i) wide.add("c" + std::to_string(i));
+    const nn::Module<double>* last = &wide.children.back();
+    wide.children.pop_front();
+    wide.children.pop_front();
+    CHECK(wide.named_modules().size() == 4);  // a read: the departed are swept out
+    wide.children.pop_front();
+    const std::uint64_t before = wide.version();
+    wide.children.pop_front();
+    CHECK(wide.version() > before);
+    CHECK(names(wide) == std::vector<std::string>{"c4.W", "c4.b", "c5.W", "c5.b"});
+    CHECK(wide.has("c5", *last));
+    CHECK_FALSE(wide.has("c4", *last));
+    wide.add("c0");  // a departed child's name is free again
+    CHECK(names(wide) == std::vector<std::string>{"c4.W", "c4.b", "c5.W", "c5.b", "c0.W", "c0.b"});
+    CHECK_THROWS_WITH(wide.add("c5"), Contains("the name 'c5' is registered already"));
+    wide.children.pop_back();  // the refused one, never registered
+    wide.children.pop_back();  // c0
+    wide.children.pop_back();  // c5: its place was renumbered by the sweep (5 -> 1)
+    CHECK(names(wide) == std::vector<std::string>{"c4.W", "c4.b"});
 }
 
 // Found by an attack: a Sequential kept its own list of the modules given to append(), which
