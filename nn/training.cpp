@@ -153,6 +153,10 @@ Loss<T> cross_entropy_loss() {
 template <class T>
 Loss<T> mse_loss() {
     return {[](autodiff::Var<T> output, const Batch<T>& b) {
+                // A DataLoader's batches hold labels only: say so, not "constant_ref: empty 0x0 matrix".
+                if (b.targets.size() == 0)
+                    throw autodiff::Error("mse_loss: the batch has no targets (a DataLoader gives class labels): a "
+                                          "regression trains on nn::RegressionData, a classifier with cross_entropy_loss");
                 return autodiff::mse(output, output.tape().constant_ref(b.targets));
             },
             false, true};
@@ -381,9 +385,20 @@ EpochStats Trainer<T>::train_epoch(const DataLoader<T>& data, std::size_t epoch,
     return run_epoch(data.size(), gather_from(data), epoch, progress);
 }
 
+// A classification loss given regression data failed in its first step with "logits are 1x8
+// but 0 class labels were given".
+template <class T>
+void Trainer<T>::require_regression_loss() const {
+    if (loss_.classification)
+        throw autodiff::Error("Trainer: the loss counts accuracy against class labels (Loss::classification), but "
+                              "RegressionData has targets and no labels: train a classifier on a DataLoader, or give "
+                              "a regression loss (nn::mse_loss)");
+}
+
 template <class T>
 EpochStats Trainer<T>::train_epoch(const RegressionData<T>& data, std::size_t epoch,
                                    const std::function<void(const Progress&)>& progress) {
+    require_regression_loss();
     return run_epoch(data.size(), gather_from(data), epoch, progress);
 }
 
@@ -394,6 +409,7 @@ EpochStats Trainer<T>::evaluate(const DataLoader<T>& data) {
 
 template <class T>
 EpochStats Trainer<T>::evaluate(const RegressionData<T>& data) {
+    require_regression_loss();
     return run_evaluation(data.size(), gather_from(data));
 }
 

@@ -134,6 +134,7 @@ private:
     EpochStats run_evaluation(std::size_t n, const Gather& gather);
     void require_registered(const autodiff::Tape<T>& tape);
     void require_optimizer_of_model() const;
+    void require_regression_loss() const;
     void apply_step(double loss, std::size_t epoch, std::size_t batch);
 
     Module<T>& model_;

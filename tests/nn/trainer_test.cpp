@@ -312,13 +312,13 @@ TEST_CASE("a classification loss whose output has another number of columns than
     REQUIRE_THROWS_WITH(trainer.train_epoch(data, 0), refused);
     REQUIRE_THROWS_WITH(trainer.evaluate(data), refused);
     // A regression (no labels at all) trained with a loss left a classification: each step
-    // read labels of an empty vector (SIGSEGV).
+    // read labels of an empty vector (SIGSEGV). It is refused before any step.
     nn::Trainer<double> regression(net, sgd, loss, 2, 1);
     const nn::RegressionData<double> unlabelled{Matrix<double>(xt::ones<double>({4, 4})),
                                                 Matrix<double>(xt::ones<double>({3, 4}))};
     REQUIRE_THROWS_WITH(regression.train_epoch(unlabelled, 0),
-                        "count_correct: the output is 2x3 (3 columns, one per example) but the batch has 0 labels; a "
-                        "loss that is not a classification says so (Loss::classification = false)");
+                        Contains("the loss counts accuracy against class labels (Loss::classification), but "
+                                 "RegressionData has targets and no labels"));
 }
 
 TEST_CASE("evaluate refuses a loss that is not one number, as training does", "[trainer]") {
@@ -416,4 +416,24 @@ TEST_CASE("a batch size near 2^64 takes every example in one batch", "[trainer]"
     nn::Trainer<double> whole(net, sgd, 150, 1);
     whole.set_gradient_sync(&sync);
     CHECK(trainer.evaluate(data).loss == whole.evaluate(data).loss);
+}
+
+// Found by an attack: each failed in its first step with a message about the tape
+// ("constant_ref: empty 0x0 matrix", "logits are 1x8 but 0 class labels were given").
+TEST_CASE("data of the wrong kind for the loss is refused naming both", "[trainer]") {
+    Regressor regressor;
+    nn::SGD<double> sgd(regressor.parameters(), 0.1);
+    nn::Trainer<double> classifying(regressor, sgd, 8, 0);
+    const std::string regression = "Trainer: the loss counts accuracy against class labels (Loss::classification), but "
+                                   "RegressionData has targets and no labels";
+    CHECK_THROWS_WITH(classifying.train_epoch(sine(16, 1), 0), Contains(regression));
+    CHECK_THROWS_WITH(classifying.evaluate(sine(16, 1)), Contains(regression));
+
+    nn::Linear<double> linear(4, 3, 0u);
+    nn::SGD<double> sgd2(linear.parameters(), 0.1);
+    nn::Trainer<double> regressing(linear, sgd2, nn::mse_loss<double>(), 8, 0);
+    const nn::DataLoader<double> iris(nn::iris<double>());
+    const std::string labels = "mse_loss: the batch has no targets (a DataLoader gives class labels)";
+    CHECK_THROWS_WITH(regressing.train_epoch(iris, 0), Contains(labels));
+    CHECK_THROWS_WITH(regressing.evaluate(iris), Contains(labels));
 }
