@@ -188,7 +188,7 @@ inline double log_normal(double x, double less = 0.0) {
 // Branch-free (log_normal is given 1 where its answer is not wanted), so a loop of it vectorises.
 template <class T>
 inline T log_one(T x) {
-    constexpr double smallest_normal = 2.2250738585072014e-308, largest = 1.7976931348623157e308;
+    constexpr double smallest_normal = std::numeric_limits<double>::min(), largest = std::numeric_limits<double>::max();
     const double v = static_cast<double>(x);
     const bool subnormal = v > 0 && v < smallest_normal;
     const double scaled = subnormal ? v * 0x1p54 : v;
