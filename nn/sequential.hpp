@@ -29,6 +29,10 @@ public:
     /// Appends a module owned elsewhere (it must outlive the Sequential: one destroyed first
     /// is refused by name when the Sequential next runs or is indexed).
     Module<T>& append(const std::string& name, Module<T>& module) {
+        // A step destroyed first frees its name, and a module built after it may get its
+        // address: appended under that name, it passed for both steps, and ran twice without
+        // a word (found by an attack). A Sequential with a step gone cannot run anyway.
+        require_steps_alive();
         this->register_module(name, module);
         steps_.push_back({name, &module});
         return module;

@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <memory>
+#include <new>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -221,6 +222,22 @@ TEST_CASE("a Sequential whose appended step was destroyed first refuses to run, 
     const autodiff::Var<double> x = tape.constant(Matrix<double>{{1.0}, {2.0}});
     CHECK_THROWS_WITH(seq(x), Contains("step 'extra' was destroyed before the Sequential"));
     CHECK_THROWS_WITH(seq[1], Contains("step 'extra'"));  // indexing any step: the Sequential is broken
+}
+
+// Found by an attack: a step destroyed first freed its name, and the next module appended
+// under it, built at the freed address (as malloc gives it back), passed for both steps: the
+// Sequential ran it twice, silently.
+TEST_CASE("a Sequential refuses a step appended after another was destroyed, even at its address", "[module]") {
+    nn::Sequential<double> seq;
+    alignas(nn::Linear<double>) unsigned char storage[sizeof(nn::Linear<double>)];
+    auto* first = new (storage) nn::Linear<double>(2, 2, 1);
+    seq.append("head", *first);
+    first->~Linear();
+    auto* second = new (storage) nn::Linear<double>(2, 2, 1);  // the same address
+    CHECK_THROWS_WITH(seq.append("head", *second), Contains("step 'head' was destroyed before the Sequential"));
+    CHECK(seq.size() == 1);
+    CHECK(seq.named_parameters().empty());  // the refused one was not registered
+    second->~Linear();
 }
 
 // Found by an attack: a parameter registered from elsewhere and destroyed before its module
