@@ -110,8 +110,15 @@ Matrix<T>& Module<T>::add_buffer(const std::string& name, Matrix<T> initial) {
 
 template <class T>
 Module<T>::~Module() {
-    for (NamedModule& c : children_)
-        if (c.item != nullptr) c.item->parent_ = nullptr;
+    // A child that outlives this module kept its path under it ("encoder.W"): its optimizer's
+    // state, saved, was then refused by a fresh model of its kind ("saved for the parameters
+    // encoder.W, encoder.b ... but this optimizer's are W, b"), and errors named a parent gone
+    // (found by an attack). It takes the names it had before it was registered.
+    for (NamedModule& c : children_) {
+        if (c.item == nullptr) continue;
+        c.item->parent_ = nullptr;
+        c.item->rename(c.item->default_name_);
+    }
     if (parent_ == nullptr) return;
     NamedModule& entry = parent_->children_[index_in_parent_];
     parent_->names_.erase(entry.name);
@@ -155,6 +162,7 @@ void Module<T>::changed() {
 
 // Parents register children after the children are built, so the names grow from the leaves
 // up: each registration renames the whole subtree below it with the longer path.
+// An empty path: the names a module has before any parent registers it (its parent gone).
 template <class T>
 void Module<T>::rename(const std::string& path) {
     // A parameter keeps a name its owner gave it elsewhere; those named here follow the path.
@@ -163,10 +171,10 @@ void Module<T>::rename(const std::string& path) {
         if (!identities_[i].alive()) continue;
         const std::string& local = parameters_[i].name;
         std::string& name = parameters_[i].item->name;
-        if (name.empty() || name == (name_.empty() ? local : name_ + "." + local)) name = path + "." + local;
+        if (name.empty() || name == (name_.empty() ? local : name_ + "." + local)) name = path.empty() ? local : path + "." + local;
     }
     name_ = path;
-    for (const NamedModule& c : children()) c.item->rename(path + "." + c.name);
+    for (const NamedModule& c : children()) c.item->rename(path.empty() ? c.name : path + "." + c.name);
 }
 
 template <class T>

@@ -52,8 +52,8 @@ public:
     Module(Module&&) = delete;
     Module& operator=(Module&&) = delete;
     /// A module's children and parent forget it: a child that outlives its parent may be
-    /// registered again (and is never led into the parent's freed memory), a child destroyed
-    /// first leaves its parent's list.
+    /// registered again (and is never led into the parent's freed memory), and is named again
+    /// as before any parent registered it; a child destroyed first leaves its parent's list.
     virtual ~Module();
 
     /// The computation on one input (features x examples): what Sequential and the Trainer
@@ -133,6 +133,7 @@ protected:
     }
     /// The name a module has until a parent registers it (Linear's legacy name argument).
     void set_default_name(const std::string& name) {
+        default_name_ = name;
         if (parent_ == nullptr) rename(name);
     }
 
@@ -162,6 +163,7 @@ private:
     mutable std::size_t departed_ = 0;
     std::unordered_map<std::string, const void*> names_;  // every local name taken, and what it names
     std::string name_;
+    std::string default_name_;  // set_default_name's: the name it returns to when its parent goes
     Module<T>* parent_ = nullptr;
     std::size_t index_in_parent_ = 0;  // where this module is in parent_->children_
     bool training_ = true;

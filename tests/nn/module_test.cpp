@@ -224,6 +224,27 @@ TEST_CASE("a Sequential whose appended step was destroyed first refuses to run, 
     CHECK_THROWS_WITH(seq[1], Contains("step 'extra'"));  // indexing any step: the Sequential is broken
 }
 
+// Found by an attack: a child that outlived its parent kept the path it had under it
+// ("outer.block.conv.W"), naming a model gone in its errors and its saved optimizer state.
+TEST_CASE("a child that outlives its parent is named again as before it was registered", "[module]") {
+    Block block;
+    nn::Linear<double> named(Matrix<double>{{1.0}}, Matrix<double>{{0.0}}, "fc1");  // a default name of its own
+    {
+        struct Outer : nn::Module<double> {
+            Outer(Block& b, nn::Linear<double>& l) { register_modules({{"block", b}, {"fc", l}}); }
+        } outer(block, named);
+        CHECK(block.conv.W.name == "block.conv.W");
+        CHECK(named.W.name == "fc.W");
+    }
+    const Block fresh;
+    CHECK(block.name() == fresh.name());
+    CHECK(block.who() == fresh.who());
+    CHECK(block.conv.name() == "conv");
+    CHECK(block.conv.W.name == fresh.conv.W.name);
+    CHECK(named.name() == "fc1");
+    CHECK(named.W.name == "fc1.W");
+}
+
 // Found by an attack: a step destroyed first freed its name, and the next module appended
 // under it, built at the freed address (as malloc gives it back), passed for both steps: the
 // Sequential ran it twice, silently.

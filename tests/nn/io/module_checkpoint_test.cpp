@@ -222,6 +222,24 @@ TEST_CASE("a load refuses optimizer state saved for the parameters in another or
     REQUIRE((same_adam.state().at("m.0") == adam.state().at("m.0")));
 }
 
+// Found by an attack: a layer that outlived the model it was registered in kept the names it
+// had there ("encoder.W"), so its optimizer state, saved, was refused by a fresh layer of its
+// kind ("saved for the parameters encoder.W, encoder.b ... but this optimizer's are W, b").
+TEST_CASE("a layer that outlived its model saves optimizer state a fresh layer loads", "[checkpoint][module]") {
+    struct Wrapper : nn::Module<double> {
+        explicit Wrapper(nn::Module<double>& encoder) { register_module("encoder", encoder); }
+    };
+    test_support::TempDir dir("module-checkpoint-orphan");
+    nn::Linear<double> encoder(3, 3, 1u);
+    { Wrapper pretraining(encoder); }
+    nn::Adam<double> adam(encoder.parameters(), 1e-2);
+    nn::save(dir.path / "encoder", encoder, adam);
+    nn::Linear<double> fresh(3, 3, 7u);
+    nn::Adam<double> fresh_adam(fresh.parameters(), 1e-2);
+    nn::load(dir.path / "encoder", fresh, fresh_adam);
+    REQUIRE((fresh.W.value == encoder.W.value));
+}
+
 // An Adam two steps into training, and its state then.
 struct TrainedAdam {
     Model<double> model;
