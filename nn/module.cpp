@@ -38,7 +38,8 @@ std::size_t Module<T>::longest_name() const {
     std::size_t longest = 0;
     for (const NamedParameter& p : parameters_) longest = std::max(longest, p.name.size());
     for (const NamedBuffer& b : buffers_) longest = std::max(longest, b.name.size());
-    for (const NamedModule& c : children()) longest = std::max(longest, c.name.size() + 1 + c.item->longest_name());
+    for (const NamedModule& c : children_)
+        if (c.item != nullptr) longest = std::max(longest, c.name.size() + 1 + c.item->longest_name());
     return longest;
 }
 
@@ -117,7 +118,10 @@ Module<T>::~Module() {
     for (NamedModule& c : children_) {
         if (c.item == nullptr) continue;
         c.item->parent_ = nullptr;
-        c.item->rename(c.item->default_name_);
+        try {
+            c.item->rename(c.item->default_name_);
+        } catch (...) {  // no memory for the names: they stay as they were (a destructor must not throw)
+        }
     }
     if (parent_ == nullptr) return;
     NamedModule& entry = parent_->children_[index_in_parent_];
@@ -128,7 +132,7 @@ Module<T>::~Module() {
 }
 
 template <class T>
-const std::vector<typename Module<T>::NamedModule>& Module<T>::children() const {
+const std::vector<typename Module<T>::NamedModule>& Module<T>::children() {
     if (departed_ == 0) return children_;
     children_.erase(std::remove_if(children_.begin(), children_.end(), [](const NamedModule& c) { return c.item == nullptr; }),
                     children_.end());
@@ -252,16 +256,19 @@ void Module<T>::zero_grad() {
 
 template <class T>
 bool Module<T>::replayable() const {
-    const std::vector<NamedModule>& list = children();
-    return std::all_of(list.begin(), list.end(),
-                       [](const NamedModule& c) { return c.item->replayable(); });
+    return std::all_of(children_.begin(), children_.end(),
+                       [](const NamedModule& c) { return c.item == nullptr || c.item->replayable(); });
 }
 
 template <class T>
 std::string Module<T>::describe() const {
     std::string s = type() + "(";
-    const std::vector<NamedModule>& list = children();
-    for (std::size_t i = 0; i < list.size(); ++i) s += (i ? ", " : "") + list[i].name + "=" + list[i].item->describe();
+    const char* separator = "";
+    for (const NamedModule& c : children_) {
+        if (c.item == nullptr) continue;
+        s += separator + c.name + "=" + c.item->describe();
+        separator = ", ";
+    }
     return s + ")";
 }
 

@@ -146,7 +146,9 @@ private:
     void rename(const std::string& path);  // sets the full names of this subtree
     bool set_training(bool on);            // this subtree's modes; whether any flipped
     void changed();                        // moves version() of this module and its ancestors
-    const std::vector<NamedModule>& children() const;  // children_ without the departed
+    // children_ without the departed. Only what may change the module sweeps: its const
+    // members skip the null places instead, so that concurrent reads stay reads.
+    const std::vector<NamedModule>& children();
     template <class Item, class Get>
     static void collect(Module<T>& m, const std::string& prefix, std::vector<Named<Item>>& out,
                         std::unordered_set<const Item*>& seen, Get get);
@@ -159,8 +161,8 @@ private:
     // A child destroyed before its parent leaves a null item here (departed_ counts them),
     // swept out by children() on the next read: erasing it at once made destroying a module
     // of n children take n^2 steps (30,000 layers: 2.3 s).
-    mutable std::vector<NamedModule> children_;
-    mutable std::size_t departed_ = 0;
+    std::vector<NamedModule> children_;
+    std::size_t departed_ = 0;
     std::unordered_map<std::string, const void*> names_;  // every local name taken, and what it names
     std::string name_;
     std::string default_name_;  // set_default_name's: the name it returns to when its parent goes
