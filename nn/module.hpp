@@ -93,7 +93,8 @@ public:
     /// from the data (nn::Embedding does). The default is true when every child says so.
     virtual bool replayable() const;
 
-    /// Its path from the root model ("block2.conv"), or its type until a parent registers it.
+    /// Its path from the root model ("block2.conv"); until a parent registers it, the name given
+    /// by a layer's name argument, else empty (who() then gives its description).
     const std::string& name() const { return name_; }
     /// What kind of module this is ("Linear").
     virtual std::string type() const { return "Module"; }

@@ -1,6 +1,6 @@
 #pragma once
 // Layer normalisation over axis 0 (each column, one example, to mean 0 and variance 1),
-// written as the built-in ops are: straight on Tape::record, with a captureless backward
+// written straight on Tape::record (as the built-in ops are on its replayable form, record_op), with a captureless backward
 // that reads the tape entry and adds into the input's gradient, allocating nothing after
 // the first step. Shared by examples/custom_op.cpp and tests/autodiff/custom_op_test.cpp.
 //
