@@ -25,6 +25,20 @@ Replay<T>::Replay(Tape<T>& tape, const Var<T>& output, const std::vector<Var<T>>
     size_ = tape.size_;
     tape.check(output, "Replay");
     for (const Var<T>& v : keep) tape.check(v, "Replay (a handle to keep)");
+    // The output and the kept handles are read after each run. One computed under NoGrad is
+    // pinned only if an entry of the step reads it (refused below), so otherwise it was left
+    // out of the replay and kept the first recording's value: forward() and every kept
+    // metric returned stale numbers without a word (found by an attack).
+    auto require_recorded_with_gradients = [&](const Var<T>& v, const char* what) {
+        const Node<T>& n = tape.nodes_[v.index()];
+        if (n.recorded_under_nograd() && n.arity > 0)
+            throw Error("Replay: " + std::string(what) + " (tape entry " + std::to_string(v.index()) + ", " + n.op +
+                        ") was computed under NoGrad: a replay can neither compute it again (its inputs were not "
+                        "kept: released under NoGrad, they may hold other values now) nor keep its value (it would "
+                        "go stale); record it with gradients enabled");
+    };
+    require_recorded_with_gradients(output, "the output");
+    for (const Var<T>& v : keep) require_recorded_with_gradients(v, "a handle to keep");
     if (tape.replay_owner_.load() != nullptr)
         throw Error("Replay: another Replay of this tape keeps some of its entries' values in memory of its own; "
                     "destroy it (or reset() the tape and record again) before making another");

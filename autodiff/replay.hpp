@@ -36,7 +36,7 @@
 /// Refused with autodiff::Error: a tape holding an entry that cannot run again (one
 /// recorded by Tape::record with a lambda, as custom ops made with apply() are, a
 /// dropout, which must draw a new mask each step, or an entry computed under NoGrad that
-/// the step reads, whose inputs were not kept), a run
+/// the step reads, or that is the output or a handle to keep, whose inputs were not kept), a run
 /// after the tape was reset or recorded on, and an input whose shape changed since it was
 /// recorded (the message names it, with both shapes). Entries recorded under NoGrad that
 /// the step does not read are left out. A Replay uses its tape as the tape's own calls do:

@@ -313,6 +313,37 @@ TEST_CASE("replay refuses an entry computed under NoGrad that the step reads, an
     }
 }
 
+// Found by an attack: an output or a kept handle recorded under NoGrad (a metric, or an
+// evaluation replayed with forward()) was left out of the replay, which no entry of the step
+// reads, and kept the first recording's value after every run, silently.
+TEST_CASE("replay refuses an output or a handle to keep that was computed under NoGrad", "[replay][nograd]") {
+    Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "p");
+    const Matrix<double> X = {{1.0, 2.0}};
+    SECTION("a metric kept") {
+        Tape<double> tape;
+        Var<double> z = tape.parameter(p) * tape.constant_ref(X);
+        Var<double> loss = sum(tanh(z));
+        Var<double> metric;
+        {
+            NoGrad<double> no_grad(tape);
+            metric = sum(z * 2.0);
+        }
+        tape.backward(loss);
+        CHECK_THROWS_WITH(Replay<double>(tape, loss, {metric}),
+                          Contains("a handle to keep (tape entry 6, sum) was computed under NoGrad"));
+        CHECK_NOTHROW(Replay<double>(tape, loss, {z}));  // one recorded with gradients is kept
+    }
+    SECTION("the output") {
+        Tape<double> tape;
+        Var<double> loss;
+        {
+            NoGrad<double> no_grad(tape);
+            loss = sum(tanh(tape.parameter(p) * tape.constant_ref(X)));
+        }
+        CHECK_THROWS_WITH(Replay<double>(tape, loss), Contains("the output (tape entry 4, sum) was computed under NoGrad"));
+    }
+}
+
 TEST_CASE("a replay checks targets given as a handle, as recording does", "[replay]") {
     Tape<double> tape;
     Parameter<double> Z(Matrix<double>{{1.0, 2.0}, {3.0, 4.0}}, "Z");
