@@ -90,23 +90,28 @@ void require_names(const std::string& optimizer, const std::map<std::string, Mat
 }
 
 // Copies of the arrays under `key` (a parameter's `what`: "velocity"), each checked to have
-// the shape of its counterpart in `arrays` and to be finite. A checkpoint holds no number that
-// is not (save_checkpoint refuses one), but a caller of load_state can give one, and a NaN
-// moment made its weight NaN at the next step. The caller swaps the copies in once everything
-// is checked, so that a failure leaves the optimizer as it was.
+// the shape of its parameter as it is now and to be finite. Not the shape of the state it
+// replaces: after a parameter was resized by hand, state of its new shape was refused, the
+// message calling the parameter the old shape, and state of the old shape was taken, for the
+// next step to refuse (found by an attack). A checkpoint holds no number that is not finite
+// (save_checkpoint refuses one), but a caller of load_state can give one, and a NaN moment
+// made its weight NaN at the next step. The caller swaps the copies in once everything is
+// checked, so that a failure leaves the optimizer as it was.
 template <class T>
-std::vector<Matrix<T>> checked_copies(const std::string& optimizer, const std::map<std::string, Matrix<T>>& state,
-                                      const std::string& key, const char* what, const std::vector<Matrix<T>>& arrays) {
+std::vector<Matrix<T>> checked_copies(const Optimizer<T>& optimizer, const std::map<std::string, Matrix<T>>& state,
+                                      const std::string& key, const char* what) {
+    optimizer.require_parameters_alive();
+    const std::vector<Parameter<T>*>& parameters = optimizer.parameters();
     std::vector<Matrix<T>> copies;
-    for (std::size_t i = 0; i < arrays.size(); ++i) {
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
         const Matrix<T>& saved = state.at(state_name(key, i));
-        if (saved.shape() != arrays[i].shape())
-            throw autodiff::Error(optimizer + ": state '" + state_name(key, i) + "' is " +
-                                  autodiff::to_string(autodiff::shape_of(saved)) + " but its parameter is " +
-                                  autodiff::to_string(autodiff::shape_of(arrays[i])));
+        if (autodiff::shape_of(saved) != parameters[i]->shape())
+            throw autodiff::Error(optimizer.name() + ": state '" + state_name(key, i) + "' is " +
+                                  autodiff::to_string(autodiff::shape_of(saved)) + " but its parameter '" +
+                                  parameters[i]->name + "' is " + autodiff::to_string(parameters[i]->shape()));
         const std::string not_finite = autodiff::first_non_finite(saved);
         if (!not_finite.empty())
-            throw autodiff::Error(optimizer + ": state '" + state_name(key, i) + "' holds " + not_finite + " (the " +
+            throw autodiff::Error(optimizer.name() + ": state '" + state_name(key, i) + "' holds " + not_finite + " (the " +
                                   what + " of parameter " + std::to_string(i) + " must be finite)");
         copies.push_back(saved);
     }
@@ -323,7 +328,7 @@ std::map<std::string, Matrix<T>> Momentum<T>::state() const {
 template <class T>
 void Momentum<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     require_names(name(), state, state_names("velocity", velocity_.size()));
-    std::vector<Matrix<T>> velocity = checked_copies(name(), state, "velocity", "velocity", velocity_);
+    std::vector<Matrix<T>> velocity = checked_copies(*this, state, "velocity", "velocity");
     velocity_.swap(velocity);
 }
 
@@ -408,8 +413,8 @@ void Adam<T>::load_state(const std::map<std::string, Matrix<T>>& state) {
     expected.merge(state_names("v", v_.size()));
     expected.insert("steps");
     require_names(name(), state, expected);
-    std::vector<Matrix<T>> m = checked_copies(name(), state, "m", "first moment", m_);
-    std::vector<Matrix<T>> v = checked_copies(name(), state, "v", "second moment", v_);
+    std::vector<Matrix<T>> m = checked_copies(*this, state, "m", "first moment");
+    std::vector<Matrix<T>> v = checked_copies(*this, state, "v", "second moment");
     const std::uint64_t steps = whole_steps(name(), state.at("steps"));
     // A mean of squares: a negative one (a finite, well-formed file) made the next step divide
     // by epsilon and throw the weights thousands away (found by an attack).

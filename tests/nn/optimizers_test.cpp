@@ -249,3 +249,28 @@ TEST_CASE("an optimizer whose parameter was destroyed or moved from refuses to s
     const autodiff::Parameter<double> elsewhere(std::move(moved));
     CHECK_THROWS_WITH(sgd.step(), Contains("sgd: parameter 0 of 1 was destroyed or moved from"));
 }
+
+// Found by an attack: after a parameter was resized by hand, load_state compared the state
+// with the optimizer's old arrays: state of the parameter's new shape was refused ("its
+// parameter is 2x2", which it no longer was), and state of its old shape taken, for the next
+// step to refuse.
+TEST_CASE("load_state takes the state of a parameter's shape as it is now, and refuses another", "[optimizers]") {
+    Parameter<double> W(Matrix<double>{{1.0, 2.0}, {3.0, 4.0}}, "W");
+    nn::Adam<double> adam({&W}, 0.1);
+    nn::Momentum<double> momentum({&W}, 0.1);
+    W.value = Matrix<double>{{1.0, 2.0}, {3.0, 4.0}, {5.0, 6.0}};  // a layer grown by hand
+    W.zero_grad();
+    const Matrix<double> zeros32 = xt::zeros<double>({3, 2}), zeros22 = xt::zeros<double>({2, 2});
+    const Matrix<double> steps{{4.0}};
+    CHECK_THROWS_WITH(adam.load_state({{"m.0", zeros22}, {"v.0", zeros22}, {"steps", steps}}),
+                      Contains("adam: state 'm.0' is 2x2 but its parameter 'W' is 3x2"));
+    CHECK_THROWS_WITH(momentum.load_state({{"velocity.0", zeros22}}),
+                      Contains("momentum: state 'velocity.0' is 2x2 but its parameter 'W' is 3x2"));
+    adam.load_state({{"m.0", zeros32}, {"v.0", zeros32}, {"steps", steps}});
+    momentum.load_state({{"velocity.0", zeros32}});
+    W.grad = Matrix<double>{{1.0, 1.0}, {1.0, 1.0}, {1.0, 1.0}};
+    momentum.step();  // 0.1 * velocity 1
+    CHECK((W.value == Matrix<double>{{0.9, 1.9}, {2.9, 3.9}, {4.9, 5.9}}));
+    CHECK_NOTHROW(adam.step());
+    CHECK(adam.state().at("m.0").shape()[0] == 3);
+}

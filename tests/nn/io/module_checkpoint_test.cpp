@@ -258,7 +258,7 @@ TEST_CASE("Adam::load_state changes nothing when a later array does not fit", "[
     std::map<std::string, Matrix<double>> bad = before;
     for (auto& [name, array] : bad) array += 1.0;  // every m, v and steps differs
     bad["v.5"] = Matrix<double>({{1.0, 2.0, 3.0}});  // head.b is 3x1
-    REQUIRE_THROWS_WITH(adam.load_state(bad), Contains("adam: state 'v.5' is 1x3 but its parameter is 3x1"));
+    REQUIRE_THROWS_WITH(adam.load_state(bad), Contains("adam: state 'v.5' is 1x3 but its parameter 'head.b' is 3x1"));
     const std::map<std::string, Matrix<double>> after = adam.state();
     REQUIRE(after.size() == before.size());
     for (const auto& [name, array] : before) {
