@@ -145,17 +145,31 @@ void require_shape(const Optimizer<T>& optimizer, const Parameter<T>& p, const M
                               " but its " + what + " is " + autodiff::to_string(autodiff::shape_of(other)));
 }
 
+template <class T>
+using StateArrays = std::initializer_list<std::pair<const std::vector<Matrix<T>>*, const char*>>;
+
 // Before a step changes anything: every gradient, and every state array listed, has its
 // parameter's shape (one resized since would be read past its end). All checked first, so
 // that a step that throws leaves every weight, gradient and state as it was.
 template <class T>
 void require_shapes_before_step(const Optimizer<T>& optimizer, const std::vector<Parameter<T>*>& parameters,
-                                std::initializer_list<std::pair<const std::vector<Matrix<T>>*, const char*>> states = {}) {
+                                StateArrays<T> states = {}) {
     optimizer.require_parameters_alive();
     for (std::size_t i = 0; i < parameters.size(); ++i) {
         require_shape(optimizer, *parameters[i], parameters[i]->grad, "gradient");
         for (const auto& [arrays, what] : states) require_shape(optimizer, *parameters[i], (*arrays)[i], what);
     }
+}
+
+// Before state() gives its arrays: each has its parameter's shape. State of a parameter
+// resized since was saved by nn::save over a good checkpoint, which no load then took back
+// ("state 'm.0' is 2x2 but its parameter 'W' is 3x2"; found by an attack).
+template <class T>
+void require_state_shapes(const Optimizer<T>& optimizer, const std::vector<Parameter<T>*>& parameters,
+                          StateArrays<T> states) {
+    optimizer.require_parameters_alive();
+    for (std::size_t i = 0; i < parameters.size(); ++i)
+        for (const auto& [arrays, what] : states) require_shape(optimizer, *parameters[i], (*arrays)[i], what);
 }
 
 // kernel(w, n) changes a parameter's flat storage in place (its shapes checked before the step).
@@ -320,6 +334,7 @@ std::map<std::string, std::string> Momentum<T>::hyperparameters() const {
 
 template <class T>
 std::map<std::string, Matrix<T>> Momentum<T>::state() const {
+    require_state_shapes(*this, this->parameters_, {{&velocity_, "velocity"}});
     std::map<std::string, Matrix<T>> s;
     save(s, "velocity", velocity_);
     return s;
@@ -398,6 +413,7 @@ std::map<std::string, std::string> Adam<T>::hyperparameters() const {
 
 template <class T>
 std::map<std::string, Matrix<T>> Adam<T>::state() const {
+    require_state_shapes(*this, this->parameters_, {{&m_, "first moment"}, {&v_, "second moment"}});
     std::map<std::string, Matrix<T>> s;
     save(s, "m", m_);
     save(s, "v", v_);

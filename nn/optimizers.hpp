@@ -40,7 +40,8 @@ public:
 
     virtual std::string name() const = 0;
     /// What a checkpoint keeps: hyper-parameters as text, and the per-parameter state arrays
-    /// (velocities, moments) keyed by name, so that a resumed run continues exactly.
+    /// (velocities, moments) keyed by name, so that a resumed run continues exactly. Throws
+    /// autodiff::Error if a parameter was resized since its state was made (or loaded).
     virtual std::map<std::string, std::string> hyperparameters() const = 0;
     virtual std::map<std::string, autodiff::Matrix<T>> state() const { return {}; }
     /// Throws autodiff::Error, changing nothing, unless `state` is what state() gives for these

@@ -187,6 +187,32 @@ TEST_CASE("a load whose optimizer state does not fit changes neither the model n
     }
 }
 
+// Found by an attack: a layer resized by hand after its optimizer was made was saved with
+// the optimizer's moments of the old shape, over a good checkpoint; no load took it back
+// ("state 'm.0' is 2x2 but its parameter 'W' is 3x2").
+TEST_CASE("a save refuses optimizer state of a parameter resized since, and keeps the checkpoint there",
+          "[checkpoint][module][optimizers]") {
+    test_support::TempDir dir("module-checkpoint-resized");
+    nn::Linear<double> fc(2, 2, 1u);
+    nn::Adam<double> adam(fc.parameters(), 0.1);
+    nn::Momentum<double> momentum(fc.parameters(), 0.1);
+    nn::save(dir.path / "ckpt", fc, adam);
+    const auto read = [&] {
+        std::ifstream in(dir.path / "ckpt" / "manifest.json", std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::string before = read();
+    fc.W.value = Matrix<double>{{1.0, 2.0}, {3.0, 4.0}, {5.0, 6.0}};
+    fc.b.value = Matrix<double>{{0.0}, {0.0}, {0.0}};
+    REQUIRE_THROWS_WITH(nn::save(dir.path / "ckpt", fc, adam),
+                        Contains("adam: parameter 'W' is 3x2 but its first moment is 2x2"));
+    REQUIRE_THROWS_WITH(momentum.state(), Contains("momentum: parameter 'W' is 3x2 but its velocity is 2x2"));
+    REQUIRE(read() == before);
+    nn::Linear<double> same(2, 2, 1u);
+    nn::Adam<double> same_adam(same.parameters(), 0.1);
+    REQUIRE_NOTHROW(nn::load(dir.path / "ckpt", same, same_adam));
+}
+
 namespace {
 
 // Two layers of one shape, registered in either order.
