@@ -35,10 +35,13 @@ struct HuberRule {  // smooth_l1 with beta 1: quadratic inside |d| < 1, linear o
     template <class T> static T dt(T p, T t) { return -dp(p, t); }
 };
 
+// The target is checked here, as mse checks its own (see mse_forward): a handle's, which a
+// Replay reads again, made the loss NaN without a word.
 template <class T, class Rule>
 void pointwise_loss_forward(Tape<T>& tape, Node<T>& loss) {
     const Matrix<T>& p = tape.input(loss, 0);
     const Matrix<T>& t = tape.input(loss, 1);
+    ops::require_finite(Rule::name, "target", t);
     loss.scalar = T(1) / static_cast<T>(p.size());
     T total = T(0);
     for (std::size_t k = 0; k < p.size(); ++k) total += Rule::f(p.data()[k], t.data()[k]);

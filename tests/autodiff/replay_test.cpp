@@ -360,6 +360,29 @@ TEST_CASE("a replay checks targets given as a handle, as recording does", "[repl
                                                                  Contains("constant_ref): refill the matrix it reads"));
 }
 
+// Found by an attack: mse, huber and binary_cross_entropy_with_logits refused a NaN target
+// given as a Matrix, but one given as a handle (a constant_ref a replay reads again) made the
+// loss and every gradient NaN without a word.
+TEST_CASE("mse, huber and binary cross-entropy check a target handle in their forward", "[replay]") {
+    using Loss = Var<double> (*)(const Var<double>&, const Var<double>&);
+    const std::pair<const char*, Loss> losses[] = {{"mse", mse<double>},
+                                                   {"huber", huber<double>},
+                                                   {"binary_cross_entropy_with_logits", binary_cross_entropy_with_logits<double>}};
+    for (const auto& [name, loss_of] : losses) {
+        INFO(name);
+        Parameter<double> Z(Matrix<double>{{1.0, 2.0}, {3.0, 4.0}}, "Z");
+        Matrix<double> Y = {{1.0, 0.0}, {0.0, 1.0}};
+        Tape<double> tape;
+        Var<double> loss = loss_of(tape.parameter(Z), tape.constant_ref(Y));
+        tape.backward(loss);
+        Replay<double> replay(tape, loss);
+        Y(1, 0) = std::numeric_limits<double>::quiet_NaN();
+        CHECK_THROWS_WITH(replay.run(), Contains(std::string(name) + ": target (2x2) holds nan at row 1, column 0"));
+        Tape<double> fresh;
+        CHECK_THROWS_WITH(loss_of(fresh.parameter(Z), fresh.constant_ref(Y)), Contains(std::string(name) + ": target"));
+    }
+}
+
 TEST_CASE("a Replay of an output that is not 1x1 is refused when built, not after a whole forward", "[replay]") {
     Parameter<double> p(Matrix<double>{{1.0, 2.0}}, "p");
     Tape<double> tape;
