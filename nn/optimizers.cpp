@@ -486,9 +486,16 @@ double clip_grad_norm(const std::vector<Parameter<T>*>& parameters, double max_n
     if (!(std::isfinite(max_norm) && max_norm > 0))
         throw autodiff::Error("clip_grad_norm: max_norm must be a positive finite number, got " + text(max_norm));
     autodiff::require_no_null_parameter("clip_grad_norm", parameters);
-    const double norm = gradient_norm(parameters);
+    // Each parameter once: one listed twice (as an optimizer may take it) counted its gradient
+    // twice in the norm and was scaled twice, so a gradient of norm 5 clipped to 1 came out
+    // of norm 0.1, without a word (found by an attack).
+    std::vector<Parameter<T>*> distinct;
+    std::set<const Parameter<T>*> seen;
+    for (Parameter<T>* p : parameters)
+        if (seen.insert(p).second) distinct.push_back(p);
+    const double norm = gradient_norm(distinct);
     if (!std::isfinite(norm)) {
-        for (const Parameter<T>* p : parameters)
+        for (const Parameter<T>* p : distinct)
             for (const T g : p->grad)
                 if (!std::isfinite(g))
                     throw autodiff::Error("clip_grad_norm: the gradient of '" + p->name + "' holds " + text(g) +
@@ -497,7 +504,7 @@ double clip_grad_norm(const std::vector<Parameter<T>*>& parameters, double max_n
     }
     if (norm > max_norm) {
         const T factor = T(max_norm / (norm + 1e-6));
-        for (Parameter<T>* p : parameters) p->grad *= factor;
+        for (Parameter<T>* p : distinct) p->grad *= factor;
     }
     return norm;
 }

@@ -140,6 +140,7 @@ public:
 
 /// Scales every gradient by max_norm / norm when their joint L2 norm exceeds max_norm (as
 /// torch.nn.utils.clip_grad_norm_, with its 1e-6 guard); returns the norm before clipping.
+/// A parameter listed more than once counts, and is scaled, once.
 /// Throws autodiff::Error if the norm is not finite, naming the first non-finite parameter.
 template <class T>
 double clip_grad_norm(const std::vector<autodiff::Parameter<T>*>& parameters, double max_norm);

@@ -67,6 +67,17 @@ TEST_CASE("clip_grad_norm scales the gradients as torch.nn.utils.clip_grad_norm_
     }
 }
 
+// Found by an attack: a parameter listed twice counted twice in the norm and was scaled
+// twice: a gradient of norm 5 clipped to 1 came out of norm 0.1, silently.
+TEST_CASE("clip_grad_norm counts and scales a parameter listed twice once", "[optimizers]") {
+    Parameter<double> a(xt::zeros<double>({1, 2}), "a");
+    a.grad = Matrix<double>{{3.0, 4.0}};
+    const double norm = nn::clip_grad_norm<double>({&a, &a}, 1.0);
+    CHECK(norm == 5.0);
+    const double factor = 1.0 / (5.0 + 1e-6);  // as the function computes it
+    CHECK((a.grad == Matrix<double>{{3.0 * factor, 4.0 * factor}}));
+}
+
 TEST_CASE("clip_grad_norm takes the norm of gradients whose squares overflow or underflow a double", "[optimizers]") {
     // Clipping is for exploding gradients: four of 1e200 (a norm of 2e200, a double) were
     // refused as 'the total gradient norm overflows (inf)', and four of 1e-200 had a norm of 0.
