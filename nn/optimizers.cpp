@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <set>
 #include <sstream>
@@ -479,6 +480,22 @@ double gradient_norm(const std::vector<Parameter<T>*>& parameters) {
     return largest * std::sqrt(scaled);
 }
 
+// The parameters, each once, in their order: the list itself when it holds none twice (the
+// usual case), found on a sorted copy kept per thread, so that the Trainer's clipped step
+// allocates nothing after the first.
+template <class T>
+const std::vector<Parameter<T>*>& each_once(const std::vector<Parameter<T>*>& parameters) {
+    thread_local std::vector<Parameter<T>*> sorted, distinct;
+    sorted.assign(parameters.begin(), parameters.end());
+    std::sort(sorted.begin(), sorted.end(), std::less<Parameter<T>*>());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end()) return parameters;
+    distinct.clear();
+    std::set<const Parameter<T>*, std::less<const Parameter<T>*>> seen;
+    for (Parameter<T>* p : parameters)
+        if (seen.insert(p).second) distinct.push_back(p);
+    return distinct;
+}
+
 }  // namespace
 
 template <class T>
@@ -489,10 +506,7 @@ double clip_grad_norm(const std::vector<Parameter<T>*>& parameters, double max_n
     // Each parameter once: one listed twice (as an optimizer may take it) counted its gradient
     // twice in the norm and was scaled twice, so a gradient of norm 5 clipped to 1 came out
     // of norm 0.1, without a word (found by an attack).
-    std::vector<Parameter<T>*> distinct;
-    std::set<const Parameter<T>*> seen;
-    for (Parameter<T>* p : parameters)
-        if (seen.insert(p).second) distinct.push_back(p);
+    const std::vector<Parameter<T>*>& distinct = each_once(parameters);
     const double norm = gradient_norm(distinct);
     if (!std::isfinite(norm)) {
         for (const Parameter<T>* p : distinct)
