@@ -396,7 +396,8 @@ Reference reference(const Instr& ins, const M& a, const M& b, const M& c, bool& 
         case op_sum_axis: if (!need(ins.axis == 0 || ins.axis == 1)) return {}; return reduce_ref(a, ins.axis, false);
         case op_mean_axis: if (!need(ins.axis == 0 || ins.axis == 1)) return {}; return reduce_ref(a, ins.axis, true);
         case op_mse: {
-            if (!need(a.shape() == b.shape())) return {};
+            // A target that is not finite is refused, given as a handle too (the attack of 28f9e5f).
+            if (!need(a.shape() == b.shape() && all_finite(b))) return {};
             M sq = broadcast(a, b, [](double x, double y) { return (x - y) * (x - y); });
             return reduce_ref(sq, -1, true);
         }
