@@ -481,18 +481,25 @@ double gradient_norm(const std::vector<Parameter<T>*>& parameters) {
 }
 
 // The parameters, each once, in their order: the list itself when it holds none twice (the
-// usual case), found on a sorted copy kept per thread, so that the Trainer's clipped step
-// allocates nothing after the first.
+// usual case). Duplicates are found on a sorted copy kept per thread, and each parameter's
+// first listing is found there by binary search, so that the Trainer's clipped step allocates
+// nothing after the first, duplicates or not.
 template <class T>
 const std::vector<Parameter<T>*>& each_once(const std::vector<Parameter<T>*>& parameters) {
     thread_local std::vector<Parameter<T>*> sorted, distinct;
+    thread_local std::vector<char> listed;
+    const std::less<Parameter<T>*> before;
     sorted.assign(parameters.begin(), parameters.end());
-    std::sort(sorted.begin(), sorted.end(), std::less<Parameter<T>*>());
+    std::sort(sorted.begin(), sorted.end(), before);
     if (std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end()) return parameters;
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    listed.assign(sorted.size(), 0);
     distinct.clear();
-    std::set<const Parameter<T>*, std::less<const Parameter<T>*>> seen;
-    for (Parameter<T>* p : parameters)
-        if (seen.insert(p).second) distinct.push_back(p);
+    for (Parameter<T>* p : parameters) {
+        char& seen = listed[std::lower_bound(sorted.begin(), sorted.end(), p, before) - sorted.begin()];
+        if (!seen) distinct.push_back(p);
+        seen = 1;
+    }
     return distinct;
 }
 

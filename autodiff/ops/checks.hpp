@@ -148,4 +148,14 @@ void require_finite(const char* op, const char* what, const Matrix<T>& m) {
     if (!where.empty()) fail(op, std::string(what) + " (" + to_string(shape_of(m)) + ") holds " + where);
 }
 
+// A loss's target read through a handle (a constant_ref a Replay refills) is checked in the
+// forward, so that a replay over new values checks it too. Checked once the loss is summed,
+// and only when the sum is not finite: a target that is not finite always makes it so
+// (inf - inf, 0 * inf, NaN), so the same targets are refused, and a finite step does not pay
+// a pass over its target for the check.
+template <class T>
+void require_finite_target(const char* op, const char* what, T loss_sum, const Matrix<T>& target) {
+    if (!std::isfinite(loss_sum)) require_finite(op, what, target);
+}
+
 }  // namespace autodiff::ops

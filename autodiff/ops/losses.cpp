@@ -36,15 +36,15 @@ struct HuberRule {  // smooth_l1 with beta 1: quadratic inside |d| < 1, linear o
 };
 
 // The target is checked here, as mse checks its own (see mse_forward): a handle's, which a
-// Replay reads again, made the loss NaN without a word.
+// Replay reads again, made the loss NaN without a word (ops::require_finite_target).
 template <class T, class Rule>
 void pointwise_loss_forward(Tape<T>& tape, Node<T>& loss) {
     const Matrix<T>& p = tape.input(loss, 0);
     const Matrix<T>& t = tape.input(loss, 1);
-    ops::require_finite(Rule::name, "target", t);
     loss.scalar = T(1) / static_cast<T>(p.size());
     T total = T(0);
     for (std::size_t k = 0; k < p.size(); ++k) total += Rule::f(p.data()[k], t.data()[k]);
+    ops::require_finite_target(Rule::name, "target", total, t);
     loss.value(0, 0) = total * loss.scalar;
 }
 

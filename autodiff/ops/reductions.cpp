@@ -41,14 +41,15 @@ Var<T> reduce(const char* op, const Var<T>& x, int axis, bool average) {
 // loss = mean((p - t)^2); loss.scalar holds 1/N.
 // The target is checked here, as softmax_cross_entropy checks a target handle: given as a
 // Matrix, a NaN target was refused, but given as a handle (a constant_ref a Replay refills)
-// it made the loss and every gradient NaN without a word (found by an attack).
+// it made the loss and every gradient NaN without a word (found by an attack). See
+// ops::require_finite_target for when it is scanned.
 template <class T>
 void mse_forward(Tape<T>& tape, Node<T>& loss) {
     const Matrix<T>& p = tape.input(loss, 0);
     const Matrix<T>& t = tape.input(loss, 1);
-    ops::require_finite("mse", "target", t);
     T total = T(0);
     for (std::size_t k = 0; k < p.size(); ++k) total += (p.data()[k] - t.data()[k]) * (p.data()[k] - t.data()[k]);
+    ops::require_finite_target("mse", "target", total, t);
     loss.value(0, 0) = total * loss.scalar;
 }
 

@@ -128,9 +128,6 @@ void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
     T total = T(0);
     if (loss.labels().empty()) {
         const Matrix<T>& Y = target_matrix(tape, loss);
-        // Targets given as a handle are checked here, so that a replay over new values checks
-        // them too (copied ones were checked when recorded, and by Replay::set_targets).
-        if (loss.arity == 2) ops::require_finite("softmax_cross_entropy", "targets", Y);
         for (std::size_t i = 0; i < rows; ++i) {
             const T* y = Y.data() + i * cols;
             const T* z = Z.data() + i * cols;
@@ -139,6 +136,9 @@ void cross_entropy_forward(Tape<T>& tape, Node<T>& loss) {
                 if (target != T(0)) total += target * minus_log_softmax(z[j], j);  // skip: 0 * inf would be NaN
             }
         }
+        // Targets given as a handle are checked here, so that a replay over new values checks
+        // them too (copied ones were checked when recorded, and by Replay::set_targets).
+        if (loss.arity == 2) ops::require_finite_target("softmax_cross_entropy", "targets", total, Y);
         for (std::size_t j = 0; j < cols; ++j) log_norm[j] += log_sum[j];  // what backward reads
         kernels::column_sum(Y, loss.work()[1]);  // each example's target mass, for backward
         for (T& mass : loss.work()[1]) mass = keep * mass + eps;
