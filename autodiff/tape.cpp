@@ -541,11 +541,17 @@ void Tape<T>::backward(const Var<T>& output, const Matrix<T>& seed) {
     ExclusiveUse one_thread(*this, "backward");
     if (held_by_replay_) reject_held_by_replay("backward");
     check(output, "backward");
-    if (detect_anomaly_ && !first_non_finite(seed).empty())
-        throw AnomalyError("anomaly: the seed given to backward holds " + first_non_finite(seed));
     if (shape_of(seed) != shape_of(value(output.index_)))
         throw Error("backward: seed is " + to_string(shape_of(seed)) + " but the output is " +
                     to_string(shape_of(value(output.index_))));
+    // A NaN or infinite seed made every gradient NaN (or infinite) without a word, unless
+    // anomaly detection was on (found by an attack): refused either way.
+    const std::string non_finite = first_non_finite(seed);
+    if (!non_finite.empty()) {
+        if (detect_anomaly_) throw AnomalyError("anomaly: the seed given to backward holds " + non_finite);
+        throw Error("backward: the seed (" + to_string(shape_of(seed)) + ") holds " + non_finite +
+                    ": every gradient would be NaN or infinite");
+    }
     const T* s = seed.data();
     start_backward(output).accumulate([s](std::size_t k) { return s[k]; });
     sweep(output, nullptr);

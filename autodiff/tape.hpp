@@ -540,7 +540,8 @@ public:
     // matrix is reported instead of read out of bounds.
     Var<T> constant_ref(const Matrix<T>& value);
 
-    // From a 1x1 output the sweep is seeded with 1; anything else needs a seed of its shape.
+    // From a 1x1 output the sweep is seeded with 1; anything else needs a seed of its shape,
+    // every number finite.
     void backward(const Var<T>& output);
     void backward(const Var<T>& output, const Matrix<T>& seed);
 

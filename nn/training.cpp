@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iomanip>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 
@@ -198,6 +200,22 @@ void Trainer<T>::require_optimizer_of_model() const {
     if (twice != updated.end())
         throw autodiff::Error("Trainer: the optimizer lists the parameter '" + (*twice)->name +
                               "' twice, so every step would update it twice");
+}
+
+// The schedule computes in double and the optimizer takes a T: a base rate a float holds as 0
+// (1e-50) trained every step at rate 0 without a word, and one it holds as infinite (1e39)
+// was refused only by the first step's update (found by an attack).
+template <class T>
+void Trainer<T>::set_schedule(const LearningRateSchedule& schedule) {
+    const T base = static_cast<T>(schedule.base());
+    if (!(std::isfinite(base) && base > T(0))) {
+        std::ostringstream out;
+        out << std::setprecision(8) << "Trainer: the schedule's base rate " << schedule.base() << " is " << base
+            << " as a " << (sizeof(T) == sizeof(float) ? "float" : "double")
+            << " (the Trainer's type): it must be a positive finite number there";
+        throw autodiff::Error(out.str());
+    }
+    schedule_ = schedule;
 }
 
 template <class T>

@@ -71,8 +71,9 @@ public:
     /// Scale the gradients to this joint L2 norm at most before every step (0: never).
     void set_clip_grad_norm(double max_norm);
     /// Set the optimizer's rate before every step from schedule.at(global step), where the
-    /// global step is epoch * batches per epoch + batch: resumable by construction.
-    void set_schedule(const LearningRateSchedule& schedule) { schedule_ = schedule; }
+    /// global step is epoch * batches per epoch + batch: resumable by construction. Throws
+    /// autodiff::Error if the base rate is 0 or infinite as a T (a float Trainer).
+    void set_schedule(const LearningRateSchedule& schedule);
     /// On: an epoch leaves out its last batch when it is smaller than batch_size (PyTorch's
     /// DataLoader drop_last), as a model with BatchNorm needs when that batch would hold a single
     /// example, and the epoch's statistics count the examples trained on. The schedule's

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include "autodiff/autodiff.hpp"
@@ -95,6 +96,17 @@ TEST_CASE("backward from a non-scalar output needs a seed of its shape", "[tape]
     REQUIRE_THROWS_WITH(tape.backward(y, M({{1, 1}})), Contains("seed is 1x2 but the output is 2x2"));
     tape.backward(y, M({{1, 0}, {0, 2}}));
     REQUIRE((x.grad() == M({{3, 0}, {0, 6}})));
+}
+
+TEST_CASE("backward refuses a seed that is not finite, and the tape can still be swept", "[tape]") {
+    Tape<double> tape;
+    Var<double> x = tape.leaf(M({{1, 2}}));
+    Var<double> y = 3.0 * x;
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    REQUIRE_THROWS_WITH(tape.backward(y, M({{1, nan}})), Contains("backward: the seed (1x2) holds nan at row 0, column 1"));
+    REQUIRE_THROWS_WITH(tape.backward(y, M({{-inf, 1}})), Contains("backward: the seed (1x2) holds -inf at row 0, column 0"));
+    tape.backward(y, M({{1, 2}}));
+    REQUIRE((x.grad() == M({{3, 6}})));
 }
 
 TEST_CASE("parameter gradients accumulate across backward calls until zero_grad", "[tape]") {

@@ -108,6 +108,27 @@ TEST_CASE("a per-step schedule sets the rate at every step and reaches 0", "[tra
     REQUIRE(sgd.learning_rate() == 0.0);
 }
 
+TEST_CASE("a float Trainer refuses a schedule whose base rate is 0 or infinite as a float", "[trainer][schedule]") {
+    nn::Sequential<float> net;
+    net.add<nn::Linear<float>>(4, 3, 0u);
+    nn::SGD<float> sgd(net.parameters(), 0.1f);
+    nn::Trainer<float> trainer(net, sgd, 50, 0);
+    const nn::DataLoader<float> iris(nn::iris<float>());
+    // Before: a base of 1e-50 trained at rate 0 without a word; 1e39 failed in the first step.
+    REQUIRE_THROWS_WITH(trainer.set_schedule(nn::LearningRateSchedule::constant(1e-50)),
+                        Contains("the schedule's base rate 1e-50 is 0 as a float"));
+    REQUIRE_THROWS_WITH(trainer.set_schedule(nn::LearningRateSchedule::step(1e39, 10)),
+                        Contains("the schedule's base rate 1e+39 is inf as a float"));
+    const autodiff::Matrix<float> before = net.parameters()[0]->value;
+    trainer.train_epoch(iris, 0);  // no schedule was taken: the optimizer's own rate, 0.1
+    REQUIRE(sgd.learning_rate() == 0.1f);
+    const bool trained = !(net.parameters()[0]->value == before);
+    REQUIRE(trained);
+    trainer.set_schedule(nn::LearningRateSchedule::constant(1e-30));  // a float holds it
+    trainer.train_epoch(iris, 1);
+    REQUIRE(sgd.learning_rate() == 1e-30f);
+}
+
 namespace {
 
 // 20 token ids (one feature) labelled by their parity: each shuffled batch holds other tokens.
