@@ -755,9 +755,14 @@ namespace {
 // An entry's first line and its inline block are what a swept entry whose value is inline
 // reads (Node::in_line): both are asked for at once. The matrices' lines of one that is not
 // are asked for once its first line (its flags) is in.
+//
+// How far ahead: 8, 4 and 2 entries on the Zen 2/3 machines of the first measurements; on a
+// Zen 5 (AVX-512) 24, 12 and 6 took the recurrent gradient at 2 x 4096 from 13.7-14.0 to
+// 11.4-11.7 ms and at 2 x 1024 from 2.34 to 2.24 ms (alternated runs), the in-cache sizes
+// unchanged (bench/README.md, "Twenty-first session").
 template <class T>
 void Tape<T>::prefetch_for_sweep(std::size_t i) const {
-    constexpr std::size_t kFar = 8, kNear = 4, kBuffers = 2;
+    constexpr std::size_t kFar = 24, kNear = 12, kBuffers = 6;
     if (i >= kFar) prefetch_entry(nodes_[i - kFar]);
     if (i >= kNear) {
         const Node<T>& n = nodes_[i - kNear];
