@@ -767,6 +767,7 @@ void Tape<T>::prefetch_for_sweep(std::size_t i) const {
     if (i >= kNear) {
         const Node<T>& n = nodes_[i - kNear];
         if (!n.in_line()) prefetch_lines(&n.value, 2 * sizeof(Matrix<T>));
+        if (n.extras) prefetch_lines(n.extras.get(), sizeof(NodeExtras<T>));  // what a loss's backward reads: saved, labels, work
         for (std::uint8_t k = 0; k < n.arity; ++k)  // those the first stage has not asked for
             if (n.inputs[k] + (kFar - kNear) < i - kNear) prefetch_entry(nodes_[n.inputs[k]]);
     }
@@ -783,6 +784,13 @@ template <class T>
 void Tape<T>::prefetch_buffers(const Node<T>& n) const {
     if (n.backward == nullptr) return;
     if (!n.in_line()) prefetch_lines(n.grad.data(), n.grad.size() * sizeof(T));
+    if (n.extras) {
+        const NodeExtras<T>& more = *n.extras;
+        prefetch_lines(more.saved.data(), more.saved.size() * sizeof(T));
+        prefetch_lines(more.labels.data(), more.labels.size() * sizeof(std::size_t));
+        prefetch_lines(more.work[0].data(), more.work[0].size() * sizeof(T));
+        prefetch_lines(more.work[1].data(), more.work[1].size() * sizeof(T));
+    }
     for (std::uint8_t k = 0; k < n.arity; ++k) {
         const Node<T>& in = nodes_[n.inputs[k]];
         if (in.in_line()) continue;  // with its entry
