@@ -214,6 +214,14 @@ std::string sample(CharModel<T>& model, const Corpus& corpus, std::size_t prompt
         x(id, 0) = T(1);
         const std::vector<Var<T>> hs = model.lstm({tape.constant(x)}, state);
         const Matrix<T> p = softmax(model.head(hs[0])).value();
+        // A model whose numbers overflowed (a last step too large: the loss checked before it
+        // was finite) gives NaN probabilities, which std::discrete_distribution may not take:
+        // the sample came out as newlines, with exit status 0 (found by an attack).
+        for (std::size_t k = 0; k < p.size(); ++k)
+            if (!std::isfinite(p.data()[k]))
+                throw std::runtime_error("the sample: the model's next-character probabilities are not finite (" +
+                                         std::to_string(p.data()[k]) + " after " + std::to_string(k) +
+                                         " characters of the sample): its weights grew too large in training; try a lower --lr");
         for (std::size_t l = 0; l < layers; ++l) h[l] = state[l].h.value(), c[l] = state[l].c.value();
         std::discrete_distribution<std::size_t> next(p.begin(), p.end());
         id = next(rng);

@@ -23,6 +23,12 @@ for k in $(seq 200); do printf '\001a\033b'; done > "$dir/controls.txt"
 "$program" --text "$dir/controls.txt" --epochs 2 --hidden 8 > "$dir/out" || fail "the run on control bytes failed"
 grep -q 'sample: .*\\x0[01b]' "$dir/out" || fail "no escaped byte in the sample"
 ! grep -q "$(printf '\033')" "$dir/out" || fail "a raw ESC reached the output"
+# A step so large that the model's numbers overflow: its probabilities are NaN, and the sample
+# drawn from them was 40 newlines (std::discrete_distribution's undefined behaviour) with exit 0.
+expect_failure "a model whose output overflowed" "$program" --lr 3e38 --epochs 1 --steps 100 --hidden 8 --sample 40
+grep -q "train_char_lstm: the sample: the model's next-character probabilities are not finite" "$dir/out" ||
+  fail "the overflowed model was not named"
+! grep -q '^sample:' "$dir/out" || fail "a sample was written from NaN probabilities"
 mkdir "$dir/a_directory"
 expect_failure "a directory as --text" "$program" --text "$dir/a_directory"
 grep -q "$dir/a_directory: not a regular file" "$dir/out" || fail "the directory was not named as such"
