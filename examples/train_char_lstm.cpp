@@ -40,6 +40,7 @@
 #include "nn/lstm.hpp"
 #include "nn/optimizers.hpp"
 #include "support/guarded_main.hpp"
+#include "support/training_run.hpp"
 
 using autodiff::Matrix;
 using autodiff::Tape;
@@ -274,7 +275,9 @@ int run(const Options& o) {
                 vocabulary, o.batch, windows, o.steps, o.replay ? ", replayed" : "");
 
     CharModel<T> model(vocabulary, o);
-    nn::Adam<T> optimizer(model.parameters(), T(o.learning_rate));
+    // Refused unless positive and finite as a float: 1e-50 was refused by Adam as "got 0", a
+    // rate nobody gave (found by an attack; train_mlp and train_cnn check theirs so).
+    nn::Adam<T> optimizer(model.parameters(), example::learning_rate_as<T>(o.learning_rate));
     Window<T> window(model, vocabulary, o);
     for (std::size_t epoch = 1; epoch <= o.epochs; ++epoch) {
         const auto start = std::chrono::steady_clock::now();

@@ -29,6 +29,11 @@ expect_failure "a model whose output overflowed" "$program" --lr 3e38 --epochs 1
 grep -q "train_char_lstm: the sample: the model's next-character probabilities are not finite" "$dir/out" ||
   fail "the overflowed model was not named"
 ! grep -q '^sample:' "$dir/out" || fail "a sample was written from NaN probabilities"
+# The run is in float: a --lr that is positive as typed but 0 there was refused by Adam as
+# "got 0", a rate nobody gave.
+expect_failure "a --lr that is 0 as a float" "$program" --lr 1e-50 --epochs 1
+grep -q "train_char_lstm: --lr 1e-50 is 0 as a float: it must be a positive finite number there" "$dir/out" ||
+  fail "the rate typed was not named"
 mkdir "$dir/a_directory"
 expect_failure "a directory as --text" "$program" --text "$dir/a_directory"
 grep -q "$dir/a_directory: not a regular file" "$dir/out" || fail "the directory was not named as such"
