@@ -15,10 +15,28 @@ bool is_optimizer_entry(const std::string& name) { return name.rfind(optimizer_p
 // the optimizer's parameters, in order, say whose state each position holds.
 const std::string parameters_key = optimizer_prefix + "parameters";
 
+// The parameters' own names: what the checkpoints saved before the model's names were used hold.
 template <class T>
-std::string parameter_names(const Optimizer<T>& optimizer) {
+std::string own_names(const Optimizer<T>& optimizer) {
     std::string names;
     for (const autodiff::Parameter<T>* p : optimizer.parameters()) names += (names.empty() ? "" : ", ") + p->name;
+    return names;
+}
+
+// The names the model gives the optimizer's parameters ("first.W"), in the optimizer's order
+// (a parameter's own name if the model does not hold it). Not their own names: a parameter
+// registered from elsewhere keeps the name its owner gave it, and two blocks whose parameters
+// are both named "weight" read "weight, bias, weight, bias" in either order, so each took the
+// other's state without a word (found by an attack).
+template <class T>
+std::string parameter_names(Module<T>& model, const Optimizer<T>& optimizer) {
+    std::map<const autodiff::Parameter<T>*, std::string> full;
+    for (const auto& p : model.named_parameters()) full.emplace(p.item, p.name);
+    std::string names;
+    for (const autodiff::Parameter<T>* p : optimizer.parameters()) {
+        const auto it = full.find(p);
+        names += (names.empty() ? "" : ", ") + (it != full.end() ? it->second : p->name);
+    }
     return names;
 }
 
@@ -110,7 +128,8 @@ void assign_module(const Checkpoint& checkpoint, Module<T>& model) {
 // Loads the optimizer's entries of `checkpoint` into `optimizer`, which changes nothing if
 // they do not fit it (Optimizer::load_state).
 template <class T>
-void restore_optimizer_state(const Checkpoint& checkpoint, Optimizer<T>& optimizer, const std::filesystem::path& dir) {
+void restore_optimizer_state(const Checkpoint& checkpoint, Module<T>& model, Optimizer<T>& optimizer,
+                             const std::filesystem::path& dir) {
     const auto saved = checkpoint.meta.find("optimizer");
     if (saved == checkpoint.meta.end())
         throw DataError(dir.string() + ": holds no optimizer state (saved without an optimizer)");
@@ -118,13 +137,15 @@ void restore_optimizer_state(const Checkpoint& checkpoint, Optimizer<T>& optimiz
         throw DataError(dir.string() + ": its optimizer state is " + saved->second + "'s, not " + optimizer.name() + "'s");
     // A model whose same-shaped layers were registered in another order took each one's state
     // for another's, silently (found by an attack). Checked when the counts agree (load_state
-    // says which arrays are missing or left over otherwise); older checkpoints lack the names.
+    // says which arrays are missing or left over otherwise); older checkpoints lack the names,
+    // or hold the parameters' own names (own_names), taken as they were.
     const auto names = checkpoint.meta.find(parameters_key);
+    const std::string expected = parameter_names(model, optimizer);
     if (names != checkpoint.meta.end() &&
         std::count(names->second.begin(), names->second.end(), ',') + 1 == std::ptrdiff_t(optimizer.parameters().size()) &&
-        names->second != parameter_names(optimizer))
+        names->second != expected && names->second != own_names(optimizer))
         throw DataError(dir.string() + ": its optimizer state was saved for the parameters " + names->second +
-                        ", in that order, but this optimizer's are " + parameter_names(optimizer) +
+                        ", in that order, but this optimizer's are " + expected +
                         " (the model's parts registered in another order?)");
     std::map<std::string, autodiff::Matrix<T>> state;
     for (const auto& [name, array] : checkpoint.arrays)
@@ -150,7 +171,7 @@ void save(const std::filesystem::path& dir, Module<T>& model, const Optimizer<T>
     Checkpoint c = model_checkpoint(model, meta);
     c.meta["optimizer"] = optimizer.name();
     for (const auto& [key, value] : optimizer.hyperparameters()) c.meta[optimizer_prefix + key] = value;
-    c.meta[parameters_key] = parameter_names(optimizer);
+    c.meta[parameters_key] = parameter_names(model, optimizer);
     for (const auto& [key, value] : optimizer.state()) c.arrays[optimizer_prefix + key] = value;
     save_checkpoint(dir, c);
 }
@@ -173,7 +194,7 @@ template <class T>
 Checkpoint load(const std::filesystem::path& dir, Module<T>& model, Optimizer<T>& optimizer) {
     Checkpoint c = load_checkpoint(dir);
     require_module_fits(c, model, dir.string());
-    restore_optimizer_state(c, optimizer, dir);
+    restore_optimizer_state(c, model, optimizer, dir);
     assign_module(c, model);
     return c;
 }

@@ -5,8 +5,8 @@
 ///                         "bn.running_mean.npy"), in the model's dtype
 ///   optimizer.<key>.npy   the optimizer's state (moments, velocities, step count)
 ///   manifest.json         "module" (the model's describe()), "dtype", "optimizer" and its
-///                         hyper-parameters ("optimizer.<name>"), the names of the optimizer's
-///                         parameters in the order of its state ("optimizer.parameters"),
+///                         hyper-parameters ("optimizer.<name>"), the model's full names of the
+///                         optimizer's parameters in the order of its state ("optimizer.parameters"),
 ///                         and the caller's own entries
 /// Loading into a model refuses, listing every one, names the model has and the file lacks,
 /// names the file has and the model lacks, and arrays whose shape differs; nothing is

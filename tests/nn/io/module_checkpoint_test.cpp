@@ -366,3 +366,48 @@ TEST_CASE("a load refuses backward() through a recording made before it, as an o
     fresh.backward(autodiff::softmax_cross_entropy(loaded(fresh.constant(x)), y));
     REQUIRE((model.encoder.W.grad == loaded.encoder.W.grad));
 }
+
+namespace {
+
+// A block of the user's own, its parameters named by itself ("weight", "bias") and registered
+// under other names: they keep their own names, and two blocks share them.
+struct NamedBlock : nn::Module<double> {
+    autodiff::Parameter<double> W, b;
+    explicit NamedBlock(double start) : W(Matrix<double>({3, 3}, start), "weight"), b(Matrix<double>({3, 1}, start), "bias") {
+        this->register_parameter("W", W);
+        this->register_parameter("b", b);
+    }
+};
+
+struct NamedPair : nn::Module<double> {
+    NamedBlock first{0.5}, second{-0.5};
+    explicit NamedPair(bool in_order) {
+        if (in_order) this->register_modules({{"first", first}, {"second", second}});
+        else this->register_modules({{"second", second}, {"first", first}});
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a load refuses optimizer state saved in another order for parameters named alike", "[checkpoint][module]") {
+    // Found by an attack: the order was checked on the parameters' own names, and parameters
+    // that keep a name their owner gave them ("weight" in each block) read "weight, bias,
+    // weight, bias" in either order: each block took the other's Adam moments without a word.
+    test_support::TempDir dir("module-checkpoint-order-named");
+    NamedPair saved(true);
+    nn::Adam<double> adam(saved.parameters(), 1e-2);
+    for (autodiff::Parameter<double>* p : saved.parameters()) p->grad.fill(p == &saved.first.W ? 1.0 : 0.0);
+    adam.step();
+    nn::save(dir.path / "saved", saved, adam);
+    NamedPair reordered(false);
+    nn::Adam<double> reordered_adam(reordered.parameters(), 1e-2);
+    REQUIRE_THROWS_WITH(nn::load(dir.path / "saved", reordered, reordered_adam),
+                        (dir.path / "saved").string() +
+                            ": its optimizer state was saved for the parameters first.W, first.b, second.W, second.b, in "
+                            "that order, but this optimizer's are second.W, second.b, first.W, first.b (the model's parts "
+                            "registered in another order?)");
+    NamedPair same(true);
+    nn::Adam<double> same_adam(same.parameters(), 1e-2);
+    nn::load(dir.path / "saved", same, same_adam);
+    REQUIRE((same_adam.state().at("m.0") == adam.state().at("m.0")));
+}
