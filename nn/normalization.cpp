@@ -93,10 +93,12 @@ autodiff::Var<T> BatchNorm<T>::forward(autodiff::Var<T> x) {
     autodiff::ensure_shape(inverse_std_, {n, 1});
     for (std::size_t i = 0; i < n; ++i) {
         // A checkpoint's finite but negative variance (or one assigned) made every output NaN
-        // silently (found by an attack).
-        if (!(running_var(i, 0) >= T(0)))
+        // silently, and an infinite one (assigned) made its feature the bias whatever the
+        // input (both found by attacks).
+        if (!(running_var(i, 0) >= T(0) && std::isfinite(running_var(i, 0))))
             throw autodiff::Error(this->who() + ": running_var holds " + std::to_string(running_var(i, 0)) +
-                                  " at row " + std::to_string(i) + " (a variance is never negative: loaded or assigned?)");
+                                  " at row " + std::to_string(i) +
+                                  " (a variance of data is finite and never negative: loaded or assigned?)");
         // The same for a NaN or an infinite mean, assigned by hand (a checkpoint holds none).
         if (!std::isfinite(running_mean(i, 0)))
             throw autodiff::Error(this->who() + ": running_mean holds " + std::to_string(running_mean(i, 0)) +

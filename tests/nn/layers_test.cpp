@@ -156,11 +156,17 @@ TEST_CASE("a misfit input names the layer, the shape it got and the shape it tak
     // A negative running variance (a finite checkpoint's, found by an attack) made every output NaN.
     bn.running_var(1, 0) = -1.0;
     REQUIRE_THROWS_WITH(bn(tape.constant(xt::zeros<double>({3, 1}))),
-                        Contains("running_var holds -1.000000 at row 1 (a variance is never negative"));
+                        Contains("running_var holds -1.000000 at row 1 (a variance of data is finite and never negative"));
     // A NaN running mean made every output NaN the same way (found by an attack).
     bn.running_var(1, 0) = 1.0;
     bn.running_mean(2, 0) = std::nan("");
     REQUIRE_THROWS_WITH(bn(tape.constant(xt::zeros<double>({3, 1}))), Contains("running_mean holds nan at row 2"));
+    // An infinite running variance passed as "never negative": its feature came out as the bias
+    // whatever the input, silently (found by an attack).
+    bn.running_mean(2, 0) = 0.0;
+    bn.running_var(0, 0) = std::numeric_limits<double>::infinity();
+    REQUIRE_THROWS_WITH(bn(tape.constant(xt::ones<double>({3, 1}))), Contains("running_var holds inf at row 0"));
+    bn.running_var(0, 0) = 1.0;
     REQUIRE_THROWS_WITH(nn::LayerNorm<double>(4)(tape.constant(xt::zeros<double>({5, 2}))),
                         Contains("LayerNorm(4, eps=1e-05): its input is 5x2 but it takes 4 features"));
     nn::Embedding<double> emb(5, 2);
