@@ -111,8 +111,11 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
         throw std::invalid_argument("train_cnn: the images have " + std::to_string(train_set.feature_count()) +
                                     " pixels, not 28x28");
     Net net(image, train_set.classes, o.channels.at(0), o.channels.at(1), o.hidden, o.dropout, o.seed);
+    const float weight_decay = example::option_as<float>(
+        "--weight-decay", o.weight_decay, [](double d) { return std::isfinite(d) && d >= 0; },
+        "it must be a finite number >= 0 there");
     auto optimizer = nn::make_optimizer<float>(o.optimizer, net.parameters(), example::learning_rate_as<float>(o.learning_rate), 0.9f,
-                                               float(o.weight_decay));
+                                               weight_decay);
     const nn::DataLoader<float> train_batches(train_set), test_batches(test_set);
     nn::Trainer<float> trainer(net, *optimizer, o.batch_size, o.seed);
     if (!o.eval.empty()) {

@@ -137,8 +137,10 @@ int run(const Options& o, nn::distributed::Communicator& comm) {
         net = std::make_unique<nn::MLP<T>>(sizes, nn::activation_from_string(o.activation),
                                            nn::init_from_string(o.init), o.seed);
     }
+    const T momentum = example::option_as<T>(
+        "--momentum", o.momentum, [](double m) { return m >= 0 && m < 1; }, "it must be in [0, 1) there");
     auto optimizer = nn::make_optimizer<T>(o.optimizer, net->parameters(), example::learning_rate_as<T>(o.learning_rate),
-                                           T(o.momentum));
+                                           momentum);
     if (!o.resume.empty()) nn::restore_optimizer(resumed, *optimizer);
     nn::Trainer<T> trainer(*net, *optimizer, o.batch_size, o.seed);
     const auto data_parallel = example::data_parallel_for(comm, trainer, net->parameters());  // under mpirun only

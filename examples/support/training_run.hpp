@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <iomanip>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -59,6 +60,24 @@ T learning_rate_as(double lr) {
         throw std::invalid_argument(message.str());
     }
     return rate;
+}
+
+/// Another option the optimizer takes in the run's number type (--momentum, --weight-decay):
+/// refused, naming what was typed, when it is valid as typed (`valid`) but not as a T: a
+/// momentum of 0.99999999 is 1 as a float and a weight decay of 1e39 infinite, and the
+/// optimizer then said "got 1" or "got inf", a value nobody gave (found by an attack). A value
+/// invalid as typed is left to the optimizer, whose message names it.
+template <class T, class Valid>
+T option_as(const char* option, double value, Valid&& valid, const char* rule) {
+    const T converted = static_cast<T>(value);
+    if (valid(value) && !valid(static_cast<double>(converted))) {
+        std::ostringstream message;
+        message << option << " " << std::setprecision(std::numeric_limits<double>::digits10) << value << " is "
+                << std::setprecision(std::numeric_limits<T>::digits10) << converted << " as a "
+                << (sizeof(T) == 4 ? "float" : "double") << ": " << rule;
+        throw std::invalid_argument(message.str());
+    }
+    return converted;
 }
 
 // An option's value as given, the parts of a list joined by ',' ("16,32"), or its default.
