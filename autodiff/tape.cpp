@@ -511,6 +511,20 @@ void Tape<T>::reject_input(const Node<T>& n, int i) {
 
 
 template <class T>
+void Tape<T>::reject_grad_for_nograd_parameter(const Node<T>& n, int i) const {
+    const Node<T>& in = nodes_[n.inputs[i]];
+    const NodeExtras<T>& leaf = in.in_place_record();
+    // It may be gone since (nothing else reads it): named only if it still lives.
+    const bool alive = detail::TapeRegistry::generation(leaf.parameter_slot).load(std::memory_order_acquire) ==
+                       leaf.parameter_identity;
+    const std::string what = alive ? "the parameter '" + in.parameter->name + "' (" + to_string(leaf.recorded_shape) + ")"
+                                   : "a parameter (" + to_string(leaf.recorded_shape) + ", since destroyed)";
+    throw Error(std::string(n.op) + ": its backward asked Tape::grad_of for input " + std::to_string(i) + ", " + what +
+                " recorded under NoGrad, which takes no gradient; test tape.needs_grad(node, " + std::to_string(i) +
+                ") first");
+}
+
+template <class T>
 void Tape<T>::backward(const Var<T>& output) {
     ExclusiveUse one_thread(*this, "backward");
     if (held_by_replay_) reject_held_by_replay("backward");

@@ -813,6 +813,8 @@ private:
         return i;
     }
     [[noreturn]] static void reject_input(const Node<T>& n, int i);
+    // grad_of's error for input i of n, a parameter recorded with gradients off.
+    [[noreturn, gnu::cold, gnu::noinline]] void reject_grad_for_nograd_parameter(const Node<T>& n, int i) const;
     // Checks, then the output's seed sink. in_place_rerecorded: a replay's forward has just
     // checked every entry read in place (rerecord_in_place) and ran only the library's code
     // since, so only their gradients are left to check.
@@ -1157,6 +1159,11 @@ inline GradientSink<T> Tape<T>::grad_of(const Node<T>& n, int i) {
     const std::uint32_t index = n.inputs[check_input(n, i)];
     Node<T>& in = nodes_[index];
     if (in.in_line()) return detour_grad(index);
+    // A parameter recorded under NoGrad takes no gradient, but a user's backward that skipped
+    // needs_grad (rule 3 of docs/custom_ops.md) wrote one straight into its Parameter::grad,
+    // for an optimizer to move the frozen parameter, silently (found by an attack). The
+    // library's ops never ask for it.
+    if (in.parameter != nullptr && !in.requires_grad) reject_grad_for_nograd_parameter(n, i);
     const bool overwrite = claim_gradient(index, in.parameter != nullptr);
     Matrix<T>& g = grad_buffer(in);
     if (overwrite) ensure_shape(g, shape_of(value_of(in)));

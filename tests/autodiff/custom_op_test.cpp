@@ -130,6 +130,32 @@ TEST_CASE("custom ops: only inputs that need a gradient get one; errors name the
     CHECK_THROWS_WITH(tape.backward(f), Catch::StartsWith("forgot_to_save: backward reads saved(), but forward saved nothing"));
 }
 
+TEST_CASE("custom ops: a backward that writes a gradient into a parameter recorded under NoGrad is refused",
+          "[custom_op]") {
+    // Found by an attack: a Tape::record op whose backward skipped tape.needs_grad (rule 3)
+    // wrote the gradient of a parameter read under NoGrad, which takes none, straight into its
+    // Parameter::grad: a frozen parameter got a gradient, and an optimizer moved it, silently.
+    Parameter<double> w(Matrix<double>{{1.0}, {1.0}}, "w"), frozen(Matrix<double>{{2.0}, {2.0}}, "frozen");
+    Tape<double> tape;
+    Var<double> f;
+    {
+        NoGrad<double> off(tape);
+        f = tape.parameter(frozen);
+    }
+    const Var<double> W = tape.parameter(w);
+    auto backward = [](Tape<double>& t, Node<double>& node) {
+        const double* g = node.grad.data();
+        for (int i = 0; i < 2; ++i) t.grad_of(node, i).accumulate([g](std::size_t k) { return g[k]; });  // no needs_grad
+    };
+    const Var<double> y = tape.record("careless_add", {W, f}, Shape{2, 1}, backward, [&](Node<double>& n) {
+        for (std::size_t k = 0; k < 2; ++k) n.value.data()[k] = tape.input(n, 0).data()[k] + tape.input(n, 1).data()[k];
+    });
+    CHECK_THROWS_WITH(tape.backward(sum(y)),
+                      "careless_add: its backward asked Tape::grad_of for input 1, the parameter 'frozen' (2x1) "
+                      "recorded under NoGrad, which takes no gradient; test tape.needs_grad(node, 1) first");
+    CHECK((frozen.grad == Matrix<double>{{0.0}, {0.0}}));
+}
+
 TEST_CASE("custom ops: a GradContext cannot be kept beyond its backward call", "[custom_op]") {
     // It refers to the tape's entry: a copy kept by an op's backward read the tape after a
     // reset (another step's entry) or after its destruction (freed memory), with no error.
