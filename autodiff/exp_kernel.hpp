@@ -190,10 +190,14 @@ template <class T>
 inline T log_one(T x) {
     constexpr double smallest_normal = std::numeric_limits<double>::min(), largest = std::numeric_limits<double>::max();
     const double v = static_cast<double>(x);
-    const bool subnormal = v > 0 && v < smallest_normal;
-    const double scaled = subnormal ? v * 0x1p54 : v;
-    const bool finite_positive = v > 0 && v <= largest;
-    const double l = log_normal(finite_positive ? scaled : 1.0, subnormal ? 54.0 : 0.0);
+    // Scaled wherever v < smallest_normal, 0 and below included: log_normal is given 1 there
+    // anyway. A bool `v > 0 && v < smallest_normal` read by both selects kept GCC 12 from
+    // vectorising the loop at all ("no vectype"): the softmax's 1000 logs of an M step ran
+    // scalar, the most of its softmax_columns' time (bench/README.md, "Twenty-first session").
+    const double scaled = v < smallest_normal ? v * 0x1p54 : v;
+    const double less = v < smallest_normal ? 54.0 : 0.0;
+    const bool finite_positive = (v > 0) & (v <= largest);
+    const double l = log_normal(finite_positive ? scaled : 1.0, less);
     const double special = v == 0 ? -HUGE_VAL : (v > 0 ? v : std::numeric_limits<double>::quiet_NaN());
     return static_cast<T>(finite_positive ? l : special);
 }
