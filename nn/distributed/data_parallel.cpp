@@ -74,10 +74,14 @@ void require_same_layout(Communicator& comm, const std::vector<Parameter<T>*>& p
         elements += double(parameters[k]->value.size());
     }
     const std::uint64_t h = fnv1a(fnv_offset, table.data(), table.size() * sizeof(double));
-    const double mine[4] = {double(parameters.size()), elements, double(h >> 32), double(h & 0xffffffffu)};
-    double root[4] = {mine[0], mine[1], mine[2], mine[3]};
-    comm.broadcast(root, 4, 0);
-    double differs = std::equal(mine, mine + 4, root) ? 0 : 1;
+    // The element size too: a DataParallel<float> on one rank beside DataParallel<double> on
+    // the others matched names and shapes, and had rank 0's doubles broadcast into its floats
+    // and the gradients summed across types, silently (found by an attack).
+    const double mine[5] = {double(parameters.size()), elements, double(h >> 32), double(h & 0xffffffffu),
+                            double(sizeof(T))};
+    double root[5] = {mine[0], mine[1], mine[2], mine[3], mine[4]};
+    comm.broadcast(root, 5, 0);
+    double differs = std::equal(mine, mine + 5, root) ? 0 : 1;
     comm.allreduce_sum(&differs, 1);
     if (differs == 0) return;
 
@@ -94,7 +98,11 @@ void require_same_layout(Communicator& comm, const std::vector<Parameter<T>*>& p
         return std::to_string(std::size_t(root_table[i * row_width])) + "x" +
                std::to_string(std::size_t(root_table[i * row_width + 1]));
     };
-    if (k == common && root_count == parameters.size()) {
+    const auto type_name = [](double bytes) { return bytes == double(sizeof(float)) ? "float" : "double"; };
+    if (root[4] != mine[4]) {
+        where = std::string("; rank 0's are ") + type_name(root[4]) + " (" + std::to_string(int(root[4])) +
+                " bytes each), this rank's " + type_name(mine[4]) + " (" + std::to_string(int(mine[4])) + " bytes)";
+    } else if (k == common && root_count == parameters.size()) {
         where = "; this rank's agree with rank 0's, another rank's differ";
     } else if (k < common) {
         const bool same_name = root_table[k * row_width + 2] == table[k * row_width + 2] &&

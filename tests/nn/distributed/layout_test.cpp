@@ -65,6 +65,26 @@ TEST_CASE("ranks whose parameters differ are told so on every rank, naming the d
                                                     : std::vector<Parameter<double>*>{&a, &b});
         if (odd_one) CHECK_THAT(message, Contains("rank 0 has 2, and its parameter #2 (4x3) is missing here"));
     }
+    // The same names and shapes in float on one rank: the table matched, and rank 0's doubles
+    // were broadcast into that rank's floats (half of them, as garbage) and the gradients
+    // summed across types, without a word (found by an attack).
+    SECTION("the same parameters in float on one rank") {
+        if (odd_one) {
+            Parameter<float> fa(xt::ones<float>({3, 4}), "a"), fb(xt::ones<float>({4, 3}), "b");
+            const auto start = std::chrono::steady_clock::now();
+            std::string message;
+            try {
+                DataParallel<float> ddp(comm, {&fa, &fb});
+            } catch (const Error& e) {
+                message = e.what();
+            }
+            CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 10);
+            CHECK_THAT(message, Contains("the parameters differ between ranks") &&
+                                    Contains("rank 0's are double (8 bytes each), this rank's float (4 bytes)"));
+        } else {
+            refused({&a, &b});
+        }
+    }
     // Afterwards the ranks are still in step: the same parameters go through.
     DataParallel<double> ddp(comm, {&a, &b});
     CHECK(ddp.bucket_count() >= 1);
