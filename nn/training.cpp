@@ -75,6 +75,31 @@ void require_same_count(GradientSync<T>* sync, std::size_t n, const char* what) 
                     "share of every batch)");
 }
 
+// Data-parallel: each rank takes its share of the same global batches, shuffled by (seed,
+// epoch), so the ranks must agree on the batch size, the seed and drop_last too: different
+// batch sizes ran different numbers of steps (reductions paired with the wrong ones, then a
+// hang until the timeout), different seeds (seed + rank, as for dropout) trained on an
+// arbitrary mix of the examples without a word (found by an attack). Checked as
+// require_same_count checks n, each number in 32-bit halves so that the sums stay exact.
+template <class T>
+void require_same_batches(GradientSync<T>* sync, std::size_t batch_size, std::uint32_t seed, bool drop_last) {
+    if (!sync || sync->ranks() == 1) return;
+    const std::uint64_t batch = batch_size;
+    const double mine[4] = {double(batch >> 32), double(batch & 0xffffffffu), double(seed), drop_last ? 1.0 : 0.0};
+    double total[4] = {mine[0], mine[1], mine[2], mine[3]};
+    sync->sum(total, 4);
+    double differing = 0;
+    for (int k = 0; k < 4; ++k)
+        if (mine[k] * double(sync->ranks()) != total[k]) differing = 1;
+    sync->sum(&differing, 1);
+    if (differing == 0) return;
+    throw autodiff::Error("Trainer::train_epoch: the ranks train differently: rank " + std::to_string(sync->rank()) +
+                          " of " + std::to_string(sync->ranks()) + " has batch size " + std::to_string(batch_size) +
+                          ", seed " + std::to_string(seed) + ", drop_last " + (drop_last ? "on" : "off") +
+                          ", and another rank not; data-parallel training needs the same batch size, seed and "
+                          "drop_last on every rank (each takes its share of the same shuffled global batches)");
+}
+
 // The loss's one number. Evaluation does no backward, which refuses a loss of another shape:
 // it reported the first element of a 3x8 "loss" as the loss (found by an attack).
 template <class T>
@@ -249,6 +274,7 @@ EpochStats Trainer<T>::run_epoch(std::size_t n, const Gather& gather, std::size_
     listed_.require_alive("Trainer::train_epoch", "the Trainer", kOutliveTrainer);
     GradientSync<T>* const sync = sync_.get("Trainer::train_epoch");
     require_same_count(sync, n, "Trainer::train_epoch");
+    require_same_batches(sync, batch_size_, seed_, drop_last_);
     // Else the first step's NaN loss was blamed on the learning rate (found by an attack).
     check_finite_parameters(parameters_, "Trainer::train_epoch: before epoch " + std::to_string(epoch + 1));
     const auto start = std::chrono::steady_clock::now();
