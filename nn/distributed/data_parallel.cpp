@@ -64,8 +64,14 @@ std::string describe(const std::vector<Parameter<T>*>& parameters) {
 // truncation error or a hang when they do not. Fixed-size collectives first, so a mismatch
 // can neither truncate nor hang; then, only on a mismatch, rank 0's table (its length known
 // to all from the first broadcast) so each rank can name the first difference it sees.
+//
+// The buckets too (`bucket_sizes`, numbers per bucket, as bucket_bytes cut them): ranks given
+// different bucket_bytes passed with the same parameters, and then started allreduces of
+// different lengths side by side (a 24-number bucket against a 12-number one: MPI_ERR_TRUNCATE,
+// or sums of unrelated gradients; found by an attack).
 template <class T>
-void require_same_layout(Communicator& comm, const std::vector<Parameter<T>*>& parameters) {
+void require_same_layout(Communicator& comm, const std::vector<Parameter<T>*>& parameters,
+                         const std::vector<std::size_t>& bucket_sizes, std::size_t bucket_bytes) {
     if (!comm.distributed()) return;
     std::vector<double> table(parameters.size() * row_width);
     double elements = 0;
@@ -77,11 +83,13 @@ void require_same_layout(Communicator& comm, const std::vector<Parameter<T>*>& p
     // The element size too: a DataParallel<float> on one rank beside DataParallel<double> on
     // the others matched names and shapes, and had rank 0's doubles broadcast into its floats
     // and the gradients summed across types, silently (found by an attack).
-    const double mine[5] = {double(parameters.size()), elements, double(h >> 32), double(h & 0xffffffffu),
-                            double(sizeof(T))};
-    double root[5] = {mine[0], mine[1], mine[2], mine[3], mine[4]};
-    comm.broadcast(root, 5, 0);
-    double differs = std::equal(mine, mine + 5, root) ? 0 : 1;
+    const std::uint64_t b = fnv1a(fnv_offset, bucket_sizes.data(), bucket_sizes.size() * sizeof(std::size_t));
+    const double mine[8] = {double(parameters.size()), elements, double(h >> 32), double(h & 0xffffffffu),
+                            double(sizeof(T)), double(bucket_sizes.size()), double(b >> 32), double(b & 0xffffffffu)};
+    double root[8];
+    std::copy(mine, mine + 8, root);
+    comm.broadcast(root, 8, 0);
+    double differs = std::equal(mine, mine + 8, root) ? 0 : 1;
     comm.allreduce_sum(&differs, 1);
     if (differs == 0) return;
 
@@ -102,6 +110,11 @@ void require_same_layout(Communicator& comm, const std::vector<Parameter<T>*>& p
     if (root[4] != mine[4]) {
         where = std::string("; rank 0's are ") + type_name(root[4]) + " (" + std::to_string(int(root[4])) +
                 " bytes each), this rank's " + type_name(mine[4]) + " (" + std::to_string(int(mine[4])) + " bytes)";
+    } else if (std::equal(mine, mine + 5, root) && !std::equal(mine + 5, mine + 8, root + 5)) {
+        const auto buckets = [](double count) { return std::to_string(std::size_t(count)) + (count == 1 ? " bucket" : " buckets"); };
+        where = "; rank 0 packs them into " + buckets(root[5]) + " for its reductions, this rank into " +
+                (root[5] == mine[5] ? "as many of other sizes" : std::to_string(bucket_sizes.size())) + " (bucket_bytes " +
+                std::to_string(bucket_bytes) + "): give every rank the same bucket_bytes";
     } else if (k == common && root_count == parameters.size()) {
         where = "; this rank's agree with rank 0's, another rank's differ";
     } else if (k < common) {
@@ -147,7 +160,9 @@ DataParallel<T>::DataParallel(Communicator& comm, std::vector<Parameter<T>*> par
         b.data.resize(b.data.size() + p->value.size());
         bytes += size;
     }
-    require_same_layout(comm_, parameters);
+    std::vector<std::size_t> bucket_sizes;
+    for (const Bucket& b : buckets_) bucket_sizes.push_back(b.data.size());
+    require_same_layout(comm_, parameters, bucket_sizes, bucket_bytes);
     broadcast_parameters();
 }
 

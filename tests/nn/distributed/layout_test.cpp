@@ -85,6 +85,23 @@ TEST_CASE("ranks whose parameters differ are told so on every rank, naming the d
             refused({&a, &b});
         }
     }
+    // The same parameters packed into other buckets (bucket_bytes differs on one rank): the
+    // ranks' allreduces then paired a 24-number bucket with a 12-number one, MPI_ERR_TRUNCATE
+    // or sums of unrelated gradients (found by an attack).
+    SECTION("the same parameters in buckets of another size on one rank") {
+        const auto start = std::chrono::steady_clock::now();
+        std::string message;
+        try {
+            DataParallel<double> ddp(comm, {&a, &b}, odd_one ? 8 : nn::distributed::default_bucket_bytes);
+        } catch (const Error& e) {
+            message = e.what();
+        }
+        CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 10);
+        CHECK_THAT(message, Contains("the parameters differ between ranks"));
+        if (odd_one)
+            CHECK_THAT(message, Contains("rank 0 packs them into 1 bucket for its reductions, this rank into 2 "
+                                         "(bucket_bytes 8): give every rank the same bucket_bytes"));
+    }
     // Afterwards the ranks are still in step: the same parameters go through.
     DataParallel<double> ddp(comm, {&a, &b});
     CHECK(ddp.bucket_count() >= 1);
