@@ -155,7 +155,7 @@ DataParallel<T>::DataParallel(Communicator& comm, std::vector<Parameter<T>*> par
             bytes = 0;
         }
         Bucket& b = buckets_.back();
-        slots_.push_back({p, buckets_.size() - 1, b.data.size(), p->value.size()});
+        slots_.push_back({p, buckets_.size() - 1, b.data.size(), p->value.size(), p->value.shape()[0], p->value.shape()[1]});
         b.slots.push_back(slots_.size() - 1);
         b.data.resize(b.data.size() + p->value.size());
         bytes += size;
@@ -174,6 +174,27 @@ void DataParallel<T>::require_parameters_alive(const char* who) const {
 template <class T>
 void DataParallel<T>::broadcast_parameters() {
     require_parameters_alive("DataParallel::broadcast_parameters");
+    // Each parameter is sent as it is now, and received into the array each rank has: one
+    // resized since on one rank (rank 0, after loading a checkpoint of its own) had its peers
+    // take 8 numbers into a 12-number array, the rest left as it was, without a word, or
+    // ended in MPI_ERR_TRUNCATE the other way round (found by an attack). Checked against the
+    // layout the ranks agreed on, and agreed on again, so that every rank refuses or none.
+    std::string changed;
+    for (const Slot& s : slots_) {
+        const std::size_t rows = s.parameter->value.shape()[0], cols = s.parameter->value.shape()[1];
+        if (rows != s.rows || cols != s.cols) {
+            changed = "here " + name_of(*s.parameter) + " is " + std::to_string(rows) + "x" + std::to_string(cols) +
+                      ", not the " + std::to_string(s.rows) + "x" + std::to_string(s.cols) + " it was";
+            break;
+        }
+    }
+    double changes = changed.empty() ? 0 : 1;
+    if (comm_.distributed()) comm_.allreduce_sum(&changes, 1);
+    if (changes != 0)
+        throw autodiff::Error("DataParallel::broadcast_parameters: a parameter changed shape since the DataParallel was made (" +
+                              (changed.empty() ? std::string("on another rank") : changed) + " on rank " +
+                              std::to_string(comm_.rank()) + " of " + std::to_string(comm_.size()) +
+                              "): nothing was sent; give it its shape back, or make a new DataParallel");
     for (const Slot& s : slots_) {
         comm_.broadcast(s.parameter->value.data(), s.parameter->value.size(), 0);
         // Written in place, as by an optimizer's step: a loss recorded before refuses backward()

@@ -85,6 +85,7 @@ private:
     struct Slot {  // one parameter's place in a bucket
         autodiff::Parameter<T>* parameter;
         std::size_t bucket, offset, size;  // size: numbers, fixed at construction
+        std::size_t rows, cols;            // its shape then, which broadcast_parameters checks
         bool ready = false;
     };
     struct Bucket {

@@ -106,3 +106,45 @@ TEST_CASE("ranks whose parameters differ are told so on every rank, naming the d
     DataParallel<double> ddp(comm, {&a, &b});
     CHECK(ddp.bucket_count() >= 1);
 }
+
+// broadcast_parameters (after loading a checkpoint on rank 0 only, say) sent each parameter
+// as it was now: one rank had resized one since the DataParallel was made, and its peers
+// took 8 numbers into a 12-number array, the rest left as it was, without a word (or
+// MPI_ERR_TRUNCATE the other way round). Now every rank refuses before anything is sent
+// (found by an attack).
+TEST_CASE("broadcast_parameters refuses a parameter resized since on any rank, on every rank", "[mpi][distributed]") {
+    auto& comm = test_support::world();
+    Parameter<double> a(ones(3, 4), "a"), b(ones(4, 3), "b");
+    DataParallel<double> ddp(comm, {&a, &b});
+    SECTION("resized on rank 0 only") {
+        if (comm.is_root()) a.value = ones(2, 4);
+        std::string message;
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            ddp.broadcast_parameters();
+        } catch (const Error& e) {
+            message = e.what();
+        }
+        CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 10);
+        CHECK_THAT(message, Contains("DataParallel::broadcast_parameters: a parameter changed shape since the DataParallel was made"));
+        if (comm.is_root())
+            CHECK_THAT(message, Contains("here 'a' is 2x4, not the 3x4 it was"));
+        else
+            CHECK_THAT(message, Contains("on another rank"));
+        a.value = ones(3, 4);
+    }
+    SECTION("transposed in place on every rank") {
+        a.value = ones(4, 3);
+        std::string message;
+        try {
+            ddp.broadcast_parameters();
+        } catch (const Error& e) {
+            message = e.what();
+        }
+        CHECK_THAT(message, Contains("here 'a' is 4x3, not the 3x4 it was"));
+        a.value = ones(3, 4);
+    }
+    // As it was, it goes through.
+    ddp.broadcast_parameters();
+    CHECK(a.value.shape()[0] == 3);
+}
