@@ -224,28 +224,35 @@ struct Pair : nn::Module<double> {
     }
 };
 
+// Saves a TwoParts(true) whose first parameter alone had a gradient (so that its Adam moments
+// differ from the others'), then loads it into a TwoParts(false), which must be refused with
+// "<dir>: " + refusal, and into a TwoParts(true), which must take the moments as saved.
+template <class TwoParts>
+void check_order_refused(const char* dir_name, const std::string& refusal) {
+    test_support::TempDir dir(dir_name);
+    TwoParts saved(true);
+    nn::Adam<double> adam(saved.parameters(), 1e-2);
+    for (autodiff::Parameter<double>* p : saved.parameters()) p->grad.fill(p == saved.parameters().front() ? 1.0 : 0.0);
+    adam.step();
+    nn::save(dir.path / "saved", saved, adam);
+    TwoParts reordered(false);
+    nn::Adam<double> reordered_adam(reordered.parameters(), 1e-2);
+    REQUIRE_THROWS_WITH(nn::load(dir.path / "saved", reordered, reordered_adam), (dir.path / "saved").string() + refusal);
+    TwoParts same(true);
+    nn::Adam<double> same_adam(same.parameters(), 1e-2);
+    nn::load(dir.path / "saved", same, same_adam);
+    REQUIRE((same_adam.state().at("m.0") == adam.state().at("m.0")));
+}
+
 }  // namespace
 
 TEST_CASE("a load refuses optimizer state saved for the parameters in another order", "[checkpoint][module]") {
     // Found by an attack: the model's arrays load by name but the optimizer's state by
     // position, and a model whose two same-shaped layers were registered in the other order
     // took each layer's Adam moments for the other's without a word.
-    test_support::TempDir dir("module-checkpoint-order");
-    Pair saved(true);
-    nn::Adam<double> adam(saved.parameters(), 1e-2);
-    for (autodiff::Parameter<double>* p : saved.parameters()) p->grad.fill(p == &saved.a.W ? 1.0 : 0.0);
-    adam.step();
-    nn::save(dir.path / "saved", saved, adam);
-    Pair reordered(false);
-    nn::Adam<double> reordered_adam(reordered.parameters(), 1e-2);
-    REQUIRE_THROWS_WITH(nn::load(dir.path / "saved", reordered, reordered_adam),
-                        (dir.path / "saved").string() +
-                            ": its optimizer state was saved for the parameters a.W, a.b, b.W, b.b, in that order, but "
-                            "this optimizer's are b.W, b.b, a.W, a.b (the model's parts registered in another order?)");
-    Pair same(true);
-    nn::Adam<double> same_adam(same.parameters(), 1e-2);
-    nn::load(dir.path / "saved", same, same_adam);
-    REQUIRE((same_adam.state().at("m.0") == adam.state().at("m.0")));
+    check_order_refused<Pair>("module-checkpoint-order",
+                              ": its optimizer state was saved for the parameters a.W, a.b, b.W, b.b, in that order, but "
+                              "this optimizer's are b.W, b.b, a.W, a.b (the model's parts registered in another order?)");
 }
 
 // Found by an attack: a layer that outlived the model it was registered in kept the names it
@@ -393,21 +400,8 @@ TEST_CASE("a load refuses optimizer state saved in another order for parameters 
     // Found by an attack: the order was checked on the parameters' own names, and parameters
     // that keep a name their owner gave them ("weight" in each block) read "weight, bias,
     // weight, bias" in either order: each block took the other's Adam moments without a word.
-    test_support::TempDir dir("module-checkpoint-order-named");
-    NamedPair saved(true);
-    nn::Adam<double> adam(saved.parameters(), 1e-2);
-    for (autodiff::Parameter<double>* p : saved.parameters()) p->grad.fill(p == &saved.first.W ? 1.0 : 0.0);
-    adam.step();
-    nn::save(dir.path / "saved", saved, adam);
-    NamedPair reordered(false);
-    nn::Adam<double> reordered_adam(reordered.parameters(), 1e-2);
-    REQUIRE_THROWS_WITH(nn::load(dir.path / "saved", reordered, reordered_adam),
-                        (dir.path / "saved").string() +
-                            ": its optimizer state was saved for the parameters first.W, first.b, second.W, second.b, in "
-                            "that order, but this optimizer's are second.W, second.b, first.W, first.b (the model's parts "
-                            "registered in another order?)");
-    NamedPair same(true);
-    nn::Adam<double> same_adam(same.parameters(), 1e-2);
-    nn::load(dir.path / "saved", same, same_adam);
-    REQUIRE((same_adam.state().at("m.0") == adam.state().at("m.0")));
+    check_order_refused<NamedPair>("module-checkpoint-order-named",
+                                   ": its optimizer state was saved for the parameters first.W, first.b, second.W, second.b, in "
+                                   "that order, but this optimizer's are second.W, second.b, first.W, first.b (the model's parts "
+                                   "registered in another order?)");
 }
