@@ -55,19 +55,30 @@ void sum_over_ranks(GradientSync<T>* sync, double& loss_sum, std::size_t& correc
     examples = std::size_t(totals[2]);
 }
 
+// Whether every rank gave the same `count` numbers (each a whole number below 2^53, so that
+// the sums are exact): their sums over the ranks, in totals, then how many ranks' numbers
+// differ from the mean (a rank whose numbers are the mean cannot tell on its own that the
+// others differ). Two small collective sums.
+template <class T>
+bool ranks_agree(GradientSync<T>& sync, const double* mine, double* totals, std::size_t count) {
+    std::copy(mine, mine + count, totals);
+    sync.sum(totals, count);
+    double differing = 0;
+    for (std::size_t k = 0; k < count; ++k)
+        if (mine[k] * double(sync.ranks()) != totals[k]) differing = 1;
+    sync.sum(&differing, 1);
+    return differing == 0;
+}
+
 // Data-parallel: each rank takes its share of every batch of the same n examples, and the
 // statistics summed over the ranks are divided by n, so every rank must hold the same n
-// (different counts would also give the ranks different numbers of batches: a hang). Two
-// small sums, exact for totals below 2^53: n over the ranks, then how many ranks' n differ
-// from the mean (a rank whose n is the mean cannot tell on its own that the others differ).
+// (different counts would also give the ranks different numbers of batches: a hang).
 template <class T>
 void require_same_count(GradientSync<T>* sync, std::size_t n, const char* what) {
     if (!sync || sync->ranks() == 1) return;
-    double total = double(n);
-    sync->sum(&total, 1);
-    double differing = double(n) * double(sync->ranks()) == total ? 0 : 1;
-    sync->sum(&differing, 1);
-    if (differing == 0) return;
+    const double mine = double(n);
+    double total = 0;
+    if (ranks_agree(*sync, &mine, &total, 1)) return;
     throw DataError(std::string(what) + ": the ranks hold different data: rank " + std::to_string(sync->rank()) +
                     " of " + std::to_string(sync->ranks()) + " has " + std::to_string(n) + " examples, the " +
                     std::to_string(sync->ranks()) + " ranks " + std::to_string(std::uint64_t(total)) +
@@ -79,20 +90,15 @@ void require_same_count(GradientSync<T>* sync, std::size_t n, const char* what) 
 // epoch), so the ranks must agree on the batch size, the seed and drop_last too: different
 // batch sizes ran different numbers of steps (reductions paired with the wrong ones, then a
 // hang until the timeout), different seeds (seed + rank, as for dropout) trained on an
-// arbitrary mix of the examples without a word (found by an attack). Checked as
-// require_same_count checks n, each number in 32-bit halves so that the sums stay exact.
+// arbitrary mix of the examples without a word (found by an attack). The batch size in 32-bit
+// halves, so that the sums stay exact.
 template <class T>
 void require_same_batches(GradientSync<T>* sync, std::size_t batch_size, std::uint32_t seed, bool drop_last) {
     if (!sync || sync->ranks() == 1) return;
     const std::uint64_t batch = batch_size;
     const double mine[4] = {double(batch >> 32), double(batch & 0xffffffffu), double(seed), drop_last ? 1.0 : 0.0};
-    double total[4] = {mine[0], mine[1], mine[2], mine[3]};
-    sync->sum(total, 4);
-    double differing = 0;
-    for (int k = 0; k < 4; ++k)
-        if (mine[k] * double(sync->ranks()) != total[k]) differing = 1;
-    sync->sum(&differing, 1);
-    if (differing == 0) return;
+    double totals[4];
+    if (ranks_agree(*sync, mine, totals, 4)) return;
     throw autodiff::Error("Trainer::train_epoch: the ranks train differently: rank " + std::to_string(sync->rank()) +
                           " of " + std::to_string(sync->ranks()) + " has batch size " + std::to_string(batch_size) +
                           ", seed " + std::to_string(seed) + ", drop_last " + (drop_last ? "on" : "off") +
