@@ -194,6 +194,7 @@ inline T log_one(T x) {
     // anyway. A bool `v > 0 && v < smallest_normal` read by both selects kept GCC 12 from
     // vectorising the loop at all ("no vectype"): the softmax's 1000 logs of an M step ran
     // scalar, the most of its softmax_columns' time (bench/README.md, "Twenty-first session").
+    // tests/autodiff/compiled_code.sh asks the compiled library whether the loop still vectorises.
     const double scaled = v < smallest_normal ? v * 0x1p54 : v;
     const double less = v < smallest_normal ? 54.0 : 0.0;
     const bool finite_positive = (v > 0) & (v <= largest);

@@ -752,7 +752,7 @@ namespace {
 // prefetcher follows a sequential read from there). Always inline, as the functions that call
 // it: a prefetch is no side effect to GCC's interprocedural analysis (-fipa-modref), which
 // found such a function free of effects and deleted every call to it, so that no sweep
-// prefetched anything (found by disassembling the sweep; tests/autodiff/sweep_prefetches.sh).
+// prefetched anything (found by disassembling the sweep; tests/autodiff/compiled_code.sh).
 [[gnu::always_inline]] inline void prefetch_lines(const void* p, std::size_t bytes) {
     constexpr std::size_t kMaxBytes = 256;
     const char* c = static_cast<const char*>(p);
