@@ -2,6 +2,7 @@
 // Shape checks shared by the ops: one wording for one kind of mistake.
 
 #include <atomic>
+#include <charconv>
 #include <cmath>
 #include <string>
 
@@ -12,6 +13,15 @@
 namespace autodiff::ops {
 
 [[noreturn]] inline void fail(const char* op, const std::string& what) { throw Error(std::string(op) + ": " + what); }
+// A real number in a message, as its shortest text that reads back as the same value
+// ("1e-07", "-3.5"): std::to_string's six decimals wrote a clamp's bounds 1e-7 and 1e-8 as
+// "[0.000000, 0.000000]" and an eps of -1e-9 as "-0.000000".
+template <class T>
+std::string number_text(T value) {
+    char text[64];
+    const auto [end, error] = std::to_chars(text, text + sizeof(text), value);
+    return error == std::errc() ? std::string(text, end) : std::to_string(value);
+}
 // An elementwise entry whose input no longer has the size it was recorded with (its value is
 // kept inline, or its flat backward expects its input's size): refused by the op's forward
 // and backward alike.
@@ -130,7 +140,7 @@ inline void require_labels(const char* op, Shape logits, const Labels& classes) 
 // An op's scalar parameter (an exponent, a slope) must be a finite number.
 template <class T>
 void require_finite_scalar(const char* op, const char* what, T value) {
-    if (!std::isfinite(value)) fail(op, std::string(what) + " is " + std::to_string(value) + " (it must be finite)");
+    if (!std::isfinite(value)) fail(op, std::string(what) + " is " + number_text(value) + " (it must be finite)");
 }
 
 inline int require_axis(const char* op, int axis) {

@@ -42,7 +42,7 @@ Var<T> dropout(const Var<T>& x, scalar_of<T> p, CounterRng& rng) {
     const ops::HeldTape<T> held("dropout", {x});
     Tape<T>& tape = held.tape();
     if (!(p >= T(0) && p < T(1)))
-        ops::fail("dropout", "p is " + std::to_string(p) + " (the probability of zeroing an element must be in [0, 1))");
+        ops::fail("dropout", "p is " + ops::number_text(p) + " (the probability of zeroing an element must be in [0, 1))");
     Var<T> y = ops::record_library_op(tape, "dropout", {x}, x.shape(), dropout_forward<T>, dropout_backward<T>, [&](Node<T>& n) {
         n.scalar = T(1) / (T(1) - p);
         n.set_scalar2(p);

@@ -179,7 +179,7 @@ Var<T> pow(const Var<T>& x, scalar_of<T> exponent) {
 template <class T>
 Var<T> clamp(const Var<T>& x, scalar_of<T> lo, scalar_of<T> hi) {
     if (!(lo <= hi))
-        ops::fail("clamp", "the bounds are [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (lo must be <= hi)");
+        ops::fail("clamp", "the bounds are [" + ops::number_text(lo) + ", " + ops::number_text(hi) + "] (lo must be <= hi)");
     return ops::unary<T, ClampRule>(x, lo, hi);
 }
 
@@ -198,7 +198,7 @@ Var<T> elu(const Var<T>& x, scalar_of<T> alpha) {
 template <class T>
 Var<T> softplus(const Var<T>& x, scalar_of<T> beta, scalar_of<T> threshold) {
     if (!(beta > T(0)) || !std::isfinite(beta) || std::isnan(threshold))
-        ops::fail("softplus", "beta is " + std::to_string(beta) + " and threshold " + std::to_string(threshold) +
+        ops::fail("softplus", "beta is " + ops::number_text(beta) + " and threshold " + ops::number_text(threshold) +
                                   " (beta must be finite and > 0, threshold a number)");
     return ops::unary<T, SoftplusRule>(x, beta, threshold);
 }

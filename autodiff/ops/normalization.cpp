@@ -42,7 +42,7 @@ void reject_overflow(const Node<T>& y, const Matrix<T>& x, const Groups& G, std:
     T largest = T(0);
     for (std::size_t e = 0; e < G.count; ++e) largest = std::max(largest, std::abs(x.data()[G.at(group, e)]));
     ops::fail(y.op, std::string(G.over_rows ? "column " : "row ") + std::to_string(group) + " of x (" +
-                        to_string(shape_of(x)) + ") holds values up to " + std::to_string(largest) +
+                        to_string(shape_of(x)) + ") holds values up to " + ops::number_text(largest) +
                         " in magnitude: its variance overflows; scale the input down");
 }
 
@@ -118,7 +118,7 @@ template <class T>
 Var<T> normalize(const char* op, std::uint32_t axis, const Var<T>& x, const Var<T>* gain, const Var<T>* bias, T eps) {
     const ops::HeldTape<T> held = gain ? ops::HeldTape<T>(op, {x, *gain, *bias}) : ops::HeldTape<T>(op, {x});
     Tape<T>& tape = held.tape();
-    if (!(eps > T(0)) || !std::isfinite(eps)) ops::fail(op, "eps is " + std::to_string(eps) + " (it must be finite and > 0)");
+    if (!(eps > T(0)) || !std::isfinite(eps)) ops::fail(op, "eps is " + ops::number_text(eps) + " (it must be finite and > 0)");
     const Shape s = x.shape();
     if (axis == 1 && s.cols < 2)
         ops::fail(op, "x is " + to_string(s) + " (features x examples): batch statistics need more than 1 example per feature");

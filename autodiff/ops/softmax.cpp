@@ -192,7 +192,7 @@ Var<T> cross_entropy(std::initializer_list<InputRef<T>> inputs, T label_smoothin
     const ops::HeldTape<T> held("softmax_cross_entropy", inputs);
     Tape<T>& tape = held.tape();
     if (!(label_smoothing >= T(0) && label_smoothing <= T(1)))
-        ops::fail("softmax_cross_entropy", "label_smoothing is " + std::to_string(label_smoothing) + " (it must be in [0, 1])");
+        ops::fail("softmax_cross_entropy", "label_smoothing is " + ops::number_text(label_smoothing) + " (it must be in [0, 1])");
     const T inverse_m = T(1) / static_cast<T>(logits.cols());
     return ops::record_library_op(tape, "softmax_cross_entropy", inputs, {1, 1}, cross_entropy_forward<T>, cross_entropy_backward<T>,
                           [&](Node<T>& loss) {

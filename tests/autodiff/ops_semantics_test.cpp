@@ -12,6 +12,7 @@
 
 using namespace autodiff;
 using Catch::Matchers::Contains;
+using Catch::Matchers::Equals;
 using Catch::Matchers::StartsWith;
 
 namespace {
@@ -148,6 +149,20 @@ TEST_CASE("a shape whose element count wraps around is refused, not indexed past
                                   [](Node<double>&) {}),
                       Contains("big") && Contains("more elements than memory can address"));
     CHECK(sum(x).value()(0, 0) == 2.0);  // the tape is as it was
+}
+
+// std::to_string's six decimals wrote each of these as 0.000000, the very value the message
+// says is wrong or right.
+TEST_CASE("a refused real number is written as the value it was, however small", "[ops][scalars][errors]") {
+    Tape<double> tape;
+    const Var<double> x = tape.leaf(filled(2, 2, 1.0));
+    CHECK_THROWS_WITH(clamp(x, 1e-7, 1e-8), Equals("clamp: the bounds are [1e-07, 1e-08] (lo must be <= hi)"));
+    CHECK_THROWS_WITH(layer_norm(x, -1e-9), Equals("layer_norm: eps is -1e-09 (it must be finite and > 0)"));
+    CHECK_THROWS_WITH(softmax_cross_entropy(x, Labels{0, 1}, -1e-12), Contains("label_smoothing is -1e-12 "));
+    Tape<float> floats;
+    const double below_floats = 1e-50;  // 0 as a float: the message says what the op was given
+    CHECK_THROWS_WITH(layer_norm(floats.leaf(Matrix<float>(xt::ones<float>({2, 2}))), static_cast<float>(below_floats)),
+                      Contains("eps is 0 (it must be finite and > 0)"));
 }
 
 TEST_CASE("images and windows whose element counts wrap around are refused", "[ops][conv]") {
